@@ -1,0 +1,785 @@
+//! The database handle, transactions, and the internal statement runner.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use sqlx::mysql::{MySql, MySqlConnectOptions, MySqlConnection, MySqlPool, MySqlPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, Postgres};
+use sqlx::sqlite::{
+    Sqlite, SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool,
+    SqlitePoolOptions,
+};
+use sqlx::Database;
+use sqlx_core::transaction::TransactionManager;
+
+use crate::error::{Error, Result};
+use crate::value::{Args, Row};
+
+/// Default limit of saves nested inside receivers; see [`Db::with_max_depth`].
+pub const DEFAULT_MAX_DEPTH: u32 = 16;
+
+/// The database a [`Db`] talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Backend {
+    /// SQLite, embedded (sqlx's bundled libsqlite3).
+    Sqlite,
+    /// PostgreSQL.
+    Postgres,
+    /// MySQL or MariaDB.
+    MySql,
+}
+
+impl Backend {
+    /// Index used for per-backend caches.
+    #[doc(hidden)]
+    pub const fn index(self) -> usize {
+        match self {
+            Backend::Sqlite => 0,
+            Backend::Postgres => 1,
+            Backend::MySql => 2,
+        }
+    }
+}
+
+impl fmt::Display for Backend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Backend::Sqlite => "SQLite",
+            Backend::Postgres => "PostgreSQL",
+            Backend::MySql => "MySQL",
+        })
+    }
+}
+
+#[derive(Clone)]
+pub(crate) enum Pool {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+    MySql(MySqlPool),
+}
+
+/// A pool of connections to SQLite, PostgreSQL or MySQL, chosen by URL at run time.
+///
+/// Cloning is cheap: clones share the pool. Pass `&db` to [`Model::save`](crate::Model::save),
+/// [`Model::delete`](crate::Model::delete) and the loaders; each call takes a connection for as
+/// long as it needs one.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> signals_core::Result<()> {
+/// use signals_core::{Backend, Db};
+///
+/// let db = Db::connect("sqlite::memory:").await?;
+/// assert_eq!(db.backend(), Backend::Sqlite);
+/// db.execute_unprepared("CREATE TABLE t (id INTEGER PRIMARY KEY)").await?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Db {
+    pub(crate) pool: Pool,
+    max_depth: u32,
+}
+
+impl fmt::Debug for Db {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Db")
+            .field("backend", &self.backend())
+            .field("max_depth", &self.max_depth)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Db {
+    /// Connects to the database named by `url` and checks that it answers.
+    ///
+    /// - `sqlite::memory:` — a private in-memory database (one connection, so that every
+    ///   statement sees the same data);
+    /// - `sqlite://path/to/file.db` or `sqlite:file.db` — a file, created if missing, in WAL
+    ///   mode with foreign keys enforced; write transactions take the write lock up front
+    ///   (`BEGIN IMMEDIATE`), so concurrent saves wait instead of failing with
+    ///   "database is locked";
+    /// - `postgres://user@host:5432/db` (or `postgresql://`);
+    /// - `mysql://user@host:3306/db` (MySQL or MariaDB; `mariadb://` is accepted too).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use signals_core::{Db, ErrorKind};
+    ///
+    /// let err = Db::connect("oracle://scott@tiger").await.unwrap_err();
+    /// assert_eq!(err.kind(), ErrorKind::Config);
+    /// assert!(err.to_string().contains("`oracle`"));
+    /// # }
+    /// ```
+    pub async fn connect(url: &str) -> Result<Db> {
+        let scheme = url.split(':').next().unwrap_or_default().to_ascii_lowercase();
+        let pool = match scheme.as_str() {
+            "sqlite" => {
+                let memory = is_sqlite_memory(url);
+                let mut opts = SqliteConnectOptions::from_str(url)
+                    .map_err(|e| config_error(url, e))?
+                    .create_if_missing(true)
+                    .foreign_keys(true)
+                    .busy_timeout(Duration::from_secs(10));
+                let mut pool = SqlitePoolOptions::new();
+                if memory {
+                    // Every connection to `:memory:` is a database of its own: keep exactly one,
+                    // forever, so the data lives as long as the pool.
+                    pool = pool
+                        .max_connections(1)
+                        .min_connections(1)
+                        .idle_timeout(None)
+                        .max_lifetime(None);
+                } else {
+                    opts = opts.journal_mode(SqliteJournalMode::Wal);
+                }
+                Pool::Sqlite(
+                    pool.connect_with(opts)
+                        .await
+                        .map_err(|e| connect_error(url, e))?,
+                )
+            }
+            "postgres" | "postgresql" => {
+                let opts = PgConnectOptions::from_str(url).map_err(|e| config_error(url, e))?;
+                Pool::Postgres(
+                    PgPoolOptions::new()
+                        .connect_with(opts)
+                        .await
+                        .map_err(|e| connect_error(url, e))?,
+                )
+            }
+            "mysql" | "mariadb" => {
+                let url = if scheme == "mariadb" {
+                    format!("mysql{}", &url["mariadb".len()..])
+                } else {
+                    url.to_owned()
+                };
+                let opts = MySqlConnectOptions::from_str(&url).map_err(|e| config_error(&url, e))?;
+                Pool::MySql(
+                    MySqlPoolOptions::new()
+                        .connect_with(opts)
+                        .await
+                        .map_err(|e| connect_error(&url, e))?,
+                )
+            }
+            _ => {
+                return Err(Error::Config(format!(
+                    "unsupported database URL scheme `{scheme}` in `{}`; expected `sqlite:`, \
+                     `postgres://` or `mysql://`",
+                    redact(url)
+                )));
+            }
+        };
+        Ok(Db {
+            pool,
+            max_depth: DEFAULT_MAX_DEPTH,
+        })
+    }
+
+    /// Sets how deeply saves and deletes may nest inside receivers before failing with
+    /// [`Error::RecursionLimit`] (default [`DEFAULT_MAX_DEPTH`]).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> signals_core::Result<()> {
+    /// let db = signals_core::Db::connect("sqlite::memory:").await?.with_max_depth(4);
+    /// assert_eq!(db.max_depth(), 4);
+    /// # Ok(()) }
+    /// ```
+    pub fn with_max_depth(mut self, depth: u32) -> Self {
+        self.max_depth = depth;
+        self
+    }
+
+    /// The nesting limit set by [`with_max_depth`](Self::with_max_depth).
+    pub fn max_depth(&self) -> u32 {
+        self.max_depth
+    }
+
+    /// Which database this is.
+    pub fn backend(&self) -> Backend {
+        match self.pool {
+            Pool::Sqlite(_) => Backend::Sqlite,
+            Pool::Postgres(_) => Backend::Postgres,
+            Pool::MySql(_) => Backend::MySql,
+        }
+    }
+
+    /// The underlying sqlx pool, for SQL of your own (sqlx is re-exported as
+    /// [`signals_core::sqlx`](crate::sqlx)).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> signals_core::Result<()> {
+    /// use signals_core::{Db, PoolRef};
+    ///
+    /// let db = Db::connect("sqlite::memory:").await?;
+    /// if let PoolRef::Sqlite(pool) = db.pool() {
+    ///     let one: i64 = signals_core::sqlx::query_scalar("SELECT 1").fetch_one(pool).await?;
+    ///     assert_eq!(one, 1);
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn pool(&self) -> PoolRef<'_> {
+        match &self.pool {
+            Pool::Sqlite(p) => PoolRef::Sqlite(p),
+            Pool::Postgres(p) => PoolRef::Postgres(p),
+            Pool::MySql(p) => PoolRef::MySql(p),
+        }
+    }
+
+    /// Runs SQL text that takes no arguments (DDL, several statements separated by `;`).
+    pub async fn execute_unprepared(&self, sql: &str) -> Result<()> {
+        use sqlx::Executor as _;
+        let sql = sqlx::AssertSqlSafe(sql.to_owned());
+        match &self.pool {
+            Pool::Sqlite(p) => p.execute(sql).await.map(drop)?,
+            Pool::Postgres(p) => p.execute(sql).await.map(drop)?,
+            Pool::MySql(p) => p.execute(sql).await.map(drop)?,
+        }
+        Ok(())
+    }
+
+    /// Closes every connection of the pool, waiting for those in use to come back.
+    pub async fn close(&self) {
+        match &self.pool {
+            Pool::Sqlite(p) => p.close().await,
+            Pool::Postgres(p) => p.close().await,
+            Pool::MySql(p) => p.close().await,
+        }
+    }
+
+    /// Begins a transaction. Saves and deletes given `&mut tx` run in savepoints inside it;
+    /// work scheduled with [`Tx::on_commit`] runs after [`Tx::commit`]. Dropping the
+    /// transaction without committing rolls it back.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> signals_core::Result<()> {
+    /// let db = signals_core::Db::connect("sqlite::memory:").await?;
+    /// let mut tx = db.begin().await?;
+    /// tx.on_commit(async { println!("committed") });
+    /// tx.commit().await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn begin(&self) -> Result<Tx> {
+        let inner = match &self.pool {
+            // Take the write lock up front: a deferred transaction that reads and then writes
+            // fails with SQLITE_BUSY when another connection wrote in between.
+            Pool::Sqlite(p) => TxInner::Sqlite(p.begin_with("BEGIN IMMEDIATE").await?),
+            Pool::Postgres(p) => TxInner::Postgres(p.begin().await?),
+            Pool::MySql(p) => TxInner::MySql(p.begin().await?),
+        };
+        Ok(Tx {
+            backend: self.backend(),
+            inner: Some(inner),
+            hooks: Vec::new(),
+            marks: Vec::new(),
+            abandoned: Arc::new(AtomicU32::new(NONE_ABANDONED)),
+            max_depth: self.max_depth,
+        })
+    }
+
+    /// Runs `f` in a transaction: commits when it returns `Ok`, rolls back when it returns
+    /// `Err`, and returns what `f` returned.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> signals_core::Result<()> {
+    /// use signals_core::{Db, Tx};
+    ///
+    /// let db = Db::connect("sqlite::memory:").await?;
+    /// db.execute_unprepared("CREATE TABLE t (id INTEGER PRIMARY KEY)").await?;
+    /// let n = db
+    ///     .transaction(async |tx: &mut Tx| {
+    ///         tx.on_commit(async { println!("runs after COMMIT") });
+    ///         Ok::<_, signals_core::Error>(42)
+    ///     })
+    ///     .await?;
+    /// assert_eq!(n, 42);
+    /// # Ok(()) }
+    /// ```
+    pub async fn transaction<T, E, F>(&self, f: F) -> std::result::Result<T, E>
+    where
+        F: AsyncFnOnce(&mut Tx) -> std::result::Result<T, E>,
+        E: From<Error>,
+    {
+        let mut tx = self.begin().await?;
+        match f(&mut tx).await {
+            Ok(value) => {
+                tx.commit().await?;
+                Ok(value)
+            }
+            Err(err) => {
+                // The closure's error is the one that matters; a failed rollback ends in the
+                // connection being discarded by the pool.
+                let _ = tx.rollback().await;
+                Err(err)
+            }
+        }
+    }
+}
+
+/// A borrowed sqlx pool of one of the three backends; see [`Db::pool`].
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub enum PoolRef<'a> {
+    /// SQLite.
+    Sqlite(&'a SqlitePool),
+    /// PostgreSQL.
+    Postgres(&'a PgPool),
+    /// MySQL or MariaDB.
+    MySql(&'a MySqlPool),
+}
+
+/// The open connection of a transaction, for SQL of your own; see [`Tx::conn`].
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum ConnRef<'a> {
+    /// SQLite.
+    Sqlite(&'a mut SqliteConnection),
+    /// PostgreSQL.
+    Postgres(&'a mut PgConnection),
+    /// MySQL or MariaDB.
+    MySql(&'a mut MySqlConnection),
+}
+
+fn is_sqlite_memory(url: &str) -> bool {
+    url.contains(":memory:") || url.contains("mode=memory")
+}
+
+/// The URL without its password, for messages.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(start), Some(at)) if at > start => {
+            let creds = &url[start + 3..at];
+            match creds.find(':') {
+                Some(colon) => format!("{}{}:***{}", &url[..start + 3], &creds[..colon], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+fn config_error(url: &str, err: sqlx::Error) -> Error {
+    Error::Config(format!("cannot use database URL `{}`: {err}", redact(url)))
+}
+
+fn connect_error(url: &str, err: sqlx::Error) -> Error {
+    match Error::from(err) {
+        Error::Connection(e) | Error::Database(e) => Error::Config(format!(
+            "cannot connect to `{}`: {e}",
+            redact(url)
+        )),
+        other => other,
+    }
+}
+
+pub(crate) enum TxInner {
+    Sqlite(sqlx::Transaction<'static, Sqlite>),
+    Postgres(sqlx::Transaction<'static, Postgres>),
+    MySql(sqlx::Transaction<'static, MySql>),
+}
+
+type Hook = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
+
+const NONE_ABANDONED: u32 = u32::MAX;
+
+/// An open transaction.
+///
+/// Get one from [`Db::begin`] or [`Db::transaction`], or inside a receiver from the signal's
+/// `tx()`. Pass `&mut tx` wherever a [`Db`] is accepted: saves and deletes then run in a
+/// savepoint of this transaction, so a failing one undoes only itself.
+///
+/// Dropping a `Tx` without [`commit`](Self::commit) rolls it back and drops its
+/// [`on_commit`](Self::on_commit) work.
+pub struct Tx {
+    /// `None` only after `commit`/`rollback`, which consume the `Tx`.
+    inner: Option<TxInner>,
+    backend: Backend,
+    hooks: Vec<Hook>,
+    /// For each open savepoint, how many hooks were registered before it.
+    marks: Vec<usize>,
+    /// The lowest savepoint level whose operation was cancelled (its future dropped), or
+    /// `NONE_ABANDONED`. Repaired on the next use of the transaction.
+    abandoned: Arc<AtomicU32>,
+    max_depth: u32,
+}
+
+impl fmt::Debug for Tx {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Tx")
+            .field("backend", &self.backend())
+            .field("savepoints", &self.marks.len())
+            .field("on_commit", &self.hooks.len())
+            .finish_non_exhaustive()
+    }
+}
+
+macro_rules! tm {
+    ($inner:expr, $method:ident $(, $arg:expr)*) => {
+        match $inner {
+            TxInner::Sqlite(t) => <Sqlite as Database>::TransactionManager::$method(&mut **t $(, $arg)*).await,
+            TxInner::Postgres(t) => <Postgres as Database>::TransactionManager::$method(&mut **t $(, $arg)*).await,
+            TxInner::MySql(t) => <MySql as Database>::TransactionManager::$method(&mut **t $(, $arg)*).await,
+        }
+    };
+}
+
+/// An open savepoint; dropping it without [`Tx::leave`] marks it abandoned.
+pub(crate) struct Savepoint {
+    level: u32,
+    abandoned: Arc<AtomicU32>,
+    armed: bool,
+}
+
+impl Drop for Savepoint {
+    fn drop(&mut self) {
+        if self.armed {
+            self.abandoned.fetch_min(self.level, Ordering::SeqCst);
+        }
+    }
+}
+
+impl Tx {
+    /// Which database this transaction runs on.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    fn inner_mut(&mut self) -> Result<&mut TxInner> {
+        self.inner
+            .as_mut()
+            .ok_or_else(|| Error::Transaction("transaction already finished".into()))
+    }
+
+    /// How many savepoints are open (how deeply saves are nested inside receivers).
+    pub fn depth(&self) -> u32 {
+        self.marks.len() as u32
+    }
+
+    /// Schedules `work` to run after the outermost transaction commits (Django's
+    /// `transaction.on_commit`). It is dropped, never run, if the transaction or the savepoint
+    /// it was scheduled in rolls back. Work runs in the order it was scheduled, awaited by
+    /// [`commit`](Self::commit); it cannot fail the commit, so handle its errors inside it.
+    pub fn on_commit<F>(&mut self, work: F)
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        self.hooks.push(Box::pin(work));
+    }
+
+    /// The transaction's connection, for SQL of your own.
+    pub async fn conn(&mut self) -> Result<ConnRef<'_>> {
+        self.repair().await?;
+        Ok(match self.inner_mut()? {
+            TxInner::Sqlite(t) => ConnRef::Sqlite(&mut **t),
+            TxInner::Postgres(t) => ConnRef::Postgres(&mut **t),
+            TxInner::MySql(t) => ConnRef::MySql(&mut **t),
+        })
+    }
+
+    /// Commits, then runs the work scheduled with [`on_commit`](Self::on_commit).
+    pub async fn commit(mut self) -> Result<()> {
+        self.repair().await?;
+        // Savepoints still open here belong to operations that are still running elsewhere,
+        // which `&mut` borrowing rules out; release defensively all the same.
+        while !self.marks.is_empty() {
+            tm!(self.inner_mut()?, commit)?;
+            self.marks.pop();
+        }
+        let hooks = std::mem::take(&mut self.hooks);
+        match self.inner.take() {
+            None => return Err(Error::Transaction("transaction already finished".into())),
+            Some(TxInner::Sqlite(t)) => t.commit().await?,
+            Some(TxInner::Postgres(t)) => t.commit().await?,
+            Some(TxInner::MySql(t)) => t.commit().await?,
+        }
+        for hook in hooks {
+            hook.await;
+        }
+        Ok(())
+    }
+
+    /// Rolls back everything and drops the scheduled work.
+    pub async fn rollback(mut self) -> Result<()> {
+        self.hooks.clear();
+        self.marks.clear();
+        match self.inner.take() {
+            None => return Err(Error::Transaction("transaction already finished".into())),
+            Some(TxInner::Sqlite(t)) => t.rollback().await?,
+            Some(TxInner::Postgres(t)) => t.rollback().await?,
+            Some(TxInner::MySql(t)) => t.rollback().await?,
+        }
+        Ok(())
+    }
+
+    /// Opens a savepoint for an operation on `model`, refusing past the depth limit.
+    pub(crate) async fn enter(&mut self, model: &'static str) -> Result<Savepoint> {
+        self.repair().await?;
+        let level = self.depth() + 1;
+        if level > self.max_depth {
+            return Err(Error::RecursionLimit {
+                model,
+                depth: self.max_depth,
+            });
+        }
+        tm!(self.inner_mut()?, begin, None)?;
+        self.marks.push(self.hooks.len());
+        Ok(Savepoint {
+            level,
+            abandoned: self.abandoned.clone(),
+            armed: true,
+        })
+    }
+
+    /// Closes the savepoint: releases it when `ok`, rolls back to it otherwise (dropping the
+    /// work scheduled inside it).
+    pub(crate) async fn leave(&mut self, mut sp: Savepoint, ok: bool) -> Result<()> {
+        if ok {
+            tm!(self.inner_mut()?, commit)?;
+        } else {
+            tm!(self.inner_mut()?, rollback)?;
+            if let Some(&mark) = self.marks.last() {
+                self.hooks.truncate(mark);
+            }
+        }
+        self.marks.pop();
+        sp.armed = false;
+        Ok(())
+    }
+
+    /// Undoes savepoints whose operation was cancelled (its future dropped mid-way), so the
+    /// transaction is as it was before that operation began.
+    async fn repair(&mut self) -> Result<()> {
+        let level = self.abandoned.swap(NONE_ABANDONED, Ordering::SeqCst);
+        if level == NONE_ABANDONED {
+            return Ok(());
+        }
+        let keep = level.saturating_sub(1) as usize;
+        while self.marks.len() > keep {
+            tm!(self.inner_mut()?, rollback).map_err(|e| {
+                Error::Transaction(format!(
+                    "an operation on this transaction was cancelled and its savepoint could not \
+                     be rolled back ({e}); roll the transaction back"
+                ))
+            })?;
+            if let Some(mark) = self.marks.pop() {
+                self.hooks.truncate(mark);
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Tx {
+    fn drop(&mut self) {
+        // sqlx rolls back one level when its `Transaction` drops; roll back the savepoints we
+        // opened on its connection first, so the connection returns to the pool clean.
+        fn queue<DB: Database>(conn: &mut DB::Connection) {
+            let depth = DB::TransactionManager::get_transaction_depth(conn);
+            for _ in 1..depth {
+                DB::TransactionManager::start_rollback(conn);
+            }
+        }
+        match &mut self.inner {
+            Some(TxInner::Sqlite(t)) => queue::<Sqlite>(t),
+            Some(TxInner::Postgres(t)) => queue::<Postgres>(t),
+            Some(TxInner::MySql(t)) => queue::<MySql>(t),
+            None => {}
+        }
+    }
+}
+
+/// Where statements run: `&Db` (a pooled connection per statement) or `&mut Tx`.
+///
+/// Every method that touches the database takes `impl Executor`, so the same call works at top
+/// level and inside a receiver:
+///
+/// ```
+/// # use signals_core::{Db, Executor, Model, Result};
+/// async fn count_users<'e>(ex: impl Executor<'e>) -> Result<usize> {
+/// #   #[derive(Model)] struct User { id: Option<i64> }
+///     Ok(User::all(ex).await?.len())
+/// }
+/// ```
+pub trait Executor<'e>: Send + Sized {
+    #[doc(hidden)]
+    fn __target(self) -> Target<'e>;
+}
+
+impl<'e> Executor<'e> for &'e Db {
+    fn __target(self) -> Target<'e> {
+        Target::Db(self)
+    }
+}
+
+impl<'e> Executor<'e> for &'e mut Tx {
+    fn __target(self) -> Target<'e> {
+        Target::Tx(self)
+    }
+}
+
+/// Internal: where one statement runs.
+#[doc(hidden)]
+pub enum Target<'a> {
+    Db(&'a Db),
+    Tx(&'a mut Tx),
+}
+
+pub(crate) struct Outcome {
+    pub(crate) rows: u64,
+    pub(crate) last_id: i64,
+}
+
+/// Runs `$body` with `$e` bound to the sqlx executor and `$a` to the arguments, once per
+/// backend and handle kind; `$row` names the `Row` variant for that backend.
+macro_rules! dispatch {
+    ($target:expr, $args:expr, |$e:ident, $a:ident, $row:ident| $body:expr) => {
+        match ($target, $args) {
+            (Target::Db(Db { pool: Pool::Sqlite($e), .. }), Args::Sqlite($a)) => {
+                #[allow(unused_imports)] use Row::Sqlite as $row;
+                $body
+            }
+            (Target::Db(Db { pool: Pool::Postgres($e), .. }), Args::Postgres($a)) => {
+                #[allow(unused_imports)] use Row::Postgres as $row;
+                $body
+            }
+            (Target::Db(Db { pool: Pool::MySql($e), .. }), Args::MySql($a)) => {
+                #[allow(unused_imports)] use Row::MySql as $row;
+                $body
+            }
+            (Target::Tx(tx), args) => {
+                tx.repair().await?;
+                match (tx.inner_mut()?, args) {
+                    (TxInner::Sqlite(t), Args::Sqlite($a)) => {
+                        let $e = &mut **t;
+                        #[allow(unused_imports)] use Row::Sqlite as $row;
+                        $body
+                    }
+                    (TxInner::Postgres(t), Args::Postgres($a)) => {
+                        let $e = &mut **t;
+                        #[allow(unused_imports)] use Row::Postgres as $row;
+                        $body
+                    }
+                    (TxInner::MySql(t), Args::MySql($a)) => {
+                        let $e = &mut **t;
+                        #[allow(unused_imports)] use Row::MySql as $row;
+                        $body
+                    }
+                    _ => return Err(mismatch()),
+                }
+            }
+            _ => return Err(mismatch()),
+        }
+    };
+}
+
+fn mismatch() -> Error {
+    Error::Config("internal error: arguments built for another backend".into())
+}
+
+impl Target<'_> {
+    pub(crate) fn backend(&self) -> Backend {
+        match self {
+            Target::Db(db) => db.backend(),
+            Target::Tx(tx) => tx.backend(),
+        }
+    }
+
+    pub(crate) fn reborrow(&mut self) -> Target<'_> {
+        match self {
+            Target::Db(db) => Target::Db(db),
+            Target::Tx(tx) => Target::Tx(tx),
+        }
+    }
+
+    pub(crate) async fn execute(&mut self, sql: &'static str, args: Args) -> Result<Outcome> {
+        dispatch!(self.reborrow(), args, |e, a, _R| {
+            let res = sqlx::query_with(sql, a).execute(e).await?;
+            Ok(outcome(res))
+        })
+    }
+
+    pub(crate) async fn fetch_all<M>(
+        &mut self,
+        sql: &'static str,
+        args: Args,
+        decode: fn(&Row<'_>) -> Result<M>,
+    ) -> Result<Vec<M>> {
+        dispatch!(self.reborrow(), args, |e, a, R| {
+            let rows = sqlx::query_with(sql, a).fetch_all(e).await?;
+            rows.iter().map(|r| decode(&R(r))).collect()
+        })
+    }
+
+    pub(crate) async fn fetch_optional<M>(
+        &mut self,
+        sql: &'static str,
+        args: Args,
+        decode: fn(&Row<'_>) -> Result<M>,
+    ) -> Result<Option<M>> {
+        dispatch!(self.reborrow(), args, |e, a, R| {
+            match sqlx::query_with(sql, a).fetch_optional(e).await? {
+                Some(r) => decode(&R(&r)).map(Some),
+                None => Ok(None),
+            }
+        })
+    }
+
+    /// Runs a statement that returns one integer (`COUNT(*)`, `RETURNING id`).
+    pub(crate) async fn fetch_i64(&mut self, sql: &'static str, args: Args) -> Result<i64> {
+        use sqlx::Row as _;
+        dispatch!(self.reborrow(), args, |e, a, _R| {
+            let row = sqlx::query_with(sql, a).fetch_one(e).await?;
+            Ok(row.try_get::<i64, _>(0)?)
+        })
+    }
+}
+
+trait IntoOutcome {
+    fn into_outcome(self) -> Outcome;
+}
+impl IntoOutcome for sqlx::sqlite::SqliteQueryResult {
+    fn into_outcome(self) -> Outcome {
+        Outcome {
+            rows: self.rows_affected(),
+            last_id: self.last_insert_rowid(),
+        }
+    }
+}
+impl IntoOutcome for sqlx::postgres::PgQueryResult {
+    fn into_outcome(self) -> Outcome {
+        Outcome {
+            rows: self.rows_affected(),
+            last_id: 0,
+        }
+    }
+}
+impl IntoOutcome for sqlx::mysql::MySqlQueryResult {
+    fn into_outcome(self) -> Outcome {
+        Outcome {
+            rows: self.rows_affected(),
+            last_id: self.last_insert_id() as i64,
+        }
+    }
+}
+fn outcome<T: IntoOutcome>(res: T) -> Outcome {
+    res.into_outcome()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn redacts_passwords() {
+        assert_eq!(
+            redact("postgres://bob:secret@db:5432/x"),
+            "postgres://bob:***@db:5432/x"
+        );
+        assert_eq!(redact("postgres://bob@db/x"), "postgres://bob@db/x");
+        assert_eq!(redact("sqlite::memory:"), "sqlite::memory:");
+    }
+}

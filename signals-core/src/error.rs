@@ -1,0 +1,381 @@
+//! The crate's one error type.
+
+use std::fmt;
+
+/// A boxed error of any kind, as user receivers may return.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// `Result` with this crate's [`Error`] as the default error type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Which model signal a receiver was connected to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum SignalKind {
+    /// Sent before a row is inserted or updated.
+    PreSave,
+    /// Sent after a row was inserted or updated.
+    PostSave,
+    /// Sent before a row is deleted.
+    PreDelete,
+    /// Sent after a row was deleted.
+    PostDelete,
+}
+
+impl fmt::Display for SignalKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            SignalKind::PreSave => "pre_save",
+            SignalKind::PostSave => "post_save",
+            SignalKind::PreDelete => "pre_delete",
+            SignalKind::PostDelete => "post_delete",
+        })
+    }
+}
+
+/// Everything that can go wrong in this crate.
+///
+/// Database errors keep their kind: match on [`Error::kind`] to tell a unique violation from a
+/// lost connection, even when the error was raised inside a receiver and wrapped in
+/// [`Error::Receiver`].
+///
+/// ```
+/// use signals_core::{Error, ErrorKind};
+///
+/// let err = Error::NotSaved { model: "User" };
+/// assert_eq!(err.kind(), ErrorKind::NotSaved);
+/// assert_eq!(err.to_string(), "cannot delete a `User` that was never saved: its primary key is not set");
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The database URL or connection options are not usable.
+    #[error("invalid database configuration: {0}")]
+    Config(String),
+
+    /// No row has the primary key that was asked for.
+    #[error("no `{model}` row with primary key {key}")]
+    NotFound {
+        /// The model's name.
+        model: &'static str,
+        /// The primary key, as written by `Debug`.
+        key: String,
+    },
+
+    /// The instance has no primary key, so it has no row to act on.
+    #[error("cannot delete a `{model}` that was never saved: its primary key is not set")]
+    NotSaved {
+        /// The model's name.
+        model: &'static str,
+    },
+
+    /// An INSERT or UPDATE would duplicate a value that must be unique.
+    #[error("unique constraint `{constraint}` violated: {message}")]
+    UniqueViolation {
+        /// The constraint, index or `table.column` named by the database.
+        constraint: String,
+        /// The database's own message.
+        message: String,
+        /// The underlying error.
+        #[source]
+        source: sqlx::Error,
+    },
+
+    /// A foreign key points at a row that does not exist, or a row still referenced would go.
+    #[error("foreign key constraint `{constraint}` violated: {message}")]
+    ForeignKeyViolation {
+        /// The constraint named by the database (empty when the database does not say).
+        constraint: String,
+        /// The database's own message.
+        message: String,
+        /// The underlying error.
+        #[source]
+        source: sqlx::Error,
+    },
+
+    /// A `NOT NULL` or `CHECK` constraint refused a value.
+    #[error("constraint violated: {message}")]
+    ConstraintViolation {
+        /// The database's own message.
+        message: String,
+        /// The underlying error.
+        #[source]
+        source: sqlx::Error,
+    },
+
+    /// A delete was refused because `on_delete = restrict` rows still point at the instance.
+    #[error(
+        "cannot delete `{model}` {key}: {count} `{related}` row(s) still refer to it through \
+         `{field}` (on_delete = restrict); delete them first"
+    )]
+    Restricted {
+        /// The model whose delete was refused.
+        model: &'static str,
+        /// Its primary key, as written by `Debug`.
+        key: String,
+        /// The referring model.
+        related: &'static str,
+        /// The referring field.
+        field: &'static str,
+        /// How many rows refer to it.
+        count: i64,
+    },
+
+    /// A receiver returned an error; everything the save or delete did was rolled back.
+    #[error("{signal} receiver `{receiver}` of `{model}` failed: {source}")]
+    Receiver {
+        /// The model the signal was sent for.
+        model: &'static str,
+        /// The signal.
+        signal: SignalKind,
+        /// The receiver's path as written in the attribute.
+        receiver: &'static str,
+        /// What the receiver returned.
+        #[source]
+        source: Box<Error>,
+    },
+
+    /// Saves nested inside receivers went deeper than the configured limit, which almost always
+    /// means a receiver re-saves its own instance.
+    #[error(
+        "save of `{model}` nested {depth} levels deep in receivers (the limit); a receiver \
+         probably saves the instance that triggered it. Raise the limit with \
+         `Db::with_max_depth` if the nesting is intended"
+    )]
+    RecursionLimit {
+        /// The model whose save exceeded the limit.
+        model: &'static str,
+        /// The depth reached.
+        depth: u32,
+    },
+
+    /// A value read from the database did not fit the model's field.
+    #[error("cannot read column `{column}` of `{model}`: {source}")]
+    Decode {
+        /// The model's name.
+        model: &'static str,
+        /// The column.
+        column: &'static str,
+        /// Why.
+        #[source]
+        source: sqlx::Error,
+    },
+
+    /// A transaction was left unusable: an operation on it was cancelled half-way and could
+    /// not be undone, or it was already finished.
+    #[error("transaction unusable: {0}")]
+    Transaction(String),
+
+    /// The connection to the database failed or was lost.
+    #[error("database connection failed: {0}")]
+    Connection(#[source] sqlx::Error),
+
+    /// Any other error reported by the database or the driver.
+    #[error("database error: {0}")]
+    Database(#[source] sqlx::Error),
+
+    /// An error raised by user code (a receiver's own error type).
+    #[error(transparent)]
+    Other(BoxError),
+}
+
+/// The kind of an [`Error`], looking through receiver wrappers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// [`Error::Config`].
+    Config,
+    /// [`Error::NotFound`].
+    NotFound,
+    /// [`Error::NotSaved`].
+    NotSaved,
+    /// [`Error::UniqueViolation`].
+    UniqueViolation,
+    /// [`Error::ForeignKeyViolation`].
+    ForeignKeyViolation,
+    /// [`Error::ConstraintViolation`].
+    ConstraintViolation,
+    /// [`Error::Restricted`].
+    Restricted,
+    /// [`Error::RecursionLimit`].
+    RecursionLimit,
+    /// [`Error::Decode`].
+    Decode,
+    /// [`Error::Transaction`].
+    Transaction,
+    /// [`Error::Connection`].
+    Connection,
+    /// [`Error::Database`].
+    Database,
+    /// [`Error::Other`].
+    Other,
+}
+
+impl Error {
+    /// The kind of the innermost error: a unique violation raised by a save inside a receiver
+    /// is still [`ErrorKind::UniqueViolation`].
+    pub fn kind(&self) -> ErrorKind {
+        match self.root() {
+            Error::Config(_) => ErrorKind::Config,
+            Error::NotFound { .. } => ErrorKind::NotFound,
+            Error::NotSaved { .. } => ErrorKind::NotSaved,
+            Error::UniqueViolation { .. } => ErrorKind::UniqueViolation,
+            Error::ForeignKeyViolation { .. } => ErrorKind::ForeignKeyViolation,
+            Error::ConstraintViolation { .. } => ErrorKind::ConstraintViolation,
+            Error::Restricted { .. } => ErrorKind::Restricted,
+            Error::RecursionLimit { .. } => ErrorKind::RecursionLimit,
+            Error::Decode { .. } => ErrorKind::Decode,
+            Error::Transaction(_) => ErrorKind::Transaction,
+            Error::Connection(_) => ErrorKind::Connection,
+            Error::Database(_) => ErrorKind::Database,
+            Error::Other(_) => ErrorKind::Other,
+            // `root` never returns a receiver wrapper.
+            Error::Receiver { .. } => ErrorKind::Other,
+        }
+    }
+
+    /// The innermost error, looking through [`Error::Receiver`] wrappers.
+    pub fn root(&self) -> &Error {
+        let mut err = self;
+        while let Error::Receiver { source, .. } = err {
+            err = source;
+        }
+        err
+    }
+
+    /// The receivers the error passed through, outermost first, as `(model, signal, receiver)`.
+    pub fn receiver_chain(&self) -> Vec<(&'static str, SignalKind, &'static str)> {
+        let mut chain = Vec::new();
+        let mut err = self;
+        while let Error::Receiver {
+            model,
+            signal,
+            receiver,
+            source,
+        } = err
+        {
+            chain.push((*model, *signal, *receiver));
+            err = source;
+        }
+        chain
+    }
+}
+
+impl From<sqlx::Error> for Error {
+    fn from(err: sqlx::Error) -> Self {
+        use sqlx::error::ErrorKind as K;
+        match &err {
+            sqlx::Error::Database(db) => {
+                let message = db.message().to_owned();
+                let constraint = db
+                    .constraint()
+                    .map(str::to_owned)
+                    .or_else(|| constraint_from_message(&message))
+                    .unwrap_or_default();
+                match db.kind() {
+                    K::UniqueViolation => Error::UniqueViolation {
+                        constraint,
+                        message,
+                        source: err,
+                    },
+                    K::ForeignKeyViolation => Error::ForeignKeyViolation {
+                        constraint,
+                        message,
+                        source: err,
+                    },
+                    K::NotNullViolation | K::CheckViolation => Error::ConstraintViolation {
+                        message,
+                        source: err,
+                    },
+                    _ => Error::Database(err),
+                }
+            }
+            sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed => Error::Connection(err),
+            sqlx::Error::Configuration(_) => Error::Config(err.to_string()),
+            _ => Error::Database(err),
+        }
+    }
+}
+
+impl From<BoxError> for Error {
+    fn from(err: BoxError) -> Self {
+        match err.downcast::<Error>() {
+            Ok(err) => *err,
+            Err(err) => match err.downcast::<sqlx::Error>() {
+                Ok(err) => Error::from(*err),
+                Err(err) => Error::Other(err),
+            },
+        }
+    }
+}
+
+/// SQLite and MySQL do not report the constraint separately; pull it out of the message.
+fn constraint_from_message(message: &str) -> Option<String> {
+    // SQLite: "UNIQUE constraint failed: account_user.username"
+    if let Some(rest) = message.split("constraint failed: ").nth(1) {
+        return Some(rest.trim().to_owned());
+    }
+    // MySQL / MariaDB: "Duplicate entry 'x' for key 'account_user.username'"
+    if let Some(rest) = message.rsplit(" for key ").next().filter(|_| message.contains(" for key ")) {
+        return Some(rest.trim().trim_matches(['\'', '`']).to_owned());
+    }
+    // MySQL foreign keys: "... CONSTRAINT `fk_name` FOREIGN KEY ..."
+    if let Some(rest) = message.split("CONSTRAINT `").nth(1) {
+        return rest.split('`').next().map(str::to_owned);
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn constraint_names_from_messages() {
+        assert_eq!(
+            constraint_from_message("UNIQUE constraint failed: account_user.username").as_deref(),
+            Some("account_user.username")
+        );
+        assert_eq!(
+            constraint_from_message("Duplicate entry 'bob' for key 'account_user.username'")
+                .as_deref(),
+            Some("account_user.username")
+        );
+        assert_eq!(
+            constraint_from_message(
+                "Cannot add or update a child row: a foreign key constraint fails (`t`.`p`, \
+                 CONSTRAINT `p_user_fk` FOREIGN KEY (`user_id`) REFERENCES `u` (`id`))"
+            )
+            .as_deref(),
+            Some("p_user_fk")
+        );
+        assert_eq!(constraint_from_message("something else"), None);
+    }
+
+    #[test]
+    fn kind_looks_through_receivers() {
+        let inner = Error::NotFound {
+            model: "Profile",
+            key: "1".into(),
+        };
+        let err = Error::Receiver {
+            model: "User",
+            signal: SignalKind::PostSave,
+            receiver: "save_profile",
+            source: Box::new(inner),
+        };
+        assert_eq!(err.kind(), ErrorKind::NotFound);
+        assert_eq!(
+            err.receiver_chain(),
+            vec![("User", SignalKind::PostSave, "save_profile")]
+        );
+        assert_eq!(
+            err.to_string(),
+            "post_save receiver `save_profile` of `User` failed: no `Profile` row with primary key 1"
+        );
+    }
+}

@@ -1,0 +1,212 @@
+//! Save, delete and load: the runtime behind the `Model` methods.
+
+use crate::db::{Backend, Savepoint, Target, Tx};
+use crate::error::{Error, Result};
+use crate::model::{Column, Deleted, Model, Saved};
+use crate::relation::{delete_row, delete_tree, has_relations};
+use crate::signal::{PostSave, PreSave};
+use crate::value::{Args, FieldType, RefersTo};
+
+pub(crate) async fn save<M: Model>(m: &mut M, target: Target<'_>) -> Result<Saved> {
+    let created = if !M::__HAS_SAVE_RECEIVERS {
+        let mut target = target;
+        write(m, &mut target).await?
+    } else {
+        match target {
+            Target::Db(db) => {
+                let mut tx = db.begin().await?;
+                match save_signalled(m, &mut tx).await {
+                    Ok(created) => {
+                        tx.commit().await?;
+                        created
+                    }
+                    Err(err) => {
+                        // The receiver's or statement's error is the one to report.
+                        let _ = tx.rollback().await;
+                        return Err(err);
+                    }
+                }
+            }
+            Target::Tx(tx) => {
+                let sp = tx.enter(M::META.name).await?;
+                let res = save_signalled(m, tx).await;
+                finish(tx, sp, res).await?
+            }
+        }
+    };
+    Ok(Saved { created })
+}
+
+/// Releases the savepoint when `res` is `Ok`, rolls back to it otherwise.
+async fn finish<T>(tx: &mut Tx, sp: Savepoint, res: Result<T>) -> Result<T> {
+    match res {
+        Ok(value) => {
+            tx.leave(sp, true).await?;
+            Ok(value)
+        }
+        Err(err) => {
+            // If even the rollback fails, the savepoint stays marked and the next use of the
+            // transaction retries it; the original error is the one to report.
+            let _ = tx.leave(sp, false).await;
+            Err(err)
+        }
+    }
+}
+
+async fn save_signalled<M: Model>(m: &mut M, tx: &mut Tx) -> Result<bool> {
+    let adding = m.__key().is_none();
+    m.__pre_save(&mut PreSave::new(tx, adding)).await?;
+    let created = write(m, &mut Target::Tx(tx)).await?;
+    m.__post_save(&mut PostSave::new(tx, created)).await?;
+    Ok(created)
+}
+
+/// The row write of a save; returns whether it INSERTed.
+async fn write<M: Model>(m: &mut M, target: &mut Target<'_>) -> Result<bool> {
+    let backend = target.backend();
+    let st = M::__statements(backend);
+    let columns = M::META.columns.len();
+    let key_column = M::META.columns[M::META.primary_key];
+    match m.__key() {
+        None => {
+            let mut args = Args::new(backend, columns);
+            m.__bind_values(&mut args)?;
+            let id = if backend == Backend::Postgres {
+                target.fetch_i64(&st.insert, args).await?
+            } else {
+                target.execute(&st.insert, args).await?.last_id
+            };
+            m.__set_generated_key(id)?;
+            Ok(true)
+        }
+        Some(key) => {
+            let mut args = Args::new(backend, columns);
+            m.__bind_values(&mut args)?;
+            args.bind(key, key_column)?;
+            // MySQL counts matched rows here, not changed ones: sqlx connects with
+            // CLIENT_FOUND_ROWS, so an unchanged row is still an update.
+            if target.execute(&st.update, args).await?.rows > 0 {
+                return Ok(false);
+            }
+            let mut args = Args::new(backend, columns);
+            args.bind(key, key_column)?;
+            m.__bind_values(&mut args)?;
+            target.execute(&st.insert_with_key, args).await?;
+            Ok(true)
+        }
+    }
+}
+
+pub(crate) async fn delete<M: Model>(m: &mut M, target: Target<'_>) -> Result<Deleted> {
+    let Some(key) = m.__key() else {
+        return Err(Error::NotSaved {
+            model: M::META.name,
+        });
+    };
+    let deleted = if !M::__HAS_DELETE_RECEIVERS && !has_relations::<M>() {
+        let mut target = target;
+        let n = delete_row::<M>(&mut target, key).await?;
+        if n == 0 {
+            return Err(Error::NotFound {
+                model: M::META.name,
+                key: format!("{key:?}"),
+            });
+        }
+        Deleted {
+            per_model: vec![(M::META.name, n)],
+        }
+    } else {
+        match target {
+            Target::Db(db) => {
+                let mut tx = db.begin().await?;
+                match delete_tree(&*m, key, &mut tx).await {
+                    Ok(deleted) => {
+                        tx.commit().await?;
+                        deleted
+                    }
+                    Err(err) => {
+                        let _ = tx.rollback().await;
+                        return Err(err);
+                    }
+                }
+            }
+            Target::Tx(tx) => {
+                let sp = tx.enter(M::META.name).await?;
+                let res = delete_tree(&*m, key, tx).await;
+                finish(tx, sp, res).await?
+            }
+        }
+    };
+    m.__clear_key();
+    Ok(deleted)
+}
+
+pub(crate) async fn get<M: Model>(mut target: Target<'_>, key: M::Key) -> Result<Option<M>> {
+    let backend = target.backend();
+    let mut args = Args::new(backend, 1);
+    args.bind(&key, M::META.columns[M::META.primary_key])?;
+    let st = M::__statements(backend);
+    target
+        .fetch_optional(&st.select_by_key, args, M::__from_row)
+        .await
+}
+
+pub(crate) async fn all<M: Model>(mut target: Target<'_>) -> Result<Vec<M>> {
+    let backend = target.backend();
+    let st = M::__statements(backend);
+    target
+        .fetch_all(&st.select_all, Args::new(backend, 0), M::__from_row)
+        .await
+}
+
+pub(crate) async fn filter<M: Model, T: FieldType>(
+    mut target: Target<'_>,
+    column: Column<M, T>,
+    value: T,
+) -> Result<Vec<M>> {
+    let backend = target.backend();
+    let st = M::__statements(backend);
+    let i = column.index();
+    if value.is_null() {
+        return target
+            .fetch_all(&st.select_where_null[i], Args::new(backend, 0), M::__from_row)
+            .await;
+    }
+    let mut args = Args::new(backend, 1);
+    args.bind(&value, column.name())?;
+    target
+        .fetch_all(&st.select_where[i], args, M::__from_row)
+        .await
+}
+
+/// The parent a reference field points at (`None` for a NULL reference or a missing row).
+#[doc(hidden)]
+pub async fn parent_of<P: Model, F: RefersTo<P::Key>>(
+    target: Target<'_>,
+    field: &F,
+) -> Result<Option<P>> {
+    match field.referenced_key() {
+        Some(key) => get::<P>(target, key.clone()).await,
+        None => Ok(None),
+    }
+}
+
+/// The children of `parent` through the reference field at `field_index` of `C`.
+#[doc(hidden)]
+pub async fn children_of<C: Model, P: Model>(
+    mut target: Target<'_>,
+    parent: &P,
+    field_index: usize,
+) -> Result<Vec<C>> {
+    let Some(key) = parent.__key() else {
+        // An unsaved parent has no children.
+        return Ok(Vec::new());
+    };
+    let backend = target.backend();
+    let mut args = Args::new(backend, 1);
+    args.bind(key, C::META.columns[field_index])?;
+    let st = C::__statements(backend);
+    target
+        .fetch_all(&st.select_where[field_index], args, C::__from_row)
+        .await
+}

@@ -1,0 +1,154 @@
+//! The contexts receivers get: what happened, and the open transaction.
+
+use std::future::Future;
+
+use crate::db::Tx;
+
+macro_rules! common {
+    () => {
+        /// The open transaction the save or delete runs in. Save or delete other models through
+        /// it (`other.save(signal.tx())`) so that they commit or roll back together with this
+        /// one.
+        pub fn tx(&mut self) -> &mut Tx {
+            self.tx
+        }
+
+        /// Schedules `work` to run after the outermost transaction commits; it is dropped if
+        /// this save or delete, or anything enclosing it, rolls back. See [`Tx::on_commit`].
+        pub fn on_commit<F>(&mut self, work: F)
+        where
+            F: Future<Output = ()> + Send + 'static,
+        {
+            self.tx.on_commit(work)
+        }
+    };
+}
+
+/// What a `pre_save` receiver gets besides `&mut` the instance.
+///
+/// ```
+/// use signals_core::{Model, PreSave, Result};
+///
+/// #[derive(Model)]
+/// #[pre_save(normalize)]
+/// struct User { id: Option<i64>, email: String }
+///
+/// async fn normalize(user: &mut User, signal: &mut PreSave<'_>) -> Result<()> {
+///     if signal.adding() {
+///         user.email = user.email.trim().to_lowercase();
+///     }
+///     Ok(())
+/// }
+/// ```
+#[derive(Debug)]
+pub struct PreSave<'t> {
+    tx: &'t mut Tx,
+    adding: bool,
+}
+
+impl<'t> PreSave<'t> {
+    pub(crate) fn new(tx: &'t mut Tx, adding: bool) -> Self {
+        PreSave { tx, adding }
+    }
+
+    /// `true` when the instance has no primary key yet, so the save will INSERT (Django's
+    /// `instance._state.adding`). An instance with a key set may still be inserted if no row
+    /// has that key; [`PostSave::created`] tells for sure.
+    pub fn adding(&self) -> bool {
+        self.adding
+    }
+
+    common!();
+}
+
+/// What a `post_save` receiver gets besides `&` the instance.
+///
+/// ```
+/// use signals_core::{Model, PostSave, Result};
+///
+/// #[derive(Model)]
+/// #[post_save(welcome)]
+/// struct User { id: Option<i64>, email: String }
+///
+/// async fn welcome(user: &User, signal: &mut PostSave<'_>) -> Result<()> {
+///     if signal.created() {
+///         let email = user.email.clone();
+///         signal.on_commit(async move { println!("send a welcome mail to {email}") });
+///     }
+///     Ok(())
+/// }
+/// ```
+#[derive(Debug)]
+pub struct PostSave<'t> {
+    tx: &'t mut Tx,
+    created: bool,
+}
+
+impl<'t> PostSave<'t> {
+    pub(crate) fn new(tx: &'t mut Tx, created: bool) -> Self {
+        PostSave { tx, created }
+    }
+
+    /// `true` when the save INSERTed a row, `false` when it UPDATEd one.
+    pub fn created(&self) -> bool {
+        self.created
+    }
+
+    common!();
+}
+
+/// What a `pre_delete` receiver gets besides `&` the instance.
+#[derive(Debug)]
+pub struct PreDelete<'t> {
+    tx: &'t mut Tx,
+    origin: &'static str,
+}
+
+impl<'t> PreDelete<'t> {
+    pub(crate) fn new(tx: &'t mut Tx, origin: &'static str) -> Self {
+        PreDelete { tx, origin }
+    }
+
+    /// The model whose `delete` started this deletion: the instance's own model, or the
+    /// parent whose cascade reached it (Django's `origin`).
+    pub fn origin(&self) -> &'static str {
+        self.origin
+    }
+
+    common!();
+}
+
+/// What a `post_delete` receiver gets besides `&` the instance (whose row is gone by now).
+///
+/// ```
+/// use signals_core::{Model, PostDelete, Result};
+///
+/// #[derive(Model)]
+/// #[post_delete(remove_photo)]
+/// struct Profile { id: Option<i64>, photo: String }
+///
+/// async fn remove_photo(profile: &Profile, signal: &mut PostDelete<'_>) -> Result<()> {
+///     let path = profile.photo.clone();
+///     // Only once the delete is committed: a rolled-back delete keeps the file.
+///     signal.on_commit(async move { let _ = std::fs::remove_file(path); });
+///     Ok(())
+/// }
+/// ```
+#[derive(Debug)]
+pub struct PostDelete<'t> {
+    tx: &'t mut Tx,
+    origin: &'static str,
+}
+
+impl<'t> PostDelete<'t> {
+    pub(crate) fn new(tx: &'t mut Tx, origin: &'static str) -> Self {
+        PostDelete { tx, origin }
+    }
+
+    /// The model whose `delete` started this deletion; see [`PreDelete::origin`].
+    pub fn origin(&self) -> &'static str {
+        self.origin
+    }
+
+    common!();
+}

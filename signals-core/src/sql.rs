@@ -1,0 +1,272 @@
+//! SQL text for a model, built once per model and backend from its [`ModelMeta`].
+
+use std::fmt::Write as _;
+
+use crate::db::Backend;
+use crate::model::ModelMeta;
+
+/// The statements a model runs, with columns in field order and the primary key bound last
+/// (UPDATE, by-key statements) or first (`insert_with_key`).
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct Statements {
+    /// INSERT of the non-key columns; the database assigns the key (PostgreSQL: `RETURNING`).
+    pub(crate) insert: String,
+    /// INSERT of the key and then the other columns.
+    pub(crate) insert_with_key: String,
+    /// UPDATE of the non-key columns WHERE key = ?.
+    pub(crate) update: String,
+    pub(crate) select_by_key: String,
+    pub(crate) select_all: String,
+    pub(crate) delete_by_key: String,
+    /// Per column: SELECT ... WHERE column = ?.
+    pub(crate) select_where: Vec<String>,
+    /// Per column: SELECT ... WHERE column IS NULL.
+    pub(crate) select_where_null: Vec<String>,
+    /// Per column: SELECT COUNT(*) ... WHERE column = ?.
+    pub(crate) count_where: Vec<String>,
+    /// Per column: UPDATE ... SET column = NULL WHERE column = ?.
+    pub(crate) set_null_where: Vec<String>,
+}
+
+struct Writer {
+    backend: Backend,
+    params: usize,
+}
+
+impl Writer {
+    fn new(backend: Backend) -> Self {
+        Writer { backend, params: 0 }
+    }
+
+    fn ident(&self, out: &mut String, name: &str) {
+        let q = if self.backend == Backend::MySql { '`' } else { '"' };
+        out.push(q);
+        for c in name.chars() {
+            if c == q {
+                out.push(q);
+            }
+            out.push(c);
+        }
+        out.push(q);
+    }
+
+    fn param(&mut self, out: &mut String) {
+        self.params += 1;
+        if self.backend == Backend::Postgres {
+            let _ = write!(out, "${}", self.params);
+        } else {
+            out.push('?');
+        }
+    }
+}
+
+impl Statements {
+    /// Builds every statement of `meta` for `backend`.
+    pub fn build(meta: &ModelMeta, backend: Backend) -> Statements {
+        let pk = meta.columns[meta.primary_key];
+        let others: Vec<&str> = meta
+            .columns
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != meta.primary_key)
+            .map(|(_, c)| *c)
+            .collect();
+        let w = Writer::new(backend);
+        let mut table = String::new();
+        w.ident(&mut table, meta.table);
+        let mut pk_q = String::new();
+        w.ident(&mut pk_q, pk);
+        let mut col_list = String::new();
+        for (i, c) in meta.columns.iter().enumerate() {
+            if i > 0 {
+                col_list.push_str(", ");
+            }
+            w.ident(&mut col_list, c);
+        }
+        let select = format!("SELECT {col_list} FROM {table}");
+
+        let insert = {
+            let mut w = Writer::new(backend);
+            let mut s = format!("INSERT INTO {table} ");
+            if others.is_empty() {
+                s.push_str(if backend == Backend::MySql {
+                    "() VALUES ()"
+                } else {
+                    "DEFAULT VALUES"
+                });
+            } else {
+                s.push('(');
+                for (i, c) in others.iter().enumerate() {
+                    if i > 0 {
+                        s.push_str(", ");
+                    }
+                    w.ident(&mut s, c);
+                }
+                s.push_str(") VALUES (");
+                for i in 0..others.len() {
+                    if i > 0 {
+                        s.push_str(", ");
+                    }
+                    w.param(&mut s);
+                }
+                s.push(')');
+            }
+            if backend == Backend::Postgres {
+                let _ = write!(s, " RETURNING CAST({pk_q} AS BIGINT)");
+            }
+            s
+        };
+
+        let insert_with_key = {
+            let mut w = Writer::new(backend);
+            let mut s = format!("INSERT INTO {table} ({pk_q}");
+            for c in &others {
+                s.push_str(", ");
+                w.ident(&mut s, c);
+            }
+            s.push_str(") VALUES (");
+            for i in 0..=others.len() {
+                if i > 0 {
+                    s.push_str(", ");
+                }
+                w.param(&mut s);
+            }
+            s.push(')');
+            s
+        };
+
+        let update = {
+            let mut w = Writer::new(backend);
+            let mut s = format!("UPDATE {table} SET ");
+            if others.is_empty() {
+                // Nothing to change: still tells whether the row exists.
+                let _ = write!(s, "{pk_q} = {pk_q}");
+            }
+            for (i, c) in others.iter().enumerate() {
+                if i > 0 {
+                    s.push_str(", ");
+                }
+                w.ident(&mut s, c);
+                s.push_str(" = ");
+                w.param(&mut s);
+            }
+            let _ = write!(s, " WHERE {pk_q} = ");
+            w.param(&mut s);
+            s
+        };
+
+        let by_key = |prefix: &str| {
+            let mut w = Writer::new(backend);
+            let mut s = format!("{prefix} WHERE {pk_q} = ");
+            w.param(&mut s);
+            s
+        };
+
+        let per_column = |f: &dyn Fn(&str, &mut Writer) -> String| {
+            meta.columns
+                .iter()
+                .map(|c| {
+                    let mut col = String::new();
+                    w.ident(&mut col, c);
+                    f(&col, &mut Writer::new(backend))
+                })
+                .collect::<Vec<_>>()
+        };
+
+        Statements {
+            insert,
+            insert_with_key,
+            update,
+            select_by_key: by_key(&select),
+            select_all: format!("{select} ORDER BY {pk_q}"),
+            delete_by_key: by_key(&format!("DELETE FROM {table}")),
+            select_where: per_column(&|col, w| {
+                let mut s = format!("{select} WHERE {col} = ");
+                w.param(&mut s);
+                let _ = write!(s, " ORDER BY {pk_q}");
+                s
+            }),
+            select_where_null: per_column(&|col, _| {
+                format!("{select} WHERE {col} IS NULL ORDER BY {pk_q}")
+            }),
+            count_where: per_column(&|col, w| {
+                let mut s = format!("SELECT COUNT(*) FROM {table} WHERE {col} = ");
+                w.param(&mut s);
+                s
+            }),
+            set_null_where: per_column(&|col, w| {
+                let mut s = format!("UPDATE {table} SET {col} = NULL WHERE {col} = ");
+                w.param(&mut s);
+                s
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Receivers;
+
+    const META: ModelMeta = ModelMeta {
+        name: "User",
+        table: "account_user",
+        fields: &["id", "username", "email"],
+        columns: &["id", "username", "e\"mail"],
+        primary_key: 0,
+        receivers: Receivers::NONE,
+    };
+
+    #[test]
+    fn postgres_statements() {
+        let s = Statements::build(&META, Backend::Postgres);
+        assert_eq!(
+            s.insert,
+            r#"INSERT INTO "account_user" ("username", "e""mail") VALUES ($1, $2) RETURNING CAST("id" AS BIGINT)"#
+        );
+        assert_eq!(
+            s.update,
+            r#"UPDATE "account_user" SET "username" = $1, "e""mail" = $2 WHERE "id" = $3"#
+        );
+        assert_eq!(
+            s.insert_with_key,
+            r#"INSERT INTO "account_user" ("id", "username", "e""mail") VALUES ($1, $2, $3)"#
+        );
+        assert_eq!(
+            s.select_where[1],
+            r#"SELECT "id", "username", "e""mail" FROM "account_user" WHERE "username" = $1 ORDER BY "id""#
+        );
+    }
+
+    #[test]
+    fn mysql_statements() {
+        let s = Statements::build(&META, Backend::MySql);
+        assert_eq!(
+            s.insert,
+            "INSERT INTO `account_user` (`username`, `e\"mail`) VALUES (?, ?)"
+        );
+        assert_eq!(s.delete_by_key, "DELETE FROM `account_user` WHERE `id` = ?");
+        assert_eq!(
+            s.set_null_where[1],
+            "UPDATE `account_user` SET `username` = NULL WHERE `username` = ?"
+        );
+    }
+
+    #[test]
+    fn key_only_model() {
+        const KEY_ONLY: ModelMeta = ModelMeta {
+            name: "Tag",
+            table: "tag",
+            fields: &["id"],
+            columns: &["id"],
+            primary_key: 0,
+            receivers: Receivers::NONE,
+        };
+        let s = Statements::build(&KEY_ONLY, Backend::Sqlite);
+        assert_eq!(s.insert, r#"INSERT INTO "tag" DEFAULT VALUES"#);
+        assert_eq!(s.update, r#"UPDATE "tag" SET "id" = "id" WHERE "id" = ?"#);
+        let s = Statements::build(&KEY_ONLY, Backend::MySql);
+        assert_eq!(s.insert, "INSERT INTO `tag` () VALUES ()");
+    }
+}

@@ -1,0 +1,267 @@
+//! Field types, argument binding and row decoding, statically dispatched per backend.
+
+use std::fmt::Debug;
+
+use sqlx::mysql::{MySql, MySqlArguments, MySqlRow};
+use sqlx::postgres::{PgArguments, PgRow, Postgres};
+use sqlx::sqlite::{Sqlite, SqliteArguments, SqliteRow};
+use sqlx::{Arguments, Decode, Encode, Row as _, Type};
+
+use crate::db::Backend;
+use crate::error::{Error, Result};
+
+/// A Rust type that can be a model field on every supported database.
+///
+/// Implemented for `bool`, `i16`, `i32`, `i64`, `f32`, `f64`, `String`, `Vec<u8>`,
+/// `chrono::NaiveDate`, `chrono::NaiveDateTime`, `chrono::DateTime<Utc>`, `uuid::Uuid`, and
+/// `Option<T>` of each (which maps to a nullable column). The same model then runs unchanged on
+/// SQLite, PostgreSQL and MySQL.
+///
+/// ```
+/// fn assert_field<T: signals_core::FieldType>() {}
+/// assert_field::<Option<chrono::NaiveDate>>();
+/// assert_field::<Vec<u8>>();
+/// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be a model field",
+    label = "unsupported field type",
+    note = "model fields must be one of: bool, i16, i32, i64, f32, f64, String, Vec<u8>, \
+            chrono::NaiveDate, chrono::NaiveDateTime, chrono::DateTime<Utc>, uuid::Uuid, \
+            or an Option of one of them"
+)]
+pub trait FieldType:
+    Debug
+    + Send
+    + Sync
+    + 'static
+    + for<'q> Encode<'q, Sqlite>
+    + Type<Sqlite>
+    + for<'r> Decode<'r, Sqlite>
+    + for<'q> Encode<'q, Postgres>
+    + Type<Postgres>
+    + for<'r> Decode<'r, Postgres>
+    + for<'q> Encode<'q, MySql>
+    + Type<MySql>
+    + for<'r> Decode<'r, MySql>
+{
+    /// Whether this value is SQL `NULL` (only `None` is).
+    fn is_null(&self) -> bool {
+        false
+    }
+}
+
+macro_rules! field_types {
+    ($($ty:ty),* $(,)?) => {$(
+        impl FieldType for $ty {}
+        impl sealed::NonOption for $ty {}
+    )*};
+}
+
+field_types!(
+    bool,
+    i16,
+    i32,
+    i64,
+    f32,
+    f64,
+    String,
+    Vec<u8>,
+    chrono::NaiveDate,
+    chrono::NaiveDateTime,
+    chrono::DateTime<chrono::Utc>,
+    uuid::Uuid,
+);
+
+impl<T: FieldType + sealed::NonOption> FieldType for Option<T> {
+    fn is_null(&self) -> bool {
+        self.is_none()
+    }
+}
+
+mod sealed {
+    /// Keeps `Option<Option<T>>` out: it has no column type.
+    pub trait NonOption {}
+}
+
+/// Arguments for one statement, for the backend of the handle it will run on.
+#[doc(hidden)]
+pub enum Args {
+    Sqlite(SqliteArguments),
+    Postgres(PgArguments),
+    MySql(MySqlArguments),
+}
+
+impl Args {
+    pub(crate) fn new(backend: Backend, capacity: usize) -> Self {
+        match backend {
+            Backend::Sqlite => {
+                let mut a = SqliteArguments::default();
+                a.reserve(capacity, 0);
+                Args::Sqlite(a)
+            }
+            Backend::Postgres => {
+                let mut a = PgArguments::default();
+                a.reserve(capacity, capacity * 8);
+                Args::Postgres(a)
+            }
+            Backend::MySql => {
+                let mut a = MySqlArguments::default();
+                a.reserve(capacity, capacity * 8);
+                Args::MySql(a)
+            }
+        }
+    }
+
+    /// Binds one value; `column` names it in the error when the driver refuses it.
+    #[inline]
+    pub fn bind<T: FieldType>(&mut self, value: &T, column: &'static str) -> Result<()> {
+        let res = match self {
+            Args::Sqlite(a) => a.add(value),
+            Args::Postgres(a) => a.add(value),
+            Args::MySql(a) => a.add(value),
+        };
+        res.map_err(|e| Error::Config(format!("cannot bind a value for column `{column}`: {e}")))
+    }
+}
+
+/// A bindable value with its type erased, for the parent keys that relations pass around.
+#[doc(hidden)]
+pub(crate) trait DynField: Debug + Send + Sync {
+    fn bind_to(&self, args: &mut Args, column: &'static str) -> Result<()>;
+}
+
+impl<T: FieldType> DynField for T {
+    fn bind_to(&self, args: &mut Args, column: &'static str) -> Result<()> {
+        args.bind(self, column)
+    }
+}
+
+/// A row read from any backend; generated `__from_row` code reads fields by position.
+#[doc(hidden)]
+pub enum Row<'r> {
+    Sqlite(&'r SqliteRow),
+    Postgres(&'r PgRow),
+    MySql(&'r MySqlRow),
+}
+
+impl Row<'_> {
+    /// Reads column `index`, naming `model.column` in the error.
+    #[inline]
+    pub fn get<T: FieldType>(
+        &self,
+        index: usize,
+        model: &'static str,
+        column: &'static str,
+    ) -> Result<T> {
+        let res = match self {
+            Row::Sqlite(r) => r.try_get::<T, _>(index),
+            Row::Postgres(r) => r.try_get::<T, _>(index),
+            Row::MySql(r) => r.try_get::<T, _>(index),
+        };
+        res.map_err(|source| Error::Decode {
+            model,
+            column,
+            source,
+        })
+    }
+}
+
+/// A type that can be a model's primary key field.
+///
+/// `Option<i64>` (and `Option<i32>`, `Option<i16>`) are keys the database assigns: `None` until
+/// the first save, which INSERTs and reads the new key back. Plain `i64`, `i32`, `i16`, `String`
+/// and `uuid::Uuid` are keys the application assigns: every save tries UPDATE first and INSERTs
+/// when no row matched, as Django does.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be a primary key",
+    label = "unsupported primary key type",
+    note = "use `Option<i64>` (or `Option<i32>`, `Option<i16>`) for a key the database assigns, \
+            or `i64`, `i32`, `i16`, `String`, `uuid::Uuid` for one the application assigns"
+)]
+pub trait PrimaryKey: FieldType {
+    /// The key's value type, as passed to [`Model::get`](crate::Model::get).
+    type Key: FieldType + Clone;
+
+    /// The key, or `None` when it is not assigned yet.
+    fn key(&self) -> Option<&Self::Key>;
+
+    /// Stores a key the database generated. Only called when [`key`](Self::key) was `None`.
+    fn set_generated(&mut self, id: i64) -> Result<()>;
+
+    /// Clears the key after the row was deleted, where the type allows it.
+    fn clear(&mut self) {}
+}
+
+macro_rules! auto_keys {
+    ($($ty:ty),*) => {$(
+        impl PrimaryKey for Option<$ty> {
+            type Key = $ty;
+            #[inline]
+            fn key(&self) -> Option<&$ty> {
+                self.as_ref()
+            }
+            fn set_generated(&mut self, id: i64) -> Result<()> {
+                let id = <$ty>::try_from(id).map_err(|_| {
+                    Error::Config(format!(
+                        "the database generated key {id}, which does not fit the key type `{}`",
+                        stringify!($ty)
+                    ))
+                })?;
+                *self = Some(id);
+                Ok(())
+            }
+            fn clear(&mut self) {
+                *self = None;
+            }
+        }
+    )*};
+}
+
+macro_rules! manual_keys {
+    ($($ty:ty),*) => {$(
+        impl PrimaryKey for $ty {
+            type Key = $ty;
+            #[inline]
+            fn key(&self) -> Option<&$ty> {
+                Some(self)
+            }
+            fn set_generated(&mut self, _id: i64) -> Result<()> {
+                Ok(())
+            }
+        }
+    )*};
+}
+
+auto_keys!(i16, i32, i64);
+manual_keys!(i16, i32, i64, String, uuid::Uuid);
+
+/// A field type that can refer to a parent whose key type is `K` (the key itself, or an
+/// `Option` of it for a nullable reference).
+#[doc(hidden)]
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot refer to a model whose primary key is `{K}`",
+    label = "the field type must be `{K}` or `Option<{K}>`"
+)]
+pub trait RefersTo<K> {
+    /// The referenced key, `None` for a NULL reference.
+    fn referenced_key(&self) -> Option<&K>;
+}
+impl<K: FieldType + sealed::NonOption> RefersTo<K> for K {
+    fn referenced_key(&self) -> Option<&K> {
+        Some(self)
+    }
+}
+impl<K: FieldType + sealed::NonOption> RefersTo<K> for Option<K> {
+    fn referenced_key(&self) -> Option<&K> {
+        self.as_ref()
+    }
+}
+
+/// Fields that may be set to NULL (`on_delete = set_null`).
+#[doc(hidden)]
+#[diagnostic::on_unimplemented(
+    message = "`on_delete = set_null` needs a nullable field, but this field is `{Self}`",
+    label = "make this field an `Option<_>`"
+)]
+pub trait Nullable {}
+impl<T> Nullable for Option<T> {}

@@ -1,0 +1,397 @@
+//! Parsing of `#[model(..)]` and the signal attributes. Reports user errors; emits no code.
+
+use proc_macro2::Span;
+use syn::meta::ParseNestedMeta;
+use syn::punctuated::Punctuated;
+use syn::spanned::Spanned;
+use syn::{Attribute, Ident, LitStr, Path, Token};
+
+/// Collects every error instead of stopping at the first (serde's `Ctxt`).
+#[derive(Default)]
+pub(crate) struct Errors(Option<syn::Error>);
+
+impl Errors {
+    pub(crate) fn push(&mut self, err: syn::Error) {
+        match &mut self.0 {
+            Some(all) => all.combine(err),
+            None => self.0 = Some(err),
+        }
+    }
+
+    pub(crate) fn spanned(&mut self, tokens: impl quote::ToTokens, msg: impl std::fmt::Display) {
+        self.push(syn::Error::new_spanned(tokens, msg));
+    }
+
+    pub(crate) fn at(&mut self, span: Span, msg: impl std::fmt::Display) {
+        self.push(syn::Error::new(span, msg));
+    }
+
+    pub(crate) fn finish(self) -> Option<syn::Error> {
+        self.0
+    }
+}
+
+/// The four model signals, in the order their attributes are documented.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Signal {
+    PreSave,
+    PostSave,
+    PreDelete,
+    PostDelete,
+}
+
+impl Signal {
+    pub(crate) const ALL: [Signal; 4] = [
+        Signal::PreSave,
+        Signal::PostSave,
+        Signal::PreDelete,
+        Signal::PostDelete,
+    ];
+
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Signal::PreSave => "pre_save",
+            Signal::PostSave => "post_save",
+            Signal::PreDelete => "pre_delete",
+            Signal::PostDelete => "post_delete",
+        }
+    }
+
+    fn of(attr: &Attribute) -> Option<Signal> {
+        Signal::ALL.into_iter().find(|s| attr.path().is_ident(s.name()))
+    }
+}
+
+/// A receiver as written: a path to an async fn.
+pub(crate) struct Receiver {
+    pub(crate) path: Path,
+    /// The path as written, for errors and introspection.
+    pub(crate) name: String,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum OnDelete {
+    Cascade,
+    Restrict,
+    SetNull,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum RelationKind {
+    OneToOne,
+    ForeignKey,
+}
+
+impl RelationKind {
+    pub(crate) fn key(self) -> &'static str {
+        match self {
+            RelationKind::OneToOne => "one_to_one",
+            RelationKind::ForeignKey => "foreign_key",
+        }
+    }
+}
+
+/// `#[model(..)]` and signal attributes of the struct.
+#[derive(Default)]
+pub(crate) struct StructAttrs {
+    pub(crate) table: Option<LitStr>,
+    pub(crate) receivers: [Vec<Receiver>; 4],
+}
+
+/// `#[model(..)]` of one field.
+#[derive(Default)]
+pub(crate) struct FieldAttrs {
+    pub(crate) primary_key: Option<Span>,
+    pub(crate) column: Option<LitStr>,
+    pub(crate) relation: Option<(RelationKind, Path, Span)>,
+    pub(crate) on_delete: Option<(OnDelete, Ident)>,
+}
+
+const STRUCT_KEYS: &[&str] = &["table"];
+const FIELD_KEYS: &[&str] = &[
+    "primary_key",
+    "column",
+    "one_to_one",
+    "foreign_key",
+    "on_delete",
+];
+const ON_DELETE: &[&str] = &["cascade", "restrict", "set_null"];
+
+/// The closest of `candidates` to `word`, if it is close enough to be a likely typo.
+pub(crate) fn suggest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
+    candidates
+        .iter()
+        .map(|c| (strsim::jaro_winkler(word, c), *c))
+        .filter(|(score, _)| *score >= 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, c)| c)
+}
+
+fn did_you_mean(word: &str, candidates: &[&str]) -> String {
+    match suggest(word, candidates) {
+        Some(s) => format!("; did you mean `{s}`?"),
+        None => {
+            let list: Vec<String> = candidates.iter().map(|c| format!("`{c}`")).collect();
+            format!("; expected one of {}", list.join(", "))
+        }
+    }
+}
+
+fn key_name(meta: &ParseNestedMeta) -> String {
+    let path = &meta.path;
+    path.get_ident()
+        .map(|i| i.to_string())
+        .unwrap_or_else(|| quote::quote!(#path).to_string().replace(' ', ""))
+}
+
+/// Skips whatever follows a key we reported, so parsing goes on with the next key.
+fn skip_value(meta: &ParseNestedMeta) -> syn::Result<()> {
+    if meta.input.peek(Token![=]) {
+        let _: Token![=] = meta.input.parse()?;
+        let _: syn::Expr = meta.input.parse()?;
+    } else if meta.input.peek(syn::token::Paren) {
+        let _group: proc_macro2::Group = meta.input.parse()?;
+    }
+    Ok(())
+}
+
+pub(crate) fn parse_struct_attrs(attrs: &[Attribute], errors: &mut Errors) -> StructAttrs {
+    let mut out = StructAttrs::default();
+    for attr in attrs {
+        if let Some(signal) = Signal::of(attr) {
+            parse_receivers(attr, signal, &mut out.receivers[signal as usize], errors);
+            continue;
+        }
+        if !attr.path().is_ident("model") {
+            continue;
+        }
+        let res = attr.parse_nested_meta(|meta| {
+            let key = key_name(&meta);
+            match key.as_str() {
+                "table" => {
+                    let lit: LitStr = meta.value()?.parse()?;
+                    if out.table.is_some() {
+                        errors.spanned(&meta.path, "duplicate model attribute `table`");
+                    } else if lit.value().trim().is_empty() {
+                        errors.spanned(&lit, "`table` must not be empty");
+                    } else {
+                        out.table = Some(lit);
+                    }
+                }
+                k if FIELD_KEYS.contains(&k) => {
+                    errors.spanned(
+                        &meta.path,
+                        format!("`{k}` is a field attribute; put `#[model({k})]` on a field, not on the struct"),
+                    );
+                    skip_value(&meta)?;
+                }
+                k => {
+                    errors.spanned(
+                        &meta.path,
+                        format!("unknown model attribute `{k}`{}", did_you_mean(k, STRUCT_KEYS)),
+                    );
+                    skip_value(&meta)?;
+                }
+            }
+            Ok(())
+        });
+        if let Err(err) = res {
+            errors.push(err);
+        }
+    }
+    out
+}
+
+fn parse_receivers(attr: &Attribute, signal: Signal, out: &mut Vec<Receiver>, errors: &mut Errors) {
+    let name = signal.name();
+    let list = match &attr.meta {
+        syn::Meta::List(list) => list,
+        syn::Meta::Path(path) => {
+            errors.spanned(
+                path,
+                format!("`#[{name}]` needs at least one receiver, as in `#[{name}(my_receiver)]`"),
+            );
+            return;
+        }
+        syn::Meta::NameValue(nv) => {
+            errors.spanned(
+                nv,
+                format!("receivers are listed in parentheses, as in `#[{name}(my_receiver)]`"),
+            );
+            return;
+        }
+    };
+    // Strings are a common slip from other crates; name the fix.
+    if let Ok(lit) = syn::parse2::<LitStr>(list.tokens.clone()) {
+        errors.spanned(
+            &lit,
+            format!(
+                "receivers are paths, not strings: write `#[{name}({})]`",
+                lit.value()
+            ),
+        );
+        return;
+    }
+    let paths = match list.parse_args_with(Punctuated::<Path, Token![,]>::parse_terminated) {
+        Ok(paths) => paths,
+        Err(err) => {
+            errors.push(syn::Error::new(
+                err.span(),
+                format!("expected receiver paths separated by commas in `#[{name}(..)]`: {err}"),
+            ));
+            return;
+        }
+    };
+    if paths.is_empty() {
+        errors.spanned(
+            attr,
+            format!("`#[{name}()]` lists no receiver; name at least one, as in `#[{name}(my_receiver)]`"),
+        );
+    }
+    for path in paths {
+        let text = quote::quote!(#path).to_string().replace(' ', "");
+        if out.iter().any(|r| r.name == text) {
+            errors.spanned(
+                &path,
+                format!("receiver `{text}` is already connected to `{name}`; each receiver runs once per signal"),
+            );
+            continue;
+        }
+        out.push(Receiver { path, name: text });
+    }
+}
+
+pub(crate) fn parse_field_attrs(attrs: &[Attribute], errors: &mut Errors) -> FieldAttrs {
+    let mut out = FieldAttrs::default();
+    for attr in attrs {
+        if let Some(signal) = Signal::of(attr) {
+            errors.spanned(
+                attr.path(),
+                format!(
+                    "`#[{}(..)]` goes on the struct, not on a field",
+                    signal.name()
+                ),
+            );
+            continue;
+        }
+        if !attr.path().is_ident("model") {
+            continue;
+        }
+        let res = attr.parse_nested_meta(|meta| {
+            let key = key_name(&meta);
+            let dup = |errors: &mut Errors| {
+                errors.spanned(&meta.path, format!("duplicate model attribute `{key}`"));
+            };
+            match key.as_str() {
+                "primary_key" => {
+                    if out.primary_key.is_some() {
+                        dup(errors);
+                    } else {
+                        out.primary_key = Some(meta.path.span());
+                    }
+                    if !meta.input.is_empty() && !meta.input.peek(Token![,]) {
+                        errors.spanned(&meta.path, "`primary_key` takes no value: write `#[model(primary_key)]`");
+                        skip_value(&meta)?;
+                    }
+                }
+                "column" => {
+                    let lit: LitStr = meta.value()?.parse()?;
+                    if out.column.is_some() {
+                        dup(errors);
+                    } else if lit.value().trim().is_empty() {
+                        errors.spanned(&lit, "`column` must not be empty");
+                    } else {
+                        out.column = Some(lit);
+                    }
+                }
+                "one_to_one" | "foreign_key" => {
+                    let kind = if key == "one_to_one" {
+                        RelationKind::OneToOne
+                    } else {
+                        RelationKind::ForeignKey
+                    };
+                    let value = meta.value()?;
+                    if value.peek(LitStr) {
+                        let lit: LitStr = value.parse()?;
+                        errors.spanned(
+                            &lit,
+                            format!("`{key}` takes the model's type, not a string: write `{key} = {}`", lit.value()),
+                        );
+                        return Ok(());
+                    }
+                    let path: Path = value.parse()?;
+                    match &out.relation {
+                        Some((prev, _, _)) if *prev == kind => dup(errors),
+                        Some((prev, _, _)) => errors.spanned(
+                            &meta.path,
+                            format!("a field is either `one_to_one` or `foreign_key`, not both; this one is already `{}`", prev.key()),
+                        ),
+                        None => out.relation = Some((kind, path, meta.path.span())),
+                    }
+                }
+                "on_delete" => {
+                    let value = meta.value()?;
+                    if value.peek(LitStr) {
+                        let lit: LitStr = value.parse()?;
+                        errors.spanned(
+                            &lit,
+                            format!("`on_delete` takes a bare word, not a string: write `on_delete = {}`", lit.value()),
+                        );
+                        return Ok(());
+                    }
+                    let ident: Ident = value.parse()?;
+                    let action = match ident.to_string().as_str() {
+                        "cascade" => Some(OnDelete::Cascade),
+                        "restrict" => Some(OnDelete::Restrict),
+                        "set_null" => Some(OnDelete::SetNull),
+                        other => {
+                            errors.spanned(
+                                &ident,
+                                format!("unknown `on_delete` value `{other}`{}", did_you_mean(other, ON_DELETE)),
+                            );
+                            None
+                        }
+                    };
+                    if out.on_delete.is_some() {
+                        dup(errors);
+                    } else if let Some(action) = action {
+                        out.on_delete = Some((action, ident));
+                    }
+                }
+                k if STRUCT_KEYS.contains(&k) => {
+                    errors.spanned(
+                        &meta.path,
+                        format!("`{k}` is a struct attribute; put `#[model({k} = ..)]` on the struct, not on a field"),
+                    );
+                    skip_value(&meta)?;
+                }
+                k => {
+                    errors.spanned(
+                        &meta.path,
+                        format!("unknown model attribute `{k}`{}", did_you_mean(k, FIELD_KEYS)),
+                    );
+                    skip_value(&meta)?;
+                }
+            }
+            Ok(())
+        });
+        if let Err(err) = res {
+            errors.push(err);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn suggestions() {
+        assert_eq!(suggest("tabel", STRUCT_KEYS), Some("table"));
+        assert_eq!(suggest("primary", FIELD_KEYS), Some("primary_key"));
+        assert_eq!(suggest("colum", FIELD_KEYS), Some("column"));
+        assert_eq!(suggest("cascde", ON_DELETE), Some("cascade"));
+        assert_eq!(suggest("xyz", FIELD_KEYS), None);
+    }
+}

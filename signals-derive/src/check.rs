@@ -1,0 +1,90 @@
+//! Rules across fields: one primary key, distinct columns, complete relations.
+
+use crate::ast::Model;
+use crate::attr::Errors;
+
+pub(crate) fn check(model: &mut Model<'_>, errors: &mut Errors) {
+    primary_key(model, errors);
+    columns(model, errors);
+    relations(model, errors);
+}
+
+fn primary_key(model: &mut Model<'_>, errors: &mut Errors) {
+    let marked: Vec<usize> = model
+        .fields
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| f.primary_key.is_some())
+        .map(|(i, _)| i)
+        .collect();
+    match marked.as_slice() {
+        [] => match model.fields.iter().position(|f| f.name == "id") {
+            Some(i) => model.primary_key = i,
+            None => errors.spanned(
+                model.ident,
+                format!(
+                    "`{}` has no primary key; add a field `id: Option<i64>` or mark one with `#[model(primary_key)]`",
+                    model.ident
+                ),
+            ),
+        },
+        [first, rest @ ..] => {
+            model.primary_key = *first;
+            for &i in rest {
+                if let Some(span) = model.fields[i].primary_key {
+                    errors.at(
+                        span,
+                        format!(
+                            "a model has one primary key, and `{}` is already it",
+                            model.fields[*first].name
+                        ),
+                    );
+                }
+            }
+        }
+    }
+    if let Some(pk) = model.fields.get(model.primary_key)
+        && let Some(rel) = &pk.relation
+    {
+        errors.at(
+            rel.key_span,
+            "the primary key cannot also be a reference; add a separate field for the relation",
+        );
+    }
+}
+
+fn columns(model: &Model<'_>, errors: &mut Errors) {
+    for (i, field) in model.fields.iter().enumerate() {
+        if let Some(prev) = model.fields[..i].iter().find(|f| f.column == field.column) {
+            errors.at(
+                field.column_span,
+                format!(
+                    "column `{}` is already used by field `{}`",
+                    field.column, prev.name
+                ),
+            );
+        }
+    }
+}
+
+fn relations(model: &Model<'_>, errors: &mut Errors) {
+    for field in &model.fields {
+        if let Some(ident) = &field.stray_on_delete {
+            errors.spanned(
+                ident,
+                "`on_delete` applies to a reference; add `one_to_one = Model` or `foreign_key = Model`",
+            );
+        }
+        if let Some(rel) = &field.relation
+            && rel.on_delete.is_none()
+        {
+            errors.at(
+                rel.key_span,
+                format!(
+                    "`{}` needs `on_delete = cascade`, `restrict` or `set_null`, as in Django",
+                    rel.kind.key()
+                ),
+            );
+        }
+    }
+}

@@ -1,0 +1,390 @@
+//! Code generation. Only `quote!`: every user error was reported by `attr` and `check`.
+
+use proc_macro2::{Span, TokenStream};
+use quote::{format_ident, quote, quote_spanned};
+use syn::DeriveInput;
+use syn::spanned::Spanned;
+
+use crate::ast::{self, Model};
+use crate::attr::{Errors, OnDelete, RelationKind, Signal};
+use crate::check;
+
+pub(crate) fn derive(input: &DeriveInput) -> TokenStream {
+    let mut errors = Errors::default();
+    let model = ast::parse(input, &mut errors).map(|mut model| {
+        check::check(&mut model, &mut errors);
+        model
+    });
+    match (model, errors.finish()) {
+        (Some(model), None) => expand(&model),
+        (_, Some(err)) => {
+            let fallback = fallback(input);
+            let errors = err.to_compile_error();
+            quote!(#errors #fallback)
+        }
+        // `parse` returns `None` only after reporting an error.
+        (None, None) => fallback(input),
+    }
+}
+
+/// A minimal impl, so that a model with a mistake shows that mistake and not a cascade of
+/// "`User` is not a model" errors wherever it is used.
+fn fallback(input: &DeriveInput) -> TokenStream {
+    let ident = &input.ident;
+    let name = ident.to_string();
+    let (impl_generics, ty_generics, where_clause) = input.generics.split_for_impl();
+    quote! {
+        #[automatically_derived]
+        impl #impl_generics ::signals_core::Model for #ident #ty_generics #where_clause {
+            type Key = i64;
+            const META: ::signals_core::ModelMeta = ::signals_core::ModelMeta {
+                name: #name,
+                table: "",
+                fields: &[],
+                columns: &[],
+                primary_key: 0,
+                receivers: ::signals_core::Receivers::NONE,
+            };
+            fn __statements(_: ::signals_core::Backend) -> &'static ::signals_core::__private::Statements {
+                ::core::unreachable!()
+            }
+            fn __key(&self) -> ::core::option::Option<&i64> {
+                ::core::unreachable!()
+            }
+            fn __set_generated_key(&mut self, _: i64) -> ::signals_core::Result<()> {
+                ::core::unreachable!()
+            }
+            fn __clear_key(&mut self) {
+                ::core::unreachable!()
+            }
+            fn __bind_values(&self, _: &mut ::signals_core::__private::Args) -> ::signals_core::Result<()> {
+                ::core::unreachable!()
+            }
+            fn __from_row(_: &::signals_core::__private::Row<'_>) -> ::signals_core::Result<Self> {
+                ::core::unreachable!()
+            }
+        }
+    }
+}
+
+fn expand(model: &Model<'_>) -> TokenStream {
+    let ident = model.ident;
+    let vis = model.vis;
+    let name = ident.to_string();
+    let table = &model.table;
+    let pk = &model.fields[model.primary_key];
+    let pk_ident = pk.ident;
+    let pk_ty = pk.ty;
+    let pk_index = model.primary_key;
+    let field_names = model.fields.iter().map(|f| &f.name);
+    let column_names = model.fields.iter().map(|f| &f.column);
+
+    let receiver_names = Signal::ALL.map(|s| {
+        let names = model.receivers(s).iter().map(|r| &r.name);
+        quote!(&[#(#names),*])
+    });
+    let [pre_save_names, post_save_names, pre_delete_names, post_delete_names] = receiver_names;
+    let has_save = !model.receivers(Signal::PreSave).is_empty()
+        || !model.receivers(Signal::PostSave).is_empty();
+    let has_delete = !model.receivers(Signal::PreDelete).is_empty()
+        || !model.receivers(Signal::PostDelete).is_empty();
+
+    let binds = model
+        .fields
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != model.primary_key)
+        .map(|(_, f)| {
+            let field = f.ident;
+            let column = &f.column;
+            quote!(args.bind(&self.#field, #column)?;)
+        });
+
+    let reads = model.fields.iter().enumerate().map(|(i, f)| {
+        let field = f.ident;
+        let column = &f.column;
+        quote!(#field: row.get(#i, #name, #column)?,)
+    });
+
+    // Each field type must be a `FieldType`; said once, on the user's type.
+    let field_checks = model.fields.iter().map(|f| {
+        let ty = f.ty;
+        quote_spanned!(ty.span()=> ::signals_core::__private::assert_field::<#ty>();)
+    });
+    let pk_check = quote_spanned!(pk_ty.span()=> ::signals_core::__private::assert_primary_key::<#pk_ty>(););
+
+    let dispatchers = Signal::ALL.map(|s| dispatcher(model, s));
+
+    let column_consts = model.fields.iter().enumerate().map(|(i, f)| {
+        let konst = format_ident!("{}", f.name.to_uppercase(), span = f.ident.span());
+        let ty = f.ty;
+        let column = &f.column;
+        let doc = format!("The `{}` column, for [`Model::filter`](::signals_core::Model::filter).", f.column);
+        quote! {
+            #[doc = #doc]
+            #vis const #konst: ::signals_core::Column<#ident, #ty> = ::signals_core::Column::__new(#i, #column);
+        }
+    });
+
+    let relations = relations(model);
+
+    quote! {
+        #[automatically_derived]
+        impl ::signals_core::Model for #ident {
+            type Key = <#pk_ty as ::signals_core::__private::PrimaryKey>::Key;
+
+            const META: ::signals_core::ModelMeta = ::signals_core::ModelMeta {
+                name: #name,
+                table: #table,
+                fields: &[#(#field_names),*],
+                columns: &[#(#column_names),*],
+                primary_key: #pk_index,
+                receivers: ::signals_core::Receivers {
+                    pre_save: #pre_save_names,
+                    post_save: #post_save_names,
+                    pre_delete: #pre_delete_names,
+                    post_delete: #post_delete_names,
+                },
+            };
+            const __HAS_SAVE_RECEIVERS: bool = #has_save;
+            const __HAS_DELETE_RECEIVERS: bool = #has_delete;
+
+            fn __statements(
+                backend: ::signals_core::Backend,
+            ) -> &'static ::signals_core::__private::Statements {
+                static CACHE: ::signals_core::__private::StatementCache =
+                    ::signals_core::__private::STATEMENT_CACHE;
+                CACHE[backend.index()].get_or_init(|| {
+                    ::signals_core::__private::Statements::build(
+                        &<Self as ::signals_core::Model>::META,
+                        backend,
+                    )
+                })
+            }
+
+            #[inline]
+            fn __key(&self) -> ::core::option::Option<&<Self as ::signals_core::Model>::Key> {
+                ::signals_core::__private::PrimaryKey::key(&self.#pk_ident)
+            }
+
+            fn __set_generated_key(&mut self, id: i64) -> ::signals_core::Result<()> {
+                ::signals_core::__private::PrimaryKey::set_generated(&mut self.#pk_ident, id)
+            }
+
+            fn __clear_key(&mut self) {
+                ::signals_core::__private::PrimaryKey::clear(&mut self.#pk_ident)
+            }
+
+            fn __bind_values(
+                &self,
+                args: &mut ::signals_core::__private::Args,
+            ) -> ::signals_core::Result<()> {
+                #(#binds)*
+                ::core::result::Result::Ok(())
+            }
+
+            fn __from_row(
+                row: &::signals_core::__private::Row<'_>,
+            ) -> ::signals_core::Result<Self> {
+                ::core::result::Result::Ok(Self { #(#reads)* })
+            }
+
+            #(#dispatchers)*
+        }
+
+        #[automatically_derived]
+        impl #ident {
+            #(#column_consts)*
+        }
+
+        const _: () = {
+            #(#field_checks)*
+            #pk_check
+        };
+
+        #relations
+    }
+}
+
+/// The method that runs one signal's receivers in declaration order.
+fn dispatcher(model: &Model<'_>, signal: Signal) -> TokenStream {
+    let receivers = model.receivers(signal);
+    if receivers.is_empty() {
+        return TokenStream::new();
+    }
+    let name = model.ident.to_string();
+    let (method, context, this, kind) = match signal {
+        Signal::PreSave => (
+            quote!(__pre_save),
+            quote!(::signals_core::PreSave<'_>),
+            quote!(&mut self),
+            quote!(PreSave),
+        ),
+        Signal::PostSave => (
+            quote!(__post_save),
+            quote!(::signals_core::PostSave<'_>),
+            quote!(&self),
+            quote!(PostSave),
+        ),
+        Signal::PreDelete => (
+            quote!(__pre_delete),
+            quote!(::signals_core::PreDelete<'_>),
+            quote!(&self),
+            quote!(PreDelete),
+        ),
+        Signal::PostDelete => (
+            quote!(__post_delete),
+            quote!(::signals_core::PostDelete<'_>),
+            quote!(&self),
+            quote!(PostDelete),
+        ),
+    };
+    let instance = if signal == Signal::PreSave {
+        quote!(&mut *self)
+    } else {
+        quote!(self)
+    };
+    let calls = receivers.iter().map(|r| {
+        let path = &r.path;
+        let receiver = &r.name;
+        // Spanned on the user's path: "cannot find function", argument and return-type
+        // mismatches all point at the receiver as written in the attribute.
+        let span = path.span();
+        let call = quote_spanned!(span=> #path(#instance, &mut *signal));
+        quote_spanned! {span=>
+            ::signals_core::__private::receive(
+                #name,
+                ::signals_core::SignalKind::#kind,
+                #receiver,
+                #call,
+            )
+            .await?;
+        }
+    });
+    quote! {
+        fn #method(
+            #this,
+            signal: &mut #context,
+        ) -> impl ::core::future::Future<Output = ::signals_core::Result<()>> + ::core::marker::Send {
+            async move {
+                #(#calls)*
+                ::core::result::Result::Ok(())
+            }
+        }
+    }
+}
+
+/// Registration and loaders for each reference field.
+fn relations(model: &Model<'_>) -> TokenStream {
+    let ident = model.ident;
+    let vis = model.vis;
+    let mut registrations = Vec::new();
+    let mut checks = Vec::new();
+    let mut loaders = Vec::new();
+    for (index, field) in model.fields.iter().enumerate() {
+        let Some(rel) = &field.relation else { continue };
+        let Some((on_delete, on_delete_ident)) = &rel.on_delete else {
+            continue;
+        };
+        let parent = &rel.parent;
+        let ty = field.ty;
+        let field_ident = field.ident;
+        let on_delete_tokens = match on_delete {
+            OnDelete::Cascade => quote!(Cascade),
+            OnDelete::Restrict => quote!(Restrict),
+            OnDelete::SetNull => quote!(SetNull),
+        };
+        let kind = match rel.kind {
+            RelationKind::OneToOne => quote!(OneToOne),
+            RelationKind::ForeignKey => quote!(ForeignKey),
+        };
+        registrations.push(quote! {
+            ::signals_core::__private::inventory::submit! {
+                ::signals_core::__private::Relation::__new::<#ident, #parent>(
+                    #index,
+                    ::signals_core::__private::OnDelete::#on_delete_tokens,
+                    ::signals_core::__private::RelationKind::#kind,
+                )
+            }
+        });
+        checks.push(quote_spanned! {parent.span()=>
+            ::signals_core::__private::assert_refers_to::<#parent, #ty>();
+        });
+        if *on_delete == OnDelete::SetNull {
+            checks.push(quote_spanned! {on_delete_ident.span()=>
+                ::signals_core::__private::assert_nullable::<#ty>();
+            });
+        }
+
+        let base = field.name.strip_suffix("_id").unwrap_or(&field.name);
+        let forward = format_ident!("{}", base, span = Span::call_site());
+        let reverse = format_ident!("for_{}", base, span = Span::call_site());
+        let forward_doc = format!(
+            "Loads the `{}` that `{}` refers to (`None` when it is NULL or the row is gone).",
+            quote!(#parent).to_string().replace(' ', ""),
+            field.name
+        );
+        let (reverse_ret, reverse_body, reverse_doc) = match rel.kind {
+            RelationKind::OneToOne => (
+                quote!(::core::option::Option<Self>),
+                quote!(::core::result::Result::Ok(rows.pop())),
+                format!(
+                    "Loads the `{ident}` whose `{}` refers to `parent`, if any: Django's \
+                     reverse one-to-one accessor.",
+                    field.name
+                ),
+            ),
+            RelationKind::ForeignKey => (
+                quote!(::std::vec::Vec<Self>),
+                quote!(::core::result::Result::Ok(rows)),
+                format!(
+                    "Loads every `{ident}` whose `{}` refers to `parent`, ordered by primary key.",
+                    field.name
+                ),
+            ),
+        };
+        loaders.push(quote! {
+            #[doc = #forward_doc]
+            #vis async fn #forward<'e>(
+                &self,
+                ex: impl ::signals_core::Executor<'e>,
+            ) -> ::signals_core::Result<::core::option::Option<#parent>> {
+                ::signals_core::__private::parent_of::<#parent, #ty>(
+                    ::signals_core::Executor::__target(ex),
+                    &self.#field_ident,
+                )
+                .await
+            }
+
+            #[doc = #reverse_doc]
+            #vis async fn #reverse<'e>(
+                ex: impl ::signals_core::Executor<'e>,
+                parent: &#parent,
+            ) -> ::signals_core::Result<#reverse_ret> {
+                #[allow(unused_mut)]
+                let mut rows = ::signals_core::__private::children_of::<Self, #parent>(
+                    ::signals_core::Executor::__target(ex),
+                    parent,
+                    #index,
+                )
+                .await?;
+                #reverse_body
+            }
+        });
+    }
+    if registrations.is_empty() {
+        return TokenStream::new();
+    }
+    quote! {
+        #(#registrations)*
+
+        const _: () = {
+            #(#checks)*
+        };
+
+        #[automatically_derived]
+        impl #ident {
+            #(#loaders)*
+        }
+    }
+}

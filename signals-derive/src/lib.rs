@@ -1,0 +1,17 @@
+//! `#[derive(Model)]` for [signals-core](https://docs.rs/signals-core): use it through
+//! `signals_core::Model`, where it is documented.
+
+mod ast;
+mod attr;
+mod check;
+mod expand;
+
+use proc_macro::TokenStream;
+use syn::{DeriveInput, parse_macro_input};
+
+/// Derives `signals_core::Model`; see the `signals_core` crate documentation.
+#[proc_macro_derive(Model, attributes(model, pre_save, post_save, pre_delete, post_delete))]
+pub fn derive_model(input: TokenStream) -> TokenStream {
+    let input = parse_macro_input!(input as DeriveInput);
+    expand::derive(&input).into()
+}
