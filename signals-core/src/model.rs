@@ -68,7 +68,6 @@ pub struct ModelMeta {
 
 /// What [`Model::save`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[must_use]
 pub struct Saved {
     pub(crate) created: bool,
 }

@@ -8,6 +8,16 @@ use crate::signal::{PostSave, PreSave};
 use crate::value::{Args, FieldType, RefersTo};
 
 pub(crate) async fn save<M: Model>(m: &mut M, target: Target<'_>) -> Result<Saved> {
+    let had_key = m.__key().is_some();
+    let res = save_inner(m, target).await;
+    if res.is_err() && !had_key {
+        // The INSERT that assigned a key was rolled back: the instance must not claim a row.
+        m.__clear_key();
+    }
+    res
+}
+
+async fn save_inner<M: Model>(m: &mut M, target: Target<'_>) -> Result<Saved> {
     let created = if !M::__HAS_SAVE_RECEIVERS {
         let mut target = target;
         write(m, &mut target).await?

@@ -1,1 +1,328 @@
-//! tmp
+//! The harness that runs every behaviour test on SQLite, PostgreSQL and MySQL.
+//!
+//! [`db_test!`] turns one async test body into three `#[tokio::test]`s (`<name>::sqlite`,
+//! `<name>::postgres`, `<name>::mysql`). Each runs in a database of its own, created for it and
+//! dropped afterwards, so tests run in parallel and leave nothing behind:
+//!
+//! - SQLite: a fresh file in the temp directory (WAL mode, as users run it);
+//! - PostgreSQL: `CREATE DATABASE` on the server at `SIGNALS_TEST_POSTGRES_URL`
+//!   (default `postgres://postgres@127.0.0.1:5432/postgres`);
+//! - MySQL/MariaDB: `CREATE DATABASE` on the server at `SIGNALS_TEST_MYSQL_URL`
+//!   (default `mysql://root@127.0.0.1:3306/test`).
+//!
+//! A server that cannot be reached skips its tests with a message, except when `CI` is set (to
+//! anything but `false` or `0`) or `SIGNALS_REQUIRE_SERVERS=1`: then it fails them.
+
+use std::cell::RefCell;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use futures_util::FutureExt as _;
+use signals_core::sqlx::{self, Connection as _, Executor as _};
+use signals_core::{Backend, Db, PoolRef};
+
+pub use signals_core;
+
+/// Declares a test that runs on all three databases.
+///
+/// ```ignore
+/// db_test!(async fn saves(db) {
+///     create_tables(&db, SCHEMA).await;
+///     // ...
+/// });
+/// ```
+#[macro_export]
+macro_rules! db_test {
+    ($(#[$meta:meta])* async fn $name:ident($db:ident) $body:block) => {
+        $(#[$meta])*
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                $crate::run($crate::signals_core::Backend::Sqlite, stringify!($name), |$db| async move $body).await
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                $crate::run($crate::signals_core::Backend::Postgres, stringify!($name), |$db| async move $body).await
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn mysql() {
+                $crate::run($crate::signals_core::Backend::MySql, stringify!($name), |$db| async move $body).await
+            }
+        }
+    };
+}
+
+fn servers_required() -> bool {
+    let ci = std::env::var("CI").unwrap_or_default();
+    let required = std::env::var("SIGNALS_REQUIRE_SERVERS").unwrap_or_default();
+    (!ci.is_empty() && ci != "false" && ci != "0") || required == "1"
+}
+
+/// The admin URL of the server for `backend`.
+pub fn server_url(backend: Backend) -> String {
+    match backend {
+        Backend::Postgres => std::env::var("SIGNALS_TEST_POSTGRES_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into()),
+        Backend::MySql => std::env::var("SIGNALS_TEST_MYSQL_URL")
+            .unwrap_or_else(|_| "mysql://root@127.0.0.1:3306/test".into()),
+        _ => String::new(),
+    }
+}
+
+/// `url` with its database (path) replaced by `db`.
+fn with_database(url: &str, db: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    let after_scheme = base.find("://").map_or(0, |i| i + 3);
+    let base = match base[after_scheme..].find('/') {
+        Some(slash) => &base[..after_scheme + slash],
+        None => base,
+    };
+    match query {
+        Some(q) => format!("{base}/{db}?{q}"),
+        None => format!("{base}/{db}"),
+    }
+}
+
+fn unique_name(test: &str) -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let test: String = test
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .take(30)
+        .collect();
+    format!("sigt_{test}_{}_{n}_{nanos}", std::process::id())
+}
+
+/// A database made for one test; [`Scratch::drop_now`] removes it.
+pub struct Scratch {
+    backend: Backend,
+    /// The URL of the test's own database.
+    pub url: String,
+    name: String,
+}
+
+impl Scratch {
+    /// Creates a fresh database for `test`, or returns `None` when the server is unreachable
+    /// and servers are not required.
+    pub async fn create(backend: Backend, test: &str) -> Option<Scratch> {
+        let name = unique_name(test);
+        match backend {
+            Backend::Sqlite => {
+                let path = std::env::temp_dir().join(format!("{name}.db"));
+                Some(Scratch {
+                    backend,
+                    url: format!("sqlite://{}", path.display()),
+                    name: path.display().to_string(),
+                })
+            }
+            _ => {
+                let admin = server_url(backend);
+                let create = format!("CREATE DATABASE {name}");
+                let res = match backend {
+                    Backend::Postgres => match sqlx::PgConnection::connect(&admin).await {
+                        Ok(mut c) => c.execute(sqlx::AssertSqlSafe(create)).await.map(drop),
+                        Err(e) => Err(e),
+                    },
+                    _ => match sqlx::MySqlConnection::connect(&admin).await {
+                        Ok(mut c) => c.execute(sqlx::AssertSqlSafe(create)).await.map(drop),
+                        Err(e) => Err(e),
+                    },
+                };
+                match res {
+                    Ok(()) => Some(Scratch {
+                        backend,
+                        url: with_database(&admin, &name),
+                        name,
+                    }),
+                    Err(e) if !servers_required() => {
+                        eprintln!(
+                            "SKIPPED {test} on {backend}: cannot reach {admin} ({e}); set \
+                             SIGNALS_TEST_{}_URL, or CI=true to make this a failure",
+                            if backend == Backend::Postgres { "POSTGRES" } else { "MYSQL" }
+                        );
+                        None
+                    }
+                    Err(e) => panic!(
+                        "{backend} server required (CI is set) but {admin} failed: {e}"
+                    ),
+                }
+            }
+        }
+    }
+
+    /// Removes the database.
+    pub async fn drop_now(self) {
+        match self.backend {
+            Backend::Sqlite => {
+                for suffix in ["", "-wal", "-shm"] {
+                    let _ = std::fs::remove_file(format!("{}{suffix}", self.name));
+                }
+            }
+            Backend::Postgres => {
+                if let Ok(mut c) = sqlx::PgConnection::connect(&server_url(self.backend)).await {
+                    let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
+                    let _ = c.execute(sqlx::AssertSqlSafe(sql)).await;
+                }
+            }
+            _ => {
+                if let Ok(mut c) = sqlx::MySqlConnection::connect(&server_url(self.backend)).await {
+                    let sql = format!("DROP DATABASE IF EXISTS {}", self.name);
+                    let _ = c.execute(sqlx::AssertSqlSafe(sql)).await;
+                }
+            }
+        }
+    }
+}
+
+tokio::task_local! {
+    static EVENTS: RefCell<Vec<String>>;
+}
+
+/// Records an event (a receiver ran) for [`take_events`]; events are per test.
+pub fn record(event: impl Into<String>) {
+    let event = event.into();
+    let _ = EVENTS.try_with(|e| e.borrow_mut().push(event));
+}
+
+/// The events recorded since the last call, in order.
+pub fn take_events() -> Vec<String> {
+    EVENTS
+        .try_with(|e| std::mem::take(&mut *e.borrow_mut()))
+        .unwrap_or_default()
+}
+
+/// Runs one test body on `backend` in a fresh database, then drops the database, even when
+/// the body panics (the panic is then resumed).
+pub async fn run<F, Fut>(backend: Backend, test: &str, body: F)
+where
+    F: FnOnce(Db) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let Some(scratch) = Scratch::create(backend, test).await else {
+        return;
+    };
+    let db = match Db::connect(&scratch.url).await {
+        Ok(db) => db,
+        Err(e) => {
+            scratch.drop_now().await;
+            panic!("cannot connect to the scratch database: {e}");
+        }
+    };
+    let outcome = AssertUnwindSafe(EVENTS.scope(RefCell::new(Vec::new()), body(db.clone())))
+        .catch_unwind()
+        .await;
+    db.close().await;
+    scratch.drop_now().await;
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+/// Creates tables from DDL written once for all backends, with these placeholders:
+///
+/// | placeholder | SQLite | PostgreSQL | MySQL |
+/// |---|---|---|---|
+/// | `{pk}` | `INTEGER PRIMARY KEY` | `BIGSERIAL PRIMARY KEY` | `BIGINT AUTO_INCREMENT PRIMARY KEY` |
+/// | `{bigint}` | `INTEGER` | `BIGINT` | `BIGINT` |
+/// | `{int}` | `INTEGER` | `INTEGER` | `INT` |
+/// | `{smallint}` | `INTEGER` | `SMALLINT` | `SMALLINT` |
+/// | `{bool}` | `BOOLEAN` | `BOOLEAN` | `BOOLEAN` |
+/// | `{double}` | `REAL` | `DOUBLE PRECISION` | `DOUBLE` |
+/// | `{float}` | `REAL` | `REAL` | `FLOAT` |
+/// | `{varchar}` | `TEXT` | `TEXT` | `VARCHAR(191)` (indexable) |
+/// | `{text}` | `TEXT` | `TEXT` | `LONGTEXT` |
+/// | `{blob}` | `BLOB` | `BYTEA` | `LONGBLOB` |
+/// | `{date}` | `DATE` | `DATE` | `DATE` |
+/// | `{datetime}` | `DATETIME` | `TIMESTAMP` | `DATETIME(6)` |
+/// | `{timestamptz}` | `DATETIME` | `TIMESTAMPTZ` | `DATETIME(6)` |
+/// | `{uuid}` | `BLOB` | `UUID` | `BINARY(16)` |
+///
+/// Statements are separated by `;`.
+pub async fn create_tables(db: &Db, ddl: &str) {
+    let backend = db.backend();
+    let types: &[(&str, [&str; 3])] = &[
+        (
+            "{pk}",
+            [
+                "INTEGER PRIMARY KEY",
+                "BIGSERIAL PRIMARY KEY",
+                "BIGINT AUTO_INCREMENT PRIMARY KEY",
+            ],
+        ),
+        ("{bigint}", ["INTEGER", "BIGINT", "BIGINT"]),
+        ("{int}", ["INTEGER", "INTEGER", "INT"]),
+        ("{smallint}", ["INTEGER", "SMALLINT", "SMALLINT"]),
+        ("{bool}", ["BOOLEAN", "BOOLEAN", "BOOLEAN"]),
+        ("{double}", ["REAL", "DOUBLE PRECISION", "DOUBLE"]),
+        ("{float}", ["REAL", "REAL", "FLOAT"]),
+        ("{varchar}", ["TEXT", "TEXT", "VARCHAR(191)"]),
+        ("{text}", ["TEXT", "TEXT", "LONGTEXT"]),
+        ("{blob}", ["BLOB", "BYTEA", "LONGBLOB"]),
+        ("{date}", ["DATE", "DATE", "DATE"]),
+        ("{datetime}", ["DATETIME", "TIMESTAMP", "DATETIME(6)"]),
+        ("{timestamptz}", ["DATETIME", "TIMESTAMPTZ", "DATETIME(6)"]),
+        ("{uuid}", ["BLOB", "UUID", "BINARY(16)"]),
+    ];
+    let mut sql = ddl.to_owned();
+    for (placeholder, per_backend) in types {
+        sql = sql.replace(placeholder, per_backend[backend.index()]);
+    }
+    for statement in sql.split(';').map(str::trim).filter(|s| !s.is_empty()) {
+        if let Err(e) = db.execute_unprepared(statement).await {
+            panic!("schema statement failed on {backend}: {e}\n{statement}");
+        }
+    }
+}
+
+/// Counts rows with plain SQL, bypassing the crate.
+pub async fn count(db: &Db, table: &str) -> i64 {
+    let sql = sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM {table}"));
+    let res = match db.pool() {
+        PoolRef::Sqlite(p) => sqlx::query_scalar::<_, i64>(sql).fetch_one(p).await,
+        PoolRef::Postgres(p) => sqlx::query_scalar::<_, i64>(sql).fetch_one(p).await,
+        PoolRef::MySql(p) => sqlx::query_scalar::<_, i64>(sql).fetch_one(p).await,
+        _ => panic!("unknown backend"),
+    };
+    match res {
+        Ok(n) => n,
+        Err(e) => panic!("counting {table} failed: {e}"),
+    }
+}
+
+/// Runs one SQL statement with plain sqlx, bypassing the crate.
+pub async fn exec(db: &Db, sql: &str) {
+    if let Err(e) = db.execute_unprepared(sql).await {
+        panic!("`{sql}` failed: {e}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::with_database;
+
+    #[test]
+    fn replaces_the_database() {
+        assert_eq!(
+            with_database("postgres://postgres@127.0.0.1:5432/postgres", "x"),
+            "postgres://postgres@127.0.0.1:5432/x"
+        );
+        assert_eq!(
+            with_database("mysql://root@127.0.0.1:3306/test?ssl-mode=disabled", "x"),
+            "mysql://root@127.0.0.1:3306/x?ssl-mode=disabled"
+        );
+        assert_eq!(with_database("mysql://root@h", "x"), "mysql://root@h/x");
+    }
+}
