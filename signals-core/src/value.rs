@@ -5,7 +5,7 @@ use std::fmt::Debug;
 use sqlx::mysql::{MySql, MySqlArguments, MySqlRow};
 use sqlx::postgres::{PgArguments, PgRow, Postgres};
 use sqlx::sqlite::{Sqlite, SqliteArguments, SqliteRow};
-use sqlx::{Arguments, Decode, Encode, Row as _, Type};
+use sqlx::{Arguments, Decode, Encode, Row as _, Type, ValueRef as _};
 
 use crate::db::Backend;
 use crate::error::{Error, Result};
@@ -44,6 +44,9 @@ pub trait FieldType:
     + Type<MySql>
     + for<'r> Decode<'r, MySql>
 {
+    /// Whether the type can hold SQL `NULL` (only `Option` can).
+    const NULLABLE: bool = false;
+
     /// Whether this value is SQL `NULL` (only `None` is).
     fn is_null(&self) -> bool {
         false
@@ -73,6 +76,8 @@ field_types!(
 );
 
 impl<T: FieldType + sealed::NonOption> FieldType for Option<T> {
+    const NULLABLE: bool = true;
+
     fn is_null(&self) -> bool {
         self.is_none()
     }
@@ -153,6 +158,26 @@ impl Row<'_> {
         model: &'static str,
         column: &'static str,
     ) -> Result<T> {
+        let decode_error = |source| Error::Decode {
+            model,
+            column,
+            source,
+        };
+        // sqlx skips its type check for NULL, and its SQLite driver then reads NULL as "" or
+        // 0: refuse NULL for fields that cannot hold it, on every backend alike.
+        if !T::NULLABLE {
+            let null = match self {
+                Row::Sqlite(r) => r.try_get_raw(index).map(|v| v.is_null()),
+                Row::Postgres(r) => r.try_get_raw(index).map(|v| v.is_null()),
+                Row::MySql(r) => r.try_get_raw(index).map(|v| v.is_null()),
+            };
+            if null.map_err(decode_error)? {
+                return Err(decode_error(sqlx::Error::Decode(
+                    "the column is NULL but the field cannot hold NULL; declare it `Option<_>`"
+                        .into(),
+                )));
+            }
+        }
         let res = match self {
             Row::Sqlite(r) => r.try_get::<T, _>(index),
             Row::Postgres(r) => r.try_get::<T, _>(index),

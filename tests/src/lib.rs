@@ -250,7 +250,8 @@ where
 /// | `{timestamptz}` | `DATETIME` | `TIMESTAMPTZ` | `DATETIME(6)` |
 /// | `{uuid}` | `BLOB` | `UUID` | `BINARY(16)` |
 ///
-/// Statements are separated by `;`.
+/// Identifiers in double quotes (`"order"`) are quoted with backticks on MySQL. Statements
+/// are separated by `;`.
 pub async fn create_tables(db: &Db, ddl: &str) {
     let backend = db.backend();
     let types: &[(&str, [&str; 3])] = &[
@@ -276,7 +277,11 @@ pub async fn create_tables(db: &Db, ddl: &str) {
         ("{timestamptz}", ["DATETIME", "TIMESTAMPTZ", "DATETIME(6)"]),
         ("{uuid}", ["BLOB", "UUID", "BINARY(16)"]),
     ];
-    let mut sql = ddl.to_owned();
+    let mut sql = if backend == Backend::MySql {
+        ddl.replace('"', "`")
+    } else {
+        ddl.to_owned()
+    };
     for (placeholder, per_backend) in types {
         sql = sql.replace(placeholder, per_backend[backend.index()]);
     }
