@@ -55,14 +55,64 @@ pub async fn receive<F: ReceiverFuture>(
     })
 }
 
-/// Checks at compile time that `P` is a model and the field can hold its key.
-pub const fn assert_refers_to<P: crate::Model, F: RefersTo<P::Key>>() {}
-
 /// Checks at compile time that a `set_null` field is nullable.
 pub const fn assert_nullable<F: Nullable>() {}
 
-/// Checks at compile time that a field's type is supported.
-pub const fn assert_field<T: crate::FieldType>() {}
+type BoxFuture<'a, T> = std::pin::Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
-/// Checks at compile time that the primary key's type is supported.
-pub const fn assert_primary_key<T: PrimaryKey>() {}
+/// One reference field of child `C` to parent `P`, held in field type `F`: its registration
+/// and its loaders. Built by [`reference`], the one place its bounds are checked, so a wrong
+/// parent or key type is reported once.
+pub struct Reference<C, P, F> {
+    /// The registration for the parent's delete.
+    pub relation: Relation,
+    field_index: usize,
+    parent: for<'e> fn(Target<'e>, &'e F) -> BoxFuture<'e, Result<Option<P>>>,
+    children: for<'e> fn(Target<'e>, &'e P, usize) -> BoxFuture<'e, Result<Vec<C>>>,
+}
+
+/// Builds the [`Reference`] of the field at `field_index` of `C`.
+pub const fn reference<C, P, F>(
+    field_index: usize,
+    on_delete: OnDelete,
+    kind: RelationKind,
+) -> Reference<C, P, F>
+where
+    C: crate::Model,
+    P: crate::Model,
+    F: RefersTo<P::Key> + Sync,
+{
+    Reference {
+        relation: Relation::__new::<C, P>(field_index, on_delete, kind),
+        field_index,
+        parent: load_parent::<P, F>,
+        children: load_children::<C, P>,
+    }
+}
+
+fn load_parent<'e, P: crate::Model, F: RefersTo<P::Key> + Sync>(
+    target: Target<'e>,
+    field: &'e F,
+) -> BoxFuture<'e, Result<Option<P>>> {
+    Box::pin(parent_of::<P, F>(target, field))
+}
+
+fn load_children<'e, C: crate::Model, P: crate::Model>(
+    target: Target<'e>,
+    parent: &'e P,
+    field_index: usize,
+) -> BoxFuture<'e, Result<Vec<C>>> {
+    Box::pin(children_of::<C, P>(target, parent, field_index))
+}
+
+impl<C, P, F> Reference<C, P, F> {
+    /// Loads the parent `field` refers to.
+    pub fn parent<'e>(&self, target: Target<'e>, field: &'e F) -> BoxFuture<'e, Result<Option<P>>> {
+        (self.parent)(target, field)
+    }
+
+    /// Loads the children of `parent`.
+    pub fn children<'e>(&self, target: Target<'e>, parent: &'e P) -> BoxFuture<'e, Result<Vec<C>>> {
+        (self.children)(target, parent, self.field_index)
+    }
+}

@@ -65,9 +65,9 @@ async fn finish<T>(tx: &mut Tx, sp: Savepoint, res: Result<T>) -> Result<T> {
 
 async fn save_signalled<M: Model>(m: &mut M, tx: &mut Tx) -> Result<bool> {
     let adding = m.__key().is_none();
-    m.__pre_save(&mut PreSave::new(tx, adding)).await?;
+    M::__pre_save(m, &mut PreSave::new(tx, adding)).await?;
     let created = write(m, &mut Target::Tx(tx)).await?;
-    m.__post_save(&mut PostSave::new(tx, created)).await?;
+    M::__post_save(m, &mut PostSave::new(tx, created)).await?;
     Ok(created)
 }
 

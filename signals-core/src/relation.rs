@@ -177,7 +177,7 @@ impl<C: Model> Batch for Rows<C> {
     fn pre_delete<'a>(&'a self, tx: &'a mut Tx, origin: &'static str) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
             for row in &self.0 {
-                row.__pre_delete(&mut PreDelete::new(tx, origin)).await?;
+                C::__pre_delete(row, &mut PreDelete::new(tx, origin)).await?;
             }
             Ok(())
         })
@@ -206,7 +206,7 @@ impl<C: Model> Batch for Rows<C> {
     ) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
             for row in &self.0 {
-                row.__post_delete(&mut PostDelete::new(tx, origin)).await?;
+                C::__post_delete(row, &mut PostDelete::new(tx, origin)).await?;
             }
             Ok(())
         })
@@ -240,7 +240,7 @@ pub(crate) async fn delete_tree<M: Model>(
     for batch in &c.batches {
         batch.pre_delete(tx, origin).await?;
     }
-    root.__pre_delete(&mut PreDelete::new(tx, origin)).await?;
+    M::__pre_delete(root, &mut PreDelete::new(tx, origin)).await?;
 
     for s in &c.set_null {
         let mut args = Args::new(tx.backend(), 1);
@@ -263,7 +263,7 @@ pub(crate) async fn delete_tree<M: Model>(
     for batch in &c.batches {
         batch.post_delete(tx, origin).await?;
     }
-    root.__post_delete(&mut PostDelete::new(tx, origin)).await?;
+    M::__post_delete(root, &mut PostDelete::new(tx, origin)).await?;
     Ok(deleted)
 }
 

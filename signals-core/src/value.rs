@@ -51,6 +51,24 @@ pub trait FieldType:
     fn is_null(&self) -> bool {
         false
     }
+
+    #[doc(hidden)]
+    #[inline]
+    fn __bind(&self, args: &mut Args, column: &'static str) -> Result<()>
+    where
+        Self: Sized,
+    {
+        args.bind(self, column)
+    }
+
+    #[doc(hidden)]
+    #[inline]
+    fn __read(row: &Row<'_>, index: usize, model: &'static str, column: &'static str) -> Result<Self>
+    where
+        Self: Sized,
+    {
+        row.get(index, model, column)
+    }
 }
 
 macro_rules! field_types {

@@ -34,6 +34,8 @@ pub(crate) struct Relation {
     pub(crate) parent: Path,
     pub(crate) key_span: Span,
     pub(crate) on_delete: Option<(OnDelete, Ident)>,
+    /// `on_delete` was written with an invalid value, already reported.
+    pub(crate) on_delete_reported: bool,
 }
 
 impl Model<'_> {
@@ -103,9 +105,11 @@ pub(crate) fn parse<'a>(input: &'a DeriveInput, errors: &mut Errors) -> Option<M
                         parent,
                         key_span,
                         on_delete: fa.on_delete,
+                        on_delete_reported: fa.on_delete_reported,
                     }),
                     None,
                 ),
+                None if fa.relation_reported => (None, None),
                 None => (None, fa.on_delete.map(|(_, ident)| ident)),
             };
             Some(Field {

@@ -105,6 +105,10 @@ pub(crate) struct FieldAttrs {
     pub(crate) column: Option<LitStr>,
     pub(crate) relation: Option<(RelationKind, Path, Span)>,
     pub(crate) on_delete: Option<(OnDelete, Ident)>,
+    /// A relation or `on_delete` was written but already reported as invalid: the checks
+    /// that it is missing would only repeat that.
+    pub(crate) relation_reported: bool,
+    pub(crate) on_delete_reported: bool,
 }
 
 const STRUCT_KEYS: &[&str] = &["table"];
@@ -317,6 +321,7 @@ pub(crate) fn parse_field_attrs(attrs: &[Attribute], errors: &mut Errors) -> Fie
                             &lit,
                             format!("`{key}` takes the model's type, not a string: write `{key} = {}`", lit.value()),
                         );
+                        out.relation_reported = true;
                         return Ok(());
                     }
                     let path: Path = value.parse()?;
@@ -337,6 +342,7 @@ pub(crate) fn parse_field_attrs(attrs: &[Attribute], errors: &mut Errors) -> Fie
                             &lit,
                             format!("`on_delete` takes a bare word, not a string: write `on_delete = {}`", lit.value()),
                         );
+                        out.on_delete_reported = true;
                         return Ok(());
                     }
                     let ident: Ident = value.parse()?;
@@ -349,6 +355,7 @@ pub(crate) fn parse_field_attrs(attrs: &[Attribute], errors: &mut Errors) -> Fie
                                 &ident,
                                 format!("unknown `on_delete` value `{other}`{}", did_you_mean(other, ON_DELETE)),
                             );
+                            out.on_delete_reported = true;
                             None
                         }
                     };

@@ -77,6 +77,7 @@ fn relations(model: &Model<'_>, errors: &mut Errors) {
         }
         if let Some(rel) = &field.relation
             && rel.on_delete.is_none()
+            && !rel.on_delete_reported
         {
             errors.at(
                 rel.key_span,

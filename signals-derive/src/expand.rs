@@ -30,6 +30,10 @@ pub(crate) fn derive(input: &DeriveInput) -> TokenStream {
 /// A minimal impl, so that a model with a mistake shows that mistake and not a cascade of
 /// "`User` is not a model" errors wherever it is used.
 fn fallback(input: &DeriveInput) -> TokenStream {
+    if !input.generics.params.is_empty() {
+        // Its bounds would add errors of their own; the generics error says it all.
+        return TokenStream::new();
+    }
     let ident = &input.ident;
     let name = ident.to_string();
     let (impl_generics, ty_generics, where_clause) = input.generics.split_for_impl();
@@ -97,21 +101,21 @@ fn expand(model: &Model<'_>) -> TokenStream {
         .map(|(_, f)| {
             let field = f.ident;
             let column = &f.column;
-            quote!(args.bind(&self.#field, #column)?;)
+            let field_type = field_type(f.ty);
+            quote!(#field_type::__bind(&self.#field, args, #column)?;)
         });
 
+    // Both go through `<T as FieldType>`, spanned on the type: an unsupported type is one
+    // error, on the user's type.
     let reads = model.fields.iter().enumerate().map(|(i, f)| {
         let field = f.ident;
         let column = &f.column;
-        quote!(#field: row.get(#i, #name, #column)?,)
+        let field_type = field_type(f.ty);
+        quote!(#field: #field_type::__read(row, #i, #name, #column)?,)
     });
 
-    // Each field type must be a `FieldType`; said once, on the user's type.
-    let field_checks = model.fields.iter().map(|f| {
-        let ty = f.ty;
-        quote_spanned!(ty.span()=> ::signals_core::__private::assert_field::<#ty>();)
-    });
-    let pk_check = quote_spanned!(pk_ty.span()=> ::signals_core::__private::assert_primary_key::<#pk_ty>(););
+    let primary_key =
+        quote_spanned!(pk_ty.span()=> <#pk_ty as ::signals_core::__private::PrimaryKey>);
 
     let dispatchers = Signal::ALL.map(|s| dispatcher(model, s));
 
@@ -131,7 +135,7 @@ fn expand(model: &Model<'_>) -> TokenStream {
     quote! {
         #[automatically_derived]
         impl ::signals_core::Model for #ident {
-            type Key = <#pk_ty as ::signals_core::__private::PrimaryKey>::Key;
+            type Key = #primary_key::Key;
 
             const META: ::signals_core::ModelMeta = ::signals_core::ModelMeta {
                 name: #name,
@@ -164,15 +168,15 @@ fn expand(model: &Model<'_>) -> TokenStream {
 
             #[inline]
             fn __key(&self) -> ::core::option::Option<&<Self as ::signals_core::Model>::Key> {
-                ::signals_core::__private::PrimaryKey::key(&self.#pk_ident)
+                #primary_key::key(&self.#pk_ident)
             }
 
             fn __set_generated_key(&mut self, id: i64) -> ::signals_core::Result<()> {
-                ::signals_core::__private::PrimaryKey::set_generated(&mut self.#pk_ident, id)
+                #primary_key::set_generated(&mut self.#pk_ident, id)
             }
 
             fn __clear_key(&mut self) {
-                ::signals_core::__private::PrimaryKey::clear(&mut self.#pk_ident)
+                #primary_key::clear(&mut self.#pk_ident)
             }
 
             fn __bind_values(
@@ -197,13 +201,12 @@ fn expand(model: &Model<'_>) -> TokenStream {
             #(#column_consts)*
         }
 
-        const _: () = {
-            #(#field_checks)*
-            #pk_check
-        };
-
         #relations
     }
+}
+
+fn field_type(ty: &syn::Type) -> TokenStream {
+    quote_spanned!(ty.span()=> <#ty as ::signals_core::FieldType>)
 }
 
 /// The method that runs one signal's receivers in declaration order.
@@ -217,39 +220,39 @@ fn dispatcher(model: &Model<'_>, signal: Signal) -> TokenStream {
         Signal::PreSave => (
             quote!(__pre_save),
             quote!(::signals_core::PreSave<'_>),
-            quote!(&mut self),
+            quote!(&mut Self),
             quote!(PreSave),
         ),
         Signal::PostSave => (
             quote!(__post_save),
             quote!(::signals_core::PostSave<'_>),
-            quote!(&self),
+            quote!(&Self),
             quote!(PostSave),
         ),
         Signal::PreDelete => (
             quote!(__pre_delete),
             quote!(::signals_core::PreDelete<'_>),
-            quote!(&self),
+            quote!(&Self),
             quote!(PreDelete),
         ),
         Signal::PostDelete => (
             quote!(__post_delete),
             quote!(::signals_core::PostDelete<'_>),
-            quote!(&self),
+            quote!(&Self),
             quote!(PostDelete),
         ),
-    };
-    let instance = if signal == Signal::PreSave {
-        quote!(&mut *self)
-    } else {
-        quote!(self)
     };
     let calls = receivers.iter().map(|r| {
         let path = &r.path;
         let receiver = &r.name;
-        // Spanned on the user's path: "cannot find function", argument and return-type
-        // mismatches all point at the receiver as written in the attribute.
+        // Spanned on the user's path, every token of the call: "cannot find function",
+        // argument and return-type mismatches all point at the receiver as written.
         let span = path.span();
+        let instance = if signal == Signal::PreSave {
+            quote_spanned!(span=> &mut *this)
+        } else {
+            quote_spanned!(span=> this)
+        };
         let call = quote_spanned!(span=> #path(#instance, &mut *signal));
         quote_spanned! {span=>
             ::signals_core::__private::receive(
@@ -263,7 +266,7 @@ fn dispatcher(model: &Model<'_>, signal: Signal) -> TokenStream {
     });
     quote! {
         fn #method(
-            #this,
+            this: #this,
             signal: &mut #context,
         ) -> impl ::core::future::Future<Output = ::signals_core::Result<()>> + ::core::marker::Send {
             async move {
@@ -278,6 +281,7 @@ fn dispatcher(model: &Model<'_>, signal: Signal) -> TokenStream {
 fn relations(model: &Model<'_>) -> TokenStream {
     let ident = model.ident;
     let vis = model.vis;
+    let mut consts = Vec::new();
     let mut registrations = Vec::new();
     let mut checks = Vec::new();
     let mut loaders = Vec::new();
@@ -298,17 +302,25 @@ fn relations(model: &Model<'_>) -> TokenStream {
             RelationKind::OneToOne => quote!(OneToOne),
             RelationKind::ForeignKey => quote!(ForeignKey),
         };
+        // The one place the parent and the key type are checked, spanned on the parent as
+        // written: a parent that is not a model, or a field that cannot hold its key, is one
+        // error there.
+        let reference = format_ident!("__SIGNALS_REFERENCE_{}", index);
+        let build = quote_spanned! {parent.span()=>
+            ::signals_core::__private::reference::<Self, #parent, #ty>(
+                #index,
+                ::signals_core::__private::OnDelete::#on_delete_tokens,
+                ::signals_core::__private::RelationKind::#kind,
+            )
+        };
+        consts.push(quote! {
+            #[doc(hidden)]
+            const #reference: ::signals_core::__private::Reference<Self, #parent, #ty> = #build;
+        });
         registrations.push(quote! {
             ::signals_core::__private::inventory::submit! {
-                ::signals_core::__private::Relation::__new::<#ident, #parent>(
-                    #index,
-                    ::signals_core::__private::OnDelete::#on_delete_tokens,
-                    ::signals_core::__private::RelationKind::#kind,
-                )
+                #ident::#reference.relation
             }
-        });
-        checks.push(quote_spanned! {parent.span()=>
-            ::signals_core::__private::assert_refers_to::<#parent, #ty>();
         });
         if *on_delete == OnDelete::SetNull {
             checks.push(quote_spanned! {on_delete_ident.span()=>
@@ -349,11 +361,9 @@ fn relations(model: &Model<'_>) -> TokenStream {
                 &self,
                 ex: impl ::signals_core::Executor<'e>,
             ) -> ::signals_core::Result<::core::option::Option<#parent>> {
-                ::signals_core::__private::parent_of::<#parent, #ty>(
-                    ::signals_core::Executor::__target(ex),
-                    &self.#field_ident,
-                )
-                .await
+                Self::#reference
+                    .parent(::signals_core::Executor::__target(ex), &self.#field_ident)
+                    .await
             }
 
             #[doc = #reverse_doc]
@@ -362,29 +372,27 @@ fn relations(model: &Model<'_>) -> TokenStream {
                 parent: &#parent,
             ) -> ::signals_core::Result<#reverse_ret> {
                 #[allow(unused_mut)]
-                let mut rows = ::signals_core::__private::children_of::<Self, #parent>(
-                    ::signals_core::Executor::__target(ex),
-                    parent,
-                    #index,
-                )
-                .await?;
+                let mut rows = Self::#reference
+                    .children(::signals_core::Executor::__target(ex), parent)
+                    .await?;
                 #reverse_body
             }
         });
     }
-    if registrations.is_empty() {
+    if consts.is_empty() {
         return TokenStream::new();
     }
     quote! {
+        #[automatically_derived]
+        impl #ident {
+            #(#consts)*
+            #(#loaders)*
+        }
+
         #(#registrations)*
 
         const _: () = {
             #(#checks)*
         };
-
-        #[automatically_derived]
-        impl #ident {
-            #(#loaders)*
-        }
     }
 }

@@ -1,0 +1,10 @@
+use signals_core::Model;
+
+#[derive(Model)]
+struct User {
+    id: Option<i64>,
+    #[model(table = "users")]
+    username: String,
+}
+
+fn main() {}

@@ -1,0 +1,15 @@
+use signals_core::{Model, PostSave};
+
+#[derive(Model)]
+#[post_save(create_profile)]
+struct User {
+    id: Option<i64>,
+}
+
+struct MyError;
+
+async fn create_profile(_: &User, _: &mut PostSave<'_>) -> Result<(), MyError> {
+    Ok(())
+}
+
+fn main() {}

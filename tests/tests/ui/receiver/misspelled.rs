@@ -1,0 +1,13 @@
+use signals_core::{Model, PostSave, Result};
+
+#[derive(Model)]
+#[post_save(create_profil)]
+struct User {
+    id: Option<i64>,
+}
+
+async fn create_profile(_: &User, _: &mut PostSave<'_>) -> Result<()> {
+    Ok(())
+}
+
+fn main() {}

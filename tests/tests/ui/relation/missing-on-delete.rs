@@ -1,0 +1,15 @@
+use signals_core::Model;
+
+#[derive(Model)]
+struct User {
+    id: Option<i64>,
+}
+
+#[derive(Model)]
+struct Profile {
+    id: Option<i64>,
+    #[model(one_to_one = User)]
+    user_id: i64,
+}
+
+fn main() {}

@@ -1,0 +1,6 @@
+use signals_core::Model;
+
+#[derive(Model)]
+struct User(Option<i64>, String);
+
+fn main() {}
