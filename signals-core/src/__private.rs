@@ -6,12 +6,12 @@ pub use inventory;
 
 pub use crate::db::Target;
 pub use crate::error::SignalKind;
+use crate::error::{Error, Result};
 pub use crate::model::Receivers;
 pub use crate::ops::{children_of, parent_of};
 pub use crate::relation::{OnDelete, Relation, RelationKind};
 pub use crate::sql::Statements;
 pub use crate::value::{Args, Nullable, PrimaryKey, RefersTo, Row};
-use crate::error::{Error, Result};
 
 /// One cached `Statements` per backend, for a model's generated `__statements`.
 pub type StatementCache = [std::sync::OnceLock<Statements>; 3];
@@ -59,6 +59,8 @@ pub async fn receive<F: ReceiverFuture>(
 pub const fn assert_nullable<F: Nullable>() {}
 
 type BoxFuture<'a, T> = std::pin::Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+type ParentFn<P, F> = for<'e> fn(Target<'e>, &'e F) -> BoxFuture<'e, Result<Option<P>>>;
+type ChildrenFn<C, P> = for<'e> fn(Target<'e>, &'e P, usize) -> BoxFuture<'e, Result<Vec<C>>>;
 
 /// One reference field of child `C` to parent `P`, held in field type `F`: its registration
 /// and its loaders. Built by [`reference`], the one place its bounds are checked, so a wrong
@@ -67,8 +69,8 @@ pub struct Reference<C, P, F> {
     /// The registration for the parent's delete.
     pub relation: Relation,
     field_index: usize,
-    parent: for<'e> fn(Target<'e>, &'e F) -> BoxFuture<'e, Result<Option<P>>>,
-    children: for<'e> fn(Target<'e>, &'e P, usize) -> BoxFuture<'e, Result<Vec<C>>>,
+    parent: ParentFn<P, F>,
+    children: ChildrenFn<C, P>,
 }
 
 /// Builds the [`Reference`] of the field at `field_index` of `C`.

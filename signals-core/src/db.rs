@@ -8,13 +8,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
+use sqlx::Database;
 use sqlx::mysql::{MySql, MySqlConnectOptions, MySqlConnection, MySqlPool, MySqlPoolOptions};
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, Postgres};
 use sqlx::sqlite::{
     Sqlite, SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool,
     SqlitePoolOptions,
 };
-use sqlx::Database;
 use sqlx_core::transaction::TransactionManager;
 
 use crate::error::{Error, Result};
@@ -116,7 +116,11 @@ impl Db {
     /// # }
     /// ```
     pub async fn connect(url: &str) -> Result<Db> {
-        let scheme = url.split(':').next().unwrap_or_default().to_ascii_lowercase();
+        let scheme = url
+            .split(':')
+            .next()
+            .unwrap_or_default()
+            .to_ascii_lowercase();
         let pool = match scheme.as_str() {
             "sqlite" => {
                 let memory = is_sqlite_memory(url);
@@ -136,6 +140,7 @@ impl Db {
                         .max_lifetime(None);
                 } else {
                     opts = opts.journal_mode(SqliteJournalMode::Wal);
+                    check_connect::<SqliteConnection>(url, &opts).await?;
                 }
                 Pool::Sqlite(
                     pool.connect_with(opts)
@@ -145,6 +150,7 @@ impl Db {
             }
             "postgres" | "postgresql" => {
                 let opts = PgConnectOptions::from_str(url).map_err(|e| config_error(url, e))?;
+                check_connect::<PgConnection>(url, &opts).await?;
                 Pool::Postgres(
                     PgPoolOptions::new()
                         .connect_with(opts)
@@ -158,7 +164,9 @@ impl Db {
                 } else {
                     url.to_owned()
                 };
-                let opts = MySqlConnectOptions::from_str(&url).map_err(|e| config_error(&url, e))?;
+                let opts =
+                    MySqlConnectOptions::from_str(&url).map_err(|e| config_error(&url, e))?;
+                check_connect::<MySqlConnection>(&url, &opts).await?;
                 Pool::MySql(
                     MySqlPoolOptions::new()
                         .connect_with(opts)
@@ -354,7 +362,9 @@ fn redact(url: &str) -> String {
         (Some(start), Some(at)) if at > start => {
             let creds = &url[start + 3..at];
             match creds.find(':') {
-                Some(colon) => format!("{}{}:***{}", &url[..start + 3], &creds[..colon], &url[at..]),
+                Some(colon) => {
+                    format!("{}{}:***{}", &url[..start + 3], &creds[..colon], &url[at..])
+                }
                 None => url.to_owned(),
             }
         }
@@ -362,17 +372,30 @@ fn redact(url: &str) -> String {
     }
 }
 
+/// Opens and closes one connection, so that an unreachable server or a wrong password fails
+/// at once with its real cause (a pool would retry until its acquire timeout and report only
+/// that it timed out).
+async fn check_connect<C: sqlx::Connection>(
+    url: &str,
+    opts: &<C as sqlx::Connection>::Options,
+) -> Result<()> {
+    use sqlx::ConnectOptions as _;
+    let conn = opts.connect().await.map_err(|e| connect_error(url, e))?;
+    let _ = conn.close().await;
+    Ok(())
+}
+
 fn config_error(url: &str, err: sqlx::Error) -> Error {
     Error::Config(format!("cannot use database URL `{}`: {err}", redact(url)))
 }
 
 fn connect_error(url: &str, err: sqlx::Error) -> Error {
-    match Error::from(err) {
-        Error::Connection(e) | Error::Database(e) => Error::Config(format!(
-            "cannot connect to `{}`: {e}",
-            redact(url)
-        )),
-        other => other,
+    match err {
+        sqlx::Error::Configuration(e) => config_error(url, sqlx::Error::Configuration(e)),
+        source => Error::Connect {
+            url: redact(url),
+            source,
+        },
     }
 }
 
@@ -474,9 +497,9 @@ impl Tx {
     pub async fn conn(&mut self) -> Result<ConnRef<'_>> {
         self.repair().await?;
         Ok(match self.inner_mut()? {
-            TxInner::Sqlite(t) => ConnRef::Sqlite(&mut **t),
-            TxInner::Postgres(t) => ConnRef::Postgres(&mut **t),
-            TxInner::MySql(t) => ConnRef::MySql(&mut **t),
+            TxInner::Sqlite(t) => ConnRef::Sqlite(t),
+            TxInner::Postgres(t) => ConnRef::Postgres(t),
+            TxInner::MySql(t) => ConnRef::MySql(t),
         })
     }
 
@@ -638,16 +661,37 @@ pub(crate) struct Outcome {
 macro_rules! dispatch {
     ($target:expr, $args:expr, |$e:ident, $a:ident, $row:ident| $body:expr) => {
         match ($target, $args) {
-            (Target::Db(Db { pool: Pool::Sqlite($e), .. }), Args::Sqlite($a)) => {
-                #[allow(unused_imports)] use Row::Sqlite as $row;
+            (
+                Target::Db(Db {
+                    pool: Pool::Sqlite($e),
+                    ..
+                }),
+                Args::Sqlite($a),
+            ) => {
+                #[allow(unused_imports)]
+                use Row::Sqlite as $row;
                 $body
             }
-            (Target::Db(Db { pool: Pool::Postgres($e), .. }), Args::Postgres($a)) => {
-                #[allow(unused_imports)] use Row::Postgres as $row;
+            (
+                Target::Db(Db {
+                    pool: Pool::Postgres($e),
+                    ..
+                }),
+                Args::Postgres($a),
+            ) => {
+                #[allow(unused_imports)]
+                use Row::Postgres as $row;
                 $body
             }
-            (Target::Db(Db { pool: Pool::MySql($e), .. }), Args::MySql($a)) => {
-                #[allow(unused_imports)] use Row::MySql as $row;
+            (
+                Target::Db(Db {
+                    pool: Pool::MySql($e),
+                    ..
+                }),
+                Args::MySql($a),
+            ) => {
+                #[allow(unused_imports)]
+                use Row::MySql as $row;
                 $body
             }
             (Target::Tx(tx), args) => {
@@ -655,17 +699,20 @@ macro_rules! dispatch {
                 match (tx.inner_mut()?, args) {
                     (TxInner::Sqlite(t), Args::Sqlite($a)) => {
                         let $e = &mut **t;
-                        #[allow(unused_imports)] use Row::Sqlite as $row;
+                        #[allow(unused_imports)]
+                        use Row::Sqlite as $row;
                         $body
                     }
                     (TxInner::Postgres(t), Args::Postgres($a)) => {
                         let $e = &mut **t;
-                        #[allow(unused_imports)] use Row::Postgres as $row;
+                        #[allow(unused_imports)]
+                        use Row::Postgres as $row;
                         $body
                     }
                     (TxInner::MySql(t), Args::MySql($a)) => {
                         let $e = &mut **t;
-                        #[allow(unused_imports)] use Row::MySql as $row;
+                        #[allow(unused_imports)]
+                        use Row::MySql as $row;
                         $body
                     }
                     _ => return Err(mismatch()),

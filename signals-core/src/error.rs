@@ -166,6 +166,16 @@ pub enum Error {
     #[error("transaction unusable: {0}")]
     Transaction(String),
 
+    /// [`Db::connect`](crate::Db::connect) could not reach or log in to the database.
+    #[error("cannot connect to `{url}`: {source}")]
+    Connect {
+        /// The URL, its password masked.
+        url: String,
+        /// Why.
+        #[source]
+        source: sqlx::Error,
+    },
+
     /// The connection to the database failed or was lost.
     #[error("database connection failed: {0}")]
     Connection(#[source] sqlx::Error),
@@ -203,7 +213,7 @@ pub enum ErrorKind {
     Decode,
     /// [`Error::Transaction`].
     Transaction,
-    /// [`Error::Connection`].
+    /// [`Error::Connect`] or [`Error::Connection`].
     Connection,
     /// [`Error::Database`].
     Database,
@@ -226,7 +236,7 @@ impl Error {
             Error::RecursionLimit { .. } => ErrorKind::RecursionLimit,
             Error::Decode { .. } => ErrorKind::Decode,
             Error::Transaction(_) => ErrorKind::Transaction,
-            Error::Connection(_) => ErrorKind::Connection,
+            Error::Connect { .. } | Error::Connection(_) => ErrorKind::Connection,
             Error::Database(_) => ErrorKind::Database,
             Error::Other(_) => ErrorKind::Other,
             // `root` never returns a receiver wrapper.
@@ -320,7 +330,11 @@ fn constraint_from_message(message: &str) -> Option<String> {
         return Some(rest.trim().to_owned());
     }
     // MySQL / MariaDB: "Duplicate entry 'x' for key 'account_user.username'"
-    if let Some(rest) = message.rsplit(" for key ").next().filter(|_| message.contains(" for key ")) {
+    if let Some(rest) = message
+        .rsplit(" for key ")
+        .next()
+        .filter(|_| message.contains(" for key "))
+    {
         return Some(rest.trim().trim_matches(['\'', '`']).to_owned());
     }
     // MySQL foreign keys: "... CONSTRAINT `fk_name` FOREIGN KEY ..."

@@ -92,9 +92,29 @@
 //! `Profile::for_user(&db, &user)` (the child of a one-to-one, or the children of a foreign
 //! key).
 //!
-//! A receiver that saves a model whose own receivers save the first one again makes the future
-//! types recursive; box the inner call (`Box::pin(other.save(signal.tx())).await`) and the
-//! depth limit stops any runaway at run time.
+//! A receiver that saves its own model (or a model whose receivers save the first one again)
+//! makes the save's future type recursive, which the compiler refuses. Erase the inner save
+//! behind `dyn`, and the depth limit stops a runaway at run time with
+//! [`Error::RecursionLimit`]:
+//!
+//! ```
+//! use std::{future::Future, pin::Pin};
+//! use signals_core::{Model, PostSave, Result, Saved};
+//!
+//! #[derive(Clone, Model)]
+//! #[post_save(touch_parent)]
+//! struct Node { id: Option<i64>, parent_id: Option<i64> }
+//!
+//! async fn touch_parent(node: &Node, signal: &mut PostSave<'_>) -> Result<()> {
+//!     let Some(parent_id) = node.parent_id else { return Ok(()) };
+//!     if let Some(mut parent) = Node::get(signal.tx(), parent_id).await? {
+//!         let save: Pin<Box<dyn Future<Output = Result<Saved>> + Send + '_>> =
+//!             Box::pin(parent.save(signal.tx()));
+//!         save.await?;
+//!     }
+//!     Ok(())
+//! }
+//! ```
 //!
 //! Field types: see [`FieldType`]. Primary keys: see [`PrimaryKey`].
 
@@ -119,6 +139,10 @@ pub use value::{FieldType, PrimaryKey};
 
 /// `#[derive(Model)]`: see the [crate documentation](crate#the-derive).
 pub use signals_derive::Model;
+
+#[doc = include_str!("../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
 
 /// The sqlx version this crate runs on, for SQL of your own through [`Db::pool`] and
 /// [`Tx::conn`].

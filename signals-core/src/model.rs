@@ -230,15 +230,24 @@ pub trait Model: Sized + Send + Sync + 'static {
     fn __from_row(row: &Row<'_>) -> Result<Self>;
 
     #[doc(hidden)]
-    fn __pre_save(_this: &mut Self, _signal: &mut PreSave<'_>) -> impl Future<Output = Result<()>> + Send {
+    fn __pre_save(
+        _this: &mut Self,
+        _signal: &mut PreSave<'_>,
+    ) -> impl Future<Output = Result<()>> + Send {
         async { Ok(()) }
     }
     #[doc(hidden)]
-    fn __post_save(_this: &Self, _signal: &mut PostSave<'_>) -> impl Future<Output = Result<()>> + Send {
+    fn __post_save(
+        _this: &Self,
+        _signal: &mut PostSave<'_>,
+    ) -> impl Future<Output = Result<()>> + Send {
         async { Ok(()) }
     }
     #[doc(hidden)]
-    fn __pre_delete(_this: &Self, _signal: &mut PreDelete<'_>) -> impl Future<Output = Result<()>> + Send {
+    fn __pre_delete(
+        _this: &Self,
+        _signal: &mut PreDelete<'_>,
+    ) -> impl Future<Output = Result<()>> + Send {
         async { Ok(()) }
     }
     #[doc(hidden)]

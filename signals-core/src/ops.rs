@@ -179,7 +179,11 @@ pub(crate) async fn filter<M: Model, T: FieldType>(
     let i = column.index();
     if value.is_null() {
         return target
-            .fetch_all(&st.select_where_null[i], Args::new(backend, 0), M::__from_row)
+            .fetch_all(
+                &st.select_where_null[i],
+                Args::new(backend, 0),
+                M::__from_row,
+            )
             .await;
     }
     let mut args = Args::new(backend, 1);

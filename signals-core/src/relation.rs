@@ -162,13 +162,9 @@ struct SetNull {
 
 trait Batch: Send + Sync {
     fn pre_delete<'a>(&'a self, tx: &'a mut Tx, origin: &'static str) -> BoxFuture<'a, Result<()>>;
-    fn delete<'a>(&'a self, tx: &'a mut Tx, deleted: &'a mut Deleted)
+    fn delete<'a>(&'a self, tx: &'a mut Tx, deleted: &'a mut Deleted) -> BoxFuture<'a, Result<()>>;
+    fn post_delete<'a>(&'a self, tx: &'a mut Tx, origin: &'static str)
     -> BoxFuture<'a, Result<()>>;
-    fn post_delete<'a>(
-        &'a self,
-        tx: &'a mut Tx,
-        origin: &'static str,
-    ) -> BoxFuture<'a, Result<()>>;
 }
 
 struct Rows<C>(Vec<C>);
@@ -183,11 +179,7 @@ impl<C: Model> Batch for Rows<C> {
         })
     }
 
-    fn delete<'a>(
-        &'a self,
-        tx: &'a mut Tx,
-        deleted: &'a mut Deleted,
-    ) -> BoxFuture<'a, Result<()>> {
+    fn delete<'a>(&'a self, tx: &'a mut Tx, deleted: &'a mut Deleted) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
             for row in &self.0 {
                 if let Some(key) = row.__key() {
@@ -223,11 +215,7 @@ pub(crate) async fn delete_row<M: Model>(target: &mut Target<'_>, key: &M::Key) 
 
 /// Deletes `root` and everything its relations reach, sending the delete signals in Django's
 /// order, inside `tx`.
-pub(crate) async fn delete_tree<M: Model>(
-    root: &M,
-    key: &M::Key,
-    tx: &mut Tx,
-) -> Result<Deleted> {
+pub(crate) async fn delete_tree<M: Model>(root: &M, key: &M::Key, tx: &mut Tx) -> Result<Deleted> {
     let origin = M::META.name;
     let mut c = Collector {
         batches: Vec::new(),
@@ -267,7 +255,11 @@ pub(crate) async fn delete_tree<M: Model>(
     Ok(deleted)
 }
 
-async fn collect_for<P: Model>(tx: &mut Tx, key: Arc<dyn DynField>, c: &mut Collector) -> Result<()> {
+async fn collect_for<P: Model>(
+    tx: &mut Tx,
+    key: Arc<dyn DynField>,
+    c: &mut Collector,
+) -> Result<()> {
     for rel in relations_to::<P>() {
         (rel.collect)(rel, tx, key.clone(), c).await?;
     }

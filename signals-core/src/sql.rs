@@ -40,7 +40,11 @@ impl Writer {
     }
 
     fn ident(&self, out: &mut String, name: &str) {
-        let q = if self.backend == Backend::MySql { '`' } else { '"' };
+        let q = if self.backend == Backend::MySql {
+            '`'
+        } else {
+            '"'
+        };
         out.push(q);
         for c in name.chars() {
             if c == q {

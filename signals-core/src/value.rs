@@ -63,7 +63,12 @@ pub trait FieldType:
 
     #[doc(hidden)]
     #[inline]
-    fn __read(row: &Row<'_>, index: usize, model: &'static str, column: &'static str) -> Result<Self>
+    fn __read(
+        row: &Row<'_>,
+        index: usize,
+        model: &'static str,
+        column: &'static str,
+    ) -> Result<Self>
     where
         Self: Sized,
     {

@@ -58,7 +58,9 @@ impl Signal {
     }
 
     fn of(attr: &Attribute) -> Option<Signal> {
-        Signal::ALL.into_iter().find(|s| attr.path().is_ident(s.name()))
+        Signal::ALL
+            .into_iter()
+            .find(|s| attr.path().is_ident(s.name()))
     }
 }
 
@@ -249,7 +251,9 @@ fn parse_receivers(attr: &Attribute, signal: Signal, out: &mut Vec<Receiver>, er
     if paths.is_empty() {
         errors.spanned(
             attr,
-            format!("`#[{name}()]` lists no receiver; name at least one, as in `#[{name}(my_receiver)]`"),
+            format!(
+                "`#[{name}()]` lists no receiver; name at least one, as in `#[{name}(my_receiver)]`"
+            ),
         );
     }
     for path in paths {

@@ -87,7 +87,12 @@ fn expand(model: &Model<'_>) -> TokenStream {
         let names = model.receivers(s).iter().map(|r| &r.name);
         quote!(&[#(#names),*])
     });
-    let [pre_save_names, post_save_names, pre_delete_names, post_delete_names] = receiver_names;
+    let [
+        pre_save_names,
+        post_save_names,
+        pre_delete_names,
+        post_delete_names,
+    ] = receiver_names;
     let has_save = !model.receivers(Signal::PreSave).is_empty()
         || !model.receivers(Signal::PostSave).is_empty();
     let has_delete = !model.receivers(Signal::PreDelete).is_empty()

@@ -151,13 +151,17 @@ impl Scratch {
                         eprintln!(
                             "SKIPPED {test} on {backend}: cannot reach {admin} ({e}); set \
                              SIGNALS_TEST_{}_URL, or CI=true to make this a failure",
-                            if backend == Backend::Postgres { "POSTGRES" } else { "MYSQL" }
+                            if backend == Backend::Postgres {
+                                "POSTGRES"
+                            } else {
+                                "MYSQL"
+                            }
                         );
                         None
                     }
-                    Err(e) => panic!(
-                        "{backend} server required (CI is set) but {admin} failed: {e}"
-                    ),
+                    Err(e) => {
+                        panic!("{backend} server required (CI is set) but {admin} failed: {e}")
+                    }
                 }
             }
         }

@@ -1,9 +1,12 @@
 //! Delete: cascade in Django's signal order, restrict, set_null, errors.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 
 use common::{Profile, User};
-use signals_core::{Error, ErrorKind, Model, OnDelete, PostDelete, PreDelete, Result, relations_to};
+use signals_core::{
+    Error, ErrorKind, Model, OnDelete, PostDelete, PreDelete, Result, relations_to,
+};
 use signals_tests::{count, create_tables, db_test, exec, record, take_events};
 
 const SCHEMA: &str = "
@@ -43,12 +46,20 @@ struct Album {
 }
 
 async fn album_pre_delete(album: &Album, signal: &mut PreDelete<'_>) -> Result<()> {
-    record(format!("pre_delete Album {} origin={}", album.name, signal.origin()));
+    record(format!(
+        "pre_delete Album {} origin={}",
+        album.name,
+        signal.origin()
+    ));
     Ok(())
 }
 
 async fn album_post_delete(album: &Album, signal: &mut PostDelete<'_>) -> Result<()> {
-    record(format!("post_delete Album {} origin={}", album.name, signal.origin()));
+    record(format!(
+        "post_delete Album {} origin={}",
+        album.name,
+        signal.origin()
+    ));
     Ok(())
 }
 
@@ -171,7 +182,10 @@ db_test!(async fn delete_inside_a_transaction_rolls_back_with_it(db) {
 #[test]
 fn relations_are_found_from_any_module() {
     let rels = relations_to::<User>();
-    let found: Vec<_> = rels.iter().map(|r| (r.child, r.field, r.on_delete)).collect();
+    let found: Vec<_> = rels
+        .iter()
+        .map(|r| (r.child, r.field, r.on_delete))
+        .collect();
     assert_eq!(
         found,
         [

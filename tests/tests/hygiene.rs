@@ -1,5 +1,6 @@
 //! The generated code uses absolute paths only: it compiles next to local items that shadow
 //! the prelude, in a crate with no direct sqlx dependency, and works.
+#![allow(clippy::unwrap_used)]
 #![allow(dead_code, non_camel_case_types, unused_imports)]
 
 struct Result;
@@ -57,19 +58,34 @@ mod models {
 #[::tokio::test]
 async fn derived_model_works_next_to_shadowing_items() {
     use ::signals_core::Model as _;
-    let db = ::signals_core::Db::connect("sqlite::memory:").await.unwrap();
+    let db = ::signals_core::Db::connect("sqlite::memory:")
+        .await
+        .unwrap();
     db.execute_unprepared(
         "CREATE TABLE hygienic (id INTEGER PRIMARY KEY, name TEXT NOT NULL, data BLOB NOT NULL);
          CREATE TABLE child (id INTEGER PRIMARY KEY, parent_id INTEGER NOT NULL);",
     )
     .await
     .unwrap();
-    let mut h = models::Hygienic { id: ::core::option::Option::None, name: "x".into(), data: ::std::vec![1] };
+    let mut h = models::Hygienic {
+        id: ::core::option::Option::None,
+        name: "x".into(),
+        data: ::std::vec![1],
+    };
     h.save(&db).await.unwrap();
-    let mut child = models::Child { id: ::core::option::Option::None, parent_id: h.id.unwrap() };
+    let mut child = models::Child {
+        id: ::core::option::Option::None,
+        parent_id: h.id.unwrap(),
+    };
     child.save(&db).await.unwrap();
-    let loaded = models::Hygienic::get(&db, h.id.unwrap()).await.unwrap().unwrap();
+    let loaded = models::Hygienic::get(&db, h.id.unwrap())
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(loaded.name, "x!");
-    assert_eq!(models::Child::for_parent(&db, &loaded).await.unwrap().len(), 1);
+    assert_eq!(
+        models::Child::for_parent(&db, &loaded).await.unwrap().len(),
+        1
+    );
     assert_eq!(h.delete(&db).await.unwrap().total(), 2);
 }

@@ -1,4 +1,5 @@
 //! Save semantics: INSERT or UPDATE as Django decides, `created`, keys, pre_save changes.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 

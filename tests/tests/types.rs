@@ -1,4 +1,5 @@
 //! Every supported field type round-trips on every backend, NULLs included.
+#![allow(clippy::unwrap_used)]
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use signals_core::Model;

@@ -1,5 +1,5 @@
 //! The seed's models, with receivers that record what they see, shared by the test files.
-#![allow(dead_code, unreachable_pub)]
+#![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
 
 use signals_core::{BoxError, Model, PostDelete, PostSave, PreDelete, PreSave, Result};
 use signals_tests::record;
