@@ -328,6 +328,37 @@ impl Db {
     }
 }
 
+impl From<SqlitePool> for Db {
+    /// Wraps a pool you configured yourself. Use `BEGIN IMMEDIATE`-friendly settings (a busy
+    /// timeout) for concurrent writers, and one connection for `:memory:`.
+    fn from(pool: SqlitePool) -> Db {
+        Db {
+            pool: Pool::Sqlite(pool),
+            max_depth: DEFAULT_MAX_DEPTH,
+        }
+    }
+}
+
+impl From<PgPool> for Db {
+    /// Wraps a pool you configured yourself.
+    fn from(pool: PgPool) -> Db {
+        Db {
+            pool: Pool::Postgres(pool),
+            max_depth: DEFAULT_MAX_DEPTH,
+        }
+    }
+}
+
+impl From<MySqlPool> for Db {
+    /// Wraps a pool you configured yourself.
+    fn from(pool: MySqlPool) -> Db {
+        Db {
+            pool: Pool::MySql(pool),
+            max_depth: DEFAULT_MAX_DEPTH,
+        }
+    }
+}
+
 /// A borrowed sqlx pool of one of the three backends; see [`Db::pool`].
 #[derive(Debug, Clone, Copy)]
 #[non_exhaustive]
@@ -417,6 +448,34 @@ const NONE_ABANDONED: u32 = u32::MAX;
 ///
 /// Dropping a `Tx` without [`commit`](Self::commit) rolls it back and drops its
 /// [`on_commit`](Self::on_commit) work.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> signals_core::Result<()> {
+/// use signals_core::{ConnRef, Db, Model};
+///
+/// #[derive(Model)]
+/// struct Tag { id: Option<i64>, name: String }
+///
+/// let db = Db::connect("sqlite::memory:").await?;
+/// db.execute_unprepared("CREATE TABLE tag (id INTEGER PRIMARY KEY, name TEXT NOT NULL)").await?;
+///
+/// let mut tx = db.begin().await?;
+/// Tag { id: None, name: "kept".into() }.save(&mut tx).await?;
+/// tx.on_commit(async { println!("runs once the tags are committed") });
+/// // SQL of your own, in the same transaction:
+/// if let ConnRef::Sqlite(conn) = tx.conn().await? {
+///     signals_core::sqlx::query("INSERT INTO tag (name) VALUES ('raw')").execute(conn).await?;
+/// }
+/// tx.commit().await?;
+///
+/// let mut tx = db.begin().await?;
+/// Tag { id: None, name: "dropped".into() }.save(&mut tx).await?;
+/// tx.rollback().await?;
+///
+/// let names: Vec<String> = Tag::all(&db).await?.into_iter().map(|t| t.name).collect();
+/// assert_eq!(names, ["kept", "raw"]);
+/// # Ok(()) }
+/// ```
 pub struct Tx {
     /// `None` only after `commit`/`rollback`, which consume the `Tx`.
     inner: Option<TxInner>,

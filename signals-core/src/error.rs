@@ -224,6 +224,36 @@ pub enum ErrorKind {
 impl Error {
     /// The kind of the innermost error: a unique violation raised by a save inside a receiver
     /// is still [`ErrorKind::UniqueViolation`].
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> signals_core::Result<()> {
+    /// use signals_core::{Db, ErrorKind, Model, PostSave, Result, SignalKind};
+    ///
+    /// #[derive(Clone, Model)]
+    /// #[post_save(copy_to_archive)]
+    /// struct Note { id: Option<i64>, body: String }
+    ///
+    /// #[derive(Model)]
+    /// struct Archive { id: Option<i64>, body: String }
+    ///
+    /// async fn copy_to_archive(note: &Note, signal: &mut PostSave<'_>) -> Result<()> {
+    ///     Archive { id: None, body: note.body.clone() }.save(signal.tx()).await?;
+    ///     Ok(())
+    /// }
+    ///
+    /// let db = Db::connect("sqlite::memory:").await?;
+    /// db.execute_unprepared(
+    ///     "CREATE TABLE note (id INTEGER PRIMARY KEY, body TEXT NOT NULL);
+    ///      CREATE TABLE archive (id INTEGER PRIMARY KEY, body TEXT NOT NULL UNIQUE);",
+    /// ).await?;
+    /// Note { id: None, body: "hi".into() }.save(&db).await?;
+    /// let err = Note { id: None, body: "hi".into() }.save(&db).await.unwrap_err();
+    ///
+    /// assert_eq!(err.kind(), ErrorKind::UniqueViolation);
+    /// assert_eq!(err.receiver_chain(), [("Note", SignalKind::PostSave, "copy_to_archive")]);
+    /// assert!(matches!(err.root(), signals_core::Error::UniqueViolation { .. }));
+    /// # Ok(()) }
+    /// ```
     pub fn kind(&self) -> ErrorKind {
         match self.root() {
             Error::Config(_) => ErrorKind::Config,

@@ -66,7 +66,7 @@ pub struct ModelMeta {
     pub receivers: Receivers,
 }
 
-/// What [`Model::save`] did.
+/// What [`Model::save`] did; see the example of [`Model::save`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Saved {
     pub(crate) created: bool,
@@ -80,6 +80,37 @@ impl Saved {
 }
 
 /// What [`Model::delete`] deleted: the instance's row and the rows its cascade reached.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> signals_core::Result<()> {
+/// use signals_core::{Db, Model};
+///
+/// #[derive(Model)]
+/// struct Author { id: Option<i64> }
+///
+/// #[derive(Model)]
+/// struct Book {
+///     id: Option<i64>,
+///     #[model(foreign_key = Author, on_delete = cascade)]
+///     author_id: i64,
+/// }
+///
+/// let db = Db::connect("sqlite::memory:").await?;
+/// db.execute_unprepared(
+///     "CREATE TABLE author (id INTEGER PRIMARY KEY);
+///      CREATE TABLE book (id INTEGER PRIMARY KEY, author_id INTEGER NOT NULL REFERENCES author(id));",
+/// ).await?;
+/// let mut author = Author { id: None };
+/// author.save(&db).await?;
+/// for _ in 0..2 {
+///     Book { id: None, author_id: author.id.unwrap() }.save(&db).await?;
+/// }
+/// let deleted = author.delete(&db).await?;
+/// assert_eq!(deleted.total(), 3);
+/// assert_eq!(deleted.per_model(), [("Book", 2), ("Author", 1)]);
+/// assert_eq!(author.id, None);
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Deleted {
     pub(crate) per_model: Vec<(&'static str, u64)>,
@@ -109,6 +140,16 @@ impl Deleted {
 /// `#[derive(Model)]` generates one associated constant per field, named after the field in
 /// upper case (`User::USERNAME` for `username`), so a misspelled column does not compile and a
 /// value of the wrong type does not either.
+///
+/// ```
+/// use signals_core::{Column, Model};
+///
+/// #[derive(Model)]
+/// struct User { id: Option<i64>, #[model(column = "login")] username: String }
+///
+/// let column: Column<User, String> = User::USERNAME;
+/// assert_eq!(column.name(), "login");
+/// ```
 pub struct Column<M, T> {
     index: usize,
     name: &'static str,

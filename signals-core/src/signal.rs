@@ -98,6 +98,22 @@ impl<'t> PostSave<'t> {
 }
 
 /// What a `pre_delete` receiver gets besides `&` the instance.
+///
+/// ```
+/// use signals_core::{BoxError, Model, PreDelete, Result};
+///
+/// #[derive(Model)]
+/// #[pre_delete(protect_admin)]
+/// struct User { id: Option<i64>, is_admin: bool }
+///
+/// async fn protect_admin(user: &User, _: &mut PreDelete<'_>) -> Result<()> {
+///     if user.is_admin {
+///         // The error rolls back the whole delete, cascade included.
+///         return Err(BoxError::from("admins cannot be deleted").into());
+///     }
+///     Ok(())
+/// }
+/// ```
 #[derive(Debug)]
 pub struct PreDelete<'t> {
     tx: &'t mut Tx,

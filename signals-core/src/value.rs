@@ -220,6 +220,20 @@ impl Row<'_> {
 /// the first save, which INSERTs and reads the new key back. Plain `i64`, `i32`, `i16`, `String`
 /// and `uuid::Uuid` are keys the application assigns: every save tries UPDATE first and INSERTs
 /// when no row matched, as Django does.
+///
+/// ```
+/// use signals_core::Model;
+///
+/// #[derive(Model)]
+/// struct Setting {
+///     #[model(primary_key)]
+///     name: String, // assigned by the application
+///     value: String,
+/// }
+///
+/// fn key_of<M: Model>() {}
+/// key_of::<Setting>(); // Setting::Key is String
+/// ```
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be a primary key",
     label = "unsupported primary key type",

@@ -73,6 +73,16 @@ fn main() {
     if let Some(db) = &db {
         let mut user = User { id: None, username: String::new(), r#type: String::new() };
         assert_send(async move { user.save(db).await });
+        let db = db.clone();
+        let db = &db;
+        assert_send(async move {
+            db.transaction(async |tx: &mut signals_core::Tx| {
+                let mut user = User { id: None, username: String::new(), r#type: String::new() };
+                user.save(&mut *tx).await?;
+                Ok::<_, signals_core::Error>(())
+            })
+            .await
+        });
         let profile = Profile { pk: None, user_id: 1, referrer_id: None, owner: 1 };
         assert_send(async move {
             let _ = profile.user(db).await;
