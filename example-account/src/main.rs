@@ -43,18 +43,23 @@ pub struct Profile {
     pub photo: String,
 }
 
-/// `create_profile` from the seed: a new user gets a profile.
-async fn create_profile(user: &User, signal: &mut PostSave<'_>) -> Result<()> {
-    if signal.created() {
-        let user_id = user.id.expect("a saved user has an id");
+impl Profile {
+    /// A profile with nothing filled in yet, for the user with key `user_id`.
+    pub fn blank(user_id: i64) -> Profile {
         Profile {
             id: None,
             user_id,
             date_of_birth: None,
             photo: String::new(),
         }
-        .save(signal.tx())
-        .await?;
+    }
+}
+
+/// `create_profile` from the seed: a new user gets a profile.
+async fn create_profile(user: &User, signal: &mut PostSave<'_>) -> Result<()> {
+    if signal.created() {
+        let user_id = user.id.expect("a saved user has an id");
+        Profile::blank(user_id).save(signal.tx()).await?;
         println!(
             "  post_save → create_profile: created the profile of {}",
             user.username
@@ -77,14 +82,7 @@ async fn save_profile(user: &User, signal: &mut PostSave<'_>) -> Result<()> {
         }
         None => {
             let user_id = user.id.expect("a saved user has an id");
-            Profile {
-                id: None,
-                user_id,
-                date_of_birth: None,
-                photo: String::new(),
-            }
-            .save(signal.tx())
-            .await?;
+            Profile::blank(user_id).save(signal.tx()).await?;
             println!(
                 "  post_save → save_profile: {} had no profile; made one",
                 user.username

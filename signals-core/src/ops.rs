@@ -1,6 +1,6 @@
 //! Save, delete and load: the runtime behind the `Model` methods.
 
-use crate::db::{Backend, Savepoint, Target, Tx};
+use crate::db::{Backend, Target, Tx};
 use crate::error::{Error, Result};
 use crate::model::{Column, Deleted, Model, Saved};
 use crate::relation::{delete_row, delete_tree, has_relations};
@@ -18,47 +18,41 @@ pub(crate) async fn save<M: Model>(m: &mut M, target: Target<'_>) -> Result<Save
 }
 
 async fn save_inner<M: Model>(m: &mut M, target: Target<'_>) -> Result<Saved> {
-    let created = if !M::__HAS_SAVE_RECEIVERS {
+    let created = if M::__HAS_SAVE_RECEIVERS {
+        atomically(target, M::META.name, async |tx: &mut Tx| {
+            save_signalled(m, tx).await
+        })
+        .await?
+    } else {
         let mut target = target;
         write(m, &mut target).await?
-    } else {
-        match target {
-            Target::Db(db) => {
-                let mut tx = db.begin().await?;
-                match save_signalled(m, &mut tx).await {
-                    Ok(created) => {
-                        tx.commit().await?;
-                        created
-                    }
-                    Err(err) => {
-                        // The receiver's or statement's error is the one to report.
-                        let _ = tx.rollback().await;
-                        return Err(err);
-                    }
-                }
-            }
-            Target::Tx(tx) => {
-                let sp = tx.enter(M::META.name).await?;
-                let res = save_signalled(m, tx).await;
-                finish(tx, sp, res).await?
-            }
-        }
     };
     Ok(Saved { created })
 }
 
-/// Releases the savepoint when `res` is `Ok`, rolls back to it otherwise.
-async fn finish<T>(tx: &mut Tx, sp: Savepoint, res: Result<T>) -> Result<T> {
-    match res {
-        Ok(value) => {
-            tx.leave(sp, true).await?;
-            Ok(value)
-        }
-        Err(err) => {
-            // If even the rollback fails, the savepoint stays marked and the next use of the
-            // transaction retries it; the original error is the one to report.
-            let _ = tx.leave(sp, false).await;
-            Err(err)
+/// Runs `f` atomically: in a transaction of its own on a pool, in a savepoint inside a caller's
+/// transaction. Everything `f` did is rolled back if it fails.
+async fn atomically<T>(
+    target: Target<'_>,
+    model: &'static str,
+    f: impl AsyncFnOnce(&mut Tx) -> Result<T>,
+) -> Result<T> {
+    match target {
+        Target::Db(db) => db.transaction(f).await,
+        Target::Tx(tx) => {
+            let sp = tx.enter(model).await?;
+            match f(&mut *tx).await {
+                Ok(value) => {
+                    tx.leave(sp, true).await?;
+                    Ok(value)
+                }
+                Err(err) => {
+                    // If even the rollback fails, the savepoint stays marked and the next use
+                    // of the transaction retries it; the original error is the one to report.
+                    let _ = tx.leave(sp, false).await;
+                    Err(err)
+                }
+            }
         }
     }
 }
@@ -126,26 +120,11 @@ pub(crate) async fn delete<M: Model>(m: &mut M, target: Target<'_>) -> Result<De
             per_model: vec![(M::META.name, n)],
         }
     } else {
-        match target {
-            Target::Db(db) => {
-                let mut tx = db.begin().await?;
-                match delete_tree(&*m, key, &mut tx).await {
-                    Ok(deleted) => {
-                        tx.commit().await?;
-                        deleted
-                    }
-                    Err(err) => {
-                        let _ = tx.rollback().await;
-                        return Err(err);
-                    }
-                }
-            }
-            Target::Tx(tx) => {
-                let sp = tx.enter(M::META.name).await?;
-                let res = delete_tree(&*m, key, tx).await;
-                finish(tx, sp, res).await?
-            }
-        }
+        let root: &M = m;
+        atomically(target, M::META.name, async |tx: &mut Tx| {
+            delete_tree(root, key, tx).await
+        })
+        .await?
     };
     m.__clear_key();
     Ok(deleted)

@@ -52,6 +52,18 @@ pub struct Profile {
     pub photo: String,
 }
 
+impl Profile {
+    /// A profile with nothing filled in yet, for the user with key `user_id`.
+    pub fn blank(user_id: i64) -> Profile {
+        Profile {
+            id: None,
+            user_id,
+            date_of_birth: None,
+            photo: String::new(),
+        }
+    }
+}
+
 impl User {
     pub fn new(username: &str) -> User {
         User {
@@ -76,14 +88,7 @@ async fn create_profile(user: &User, signal: &mut PostSave<'_>) -> Result<()> {
     record(format!("create_profile created={}", signal.created()));
     if signal.created() {
         let user_id = user.id.expect("a saved user has an id");
-        Profile {
-            id: None,
-            user_id,
-            date_of_birth: None,
-            photo: String::new(),
-        }
-        .save(signal.tx())
-        .await?;
+        Profile::blank(user_id).save(signal.tx()).await?;
     }
     Ok(())
 }
@@ -97,14 +102,7 @@ async fn save_profile(user: &User, signal: &mut PostSave<'_>) -> Result<()> {
         }
         None => {
             let user_id = user.id.expect("a saved user has an id");
-            Profile {
-                id: None,
-                user_id,
-                date_of_birth: None,
-                photo: String::new(),
-            }
-            .save(signal.tx())
-            .await?;
+            Profile::blank(user_id).save(signal.tx()).await?;
         }
     }
     if user.email == FAIL_POST_SAVE {
