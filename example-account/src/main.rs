@@ -1,210 +1,186 @@
-//! The seed's Django `account` app on signals-core: a `Profile` for every `User`, made by a
-//! `post_save` receiver in the same transaction as the user's INSERT.
+//! The seed's Django `account` app as a command line. With no subcommand it runs the demo.
 //!
 //! ```text
-//! cargo run -p example-account                                   # SQLite file account.db
-//! DATABASE_URL=postgres://postgres@127.0.0.1:5432/test cargo run -p example-account
-//! DATABASE_URL=mysql://root@127.0.0.1:3306/test cargo run -p example-account
+//! cargo run -p example-account                        # the demo, on the SQLite file account.db
+//! cargo run -p example-account -- createuser alice --email alice@example.com
+//! cargo run -p example-account -- set-dob alice 1990-05-17
+//! cargo run -p example-account -- set-photo alice ~/me.png
+//! cargo run -p example-account -- list
+//! DATABASE_URL=postgres://postgres@127.0.0.1:5432/test cargo run -p example-account -- list
 //! ```
-//!
-//! Running it again is fine: it finds `johndoe` instead of creating a duplicate.
 
-use std::fmt;
+use std::io::{BufRead, IsTerminal};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use chrono::NaiveDate;
-use signals_core::{Backend, Db, Model, PostSave, Result};
+use clap::{Parser, Subcommand};
+use example_account::{
+    Account, DEFAULT_DATABASE_URL, Error, User, accounts, delete_user, demo, migrate,
+    render_account, render_list, set_dob, set_media_root, set_photo, validate_username,
+};
+use signals_core::Db;
 
-/// Django's `auth.User`, reduced to what the seed uses.
-#[derive(Debug, Clone, Model)]
-#[model(table = "account_user")]
-#[post_save(create_profile, save_profile)]
-pub struct User {
-    /// Assigned by the database on the first save.
-    pub id: Option<i64>,
-    /// Unique login name.
-    pub username: String,
-    /// Contact address.
-    pub email: String,
+/// Users and their profiles, kept in step by model signals (the Django seed app, in Rust).
+#[derive(Parser)]
+#[command(name = "example-account", version)]
+struct Cli {
+    /// The database: sqlite://FILE, postgres://... or mysql://...
+    #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL, global = true)]
+    database_url: String,
+
+    /// Where uploaded photos are stored (Django's MEDIA_ROOT).
+    #[arg(long, default_value = "media", global = true)]
+    media_root: PathBuf,
+
+    #[command(subcommand)]
+    command: Option<Command>,
 }
 
-/// The seed's `Profile`: one-to-one with `User`, deleted with it.
-#[derive(Debug, Clone, Model)]
-#[model(table = "account_profile")]
-pub struct Profile {
-    /// Assigned by the database on the first save.
-    pub id: Option<i64>,
-    /// The user this profile belongs to; deleting the user deletes the profile.
-    #[model(one_to_one = User, on_delete = cascade)]
-    pub user_id: i64,
-    /// Unknown until the user tells.
-    pub date_of_birth: Option<NaiveDate>,
-    /// Relative path of the uploaded photo, "" when none.
-    pub photo: String,
+#[derive(Subcommand)]
+enum Command {
+    /// Create a user; the password is asked for, or read from stdin with --password-stdin.
+    Createuser {
+        /// Letters, digits and @ . + - _ (at most 150).
+        username: String,
+        /// The user's email address.
+        #[arg(long, default_value = "")]
+        email: String,
+        /// Read the password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Set a user's date of birth (YYYY-MM-DD).
+    SetDob {
+        /// The user.
+        username: String,
+        /// The date, as in 1990-05-17.
+        date: String,
+    },
+    /// Store an image as a user's photo, replacing the previous one.
+    SetPhoto {
+        /// The user.
+        username: String,
+        /// The image file (PNG, JPEG, GIF, WebP, ...).
+        file: PathBuf,
+    },
+    /// List the profiles: user, date of birth, photo.
+    List,
+    /// Show one user and its profile.
+    Show {
+        /// The user.
+        username: String,
+    },
+    /// Delete a user, its profile and its photo.
+    Delete {
+        /// The user.
+        username: String,
+    },
 }
 
-impl Profile {
-    /// A profile with nothing filled in yet, for the user with key `user_id`.
-    pub fn blank(user_id: i64) -> Profile {
-        Profile {
-            id: None,
-            user_id,
-            date_of_birth: None,
-            photo: String::new(),
-        }
+fn read_password(from_stdin: bool) -> Result<String, Error> {
+    if from_stdin {
+        let mut line = String::new();
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .map_err(|e| Error::Password(e.to_string()))?;
+        return Ok(line.trim_end_matches(['\r', '\n']).to_owned());
     }
-}
-
-/// `create_profile` from the seed: a new user gets a profile.
-async fn create_profile(user: &User, signal: &mut PostSave<'_>) -> Result<()> {
-    if signal.created() {
-        let user_id = user.id.expect("a saved user has an id");
-        Profile::blank(user_id).save(signal.tx()).await?;
-        println!(
-            "  post_save → create_profile: created the profile of {}",
-            user.username
-        );
+    if !std::io::stdin().is_terminal() {
+        return Err(Error::Password(
+            "no terminal to ask on; pass --password-stdin and write it to standard input".into(),
+        ));
     }
-    Ok(())
+    let first =
+        rpassword::prompt_password("Password: ").map_err(|e| Error::Password(e.to_string()))?;
+    let again = rpassword::prompt_password("Password (again): ")
+        .map_err(|e| Error::Password(e.to_string()))?;
+    if first != again {
+        return Err(Error::Password("the two passwords differ".into()));
+    }
+    Ok(first)
 }
 
-/// `save_profile` from the seed, without its pitfall: Django's `instance.profile.save()`
-/// raises for a user that has no profile (one created before the app existed); this gives
-/// that user a profile instead.
-async fn save_profile(user: &User, signal: &mut PostSave<'_>) -> Result<()> {
-    match Profile::for_user(signal.tx(), user).await? {
-        Some(mut profile) => {
-            profile.save(signal.tx()).await?;
-            println!(
-                "  post_save → save_profile: saved the profile of {}",
-                user.username
-            );
+async fn run(cli: Cli) -> Result<String, Error> {
+    set_media_root(&cli.media_root);
+    // Check what needs no database first, so bad input changes nothing.
+    let password = match &cli.command {
+        Some(Command::Createuser {
+            username,
+            password_stdin,
+            ..
+        }) => {
+            validate_username(username)?;
+            Some(read_password(*password_stdin)?)
         }
+        Some(Command::SetDob { date, .. }) => {
+            example_account::parse_date(date)?;
+            None
+        }
+        Some(Command::SetPhoto { file, .. }) => {
+            example_account::check_image(file)?;
+            None
+        }
+        _ => None,
+    };
+
+    let db = Db::connect(&cli.database_url).await?;
+    migrate(&db).await?;
+    let out = match cli.command {
         None => {
-            let user_id = user.id.expect("a saved user has an id");
-            Profile::blank(user_id).save(signal.tx()).await?;
-            println!(
-                "  post_save → save_profile: {} had no profile; made one",
-                user.username
-            );
+            let mut out = String::new();
+            demo(&db, &mut out).await?;
+            out
         }
-    }
-    Ok(())
-}
-
-/// The seed's `__str__`.
-struct ProfileOf<'a>(&'a str);
-
-impl fmt::Display for ProfileOf<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Profile of {}", self.0)
-    }
-}
-
-fn schema(backend: Backend) -> &'static str {
-    match backend {
-        Backend::Postgres => {
-            "CREATE TABLE IF NOT EXISTS account_user (
-                id BIGSERIAL PRIMARY KEY,
-                username TEXT NOT NULL UNIQUE,
-                email TEXT NOT NULL);
-             CREATE TABLE IF NOT EXISTS account_profile (
-                id BIGSERIAL PRIMARY KEY,
-                user_id BIGINT NOT NULL UNIQUE REFERENCES account_user (id),
-                date_of_birth DATE,
-                photo TEXT NOT NULL)"
-        }
-        Backend::MySql => {
-            "CREATE TABLE IF NOT EXISTS account_user (
-                id BIGINT AUTO_INCREMENT PRIMARY KEY,
-                username VARCHAR(150) NOT NULL UNIQUE,
-                email VARCHAR(254) NOT NULL);
-             CREATE TABLE IF NOT EXISTS account_profile (
-                id BIGINT AUTO_INCREMENT PRIMARY KEY,
-                user_id BIGINT NOT NULL UNIQUE,
-                date_of_birth DATE,
-                photo VARCHAR(255) NOT NULL,
-                FOREIGN KEY (user_id) REFERENCES account_user (id))"
-        }
-        _ => {
-            "CREATE TABLE IF NOT EXISTS account_user (
-                id INTEGER PRIMARY KEY,
-                username TEXT NOT NULL UNIQUE,
-                email TEXT NOT NULL);
-             CREATE TABLE IF NOT EXISTS account_profile (
-                id INTEGER PRIMARY KEY,
-                user_id INTEGER NOT NULL UNIQUE REFERENCES account_user (id),
-                date_of_birth DATE,
-                photo TEXT NOT NULL)"
-        }
-    }
-}
-
-async fn run(url: &str) -> Result<()> {
-    let db = Db::connect(url).await?;
-    println!("database: {url} ({})", db.backend());
-    for statement in schema(db.backend()).split(';') {
-        db.execute_unprepared(statement).await?;
-    }
-
-    let mut user = match User::filter(&db, User::USERNAME, "johndoe").await?.pop() {
-        Some(user) => {
-            println!(
-                "johndoe exists (id {}); saving it again:",
+        Some(Command::Createuser {
+            username, email, ..
+        }) => {
+            let password = password.unwrap_or_default();
+            let user = User::create_user(&db, &username, &email, &password).await?;
+            format!(
+                "created user {} (id {}); its profile was created by create_profile\n",
+                user.username,
                 user.id.unwrap_or_default()
-            );
-            user
+            )
         }
-        None => {
-            println!("creating johndoe:");
-            User {
-                id: None,
-                username: "johndoe".into(),
-                email: "john@example.com".into(),
-            }
+        Some(Command::SetDob { username, date }) => {
+            let account = set_dob(&db, &username, &date).await?;
+            format!(
+                "date of birth of {} set to {}\n",
+                account.user.username,
+                account
+                    .profile
+                    .date_of_birth
+                    .map(|d| d.to_string())
+                    .unwrap_or_default()
+            )
+        }
+        Some(Command::SetPhoto { username, file }) => {
+            let account = set_photo(&db, &username, &file).await?;
+            format!(
+                "photo of {} stored as {}\n",
+                account.user.username, account.profile.photo
+            )
+        }
+        Some(Command::List) => render_list(&accounts(&db).await?),
+        Some(Command::Show { username }) => render_account(&Account::load(&db, &username).await?),
+        Some(Command::Delete { username }) => {
+            let rows = delete_user(&db, &username).await?;
+            format!("deleted {username} and its profile ({rows} rows)\n")
         }
     };
-    let saved = user.save(&db).await?;
-    println!(
-        "saved johndoe (id {}, {})",
-        user.id.unwrap_or_default(),
-        if saved.created() { "INSERT" } else { "UPDATE" }
-    );
-
-    // Django's `user.profile`.
-    let mut profile = Profile::for_user(&db, &user)
-        .await?
-        .expect("the receivers give every user a profile");
-    println!("{}", ProfileOf(&user.username));
-
-    profile.date_of_birth = NaiveDate::from_ymd_opt(1990, 5, 17);
-    profile.save(&db).await?;
-    println!("date of birth set to 1990-05-17");
-
-    println!("profiles:");
-    for profile in Profile::all(&db).await? {
-        let owner = profile.user(&db).await?;
-        let name = owner.map(|u| u.username).unwrap_or_default();
-        let dob = profile
-            .date_of_birth
-            .map(|d| d.to_string())
-            .unwrap_or_else(|| "-".into());
-        let photo = if profile.photo.is_empty() {
-            "(no photo)"
-        } else {
-            profile.photo.as_str()
-        };
-        println!("  {name:<12} {dob:<10}  {photo}");
-    }
     db.close().await;
-    Ok(())
+    Ok(out)
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let url = std::env::var("DATABASE_URL").unwrap_or_else(|_| "sqlite://account.db".into());
-    match run(&url).await {
-        Ok(()) => ExitCode::SUCCESS,
+    let cli = Cli::parse();
+    match run(cli).await {
+        Ok(out) => {
+            print!("{out}");
+            ExitCode::SUCCESS
+        }
         Err(err) => {
             eprintln!("error: {err}");
             ExitCode::FAILURE

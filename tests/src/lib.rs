@@ -215,24 +215,68 @@ where
     F: FnOnce(Db) -> Fut,
     Fut: Future<Output = ()>,
 {
+    with_scratch(backend, test, async |url| {
+        let db = match Db::connect(&url).await {
+            Ok(db) => db,
+            Err(e) => panic!("cannot connect to the scratch database: {e}"),
+        };
+        let outcome = AssertUnwindSafe(body(db.clone())).catch_unwind().await;
+        db.close().await;
+        if let Err(panic) = outcome {
+            std::panic::resume_unwind(panic);
+        }
+    })
+    .await
+}
+
+/// Runs `body` with the URL of a fresh database on `backend` (for tests of programs that
+/// connect by URL), then drops the database, even when the body panics.
+pub async fn with_scratch<F>(backend: Backend, test: &str, body: F)
+where
+    F: AsyncFnOnce(String),
+{
     let Some(scratch) = Scratch::create(backend, test).await else {
         return;
     };
-    let db = match Db::connect(&scratch.url).await {
-        Ok(db) => db,
-        Err(e) => {
-            scratch.drop_now().await;
-            panic!("cannot connect to the scratch database: {e}");
-        }
-    };
-    let outcome = AssertUnwindSafe(EVENTS.scope(RefCell::new(Vec::new()), body(db.clone())))
-        .catch_unwind()
-        .await;
-    db.close().await;
+    let outcome =
+        AssertUnwindSafe(EVENTS.scope(RefCell::new(Vec::new()), body(scratch.url.clone())))
+            .catch_unwind()
+            .await;
     scratch.drop_now().await;
     if let Err(panic) = outcome {
         std::panic::resume_unwind(panic);
     }
+}
+
+/// Declares a test that gets the URL of a fresh database, on all three backends.
+///
+/// ```ignore
+/// url_test!(async fn runs_the_binary(url) { /* DATABASE_URL=url ... */ });
+/// ```
+#[macro_export]
+macro_rules! url_test {
+    ($(#[$meta:meta])* async fn $name:ident($url:ident) $body:block) => {
+        $(#[$meta])*
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                $crate::with_scratch($crate::signals_core::Backend::Sqlite, stringify!($name), async |$url: String| $body).await
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                $crate::with_scratch($crate::signals_core::Backend::Postgres, stringify!($name), async |$url: String| $body).await
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn mysql() {
+                $crate::with_scratch($crate::signals_core::Backend::MySql, stringify!($name), async |$url: String| $body).await
+            }
+        }
+    };
 }
 
 /// Creates tables from DDL written once for all backends, with these placeholders:

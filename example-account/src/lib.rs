@@ -1,0 +1,311 @@
+//! The seed's Django `account` app on signals-core.
+//!
+//! A `Profile` for every `User`, made by `post_save` receivers in the same transaction as the
+//! user's INSERT; photos stored under a media root like Django's `upload_to`, removed when the
+//! profile's delete commits; passwords hashed with Argon2id. The binary (`main.rs`) is a thin
+//! command line over the operations here.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), example_account::Error> {
+//! use example_account::{Account, User, migrate, set_dob};
+//! use signals_core::Db;
+//!
+//! let db = Db::connect("sqlite::memory:").await?;
+//! migrate(&db).await?;
+//! let user = User::create_user(&db, "johndoe", "john@example.com", "s3cret").await?;
+//! assert!(user.check_password("s3cret"));
+//!
+//! set_dob(&db, "johndoe", "1990-05-17").await?;
+//! let account = Account::load(&db, "johndoe").await?;
+//! assert_eq!(account.to_string(), "Profile of johndoe");
+//! assert_eq!(account.profile.date_of_birth.map(|d| d.to_string()).as_deref(), Some("1990-05-17"));
+//! # Ok(()) }
+//! ```
+
+mod media;
+mod models;
+mod password;
+mod schema;
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use chrono::NaiveDate;
+use signals_core::{Db, ErrorKind, Model};
+
+pub use media::{check_image, media_root, path_of, set_media_root};
+pub use models::{Account, Profile, User};
+pub use schema::migrate;
+
+/// What can go wrong; every message is one line that names the thing at fault.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// No user has that username.
+    #[error("no user named `{0}`")]
+    UnknownUser(String),
+    /// The username is taken.
+    #[error("the username `{0}` is already taken")]
+    UsernameTaken(String),
+    /// The username has characters Django does not allow, or is too long.
+    #[error("invalid username `{0}`: use 1 to 150 letters, digits and @ . + - _")]
+    BadUsername(String),
+    /// The date is not `YYYY-MM-DD`.
+    #[error("malformed date `{0}`: expected YYYY-MM-DD, as in 1990-05-17")]
+    BadDate(String),
+    /// The file is not an image.
+    #[error("`{0}` is not an image (PNG, JPEG, GIF, WebP, BMP, TIFF, ICO, ...)")]
+    NotAnImage(String),
+    /// The file does not exist.
+    #[error("no file at `{0}`")]
+    NoSuchFile(String),
+    /// An empty password.
+    #[error("the password must not be empty")]
+    EmptyPassword,
+    /// No password could be read.
+    #[error("cannot read the password: {0}")]
+    Password(String),
+    /// A file operation failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The schema could not be brought up to date.
+    #[error("cannot migrate the database: {0}")]
+    Migrate(String),
+    /// A backend this app has no migrations for.
+    #[error("no migrations for {0}")]
+    Unsupported(String),
+    /// The database said no.
+    #[error(transparent)]
+    Db(#[from] signals_core::Error),
+}
+
+impl Error {
+    pub(crate) fn io(path: &Path, source: std::io::Error) -> Error {
+        Error::Io {
+            path: path.display().to_string(),
+            source,
+        }
+    }
+
+    /// A save of `username`'s user failed: name a taken username as such.
+    pub(crate) fn from_save(err: signals_core::Error, username: &str) -> Error {
+        if err.kind() == ErrorKind::UniqueViolation {
+            Error::UsernameTaken(username.to_owned())
+        } else {
+            Error::Db(err)
+        }
+    }
+}
+
+/// Django's username rule: 1 to 150 characters, letters, digits and `@.+-_`.
+pub fn validate_username(username: &str) -> Result<(), Error> {
+    let ok = !username.is_empty()
+        && username.chars().count() <= 150
+        && username
+            .chars()
+            .all(|c| c.is_alphanumeric() || "@.+-_".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::BadUsername(username.to_owned()))
+    }
+}
+
+/// Parses a `YYYY-MM-DD` date.
+pub fn parse_date(text: &str) -> Result<NaiveDate, Error> {
+    NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d").map_err(|_| Error::BadDate(text.to_owned()))
+}
+
+/// Sets `username`'s date of birth.
+pub async fn set_dob(db: &Db, username: &str, date: &str) -> Result<Account, Error> {
+    let date = parse_date(date)?;
+    let mut account = Account::load(db, username).await?;
+    account.profile.date_of_birth = Some(date);
+    account.profile.save(db).await?;
+    Ok(account)
+}
+
+/// Stores `file` as `username`'s photo and removes the previous one once the change commits.
+/// Nothing changes if the user is unknown, the file is not an image, or the save fails.
+pub async fn set_photo(db: &Db, username: &str, file: &Path) -> Result<Account, Error> {
+    let mut account = Account::load(db, username).await?;
+    let stored = media::store_photo(file)?;
+    let previous = std::mem::replace(&mut account.profile.photo, stored.clone());
+    let saved = db
+        .transaction(async |tx: &mut signals_core::Tx| {
+            account.profile.save(&mut *tx).await?;
+            tx.on_commit(async move { media::remove(&previous) });
+            Ok::<_, signals_core::Error>(())
+        })
+        .await;
+    if let Err(err) = saved {
+        media::remove(&stored);
+        return Err(err.into());
+    }
+    Ok(account)
+}
+
+/// Deletes `username`, its profile by cascade, and (after commit) its photo.
+pub async fn delete_user(db: &Db, username: &str) -> Result<u64, Error> {
+    let mut user = User::by_username(db, username)
+        .await?
+        .ok_or_else(|| Error::UnknownUser(username.to_owned()))?;
+    Ok(user.delete(db).await?.total())
+}
+
+/// Every account, ordered by user id.
+pub async fn accounts(db: &Db) -> Result<Vec<Account>, Error> {
+    let mut out = Vec::new();
+    for user in User::all(db).await? {
+        out.push(Account::load(db, &user.username).await?);
+    }
+    Ok(out)
+}
+
+/// The admin's `list_display = ['user', 'date_of_birth', 'photo']`, as an aligned table.
+pub fn render_list(accounts: &[Account]) -> String {
+    let rows: Vec<[String; 3]> = accounts
+        .iter()
+        .map(|a| {
+            [
+                a.user.username.clone(),
+                a.profile
+                    .date_of_birth
+                    .map_or_else(|| "-".into(), |d| d.to_string()),
+                if a.profile.photo.is_empty() {
+                    "-".into()
+                } else {
+                    a.profile.photo.clone()
+                },
+            ]
+        })
+        .collect();
+    let header = ["user", "date_of_birth", "photo"];
+    let width = |i: usize| {
+        rows.iter()
+            .map(|r| r[i].chars().count())
+            .chain([header[i].len()])
+            .max()
+            .unwrap_or(0)
+    };
+    let (w0, w1) = (width(0), width(1));
+    let mut out = String::new();
+    let mut line = |cells: [&str; 3]| {
+        let _ = writeln!(out, "{:<w0$}  {:<w1$}  {}", cells[0], cells[1], cells[2]);
+    };
+    line(header);
+    for r in &rows {
+        line([&r[0], &r[1], &r[2]]);
+    }
+    if rows.is_empty() {
+        out.push_str("(no users)\n");
+    }
+    out
+}
+
+/// One account in detail.
+pub fn render_account(account: &Account) -> String {
+    let user = &account.user;
+    let profile = &account.profile;
+    let or_dash = |s: &str| {
+        if s.is_empty() {
+            "-".to_owned()
+        } else {
+            s.to_owned()
+        }
+    };
+    format!(
+        "{account}\n\
+         username:      {}\n\
+         email:         {}\n\
+         date joined:   {}\n\
+         active:        {}\n\
+         date of birth: {}\n\
+         photo:         {}\n",
+        user.username,
+        or_dash(&user.email),
+        user.date_joined.format("%Y-%m-%d %H:%M:%S UTC"),
+        if user.is_active { "yes" } else { "no" },
+        profile
+            .date_of_birth
+            .map_or_else(|| "-".into(), |d| d.to_string()),
+        if profile.photo.is_empty() {
+            "-".to_owned()
+        } else {
+            path_of(&profile.photo).display().to_string()
+        },
+    )
+}
+
+/// The demo: the seed's story, safe to run again.
+pub async fn demo(db: &Db, out: &mut String) -> Result<(), Error> {
+    let _ = writeln!(out, "The Django seed's story, on {}:", db.backend());
+    match User::by_username(db, "johndoe").await? {
+        None => {
+            User::create_user(db, "johndoe", "john@example.com", "johndoe-demo").await?;
+            let _ = writeln!(
+                out,
+                "1. create_user(\"johndoe\"): the post_save receivers create_profile and \
+                 save_profile made its profile, in the user's own transaction"
+            );
+        }
+        Some(mut user) => {
+            user.save(db).await?;
+            let _ = writeln!(
+                out,
+                "1. johndoe exists (joined {}); saving it ran save_profile again",
+                user.date_joined.format("%Y-%m-%d")
+            );
+        }
+    }
+    let account = Account::load(db, "johndoe").await?;
+    let _ = writeln!(out, "2. johndoe's profile: {account}");
+    set_dob(db, "johndoe", "1990-05-17").await?;
+    let _ = writeln!(out, "3. date of birth set to 1990-05-17");
+    let _ = writeln!(out, "4. profiles (the admin's list):");
+    for line in render_list(&accounts(db).await?).lines() {
+        let _ = writeln!(out, "   {line}");
+    }
+    Ok(())
+}
+
+/// The default database: an SQLite file in the working directory.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://account.db";
+
+/// The default media root.
+pub fn default_media_root() -> PathBuf {
+    PathBuf::from("media")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usernames() {
+        assert!(validate_username("john.doe+1@x-y_z").is_ok());
+        assert!(validate_username("").is_err());
+        assert!(validate_username("john doe").is_err());
+        assert!(validate_username("robert'); DROP TABLE").is_err());
+        assert!(validate_username(&"a".repeat(151)).is_err());
+    }
+
+    #[test]
+    fn dates() {
+        assert_eq!(
+            parse_date("1990-05-17")
+                .map(|d| d.to_string())
+                .ok()
+                .as_deref(),
+            Some("1990-05-17")
+        );
+        assert!(matches!(parse_date("17/05/1990"), Err(Error::BadDate(_))));
+        assert!(matches!(parse_date("1990-02-30"), Err(Error::BadDate(_))));
+    }
+}

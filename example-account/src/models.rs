@@ -1,0 +1,160 @@
+//! The seed's models and receivers.
+
+use std::fmt;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use signals_core::{Db, Executor, Model, PostDelete, PostSave, Result};
+
+use crate::{media, password};
+
+/// Django's `auth.User`, with what the seed's app uses.
+#[derive(Debug, Clone, PartialEq, Model)]
+#[model(table = "account_user")]
+#[post_save(create_profile, save_profile)]
+pub struct User {
+    /// Assigned by the database on the first save.
+    pub id: Option<i64>,
+    /// Unique login name.
+    pub username: String,
+    /// Contact address ("" when none).
+    pub email: String,
+    /// The Argon2id hash of the password, never the password itself.
+    pub password: String,
+    /// When the account was created.
+    pub date_joined: DateTime<Utc>,
+    /// Whether the user may log in.
+    pub is_active: bool,
+}
+
+/// The seed's `Profile`: one per user, deleted with the user.
+#[derive(Debug, Clone, PartialEq, Model)]
+#[model(table = "account_profile")]
+#[post_delete(remove_photo)]
+pub struct Profile {
+    /// Assigned by the database on the first save.
+    pub id: Option<i64>,
+    /// The user this profile belongs to.
+    #[model(one_to_one = User, on_delete = cascade)]
+    pub user_id: i64,
+    /// Unknown until the user tells.
+    pub date_of_birth: Option<NaiveDate>,
+    /// The photo's path under the media root (`users/%Y/%m/%d/<name>`), "" when none.
+    pub photo: String,
+}
+
+impl User {
+    /// Creates and saves an active user with a hashed password (Django's
+    /// `User.objects.create_user`); the receivers give it a profile in the same transaction.
+    pub async fn create_user<'e>(
+        ex: impl Executor<'e>,
+        username: &str,
+        email: &str,
+        password: &str,
+    ) -> std::result::Result<User, crate::Error> {
+        crate::validate_username(username)?;
+        let mut user = User {
+            id: None,
+            username: username.to_owned(),
+            email: email.to_owned(),
+            password: password::hash(password)?,
+            date_joined: Utc::now(),
+            is_active: true,
+        };
+        user.save(ex)
+            .await
+            .map_err(|e| crate::Error::from_save(e, username))?;
+        Ok(user)
+    }
+
+    /// Whether `password` is this user's password.
+    pub fn check_password(&self, password: &str) -> bool {
+        password::verify(password, &self.password)
+    }
+
+    /// The user named `username`, if any.
+    pub async fn by_username(db: &Db, username: &str) -> Result<Option<User>> {
+        Ok(User::filter(db, User::USERNAME, username).await?.pop())
+    }
+}
+
+impl Profile {
+    /// A profile with nothing filled in yet, for the user with key `user_id`.
+    pub fn blank(user_id: i64) -> Profile {
+        Profile {
+            id: None,
+            user_id,
+            date_of_birth: None,
+            photo: String::new(),
+        }
+    }
+}
+
+/// The seed's `create_profile`: a new user gets a profile.
+async fn create_profile(user: &User, signal: &mut PostSave<'_>) -> Result<()> {
+    if signal.created() {
+        let user_id = user.id.expect("a saved user has an id");
+        Profile::blank(user_id).save(signal.tx()).await?;
+    }
+    Ok(())
+}
+
+/// The seed's `save_profile`, without its pitfall: Django's `instance.profile.save()` raises
+/// `RelatedObjectDoesNotExist` for a user that has no profile (created before the app existed,
+/// or imported as raw rows). Here that user gets one.
+async fn save_profile(user: &User, signal: &mut PostSave<'_>) -> Result<()> {
+    match Profile::for_user(signal.tx(), user).await? {
+        Some(mut profile) => {
+            profile.save(signal.tx()).await?;
+        }
+        None => {
+            let user_id = user.id.expect("a saved user has an id");
+            Profile::blank(user_id).save(signal.tx()).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Removes the photo file once the profile's delete is committed; a rolled-back delete keeps
+/// it (the usual Django clean-up receiver, made safe by `on_commit`).
+async fn remove_photo(profile: &Profile, signal: &mut PostDelete<'_>) -> Result<()> {
+    let photo = profile.photo.clone();
+    signal.on_commit(async move { media::remove(&photo) });
+    Ok(())
+}
+
+/// A user with its profile, as the admin shows them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Account {
+    /// The user.
+    pub user: User,
+    /// Its profile.
+    pub profile: Profile,
+}
+
+impl Account {
+    /// Loads `username` and its profile.
+    pub async fn load(db: &Db, username: &str) -> std::result::Result<Account, crate::Error> {
+        let user = User::by_username(db, username)
+            .await?
+            .ok_or_else(|| crate::Error::UnknownUser(username.to_owned()))?;
+        let profile = match Profile::for_user(db, &user).await? {
+            Some(profile) => profile,
+            None => {
+                // A user from before the app existed: saving it runs save_profile.
+                let mut user = user.clone();
+                user.save(db).await?;
+                Profile::for_user(db, &user)
+                    .await?
+                    .ok_or_else(|| crate::Error::UnknownUser(username.to_owned()))?
+            }
+        };
+        Ok(Account { user, profile })
+    }
+}
+
+/// The seed's `Profile.__str__`.
+impl fmt::Display for Account {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Profile of {}", self.user.username)
+    }
+}

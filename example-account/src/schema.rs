@@ -1,0 +1,48 @@
+//! The schema, as sqlx migrations embedded in the binary: one set per backend.
+
+use std::borrow::Cow;
+
+use signals_core::sqlx::migrate::{Migration, MigrationType, Migrator};
+use signals_core::sqlx::{AssertSqlSafe, SqlSafeStr};
+use signals_core::{Db, PoolRef};
+
+use crate::Error;
+
+/// `(version, description, SQLite, PostgreSQL, MySQL)` of each migration, oldest first.
+type Entry = (i64, &'static str, &'static str, &'static str, &'static str);
+
+const MIGRATIONS: &[Entry] = &[(
+    1,
+    "account",
+    include_str!("../migrations/sqlite/0001_account.sql"),
+    include_str!("../migrations/postgres/0001_account.sql"),
+    include_str!("../migrations/mysql/0001_account.sql"),
+)];
+
+fn migrator(pick: fn(&Entry) -> &'static str) -> Migrator {
+    Migrator::with_migrations(
+        MIGRATIONS
+            .iter()
+            .map(|m| {
+                Migration::new(
+                    m.0,
+                    Cow::Borrowed(m.1),
+                    MigrationType::Simple,
+                    AssertSqlSafe(pick(m)).into_sql_str(),
+                    false,
+                )
+            })
+            .collect(),
+    )
+}
+
+/// Brings the database's schema up to date (Django's `migrate`); a no-op when it is.
+pub async fn migrate(db: &Db) -> Result<(), Error> {
+    let res = match db.pool() {
+        PoolRef::Sqlite(pool) => migrator(|m| m.2).run(pool).await,
+        PoolRef::Postgres(pool) => migrator(|m| m.3).run(pool).await,
+        PoolRef::MySql(pool) => migrator(|m| m.4).run(pool).await,
+        _ => return Err(Error::Unsupported(db.backend().to_string())),
+    };
+    res.map_err(|e| Error::Migrate(e.to_string()))
+}

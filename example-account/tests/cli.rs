@@ -1,0 +1,281 @@
+//! The binary, run as a user would, on SQLite, PostgreSQL and MySQL: every subcommand and
+//! every bad input (which must print one line, exit non-zero and change nothing).
+#![allow(clippy::unwrap_used)]
+
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+use signals_core::{Db, PoolRef, sqlx};
+use signals_tests::{count, url_test};
+
+/// The binary, run in a temporary working directory with its own media root.
+struct App {
+    url: String,
+    dir: tempfile::TempDir,
+}
+
+/// What one run printed.
+struct Run {
+    ok: bool,
+    stdout: String,
+    stderr: String,
+}
+
+impl App {
+    fn new(url: &str) -> App {
+        App {
+            url: url.to_owned(),
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn run_with(&self, args: &[&str], stdin: &str) -> Run {
+        let out = Command::cargo_bin("example-account")
+            .unwrap()
+            .current_dir(self.dir.path())
+            .env("DATABASE_URL", &self.url)
+            .args(args)
+            .write_stdin(stdin)
+            .output()
+            .unwrap();
+        Run {
+            ok: out.status.success(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    fn run(&self, args: &[&str]) -> Run {
+        self.run_with(args, "")
+    }
+
+    /// Runs and expects success.
+    fn ok(&self, args: &[&str]) -> String {
+        let run = self.run(args);
+        assert!(run.ok, "{args:?} failed: {}", run.stderr);
+        run.stdout
+    }
+
+    /// Runs and expects one clear error line containing `expected`.
+    fn fails(&self, args: &[&str], stdin: &str, expected: &str) {
+        let run = self.run_with(args, stdin);
+        assert!(!run.ok, "{args:?} succeeded: {}", run.stdout);
+        assert_eq!(run.stderr.lines().count(), 1, "one line: {:?}", run.stderr);
+        assert!(run.stderr.starts_with("error: "), "{:?}", run.stderr);
+        assert!(
+            run.stderr.contains(expected),
+            "{:?} lacks {expected:?}",
+            run.stderr
+        );
+        assert!(run.stdout.is_empty(), "{:?}", run.stdout);
+    }
+
+    fn createuser(&self, name: &str) {
+        let run = self.run_with(&["createuser", name, "--password-stdin"], "pw\n");
+        assert!(run.ok, "createuser {name}: {}", run.stderr);
+    }
+
+    fn media(&self) -> PathBuf {
+        self.dir.path().join("media")
+    }
+
+    fn media_files(&self) -> Vec<String> {
+        fn walk(dir: &Path, base: &Path, out: &mut Vec<String>) {
+            for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    walk(&path, base, out);
+                } else if let Ok(rel) = path.strip_prefix(base) {
+                    out.push(rel.display().to_string());
+                }
+            }
+        }
+        let mut out = Vec::new();
+        walk(&self.media(), &self.media(), &mut out);
+        out.sort();
+        out
+    }
+
+    fn write_png(&self, name: &str) -> PathBuf {
+        // The smallest valid PNG: a 1x1 image.
+        const PNG: &[u8] = &[
+            0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x48,
+            0x44, 0x52, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x01, 0x08, 0x06, 0x00, 0x00,
+            0x00, 0x1f, 0x15, 0xc4, 0x89, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x44, 0x41, 0x54, 0x78,
+            0x9c, 0x63, 0x00, 0x01, 0x00, 0x00, 0x05, 0x00, 0x01, 0x0d, 0x0a, 0x2d, 0xb4, 0x00,
+            0x00, 0x00, 0x00, 0x49, 0x45, 0x4e, 0x44, 0xae, 0x42, 0x60, 0x82,
+        ];
+        let path = self.dir.path().join(name);
+        std::fs::write(&path, PNG).unwrap();
+        path
+    }
+
+    async fn db(&self) -> Db {
+        Db::connect(&self.url).await.unwrap()
+    }
+}
+
+async fn scalar_text(db: &Db, sql: &str) -> String {
+    let sql = sqlx::AssertSqlSafe(sql.to_owned());
+    match db.pool() {
+        PoolRef::Sqlite(p) => sqlx::query_scalar(sql).fetch_one(p).await.unwrap(),
+        PoolRef::Postgres(p) => sqlx::query_scalar(sql).fetch_one(p).await.unwrap(),
+        PoolRef::MySql(p) => sqlx::query_scalar(sql).fetch_one(p).await.unwrap(),
+        _ => unreachable!(),
+    }
+}
+
+url_test!(async fn demo_tells_the_story_and_runs_again(url) {
+    let app = App::new(&url);
+    let first = app.ok(&[]);
+    assert!(first.contains("create_user(\"johndoe\")"), "{first}");
+    assert!(first.contains("Profile of johndoe"), "{first}");
+    assert!(first.contains("johndoe  1990-05-17"), "{first}");
+    let second = app.ok(&[]);
+    assert!(second.contains("johndoe exists"), "{second}");
+    let db = app.db().await;
+    assert_eq!(count(&db, "account_user").await, 1);
+    assert_eq!(count(&db, "account_profile").await, 1);
+});
+
+url_test!(async fn createuser_hashes_the_password_and_makes_a_profile(url) {
+    let app = App::new(&url);
+    let out = app.run_with(&["createuser", "alice", "--email", "a@example.com", "--password-stdin"], "s3cret\n");
+    assert!(out.ok, "{}", out.stderr);
+    assert!(out.stdout.contains("created user alice"), "{}", out.stdout);
+    let db = app.db().await;
+    let hash = scalar_text(&db, "SELECT password FROM account_user WHERE username = 'alice'").await;
+    assert!(hash.starts_with("$argon2id$"), "{hash}");
+    assert!(!hash.contains("s3cret"));
+    let user = example_account::User::by_username(&db, "alice").await.unwrap().unwrap();
+    assert!(user.check_password("s3cret"));
+    assert!(!user.check_password("wrong"));
+    assert_eq!(count(&db, "account_profile").await, 1);
+});
+
+url_test!(async fn createuser_bad_input_changes_nothing(url) {
+    let app = App::new(&url);
+    app.createuser("alice");
+    app.fails(&["createuser", "alice", "--password-stdin"], "pw\n", "`alice` is already taken");
+    app.fails(&["createuser", "bad name", "--password-stdin"], "pw\n", "invalid username `bad name`");
+    app.fails(&["createuser", "bob", "--password-stdin"], "\n", "password must not be empty");
+    app.fails(&["createuser", "bob"], "", "pass --password-stdin");
+    let db = app.db().await;
+    assert_eq!(count(&db, "account_user").await, 1);
+    assert_eq!(count(&db, "account_profile").await, 1);
+});
+
+url_test!(async fn set_dob_and_its_errors(url) {
+    let app = App::new(&url);
+    app.createuser("alice");
+    assert!(app.ok(&["set-dob", "alice", "1990-05-17"]).contains("set to 1990-05-17"));
+    app.fails(&["set-dob", "alice", "17/05/1990"], "", "malformed date `17/05/1990`");
+    app.fails(&["set-dob", "alice", "1990-02-30"], "", "malformed date");
+    app.fails(&["set-dob", "nobody", "1990-05-17"], "", "no user named `nobody`");
+    let show = app.ok(&["show", "alice"]);
+    assert!(show.contains("date of birth: 1990-05-17"), "{show}");
+});
+
+url_test!(async fn set_photo_stores_replaces_and_refuses_non_images(url) {
+    let app = App::new(&url);
+    app.createuser("alice");
+    let png = app.write_png("me.png");
+    let out = app.ok(&["set-photo", "alice", png.to_str().unwrap()]);
+    let today = chrono::Utc::now().format("users/%Y/%m/%d").to_string();
+    assert!(out.contains(&format!("{today}/me.png")), "{out}");
+    assert_eq!(app.media_files(), [format!("{today}/me.png")]);
+
+    // A second upload replaces the first, whose file goes once the change commits.
+    app.ok(&["set-photo", "alice", png.to_str().unwrap()]);
+    assert_eq!(app.media_files(), [format!("{today}/me_1.png")]);
+
+    let text = app.dir.path().join("notes.txt");
+    std::fs::write(&text, "not an image").unwrap();
+    app.fails(&["set-photo", "alice", text.to_str().unwrap()], "", "is not an image");
+    app.fails(&["set-photo", "alice", "missing.png"], "", "no file at `missing.png`");
+    app.fails(&["set-photo", "nobody", png.to_str().unwrap()], "", "no user named `nobody`");
+    assert_eq!(app.media_files(), [format!("{today}/me_1.png")], "nothing stored or removed");
+    let list = app.ok(&["list"]);
+    assert!(list.contains(&format!("{today}/me_1.png")), "{list}");
+});
+
+url_test!(async fn list_and_show(url) {
+    let app = App::new(&url);
+    assert!(app.ok(&["list"]).contains("(no users)"));
+    app.createuser("alice");
+    app.createuser("bartholomew");
+    app.ok(&["set-dob", "alice", "1990-05-17"]);
+    let list = app.ok(&["list"]);
+    let lines: Vec<&str> = list.lines().collect();
+    assert_eq!(lines[0], "user         date_of_birth  photo");
+    assert_eq!(lines[1], "alice        1990-05-17     -");
+    assert_eq!(lines[2], "bartholomew  -              -");
+    let show = app.ok(&["show", "alice"]);
+    assert!(show.starts_with("Profile of alice\n"), "{show}");
+    assert!(show.contains("active:        yes"), "{show}");
+    app.fails(&["show", "nobody"], "", "no user named `nobody`");
+});
+
+url_test!(async fn delete_cascades_and_removes_the_photo(url) {
+    let app = App::new(&url);
+    app.createuser("alice");
+    app.createuser("bob");
+    let png = app.write_png("me.png");
+    app.ok(&["set-photo", "alice", png.to_str().unwrap()]);
+    assert_eq!(app.media_files().len(), 1);
+    let out = app.ok(&["delete", "alice"]);
+    assert!(out.contains("deleted alice"), "{out}");
+    assert!(app.media_files().is_empty(), "the photo went with the profile");
+    let db = app.db().await;
+    assert_eq!(count(&db, "account_user").await, 1);
+    assert_eq!(count(&db, "account_profile").await, 1);
+    app.fails(&["delete", "alice"], "", "no user named `alice`");
+});
+
+#[test]
+fn unreachable_database_is_one_clear_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::cargo_bin("example-account")
+        .unwrap()
+        .current_dir(dir.path())
+        .args([
+            "--database-url",
+            "postgres://nobody@127.0.0.1:1/none",
+            "list",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("cannot connect to `postgres://nobody@127.0.0.1:1/none`"),
+        "{stderr}"
+    );
+
+    let out = Command::cargo_bin("example-account")
+        .unwrap()
+        .current_dir(dir.path())
+        .args(["--database-url", "oracle://x", "list"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unsupported database URL scheme"));
+}
+
+#[test]
+fn default_database_is_an_sqlite_file_in_the_working_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::cargo_bin("example-account")
+        .unwrap()
+        .current_dir(dir.path())
+        .env_remove("DATABASE_URL")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(dir.path().join("account.db").is_file());
+}
