@@ -279,3 +279,23 @@ fn default_database_is_an_sqlite_file_in_the_working_directory() {
     );
     assert!(dir.path().join("account.db").is_file());
 }
+
+url_test!(async fn users_from_before_the_app_get_a_profile(url) {
+    // The seed's pitfall: a user row inserted without the receivers (an import, or from before
+    // the app existed) has no profile; Django's save_profile raises for it.
+    let app = App::new(&url);
+    app.ok(&["list"]); // migrates
+    let db = app.db().await;
+    db.execute_unprepared(
+        "INSERT INTO account_user (username, email, password, date_joined, is_active) \
+         VALUES ('legacy', '', 'unusable', CURRENT_TIMESTAMP, TRUE)",
+    )
+    .await
+    .unwrap();
+    assert_eq!(count(&db, "account_profile").await, 0);
+    let show = app.ok(&["show", "legacy"]);
+    assert!(show.starts_with("Profile of legacy"), "{show}");
+    app.ok(&["set-dob", "legacy", "1980-01-01"]);
+    assert_eq!(count(&db, "account_profile").await, 1);
+    assert!(app.ok(&["list"]).contains("legacy  1980-01-01"));
+});
