@@ -3,7 +3,7 @@
 use std::fmt;
 
 use chrono::{DateTime, NaiveDate, Utc};
-use signals_core::{Db, Executor, Model, PostDelete, PostSave, Result};
+use signals_core::{Db, ErrorKind, Executor, Model, PostDelete, PostSave, Result, Tx};
 
 use crate::{media, password};
 
@@ -108,7 +108,18 @@ async fn save_profile(user: &User, signal: &mut PostSave<'_>) -> Result<()> {
         }
         None => {
             let user_id = user.id.expect("a saved user has an id");
-            Profile::blank(user_id).save(signal.tx()).await?;
+            // Two concurrent saves of this user may both get here; the unique constraint on
+            // `user_id` lets one insert win. The savepoint keeps the transaction usable for
+            // the loser (PostgreSQL aborts a transaction on a failed statement otherwise).
+            let created = signal
+                .tx()
+                .savepoint(async |tx: &mut Tx| Profile::blank(user_id).save(tx).await)
+                .await;
+            match created {
+                Ok(_) => {}
+                Err(err) if err.kind() == ErrorKind::UniqueViolation => {}
+                Err(err) => return Err(err),
+            }
         }
     }
     Ok(())

@@ -597,6 +597,69 @@ impl Tx {
         Ok(())
     }
 
+    /// Runs `f` in a savepoint of this transaction (Django's nested `atomic()`): when it
+    /// returns `Err`, everything it did — rows, and work scheduled with
+    /// [`on_commit`](Self::on_commit) — is rolled back, and the transaction stays usable.
+    ///
+    /// Saves and deletes of models with receivers already run in a savepoint. A model without
+    /// receivers saves with a single statement and no savepoint; on PostgreSQL a statement
+    /// that fails aborts the whole transaction, so wrap such saves in `savepoint` where you
+    /// mean to carry on after an error (a duplicate key you then look up, say).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> signals_core::Result<()> {
+    /// use signals_core::{Db, ErrorKind, Model, Tx};
+    ///
+    /// #[derive(Model)]
+    /// struct Tag { id: Option<i64>, name: String }
+    ///
+    /// let db = Db::connect("sqlite::memory:").await?;
+    /// db.execute_unprepared("CREATE TABLE tag (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE)").await?;
+    ///
+    /// let mut tx = db.begin().await?;
+    /// Tag { id: None, name: "rust".into() }.save(&mut tx).await?;
+    /// let dup = tx
+    ///     .savepoint(async |tx: &mut Tx| Tag { id: None, name: "rust".into() }.save(tx).await)
+    ///     .await;
+    /// assert_eq!(dup.unwrap_err().kind(), ErrorKind::UniqueViolation);
+    /// Tag { id: None, name: "sql".into() }.save(&mut tx).await?; // still usable
+    /// tx.commit().await?;
+    /// assert_eq!(Tag::all(&db).await?.len(), 2);
+    /// # Ok(()) }
+    /// ```
+    pub async fn savepoint<T, E, F>(&mut self, f: F) -> std::result::Result<T, E>
+    where
+        F: AsyncFnOnce(&mut Tx) -> std::result::Result<T, E>,
+        E: From<Error>,
+    {
+        self.atomically("savepoint", f).await
+    }
+
+    /// [`savepoint`](Self::savepoint), naming the model in a depth-limit error.
+    pub(crate) async fn atomically<T, E, F>(
+        &mut self,
+        model: &'static str,
+        f: F,
+    ) -> std::result::Result<T, E>
+    where
+        F: AsyncFnOnce(&mut Tx) -> std::result::Result<T, E>,
+        E: From<Error>,
+    {
+        let sp = self.enter(model).await?;
+        match f(&mut *self).await {
+            Ok(value) => {
+                self.leave(sp, true).await?;
+                Ok(value)
+            }
+            Err(err) => {
+                // If even the rollback fails, the savepoint stays marked and the next use of
+                // the transaction retries it; the original error is the one to report.
+                let _ = self.leave(sp, false).await;
+                Err(err)
+            }
+        }
+    }
+
     /// Opens a savepoint for an operation on `model`, refusing past the depth limit.
     pub(crate) async fn enter(&mut self, model: &'static str) -> Result<Savepoint> {
         self.repair().await?;

@@ -149,6 +149,15 @@ pub enum Error {
         depth: u32,
     },
 
+    /// A value the database cannot store as it is; nothing was written.
+    #[error("cannot store the value of column `{column}`: {reason}")]
+    InvalidValue {
+        /// The column.
+        column: &'static str,
+        /// Why.
+        reason: String,
+    },
+
     /// A value read from the database did not fit the model's field.
     #[error("cannot read column `{column}` of `{model}`: {source}")]
     Decode {
@@ -209,6 +218,8 @@ pub enum ErrorKind {
     Restricted,
     /// [`Error::RecursionLimit`].
     RecursionLimit,
+    /// [`Error::InvalidValue`].
+    InvalidValue,
     /// [`Error::Decode`].
     Decode,
     /// [`Error::Transaction`].
@@ -264,6 +275,7 @@ impl Error {
             Error::ConstraintViolation { .. } => ErrorKind::ConstraintViolation,
             Error::Restricted { .. } => ErrorKind::Restricted,
             Error::RecursionLimit { .. } => ErrorKind::RecursionLimit,
+            Error::InvalidValue { .. } => ErrorKind::InvalidValue,
             Error::Decode { .. } => ErrorKind::Decode,
             Error::Transaction(_) => ErrorKind::Transaction,
             Error::Connect { .. } | Error::Connection(_) => ErrorKind::Connection,
@@ -327,6 +339,9 @@ impl From<sqlx::Error> for Error {
                         message,
                         source: err,
                     },
+                    _ if db.code().as_deref().is_some_and(is_connection_code) => {
+                        Error::Connection(err)
+                    }
                     _ => Error::Database(err),
                 }
             }
@@ -351,6 +366,13 @@ impl From<BoxError> for Error {
             },
         }
     }
+}
+
+/// Server error codes that mean the connection is gone: PostgreSQL's class 08 (connection
+/// exception) and 57P01-57P03 (terminated by an administrator, crash, or shutdown); MySQL's
+/// 1053 (server shutdown), 1927 (connection killed) and 4031 (disconnected for inactivity).
+fn is_connection_code(code: &str) -> bool {
+    code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03" | "1053" | "1927" | "4031")
 }
 
 /// SQLite and MySQL do not report the constraint separately; pull it out of the message.

@@ -39,21 +39,7 @@ async fn atomically<T>(
 ) -> Result<T> {
     match target {
         Target::Db(db) => db.transaction(f).await,
-        Target::Tx(tx) => {
-            let sp = tx.enter(model).await?;
-            match f(&mut *tx).await {
-                Ok(value) => {
-                    tx.leave(sp, true).await?;
-                    Ok(value)
-                }
-                Err(err) => {
-                    // If even the rollback fails, the savepoint stays marked and the next use
-                    // of the transaction retries it; the original error is the one to report.
-                    let _ = tx.leave(sp, false).await;
-                    Err(err)
-                }
-            }
-        }
+        Target::Tx(tx) => tx.atomically(model, f).await,
     }
 }
 

@@ -52,6 +52,15 @@ pub trait FieldType:
         false
     }
 
+    /// Refuses a value the backend would store as something else, or not at all: MySQL turns
+    /// dates past year 9999 into `0000-00-00` without an error, PostgreSQL's text cannot hold
+    /// NUL. `Err` says why, for [`Error::InvalidValue`].
+    #[doc(hidden)]
+    #[inline]
+    fn __check(&self, _backend: Backend) -> std::result::Result<(), String> {
+        Ok(())
+    }
+
     #[doc(hidden)]
     #[inline]
     fn __bind(&self, args: &mut Args, column: &'static str) -> Result<()>
@@ -83,19 +92,44 @@ macro_rules! field_types {
     )*};
 }
 
-field_types!(
-    bool,
-    i16,
-    i32,
-    i64,
-    f32,
-    f64,
-    String,
-    Vec<u8>,
+field_types!(bool, i16, i32, i64, f32, f64, Vec<u8>, uuid::Uuid);
+
+impl FieldType for String {
+    fn __check(&self, backend: Backend) -> std::result::Result<(), String> {
+        if backend == Backend::Postgres && self.contains('\0') {
+            return Err("PostgreSQL text cannot hold the NUL character (\\0)".into());
+        }
+        Ok(())
+    }
+}
+impl sealed::NonOption for String {}
+
+/// MySQL keeps years 1 to 9999 and silently stores any other date as `0000-00-00`.
+fn check_year(year: i32, backend: Backend) -> std::result::Result<(), String> {
+    if backend == Backend::MySql && !(1..=9999).contains(&year) {
+        return Err(format!(
+            "year {year} is outside MySQL's date range (years 1 to 9999)"
+        ));
+    }
+    Ok(())
+}
+
+macro_rules! date_types {
+    ($($ty:ty),*) => {$(
+        impl FieldType for $ty {
+            fn __check(&self, backend: Backend) -> std::result::Result<(), String> {
+                use chrono::Datelike as _;
+                check_year(self.year(), backend)
+            }
+        }
+        impl sealed::NonOption for $ty {}
+    )*};
+}
+
+date_types!(
     chrono::NaiveDate,
     chrono::NaiveDateTime,
-    chrono::DateTime<chrono::Utc>,
-    uuid::Uuid,
+    chrono::DateTime<chrono::Utc>
 );
 
 impl<T: FieldType + sealed::NonOption> FieldType for Option<T> {
@@ -103,6 +137,13 @@ impl<T: FieldType + sealed::NonOption> FieldType for Option<T> {
 
     fn is_null(&self) -> bool {
         self.is_none()
+    }
+
+    fn __check(&self, backend: Backend) -> std::result::Result<(), String> {
+        match self {
+            Some(value) => value.__check(backend),
+            None => Ok(()),
+        }
     }
 }
 
@@ -140,15 +181,25 @@ impl Args {
         }
     }
 
-    /// Binds one value; `column` names it in the error when the driver refuses it.
+    fn backend(&self) -> Backend {
+        match self {
+            Args::Sqlite(_) => Backend::Sqlite,
+            Args::Postgres(_) => Backend::Postgres,
+            Args::MySql(_) => Backend::MySql,
+        }
+    }
+
+    /// Binds one value; `column` names it in the error when the value is refused.
     #[inline]
     pub fn bind<T: FieldType>(&mut self, value: &T, column: &'static str) -> Result<()> {
+        let invalid = |reason: String| Error::InvalidValue { column, reason };
+        value.__check(self.backend()).map_err(invalid)?;
         let res = match self {
             Args::Sqlite(a) => a.add(value),
             Args::Postgres(a) => a.add(value),
             Args::MySql(a) => a.add(value),
         };
-        res.map_err(|e| Error::Config(format!("cannot bind a value for column `{column}`: {e}")))
+        res.map_err(|e| invalid(e.to_string()))
     }
 }
 

@@ -1,7 +1,9 @@
 //! The seed's models, with receivers that record what they see, shared by the test files.
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
 
-use signals_core::{BoxError, Model, PostDelete, PostSave, PreDelete, PreSave, Result};
+use signals_core::{
+    BoxError, ConnRef, ErrorKind, Model, PostDelete, PostSave, PreDelete, PreSave, Result, Tx,
+};
 use signals_tests::record;
 
 pub const SCHEMA: &str = "
@@ -25,6 +27,10 @@ pub const FAIL_PRE_SAVE: &str = "fail@pre_save";
 pub const FAIL_POST_SAVE: &str = "fail@post_save";
 pub const FAIL_PRE_DELETE: &str = "fail@pre_delete";
 pub const FAIL_POST_DELETE: &str = "fail@post_delete";
+/// Emails that make `save_profile` misbehave after the profile was written, to test faults.
+pub const SLEEP_POST_SAVE: &str = "sleep@post_save";
+pub const PANIC_POST_SAVE: &str = "panic@post_save";
+pub const KILL_POST_SAVE: &str = "kill@post_save";
 
 #[derive(Debug, Clone, PartialEq, Model)]
 #[model(table = "account_user")]
@@ -102,11 +108,59 @@ async fn save_profile(user: &User, signal: &mut PostSave<'_>) -> Result<()> {
         }
         None => {
             let user_id = user.id.expect("a saved user has an id");
-            Profile::blank(user_id).save(signal.tx()).await?;
+            // Concurrent saves of a user without a profile race to create it; the unique
+            // constraint lets one win, the savepoint keeps the loser's transaction usable.
+            let created = signal
+                .tx()
+                .savepoint(async |tx: &mut Tx| Profile::blank(user_id).save(tx).await)
+                .await;
+            match created {
+                Ok(_) => {}
+                Err(err) if err.kind() == ErrorKind::UniqueViolation => {}
+                Err(err) => return Err(err),
+            }
         }
     }
-    if user.email == FAIL_POST_SAVE {
-        return Err(BoxError::from("post_save refused").into());
+    match user.email.as_str() {
+        FAIL_POST_SAVE => return Err(BoxError::from("post_save refused").into()),
+        SLEEP_POST_SAVE => tokio::time::sleep(std::time::Duration::from_secs(60)).await,
+        PANIC_POST_SAVE => panic!("save_profile panicked on purpose"),
+        KILL_POST_SAVE => {
+            kill_own_connection(signal.tx()).await?;
+            // The next statement finds the connection gone.
+            Profile::for_user(signal.tx(), user).await?;
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Terminates the transaction's own server connection from a second connection, as an
+/// operator or a failover would.
+async fn kill_own_connection(tx: &mut Tx) -> Result<()> {
+    use signals_core::sqlx::{self, Connection as _};
+    let admin_url = signals_tests::server_url(tx.backend());
+    match tx.conn().await? {
+        ConnRef::Postgres(conn) => {
+            let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+                .fetch_one(&mut *conn)
+                .await?;
+            let mut admin = sqlx::PgConnection::connect(&admin_url).await?;
+            sqlx::query("SELECT pg_terminate_backend($1)")
+                .bind(pid)
+                .execute(&mut admin)
+                .await?;
+        }
+        ConnRef::MySql(conn) => {
+            let id: u64 = sqlx::query_scalar("SELECT CONNECTION_ID()")
+                .fetch_one(&mut *conn)
+                .await?;
+            let mut admin = sqlx::MySqlConnection::connect(&admin_url).await?;
+            sqlx::query(sqlx::AssertSqlSafe(format!("KILL {id}")))
+                .execute(&mut admin)
+                .await?;
+        }
+        _ => {}
     }
     Ok(())
 }
