@@ -6,6 +6,9 @@ mod attr;
 mod check;
 mod expand;
 
+#[cfg(test)]
+mod never_panics;
+
 use proc_macro::TokenStream;
 use syn::{DeriveInput, parse_macro_input};
 
