@@ -139,8 +139,11 @@ fn valid_item() -> impl Strategy<Value = String> {
     (attrs, key, fields).prop_map(|(attrs, key, fields)| {
         let mut all = vec![key];
         all.extend(fields);
-        format!("{}
-pub struct User {{ {} }}", attrs.join("\n"), all.join(",\n"))
+        format!(
+            "{}\npub struct User {{ {} }}",
+            attrs.join("\n"),
+            all.join(",\n")
+        )
     })
 }
 
