@@ -1,0 +1,190 @@
+//! How many statements a save sends, counted from sqlx's own per-statement log events
+//! (target `sqlx::query`). COMMIT is logged on PostgreSQL and MySQL (so its absence proves a
+//! save ran without a transaction), BEGIN on MySQL only (PostgreSQL queues it with the first
+//! statement); the SQLite driver runs both on its worker thread without logging, so there the
+//! count is of the data statements alone.
+#![allow(clippy::unwrap_used)]
+
+use std::sync::{Arc, Mutex};
+
+use signals_core::{Backend, Db, Model, PostSave, Result};
+use signals_tests::create_tables;
+use tracing_subscriber::layer::{Context, SubscriberExt as _};
+use tracing_subscriber::{Layer, Registry};
+
+/// Collects the SQL of every statement sqlx logs.
+#[derive(Clone, Default)]
+struct Statements(Arc<Mutex<Vec<String>>>);
+
+impl<S: tracing::Subscriber> Layer<S> for Statements {
+    fn on_event(&self, event: &tracing::Event<'_>, _: Context<'_, S>) {
+        if event.metadata().target() != "sqlx::query" {
+            return;
+        }
+        struct Sql(String);
+        impl tracing::field::Visit for Sql {
+            // `summary` holds a short statement whole; a long one is abbreviated there and
+            // given in full in `db.statement`.
+            fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+                let name = field.name();
+                if (name == "db.statement" && !value.trim().is_empty())
+                    || (name == "summary" && self.0.is_empty())
+                {
+                    self.0 = value.to_owned();
+                }
+            }
+            fn record_debug(&mut self, _: &tracing::field::Field, _: &dyn std::fmt::Debug) {}
+        }
+        let mut sql = Sql(String::new());
+        event.record(&mut sql);
+        let sql = sql.0.trim().to_uppercase();
+        // A connection the pool opens on the way runs its set-up first: not the save's work.
+        if !sql.starts_with("PRAGMA") && !sql.starts_with("SET ") {
+            self.0.lock().unwrap().push(sql);
+        }
+    }
+}
+
+impl Statements {
+    fn take(&self) -> Vec<String> {
+        std::mem::take(&mut *self.0.lock().unwrap())
+    }
+}
+
+#[derive(Debug, Model)]
+#[model(table = "note")]
+struct Note {
+    id: Option<i64>,
+    body: String,
+}
+
+#[derive(Debug, Model)]
+#[model(table = "account_user")]
+#[post_save(create_profile, save_profile)]
+struct User {
+    id: Option<i64>,
+    username: String,
+}
+
+#[derive(Debug, Model)]
+#[model(table = "account_profile")]
+struct Profile {
+    id: Option<i64>,
+    #[model(one_to_one = User, on_delete = cascade)]
+    user_id: i64,
+}
+
+async fn create_profile(user: &User, signal: &mut PostSave<'_>) -> Result<()> {
+    if signal.created() {
+        Profile {
+            id: None,
+            user_id: user.id.unwrap(),
+        }
+        .save(signal.tx())
+        .await?;
+    }
+    Ok(())
+}
+
+async fn save_profile(user: &User, signal: &mut PostSave<'_>) -> Result<()> {
+    if let Some(mut profile) = Profile::for_user(signal.tx(), user).await? {
+        profile.save(signal.tx()).await?;
+    }
+    Ok(())
+}
+
+const SCHEMA: &str = "
+CREATE TABLE note (id {pk}, body {text} NOT NULL);
+CREATE TABLE account_user (id {pk}, username {varchar} NOT NULL);
+CREATE TABLE account_profile (id {pk}, user_id {bigint} NOT NULL UNIQUE)";
+
+fn is_transaction_control(sql: &str) -> bool {
+    [
+        "BEGIN",
+        "COMMIT",
+        "START",
+        "SAVEPOINT",
+        "RELEASE",
+        "ROLLBACK",
+    ]
+    .iter()
+    .any(|k| sql.starts_with(k))
+}
+
+async fn a_model_without_receivers_saves_with_one_statement(db: Db, log: &Statements) {
+    create_tables(&db, SCHEMA).await;
+    // Warm the pool first, so connection set-up statements are not counted.
+    Note::all(&db).await.unwrap();
+    log.take();
+
+    let mut note = Note {
+        id: None,
+        body: "a".into(),
+    };
+    note.save(&db).await.unwrap();
+    let insert = log.take();
+    assert_eq!(insert.len(), 1, "{insert:?}");
+    assert!(insert[0].starts_with("INSERT"), "{insert:?}");
+
+    note.body = "b".into();
+    note.save(&db).await.unwrap();
+    let update = log.take();
+    assert_eq!(update.len(), 1, "{update:?}");
+    assert!(update[0].starts_with("UPDATE"), "{update:?}");
+
+    note.delete(&db).await.unwrap();
+    let delete = log.take();
+    assert_eq!(delete.len(), 1, "{delete:?}");
+    assert!(delete[0].starts_with("DELETE"), "{delete:?}");
+}
+
+async fn the_seed_signup_sends_the_statements_written_by_hand(db: Db, log: &Statements) {
+    User::all(&db).await.unwrap();
+    log.take();
+
+    let mut user = User {
+        id: None,
+        username: "johndoe".into(),
+    };
+    user.save(&db).await.unwrap();
+    let sent = log.take();
+    let data: Vec<&String> = sent.iter().filter(|s| !is_transaction_control(s)).collect();
+    // INSERT user (its key read back with it), INSERT profile, SELECT profile, UPDATE profile:
+    // no extra reads, no savepoints for the receiver-less profile.
+    let verbs: Vec<&str> = data
+        .iter()
+        .map(|s| s.split_whitespace().next().unwrap_or(""))
+        .collect();
+    assert_eq!(verbs, ["INSERT", "INSERT", "SELECT", "UPDATE"], "{sent:?}");
+    let control: Vec<&String> = sent.iter().filter(|s| is_transaction_control(s)).collect();
+    // One transaction: its COMMIT is logged on the server backends (PostgreSQL sends BEGIN
+    // queued with the first statement, unlogged; MySQL logs it).
+    let commits = control.iter().filter(|s| s.starts_with("COMMIT")).count();
+    let begins = control
+        .iter()
+        .filter(|s| s.starts_with("BEGIN") || s.starts_with("START"))
+        .count();
+    match db.backend() {
+        Backend::Sqlite => assert!(control.is_empty(), "{sent:?}"),
+        Backend::Postgres => assert_eq!((begins, commits, control.len()), (0, 1, 1), "{sent:?}"),
+        _ => assert_eq!((begins, commits, control.len()), (1, 1, 2), "{sent:?}"),
+    }
+}
+
+/// One test for the whole file: the SQLite driver logs from its worker thread, so the
+/// subscriber is global, and nothing else may run in this process while it counts.
+#[test]
+fn statement_counts() {
+    let log = Statements::default();
+    tracing::subscriber::set_global_default(Registry::default().with(log.clone())).unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    for backend in [Backend::Sqlite, Backend::Postgres, Backend::MySql] {
+        runtime.block_on(signals_tests::run(backend, "statement_counts", |db| {
+            let log = log.clone();
+            async move {
+                a_model_without_receivers_saves_with_one_statement(db.clone(), &log).await;
+                the_seed_signup_sends_the_statements_written_by_hand(db, &log).await;
+            }
+        }));
+    }
+}
