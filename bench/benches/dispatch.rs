@@ -42,7 +42,9 @@ macro_rules! noops {
         }
     )*};
 }
-noops!(noop1, noop2, noop3, noop4, noop5, noop6, noop7, noop8, noop9);
+noops!(
+    noop1, noop2, noop3, noop4, noop5, noop6, noop7, noop8, noop9
+);
 
 const SAVES: u64 = 20_000;
 
