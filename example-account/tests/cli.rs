@@ -299,3 +299,45 @@ url_test!(async fn users_from_before_the_app_get_a_profile(url) {
     assert_eq!(count(&db, "account_profile").await, 1);
     assert!(app.ok(&["list"]).contains("legacy  1980-01-01"));
 });
+
+#[test]
+fn createuser_asks_for_the_password_twice_on_a_terminal() {
+    // `script` (util-linux) runs the binary on a pseudo-terminal, as a person at a shell.
+    let dir = tempfile::tempdir().unwrap();
+    let bin = assert_cmd::cargo::cargo_bin("example-account");
+    let on_terminal = |name: &str, typed: &str| {
+        Command::new("script")
+            .current_dir(dir.path())
+            .env("DATABASE_URL", "sqlite://account.db")
+            .args([
+                "-qec",
+                &format!("{} createuser {name}", bin.display()),
+                "/dev/null",
+            ])
+            .write_stdin(typed)
+            .output()
+            .unwrap()
+    };
+    let out = on_terminal("carol", "s3cret\ns3cret\n");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("Password: ") && text.contains("Password (again): "),
+        "{text}"
+    );
+    assert!(text.contains("created user carol"), "{text}");
+
+    let out = on_terminal("dave", "s3cret\nother\n");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{text}");
+    assert!(text.contains("the two passwords differ"), "{text}");
+
+    let list = Command::new(&bin)
+        .current_dir(dir.path())
+        .env("DATABASE_URL", "sqlite://account.db")
+        .arg("list")
+        .output()
+        .unwrap();
+    let list = String::from_utf8_lossy(&list.stdout);
+    assert!(list.contains("carol") && !list.contains("dave"), "{list}");
+}
