@@ -89,9 +89,10 @@ impl Profile {
     }
 }
 
-/// The seed's `create_profile`: a new user gets a profile.
+/// The seed's `create_profile`: a new user gets a profile. Raw saves (fixtures, imports)
+/// touch no other row; `save_profile` gives such a user its profile on its next save.
 async fn create_profile(user: &User, signal: &mut PostSave<'_>) -> Result<()> {
-    if signal.created() {
+    if signal.created() && !signal.raw() {
         let user_id = user.id.expect("a saved user has an id");
         Profile::blank(user_id).save(signal.tx()).await?;
     }
@@ -102,6 +103,9 @@ async fn create_profile(user: &User, signal: &mut PostSave<'_>) -> Result<()> {
 /// `RelatedObjectDoesNotExist` for a user that has no profile (created before the app existed,
 /// or imported as raw rows). Here that user gets one.
 async fn save_profile(user: &User, signal: &mut PostSave<'_>) -> Result<()> {
+    if signal.raw() {
+        return Ok(());
+    }
     match Profile::for_user(signal.tx(), user).await? {
         Some(mut profile) => {
             profile.save(signal.tx()).await?;

@@ -22,3 +22,15 @@ db_test!(async fn migrated_schema_has_every_model_column(db) {
     let profile = Profile::for_user(&db, &user).await.unwrap().unwrap();
     assert_eq!(profile.date_of_birth, None);
 });
+
+db_test!(async fn raw_saves_touch_no_other_row(db) {
+    use signals_core::SaveOptions;
+    migrate(&db).await.unwrap();
+    let mut user = User::create_user(&db, "alice", "", "pw").await.unwrap();
+    user.id = None;
+    user.username = "fixture".into();
+    user.save_with(&db, SaveOptions::new().raw()).await.unwrap();
+    assert!(Profile::for_user(&db, &user).await.unwrap().is_none(), "no profile from a raw save");
+    user.save(&db).await.unwrap();
+    assert!(Profile::for_user(&db, &user).await.unwrap().is_some(), "save_profile repairs it later");
+});

@@ -865,6 +865,15 @@ impl Target<'_> {
     }
 
     pub(crate) async fn execute(&mut self, sql: &'static str, args: Args) -> Result<Outcome> {
+        self.execute_sql(sql, args).await
+    }
+
+    /// [`execute`](Self::execute) for SQL built at run time (still bound, never interpolated).
+    pub(crate) async fn execute_sql(
+        &mut self,
+        sql: impl sqlx::SqlSafeStr + Send,
+        args: Args,
+    ) -> Result<Outcome> {
         dispatch!(self.reborrow(), args, |e, a, _R| {
             let res = sqlx::query_with(sql, a).execute(e).await?;
             Ok(outcome(res))

@@ -44,7 +44,7 @@ impl fmt::Display for SignalKind {
 ///
 /// let err = Error::NotSaved { model: "User" };
 /// assert_eq!(err.kind(), ErrorKind::NotSaved);
-/// assert_eq!(err.to_string(), "cannot delete a `User` that was never saved: its primary key is not set");
+/// assert_eq!(err.to_string(), "this `User` was never saved: its primary key is not set, so it has no row");
 /// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -63,7 +63,7 @@ pub enum Error {
     },
 
     /// The instance has no primary key, so it has no row to act on.
-    #[error("cannot delete a `{model}` that was never saved: its primary key is not set")]
+    #[error("this `{model}` was never saved: its primary key is not set, so it has no row")]
     NotSaved {
         /// The model's name.
         model: &'static str,

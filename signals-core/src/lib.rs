@@ -132,7 +132,7 @@ pub mod __private;
 
 pub use db::{Backend, ConnRef, DEFAULT_MAX_DEPTH, Db, Executor, PoolRef, Tx};
 pub use error::{BoxError, Error, ErrorKind, Result, SignalKind};
-pub use model::{Column, Deleted, Model, ModelMeta, Receivers, Saved};
+pub use model::{Column, Deleted, FieldSet, Model, ModelMeta, Receivers, SaveOptions, Saved};
 pub use relation::{OnDelete, Relation, RelationKind, relations_to};
 pub use signal::{PostDelete, PostSave, PreDelete, PreSave};
 pub use value::{FieldType, PrimaryKey};

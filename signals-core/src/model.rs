@@ -176,6 +176,189 @@ impl<M, T> Column<M, T> {
     }
 }
 
+/// A set of columns of model `M`, for [`SaveOptions::update_fields`]: build it from the
+/// column constants with `|`.
+///
+/// ```
+/// use signals_core::{FieldSet, Model};
+///
+/// #[derive(Model)]
+/// struct User { id: Option<i64>, username: String, email: String }
+///
+/// let fields: FieldSet<User> = User::USERNAME | User::EMAIL;
+/// assert_eq!(fields.names(), ["username", "email"]);
+/// assert!(fields.contains(User::EMAIL));
+/// assert!(FieldSet::<User>::empty().is_empty());
+/// ```
+pub struct FieldSet<M> {
+    bits: u128,
+    _marker: PhantomData<fn() -> M>,
+}
+
+impl<M> FieldSet<M> {
+    /// No field: saving with it saves nothing and sends no signal (Django's rule).
+    pub const fn empty() -> Self {
+        FieldSet {
+            bits: 0,
+            _marker: PhantomData,
+        }
+    }
+
+    /// Whether `column` is in the set.
+    pub fn contains<T>(&self, column: Column<M, T>) -> bool {
+        self.bits & (1u128 << column.index) != 0
+    }
+
+    /// Whether the set is empty.
+    pub fn is_empty(&self) -> bool {
+        self.bits == 0
+    }
+
+    /// The field indices in the set, in declaration order.
+    pub(crate) fn indices(&self) -> impl Iterator<Item = usize> + '_ {
+        (0..128).filter(|i| self.bits & (1u128 << i) != 0)
+    }
+}
+
+impl<M: Model> FieldSet<M> {
+    /// The names of the fields in the set, in declaration order.
+    pub fn names(&self) -> Vec<&'static str> {
+        self.indices()
+            .filter_map(|i| M::META.fields.get(i).copied())
+            .collect()
+    }
+}
+
+impl<M> Clone for FieldSet<M> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<M> Copy for FieldSet<M> {}
+impl<M> PartialEq for FieldSet<M> {
+    fn eq(&self, other: &Self) -> bool {
+        self.bits == other.bits
+    }
+}
+impl<M> fmt::Debug for FieldSet<M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_set().entries(self.indices()).finish()
+    }
+}
+
+impl<M, T> From<Column<M, T>> for FieldSet<M> {
+    fn from(column: Column<M, T>) -> Self {
+        FieldSet {
+            bits: 1u128 << column.index,
+            _marker: PhantomData,
+        }
+    }
+}
+
+impl<M, T, U> std::ops::BitOr<Column<M, U>> for Column<M, T> {
+    type Output = FieldSet<M>;
+    fn bitor(self, rhs: Column<M, U>) -> FieldSet<M> {
+        FieldSet::from(self) | FieldSet::from(rhs)
+    }
+}
+
+impl<M, T> std::ops::BitOr<Column<M, T>> for FieldSet<M> {
+    type Output = FieldSet<M>;
+    fn bitor(self, rhs: Column<M, T>) -> FieldSet<M> {
+        self | FieldSet::from(rhs)
+    }
+}
+
+impl<M> std::ops::BitOr for FieldSet<M> {
+    type Output = FieldSet<M>;
+    fn bitor(self, rhs: FieldSet<M>) -> FieldSet<M> {
+        FieldSet {
+            bits: self.bits | rhs.bits,
+            _marker: PhantomData,
+        }
+    }
+}
+
+/// How [`Model::save_with`] saves.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> signals_core::Result<()> {
+/// use signals_core::{Db, Model, SaveOptions};
+///
+/// #[derive(Model)]
+/// struct User { id: Option<i64>, username: String, email: String }
+///
+/// let db = Db::connect("sqlite::memory:").await?;
+/// db.execute_unprepared("CREATE TABLE user (id INTEGER PRIMARY KEY, username TEXT, email TEXT)").await?;
+/// let mut user = User { id: None, username: "john".into(), email: "a@x.org".into() };
+/// user.save(&db).await?;
+///
+/// user.username = "changed, not saved".into();
+/// user.email = "b@x.org".into();
+/// user.save_with(&db, SaveOptions::new().update_fields(User::EMAIL)).await?;
+/// let row = User::get(&db, user.id.unwrap()).await?.unwrap();
+/// assert_eq!((row.username.as_str(), row.email.as_str()), ("john", "b@x.org"));
+/// # Ok(()) }
+/// ```
+pub struct SaveOptions<M> {
+    pub(crate) update_fields: Option<FieldSet<M>>,
+    pub(crate) raw: bool,
+    pub(crate) quiet: bool,
+}
+
+impl<M> SaveOptions<M> {
+    /// A plain save, as [`Model::save`] does.
+    pub fn new() -> Self {
+        SaveOptions {
+            update_fields: None,
+            raw: false,
+            quiet: false,
+        }
+    }
+
+    /// Saves only these fields (Django's `update_fields`), with an UPDATE of just those
+    /// columns; the receivers see their names in `signal.update_fields()`. The instance must
+    /// have a key and a row: no INSERT happens, and a missing row is [`Error::NotFound`]. An
+    /// empty set saves nothing and sends no signal. Changes a `pre_save` receiver makes to
+    /// fields outside the set stay on the instance and are not written.
+    ///
+    /// [`Error::NotFound`]: crate::Error::NotFound
+    pub fn update_fields(mut self, fields: impl Into<FieldSet<M>>) -> Self {
+        self.update_fields = Some(fields.into());
+        self
+    }
+
+    /// Marks the save as raw (Django's `raw=True`, as when loading fixtures): the row is
+    /// written as it is and receivers see `signal.raw() == true`, so they can skip touching
+    /// other rows.
+    pub fn raw(mut self) -> Self {
+        self.raw = true;
+        self
+    }
+
+    /// Sends no signal at all: just the write, one statement, no transaction.
+    pub fn quietly(mut self) -> Self {
+        self.quiet = true;
+        self
+    }
+}
+
+impl<M> Default for SaveOptions<M> {
+    fn default() -> Self {
+        SaveOptions::new()
+    }
+}
+
+impl<M> fmt::Debug for SaveOptions<M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SaveOptions")
+            .field("update_fields", &self.update_fields)
+            .field("raw", &self.raw)
+            .field("quiet", &self.quiet)
+            .finish()
+    }
+}
+
 impl<M, T> Clone for Column<M, T> {
     fn clone(&self) -> Self {
         *self
@@ -267,6 +450,9 @@ pub trait Model: Sized + Send + Sync + 'static {
     /// Binds every non-key field, in declaration order.
     #[doc(hidden)]
     fn __bind_values(&self, args: &mut Args) -> Result<()>;
+    /// Binds the field at `index`.
+    #[doc(hidden)]
+    fn __bind_field(&self, index: usize, args: &mut Args) -> Result<()>;
     #[doc(hidden)]
     fn __from_row(row: &Row<'_>) -> Result<Self>;
 
@@ -324,7 +510,17 @@ pub trait Model: Sized + Send + Sync + 'static {
     /// # Ok(()) }
     /// ```
     fn save<'e>(&mut self, ex: impl Executor<'e>) -> impl Future<Output = Result<Saved>> + Send {
-        ops::save(self, ex.__target())
+        ops::save(self, ex.__target(), SaveOptions::new())
+    }
+
+    /// [`save`](Self::save) with options: only some fields, raw, or without signals. See
+    /// [`SaveOptions`].
+    fn save_with<'e>(
+        &mut self,
+        ex: impl Executor<'e>,
+        options: SaveOptions<Self>,
+    ) -> impl Future<Output = Result<Saved>> + Send {
+        ops::save(self, ex.__target(), options)
     }
 
     /// Deletes the instance's row, with its cascade: rows that refer to it with

@@ -2,14 +2,30 @@
 
 use crate::db::{Backend, Target, Tx};
 use crate::error::{Error, Result};
-use crate::model::{Column, Deleted, Model, Saved};
+use crate::model::{Column, Deleted, FieldSet, Model, SaveOptions, Saved};
 use crate::relation::{delete_row, delete_tree, has_relations};
-use crate::signal::{PostSave, PreSave};
+use crate::signal::{PostSave, PreSave, SaveFlags};
+use crate::sql::partial_update;
 use crate::value::{Args, FieldType, RefersTo};
 
-pub(crate) async fn save<M: Model>(m: &mut M, target: Target<'_>) -> Result<Saved> {
+pub(crate) async fn save<M: Model>(
+    m: &mut M,
+    target: Target<'_>,
+    options: SaveOptions<M>,
+) -> Result<Saved> {
+    if let Some(fields) = options.update_fields {
+        if fields.is_empty() {
+            // Django's rule: an empty `update_fields` saves nothing and sends no signal.
+            return Ok(Saved { created: false });
+        }
+        if m.__key().is_none() {
+            return Err(Error::NotSaved {
+                model: M::META.name,
+            });
+        }
+    }
     let had_key = m.__key().is_some();
-    let res = save_inner(m, target).await;
+    let res = save_inner(m, target, options).await;
     if res.is_err() && !had_key {
         // The INSERT that assigned a key was rolled back: the instance must not claim a row.
         m.__clear_key();
@@ -17,15 +33,25 @@ pub(crate) async fn save<M: Model>(m: &mut M, target: Target<'_>) -> Result<Save
     res
 }
 
-async fn save_inner<M: Model>(m: &mut M, target: Target<'_>) -> Result<Saved> {
-    let created = if M::__HAS_SAVE_RECEIVERS {
+async fn save_inner<M: Model>(
+    m: &mut M,
+    target: Target<'_>,
+    options: SaveOptions<M>,
+) -> Result<Saved> {
+    let fields = options.update_fields;
+    let created = if M::__HAS_SAVE_RECEIVERS && !options.quiet {
+        let names = fields.map(|f| f.names());
+        let flags = SaveFlags {
+            update_fields: names.as_deref(),
+            raw: options.raw,
+        };
         atomically(target, M::META.name, async |tx: &mut Tx| {
-            save_signalled(m, tx).await
+            save_signalled(m, tx, flags, fields).await
         })
         .await?
     } else {
         let mut target = target;
-        write(m, &mut target).await?
+        write(m, &mut target, fields).await?
     };
     Ok(Saved { created })
 }
@@ -43,20 +69,32 @@ async fn atomically<T>(
     }
 }
 
-async fn save_signalled<M: Model>(m: &mut M, tx: &mut Tx) -> Result<bool> {
+async fn save_signalled<M: Model>(
+    m: &mut M,
+    tx: &mut Tx,
+    flags: SaveFlags<'_>,
+    fields: Option<FieldSet<M>>,
+) -> Result<bool> {
     let adding = m.__key().is_none();
-    M::__pre_save(m, &mut PreSave::new(tx, adding)).await?;
-    let created = write(m, &mut Target::Tx(tx)).await?;
-    M::__post_save(m, &mut PostSave::new(tx, created)).await?;
+    M::__pre_save(m, &mut PreSave::new(tx, adding, flags)).await?;
+    let created = write(m, &mut Target::Tx(tx), fields).await?;
+    M::__post_save(m, &mut PostSave::new(tx, created, flags)).await?;
     Ok(created)
 }
 
 /// The row write of a save; returns whether it INSERTed.
-async fn write<M: Model>(m: &mut M, target: &mut Target<'_>) -> Result<bool> {
+async fn write<M: Model>(
+    m: &mut M,
+    target: &mut Target<'_>,
+    fields: Option<FieldSet<M>>,
+) -> Result<bool> {
     let backend = target.backend();
     let st = M::__statements(backend);
     let columns = M::META.columns.len();
     let key_column = M::META.columns[M::META.primary_key];
+    if let Some(fields) = fields {
+        return update_fields(m, target, fields).await.map(|()| false);
+    }
     match m.__key() {
         None => {
             let mut args = Args::new(backend, columns);
@@ -85,6 +123,38 @@ async fn write<M: Model>(m: &mut M, target: &mut Target<'_>) -> Result<bool> {
             Ok(true)
         }
     }
+}
+
+/// An UPDATE of just `fields`; no INSERT fallback (Django raises when no row matched too).
+async fn update_fields<M: Model>(
+    m: &M,
+    target: &mut Target<'_>,
+    fields: FieldSet<M>,
+) -> Result<()> {
+    let Some(key) = m.__key() else {
+        return Err(Error::NotSaved {
+            model: M::META.name,
+        });
+    };
+    let backend = target.backend();
+    let sql = partial_update(&M::META, backend, fields.indices());
+    let mut args = Args::new(backend, M::META.columns.len());
+    for i in fields.indices().filter(|i| *i != M::META.primary_key) {
+        m.__bind_field(i, &mut args)?;
+    }
+    args.bind(key, M::META.columns[M::META.primary_key])?;
+    if target
+        .execute_sql(sqlx::AssertSqlSafe(sql), args)
+        .await?
+        .rows
+        == 0
+    {
+        return Err(Error::NotFound {
+            model: M::META.name,
+            key: format!("{key:?}"),
+        });
+    }
+    Ok(())
 }
 
 pub(crate) async fn delete<M: Model>(m: &mut M, target: Target<'_>) -> Result<Deleted> {

@@ -4,6 +4,30 @@ use std::future::Future;
 
 use crate::db::Tx;
 
+/// How a save was asked for, as the save receivers see it.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct SaveFlags<'a> {
+    pub(crate) update_fields: Option<&'a [&'static str]>,
+    pub(crate) raw: bool,
+}
+
+macro_rules! save_flags {
+    () => {
+        /// The fields being saved when the save was asked for with
+        /// [`SaveOptions::update_fields`](crate::SaveOptions::update_fields), by name in
+        /// declaration order; `None` for a save of every field.
+        pub fn update_fields(&self) -> Option<&[&'static str]> {
+            self.flags.update_fields
+        }
+
+        /// `true` for a raw save ([`SaveOptions::raw`](crate::SaveOptions::raw)): the row is
+        /// written as it is, as when loading fixtures; receivers should not touch other rows.
+        pub fn raw(&self) -> bool {
+            self.flags.raw
+        }
+    };
+}
+
 macro_rules! common {
     () => {
         /// The open transaction the save or delete runs in. Save or delete other models through
@@ -44,12 +68,15 @@ macro_rules! common {
 pub struct PreSave<'t> {
     tx: &'t mut Tx,
     adding: bool,
+    flags: SaveFlags<'t>,
 }
 
 impl<'t> PreSave<'t> {
-    pub(crate) fn new(tx: &'t mut Tx, adding: bool) -> Self {
-        PreSave { tx, adding }
+    pub(crate) fn new(tx: &'t mut Tx, adding: bool, flags: SaveFlags<'t>) -> Self {
+        PreSave { tx, adding, flags }
     }
+
+    save_flags!();
 
     /// `true` when the instance has no primary key yet, so the save will INSERT (Django's
     /// `instance._state.adding`). An instance with a key set may still be inserted if no row
@@ -82,12 +109,15 @@ impl<'t> PreSave<'t> {
 pub struct PostSave<'t> {
     tx: &'t mut Tx,
     created: bool,
+    flags: SaveFlags<'t>,
 }
 
 impl<'t> PostSave<'t> {
-    pub(crate) fn new(tx: &'t mut Tx, created: bool) -> Self {
-        PostSave { tx, created }
+    pub(crate) fn new(tx: &'t mut Tx, created: bool, flags: SaveFlags<'t>) -> Self {
+        PostSave { tx, created, flags }
     }
+
+    save_flags!();
 
     /// `true` when the save INSERTed a row, `false` when it UPDATEd one.
     pub fn created(&self) -> bool {

@@ -208,6 +208,36 @@ impl Statements {
     }
 }
 
+/// `UPDATE table SET <the columns at indices> WHERE key = ?`, the key bound last.
+pub(crate) fn partial_update(
+    meta: &ModelMeta,
+    backend: Backend,
+    indices: impl Iterator<Item = usize>,
+) -> String {
+    let mut w = Writer::new(backend);
+    let mut s = String::from("UPDATE ");
+    w.ident(&mut s, meta.table);
+    s.push_str(" SET ");
+    let mut pk = String::new();
+    w.ident(&mut pk, meta.columns[meta.primary_key]);
+    let mut any = false;
+    for i in indices.filter(|i| *i != meta.primary_key) {
+        if any {
+            s.push_str(", ");
+        }
+        any = true;
+        w.ident(&mut s, meta.columns[i]);
+        s.push_str(" = ");
+        w.param(&mut s);
+    }
+    if !any {
+        let _ = write!(s, "{pk} = {pk}");
+    }
+    let _ = write!(s, " WHERE {pk} = ");
+    w.param(&mut s);
+    s
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -254,6 +284,18 @@ mod tests {
         assert_eq!(
             s.set_null_where[1],
             "UPDATE `account_user` SET `username` = NULL WHERE `username` = ?"
+        );
+    }
+
+    #[test]
+    fn partial_updates() {
+        assert_eq!(
+            partial_update(&META, Backend::Postgres, [2, 0].into_iter()),
+            r#"UPDATE "account_user" SET "e""mail" = $1 WHERE "id" = $2"#
+        );
+        assert_eq!(
+            partial_update(&META, Backend::MySql, [0].into_iter()),
+            "UPDATE `account_user` SET `id` = `id` WHERE `id` = ?"
         );
     }
 

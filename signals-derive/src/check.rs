@@ -3,7 +3,20 @@
 use crate::ast::Model;
 use crate::attr::Errors;
 
+/// Field sets (`update_fields`) are 128-bit masks.
+const MAX_FIELDS: usize = 128;
+
 pub(crate) fn check(model: &mut Model<'_>, errors: &mut Errors) {
+    if model.fields.len() > MAX_FIELDS {
+        errors.spanned(
+            model.ident,
+            format!(
+                "a model has at most {MAX_FIELDS} fields; `{}` has {}",
+                model.ident,
+                model.fields.len()
+            ),
+        );
+    }
     primary_key(model, errors);
     columns(model, errors);
     relations(model, errors);

@@ -64,6 +64,9 @@ fn fallback(input: &DeriveInput) -> TokenStream {
             fn __bind_values(&self, _: &mut ::signals_core::__private::Args) -> ::signals_core::Result<()> {
                 ::core::unreachable!()
             }
+            fn __bind_field(&self, _: usize, _: &mut ::signals_core::__private::Args) -> ::signals_core::Result<()> {
+                ::core::unreachable!()
+            }
             fn __from_row(_: &::signals_core::__private::Row<'_>) -> ::signals_core::Result<Self> {
                 ::core::unreachable!()
             }
@@ -109,6 +112,13 @@ fn expand(model: &Model<'_>) -> TokenStream {
             let field_type = field_type(f.ty);
             quote!(#field_type::__bind(&self.#field, args, #column)?;)
         });
+
+    let field_binds = model.fields.iter().enumerate().map(|(i, f)| {
+        let field = f.ident;
+        let column = &f.column;
+        let field_type = field_type(f.ty);
+        quote!(#i => #field_type::__bind(&self.#field, args, #column),)
+    });
 
     // Both go through `<T as FieldType>`, spanned on the type: an unsupported type is one
     // error, on the user's type.
@@ -190,6 +200,17 @@ fn expand(model: &Model<'_>) -> TokenStream {
             ) -> ::signals_core::Result<()> {
                 #(#binds)*
                 ::core::result::Result::Ok(())
+            }
+
+            fn __bind_field(
+                &self,
+                index: usize,
+                args: &mut ::signals_core::__private::Args,
+            ) -> ::signals_core::Result<()> {
+                match index {
+                    #(#field_binds)*
+                    _ => ::core::result::Result::Ok(()),
+                }
             }
 
             fn __from_row(
