@@ -39,7 +39,7 @@ where
     type Error = E;
 }
 
-/// Awaits one receiver, naming it in the error.
+/// Awaits one receiver inside a `tracing` span, naming it in the error.
 #[inline]
 pub async fn receive<F: ReceiverFuture>(
     model: &'static str,
@@ -47,12 +47,25 @@ pub async fn receive<F: ReceiverFuture>(
     receiver: &'static str,
     fut: F,
 ) -> Result<()> {
-    fut.await.map_err(|err| Error::Receiver {
-        model,
-        signal,
-        receiver,
-        source: Box::new(err.into()),
-    })
+    use tracing::Instrument as _;
+    let span = tracing::debug_span!("receiver", model, %signal, receiver);
+    let res = fut.instrument(span.clone()).await;
+    match res {
+        Ok(()) => {
+            tracing::debug!(parent: &span, "receiver ran");
+            Ok(())
+        }
+        Err(err) => {
+            let err = err.into();
+            tracing::debug!(parent: &span, error = %err, "receiver failed");
+            Err(Error::Receiver {
+                model,
+                signal,
+                receiver,
+                source: Box::new(err),
+            })
+        }
+    }
 }
 
 /// Checks at compile time that a `set_null` field is nullable.

@@ -117,6 +117,14 @@
 //! ```
 //!
 //! Field types: see [`FieldType`]. Primary keys: see [`PrimaryKey`].
+//!
+//! # Tracing
+//!
+//! Every signal sent is a `tracing` event at debug level (`pre_save`, `post_save` with
+//! `model` and `created`, `pre_delete`, `post_delete`), and every receiver call a span named
+//! `receiver` with `model`, `signal` and `receiver`, closed by a `receiver ran` or
+//! `receiver failed` event. With `tracing-subscriber`'s `EnvFilter`,
+//! `RUST_LOG=signals_core=debug` shows what fired.
 
 mod db;
 mod error;

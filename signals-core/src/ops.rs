@@ -76,8 +76,10 @@ async fn save_signalled<M: Model>(
     fields: Option<FieldSet<M>>,
 ) -> Result<bool> {
     let adding = m.__key().is_none();
+    tracing::debug!(model = M::META.name, adding, raw = flags.raw, "pre_save");
     M::__pre_save(m, &mut PreSave::new(tx, adding, flags)).await?;
     let created = write(m, &mut Target::Tx(tx), fields).await?;
+    tracing::debug!(model = M::META.name, created, raw = flags.raw, "post_save");
     M::__post_save(m, &mut PostSave::new(tx, created, flags)).await?;
     Ok(created)
 }

@@ -225,6 +225,11 @@ pub(crate) async fn delete_tree<M: Model>(root: &M, key: &M::Key, tx: &mut Tx) -
     c.seen.insert((TypeId::of::<M>(), format!("{key:?}")));
     collect_for::<M>(tx, Arc::new(key.clone()), &mut c).await?;
 
+    tracing::debug!(
+        model = M::META.name,
+        cascaded = c.batches.len(),
+        "pre_delete"
+    );
     for batch in &c.batches {
         batch.pre_delete(tx, origin).await?;
     }
@@ -248,6 +253,7 @@ pub(crate) async fn delete_tree<M: Model>(root: &M, key: &M::Key, tx: &mut Tx) -
     }
     deleted.add(M::META.name, n);
 
+    tracing::debug!(model = M::META.name, rows = deleted.total(), "post_delete");
     for batch in &c.batches {
         batch.post_delete(tx, origin).await?;
     }
