@@ -135,6 +135,18 @@ pub enum Error {
         source: Box<Error>,
     },
 
+    /// A receiver of a custom [`Signal`](crate::Signal) returned an error.
+    #[error("receiver `{receiver}` of signal `{signal}` failed: {source}")]
+    Signal {
+        /// The signal's name.
+        signal: &'static str,
+        /// The receiver's dispatch id.
+        receiver: &'static str,
+        /// What the receiver returned.
+        #[source]
+        source: Box<Error>,
+    },
+
     /// Saves nested inside receivers went deeper than the configured limit, which almost always
     /// means a receiver re-saves its own instance.
     #[error(
@@ -282,14 +294,15 @@ impl Error {
             Error::Database(_) => ErrorKind::Database,
             Error::Other(_) => ErrorKind::Other,
             // `root` never returns a receiver wrapper.
-            Error::Receiver { .. } => ErrorKind::Other,
+            Error::Receiver { .. } | Error::Signal { .. } => ErrorKind::Other,
         }
     }
 
-    /// The innermost error, looking through [`Error::Receiver`] wrappers.
+    /// The innermost error, looking through [`Error::Receiver`] and [`Error::Signal`]
+    /// wrappers.
     pub fn root(&self) -> &Error {
         let mut err = self;
-        while let Error::Receiver { source, .. } = err {
+        while let Error::Receiver { source, .. } | Error::Signal { source, .. } = err {
             err = source;
         }
         err

@@ -126,11 +126,13 @@
 //! `receiver failed` event. With `tracing-subscriber`'s `EnvFilter`,
 //! `RUST_LOG=signals_core=debug` shows what fired.
 
+mod custom;
 mod db;
 mod error;
 mod model;
 mod ops;
 mod relation;
+mod runtime;
 mod signal;
 mod sql;
 mod value;
@@ -138,10 +140,15 @@ mod value;
 #[doc(hidden)]
 pub mod __private;
 
+pub use custom::{BoxFuture, Signal};
 pub use db::{Backend, ConnRef, DEFAULT_MAX_DEPTH, Db, Executor, PoolRef, Tx};
 pub use error::{BoxError, Error, ErrorKind, Result, SignalKind};
 pub use model::{Column, Deleted, FieldSet, Model, ModelMeta, Receivers, SaveOptions, Saved};
 pub use relation::{OnDelete, Relation, RelationKind, relations_to};
+pub use runtime::{
+    connect_post_delete, connect_post_save, connect_pre_delete, connect_pre_save, disconnect,
+    receivers,
+};
 pub use signal::{PostDelete, PostSave, PreDelete, PreSave};
 pub use value::{FieldType, PrimaryKey};
 

@@ -1,9 +1,10 @@
 //! Save, delete and load: the runtime behind the `Model` methods.
 
 use crate::db::{Backend, Target, Tx};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, SignalKind};
 use crate::model::{Column, Deleted, FieldSet, Model, SaveOptions, Saved};
 use crate::relation::{delete_row, delete_tree, has_relations};
+use crate::runtime;
 use crate::signal::{PostSave, PreSave, SaveFlags};
 use crate::sql::partial_update;
 use crate::value::{Args, FieldType, RefersTo};
@@ -39,7 +40,9 @@ async fn save_inner<M: Model>(
     options: SaveOptions<M>,
 ) -> Result<Saved> {
     let fields = options.update_fields;
-    let created = if M::__HAS_SAVE_RECEIVERS && !options.quiet {
+    let signalled = M::__HAS_SAVE_RECEIVERS
+        || runtime::connected::<M>([SignalKind::PreSave, SignalKind::PostSave]);
+    let created = if signalled && !options.quiet {
         let names = fields.map(|f| f.names());
         let flags = SaveFlags {
             update_fields: names.as_deref(),
@@ -77,10 +80,14 @@ async fn save_signalled<M: Model>(
 ) -> Result<bool> {
     let adding = m.__key().is_none();
     tracing::debug!(model = M::META.name, adding, raw = flags.raw, "pre_save");
-    M::__pre_save(m, &mut PreSave::new(tx, adding, flags)).await?;
+    let mut signal = PreSave::new(tx, adding, flags);
+    M::__pre_save(m, &mut signal).await?;
+    runtime::pre_save(m, &mut signal).await?;
     let created = write(m, &mut Target::Tx(tx), fields).await?;
     tracing::debug!(model = M::META.name, created, raw = flags.raw, "post_save");
-    M::__post_save(m, &mut PostSave::new(tx, created, flags)).await?;
+    let mut signal = PostSave::new(tx, created, flags);
+    M::__post_save(m, &mut signal).await?;
+    runtime::post_save(m, &mut signal).await?;
     Ok(created)
 }
 
@@ -165,7 +172,9 @@ pub(crate) async fn delete<M: Model>(m: &mut M, target: Target<'_>) -> Result<De
             model: M::META.name,
         });
     };
-    let deleted = if !M::__HAS_DELETE_RECEIVERS && !has_relations::<M>() {
+    let signalled = M::__HAS_DELETE_RECEIVERS
+        || runtime::connected::<M>([SignalKind::PreDelete, SignalKind::PostDelete]);
+    let deleted = if !signalled && !has_relations::<M>() {
         let mut target = target;
         let n = delete_row::<M>(&mut target, key).await?;
         if n == 0 {

@@ -10,6 +10,7 @@ use std::sync::{Arc, OnceLock};
 use crate::db::{Target, Tx};
 use crate::error::{Error, Result};
 use crate::model::{Deleted, Model};
+use crate::runtime;
 use crate::signal::{PostDelete, PreDelete};
 use crate::value::{Args, DynField};
 
@@ -173,7 +174,9 @@ impl<C: Model> Batch for Rows<C> {
     fn pre_delete<'a>(&'a self, tx: &'a mut Tx, origin: &'static str) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
             for row in &self.0 {
-                C::__pre_delete(row, &mut PreDelete::new(tx, origin)).await?;
+                let mut signal = PreDelete::new(tx, origin);
+                C::__pre_delete(row, &mut signal).await?;
+                runtime::pre_delete(row, &mut signal).await?;
             }
             Ok(())
         })
@@ -198,7 +201,9 @@ impl<C: Model> Batch for Rows<C> {
     ) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
             for row in &self.0 {
-                C::__post_delete(row, &mut PostDelete::new(tx, origin)).await?;
+                let mut signal = PostDelete::new(tx, origin);
+                C::__post_delete(row, &mut signal).await?;
+                runtime::post_delete(row, &mut signal).await?;
             }
             Ok(())
         })
@@ -233,7 +238,9 @@ pub(crate) async fn delete_tree<M: Model>(root: &M, key: &M::Key, tx: &mut Tx) -
     for batch in &c.batches {
         batch.pre_delete(tx, origin).await?;
     }
-    M::__pre_delete(root, &mut PreDelete::new(tx, origin)).await?;
+    let mut signal = PreDelete::new(tx, origin);
+    M::__pre_delete(root, &mut signal).await?;
+    runtime::pre_delete(root, &mut signal).await?;
 
     for s in &c.set_null {
         let mut args = Args::new(tx.backend(), 1);
@@ -257,7 +264,9 @@ pub(crate) async fn delete_tree<M: Model>(root: &M, key: &M::Key, tx: &mut Tx) -
     for batch in &c.batches {
         batch.post_delete(tx, origin).await?;
     }
-    M::__post_delete(root, &mut PostDelete::new(tx, origin)).await?;
+    let mut signal = PostDelete::new(tx, origin);
+    M::__post_delete(root, &mut signal).await?;
+    runtime::post_delete(root, &mut signal).await?;
     Ok(deleted)
 }
 

@@ -46,12 +46,12 @@ impl<S: tracing::Subscriber + for<'a> LookupSpan<'a>> Layer<S> for Events {
         }
         let mut fields = Fields(String::new());
         event.record(&mut fields);
-        if let Some(span) = ctx.event_span(event) {
-            if let Some(span_fields) = span.extensions().get::<String>() {
-                fields
-                    .0
-                    .push_str(&format!(" [{}{span_fields}]", span.name()));
-            }
+        if let Some(span) = ctx.event_span(event)
+            && let Some(span_fields) = span.extensions().get::<String>()
+        {
+            fields
+                .0
+                .push_str(&format!(" [{}{span_fields}]", span.name()));
         }
         self.0.lock().unwrap().push(fields.0);
     }
