@@ -39,15 +39,21 @@ where
     type Error = E;
 }
 
-/// Awaits one receiver inside a `tracing` span, naming it in the error.
+/// Awaits one receiver inside a `tracing` span, naming it in the error; a muted receiver's
+/// future is dropped unpolled (so it never runs).
 #[inline]
 pub async fn receive<F: ReceiverFuture>(
     model: &'static str,
     signal: SignalKind,
     receiver: &'static str,
     fut: F,
+    model_type: std::any::TypeId,
 ) -> Result<()> {
     use tracing::Instrument as _;
+    if crate::muting::is_muted(model_type, receiver) {
+        tracing::debug!(model, %signal, receiver, "receiver muted");
+        return Ok(());
+    }
     let span = tracing::debug_span!("receiver", model, %signal, receiver);
     let res = fut.instrument(span.clone()).await;
     match res {

@@ -130,6 +130,7 @@ mod custom;
 mod db;
 mod error;
 mod model;
+mod muting;
 mod ops;
 mod relation;
 mod runtime;
@@ -144,6 +145,7 @@ pub use custom::{BoxFuture, Signal};
 pub use db::{Backend, ConnRef, DEFAULT_MAX_DEPTH, Db, Executor, PoolRef, Tx};
 pub use error::{BoxError, Error, ErrorKind, Result, SignalKind};
 pub use model::{Column, Deleted, FieldSet, Model, ModelMeta, Receivers, SaveOptions, Saved};
+pub use muting::{Fired, MuteGuard, mute, mute_receiver, record_signals};
 pub use relation::{OnDelete, Relation, RelationKind, relations_to};
 pub use runtime::{
     connect_post_delete, connect_post_save, connect_pre_delete, connect_pre_save, disconnect,

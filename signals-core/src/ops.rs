@@ -4,10 +4,10 @@ use crate::db::{Backend, Target, Tx};
 use crate::error::{Error, Result, SignalKind};
 use crate::model::{Column, Deleted, FieldSet, Model, SaveOptions, Saved};
 use crate::relation::{delete_row, delete_tree, has_relations};
-use crate::runtime;
 use crate::signal::{PostSave, PreSave, SaveFlags};
 use crate::sql::partial_update;
 use crate::value::{Args, FieldType, RefersTo};
+use crate::{muting, runtime};
 
 pub(crate) async fn save<M: Model>(
     m: &mut M,
@@ -80,11 +80,13 @@ async fn save_signalled<M: Model>(
 ) -> Result<bool> {
     let adding = m.__key().is_none();
     tracing::debug!(model = M::META.name, adding, raw = flags.raw, "pre_save");
+    muting::note(|| flags.fired(M::META.name, SignalKind::PreSave, None));
     let mut signal = PreSave::new(tx, adding, flags);
     M::__pre_save(m, &mut signal).await?;
     runtime::pre_save(m, &mut signal).await?;
     let created = write(m, &mut Target::Tx(tx), fields).await?;
     tracing::debug!(model = M::META.name, created, raw = flags.raw, "post_save");
+    muting::note(|| flags.fired(M::META.name, SignalKind::PostSave, Some(created)));
     let mut signal = PostSave::new(tx, created, flags);
     M::__post_save(m, &mut signal).await?;
     runtime::post_save(m, &mut signal).await?;

@@ -8,10 +8,11 @@ use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
 
 use crate::db::{Target, Tx};
+use crate::error::SignalKind;
 use crate::error::{Error, Result};
 use crate::model::{Deleted, Model};
 use crate::runtime;
-use crate::signal::{PostDelete, PreDelete};
+use crate::signal::{PostDelete, PreDelete, fired_delete};
 use crate::value::{Args, DynField};
 
 type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -174,6 +175,7 @@ impl<C: Model> Batch for Rows<C> {
     fn pre_delete<'a>(&'a self, tx: &'a mut Tx, origin: &'static str) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
             for row in &self.0 {
+                crate::muting::note(|| fired_delete(C::META.name, SignalKind::PreDelete));
                 let mut signal = PreDelete::new(tx, origin);
                 C::__pre_delete(row, &mut signal).await?;
                 runtime::pre_delete(row, &mut signal).await?;
@@ -201,6 +203,7 @@ impl<C: Model> Batch for Rows<C> {
     ) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
             for row in &self.0 {
+                crate::muting::note(|| fired_delete(C::META.name, SignalKind::PostDelete));
                 let mut signal = PostDelete::new(tx, origin);
                 C::__post_delete(row, &mut signal).await?;
                 runtime::post_delete(row, &mut signal).await?;
@@ -238,6 +241,7 @@ pub(crate) async fn delete_tree<M: Model>(root: &M, key: &M::Key, tx: &mut Tx) -
     for batch in &c.batches {
         batch.pre_delete(tx, origin).await?;
     }
+    crate::muting::note(|| fired_delete(M::META.name, SignalKind::PreDelete));
     let mut signal = PreDelete::new(tx, origin);
     M::__pre_delete(root, &mut signal).await?;
     runtime::pre_delete(root, &mut signal).await?;
@@ -264,6 +268,7 @@ pub(crate) async fn delete_tree<M: Model>(root: &M, key: &M::Key, tx: &mut Tx) -
     for batch in &c.batches {
         batch.post_delete(tx, origin).await?;
     }
+    crate::muting::note(|| fired_delete(M::META.name, SignalKind::PostDelete));
     let mut signal = PostDelete::new(tx, origin);
     M::__post_delete(root, &mut signal).await?;
     runtime::post_delete(root, &mut signal).await?;

@@ -179,7 +179,14 @@ macro_rules! dispatch {
         pub(crate) async fn $name<M: Model>(m: $($instance)* M, ctx: &mut $ctx<'_>) -> Result<()> {
             for (uid, receiver) in snapshot::<M>(SignalKind::$kind) {
                 if let Some(f) = receiver.downcast_ref::<Arc<$ty<M>>>() {
-                    crate::__private::receive(M::META.name, SignalKind::$kind, uid, f(m, ctx)).await?;
+                    crate::__private::receive(
+                        M::META.name,
+                        SignalKind::$kind,
+                        uid,
+                        f(m, ctx),
+                        TypeId::of::<M>(),
+                    )
+                    .await?;
                 }
             }
             Ok(())

@@ -11,6 +11,34 @@ pub(crate) struct SaveFlags<'a> {
     pub(crate) raw: bool,
 }
 
+impl SaveFlags<'_> {
+    pub(crate) fn fired(
+        &self,
+        model: &'static str,
+        signal: crate::SignalKind,
+        created: Option<bool>,
+    ) -> crate::Fired {
+        crate::Fired {
+            model,
+            signal,
+            created,
+            raw: self.raw,
+            update_fields: self.update_fields.map(<[_]>::to_vec),
+        }
+    }
+}
+
+/// A delete signal, as `record_signals` keeps it.
+pub(crate) fn fired_delete(model: &'static str, signal: crate::SignalKind) -> crate::Fired {
+    crate::Fired {
+        model,
+        signal,
+        created: None,
+        raw: false,
+        update_fields: None,
+    }
+}
+
 macro_rules! save_flags {
     () => {
         /// The fields being saved when the save was asked for with

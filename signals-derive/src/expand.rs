@@ -286,6 +286,7 @@ fn dispatcher(model: &Model<'_>, signal: Signal) -> TokenStream {
                 ::signals_core::SignalKind::#kind,
                 #receiver,
                 #call,
+                ::core::any::TypeId::of::<Self>(),
             )
             .await?;
         }

@@ -1,0 +1,150 @@
+//! Muting receivers (tests, bulk jobs) and recording which signals were sent.
+
+use std::any::TypeId;
+use std::cell::RefCell;
+use std::future::Future;
+use std::sync::RwLock;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+use crate::error::SignalKind;
+use crate::model::Model;
+
+struct Mute {
+    id: u64,
+    model: TypeId,
+    receiver: Option<String>,
+}
+
+static MUTES: RwLock<Vec<Mute>> = RwLock::new(Vec::new());
+/// How many mutes are in force: dispatch skips the registry while it is zero.
+static ACTIVE: AtomicUsize = AtomicUsize::new(0);
+static NEXT_ID: AtomicU64 = AtomicU64::new(0);
+
+/// Keeps receivers muted until dropped; see [`mute`] and [`mute_receiver`].
+#[must_use = "the receivers are muted only while the guard lives"]
+#[derive(Debug)]
+pub struct MuteGuard {
+    id: u64,
+}
+
+impl Drop for MuteGuard {
+    fn drop(&mut self) {
+        let mut mutes = MUTES.write().unwrap_or_else(|e| e.into_inner());
+        let before = mutes.len();
+        mutes.retain(|m| m.id != self.id);
+        ACTIVE.fetch_sub(before - mutes.len(), Ordering::SeqCst);
+    }
+}
+
+fn add(model: TypeId, receiver: Option<String>) -> MuteGuard {
+    let id = NEXT_ID.fetch_add(1, Ordering::SeqCst);
+    MUTES.write().unwrap_or_else(|e| e.into_inner()).push(Mute {
+        id,
+        model,
+        receiver,
+    });
+    ACTIVE.fetch_add(1, Ordering::SeqCst);
+    MuteGuard { id }
+}
+
+/// Mutes every receiver of `M` (the derive's and runtime ones, all four signals) while the
+/// guard lives: saves and deletes still write, in their transaction, but no receiver of `M`
+/// runs. Muting is process-wide, like Django's `mute_signals`: tests that mute a model should
+/// not run in parallel with tests that need its receivers. To skip receivers for one call,
+/// use [`SaveOptions::quietly`](crate::SaveOptions::quietly) instead.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> signals_core::Result<()> {
+/// use signals_core::{Db, Model, PostSave, Result, mute};
+///
+/// #[derive(Model)]
+/// #[post_save(fail)]
+/// struct Tag { id: Option<i64> }
+///
+/// async fn fail(_: &Tag, _: &mut PostSave<'_>) -> Result<()> {
+///     Err(signals_core::BoxError::from("should not run").into())
+/// }
+///
+/// let db = Db::connect("sqlite::memory:").await?;
+/// db.execute_unprepared("CREATE TABLE tag (id INTEGER PRIMARY KEY)").await?;
+/// {
+///     let _muted = mute::<Tag>();
+///     Tag { id: None }.save(&db).await?; // `fail` is muted
+/// }
+/// assert!(Tag { id: None }.save(&db).await.is_err()); // and back
+/// # Ok(()) }
+/// ```
+pub fn mute<M: Model>() -> MuteGuard {
+    add(TypeId::of::<M>(), None)
+}
+
+/// Mutes one receiver of `M` while the guard lives: a derive receiver by its path as written
+/// in the attribute (`"save_profile"`), or a runtime receiver by its dispatch id.
+pub fn mute_receiver<M: Model>(receiver: &str) -> MuteGuard {
+    add(TypeId::of::<M>(), Some(receiver.to_owned()))
+}
+
+/// Whether `receiver` of the model `model` is muted.
+pub(crate) fn is_muted(model: TypeId, receiver: &str) -> bool {
+    ACTIVE.load(Ordering::SeqCst) > 0
+        && MUTES
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .any(|m| m.model == model && m.receiver.as_deref().is_none_or(|r| r == receiver))
+}
+
+/// One signal sent, as [`record_signals`] saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Fired {
+    /// The model's name.
+    pub model: &'static str,
+    /// The signal.
+    pub signal: SignalKind,
+    /// For `post_save`: whether the save INSERTed.
+    pub created: Option<bool>,
+    /// For saves: whether it was a raw save.
+    pub raw: bool,
+    /// For saves: the fields saved, when only some were.
+    pub update_fields: Option<Vec<&'static str>>,
+}
+
+tokio::task_local! {
+    static RECORDING: RefCell<Vec<Fired>>;
+}
+
+/// Runs `work` and returns, with its output, every model signal it sent, in order (a test
+/// helper). Recording follows the task, so tests running in parallel each see their own.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> signals_core::Result<()> {
+/// use signals_core::{Db, Model, PostSave, Result, SignalKind, record_signals};
+///
+/// #[derive(Model)]
+/// #[post_save(noop)]
+/// struct Tag { id: Option<i64> }
+/// async fn noop(_: &Tag, _: &mut PostSave<'_>) -> Result<()> { Ok(()) }
+///
+/// let db = Db::connect("sqlite::memory:").await?;
+/// db.execute_unprepared("CREATE TABLE tag (id INTEGER PRIMARY KEY)").await?;
+/// let (saved, fired) = record_signals(Tag { id: None }.save(&db)).await;
+/// saved?;
+/// let sent: Vec<_> = fired.iter().map(|f| (f.signal, f.created)).collect();
+/// assert_eq!(sent, [(SignalKind::PreSave, None), (SignalKind::PostSave, Some(true))]);
+/// # Ok(()) }
+/// ```
+pub async fn record_signals<F: Future>(work: F) -> (F::Output, Vec<Fired>) {
+    RECORDING
+        .scope(RefCell::new(Vec::new()), async {
+            let output = work.await;
+            let fired = RECORDING.with(|r| r.take());
+            (output, fired)
+        })
+        .await
+}
+
+/// Notes a signal for a surrounding [`record_signals`], if any.
+pub(crate) fn note(fired: impl FnOnce() -> Fired) {
+    let _ = RECORDING.try_with(|r| r.borrow_mut().push(fired()));
+}
