@@ -74,6 +74,50 @@ pub async fn receive<F: ReceiverFuture>(
     }
 }
 
+/// The signal contexts, for the robust-receiver helpers.
+pub trait HasTx {
+    /// The context's transaction.
+    fn __tx(&mut self) -> &mut crate::Tx;
+}
+
+macro_rules! has_tx {
+    ($($ctx:ident),*) => {$(
+        impl HasTx for crate::$ctx<'_> {
+            fn __tx(&mut self) -> &mut crate::Tx {
+                self.tx()
+            }
+        }
+    )*};
+}
+has_tx!(PreSave, PostSave, PreDelete, PostDelete);
+
+/// Opens the savepoint a robust receiver runs in.
+pub async fn robust_enter(
+    signal: &mut impl HasTx,
+    model: &'static str,
+) -> Result<crate::db::Savepoint> {
+    signal.__tx().enter(model).await
+}
+
+/// Closes a robust receiver's savepoint: releases it when the receiver succeeded; otherwise
+/// rolls back what the receiver did, logs the error and keeps it for `receiver_errors()`.
+pub async fn robust_leave(
+    signal: &mut impl HasTx,
+    savepoint: crate::db::Savepoint,
+    res: Result<()>,
+) -> Result<()> {
+    let tx = signal.__tx();
+    match res {
+        Ok(()) => tx.leave(savepoint, true).await,
+        Err(err) => {
+            tx.leave(savepoint, false).await?;
+            tracing::warn!(error = %err, "robust receiver failed; its work was rolled back");
+            tx.robust_errors.push(err);
+            Ok(())
+        }
+    }
+}
+
 /// Checks at compile time that a `set_null` field is nullable.
 pub const fn assert_nullable<F: Nullable>() {}
 

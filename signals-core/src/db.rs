@@ -286,6 +286,7 @@ impl Db {
             marks: Vec::new(),
             abandoned: Arc::new(AtomicU32::new(NONE_ABANDONED)),
             max_depth: self.max_depth,
+            robust_errors: Vec::new(),
         })
     }
 
@@ -487,6 +488,8 @@ pub struct Tx {
     /// `NONE_ABANDONED`. Repaired on the next use of the transaction.
     abandoned: Arc<AtomicU32>,
     max_depth: u32,
+    /// Errors of robust receivers, taken by the save or delete they belong to.
+    pub(crate) robust_errors: Vec<Error>,
 }
 
 impl fmt::Debug for Tx {
@@ -509,8 +512,10 @@ macro_rules! tm {
     };
 }
 
-/// An open savepoint; dropping it without [`Tx::leave`] marks it abandoned.
-pub(crate) struct Savepoint {
+/// An open savepoint; dropping it without `Tx::leave` marks it abandoned.
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct Savepoint {
     level: u32,
     abandoned: Arc<AtomicU32>,
     armed: bool,

@@ -5,7 +5,7 @@ use std::future::Future;
 use std::marker::PhantomData;
 
 use crate::db::{Backend, Executor};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::ops;
 use crate::signal::{PostDelete, PostSave, PreDelete, PreSave};
 use crate::sql::Statements;
@@ -67,15 +67,22 @@ pub struct ModelMeta {
 }
 
 /// What [`Model::save`] did; see the example of [`Model::save`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug)]
 pub struct Saved {
     pub(crate) created: bool,
+    pub(crate) receiver_errors: Vec<Error>,
 }
 
 impl Saved {
     /// `true` when the save INSERTed a row, `false` when it UPDATEd one.
     pub fn created(&self) -> bool {
         self.created
+    }
+
+    /// The errors of receivers marked `robust` (`#[post_save(notify, robust)]`), which were
+    /// logged and undone alone instead of failing the save. Empty when all went well.
+    pub fn receiver_errors(&self) -> &[Error] {
+        &self.receiver_errors
     }
 }
 
@@ -111,12 +118,19 @@ impl Saved {
 /// assert_eq!(author.id, None);
 /// # Ok(()) }
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Default)]
 pub struct Deleted {
     pub(crate) per_model: Vec<(&'static str, u64)>,
+    pub(crate) receiver_errors: Vec<Error>,
 }
 
 impl Deleted {
+    /// The errors of delete receivers marked `robust`, logged and undone alone instead of
+    /// failing the delete; see [`Saved::receiver_errors`].
+    pub fn receiver_errors(&self) -> &[Error] {
+        &self.receiver_errors
+    }
+
     /// Rows deleted in all.
     pub fn total(&self) -> u64 {
         self.per_model.iter().map(|(_, n)| n).sum()

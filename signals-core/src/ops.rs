@@ -17,7 +17,10 @@ pub(crate) async fn save<M: Model>(
     if let Some(fields) = options.update_fields {
         if fields.is_empty() {
             // Django's rule: an empty `update_fields` saves nothing and sends no signal.
-            return Ok(Saved { created: false });
+            return Ok(Saved {
+                created: false,
+                receiver_errors: Vec::new(),
+            });
         }
         if m.__key().is_none() {
             return Err(Error::NotSaved {
@@ -42,21 +45,26 @@ async fn save_inner<M: Model>(
     let fields = options.update_fields;
     let signalled = M::__HAS_SAVE_RECEIVERS
         || runtime::connected::<M>([SignalKind::PreSave, SignalKind::PostSave]);
-    let created = if signalled && !options.quiet {
+    let (created, receiver_errors) = if signalled && !options.quiet {
         let names = fields.map(|f| f.names());
         let flags = SaveFlags {
             update_fields: names.as_deref(),
             raw: options.raw,
         };
         atomically(target, M::META.name, async |tx: &mut Tx| {
-            save_signalled(m, tx, flags, fields).await
+            let start = tx.robust_errors.len();
+            let created = save_signalled(m, tx, flags, fields).await?;
+            Ok((created, tx.robust_errors.split_off(start)))
         })
         .await?
     } else {
         let mut target = target;
-        write(m, &mut target, fields).await?
+        (write(m, &mut target, fields).await?, Vec::new())
     };
-    Ok(Saved { created })
+    Ok(Saved {
+        created,
+        receiver_errors,
+    })
 }
 
 /// Runs `f` atomically: in a transaction of its own on a pool, in a savepoint inside a caller's
@@ -187,11 +195,15 @@ pub(crate) async fn delete<M: Model>(m: &mut M, target: Target<'_>) -> Result<De
         }
         Deleted {
             per_model: vec![(M::META.name, n)],
+            receiver_errors: Vec::new(),
         }
     } else {
         let root: &M = m;
         atomically(target, M::META.name, async |tx: &mut Tx| {
-            delete_tree(root, key, tx).await
+            let start = tx.robust_errors.len();
+            let mut deleted = delete_tree(root, key, tx).await?;
+            deleted.receiver_errors = tx.robust_errors.split_off(start);
+            Ok(deleted)
         })
         .await?
     };

@@ -69,6 +69,8 @@ pub(crate) struct Receiver {
     pub(crate) path: Path,
     /// The path as written, for errors and introspection.
     pub(crate) name: String,
+    /// Listed with `robust`: its errors are collected instead of failing the save.
+    pub(crate) robust: bool,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -256,6 +258,21 @@ fn parse_receivers(attr: &Attribute, signal: Signal, out: &mut Vec<Receiver>, er
             ),
         );
     }
+    // The bare word `robust` marks every receiver of this attribute.
+    let (flags, paths): (Vec<Path>, Vec<Path>) =
+        paths.into_iter().partition(|p| p.is_ident("robust"));
+    let robust = !flags.is_empty();
+    if let Some(extra) = flags.get(1) {
+        errors.spanned(extra, "duplicate `robust`");
+    }
+    if robust && paths.is_empty() {
+        errors.spanned(
+            &flags[0],
+            format!(
+                "`robust` marks the receivers listed with it; name them, as in `#[{name}(notify, robust)]`"
+            ),
+        );
+    }
     for path in paths {
         let text = quote::quote!(#path).to_string().replace(' ', "");
         if out.iter().any(|r| r.name == text) {
@@ -265,7 +282,11 @@ fn parse_receivers(attr: &Attribute, signal: Signal, out: &mut Vec<Receiver>, er
             );
             continue;
         }
-        out.push(Receiver { path, name: text });
+        out.push(Receiver {
+            path,
+            name: text,
+            robust,
+        });
     }
 }
 

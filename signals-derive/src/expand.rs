@@ -280,7 +280,7 @@ fn dispatcher(model: &Model<'_>, signal: Signal) -> TokenStream {
             quote_spanned!(span=> this)
         };
         let call = quote_spanned!(span=> #path(#instance, &mut *signal));
-        quote_spanned! {span=>
+        let receive = quote_spanned! {span=>
             ::signals_core::__private::receive(
                 #name,
                 ::signals_core::SignalKind::#kind,
@@ -288,7 +288,18 @@ fn dispatcher(model: &Model<'_>, signal: Signal) -> TokenStream {
                 #call,
                 ::core::any::TypeId::of::<Self>(),
             )
-            .await?;
+            .await
+        };
+        if r.robust {
+            // In a savepoint of its own: a failure undoes only this receiver's work, and is
+            // collected instead of failing the save.
+            quote! {
+                let savepoint = ::signals_core::__private::robust_enter(&mut *signal, #name).await?;
+                let res = #receive;
+                ::signals_core::__private::robust_leave(&mut *signal, savepoint, res).await?;
+            }
+        } else {
+            quote_spanned!(span=> #receive?;)
         }
     });
     quote! {

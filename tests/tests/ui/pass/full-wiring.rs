@@ -14,7 +14,7 @@ mod receivers {
 #[model(table = "account_user")]
 #[pre_save(normalize)]
 #[post_save(create_profile, save_profile)]
-#[post_save(receivers::audit)]
+#[post_save(receivers::audit, robust)]
 #[pre_delete(before_delete)]
 #[post_delete(after_delete)]
 pub struct User {
