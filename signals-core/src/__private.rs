@@ -74,6 +74,24 @@ pub async fn receive<F: ReceiverFuture>(
     }
 }
 
+/// Schedules one `#[on_commit]` receiver's future to run after the outermost commit, naming
+/// the receiver in its error.
+pub fn schedule_on_commit<F: ReceiverFuture + 'static>(
+    tx: &mut crate::Tx,
+    model: &'static str,
+    receiver: &'static str,
+    fut: F,
+    model_type: std::any::TypeId,
+) {
+    tx.on_commit_reporting(receive(
+        model,
+        SignalKind::OnCommit,
+        receiver,
+        fut,
+        model_type,
+    ));
+}
+
 /// The signal contexts, for the robust-receiver helpers.
 pub trait HasTx {
     /// The context's transaction.

@@ -313,11 +313,24 @@ impl Db {
         F: AsyncFnOnce(&mut Tx) -> std::result::Result<T, E>,
         E: From<Error>,
     {
+        self.transaction_reporting(f).await.map(|(value, _)| value)
+    }
+
+    /// [`transaction`](Self::transaction), also returning the errors of the work that ran
+    /// after the commit (see [`Tx::commit_reporting`]).
+    pub(crate) async fn transaction_reporting<T, E, F>(
+        &self,
+        f: F,
+    ) -> std::result::Result<(T, Vec<Error>), E>
+    where
+        F: AsyncFnOnce(&mut Tx) -> std::result::Result<T, E>,
+        E: From<Error>,
+    {
         let mut tx = self.begin().await?;
         match f(&mut tx).await {
             Ok(value) => {
-                tx.commit().await?;
-                Ok(value)
+                let errors = tx.commit_reporting().await?;
+                Ok((value, errors))
             }
             Err(err) => {
                 // The closure's error is the one that matters; a failed rollback ends in the
@@ -437,7 +450,7 @@ pub(crate) enum TxInner {
     MySql(sqlx::Transaction<'static, MySql>),
 }
 
-type Hook = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
+type Hook = Pin<Box<dyn Future<Output = Result<()>> + Send + 'static>>;
 
 const NONE_ABANDONED: u32 = u32::MAX;
 
@@ -554,6 +567,18 @@ impl Tx {
     where
         F: Future<Output = ()> + Send + 'static,
     {
+        self.hooks.push(Box::pin(async move {
+            work.await;
+            Ok(())
+        }));
+    }
+
+    /// Schedules after-commit work whose error [`commit_reporting`](Self::commit_reporting)
+    /// returns (the `#[on_commit]` receivers).
+    pub(crate) fn on_commit_reporting<F>(&mut self, work: F)
+    where
+        F: Future<Output = Result<()>> + Send + 'static,
+    {
         self.hooks.push(Box::pin(work));
     }
 
@@ -567,8 +592,24 @@ impl Tx {
         })
     }
 
-    /// Commits, then runs the work scheduled with [`on_commit`](Self::on_commit).
-    pub async fn commit(mut self) -> Result<()> {
+    /// Commits, then runs the work scheduled with [`on_commit`](Self::on_commit) and the
+    /// models' `#[on_commit]` receivers. Errors of those receivers cannot undo the commit:
+    /// they are logged; [`commit_reporting`](Self::commit_reporting) returns them.
+    pub async fn commit(self) -> Result<()> {
+        self.commit_reporting().await.map(drop)
+    }
+
+    /// [`commit`](Self::commit), returning the errors of the `#[on_commit]` receivers that
+    /// ran after it, in order. `Err` means the commit itself failed (nothing ran then).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> signals_core::Result<()> {
+    /// let db = signals_core::Db::connect("sqlite::memory:").await?;
+    /// let tx = db.begin().await?;
+    /// assert!(tx.commit_reporting().await?.is_empty());
+    /// # Ok(()) }
+    /// ```
+    pub async fn commit_reporting(mut self) -> Result<Vec<Error>> {
         self.repair().await?;
         // Savepoints still open here belong to operations that are still running elsewhere,
         // which `&mut` borrowing rules out; release defensively all the same.
@@ -583,10 +624,14 @@ impl Tx {
             Some(TxInner::Postgres(t)) => t.commit().await?,
             Some(TxInner::MySql(t)) => t.commit().await?,
         }
+        let mut errors = Vec::new();
         for hook in hooks {
-            hook.await;
+            if let Err(err) = hook.await {
+                tracing::error!(error = %err, "after-commit work failed; the commit stands");
+                errors.push(err);
+            }
         }
-        Ok(())
+        Ok(errors)
     }
 
     /// Rolls back everything and drops the scheduled work.

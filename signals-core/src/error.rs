@@ -20,6 +20,8 @@ pub enum SignalKind {
     PreDelete,
     /// Sent after a row was deleted.
     PostDelete,
+    /// Sent once the transaction of a save or delete has committed.
+    OnCommit,
 }
 
 impl fmt::Display for SignalKind {
@@ -29,6 +31,7 @@ impl fmt::Display for SignalKind {
             SignalKind::PostSave => "post_save",
             SignalKind::PreDelete => "pre_delete",
             SignalKind::PostDelete => "post_delete",
+            SignalKind::OnCommit => "on_commit",
         })
     }
 }

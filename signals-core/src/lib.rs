@@ -77,7 +77,10 @@
 //!
 //! Struct attributes: `#[model(table = "...")]` (default: the struct's name in snake_case),
 //! and `#[pre_save(..)]`, `#[post_save(..)]`, `#[pre_delete(..)]`, `#[post_delete(..)]`, each
-//! with one or more receiver paths, repeatable. Field attributes, in `#[model(..)]`:
+//! with one or more receiver paths, repeatable. The word `robust` among them
+//! (`#[post_save(notify, robust)]`) runs those receivers in savepoints of their own and
+//! collects their errors in [`Saved::receiver_errors`] instead of failing the save.
+//! `#[on_commit(..)]` receivers run after the commit; see [`Committed`]. Field attributes, in `#[model(..)]`:
 //! `primary_key` (default: the field named `id`), `column = "..."`, and
 //! `one_to_one = Model` or `foreign_key = Model` with `on_delete = cascade | restrict |
 //! set_null`.
@@ -144,7 +147,9 @@ pub mod __private;
 pub use custom::{BoxFuture, Signal};
 pub use db::{Backend, ConnRef, DEFAULT_MAX_DEPTH, Db, Executor, PoolRef, Tx};
 pub use error::{BoxError, Error, ErrorKind, Result, SignalKind};
-pub use model::{Column, Deleted, FieldSet, Model, ModelMeta, Receivers, SaveOptions, Saved};
+pub use model::{
+    Column, Committed, Deleted, FieldSet, Model, ModelMeta, Receivers, SaveOptions, Saved,
+};
 pub use muting::{Fired, MuteGuard, mute, mute_receiver, record_signals};
 pub use relation::{OnDelete, Relation, RelationKind, relations_to};
 pub use runtime::{

@@ -2,7 +2,7 @@
 
 use crate::db::{Backend, Target, Tx};
 use crate::error::{Error, Result, SignalKind};
-use crate::model::{Column, Deleted, FieldSet, Model, SaveOptions, Saved};
+use crate::model::{Column, Committed, Deleted, FieldSet, Model, SaveOptions, Saved};
 use crate::relation::{delete_row, delete_tree, has_relations};
 use crate::signal::{PostSave, PreSave, SaveFlags};
 use crate::sql::partial_update;
@@ -20,6 +20,7 @@ pub(crate) async fn save<M: Model>(
             return Ok(Saved {
                 created: false,
                 receiver_errors: Vec::new(),
+                post_commit_errors: Vec::new(),
             });
         }
         if m.__key().is_none() {
@@ -44,8 +45,9 @@ async fn save_inner<M: Model>(
 ) -> Result<Saved> {
     let fields = options.update_fields;
     let signalled = M::__HAS_SAVE_RECEIVERS
+        || M::__HAS_ON_COMMIT
         || runtime::connected::<M>([SignalKind::PreSave, SignalKind::PostSave]);
-    let (created, receiver_errors) = if signalled && !options.quiet {
+    let ((created, receiver_errors), post_commit_errors) = if signalled && !options.quiet {
         let names = fields.map(|f| f.names());
         let flags = SaveFlags {
             update_fields: names.as_deref(),
@@ -59,24 +61,30 @@ async fn save_inner<M: Model>(
         .await?
     } else {
         let mut target = target;
-        (write(m, &mut target, fields).await?, Vec::new())
+        (
+            (write(m, &mut target, fields).await?, Vec::new()),
+            Vec::new(),
+        )
     };
     Ok(Saved {
         created,
         receiver_errors,
+        post_commit_errors,
     })
 }
 
 /// Runs `f` atomically: in a transaction of its own on a pool, in a savepoint inside a caller's
-/// transaction. Everything `f` did is rolled back if it fails.
+/// transaction. Everything `f` did is rolled back if it fails. Also returns the errors of the
+/// after-commit work when the transaction was its own (inside a caller's, that work runs at
+/// the caller's commit).
 async fn atomically<T>(
     target: Target<'_>,
     model: &'static str,
     f: impl AsyncFnOnce(&mut Tx) -> Result<T>,
-) -> Result<T> {
+) -> Result<(T, Vec<Error>)> {
     match target {
-        Target::Db(db) => db.transaction(f).await,
-        Target::Tx(tx) => tx.atomically(model, f).await,
+        Target::Db(db) => db.transaction_reporting(f).await,
+        Target::Tx(tx) => Ok((tx.atomically(model, f).await?, Vec::new())),
     }
 }
 
@@ -98,6 +106,7 @@ async fn save_signalled<M: Model>(
     let mut signal = PostSave::new(tx, created, flags);
     M::__post_save(m, &mut signal).await?;
     runtime::post_save(m, &mut signal).await?;
+    M::__on_commit(m, tx, Committed::Saved { created });
     Ok(created)
 }
 
@@ -183,6 +192,7 @@ pub(crate) async fn delete<M: Model>(m: &mut M, target: Target<'_>) -> Result<De
         });
     };
     let signalled = M::__HAS_DELETE_RECEIVERS
+        || M::__HAS_ON_COMMIT
         || runtime::connected::<M>([SignalKind::PreDelete, SignalKind::PostDelete]);
     let deleted = if !signalled && !has_relations::<M>() {
         let mut target = target;
@@ -195,17 +205,20 @@ pub(crate) async fn delete<M: Model>(m: &mut M, target: Target<'_>) -> Result<De
         }
         Deleted {
             per_model: vec![(M::META.name, n)],
-            receiver_errors: Vec::new(),
+            ..Deleted::default()
         }
     } else {
         let root: &M = m;
-        atomically(target, M::META.name, async |tx: &mut Tx| {
-            let start = tx.robust_errors.len();
-            let mut deleted = delete_tree(root, key, tx).await?;
-            deleted.receiver_errors = tx.robust_errors.split_off(start);
-            Ok(deleted)
-        })
-        .await?
+        let (mut deleted, post_commit_errors) =
+            atomically(target, M::META.name, async |tx: &mut Tx| {
+                let start = tx.robust_errors.len();
+                let mut deleted = delete_tree(root, key, tx).await?;
+                deleted.receiver_errors = tx.robust_errors.split_off(start);
+                Ok(deleted)
+            })
+            .await?;
+        deleted.post_commit_errors = post_commit_errors;
+        deleted
     };
     m.__clear_key();
     Ok(deleted)

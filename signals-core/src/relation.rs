@@ -10,7 +10,7 @@ use std::sync::{Arc, OnceLock};
 use crate::db::{Target, Tx};
 use crate::error::SignalKind;
 use crate::error::{Error, Result};
-use crate::model::{Deleted, Model};
+use crate::model::{Committed, Deleted, Model};
 use crate::runtime;
 use crate::signal::{PostDelete, PreDelete, fired_delete};
 use crate::value::{Args, DynField};
@@ -207,6 +207,7 @@ impl<C: Model> Batch for Rows<C> {
                 let mut signal = PostDelete::new(tx, origin);
                 C::__post_delete(row, &mut signal).await?;
                 runtime::post_delete(row, &mut signal).await?;
+                C::__on_commit(row, tx, Committed::Deleted);
             }
             Ok(())
         })
@@ -272,6 +273,7 @@ pub(crate) async fn delete_tree<M: Model>(root: &M, key: &M::Key, tx: &mut Tx) -
     let mut signal = PostDelete::new(tx, origin);
     M::__post_delete(root, &mut signal).await?;
     runtime::post_delete(root, &mut signal).await?;
+    M::__on_commit(root, tx, Committed::Deleted);
     Ok(deleted)
 }
 

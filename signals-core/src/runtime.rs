@@ -146,6 +146,7 @@ pub fn receivers<M: Model>(signal: SignalKind) -> Vec<&'static str> {
         SignalKind::PostSave => wired.post_save,
         SignalKind::PreDelete => wired.pre_delete,
         SignalKind::PostDelete => wired.post_delete,
+        SignalKind::OnCommit => wired.on_commit,
     }
     .to_vec();
     out.extend(snapshot::<M>(signal).into_iter().map(|(uid, _)| uid));

@@ -14,6 +14,7 @@ pub(crate) struct Model<'a> {
     /// Index of the primary key in `fields`; set by `check`.
     pub(crate) primary_key: usize,
     pub(crate) receivers: [Vec<Receiver>; 4],
+    pub(crate) on_commit: Vec<Receiver>,
 }
 
 pub(crate) struct Field<'a> {
@@ -137,6 +138,7 @@ pub(crate) fn parse<'a>(input: &'a DeriveInput, errors: &mut Errors) -> Option<M
         fields,
         primary_key: 0,
         receivers: attrs.receivers,
+        on_commit: attrs.on_commit,
     })
 }
 

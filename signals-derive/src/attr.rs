@@ -69,8 +69,9 @@ pub(crate) struct Receiver {
     pub(crate) path: Path,
     /// The path as written, for errors and introspection.
     pub(crate) name: String,
-    /// Listed with `robust`: its errors are collected instead of failing the save.
-    pub(crate) robust: bool,
+    /// Listed with `robust` (where it was written): its errors are collected instead of
+    /// failing the save.
+    pub(crate) robust: Option<Span>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -100,6 +101,7 @@ impl RelationKind {
 pub(crate) struct StructAttrs {
     pub(crate) table: Option<LitStr>,
     pub(crate) receivers: [Vec<Receiver>; 4],
+    pub(crate) on_commit: Vec<Receiver>,
 }
 
 /// `#[model(..)]` of one field.
@@ -167,7 +169,22 @@ pub(crate) fn parse_struct_attrs(attrs: &[Attribute], errors: &mut Errors) -> St
     let mut out = StructAttrs::default();
     for attr in attrs {
         if let Some(signal) = Signal::of(attr) {
-            parse_receivers(attr, signal, &mut out.receivers[signal as usize], errors);
+            parse_receivers(
+                attr,
+                signal.name(),
+                &mut out.receivers[signal as usize],
+                errors,
+            );
+            continue;
+        }
+        if attr.path().is_ident("on_commit") {
+            parse_receivers(attr, "on_commit", &mut out.on_commit, errors);
+            if let Some(span) = out.on_commit.iter().find_map(|r| r.robust) {
+                errors.at(
+                    span,
+                    "`on_commit` receivers run after the commit and never fail the save; `robust` does not apply",
+                );
+            }
             continue;
         }
         if !attr.path().is_ident("model") {
@@ -210,8 +227,7 @@ pub(crate) fn parse_struct_attrs(attrs: &[Attribute], errors: &mut Errors) -> St
     out
 }
 
-fn parse_receivers(attr: &Attribute, signal: Signal, out: &mut Vec<Receiver>, errors: &mut Errors) {
-    let name = signal.name();
+fn parse_receivers(attr: &Attribute, name: &str, out: &mut Vec<Receiver>, errors: &mut Errors) {
     let list = match &attr.meta {
         syn::Meta::List(list) => list,
         syn::Meta::Path(path) => {
@@ -261,11 +277,11 @@ fn parse_receivers(attr: &Attribute, signal: Signal, out: &mut Vec<Receiver>, er
     // The bare word `robust` marks every receiver of this attribute.
     let (flags, paths): (Vec<Path>, Vec<Path>) =
         paths.into_iter().partition(|p| p.is_ident("robust"));
-    let robust = !flags.is_empty();
+    let robust = flags.first().map(Spanned::span);
     if let Some(extra) = flags.get(1) {
         errors.spanned(extra, "duplicate `robust`");
     }
-    if robust && paths.is_empty() {
+    if robust.is_some() && paths.is_empty() {
         errors.spanned(
             &flags[0],
             format!(
@@ -293,13 +309,13 @@ fn parse_receivers(attr: &Attribute, signal: Signal, out: &mut Vec<Receiver>, er
 pub(crate) fn parse_field_attrs(attrs: &[Attribute], errors: &mut Errors) -> FieldAttrs {
     let mut out = FieldAttrs::default();
     for attr in attrs {
-        if let Some(signal) = Signal::of(attr) {
+        if let Some(name) = Signal::of(attr)
+            .map(Signal::name)
+            .or_else(|| attr.path().is_ident("on_commit").then_some("on_commit"))
+        {
             errors.spanned(
                 attr.path(),
-                format!(
-                    "`#[{}(..)]` goes on the struct, not on a field",
-                    signal.name()
-                ),
+                format!("`#[{name}(..)]` goes on the struct, not on a field"),
             );
             continue;
         }

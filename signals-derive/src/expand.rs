@@ -96,6 +96,9 @@ fn expand(model: &Model<'_>) -> TokenStream {
         pre_delete_names,
         post_delete_names,
     ] = receiver_names;
+    let on_commit_names = model.on_commit.iter().map(|r| &r.name);
+    let has_on_commit = !model.on_commit.is_empty();
+    let on_commit = on_commit_dispatcher(model);
     let has_save = !model.receivers(Signal::PreSave).is_empty()
         || !model.receivers(Signal::PostSave).is_empty();
     let has_delete = !model.receivers(Signal::PreDelete).is_empty()
@@ -163,10 +166,12 @@ fn expand(model: &Model<'_>) -> TokenStream {
                     post_save: #post_save_names,
                     pre_delete: #pre_delete_names,
                     post_delete: #post_delete_names,
+                    on_commit: &[#(#on_commit_names),*],
                 },
             };
             const __HAS_SAVE_RECEIVERS: bool = #has_save;
             const __HAS_DELETE_RECEIVERS: bool = #has_delete;
+            const __HAS_ON_COMMIT: bool = #has_on_commit;
 
             fn __statements(
                 backend: ::signals_core::Backend,
@@ -220,6 +225,7 @@ fn expand(model: &Model<'_>) -> TokenStream {
             }
 
             #(#dispatchers)*
+            #on_commit
         }
 
         #[automatically_derived]
@@ -290,7 +296,7 @@ fn dispatcher(model: &Model<'_>, signal: Signal) -> TokenStream {
             )
             .await
         };
-        if r.robust {
+        if r.robust.is_some() {
             // In a savepoint of its own: a failure undoes only this receiver's work, and is
             // collected instead of failing the save.
             quote! {
@@ -311,6 +317,38 @@ fn dispatcher(model: &Model<'_>, signal: Signal) -> TokenStream {
                 #(#calls)*
                 ::core::result::Result::Ok(())
             }
+        }
+    }
+}
+
+/// The method that schedules the `#[on_commit]` receivers, each with its own copy of the
+/// instance (the transaction is gone when they run).
+fn on_commit_dispatcher(model: &Model<'_>) -> TokenStream {
+    if model.on_commit.is_empty() {
+        return TokenStream::new();
+    }
+    let name = model.ident.to_string();
+    let calls = model.on_commit.iter().map(|r| {
+        let path = &r.path;
+        let receiver = &r.name;
+        let span = path.span();
+        quote_spanned! {span=>
+            ::signals_core::__private::schedule_on_commit(
+                tx,
+                #name,
+                #receiver,
+                #path(::core::clone::Clone::clone(this), what),
+                ::core::any::TypeId::of::<Self>(),
+            );
+        }
+    });
+    quote! {
+        fn __on_commit(
+            this: &Self,
+            tx: &mut ::signals_core::Tx,
+            what: ::signals_core::Committed,
+        ) {
+            #(#calls)*
         }
     }
 }

@@ -13,7 +13,10 @@ use proc_macro::TokenStream;
 use syn::{DeriveInput, parse_macro_input};
 
 /// Derives `signals_core::Model`; see the `signals_core` crate documentation.
-#[proc_macro_derive(Model, attributes(model, pre_save, post_save, pre_delete, post_delete))]
+#[proc_macro_derive(
+    Model,
+    attributes(model, pre_save, post_save, pre_delete, post_delete, on_commit)
+)]
 pub fn derive_model(input: TokenStream) -> TokenStream {
     let input = parse_macro_input!(input as DeriveInput);
     expand::derive(&input).into()

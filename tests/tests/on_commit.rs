@@ -1,0 +1,104 @@
+//! `#[on_commit]` receivers: after the outermost commit only, with their own copy of the
+//! instance; their errors never fail the save.
+#![allow(clippy::unwrap_used)]
+
+use signals_core::{BoxError, Committed, Error, Model, Result, SignalKind, Tx};
+use signals_tests::{count, create_tables, db_test, record, take_events};
+
+#[derive(Debug, Clone, Model)]
+#[on_commit(welcome)]
+struct Signup {
+    id: Option<i64>,
+    email: String,
+}
+
+#[derive(Debug, Clone, Model)]
+#[on_commit(ticket_gone)]
+struct Ticket {
+    id: Option<i64>,
+    #[model(foreign_key = Signup, on_delete = cascade)]
+    signup_id: i64,
+}
+
+async fn welcome(signup: Signup, what: Committed) -> Result<()> {
+    record(format!("welcome {} {what:?}", signup.email));
+    if signup.email == "fail" {
+        return Err(BoxError::from("mail server down").into());
+    }
+    Ok(())
+}
+
+async fn ticket_gone(ticket: Ticket, what: Committed) -> Result<()> {
+    record(format!("ticket of {} {what:?}", ticket.signup_id));
+    Ok(())
+}
+
+const SCHEMA: &str = "
+CREATE TABLE signup (id {pk}, email {text} NOT NULL);
+CREATE TABLE ticket (id {pk}, signup_id {bigint} NOT NULL,
+    CONSTRAINT ticket_signup_fk FOREIGN KEY (signup_id) REFERENCES signup (id))";
+
+db_test!(async fn runs_after_its_own_commit(db) {
+    create_tables(&db, SCHEMA).await;
+    let mut s = Signup { id: None, email: "a@x.org".into() };
+    let saved = s.save(&db).await.unwrap();
+    assert!(saved.post_commit_errors().is_empty());
+    assert_eq!(take_events(), ["welcome a@x.org Saved { created: true }"]);
+    s.save(&db).await.unwrap();
+    assert_eq!(take_events(), ["welcome a@x.org Saved { created: false }"]);
+});
+
+db_test!(async fn waits_for_the_callers_commit_and_never_runs_after_a_rollback(db) {
+    create_tables(&db, SCHEMA).await;
+    let mut tx = db.begin().await.unwrap();
+    Signup { id: None, email: "kept".into() }.save(&mut tx).await.unwrap();
+    let failed: Result<()> = tx
+        .savepoint(async |tx: &mut Tx| {
+            Signup { id: None, email: "undone".into() }.save(&mut *tx).await?;
+            Err(BoxError::from("changed my mind").into())
+        })
+        .await;
+    assert!(failed.is_err());
+    assert!(take_events().is_empty(), "nothing before the commit");
+    assert!(tx.commit_reporting().await.unwrap().is_empty());
+    assert_eq!(take_events(), ["welcome kept Saved { created: true }"], "the rolled-back savepoint's receiver never runs");
+
+    let mut tx = db.begin().await.unwrap();
+    Signup { id: None, email: "rolled back".into() }.save(&mut tx).await.unwrap();
+    tx.rollback().await.unwrap();
+    assert!(take_events().is_empty());
+    assert_eq!(count(&db, "signup").await, 1);
+});
+
+db_test!(async fn errors_are_reported_never_a_failed_save(db) {
+    create_tables(&db, SCHEMA).await;
+    let mut s = Signup { id: None, email: "fail".into() };
+    let saved = s.save(&db).await.unwrap();
+    assert!(saved.created());
+    assert_eq!(count(&db, "signup").await, 1, "the save stands");
+    match saved.post_commit_errors() {
+        [err] => {
+            assert!(matches!(err, Error::Receiver { signal: SignalKind::OnCommit, receiver: "welcome", .. }), "{err:?}");
+            assert!(err.to_string().contains("on_commit receiver `welcome` of `Signup` failed"), "{err}");
+        }
+        other => panic!("{other:?}"),
+    }
+    // Through a transaction of the caller's, `commit_reporting` returns them.
+    let mut tx = db.begin().await.unwrap();
+    s.save(&mut tx).await.unwrap();
+    assert_eq!(tx.commit_reporting().await.unwrap().len(), 1);
+    take_events();
+});
+
+db_test!(async fn deletes_commit_the_cascade_too(db) {
+    create_tables(&db, SCHEMA).await;
+    let mut s = Signup { id: None, email: "b@x.org".into() };
+    s.save(&db).await.unwrap();
+    let id = s.id.unwrap();
+    Ticket { id: None, signup_id: id }.save(&db).await.unwrap();
+    take_events();
+    let deleted = s.delete(&db).await.unwrap();
+    assert!(deleted.post_commit_errors().is_empty());
+    assert_eq!(take_events(), [format!("ticket of {id} Deleted"), "welcome b@x.org Deleted".to_owned()]);
+    assert_eq!(Signup::META.receivers.on_commit, ["welcome"]);
+});
