@@ -123,10 +123,10 @@
 //!
 //! # Tracing
 //!
-//! Every signal sent is a `tracing` event at debug level (`pre_save`, `post_save` with
-//! `model` and `created`, `pre_delete`, `post_delete`), and every receiver call a span named
-//! `receiver` with `model`, `signal` and `receiver`, closed by a `receiver ran` or
-//! `receiver failed` event. With `tracing-subscriber`'s `EnvFilter`,
+//! Every save signal sent is a `tracing` span at debug level (`pre_save` with `model`,
+//! `adding`, `raw`; `post_save` with `model`, `created`, `raw`), delete signals are events,
+//! and every receiver call is a span named `receiver` (with `model`, `signal`, `receiver`)
+//! inside its signal's span, closed by a `receiver ran` or `receiver failed` event. With `tracing-subscriber`'s `EnvFilter`,
 //! `RUST_LOG=signals_core=debug` shows what fired.
 
 mod custom;

@@ -115,6 +115,25 @@ impl Saved {
 
     /// The errors of receivers marked `robust` (`#[post_save(notify, robust)]`), which were
     /// logged and undone alone instead of failing the save. Empty when all went well.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> signals_core::Result<()> {
+    /// use signals_core::{BoxError, Db, Model, PostSave, Result};
+    ///
+    /// #[derive(Model)]
+    /// #[post_save(notify, robust)]
+    /// struct Order { id: Option<i64> }
+    ///
+    /// async fn notify(_: &Order, _: &mut PostSave<'_>) -> Result<()> {
+    ///     Err(BoxError::from("mail server down").into())
+    /// }
+    ///
+    /// let db = Db::connect("sqlite::memory:").await?;
+    /// db.execute_unprepared("CREATE TABLE \"order\" (id INTEGER PRIMARY KEY)").await?;
+    /// let saved = Order { id: None }.save(&db).await?; // the order is saved all the same
+    /// assert_eq!(saved.receiver_errors().len(), 1);
+    /// # Ok(()) }
+    /// ```
     pub fn receiver_errors(&self) -> &[Error] {
         &self.receiver_errors
     }

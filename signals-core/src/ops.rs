@@ -94,18 +94,30 @@ async fn save_signalled<M: Model>(
     flags: SaveFlags<'_>,
     fields: Option<FieldSet<M>>,
 ) -> Result<bool> {
+    use tracing::Instrument as _;
+    let model = M::META.name;
     let adding = m.__key().is_none();
-    tracing::debug!(model = M::META.name, adding, raw = flags.raw, "pre_save");
-    muting::note(|| flags.fired(M::META.name, SignalKind::PreSave, None));
+    muting::note(|| flags.fired(model, SignalKind::PreSave, None));
+    let span = tracing::debug_span!("pre_save", model, adding, raw = flags.raw);
+    tracing::debug!(parent: &span, "sent");
     let mut signal = PreSave::new(tx, adding, flags);
-    M::__pre_save(m, &mut signal).await?;
-    runtime::pre_save(m, &mut signal).await?;
+    async {
+        M::__pre_save(m, &mut signal).await?;
+        runtime::pre_save(m, &mut signal).await
+    }
+    .instrument(span)
+    .await?;
     let created = write(m, &mut Target::Tx(tx), fields).await?;
-    tracing::debug!(model = M::META.name, created, raw = flags.raw, "post_save");
-    muting::note(|| flags.fired(M::META.name, SignalKind::PostSave, Some(created)));
+    muting::note(|| flags.fired(model, SignalKind::PostSave, Some(created)));
+    let span = tracing::debug_span!("post_save", model, created, raw = flags.raw);
+    tracing::debug!(parent: &span, "sent");
     let mut signal = PostSave::new(tx, created, flags);
-    M::__post_save(m, &mut signal).await?;
-    runtime::post_save(m, &mut signal).await?;
+    async {
+        M::__post_save(m, &mut signal).await?;
+        runtime::post_save(m, &mut signal).await
+    }
+    .instrument(span)
+    .await?;
     M::__on_commit(m, tx, Committed::Saved { created });
     Ok(created)
 }

@@ -192,3 +192,30 @@ async fn custom_signals_from_many_tasks() {
     );
     assert_eq!(err.kind(), ErrorKind::Other);
 }
+
+#[derive(Debug, Model)]
+struct Busy {
+    id: Option<i64>,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runtime_receivers_from_many_tasks() {
+    let mut tasks = Vec::new();
+    for t in 0..16 {
+        tasks.push(tokio::spawn(async move {
+            for i in 0..25 {
+                let uid = format!("busy_{t}_{i}");
+                assert!(connect_post_save::<Busy, _>(
+                    &uid,
+                    |_: &Busy, _: &mut PostSave<'_>| { Box::pin(async { Ok(()) }) }
+                ));
+                assert!(receivers::<Busy>(SignalKind::PostSave).contains(&uid.as_str()));
+                assert!(disconnect::<Busy>(SignalKind::PostSave, &uid));
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    assert!(receivers::<Busy>(SignalKind::PostSave).is_empty());
+}

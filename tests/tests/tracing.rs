@@ -46,12 +46,18 @@ impl<S: tracing::Subscriber + for<'a> LookupSpan<'a>> Layer<S> for Events {
         }
         let mut fields = Fields(String::new());
         event.record(&mut fields);
-        if let Some(span) = ctx.event_span(event)
-            && let Some(span_fields) = span.extensions().get::<String>()
-        {
-            fields
-                .0
-                .push_str(&format!(" [{}{span_fields}]", span.name()));
+        // Each enclosing span, innermost first, with its fields.
+        if let Some(scope) = ctx.event_scope(event) {
+            for span in scope {
+                let span_fields = span
+                    .extensions()
+                    .get::<String>()
+                    .cloned()
+                    .unwrap_or_default();
+                fields
+                    .0
+                    .push_str(&format!(" [{}{span_fields}]", span.name()));
+            }
         }
         self.0.lock().unwrap().push(fields.0);
     }
@@ -89,9 +95,10 @@ fn signals_and_receivers_are_traced() {
     assert_eq!(
         seen,
         [
-            "pre_save model=Note adding=true raw=false",
-            "post_save model=Note created=true raw=false",
-            "receiver ran [receiver model=Note signal=post_save receiver=announce]",
+            "sent [pre_save model=Note adding=true raw=false]",
+            "sent [post_save model=Note created=true raw=false]",
+            "receiver ran [receiver model=Note signal=post_save receiver=announce] \
+             [post_save model=Note created=true raw=false]",
         ]
     );
 }
