@@ -11,6 +11,7 @@ pub use crate::model::Receivers;
 pub use crate::ops::{children_of, parent_of};
 pub use crate::relation::{OnDelete, Relation, RelationKind};
 pub use crate::sql::Statements;
+pub use crate::sqlite_value::{SqlRef, SqlValue};
 pub use crate::value::{Args, Nullable, PrimaryKey, RefersTo, Row};
 
 /// One cached `Statements` per backend, for a model's generated `__statements`.

@@ -12,13 +12,13 @@ use sqlx::Database;
 use sqlx::mysql::{MySql, MySqlConnectOptions, MySqlConnection, MySqlPool, MySqlPoolOptions};
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, Postgres};
 use sqlx::sqlite::{
-    Sqlite, SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool,
-    SqlitePoolOptions,
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
 };
 use sqlx_core::transaction::TransactionManager;
 
 use crate::error::{Error, Result};
-use crate::value::{Args, Row};
+use crate::sqlite_raw::RawTx;
+use crate::value::{Args, Row, sqlx_sqlite_args};
 
 /// Default limit of saves nested inside receivers; see [`Db::with_max_depth`].
 pub const DEFAULT_MAX_DEPTH: u32 = 16;
@@ -129,7 +129,9 @@ impl Db {
                     .create_if_missing(true)
                     .foreign_keys(true)
                     .busy_timeout(Duration::from_secs(10));
-                let mut pool = SqlitePoolOptions::new();
+                // An embedded connection cannot be dropped by a server: checking it before each
+                // use would only cost a round trip to its worker thread.
+                let mut pool = SqlitePoolOptions::new().test_before_acquire(false);
                 if memory {
                     // Every connection to `:memory:` is a database of its own: keep exactly one,
                     // forever, so the data lives as long as the pool.
@@ -273,9 +275,8 @@ impl Db {
     /// ```
     pub async fn begin(&self) -> Result<Tx> {
         let inner = match &self.pool {
-            // Take the write lock up front: a deferred transaction that reads and then writes
-            // fails with SQLITE_BUSY when another connection wrote in between.
-            Pool::Sqlite(p) => TxInner::Sqlite(p.begin_with("BEGIN IMMEDIATE").await?),
+            // Runs on the connection's handle; takes the write lock up front.
+            Pool::Sqlite(p) => TxInner::Sqlite(RawTx::begin(p).await?),
             Pool::Postgres(p) => TxInner::Postgres(p.begin().await?),
             Pool::MySql(p) => TxInner::MySql(p.begin().await?),
         };
@@ -445,7 +446,8 @@ fn connect_error(url: &str, err: sqlx::Error) -> Error {
 }
 
 pub(crate) enum TxInner {
-    Sqlite(sqlx::Transaction<'static, Sqlite>),
+    /// SQLite transactions run on the connection's own handle; see `sqlite_raw`.
+    Sqlite(RawTx),
     Postgres(sqlx::Transaction<'static, Postgres>),
     MySql(sqlx::Transaction<'static, MySql>),
 }
@@ -515,15 +517,18 @@ impl fmt::Debug for Tx {
     }
 }
 
+/// A savepoint step: through sqlx's transaction manager on PostgreSQL and MySQL, as SQL on
+/// the handle on SQLite (where sqlx does not know of the transaction).
 macro_rules! tm {
-    ($inner:expr, $method:ident $(, $arg:expr)*) => {
+    ($inner:expr, $level:expr, $method:ident $(, $arg:expr)*) => {
         match $inner {
-            TxInner::Sqlite(t) => <Sqlite as Database>::TransactionManager::$method(&mut **t $(, $arg)*).await,
-            TxInner::Postgres(t) => <Postgres as Database>::TransactionManager::$method(&mut **t $(, $arg)*).await,
-            TxInner::MySql(t) => <MySql as Database>::TransactionManager::$method(&mut **t $(, $arg)*).await,
+            TxInner::Sqlite(t) => t.savepoint(stringify!($method), $level).await,
+            TxInner::Postgres(t) => <Postgres as Database>::TransactionManager::$method(&mut **t $(, $arg)*).await.map_err(Error::from),
+            TxInner::MySql(t) => <MySql as Database>::TransactionManager::$method(&mut **t $(, $arg)*).await.map_err(Error::from),
         }
     };
 }
+
 
 /// An open savepoint; dropping it without `Tx::leave` marks it abandoned.
 #[doc(hidden)]
@@ -586,7 +591,9 @@ impl Tx {
     pub async fn conn(&mut self) -> Result<ConnRef<'_>> {
         self.repair().await?;
         Ok(match self.inner_mut()? {
-            TxInner::Sqlite(t) => ConnRef::Sqlite(t),
+            // Hands the connection back to sqlx (still in the transaction); the next statement
+            // of the transaction takes it back.
+            TxInner::Sqlite(t) => ConnRef::Sqlite(t.release()?),
             TxInner::Postgres(t) => ConnRef::Postgres(t),
             TxInner::MySql(t) => ConnRef::MySql(t),
         })
@@ -614,7 +621,8 @@ impl Tx {
         // Savepoints still open here belong to operations that are still running elsewhere,
         // which `&mut` borrowing rules out; release defensively all the same.
         while !self.marks.is_empty() {
-            tm!(self.inner_mut()?, commit)?;
+            let level = self.depth();
+            tm!(self.inner_mut()?, level, commit)?;
             self.marks.pop();
         }
         let hooks = std::mem::take(&mut self.hooks);
@@ -720,7 +728,7 @@ impl Tx {
                 depth: self.max_depth,
             });
         }
-        tm!(self.inner_mut()?, begin, None)?;
+        tm!(self.inner_mut()?, level, begin, None)?;
         self.marks.push(self.hooks.len());
         Ok(Savepoint {
             level,
@@ -732,10 +740,11 @@ impl Tx {
     /// Closes the savepoint: releases it when `ok`, rolls back to it otherwise (dropping the
     /// work scheduled inside it).
     pub(crate) async fn leave(&mut self, mut sp: Savepoint, ok: bool) -> Result<()> {
+        let level = self.depth();
         if ok {
-            tm!(self.inner_mut()?, commit)?;
+            tm!(self.inner_mut()?, level, commit)?;
         } else {
-            tm!(self.inner_mut()?, rollback)?;
+            tm!(self.inner_mut()?, level, rollback)?;
             if let Some(&mark) = self.marks.last() {
                 self.hooks.truncate(mark);
             }
@@ -754,7 +763,8 @@ impl Tx {
         }
         let keep = level.saturating_sub(1) as usize;
         while self.marks.len() > keep {
-            tm!(self.inner_mut()?, rollback).map_err(|e| {
+            let level = self.depth();
+            tm!(self.inner_mut()?, level, rollback).map_err(|e| {
                 Error::Transaction(format!(
                     "an operation on this transaction was cancelled and its savepoint could not \
                      be rolled back ({e}); roll the transaction back"
@@ -779,10 +789,10 @@ impl Drop for Tx {
             }
         }
         match &mut self.inner {
-            Some(TxInner::Sqlite(t)) => queue::<Sqlite>(t),
+            // Rolls back everything itself when dropped.
+            Some(TxInner::Sqlite(_)) | None => {}
             Some(TxInner::Postgres(t)) => queue::<Postgres>(t),
             Some(TxInner::MySql(t)) => queue::<MySql>(t),
-            None => {}
         }
     }
 }
@@ -828,8 +838,9 @@ pub(crate) struct Outcome {
     pub(crate) last_id: i64,
 }
 
-/// Runs `$body` with `$e` bound to the sqlx executor and `$a` to the arguments, once per
-/// backend and handle kind; `$row` names the `Row` variant for that backend.
+/// Runs `$body` with `$e` bound to the sqlx executor and `$a` to the sqlx arguments, once per
+/// backend and handle kind; `$row` names the `Row` variant for that backend. SQLite
+/// transactions do not come here: they run on the handle (`Target::sqlite_tx`).
 macro_rules! dispatch {
     ($target:expr, $args:expr, |$e:ident, $a:ident, $row:ident| $body:expr) => {
         match ($target, $args) {
@@ -838,8 +849,9 @@ macro_rules! dispatch {
                     pool: Pool::Sqlite($e),
                     ..
                 }),
-                Args::Sqlite($a),
+                Args::Sqlite(values),
             ) => {
+                let $a = sqlx_sqlite_args(values)?;
                 #[allow(unused_imports)]
                 use Row::Sqlite as $row;
                 $body
@@ -869,12 +881,6 @@ macro_rules! dispatch {
             (Target::Tx(tx), args) => {
                 tx.repair().await?;
                 match (tx.inner_mut()?, args) {
-                    (TxInner::Sqlite(t), Args::Sqlite($a)) => {
-                        let $e = &mut **t;
-                        #[allow(unused_imports)]
-                        use Row::Sqlite as $row;
-                        $body
-                    }
                     (TxInner::Postgres(t), Args::Postgres($a)) => {
                         let $e = &mut **t;
                         #[allow(unused_imports)]
@@ -914,6 +920,25 @@ impl Target<'_> {
         }
     }
 
+    /// The SQLite transaction to run on, with its arguments, when the target is one (after
+    /// undoing the savepoints of cancelled operations, as for any statement).
+    async fn sqlite_tx(
+        &mut self,
+        args: Args,
+    ) -> Result<std::result::Result<(&mut RawTx, Vec<crate::sqlite_value::SqlValue>), Args>> {
+        let Target::Tx(tx) = self else {
+            return Ok(Err(args));
+        };
+        if !matches!(tx.inner, Some(TxInner::Sqlite(_))) {
+            return Ok(Err(args));
+        }
+        tx.repair().await?;
+        match (tx.inner.as_mut(), args) {
+            (Some(TxInner::Sqlite(raw)), Args::Sqlite(values)) => Ok(Ok((raw, values))),
+            _ => Err(mismatch()),
+        }
+    }
+
     pub(crate) async fn execute(&mut self, sql: &'static str, args: Args) -> Result<Outcome> {
         self.execute_sql(sql, args).await
     }
@@ -924,6 +949,11 @@ impl Target<'_> {
         sql: impl sqlx::SqlSafeStr + Send,
         args: Args,
     ) -> Result<Outcome> {
+        let sql = sql.into_sql_str();
+        let args = match self.sqlite_tx(args).await? {
+            Ok((raw, values)) => return raw.execute(sql.as_str(), &values).await,
+            Err(args) => args,
+        };
         dispatch!(self.reborrow(), args, |e, a, _R| {
             let res = sqlx::query_with(sql, a).execute(e).await?;
             Ok(outcome(res))
@@ -936,6 +966,18 @@ impl Target<'_> {
         args: Args,
         decode: fn(&Row<'_>) -> Result<M>,
     ) -> Result<Vec<M>> {
+        let args = match self.sqlite_tx(args).await? {
+            Ok((raw, values)) => {
+                let mut all = Vec::new();
+                raw.query(sql, &values, |row| {
+                    all.push(decode(row)?);
+                    Ok(())
+                })
+                .await?;
+                return Ok(all);
+            }
+            Err(args) => args,
+        };
         dispatch!(self.reborrow(), args, |e, a, R| {
             let rows = sqlx::query_with(sql, a).fetch_all(e).await?;
             rows.iter().map(|r| decode(&R(r))).collect()
@@ -948,6 +990,20 @@ impl Target<'_> {
         args: Args,
         decode: fn(&Row<'_>) -> Result<M>,
     ) -> Result<Option<M>> {
+        let args = match self.sqlite_tx(args).await? {
+            Ok((raw, values)) => {
+                let mut first = None;
+                raw.query(sql, &values, |row| {
+                    if first.is_none() {
+                        first = Some(decode(row)?);
+                    }
+                    Ok(())
+                })
+                .await?;
+                return Ok(first);
+            }
+            Err(args) => args,
+        };
         dispatch!(self.reborrow(), args, |e, a, R| {
             match sqlx::query_with(sql, a).fetch_optional(e).await? {
                 Some(r) => decode(&R(&r)).map(Some),
@@ -959,6 +1015,20 @@ impl Target<'_> {
     /// Runs a statement that returns one integer (`COUNT(*)`, `RETURNING id`).
     pub(crate) async fn fetch_i64(&mut self, sql: &'static str, args: Args) -> Result<i64> {
         use sqlx::Row as _;
+        let args = match self.sqlite_tx(args).await? {
+            Ok((raw, values)) => {
+                let mut value = None;
+                raw.query(sql, &values, |row| {
+                    if value.is_none() {
+                        value = Some(row.get::<i64>(0, "", "")?);
+                    }
+                    Ok(())
+                })
+                .await?;
+                return value.ok_or_else(|| Error::Database(sqlx::Error::RowNotFound));
+            }
+            Err(args) => args,
+        };
         dispatch!(self.reborrow(), args, |e, a, _R| {
             let row = sqlx::query_with(sql, a).fetch_one(e).await?;
             Ok(row.try_get::<i64, _>(0)?)

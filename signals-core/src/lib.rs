@@ -139,6 +139,8 @@ mod relation;
 mod runtime;
 mod signal;
 mod sql;
+mod sqlite_raw;
+mod sqlite_value;
 mod value;
 
 #[doc(hidden)]

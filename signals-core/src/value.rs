@@ -2,13 +2,15 @@
 
 use std::fmt::Debug;
 
+use sqlx::error::BoxDynError;
 use sqlx::mysql::{MySql, MySqlArguments, MySqlRow};
 use sqlx::postgres::{PgArguments, PgRow, Postgres};
 use sqlx::sqlite::{Sqlite, SqliteArguments, SqliteRow};
-use sqlx::{Arguments, Decode, Encode, Row as _, Type, ValueRef as _};
+use sqlx::{Arguments, Decode, Encode, Type, ValueRef as _};
 
 use crate::db::Backend;
 use crate::error::{Error, Result};
+use crate::sqlite_value::{self, SqlRef, SqlValue};
 
 /// A Rust type that can be a model field on every supported database.
 ///
@@ -61,6 +63,17 @@ pub trait FieldType:
         Ok(())
     }
 
+    /// The value as SQLite stores it, exactly as sqlx's SQLite driver encodes it, so rows
+    /// written through sqlx and through SQLite's own handle are the same.
+    #[doc(hidden)]
+    fn __to_sqlite(&self) -> SqlValue;
+
+    /// Reads a SQLite value, accepting exactly what sqlx's SQLite driver accepts.
+    #[doc(hidden)]
+    fn __from_sqlite(value: SqlRef<'_>) -> std::result::Result<Self, BoxDynError>
+    where
+        Self: Sized;
+
     #[doc(hidden)]
     #[inline]
     fn __bind(&self, args: &mut Args, column: &'static str) -> Result<()>
@@ -85,16 +98,43 @@ pub trait FieldType:
     }
 }
 
+/// Each type names its SQLite encoder and decoder in [`sqlite_value`].
 macro_rules! field_types {
-    ($($ty:ty),* $(,)?) => {$(
-        impl FieldType for $ty {}
+    ($($ty:ty => $encode:ident, $decode:ident;)*) => {$(
+        impl FieldType for $ty {
+            #[inline]
+            fn __to_sqlite(&self) -> SqlValue {
+                sqlite_value::$encode(self)
+            }
+            #[inline]
+            fn __from_sqlite(value: SqlRef<'_>) -> std::result::Result<Self, BoxDynError> {
+                sqlite_value::$decode(value)
+            }
+        }
         impl sealed::NonOption for $ty {}
     )*};
 }
 
-field_types!(bool, i16, i32, i64, f32, f64, Vec<u8>, uuid::Uuid);
+field_types! {
+    bool => encode_bool, decode_bool;
+    i16 => encode_int, decode_int;
+    i32 => encode_int, decode_int;
+    i64 => encode_int, decode_int;
+    f32 => encode_f32, decode_f32;
+    f64 => encode_f64, decode_f64;
+    Vec<u8> => encode_bytes, decode_bytes;
+    uuid::Uuid => encode_uuid, decode_uuid;
+}
 
 impl FieldType for String {
+    #[inline]
+    fn __to_sqlite(&self) -> SqlValue {
+        SqlValue::Text(self.clone())
+    }
+    #[inline]
+    fn __from_sqlite(value: SqlRef<'_>) -> std::result::Result<Self, BoxDynError> {
+        sqlite_value::decode_string(value)
+    }
     fn __check(&self, backend: Backend) -> std::result::Result<(), String> {
         if backend == Backend::Postgres && self.contains('\0') {
             return Err("PostgreSQL text cannot hold the NUL character (\\0)".into());
@@ -115,8 +155,16 @@ fn check_year(year: i32, backend: Backend) -> std::result::Result<(), String> {
 }
 
 macro_rules! date_types {
-    ($($ty:ty),*) => {$(
+    ($($ty:ty => $encode:ident, $decode:ident;)*) => {$(
         impl FieldType for $ty {
+            #[inline]
+            fn __to_sqlite(&self) -> SqlValue {
+                sqlite_value::$encode(self)
+            }
+            #[inline]
+            fn __from_sqlite(value: SqlRef<'_>) -> std::result::Result<Self, BoxDynError> {
+                sqlite_value::$decode(value)
+            }
             fn __check(&self, backend: Backend) -> std::result::Result<(), String> {
                 use chrono::Datelike as _;
                 check_year(self.year(), backend)
@@ -126,17 +174,33 @@ macro_rules! date_types {
     )*};
 }
 
-date_types!(
-    chrono::NaiveDate,
-    chrono::NaiveDateTime,
-    chrono::DateTime<chrono::Utc>
-);
+date_types! {
+    chrono::NaiveDate => encode_date, decode_date;
+    chrono::NaiveDateTime => encode_datetime, decode_datetime;
+    chrono::DateTime<chrono::Utc> => encode_utc, decode_utc;
+}
 
 impl<T: FieldType + sealed::NonOption> FieldType for Option<T> {
     const NULLABLE: bool = true;
 
     fn is_null(&self) -> bool {
         self.is_none()
+    }
+
+    #[inline]
+    fn __to_sqlite(&self) -> SqlValue {
+        match self {
+            Some(value) => value.__to_sqlite(),
+            None => SqlValue::Null,
+        }
+    }
+
+    #[inline]
+    fn __from_sqlite(value: SqlRef<'_>) -> std::result::Result<Self, BoxDynError> {
+        match value {
+            SqlRef::Null => Ok(None),
+            value => T::__from_sqlite(value).map(Some),
+        }
     }
 
     fn __check(&self, backend: Backend) -> std::result::Result<(), String> {
@@ -155,7 +219,9 @@ mod sealed {
 /// Arguments for one statement, for the backend of the handle it will run on.
 #[doc(hidden)]
 pub enum Args {
-    Sqlite(SqliteArguments),
+    /// SQLite values, bound either on the connection's own handle (in a transaction) or
+    /// through sqlx.
+    Sqlite(Vec<SqlValue>),
     Postgres(PgArguments),
     MySql(MySqlArguments),
 }
@@ -163,11 +229,7 @@ pub enum Args {
 impl Args {
     pub(crate) fn new(backend: Backend, capacity: usize) -> Self {
         match backend {
-            Backend::Sqlite => {
-                let mut a = SqliteArguments::default();
-                a.reserve(capacity, 0);
-                Args::Sqlite(a)
-            }
+            Backend::Sqlite => Args::Sqlite(Vec::with_capacity(capacity)),
             Backend::Postgres => {
                 let mut a = PgArguments::default();
                 a.reserve(capacity, capacity * 8);
@@ -195,12 +257,32 @@ impl Args {
         let invalid = |reason: String| Error::InvalidValue { column, reason };
         value.__check(self.backend()).map_err(invalid)?;
         let res = match self {
-            Args::Sqlite(a) => a.add(value),
+            Args::Sqlite(a) => {
+                a.push(value.__to_sqlite());
+                Ok(())
+            }
             Args::Postgres(a) => a.add(value),
             Args::MySql(a) => a.add(value),
         };
         res.map_err(|e| invalid(e.to_string()))
     }
+}
+
+/// SQLite values as sqlx arguments, for statements that run through sqlx.
+pub(crate) fn sqlx_sqlite_args(values: Vec<SqlValue>) -> Result<SqliteArguments> {
+    let mut args = SqliteArguments::default();
+    args.reserve(values.len(), 0);
+    for value in values {
+        let res = match value {
+            SqlValue::Null => args.add(None::<i64>),
+            SqlValue::Integer(i) => args.add(i),
+            SqlValue::Real(f) => args.add(f),
+            SqlValue::Text(s) => args.add(s),
+            SqlValue::Blob(b) => args.add(b),
+        };
+        res.map_err(|e| Error::Database(sqlx::Error::Encode(e)))?;
+    }
+    Ok(args)
 }
 
 /// A bindable value with its type erased, for the parent keys that relations pass around.
@@ -219,6 +301,8 @@ impl<T: FieldType> DynField for T {
 #[doc(hidden)]
 pub enum Row<'r> {
     Sqlite(&'r SqliteRow),
+    /// A row read on a transaction's own SQLite handle.
+    SqliteRaw(&'r rusqlite::Row<'r>),
     Postgres(&'r PgRow),
     MySql(&'r MySqlRow),
 }
@@ -232,30 +316,13 @@ impl Row<'_> {
         model: &'static str,
         column: &'static str,
     ) -> Result<T> {
-        let decode_error = |source| Error::Decode {
-            model,
-            column,
-            source,
-        };
-        // sqlx skips its type check for NULL, and its SQLite driver then reads NULL as "" or
-        // 0: refuse NULL for fields that cannot hold it, on every backend alike.
-        if !T::NULLABLE {
-            let null = match self {
-                Row::Sqlite(r) => r.try_get_raw(index).map(|v| v.is_null()),
-                Row::Postgres(r) => r.try_get_raw(index).map(|v| v.is_null()),
-                Row::MySql(r) => r.try_get_raw(index).map(|v| v.is_null()),
-            };
-            if null.map_err(decode_error)? {
-                return Err(decode_error(sqlx::Error::Decode(
-                    "the column is NULL but the field cannot hold NULL; declare it `Option<_>`"
-                        .into(),
-                )));
-            }
-        }
         let res = match self {
-            Row::Sqlite(r) => r.try_get::<T, _>(index),
-            Row::Postgres(r) => r.try_get::<T, _>(index),
-            Row::MySql(r) => r.try_get::<T, _>(index),
+            // SQLite values go through one decoder whichever way the row was read, so a row
+            // reads the same inside a transaction (on the handle) and outside it (via sqlx).
+            Row::Sqlite(r) => sqlite_value::from_sqlx_row(r, index).and_then(read_sqlite),
+            Row::SqliteRaw(r) => sqlite_value::from_raw_row(r, index).and_then(read_sqlite),
+            Row::Postgres(r) => read_sqlx(*r, index),
+            Row::MySql(r) => read_sqlx(*r, index),
         };
         res.map_err(|source| Error::Decode {
             model,
@@ -263,6 +330,36 @@ impl Row<'_> {
             source,
         })
     }
+}
+
+/// NULL read into a field that cannot hold it.
+fn not_null() -> sqlx::Error {
+    sqlx::Error::Decode(
+        "the column is NULL but the field cannot hold NULL; declare it `Option<_>`".into(),
+    )
+}
+
+#[inline]
+fn read_sqlite<T: FieldType>(value: SqlRef<'_>) -> std::result::Result<T, sqlx::Error> {
+    if !T::NULLABLE && value == SqlRef::Null {
+        return Err(not_null());
+    }
+    T::__from_sqlite(value).map_err(sqlx::Error::Decode)
+}
+
+#[inline]
+fn read_sqlx<R, T>(row: &R, index: usize) -> std::result::Result<T, sqlx::Error>
+where
+    R: sqlx::Row,
+    usize: sqlx::ColumnIndex<R>,
+    T: FieldType + for<'r> Decode<'r, R::Database> + Type<R::Database>,
+{
+    // sqlx skips its type check for NULL and would read NULL as a default value: refuse NULL
+    // for fields that cannot hold it.
+    if !T::NULLABLE && row.try_get_raw(index)?.is_null() {
+        return Err(not_null());
+    }
+    row.try_get::<T, _>(index)
 }
 
 /// A type that can be a model's primary key field.
