@@ -1,6 +1,8 @@
 //! The seed workload — signup, update, delete of N users, one transaction per operation —
 //! through signals-core and through hand-written sqlx running the same statements on the same
-//! pool, alternated over several rounds. Prints µs per operation and the ratio.
+//! pool, alternated over several rounds. Prints µs per operation and the ratio. On SQLite it
+//! also runs the same statements directly on SQLite (rusqlite on a connection of its own, with
+//! the pool's settings), the floor that no driver can beat.
 //!
 //! `cargo bench -p signals-bench --bench seed` (options after `--`: `--users N`, `--rounds R`,
 //! `--only sqlite-file|sqlite-memory|postgres|mysql`).
@@ -351,23 +353,182 @@ async fn hand_round(db: &Db, names: &[String], out: &mut Phases) {
     }
 }
 
+// ---- the same statements directly on SQLite (rusqlite, no sqlx) -----------------------------
+
+mod direct {
+    use rusqlite::{Connection, OptionalExtension as _, params};
+
+    pub(crate) struct Plain {
+        id: i64,
+        username: String,
+        email: String,
+    }
+
+    /// A connection to the same database as the pool, with the pool connection's settings.
+    pub(crate) fn open(path: &str, pragmas: &[(String, i64)]) -> Connection {
+        let c = Connection::open(path).unwrap();
+        for (name, value) in pragmas {
+            c.pragma_update(None, name, value).unwrap();
+        }
+        c
+    }
+
+    fn profile_of(c: &Connection, user_id: i64) -> Option<(i64, i64, Option<String>, String)> {
+        c.prepare_cached(
+            "SELECT id, user_id, date_of_birth, photo FROM account_profile WHERE user_id = ?1 ORDER BY id",
+        )
+        .unwrap()
+        .query_row([user_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .optional()
+        .unwrap()
+    }
+
+    fn update_profile(c: &Connection, p: &(i64, i64, Option<String>, String)) {
+        c.prepare_cached(
+            "UPDATE account_profile SET user_id = ?1, date_of_birth = ?2, photo = ?3 WHERE id = ?4",
+        )
+        .unwrap()
+        .execute(params![p.1, p.2, p.3, p.0])
+        .unwrap();
+    }
+
+    fn run(c: &Connection, sql: &str) {
+        c.prepare_cached(sql).unwrap().execute([]).unwrap();
+    }
+
+    pub(crate) fn signup(c: &Connection, names: &[String]) -> Vec<Plain> {
+        let mut users = Vec::with_capacity(names.len());
+        for name in names {
+            let email = format!("{name}@x.org");
+            run(c, "BEGIN IMMEDIATE");
+            c.prepare_cached("INSERT INTO account_user (username, email) VALUES (?1, ?2)")
+                .unwrap()
+                .execute(params![name, email])
+                .unwrap();
+            let id = c.last_insert_rowid();
+            c.prepare_cached(
+                "INSERT INTO account_profile (user_id, date_of_birth, photo) VALUES (?1, ?2, ?3)",
+            )
+            .unwrap()
+            .execute(params![id, None::<String>, ""])
+            .unwrap();
+            if let Some(p) = profile_of(c, id) {
+                update_profile(c, &p);
+            }
+            run(c, "COMMIT");
+            users.push(Plain {
+                id,
+                username: name.clone(),
+                email,
+            });
+        }
+        users
+    }
+
+    pub(crate) fn update(c: &Connection, users: &mut [Plain]) {
+        for user in users {
+            user.email.push('!');
+            run(c, "BEGIN IMMEDIATE");
+            c.prepare_cached("UPDATE account_user SET username = ?1, email = ?2 WHERE id = ?3")
+                .unwrap()
+                .execute(params![user.username, user.email, user.id])
+                .unwrap();
+            if let Some(p) = profile_of(c, user.id) {
+                update_profile(c, &p);
+            }
+            run(c, "COMMIT");
+        }
+    }
+
+    pub(crate) fn delete(c: &Connection, users: &mut [Plain]) {
+        for user in users {
+            run(c, "BEGIN IMMEDIATE");
+            if let Some(p) = profile_of(c, user.id) {
+                c.prepare_cached("DELETE FROM account_profile WHERE id = ?1")
+                    .unwrap()
+                    .execute([p.0])
+                    .unwrap();
+            }
+            c.prepare_cached("DELETE FROM account_user WHERE id = ?1")
+                .unwrap()
+                .execute([user.id])
+                .unwrap();
+            run(c, "COMMIT");
+        }
+    }
+}
+
+fn direct_round(c: &rusqlite::Connection, names: &[String], out: &mut Phases) {
+    let t = Instant::now();
+    let mut users = direct::signup(c, names);
+    out.signup.push(per_op(t, names.len()));
+    let t = Instant::now();
+    direct::update(c, &mut users);
+    out.update.push(per_op(t, names.len()));
+    let t = Instant::now();
+    direct::delete(c, &mut users);
+    out.delete.push(per_op(t, names.len()));
+}
+
+/// The pool connection's settings that change what a statement costs, to give the direct
+/// connection the same.
+async fn sqlite_pragmas(db: &Db) -> Vec<(String, i64)> {
+    let PoolRef::Sqlite(pool) = db.pool() else {
+        unreachable!()
+    };
+    let mut out = Vec::new();
+    for name in ["foreign_keys", "synchronous", "busy_timeout"] {
+        let value: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("PRAGMA {name}")))
+            .fetch_one(pool)
+            .await
+            .unwrap();
+        out.push((name.to_owned(), value));
+    }
+    out
+}
+
 fn median(v: &[f64]) -> f64 {
     let mut v = v.to_vec();
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
 }
 
-async fn bench(label: &str, db: &Db, users: usize, rounds: usize) {
+/// `direct`: for SQLite, the database's path (`:memory:` for a database of its own).
+async fn bench(label: &str, db: &Db, direct: Option<&str>, users: usize, rounds: usize) {
     signals_tests::create_tables(db, SCHEMA).await;
-    let (mut ours, mut theirs) = (Phases::default(), Phases::default());
+    let (mut ours, mut theirs, mut floor) =
+        (Phases::default(), Phases::default(), Phases::default());
+    let direct = match direct {
+        Some(path) => {
+            let c = direct::open(path, &sqlite_pragmas(db).await);
+            if path == ":memory:" {
+                let ddl = SCHEMA
+                    .replace("{pk}", "INTEGER PRIMARY KEY")
+                    .replace("{varchar}", "TEXT")
+                    .replace("{bigint}", "BIGINT")
+                    .replace("{date}", "DATE");
+                c.execute_batch(&ddl).unwrap();
+            }
+            Some(c)
+        }
+        None => None,
+    };
     // One warm-up round each, not counted: prepares statements, fills the pool.
     let warm: Vec<String> = (0..users.min(50)).map(|i| format!("warm{i}")).collect();
     crate_round(db, &warm, &mut Phases::default()).await;
     let warm: Vec<String> = (0..users.min(50)).map(|i| format!("warmh{i}")).collect();
     hand_round(db, &warm, &mut Phases::default()).await;
+    if let Some(c) = &direct {
+        let warm: Vec<String> = (0..users.min(50)).map(|i| format!("warmd{i}")).collect();
+        direct_round(c, &warm, &mut Phases::default());
+    }
     for round in 0..rounds {
         let a: Vec<String> = (0..users).map(|i| format!("c{round}_{i}")).collect();
         let b: Vec<String> = (0..users).map(|i| format!("h{round}_{i}")).collect();
+        if let Some(c) = &direct {
+            let d: Vec<String> = (0..users).map(|i| format!("d{round}_{i}")).collect();
+            direct_round(c, &d, &mut floor);
+        }
         // Alternate which goes first, so drift (WAL growth, autovacuum) hits both alike.
         if round % 2 == 0 {
             crate_round(db, &a, &mut ours).await;
@@ -377,14 +538,20 @@ async fn bench(label: &str, db: &Db, users: usize, rounds: usize) {
             crate_round(db, &a, &mut ours).await;
         }
     }
-    for (phase, o, t) in [
-        ("signup", &ours.signup, &theirs.signup),
-        ("update", &ours.update, &theirs.update),
-        ("delete", &ours.delete, &theirs.delete),
+    for (phase, o, t, d) in [
+        ("signup", &ours.signup, &theirs.signup, &floor.signup),
+        ("update", &ours.update, &theirs.update, &floor.update),
+        ("delete", &ours.delete, &theirs.delete, &floor.delete),
     ] {
         let (o, t) = (median(o), median(t));
+        let (d, od) = if d.is_empty() {
+            ("–".to_owned(), "–".to_owned())
+        } else {
+            let d = median(d);
+            (format!("{d:.1}"), format!("{:.2}", o / d))
+        };
         println!(
-            "| {label:<13} | {phase:<6} | {o:>9.1} | {t:>9.1} | {:>5.2} |",
+            "| {label:<13} | {phase:<6} | {o:>12.1} | {t:>17.1} | {:>5.2} | {d:>13} | {od:>8} |",
             o / t
         );
     }
@@ -404,8 +571,12 @@ async fn main() {
     let only = arg("--only");
     println!("seed workload: {users} users per phase, median of {rounds} rounds, µs per operation");
     println!();
-    println!("| backend       | phase  | signals-core | hand-written sqlx | ratio |");
-    println!("|---------------|--------|-----------:|----------:|------:|");
+    println!(
+        "| backend       | phase  | signals-core | hand-written sqlx | ratio | direct SQLite | ÷ direct |"
+    );
+    println!(
+        "|---------------|--------|-------------:|------------------:|------:|--------------:|---------:|"
+    );
     for (label, backend) in [
         ("sqlite-file", Backend::Sqlite),
         ("sqlite-memory", Backend::Sqlite),
@@ -417,7 +588,7 @@ async fn main() {
         }
         if label == "sqlite-memory" {
             let db = Db::connect("sqlite::memory:").await.unwrap();
-            bench(label, &db, users, rounds).await;
+            bench(label, &db, Some(":memory:"), users, rounds).await;
             db.close().await;
             continue;
         }
@@ -426,7 +597,8 @@ async fn main() {
             continue;
         };
         let db = Db::connect(&scratch.url).await.unwrap();
-        bench(label, &db, users, rounds).await;
+        let path = scratch.url.strip_prefix("sqlite://");
+        bench(label, &db, path, users, rounds).await;
         db.close().await;
         scratch.drop_now().await;
     }

@@ -529,7 +529,6 @@ macro_rules! tm {
     };
 }
 
-
 /// An open savepoint; dropping it without `Tx::leave` marks it abandoned.
 #[doc(hidden)]
 #[derive(Debug)]

@@ -116,7 +116,8 @@ impl RawTx {
             // SAFETY: the handle is valid and ours alone while the guard is held, and the
             // rusqlite connection is dropped before the guard (`Locked`'s field order). It
             // does not own the handle, so dropping it does not close it.
-            let db = unsafe { rusqlite::Connection::from_handle(handle.as_ptr()) }.map_err(error)?;
+            let db =
+                unsafe { rusqlite::Connection::from_handle(handle.as_ptr()) }.map_err(error)?;
             self.locked = Some(Locked { db, _guard: guard });
         }
         match &self.locked {

@@ -342,7 +342,13 @@ pub async fn create_tables(db: &Db, ddl: &str) {
 
 /// Counts rows with plain SQL, bypassing the crate.
 pub async fn count(db: &Db, table: &str) -> i64 {
-    let sql = sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM {table}"));
+    scalar(db, &format!("SELECT COUNT(*) FROM {table}")).await
+}
+
+/// Runs a query that returns one integer with plain sqlx, bypassing the crate.
+pub async fn scalar(db: &Db, sql: &str) -> i64 {
+    let sql_text = sql.to_owned();
+    let sql = sqlx::AssertSqlSafe(sql_text.clone());
     let res = match db.pool() {
         PoolRef::Sqlite(p) => sqlx::query_scalar::<_, i64>(sql).fetch_one(p).await,
         PoolRef::Postgres(p) => sqlx::query_scalar::<_, i64>(sql).fetch_one(p).await,
@@ -351,7 +357,7 @@ pub async fn count(db: &Db, table: &str) -> i64 {
     };
     match res {
         Ok(n) => n,
-        Err(e) => panic!("counting {table} failed: {e}"),
+        Err(e) => panic!("`{sql_text}` failed: {e}"),
     }
 }
 

@@ -119,3 +119,185 @@ db_test!(async fn nulls_round_trip_and_empty_is_not_null(db) {
     assert_eq!(AllTypes::filter(&db, AllTypes::UID, row.uid).await.unwrap(), [row.clone()]);
     assert_eq!(AllTypes::filter(&db, AllTypes::DAY, row.day).await.unwrap().len(), 2);
 });
+
+/// Every column of two rows holds the same value, compared by the database itself (on SQLite
+/// also the storage class: `typeof`).
+async fn stored_alike(db: &signals_core::Db, a: i64, b: i64) -> bool {
+    let columns = [
+        "flag",
+        "small",
+        "medium",
+        "big",
+        "single",
+        "\"double\"",
+        "text",
+        "bytes",
+        "day",
+        "moment",
+        "instant",
+        "uid",
+        "o_flag",
+        "o_small",
+        "o_medium",
+        "o_big",
+        "o_single",
+        "o_double",
+        "o_text",
+        "o_bytes",
+        "o_day",
+        "o_moment",
+        "o_instant",
+        "o_uid",
+    ];
+    let sqlite = db.backend() == signals_core::Backend::Sqlite;
+    let same: Vec<String> = columns
+        .iter()
+        .map(|c| {
+            let mut test = format!("(a.{c} = b.{c} OR (a.{c} IS NULL AND b.{c} IS NULL))");
+            if sqlite {
+                test.push_str(&format!(" AND typeof(a.{c}) = typeof(b.{c})"));
+            }
+            test
+        })
+        .collect();
+    let mut sql = format!(
+        "SELECT COUNT(*) FROM all_types a, all_types b WHERE a.id = {a} AND b.id = {b} AND {}",
+        same.join(" AND ")
+    );
+    if db.backend() == signals_core::Backend::MySql {
+        sql = sql.replace('"', "`");
+    }
+    signals_tests::scalar(db, &sql).await == 1
+}
+
+db_test!(async fn rows_are_written_and_read_alike_inside_and_outside_a_transaction(db) {
+    // On SQLite a transaction runs on the connection's own handle and other statements go
+    // through sqlx: both must store and read every type the same way.
+    create_tables(&db, SCHEMA).await;
+    for template in [
+        sample(),
+        AllTypes {
+            o_flag: None, o_small: None, o_medium: None, o_big: None, o_single: None,
+            o_double: None, o_text: None, o_bytes: None, o_day: None, o_moment: None,
+            o_instant: None, o_uid: None,
+            ..sample()
+        },
+    ] {
+        let mut outside = template.clone();
+        outside.save(&db).await.unwrap();
+        let mut inside = template.clone();
+        let mut tx = db.begin().await.unwrap();
+        inside.save(&mut tx).await.unwrap();
+        // Each read both ways.
+        let read_inside = AllTypes::get(&mut tx, outside.id.unwrap()).await.unwrap().unwrap();
+        assert_eq!(read_inside, outside);
+        assert_eq!(AllTypes::get(&mut tx, inside.id.unwrap()).await.unwrap().unwrap(), inside);
+        tx.commit().await.unwrap();
+        assert_eq!(AllTypes::get(&db, inside.id.unwrap()).await.unwrap().unwrap(), inside);
+        assert!(stored_alike(&db, outside.id.unwrap(), inside.id.unwrap()).await);
+    }
+});
+
+/// On SQLite the crate encodes and decodes values itself (the same code inside and outside
+/// transactions); rows written by sqlx code of your own must read back, and the crate's rows
+/// must read with sqlx's own decoders. (On PostgreSQL and MySQL the crate uses sqlx's
+/// encoders and decoders.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_values_match_sqlx_encoding_both_ways() {
+    use signals_core::sqlx::{self, Row as _};
+    signals_tests::run(
+        signals_core::Backend::Sqlite,
+        "sqlite_sqlx_encoding",
+        |db| async move {
+            create_tables(&db, SCHEMA).await;
+            let signals_core::PoolRef::Sqlite(pool) = db.pool() else {
+                unreachable!()
+            };
+            let s = sample();
+            let by_sqlx: i64 = sqlx::query_scalar(
+                r#"INSERT INTO all_types (flag, small, medium, big, single, "double", text, bytes,
+                day, moment, instant, uid, o_flag, o_small, o_medium, o_big, o_single, o_double,
+                o_text, o_bytes, o_day, o_moment, o_instant, o_uid)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+               RETURNING id"#,
+            )
+            .bind(s.flag)
+            .bind(s.small)
+            .bind(s.medium)
+            .bind(s.big)
+            .bind(s.single)
+            .bind(s.double)
+            .bind(&s.text)
+            .bind(&s.bytes)
+            .bind(s.day)
+            .bind(s.moment)
+            .bind(s.instant)
+            .bind(s.uid)
+            .bind(s.o_flag)
+            .bind(s.o_small)
+            .bind(s.o_medium)
+            .bind(s.o_big)
+            .bind(s.o_single)
+            .bind(s.o_double)
+            .bind(&s.o_text)
+            .bind(&s.o_bytes)
+            .bind(s.o_day)
+            .bind(s.o_moment)
+            .bind(s.o_instant)
+            .bind(s.o_uid)
+            .fetch_one(pool)
+            .await
+            .unwrap();
+            let want = AllTypes {
+                id: Some(by_sqlx),
+                ..s.clone()
+            };
+            assert_eq!(AllTypes::get(&db, by_sqlx).await.unwrap().unwrap(), want);
+            let mut tx = db.begin().await.unwrap();
+            assert_eq!(
+                AllTypes::get(&mut tx, by_sqlx).await.unwrap().unwrap(),
+                want
+            );
+            let mut ours = s.clone();
+            ours.save(&mut tx).await.unwrap();
+            tx.commit().await.unwrap();
+            assert!(stored_alike(&db, by_sqlx, ours.id.unwrap()).await);
+
+            // The crate's row, read with sqlx's own decoders.
+            let r = sqlx::query(r#"SELECT * FROM all_types WHERE id = ?"#)
+                .bind(ours.id)
+                .fetch_one(pool)
+                .await
+                .unwrap();
+            let read = AllTypes {
+                id: r.get("id"),
+                flag: r.get("flag"),
+                small: r.get("small"),
+                medium: r.get("medium"),
+                big: r.get("big"),
+                single: r.get("single"),
+                double: r.get("double"),
+                text: r.get("text"),
+                bytes: r.get("bytes"),
+                day: r.get("day"),
+                moment: r.get("moment"),
+                instant: r.get("instant"),
+                uid: r.get("uid"),
+                o_flag: r.get("o_flag"),
+                o_small: r.get("o_small"),
+                o_medium: r.get("o_medium"),
+                o_big: r.get("o_big"),
+                o_single: r.get("o_single"),
+                o_double: r.get("o_double"),
+                o_text: r.get("o_text"),
+                o_bytes: r.get("o_bytes"),
+                o_day: r.get("o_day"),
+                o_moment: r.get("o_moment"),
+                o_instant: r.get("o_instant"),
+                o_uid: r.get("o_uid"),
+            };
+            assert_eq!(read, ours);
+        },
+    )
+    .await;
+}
