@@ -5,7 +5,8 @@
 //! the pool's settings), the floor that no driver can beat.
 //!
 //! `cargo bench -p signals-bench --bench seed` (options after `--`: `--users N`, `--rounds R`,
-//! `--only sqlite-file|sqlite-memory|postgres|mysql`).
+//! `--only sqlite-file|sqlite-normal|sqlite-memory|postgres|mysql`; `sqlite-normal` is a WAL
+//! file with `synchronous = NORMAL` instead of sqlx's default `FULL`).
 #![allow(missing_docs, clippy::unwrap_used)]
 
 use std::time::Instant;
@@ -487,6 +488,28 @@ async fn sqlite_pragmas(db: &Db) -> Vec<(String, i64)> {
     out
 }
 
+/// A file database as `Db::connect` opens one (WAL, foreign keys, busy timeout), but with
+/// `synchronous = NORMAL`, which SQLite recommends with WAL: commits no longer wait for the
+/// disk (a power cut may lose the last ones, never corrupt the file).
+async fn sqlite_wal_normal(url: &str) -> Db {
+    use sqlx::sqlite::{
+        SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
+    };
+    let opts: SqliteConnectOptions = url.parse().unwrap();
+    let opts = opts
+        .create_if_missing(true)
+        .foreign_keys(true)
+        .busy_timeout(std::time::Duration::from_secs(10))
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Normal);
+    let pool = SqlitePoolOptions::new()
+        .test_before_acquire(false)
+        .connect_with(opts)
+        .await
+        .unwrap();
+    Db::from(pool)
+}
+
 fn median(v: &[f64]) -> f64 {
     let mut v = v.to_vec();
     v.sort_by(f64::total_cmp);
@@ -579,6 +602,7 @@ async fn main() {
     );
     for (label, backend) in [
         ("sqlite-file", Backend::Sqlite),
+        ("sqlite-normal", Backend::Sqlite),
         ("sqlite-memory", Backend::Sqlite),
         ("postgres", Backend::Postgres),
         ("mysql", Backend::MySql),
@@ -596,7 +620,11 @@ async fn main() {
             println!("| {label:<13} | (server not reachable: skipped) |");
             continue;
         };
-        let db = Db::connect(&scratch.url).await.unwrap();
+        let db = if label == "sqlite-normal" {
+            sqlite_wal_normal(&scratch.url).await
+        } else {
+            Db::connect(&scratch.url).await.unwrap()
+        };
         let path = scratch.url.strip_prefix("sqlite://");
         bench(label, &db, path, users, rounds).await;
         db.close().await;

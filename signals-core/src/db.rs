@@ -265,6 +265,12 @@ impl Db {
     /// work scheduled with [`Tx::on_commit`] runs after [`Tx::commit`]. Dropping the
     /// transaction without committing rolls it back.
     ///
+    /// On SQLite the transaction takes the connection's SQLite handle from sqlx's worker thread
+    /// once and runs every statement on it directly (sqlx otherwise hands each statement to
+    /// that thread and waits, which costs many times what SQLite itself takes). It begins with
+    /// `BEGIN IMMEDIATE`, taking the write lock up front; waiting for another writer happens on
+    /// sqlx's worker thread, never on yours.
+    ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")] async fn main() -> signals_core::Result<()> {
     /// let db = signals_core::Db::connect("sqlite::memory:").await?;
@@ -344,8 +350,10 @@ impl Db {
 }
 
 impl From<SqlitePool> for Db {
-    /// Wraps a pool you configured yourself. Use `BEGIN IMMEDIATE`-friendly settings (a busy
-    /// timeout) for concurrent writers, and one connection for `:memory:`.
+    /// Wraps a pool you configured yourself. Use a busy timeout for concurrent writers, one
+    /// connection for `:memory:`, and `test_before_acquire(false)` ([`Db::connect`] does): an
+    /// embedded connection has nothing to test, and the test costs a round trip to the
+    /// connection's worker thread on every use.
     fn from(pool: SqlitePool) -> Db {
         Db {
             pool: Pool::Sqlite(pool),
@@ -586,7 +594,13 @@ impl Tx {
         self.hooks.push(Box::pin(work));
     }
 
-    /// The transaction's connection, for SQL of your own.
+    /// The transaction's connection, for SQL of your own; it runs inside the transaction (and
+    /// inside the current savepoint, if any).
+    ///
+    /// For nesting, use [`savepoint`](Self::savepoint) rather than sqlx's own `begin()` on this
+    /// connection: on SQLite the transaction runs on the connection's handle, out of sqlx's
+    /// sight, so sqlx would try a second `BEGIN` and fail with "cannot start a transaction
+    /// within a transaction".
     pub async fn conn(&mut self) -> Result<ConnRef<'_>> {
         self.repair().await?;
         Ok(match self.inner_mut()? {
