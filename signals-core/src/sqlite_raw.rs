@@ -157,9 +157,10 @@ impl RawTx {
 
     pub(crate) async fn rollback(mut self) -> Result<()> {
         let db = self.lock().await?;
-        let res = run_batch(db, "ROLLBACK");
+        run_batch(db, "ROLLBACK")?;
+        // Only now: if ROLLBACK failed, dropping `self` tries again.
         self.open = false;
-        res
+        Ok(())
     }
 
     pub(crate) async fn execute(&mut self, sql: &str, args: &[SqlValue]) -> Result<Outcome> {
