@@ -17,7 +17,8 @@ use crate::sqlite_value::{self, SqlRef, SqlValue};
 /// Implemented for `bool`, `i16`, `i32`, `i64`, `f32`, `f64`, `String`, `Vec<u8>`,
 /// `chrono::NaiveDate`, `chrono::NaiveDateTime`, `chrono::DateTime<Utc>`, `uuid::Uuid`, and
 /// `Option<T>` of each (which maps to a nullable column). The same model then runs unchanged on
-/// SQLite, PostgreSQL and MySQL.
+/// SQLite, PostgreSQL and MySQL. The set is closed: this crate stores and reads SQLite values
+/// itself (exactly as sqlx does), so it implements the trait for these types only.
 ///
 /// ```
 /// fn assert_field<T: signals_core::FieldType>() {}
