@@ -13,10 +13,11 @@
 //! is held, or from a spawned task otherwise, before the connection can be used again.
 //!
 //! While the handle is held, the thread running the transaction runs SQLite: a statement that
-//! waits for a lock would block that thread. Only BEGIN waits for other connections here (in
-//! WAL mode the write lock, once taken, is all a transaction needs), so BEGIN is tried without
-//! waiting and, when another connection holds the write lock, waited for on sqlx's worker
-//! thread as before.
+//! waits for a lock would block that thread. BEGIN waits for other writers, and COMMIT, with a
+//! rollback journal (not in WAL mode), for readers; so both are tried without waiting and, when
+//! another connection holds the lock, waited for on sqlx's worker thread as before. (Once a
+//! transaction holds the write lock, its other statements wait for nobody, except a write that
+//! spills SQLite's page cache to a rollback-journal database while others read.)
 #![allow(unsafe_code)]
 
 use std::time::{Duration, Instant};
@@ -40,6 +41,8 @@ pub(crate) struct RawTx {
     conn: Option<PoolConnection<Sqlite>>,
     /// BEGIN may have run and neither COMMIT nor ROLLBACK has: dropping must roll back.
     open: bool,
+    /// The connection's busy timeout, restored after each statement tried without waiting.
+    busy_timeout: Duration,
 }
 
 /// The handle while it is taken from sqlx's worker thread.
@@ -60,6 +63,7 @@ impl RawTx {
             locked: None,
             conn: Some(pool.acquire().await?),
             open: false,
+            busy_timeout: Duration::ZERO,
         };
         tx.begin_immediate().await?;
         Ok(tx)
@@ -72,28 +76,35 @@ impl RawTx {
         // rolled back if needed when dropped.
         self.open = true;
         let db = self.lock().await?;
-        // Try without waiting: waiting here would block this thread, and with it perhaps the
-        // very task that holds the lock.
-        let timeout: i64 = db
+        let ms: i64 = db
             .pragma_query_value(None, "busy_timeout", |r| r.get(0))
             .map_err(error)?;
+        self.busy_timeout = Duration::from_millis(u64::try_from(ms).unwrap_or(0));
+        let res = self.without_waiting("BEGIN IMMEDIATE").await;
+        if res.is_err() {
+            self.open = false;
+        }
+        res
+    }
+
+    /// Runs `sql` (BEGIN or COMMIT, the statements that wait for other connections' locks) on
+    /// the handle without waiting; if another connection holds the lock, runs it again on
+    /// sqlx's worker thread, which waits for it (up to the connection's busy timeout) without
+    /// blocking this thread, and with it perhaps the very task that holds the lock.
+    async fn without_waiting(&mut self, sql: &'static str) -> Result<()> {
+        let timeout = self.busy_timeout;
+        let db = self.lock().await?;
         db.busy_timeout(Duration::ZERO).map_err(error)?;
-        let began = run_batch(db, "BEGIN IMMEDIATE");
-        db.busy_timeout(Duration::from_millis(u64::try_from(timeout).unwrap_or(0)))
-            .map_err(error)?;
-        match began {
-            Ok(()) => Ok(()),
+        let res = run_batch(db, sql);
+        db.busy_timeout(timeout).map_err(error)?;
+        match res {
             Err(e) if is_busy(&e) => {
-                // Another connection is writing: wait for it on sqlx's worker thread, which
-                // honours the connection's busy timeout without blocking this one.
+                // A BEGIN or COMMIT that failed as busy did nothing: run it again.
                 let conn = self.release()?;
-                sqlx::raw_sql("BEGIN IMMEDIATE").execute(conn).await?;
+                sqlx::raw_sql(sql).execute(conn).await?;
                 Ok(())
             }
-            Err(e) => {
-                self.open = false;
-                Err(e)
-            }
+            res => res,
         }
     }
 
@@ -149,8 +160,8 @@ impl RawTx {
     }
 
     pub(crate) async fn commit(mut self) -> Result<()> {
-        let db = self.lock().await?;
-        run_batch(db, "COMMIT")?;
+        // In WAL mode a commit never waits; with a rollback journal it waits for readers.
+        self.without_waiting("COMMIT").await?;
         self.open = false;
         Ok(())
     }

@@ -190,3 +190,53 @@ async fn sqlite_memory_transactions_clean_up_their_one_connection() {
     tag("kept").save(&db).await.unwrap();
     assert_eq!(names(&db).await, ["kept"]);
 }
+
+/// With a rollback journal (a pool configured without WAL), COMMIT waits for readers on other
+/// connections to finish. Here the reader is finished by a task on the committing thread: the
+/// wait must happen off that thread, or the commit could only fail after the busy timeout.
+#[tokio::test(flavor = "current_thread")]
+async fn sqlite_commit_waiting_for_a_reader_does_not_block_the_thread() {
+    use signals_core::sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
+    signals_tests::with_scratch(Backend::Sqlite, "commit_waits", async |url: String| {
+        let opts: SqliteConnectOptions = url.parse().unwrap();
+        let opts = opts
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Delete)
+            .busy_timeout(Duration::from_secs(10));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(2)
+            .connect_with(opts)
+            .await
+            .unwrap();
+        let db = Db::from(pool.clone());
+        create_tables(&db, SCHEMA).await;
+        tag("before").save(&db).await.unwrap();
+
+        // A reader inside a read transaction holds SQLite's shared lock.
+        let mut reader = pool.acquire().await.unwrap();
+        reader.execute("BEGIN").await.unwrap();
+        let seen: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM tag")
+            .fetch_one(&mut *reader)
+            .await
+            .unwrap();
+        assert_eq!(seen, 1);
+
+        let started = std::time::Instant::now();
+        let mut tx = db.begin().await.unwrap();
+        tag("new").save(&mut tx).await.unwrap();
+        let finish_reader = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            reader.execute("COMMIT").await.unwrap();
+        });
+        tx.commit().await.unwrap();
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "the commit held up the thread for {:?}",
+            started.elapsed()
+        );
+        finish_reader.await.unwrap();
+        assert_eq!(names(&db).await, ["before", "new"]);
+        db.close().await;
+    })
+    .await;
+}
