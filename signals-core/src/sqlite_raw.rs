@@ -219,10 +219,15 @@ impl Drop for RawTx {
         if !self.open {
             return;
         }
-        if let Some(locked) = &self.locked {
+        if let Some(locked) = self.locked.take() {
             // Synchronous on the handle: the connection goes back to the pool clean.
-            if !locked.db.is_autocommit() {
-                let _ = locked.db.execute_batch("ROLLBACK");
+            let clean = locked.db.is_autocommit() || locked.db.execute_batch("ROLLBACK").is_ok();
+            drop(locked);
+            if !clean {
+                // Never hand on a connection inside a transaction: closing it rolls back.
+                if let Some(conn) = &mut self.conn {
+                    conn.close_on_drop();
+                }
             }
             return;
         }
