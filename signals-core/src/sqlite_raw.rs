@@ -43,6 +43,8 @@ pub(crate) struct RawTx {
     open: bool,
     /// The connection's busy timeout, restored after each statement tried without waiting.
     busy_timeout: Duration,
+    /// The handle was given back to sqlx's worker thread since it was last taken.
+    lent: bool,
 }
 
 /// The handle while it is taken from sqlx's worker thread.
@@ -64,6 +66,7 @@ impl RawTx {
             conn: Some(pool.acquire().await?),
             open: false,
             busy_timeout: Duration::ZERO,
+            lent: false,
         };
         tx.begin_immediate().await?;
         Ok(tx)
@@ -115,6 +118,10 @@ impl RawTx {
                 .conn
                 .as_mut()
                 .ok_or_else(|| Error::Transaction("transaction already finished".into()))?;
+            if self.lent {
+                settle(conn).await?;
+                self.lent = false;
+            }
             let mut guard = conn.lock_handle().await?;
             let handle = guard.as_raw_handle();
             // SAFETY: the guard borrows the connection in `self.conn`, which stays in place
@@ -140,7 +147,9 @@ impl RawTx {
     /// Gives the handle back to sqlx's worker thread and lends out the connection, still in
     /// the transaction.
     pub(crate) fn release(&mut self) -> Result<&mut SqliteConnection> {
-        self.locked = None;
+        if self.locked.take().is_some() {
+            self.lent = true;
+        }
         self.conn
             .as_deref_mut()
             .ok_or_else(|| Error::Transaction("transaction already finished".into()))
@@ -251,8 +260,27 @@ impl Drop for RawTx {
     }
 }
 
+/// Makes sure sqlx's worker thread holds the handle again before it is taken anew.
+///
+/// `lock_handle` sends the worker a request to let go of the handle and waits for it; if the
+/// handle happens to be free at that moment (given back an instant ago, and the worker not yet
+/// waiting for it), the wait ends at once and the request stays queued. Taken back to back,
+/// such stale requests pile up until the worker's queue is full, and then the next
+/// `lock_handle` holds the handle while it waits for room in the queue, which only the worker,
+/// waiting for the handle, could make: a deadlock (reproduced with sqlx 0.9.0 by calling
+/// `lock_handle` in a loop). Any command answered by the worker first ends the danger: the
+/// worker answers only while it holds the handle, after the requests queued before it.
+async fn settle(conn: &mut SqliteConnection) -> Result<()> {
+    use sqlx::Connection as _;
+    conn.ping().await?;
+    Ok(())
+}
+
 /// Rolls back the transaction open on a connection lent out to sqlx; `false` if that failed.
 async fn roll_back(conn: &mut SqliteConnection) -> bool {
+    if settle(conn).await.is_err() {
+        return false;
+    }
     let Ok(mut guard) = conn.lock_handle().await else {
         return false;
     };

@@ -240,3 +240,23 @@ async fn sqlite_commit_waiting_for_a_reader_does_not_block_the_thread() {
     })
     .await;
 }
+
+db_test!(async fn lending_the_connection_out_and_back_many_times_never_hangs(db) {
+    // On SQLite each `conn()` gives the handle back to sqlx's worker thread and the next save
+    // takes it again; back to back, sqlx's hand-over can deadlock unless the crate lets the
+    // worker catch up first (see `settle` in signals-core's `sqlite_raw.rs`).
+    create_tables(&db, SCHEMA).await;
+    let work = async {
+        let mut tx = db.begin().await.unwrap();
+        for i in 0..2000 {
+            let _ = tx.conn().await.unwrap();
+            let mut t = tag(&format!("t{i}"));
+            t.save(&mut tx).await.unwrap();
+        }
+        tx.commit().await.unwrap();
+    };
+    tokio::time::timeout(Duration::from_secs(60), work)
+        .await
+        .expect("2,000 lend-and-take-back cycles finish");
+    assert_eq!(count(&db, "tag").await, 2000);
+});
