@@ -853,7 +853,7 @@ pub(crate) struct Outcome {
 
 /// Runs `$body` with `$e` bound to the sqlx executor and `$a` to the sqlx arguments, once per
 /// backend and handle kind; `$row` names the `Row` variant for that backend. SQLite
-/// transactions do not come here: they run on the handle (`Target::sqlite_tx`).
+/// transactions do not come here: they run on the handle (`Target::route`).
 macro_rules! dispatch {
     ($target:expr, $args:expr, |$e:ident, $a:ident, $row:ident| $body:expr) => {
         match ($target, $args) {
@@ -914,6 +914,12 @@ macro_rules! dispatch {
     };
 }
 
+/// See [`Target::route`].
+enum Route<'a> {
+    Handle(&'a mut RawTx, Vec<crate::sqlite_value::SqlValue>),
+    Sqlx(Args),
+}
+
 fn mismatch() -> Error {
     Error::Config("internal error: arguments built for another backend".into())
 }
@@ -933,21 +939,18 @@ impl Target<'_> {
         }
     }
 
-    /// The SQLite transaction to run on, with its arguments, when the target is one (after
-    /// undoing the savepoints of cancelled operations, as for any statement).
-    async fn sqlite_tx(
-        &mut self,
-        args: Args,
-    ) -> Result<std::result::Result<(&mut RawTx, Vec<crate::sqlite_value::SqlValue>), Args>> {
+    /// Where a statement runs: on a SQLite transaction's handle (after undoing the savepoints
+    /// of cancelled operations, as for any statement in a transaction), or through sqlx.
+    async fn route(&mut self, args: Args) -> Result<Route<'_>> {
         let Target::Tx(tx) = self else {
-            return Ok(Err(args));
+            return Ok(Route::Sqlx(args));
         };
         if !matches!(tx.inner, Some(TxInner::Sqlite(_))) {
-            return Ok(Err(args));
+            return Ok(Route::Sqlx(args));
         }
         tx.repair().await?;
         match (tx.inner.as_mut(), args) {
-            (Some(TxInner::Sqlite(raw)), Args::Sqlite(values)) => Ok(Ok((raw, values))),
+            (Some(TxInner::Sqlite(raw)), Args::Sqlite(values)) => Ok(Route::Handle(raw, values)),
             _ => Err(mismatch()),
         }
     }
@@ -963,9 +966,9 @@ impl Target<'_> {
         args: Args,
     ) -> Result<Outcome> {
         let sql = sql.into_sql_str();
-        let args = match self.sqlite_tx(args).await? {
-            Ok((raw, values)) => return raw.execute(sql.as_str(), &values).await,
-            Err(args) => args,
+        let args = match self.route(args).await? {
+            Route::Handle(raw, values) => return raw.execute(sql.as_str(), &values).await,
+            Route::Sqlx(args) => args,
         };
         dispatch!(self.reborrow(), args, |e, a, _R| {
             let res = sqlx::query_with(sql, a).execute(e).await?;
@@ -979,8 +982,8 @@ impl Target<'_> {
         args: Args,
         decode: fn(&Row<'_>) -> Result<M>,
     ) -> Result<Vec<M>> {
-        let args = match self.sqlite_tx(args).await? {
-            Ok((raw, values)) => {
+        let args = match self.route(args).await? {
+            Route::Handle(raw, values) => {
                 let mut all = Vec::new();
                 raw.query(sql, &values, |row| {
                     all.push(decode(row)?);
@@ -989,7 +992,7 @@ impl Target<'_> {
                 .await?;
                 return Ok(all);
             }
-            Err(args) => args,
+            Route::Sqlx(args) => args,
         };
         dispatch!(self.reborrow(), args, |e, a, R| {
             let rows = sqlx::query_with(sql, a).fetch_all(e).await?;
@@ -1003,8 +1006,8 @@ impl Target<'_> {
         args: Args,
         decode: fn(&Row<'_>) -> Result<M>,
     ) -> Result<Option<M>> {
-        let args = match self.sqlite_tx(args).await? {
-            Ok((raw, values)) => {
+        let args = match self.route(args).await? {
+            Route::Handle(raw, values) => {
                 let mut first = None;
                 raw.query(sql, &values, |row| {
                     if first.is_none() {
@@ -1015,7 +1018,7 @@ impl Target<'_> {
                 .await?;
                 return Ok(first);
             }
-            Err(args) => args,
+            Route::Sqlx(args) => args,
         };
         dispatch!(self.reborrow(), args, |e, a, R| {
             match sqlx::query_with(sql, a).fetch_optional(e).await? {
@@ -1028,8 +1031,8 @@ impl Target<'_> {
     /// Runs a statement that returns one integer (`COUNT(*)`, `RETURNING id`).
     pub(crate) async fn fetch_i64(&mut self, sql: &'static str, args: Args) -> Result<i64> {
         use sqlx::Row as _;
-        let args = match self.sqlite_tx(args).await? {
-            Ok((raw, values)) => {
+        let args = match self.route(args).await? {
+            Route::Handle(raw, values) => {
                 let mut value = None;
                 raw.query(sql, &values, |row| {
                     if value.is_none() {
@@ -1040,7 +1043,7 @@ impl Target<'_> {
                 .await?;
                 return value.ok_or_else(|| Error::Database(sqlx::Error::RowNotFound));
             }
-            Err(args) => args,
+            Route::Sqlx(args) => args,
         };
         dispatch!(self.reborrow(), args, |e, a, _R| {
             let row = sqlx::query_with(sql, a).fetch_one(e).await?;
