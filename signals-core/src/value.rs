@@ -99,18 +99,26 @@ pub trait FieldType:
     }
 }
 
+/// The SQLite methods of a `FieldType` impl, from the type's encoder and decoder in
+/// [`sqlite_value`].
+macro_rules! sqlite_codec {
+    ($encode:ident, $decode:ident) => {
+        #[inline]
+        fn __to_sqlite(&self) -> SqlValue {
+            sqlite_value::$encode(self)
+        }
+        #[inline]
+        fn __from_sqlite(value: SqlRef<'_>) -> std::result::Result<Self, BoxDynError> {
+            sqlite_value::$decode(value)
+        }
+    };
+}
+
 /// Each type names its SQLite encoder and decoder in [`sqlite_value`].
 macro_rules! field_types {
     ($($ty:ty => $encode:ident, $decode:ident;)*) => {$(
         impl FieldType for $ty {
-            #[inline]
-            fn __to_sqlite(&self) -> SqlValue {
-                sqlite_value::$encode(self)
-            }
-            #[inline]
-            fn __from_sqlite(value: SqlRef<'_>) -> std::result::Result<Self, BoxDynError> {
-                sqlite_value::$decode(value)
-            }
+            sqlite_codec!($encode, $decode);
         }
         impl sealed::NonOption for $ty {}
     )*};
@@ -158,14 +166,7 @@ fn check_year(year: i32, backend: Backend) -> std::result::Result<(), String> {
 macro_rules! date_types {
     ($($ty:ty => $encode:ident, $decode:ident;)*) => {$(
         impl FieldType for $ty {
-            #[inline]
-            fn __to_sqlite(&self) -> SqlValue {
-                sqlite_value::$encode(self)
-            }
-            #[inline]
-            fn __from_sqlite(value: SqlRef<'_>) -> std::result::Result<Self, BoxDynError> {
-                sqlite_value::$decode(value)
-            }
+            sqlite_codec!($encode, $decode);
             fn __check(&self, backend: Backend) -> std::result::Result<(), String> {
                 use chrono::Datelike as _;
                 check_year(self.year(), backend)
