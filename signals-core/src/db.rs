@@ -133,8 +133,10 @@ impl Db {
                 // use would only cost a round trip to its worker thread.
                 let mut pool = SqlitePoolOptions::new().test_before_acquire(false);
                 if memory {
-                    // Every connection to `:memory:` is a database of its own: keep exactly one,
-                    // forever, so the data lives as long as the pool.
+                    // sqlx opens `:memory:` as a shared-cache database, which vanishes with its
+                    // last connection and, between connections, locks whole tables and fails
+                    // at once (SQLITE_LOCKED) instead of waiting: keep exactly one connection,
+                    // forever, so the data lives as long as the pool and nothing conflicts.
                     pool = pool
                         .max_connections(1)
                         .min_connections(1)
