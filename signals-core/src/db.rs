@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use sqlx::Database;
 use sqlx::mysql::{MySql, MySqlConnectOptions, MySqlConnection, MySqlPool, MySqlPoolOptions};
+use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, Postgres};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
@@ -285,14 +286,15 @@ impl Db {
         let inner = match &self.pool {
             // Runs on the connection's handle; takes the write lock up front.
             Pool::Sqlite(p) => TxInner::Sqlite(RawTx::begin(p).await?),
-            Pool::Postgres(p) => TxInner::Postgres(p.begin().await?),
-            Pool::MySql(p) => TxInner::MySql(p.begin().await?),
+            Pool::Postgres(p) => TxInner::Postgres(ServerTx::begin(p).await?),
+            Pool::MySql(p) => TxInner::MySql(ServerTx::begin(p).await?),
         };
         Ok(Tx {
             backend: self.backend(),
             inner: Some(inner),
             hooks: Vec::new(),
             marks: Vec::new(),
+            in_doubt: None,
             abandoned: Arc::new(AtomicU32::new(NONE_ABANDONED)),
             max_depth: self.max_depth,
             robust_errors: Vec::new(),
@@ -458,8 +460,156 @@ fn connect_error(url: &str, err: sqlx::Error) -> Error {
 pub(crate) enum TxInner {
     /// SQLite transactions run on the connection's own handle; see `sqlite_raw`.
     Sqlite(RawTx),
-    Postgres(sqlx::Transaction<'static, Postgres>),
-    MySql(sqlx::Transaction<'static, MySql>),
+    Postgres(ServerTx<Postgres>),
+    MySql(ServerTx<MySql>),
+}
+
+impl TxInner {
+    /// Runs one savepoint statement of the transaction.
+    async fn run(&mut self, sql: &str) -> Result<()> {
+        match self {
+            TxInner::Sqlite(t) => t.run(sql).await,
+            TxInner::Postgres(t) => {
+                sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
+                    .execute(&mut **t)
+                    .await?;
+                Ok(())
+            }
+            TxInner::MySql(t) => {
+                t.in_flight = true;
+                sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
+                    .execute(&mut **t)
+                    .await?;
+                t.in_flight = false;
+                Ok(())
+            }
+        }
+    }
+}
+
+/// A PostgreSQL or MySQL transaction on a pooled connection: BEGIN, COMMIT and ROLLBACK through
+/// sqlx's transaction manager (so sqlx knows the connection is in a transaction), savepoints of
+/// the crate's own (see [`Tx::enter`]).
+pub(crate) struct ServerTx<DB: Database> {
+    conn: PoolConnection<DB>,
+    /// A statement was under way when the operation running it was cancelled (set around
+    /// every MySQL statement, and around COMMIT and ROLLBACK): the connection may expect an
+    /// answer to a query it never sent, so it is never used again (see [`Tx::repair`]).
+    in_flight: bool,
+}
+
+impl<DB: Database> ServerTx<DB> {
+    async fn begin(pool: &sqlx::Pool<DB>) -> Result<Self> {
+        let mut guard = CloseUnlessKept(None);
+        let conn = guard.0.insert(pool.acquire().await?);
+        DB::TransactionManager::begin(conn, None).await?;
+        match guard.0.take() {
+            Some(conn) => Ok(ServerTx {
+                conn,
+                in_flight: false,
+            }),
+            None => Err(Error::Transaction("connection lost while beginning".into())),
+        }
+    }
+
+    async fn commit(mut self) -> Result<()> {
+        if self.in_flight {
+            return Err(Error::Transaction(
+                "cannot commit: a statement of this transaction was cancelled midway".into(),
+            ));
+        }
+        self.in_flight = true;
+        DB::TransactionManager::commit(&mut self.conn).await?;
+        self.in_flight = false;
+        Ok(())
+    }
+
+    async fn rollback(mut self) -> Result<()> {
+        if self.in_flight {
+            // The connection cannot be trusted with a ROLLBACK; dropping `self` closes it,
+            // which rolls back on the server.
+            return Ok(());
+        }
+        self.in_flight = true;
+        DB::TransactionManager::rollback(&mut self.conn).await?;
+        self.in_flight = false;
+        Ok(())
+    }
+
+    /// Closes the connection when the transaction is dropped, which rolls it back.
+    fn discard(&mut self) {
+        self.conn.close_on_drop();
+    }
+}
+
+impl<DB: Database> std::ops::Deref for ServerTx<DB> {
+    type Target = DB::Connection;
+    fn deref(&self) -> &DB::Connection {
+        &self.conn
+    }
+}
+
+impl<DB: Database> std::ops::DerefMut for ServerTx<DB> {
+    fn deref_mut(&mut self) -> &mut DB::Connection {
+        &mut self.conn
+    }
+}
+
+impl<DB: Database> Drop for ServerTx<DB> {
+    /// Not committed or rolled back (dropped, or its commit cancelled): queues the ROLLBACK on
+    /// the connection, as sqlx's own `Transaction` does; it is sent before the connection's next
+    /// use, which is the pool's check when the connection returns to it.
+    fn drop(&mut self) {
+        if self.in_flight {
+            // Its state is unknown: closing it ends the transaction on the server.
+            self.conn.close_on_drop();
+            return;
+        }
+        for _ in 0..DB::TransactionManager::get_transaction_depth(&self.conn) {
+            DB::TransactionManager::start_rollback(&mut self.conn);
+        }
+    }
+}
+
+/// A connection whose BEGIN is under way: dropped before it is kept (the future cancelled, or
+/// BEGIN failed), the connection may or may not be inside a transaction, and sqlx would hand it
+/// to the next user as it is; it is closed instead (which ends any transaction).
+struct CloseUnlessKept<DB: Database>(Option<PoolConnection<DB>>);
+
+impl<DB: Database> Drop for CloseUnlessKept<DB> {
+    fn drop(&mut self) {
+        if let Some(conn) = &mut self.0 {
+            conn.close_on_drop();
+        }
+    }
+}
+
+/// A savepoint statement whose operation was cancelled while it ran: whether it took effect is
+/// unknown until the transaction's next use settles it (see [`Tx::repair`]).
+#[derive(Debug, Clone, Copy)]
+enum InDoubt {
+    /// `SAVEPOINT`: nothing ran inside it.
+    Begin,
+    /// `RELEASE SAVEPOINT` of an operation whose statements all succeeded.
+    Release(u32),
+    /// `ROLLBACK TO SAVEPOINT`: the operation, or one cancelled inside it, is being undone.
+    Rollback(u32),
+}
+
+fn savepoint_name(level: u32) -> String {
+    format!("signals_sp_{level}")
+}
+
+/// The error every backend gives for a savepoint that does not exist.
+fn no_such_savepoint(err: &Error) -> bool {
+    let Error::Database(sqlx::Error::Database(e)) = err else {
+        return false;
+    };
+    // PostgreSQL's SQLSTATE 3B001; MySQL's error 1305; SQLite's message.
+    e.code().as_deref() == Some("3B001")
+        || e.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>()
+            .is_some_and(|e| e.number() == 1305)
+        || e.message().starts_with("no such savepoint")
 }
 
 type Hook = Pin<Box<dyn Future<Output = Result<()>> + Send + 'static>>;
@@ -509,6 +659,8 @@ pub struct Tx {
     hooks: Vec<Hook>,
     /// For each open savepoint, how many hooks were registered before it.
     marks: Vec<usize>,
+    /// A savepoint statement cancelled while it ran, settled on the next use.
+    in_doubt: Option<InDoubt>,
     /// The lowest savepoint level whose operation was cancelled (its future dropped), or
     /// `NONE_ABANDONED`. Repaired on the next use of the transaction.
     abandoned: Arc<AtomicU32>,
@@ -525,18 +677,6 @@ impl fmt::Debug for Tx {
             .field("on_commit", &self.hooks.len())
             .finish_non_exhaustive()
     }
-}
-
-/// A savepoint step: through sqlx's transaction manager on PostgreSQL and MySQL, as SQL on
-/// the handle on SQLite (where sqlx does not know of the transaction).
-macro_rules! tm {
-    ($inner:expr, $level:expr, $method:ident $(, $arg:expr)*) => {
-        match $inner {
-            TxInner::Sqlite(t) => t.savepoint(stringify!($method), $level).await,
-            TxInner::Postgres(t) => <Postgres as Database>::TransactionManager::$method(&mut **t $(, $arg)*).await.map_err(Error::from),
-            TxInner::MySql(t) => <MySql as Database>::TransactionManager::$method(&mut **t $(, $arg)*).await.map_err(Error::from),
-        }
-    };
 }
 
 /// An open savepoint; dropping it without `Tx::leave` marks it abandoned.
@@ -633,13 +773,9 @@ impl Tx {
     /// ```
     pub async fn commit_reporting(mut self) -> Result<Vec<Error>> {
         self.repair().await?;
-        // Savepoints still open here belong to operations that are still running elsewhere,
-        // which `&mut` borrowing rules out; release defensively all the same.
-        while !self.marks.is_empty() {
-            let level = self.depth();
-            tm!(self.inner_mut()?, level, commit)?;
-            self.marks.pop();
-        }
+        // No savepoint is open here but those of operations still running elsewhere, which
+        // `&mut` borrowing rules out; COMMIT would release them anyway.
+        self.marks.clear();
         let hooks = std::mem::take(&mut self.hooks);
         match self.inner.take() {
             None => return Err(Error::Transaction("transaction already finished".into())),
@@ -734,6 +870,12 @@ impl Tx {
     }
 
     /// Opens a savepoint for an operation on `model`, refusing past the depth limit.
+    ///
+    /// The crate names and tracks its savepoints itself (`signals_sp_<level>`) rather than
+    /// through sqlx's transaction manager, so that an operation cancelled in the middle of a
+    /// savepoint statement can be settled exactly: sqlx's bookkeeping would be off by one
+    /// level then, and its clean-up of a cancelled `SAVEPOINT` rolls back the level *around*
+    /// it (on PostgreSQL at depth one, the whole transaction).
     pub(crate) async fn enter(&mut self, model: &'static str) -> Result<Savepoint> {
         self.repair().await?;
         let level = self.depth() + 1;
@@ -743,7 +885,11 @@ impl Tx {
                 depth: self.max_depth,
             });
         }
-        tm!(self.inner_mut()?, level, begin, None)?;
+        let sql = format!("SAVEPOINT {}", savepoint_name(level));
+        self.in_doubt = Some(InDoubt::Begin);
+        let res = self.inner_mut()?.run(&sql).await;
+        self.in_doubt = None;
+        res?;
         self.marks.push(self.hooks.len());
         Ok(Savepoint {
             level,
@@ -753,63 +899,134 @@ impl Tx {
     }
 
     /// Closes the savepoint: releases it when `ok`, rolls back to it otherwise (dropping the
-    /// work scheduled inside it).
+    /// work scheduled inside it). If that fails, the savepoint stays open and marked
+    /// abandoned, and the next use of the transaction rolls back to it.
     pub(crate) async fn leave(&mut self, mut sp: Savepoint, ok: bool) -> Result<()> {
+        // An operation cancelled inside this one is settled first.
+        self.repair().await?;
         let level = self.depth();
-        if ok {
-            tm!(self.inner_mut()?, level, commit)?;
+        let name = savepoint_name(level);
+        let (doubt, sql) = if ok {
+            (InDoubt::Release(level), format!("RELEASE SAVEPOINT {name}"))
         } else {
-            tm!(self.inner_mut()?, level, rollback)?;
-            if let Some(&mark) = self.marks.last() {
-                self.hooks.truncate(mark);
-            }
-        }
-        self.marks.pop();
+            (
+                InDoubt::Rollback(level),
+                format!("ROLLBACK TO SAVEPOINT {name}"),
+            )
+        };
+        self.in_doubt = Some(doubt);
+        let res = self.inner_mut()?.run(&sql).await;
+        self.in_doubt = None;
+        res?;
+        // A savepoint rolled back to stays open, empty, as sqlx leaves its own: the next one
+        // at this level takes the same name, and the enclosing release or commit ends both.
+        self.close_to(level - 1, ok);
         sp.armed = false;
         Ok(())
     }
 
-    /// Undoes savepoints whose operation was cancelled (its future dropped mid-way), so the
-    /// transaction is as it was before that operation began.
-    async fn repair(&mut self) -> Result<()> {
-        let level = self.abandoned.swap(NONE_ABANDONED, Ordering::SeqCst);
-        if level == NONE_ABANDONED {
-            return Ok(());
+    /// Forgets the savepoints above `level`, with the after-commit work scheduled inside them
+    /// unless `keep_hooks`.
+    fn close_to(&mut self, level: u32, keep_hooks: bool) {
+        let keep = level as usize;
+        if self.marks.len() > keep {
+            if !keep_hooks {
+                self.hooks.truncate(self.marks[keep]);
+            }
+            self.marks.truncate(keep);
         }
-        let keep = level.saturating_sub(1) as usize;
-        while self.marks.len() > keep {
-            let level = self.depth();
-            tm!(self.inner_mut()?, level, rollback).map_err(|e| {
-                Error::Transaction(format!(
-                    "an operation on this transaction was cancelled and its savepoint could not \
-                     be rolled back ({e}); roll the transaction back"
-                ))
-            })?;
-            if let Some(mark) = self.marks.pop() {
-                self.hooks.truncate(mark);
+    }
+
+    /// Brings the transaction back to where it was before any operation that was cancelled
+    /// (its future dropped mid-way): first settles the savepoint statement that was running
+    /// when it was cancelled, if any, then rolls back to the savepoint of the outermost
+    /// cancelled operation. Cancelled itself, it leaves what it has not done for the next use.
+    async fn repair(&mut self) -> Result<()> {
+        if let Some(TxInner::MySql(t)) = &mut self.inner
+            && t.in_flight
+        {
+            // sqlx's MySQL driver counts on an answer to a statement as soon as it starts one,
+            // before it is sent: cancelled before that, the connection would wait forever for
+            // an answer that never comes (and so would the next user of the pool).
+            t.discard();
+            return Err(Error::Transaction(
+                "an operation on this transaction was cancelled in the middle of a statement, \
+                 which leaves a MySQL connection unusable: the transaction is rolled back (its \
+                 connection is closed); begin a new one"
+                    .into(),
+            ));
+        }
+        if let Some(doubt) = self.in_doubt {
+            self.settle(doubt).await.map_err(unrepaired)?;
+            self.in_doubt = None;
+        }
+        let level = self.abandoned.load(Ordering::SeqCst);
+        if level != NONE_ABANDONED && self.marks.len() >= level as usize {
+            // Its savepoint exists: it was opened and neither released nor rolled back to.
+            let sql = format!("ROLLBACK TO SAVEPOINT {}", savepoint_name(level));
+            self.in_doubt = Some(InDoubt::Rollback(level));
+            self.inner_mut()?.run(&sql).await.map_err(unrepaired)?;
+            self.in_doubt = None;
+            self.close_to(level - 1, false);
+        }
+        self.abandoned.store(NONE_ABANDONED, Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// Settles a savepoint statement that was cancelled while it ran.
+    async fn settle(&mut self, doubt: InDoubt) -> Result<()> {
+        match doubt {
+            // Nothing ran inside it, and the operation that opened it is gone. If it exists,
+            // it is shadowed by the next savepoint of that name, and ended with the enclosing
+            // one: nothing to undo.
+            InDoubt::Begin => Ok(()),
+            // Every statement of the operation succeeded: finish releasing, so the operation
+            // is kept whole, as if the cancellation had come an instant later.
+            InDoubt::Release(level) => {
+                self.release_if_open(level).await?;
+                self.close_to(level - 1, true);
+                Ok(())
+            }
+            // The savepoint was never released: rolling back to it again is harmless.
+            InDoubt::Rollback(level) => {
+                let sql = format!("ROLLBACK TO SAVEPOINT {}", savepoint_name(level));
+                self.inner_mut()?.run(&sql).await?;
+                self.close_to(level - 1, false);
+                Ok(())
             }
         }
-        Ok(())
+    }
+
+    /// `RELEASE SAVEPOINT` at `level`, or nothing if it was released already.
+    async fn release_if_open(&mut self, level: u32) -> Result<()> {
+        let release = format!("RELEASE SAVEPOINT {}", savepoint_name(level));
+        let inner = self.inner_mut()?;
+        if !matches!(inner, TxInner::Postgres(_)) {
+            // SQLite and MySQL report a missing savepoint and carry on.
+            return match inner.run(&release).await {
+                Err(e) if no_such_savepoint(&e) => Ok(()),
+                res => res,
+            };
+        }
+        // On PostgreSQL any failed statement aborts the transaction: try the release inside a
+        // savepoint of its own, which a release of the one below ends too.
+        inner.run("SAVEPOINT signals_probe").await?;
+        match inner.run(&release).await {
+            Err(e) if no_such_savepoint(&e) => {
+                inner.run("ROLLBACK TO SAVEPOINT signals_probe").await?;
+                inner.run("RELEASE SAVEPOINT signals_probe").await
+            }
+            res => res,
+        }
     }
 }
 
-impl Drop for Tx {
-    fn drop(&mut self) {
-        // sqlx rolls back one level when its `Transaction` drops; roll back the savepoints we
-        // opened on its connection first, so the connection returns to the pool clean.
-        fn queue<DB: Database>(conn: &mut DB::Connection) {
-            let depth = DB::TransactionManager::get_transaction_depth(conn);
-            for _ in 1..depth {
-                DB::TransactionManager::start_rollback(conn);
-            }
-        }
-        match &mut self.inner {
-            // Rolls back everything itself when dropped.
-            Some(TxInner::Sqlite(_)) | None => {}
-            Some(TxInner::Postgres(t)) => queue::<Postgres>(t),
-            Some(TxInner::MySql(t)) => queue::<MySql>(t),
-        }
-    }
+/// An error settling a cancelled operation: the transaction cannot be trusted any more.
+fn unrepaired(err: Error) -> Error {
+    Error::Transaction(format!(
+        "an operation on this transaction was cancelled and its savepoint could not be \
+         settled ({err}); roll the transaction back"
+    ))
 }
 
 /// Where statements run: `&Db` (a pooled connection per statement) or `&mut Tx`.
@@ -903,10 +1120,15 @@ macro_rules! dispatch {
                         $body
                     }
                     (TxInner::MySql(t), Args::MySql($a)) => {
-                        let $e = &mut **t;
-                        #[allow(unused_imports)]
-                        use Row::MySql as $row;
-                        $body
+                        t.in_flight = true;
+                        let res = {
+                            let $e = &mut **t;
+                            #[allow(unused_imports)]
+                            use Row::MySql as $row;
+                            async { $body }.await
+                        };
+                        t.in_flight = false;
+                        res
                     }
                     _ => return Err(mismatch()),
                 }

@@ -155,17 +155,10 @@ impl RawTx {
             .ok_or_else(|| Error::Transaction("transaction already finished".into()))
     }
 
-    /// A savepoint step at `level` (1 for the outermost savepoint), as sqlx's transaction
-    /// manager does it on PostgreSQL and MySQL: `begin`, `commit` (release) or `rollback`.
-    pub(crate) async fn savepoint(&mut self, step: &str, level: u32) -> Result<()> {
+    /// Runs one statement without arguments or results on the handle (a savepoint step).
+    pub(crate) async fn run(&mut self, sql: &str) -> Result<()> {
         let db = self.lock().await?;
-        let name = format!("signals_sp_{level}");
-        match step {
-            "begin" => run_batch(db, &format!("SAVEPOINT {name}")),
-            "commit" => run_batch(db, &format!("RELEASE SAVEPOINT {name}")),
-            _ => run_batch(db, &format!("ROLLBACK TO SAVEPOINT {name}"))
-                .and_then(|()| run_batch(db, &format!("RELEASE SAVEPOINT {name}"))),
-        }
+        run_batch(db, sql)
     }
 
     pub(crate) async fn commit(mut self) -> Result<()> {

@@ -12,7 +12,7 @@ use common::{
 };
 use signals_core::sqlx::{self, Connection as _};
 use signals_core::{Backend, Db, Error, ErrorKind, Model, SignalKind, Tx};
-use signals_tests::{count, db_test, exec, url_test};
+use signals_tests::{count, db_test, exec, scalar, url_test};
 
 fn user_with_email(name: &str, email: &str) -> User {
     User {
@@ -135,6 +135,267 @@ db_test!(async fn cancelled_save_inside_a_transaction_is_undone_alone(db) {
     assert_eq!(names, ["before", "after"]);
     assert_rows(&db, 2, 2).await;
 });
+
+/// Polls `work` until it has waited `waits` times, then drops it: the operation is cancelled at
+/// its `waits`-th await point, wherever that falls (taking a connection, taking the SQLite
+/// handle, waiting for another writer, a statement, the commit). `Some` if it finished first.
+async fn cancel_at<F: std::future::Future>(waits: usize, work: F) -> Option<F::Output> {
+    let mut work = std::pin::pin!(work);
+    let mut waited = 0;
+    std::future::poll_fn(|cx| match work.as_mut().poll(cx) {
+        std::task::Poll::Ready(out) => std::task::Poll::Ready(Some(out)),
+        std::task::Poll::Pending if waited == waits => std::task::Poll::Ready(None),
+        std::task::Poll::Pending => {
+            waited += 1;
+            std::task::Poll::Pending
+        }
+    })
+    .await
+}
+
+/// Runs `op(n)` cancelled at its n-th await point for n = 0, 1, 2, ... until it finishes
+/// uncancelled; after each, every user still has exactly one profile. Returns how many await
+/// points it had.
+async fn cancel_everywhere<F, Fut>(db: &Db, what: &str, mut op: F) -> usize
+where
+    F: FnMut(usize) -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    // A hang guard, not a timing: a connection left waiting for an answer that never comes
+    // (which is what a mid-statement cancellation did to MySQL connections) hangs forever.
+    let guard = Duration::from_secs(60);
+    for waits in 0..500 {
+        let finished = tokio::time::timeout(guard, op(waits))
+            .await
+            .unwrap_or_else(|_| panic!("{what} cancelled at await point {waits}: hung after"));
+        // One statement, one snapshot: a COMMIT sent just before the cancellation may land on
+        // the server at any moment, never between two counts of the same statement.
+        let orphans = scalar(
+            db,
+            "SELECT (SELECT COUNT(*) FROM account_user) - (SELECT COUNT(*) FROM account_profile)",
+        );
+        let orphans = tokio::time::timeout(guard, orphans)
+            .await
+            .unwrap_or_else(|_| panic!("{what} cancelled at await point {waits}: pool hung"));
+        assert_eq!(
+            orphans, 0,
+            "{what} cancelled at await point {waits}: half applied"
+        );
+        if finished {
+            return waits;
+        }
+    }
+    panic!("{what} still waiting after 500 await points");
+}
+
+/// Every operation of the seed, cancelled at each of its await points in turn.
+async fn cancel_every_operation(db: &Db, tag: &str) {
+    // Signups, each cancelled one await point later than the one before.
+    let points = cancel_everywhere(db, "signup", |waits| {
+        let db = db.clone();
+        async move {
+            let mut user = User::new(&format!("{tag}signup{waits}"));
+            cancel_at(waits, user.save(&db))
+                .await
+                .map(|r| r.unwrap())
+                .is_some()
+        }
+    })
+    .await;
+    assert!(points > 0, "a signup never waited: nothing was cancelled");
+
+    // Updates (the receiver re-saves the profile) and deletes (the cascade deletes it).
+    let mut kept = User::new(&format!("{tag}kept"));
+    kept.save(db).await.unwrap();
+    cancel_everywhere(db, "update", |waits| {
+        let (db, mut user) = (db.clone(), kept.clone());
+        async move {
+            user.email = format!("{waits}@example.com");
+            cancel_at(waits, user.save(&db))
+                .await
+                .map(|r| r.unwrap())
+                .is_some()
+        }
+    })
+    .await;
+    cancel_everywhere(db, "delete", |waits| {
+        let db = db.clone();
+        async move {
+            let mut user = User::new(&format!("{tag}doomed{waits}"));
+            user.save(&db).await.unwrap();
+            cancel_at(waits, user.delete(&db))
+                .await
+                .map(|r| r.unwrap())
+                .is_some()
+        }
+    })
+    .await;
+
+    // Statements outside a transaction (loads on `&db`).
+    cancel_everywhere(db, "load", |waits| {
+        let db = db.clone();
+        async move {
+            cancel_at(waits, User::all(&db))
+                .await
+                .map(|r| r.unwrap())
+                .is_some()
+        }
+    })
+    .await;
+
+    // Inside a transaction of the caller: the cancelled save is undone alone, the transaction
+    // carries on and commits.
+    cancel_everywhere(db, "save in a transaction", |waits| {
+        let db = db.clone();
+        async move {
+            let mut tx = db.begin().await.unwrap();
+            User::new(&format!("{tag}before{waits}"))
+                .save(&mut tx)
+                .await
+                .unwrap();
+            let mut user = User::new(&format!("{tag}inner{waits}"));
+            let finished = cancel_at(waits, user.save(&mut tx)).await.is_some();
+            let names = [format!("{tag}before{waits}"), format!("{tag}after{waits}")];
+            let kept = match User::new(&names[1]).save(&mut tx).await {
+                Ok(_) => {
+                    tx.commit().await.unwrap();
+                    1
+                }
+                // Cancelled in the middle of a MySQL statement: the transaction is given up
+                // whole, loudly, and nothing of it is committed.
+                Err(e) => {
+                    assert_eq!(db.backend(), Backend::MySql, "{e}");
+                    assert_eq!(e.kind(), ErrorKind::Transaction, "{e}");
+                    tx.rollback().await.unwrap();
+                    0
+                }
+            };
+            for name in names {
+                let found = User::filter(&db, User::USERNAME, name.clone())
+                    .await
+                    .unwrap();
+                assert_eq!(found.len(), kept, "{name}: the transaction's own work");
+            }
+            finished
+        }
+    })
+    .await;
+
+    // Every connection of the pool is clean and usable afterwards.
+    let before = count(db, "account_user").await;
+    for i in 0..12 {
+        User::new(&format!("{tag}later{i}")).save(db).await.unwrap();
+    }
+    assert_rows(db, before + 12, before + 12).await;
+}
+
+/// The same database without a statement cache: every statement is prepared anew, so the
+/// operations also wait (and are cancelled) in the middle of preparing one.
+async fn without_statement_cache(url: &str) -> Db {
+    use std::str::FromStr as _;
+    match url.split(':').next() {
+        Some("postgres") => Db::from(
+            sqlx::postgres::PgPoolOptions::new()
+                .connect_with(
+                    sqlx::postgres::PgConnectOptions::from_str(url)
+                        .unwrap()
+                        .statement_cache_capacity(0),
+                )
+                .await
+                .unwrap(),
+        ),
+        Some("mysql") => Db::from(
+            sqlx::mysql::MySqlPoolOptions::new()
+                .connect_with(
+                    sqlx::mysql::MySqlConnectOptions::from_str(url)
+                        .unwrap()
+                        .statement_cache_capacity(0),
+                )
+                .await
+                .unwrap(),
+        ),
+        // Transactions run their statements on the SQLite handle, prepared per transaction.
+        _ => Db::connect(url).await.unwrap(),
+    }
+}
+
+url_test!(async fn an_operation_cancelled_at_any_await_point_is_all_or_nothing(url) {
+    let db = Db::connect(&url).await.unwrap();
+    setup(&db).await;
+    cancel_every_operation(&db, "cached").await;
+    let uncached = without_statement_cache(&url).await;
+    cancel_every_operation(&uncached, "uncached").await;
+    uncached.close().await;
+    db.close().await;
+});
+
+url_test!(async fn a_transaction_cancelled_while_it_begins_leaves_no_transaction_open(url) {
+    let other = Db::connect(&url).await.unwrap(); // first: it puts a SQLite file in WAL mode
+    let db = single_connection(&url).await;
+    setup(&db).await;
+    // Whether BEGIN's answer is there before it is polled for is up to the scheduler: try
+    // often enough that some attempts are cancelled while they wait for it.
+    let mut cancelled = 0;
+    for attempt in 0..200 {
+        let began = cancel_at(0, db.begin()).await;
+        cancelled += usize::from(began.is_none());
+        drop(began);
+        // Plain SQL on the pool's only connection, outside any transaction, must be committed
+        // at once: seen from another connection. (Handed back inside a transaction that BEGIN
+        // opened after all, the connection would keep it to itself, then lose it.)
+        let name = format!("plain{attempt}");
+        exec(&db, &format!("INSERT INTO account_user (username, email) VALUES ('{name}', '')")).await;
+        let sql = format!("SELECT COUNT(*) FROM account_user WHERE username = '{name}'");
+        assert_eq!(scalar(&other, &sql).await, 1, "attempt {attempt}: left in a transaction");
+    }
+    eprintln!("{cancelled} of 200 attempts cancelled while beginning");
+    assert!(cancelled > 0, "no attempt was cancelled while beginning");
+    db.close().await;
+    other.close().await;
+});
+
+/// On SQLite a save that must wait for another writer's lock waits on sqlx's worker thread,
+/// then takes the handle back: cancelled at any point of that dance, it leaves nothing and
+/// never wedges the connection. (PostgreSQL and MySQL take row locks, not a database lock.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_save_waiting_for_a_writer_cancelled_anywhere_leaves_nothing() {
+    signals_tests::run(Backend::Sqlite, "cancel_waiting_save", |db| async move {
+        setup(&db).await;
+        let points = cancel_everywhere(&db, "save waiting for a writer", |waits| {
+            let db = db.clone();
+            async move {
+                // Another writer holds the write lock until a task commits it a moment later.
+                let mut blocker = db.begin().await.unwrap();
+                User::new(&format!("blocker{waits}"))
+                    .save(&mut blocker)
+                    .await
+                    .unwrap();
+                let release = tokio::spawn(async move {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    blocker.commit().await.unwrap();
+                });
+                let mut user = User::new(&format!("waiter{waits}"));
+                let finished = cancel_at(waits, user.save(&db))
+                    .await
+                    .map(|r| r.unwrap())
+                    .is_some();
+                release.await.unwrap();
+                finished
+            }
+        })
+        .await;
+        assert!(
+            points >= 2,
+            "the save never waited for the writer ({points} await points)"
+        );
+        let before = count(&db, "account_user").await;
+        for i in 0..12 {
+            User::new(&format!("later{i}")).save(&db).await.unwrap();
+        }
+        assert_rows(&db, before + 12, before + 12).await;
+    })
+    .await;
+}
 
 // 4. Concurrency ---------------------------------------------------------------------------
 
