@@ -153,6 +153,14 @@ async fn cancel_at<F: std::future::Future>(waits: usize, work: F) -> Option<F::O
     .await
 }
 
+/// [`cancel_at`] for an operation that must not fail: whether it finished before the cancel.
+async fn finishes<T, F>(waits: usize, work: F) -> bool
+where
+    F: std::future::Future<Output = signals_core::Result<T>>,
+{
+    cancel_at(waits, work).await.map(|r| r.unwrap()).is_some()
+}
+
 /// Runs `op(n)` cancelled at its n-th await point for n = 0, 1, 2, ... until it finishes
 /// uncancelled; after each, every user still has exactly one profile. Returns how many await
 /// points it had.
@@ -195,10 +203,7 @@ async fn cancel_every_operation(db: &Db, tag: &str) {
         let db = db.clone();
         async move {
             let mut user = User::new(&format!("{tag}signup{waits}"));
-            cancel_at(waits, user.save(&db))
-                .await
-                .map(|r| r.unwrap())
-                .is_some()
+            finishes(waits, user.save(&db)).await
         }
     })
     .await;
@@ -211,10 +216,7 @@ async fn cancel_every_operation(db: &Db, tag: &str) {
         let (db, mut user) = (db.clone(), kept.clone());
         async move {
             user.email = format!("{waits}@example.com");
-            cancel_at(waits, user.save(&db))
-                .await
-                .map(|r| r.unwrap())
-                .is_some()
+            finishes(waits, user.save(&db)).await
         }
     })
     .await;
@@ -223,10 +225,7 @@ async fn cancel_every_operation(db: &Db, tag: &str) {
         async move {
             let mut user = User::new(&format!("{tag}doomed{waits}"));
             user.save(&db).await.unwrap();
-            cancel_at(waits, user.delete(&db))
-                .await
-                .map(|r| r.unwrap())
-                .is_some()
+            finishes(waits, user.delete(&db)).await
         }
     })
     .await;
@@ -234,12 +233,7 @@ async fn cancel_every_operation(db: &Db, tag: &str) {
     // Statements outside a transaction (loads on `&db`).
     cancel_everywhere(db, "load", |waits| {
         let db = db.clone();
-        async move {
-            cancel_at(waits, User::all(&db))
-                .await
-                .map(|r| r.unwrap())
-                .is_some()
-        }
+        async move { finishes(waits, User::all(&db)).await }
     })
     .await;
 
@@ -375,10 +369,7 @@ async fn sqlite_save_waiting_for_a_writer_cancelled_anywhere_leaves_nothing() {
                     blocker.commit().await.unwrap();
                 });
                 let mut user = User::new(&format!("waiter{waits}"));
-                let finished = cancel_at(waits, user.save(&db))
-                    .await
-                    .map(|r| r.unwrap())
-                    .is_some();
+                let finished = finishes(waits, user.save(&db)).await;
                 release.await.unwrap();
                 finished
             }
