@@ -1,146 +1,133 @@
-//! Items the derive's generated code uses. Not public API: no stability promise.
+//! Items the derive's generated code uses, and nothing else. Not public API: no stability
+//! promise.
+//!
+//! The top of the crate: uses every layer.
 
 use std::future::Future;
+use std::sync::OnceLock;
 
 pub use inventory;
 
-pub use crate::db::Target;
-pub use crate::error::SignalKind;
-use crate::error::{Error, Result};
-pub use crate::model::Receivers;
-pub use crate::ops::{children_of, parent_of};
-pub use crate::relation::{OnDelete, Relation, RelationKind};
+use crate::backend::Backend;
+use crate::error::Result;
+use crate::kind::SignalKind;
+use crate::meta::{Column, ModelMeta};
+use crate::model::{Deleted, Model, Operations, SaveOptions, Saved};
+pub use crate::ops::cascade::{OnDelete, Relation, RelationKind};
+use crate::ops::load::{children_of, parent_of};
+pub use crate::signal::Hooks;
+pub use crate::signal::receiver::{
+    HasTx, ReceiverFuture, receive, robust_enter, robust_leave, schedule_on_commit,
+};
 pub use crate::sql::Statements;
-pub use crate::sqlite_value::{SqlRef, SqlValue};
+pub use crate::tx::{Savepoint, Target};
+use crate::value::FieldType;
+pub use crate::value::sqlite::{SqlRef, SqlValue};
 pub use crate::value::{Args, Nullable, PrimaryKey, RefersTo, Row};
 
-/// One cached `Statements` per backend, for a model's generated `__statements`.
-pub type StatementCache = [std::sync::OnceLock<Statements>; 3];
+/// The operations behind `Model`'s methods: a derived model's `__Ops`.
+pub struct Ops;
 
-/// An empty [`StatementCache`].
-#[allow(clippy::declare_interior_mutable_const)]
-pub const STATEMENT_CACHE: StatementCache = [const { std::sync::OnceLock::new() }; 3];
-
-/// What a receiver's call must produce: a future of `Result<(), E>` with `E: Into<Error>`.
-#[diagnostic::on_unimplemented(
-    message = "`{Self}` is not the future of a signal receiver",
-    label = "receivers are `async fn`s returning `Result<(), E>` where `E: Into<signals_core::Error>`",
-    note = "for example: `async fn create_profile(user: &User, signal: &mut PostSave<'_>) -> signals_core::Result<()>`"
-)]
-pub trait ReceiverFuture: Future<Output = std::result::Result<(), Self::Error>> + Send {
-    /// The receiver's error type.
-    type Error: Into<Error>;
-}
-
-impl<F, E> ReceiverFuture for F
-where
-    F: Future<Output = std::result::Result<(), E>> + Send,
-    E: Into<Error>,
-{
-    type Error = E;
-}
-
-/// Awaits one receiver inside a `tracing` span, naming it in the error; a muted receiver's
-/// future is dropped unpolled (so it never runs).
-#[inline]
-pub async fn receive<F: ReceiverFuture>(
-    model: &'static str,
-    signal: SignalKind,
-    receiver: &'static str,
-    fut: F,
-    model_type: std::any::TypeId,
-) -> Result<()> {
-    use tracing::Instrument as _;
-    if crate::muting::is_muted(model_type, receiver) {
-        tracing::debug!(model, %signal, receiver, "receiver muted");
-        return Ok(());
+impl<M: Hooks> Operations<M> for Ops {
+    fn save(
+        m: &mut M,
+        target: Target<'_>,
+        options: SaveOptions<M>,
+    ) -> impl Future<Output = Result<Saved>> + Send {
+        crate::ops::save::save(m, target, options)
     }
-    let span = tracing::debug_span!("receiver", model, %signal, receiver);
-    let res = fut.instrument(span.clone()).await;
-    match res {
-        Ok(()) => {
-            tracing::debug!(parent: &span, "receiver ran");
-            Ok(())
-        }
-        Err(err) => {
-            let err = err.into();
-            tracing::debug!(parent: &span, error = %err, "receiver failed");
-            Err(Error::Receiver {
-                model,
-                signal,
-                receiver,
-                source: Box::new(err),
-            })
-        }
+
+    fn delete(m: &mut M, target: Target<'_>) -> impl Future<Output = Result<Deleted>> + Send {
+        crate::ops::delete::delete(m, target)
+    }
+
+    fn get(target: Target<'_>, key: M::Key) -> impl Future<Output = Result<Option<M>>> + Send {
+        crate::ops::load::get(target, key)
+    }
+
+    fn all(target: Target<'_>) -> impl Future<Output = Result<Vec<M>>> + Send {
+        crate::ops::load::all(target)
+    }
+
+    fn filter<T: FieldType>(
+        target: Target<'_>,
+        column: Column<M, T>,
+        value: T,
+    ) -> impl Future<Output = Result<Vec<M>>> + Send {
+        crate::ops::load::filter(target, column, value)
     }
 }
 
-/// Schedules one `#[on_commit]` receiver's future to run after the outermost commit, naming
-/// the receiver in its error.
-pub fn schedule_on_commit<F: ReceiverFuture + 'static>(
-    tx: &mut crate::Tx,
-    model: &'static str,
-    receiver: &'static str,
-    fut: F,
-    model_type: std::any::TypeId,
-) {
-    tx.on_commit_reporting(receive(
-        model,
-        SignalKind::OnCommit,
-        receiver,
-        fut,
-        model_type,
-    ));
-}
+/// The `__Ops` of the impl the derive emits next to its errors, which never runs: futures
+/// that never resolve, so that the mistake is the only error.
+pub struct Fallback;
 
-/// The signal contexts, for the robust-receiver helpers.
-pub trait HasTx {
-    /// The context's transaction.
-    fn __tx(&mut self) -> &mut crate::Tx;
-}
-
-macro_rules! has_tx {
-    ($($ctx:ident),*) => {$(
-        impl HasTx for crate::$ctx<'_> {
-            fn __tx(&mut self) -> &mut crate::Tx {
-                self.tx()
-            }
-        }
-    )*};
-}
-has_tx!(PreSave, PostSave, PreDelete, PostDelete);
-
-/// Opens the savepoint a robust receiver runs in.
-pub async fn robust_enter(
-    signal: &mut impl HasTx,
-    model: &'static str,
-) -> Result<crate::db::Savepoint> {
-    signal.__tx().enter(model).await
-}
-
-/// Closes a robust receiver's savepoint: releases it when the receiver succeeded; otherwise
-/// rolls back what the receiver did, logs the error and keeps it for `receiver_errors()`.
-pub async fn robust_leave(
-    signal: &mut impl HasTx,
-    savepoint: crate::db::Savepoint,
-    res: Result<()>,
-) -> Result<()> {
-    let tx = signal.__tx();
-    match res {
-        Ok(()) => tx.leave(savepoint, true).await,
-        Err(err) => {
-            tx.leave(savepoint, false).await?;
-            tracing::warn!(error = %err, "robust receiver failed; its work was rolled back");
-            tx.robust_errors.push(err);
-            Ok(())
-        }
+impl<M: Model> Operations<M> for Fallback {
+    fn save(
+        _: &mut M,
+        _: Target<'_>,
+        _: SaveOptions<M>,
+    ) -> impl Future<Output = Result<Saved>> + Send {
+        std::future::pending()
     }
+
+    fn delete(_: &mut M, _: Target<'_>) -> impl Future<Output = Result<Deleted>> + Send {
+        std::future::pending()
+    }
+
+    fn get(_: Target<'_>, _: M::Key) -> impl Future<Output = Result<Option<M>>> + Send {
+        std::future::pending()
+    }
+
+    fn all(_: Target<'_>) -> impl Future<Output = Result<Vec<M>>> + Send {
+        std::future::pending()
+    }
+
+    fn filter<T: FieldType>(
+        _: Target<'_>,
+        _: Column<M, T>,
+        _: T,
+    ) -> impl Future<Output = Result<Vec<M>>> + Send {
+        std::future::pending()
+    }
+}
+
+/// A model's statements, built once per backend on first use.
+pub struct StatementCache([OnceLock<Statements>; 3]);
+
+impl StatementCache {
+    /// An empty cache, for a `static`.
+    #[allow(clippy::new_without_default)]
+    pub const fn new() -> Self {
+        StatementCache([const { OnceLock::new() }; 3])
+    }
+
+    /// The statements of `meta` for `backend`.
+    pub fn get(&self, meta: &ModelMeta, backend: Backend) -> &Statements {
+        self.0[backend.index()].get_or_init(|| Statements::build(meta, backend))
+    }
+}
+
+/// The column constant of the field at `index`.
+pub const fn column<M, T>(index: usize, name: &'static str) -> Column<M, T> {
+    Column::new(index, name)
+}
+
+/// The set of signal kinds with receivers wired, for `Hooks::__WIRED`.
+pub const fn wired(kinds: &[SignalKind]) -> u32 {
+    let mut bits = 0;
+    let mut i = 0;
+    while i < kinds.len() {
+        bits |= kinds[i].bit();
+        i += 1;
+    }
+    bits
 }
 
 /// Checks at compile time that a `set_null` field is nullable.
 pub const fn assert_nullable<F: Nullable>() {}
 
-type BoxFuture<'a, T> = std::pin::Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+use crate::signal::BoxFuture;
 type ParentFn<P, F> = for<'e> fn(Target<'e>, &'e F) -> BoxFuture<'e, Result<Option<P>>>;
 type ChildrenFn<C, P> = for<'e> fn(Target<'e>, &'e P, usize) -> BoxFuture<'e, Result<Vec<C>>>;
 
@@ -162,26 +149,26 @@ pub const fn reference<C, P, F>(
     kind: RelationKind,
 ) -> Reference<C, P, F>
 where
-    C: crate::Model,
-    P: crate::Model,
+    C: Hooks,
+    P: Model,
     F: RefersTo<P::Key> + Sync,
 {
     Reference {
-        relation: Relation::__new::<C, P>(field_index, on_delete, kind),
+        relation: Relation::new::<C, P>(field_index, on_delete, kind),
         field_index,
         parent: load_parent::<P, F>,
         children: load_children::<C, P>,
     }
 }
 
-fn load_parent<'e, P: crate::Model, F: RefersTo<P::Key> + Sync>(
+fn load_parent<'e, P: Model, F: RefersTo<P::Key> + Sync>(
     target: Target<'e>,
     field: &'e F,
 ) -> BoxFuture<'e, Result<Option<P>>> {
     Box::pin(parent_of::<P, F>(target, field))
 }
 
-fn load_children<'e, C: crate::Model, P: crate::Model>(
+fn load_children<'e, C: Model, P: Model>(
     target: Target<'e>,
     parent: &'e P,
     field_index: usize,

@@ -1,40 +1,14 @@
-//! The crate's one error type.
+//! The crate's one error type, [`Error`], and what it is classified by.
+//!
+//! Uses only `kind` (the signal a failing receiver was connected to).
 
-use std::fmt;
+use crate::kind::SignalKind;
 
 /// A boxed error of any kind, as user receivers may return.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// `Result` with this crate's [`Error`] as the default error type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
-
-/// Which model signal a receiver was connected to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum SignalKind {
-    /// Sent before a row is inserted or updated.
-    PreSave,
-    /// Sent after a row was inserted or updated.
-    PostSave,
-    /// Sent before a row is deleted.
-    PreDelete,
-    /// Sent after a row was deleted.
-    PostDelete,
-    /// Sent once the transaction of a save or delete has committed.
-    OnCommit,
-}
-
-impl fmt::Display for SignalKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            SignalKind::PreSave => "pre_save",
-            SignalKind::PostSave => "post_save",
-            SignalKind::PreDelete => "pre_delete",
-            SignalKind::PostDelete => "post_delete",
-            SignalKind::OnCommit => "on_commit",
-        })
-    }
-}
 
 /// Everything that can go wrong in this crate.
 ///

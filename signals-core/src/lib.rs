@@ -121,6 +121,72 @@
 //!
 //! Field types: see [`FieldType`]. Primary keys: see [`PrimaryKey`].
 //!
+//! # Receivers connected at run time
+//!
+//! Plugins and tests connect receivers without touching the model, under a dispatch id
+//! (Django's `Signal.connect(f, dispatch_uid=..)`): [`connect_pre_save`],
+//! [`connect_post_save`], [`connect_pre_delete`], [`connect_post_delete`]. They run after the
+//! derive's receivers, in connection order, in the same transaction, and are muted and
+//! recorded like them. A receiver is the same `async fn` the derive takes:
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> signals_core::Result<()> {
+//! use signals_core::{Db, Model, PostSave, Result, SignalKind, connect_post_save, receivers};
+//!
+//! #[derive(Model)]
+//! struct Tag { id: Option<i64>, name: String }
+//!
+//! #[derive(Model)]
+//! struct Audit { id: Option<i64>, tag_id: i64 }
+//!
+//! async fn audit(tag: &Tag, signal: &mut PostSave<'_>) -> Result<()> {
+//!     if signal.created() {
+//!         let tag_id = tag.id.expect("a saved tag has an id");
+//!         Audit { id: None, tag_id }.save(signal.tx()).await?; // same transaction
+//!     }
+//!     Ok(())
+//! }
+//!
+//! assert!(connect_post_save::<Tag, _>("audit", audit));
+//! assert!(!connect_post_save::<Tag, _>("audit", audit)); // an id is connected once
+//! assert_eq!(receivers::<Tag>(SignalKind::PostSave), ["audit"]);
+//!
+//! let db = Db::connect("sqlite::memory:").await?;
+//! db.execute_unprepared(
+//!     "CREATE TABLE tag (id INTEGER PRIMARY KEY, name TEXT NOT NULL);
+//!      CREATE TABLE audit (id INTEGER PRIMARY KEY, tag_id INTEGER NOT NULL);",
+//! ).await?;
+//! Tag { id: None, name: "rust".into() }.save(&db).await?;
+//! assert_eq!(Audit::all(&db).await?.len(), 1);
+//! # Ok(()) }
+//! ```
+//!
+//! A closure works too when it returns a boxed future that does not borrow its arguments (the
+//! compiler cannot name their lifetimes in a closure's return type): do what needs the
+//! instance before the future, or write an `async fn`.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> signals_core::Result<()> {
+//! use signals_core::{Db, Model, PreSave, SignalKind, connect_pre_save, disconnect, receivers};
+//!
+//! #[derive(Model)]
+//! struct Tag { id: Option<i64>, name: String }
+//!
+//! assert!(connect_pre_save::<Tag, _>("lowercase", |tag: &mut Tag, _: &mut PreSave<'_>| {
+//!     tag.name = tag.name.to_lowercase();
+//!     Box::pin(async { Ok(()) })
+//! }));
+//! assert_eq!(receivers::<Tag>(SignalKind::PreSave), ["lowercase"]);
+//!
+//! let db = Db::connect("sqlite::memory:").await?;
+//! db.execute_unprepared("CREATE TABLE tag (id INTEGER PRIMARY KEY, name TEXT NOT NULL)").await?;
+//! let mut tag = Tag { id: None, name: "Rust".into() };
+//! tag.save(&db).await?;
+//! assert_eq!(tag.name, "rust");
+//! assert!(disconnect::<Tag>(SignalKind::PreSave, "lowercase"));
+//! # Ok(()) }
+//! ```
+//!
 //! # Tracing
 //!
 //! Every save signal sent is a `tracing` span at debug level (`pre_save` with `model`,
@@ -129,36 +195,35 @@
 //! inside its signal's span, closed by a `receiver ran` or `receiver failed` event. With `tracing-subscriber`'s `EnvFilter`,
 //! `RUST_LOG=signals_core=debug` shows what fired.
 
-mod custom;
-mod db;
-mod error;
-mod model;
-mod muting;
-mod ops;
-mod relation;
-mod runtime;
-mod signal;
-mod sql;
-mod sqlite_raw;
-mod sqlite_value;
-mod value;
-
+// The layers, from the bottom: each module uses only those above it in this list (see each
+// module's first lines).
 #[doc(hidden)]
 pub mod __private;
+mod backend;
+mod conn;
+mod error;
+mod kind;
+mod meta;
+mod model;
+mod ops;
+mod signal;
+mod sql;
+mod tx;
+mod value;
 
-pub use custom::{BoxFuture, Signal};
-pub use db::{Backend, ConnRef, DEFAULT_MAX_DEPTH, Db, Executor, PoolRef, Tx};
-pub use error::{BoxError, Error, ErrorKind, Result, SignalKind};
-pub use model::{
-    Column, Committed, Deleted, FieldSet, Model, ModelMeta, Receivers, SaveOptions, Saved,
+pub use backend::Backend;
+pub use conn::{ConnRef, DEFAULT_MAX_DEPTH, Db, PoolRef};
+pub use error::{BoxError, Error, ErrorKind, Result};
+pub use kind::SignalKind;
+pub use meta::{Column, FieldSet, ModelMeta, Receivers};
+pub use model::{Deleted, Model, SaveOptions, Saved};
+pub use ops::cascade::{OnDelete, Relation, RelationKind, relations_to};
+pub use signal::{
+    BoxFuture, Committed, Fired, MuteGuard, PostDelete, PostSave, PreDelete, PreSave, Receiver,
+    Signal, connect_post_delete, connect_post_save, connect_pre_delete, connect_pre_save,
+    disconnect, mute, mute_receiver, receivers, record_signals,
 };
-pub use muting::{Fired, MuteGuard, mute, mute_receiver, record_signals};
-pub use relation::{OnDelete, Relation, RelationKind, relations_to};
-pub use runtime::{
-    connect_post_delete, connect_post_save, connect_pre_delete, connect_pre_save, disconnect,
-    receivers,
-};
-pub use signal::{PostDelete, PostSave, PreDelete, PreSave};
+pub use tx::{Executor, Tx};
 pub use value::{FieldType, PrimaryKey};
 
 /// `#[derive(Model)]`: see the [crate documentation](crate#the-derive).

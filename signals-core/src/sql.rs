@@ -1,9 +1,12 @@
-//! SQL text for a model, built once per model and backend from its [`ModelMeta`].
+//! SQL text for a model, built once per model and backend from its [`ModelMeta`]. Text only:
+//! nothing here executes.
+//!
+//! Uses `backend` (quoting, placeholders) and `meta`.
 
 use std::fmt::Write as _;
 
-use crate::db::Backend;
-use crate::model::ModelMeta;
+use crate::backend::Backend;
+use crate::meta::ModelMeta;
 
 /// The statements a model runs, with columns in field order and the primary key bound last
 /// (UPDATE, by-key statements) or first (`insert_with_key`).
@@ -40,28 +43,12 @@ impl Writer {
     }
 
     fn ident(&self, out: &mut String, name: &str) {
-        let q = if self.backend == Backend::MySql {
-            '`'
-        } else {
-            '"'
-        };
-        out.push(q);
-        for c in name.chars() {
-            if c == q {
-                out.push(q);
-            }
-            out.push(c);
-        }
-        out.push(q);
+        self.backend.quote(out, name);
     }
 
     fn param(&mut self, out: &mut String) {
         self.params += 1;
-        if self.backend == Backend::Postgres {
-            let _ = write!(out, "${}", self.params);
-        } else {
-            out.push('?');
-        }
+        self.backend.placeholder(out, self.params);
     }
 }
 
@@ -116,7 +103,7 @@ impl Statements {
                 }
                 s.push(')');
             }
-            if backend == Backend::Postgres {
+            if backend.returns_generated_key() {
                 let _ = write!(s, " RETURNING CAST({pk_q} AS BIGINT)");
             }
             s
@@ -241,7 +228,7 @@ pub(crate) fn partial_update(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::Receivers;
+    use crate::meta::Receivers;
 
     const META: ModelMeta = ModelMeta {
         name: "User",

@@ -4,7 +4,7 @@ use proc_macro2::Span;
 use syn::ext::IdentExt;
 use syn::{Data, DeriveInput, Fields, Ident, Path, Type, Visibility};
 
-use crate::attr::{self, Errors, OnDelete, Receiver, RelationKind, Signal};
+use crate::attr::{self, Errors, OnDelete, Receiver, RelationKind, SIGNALS};
 
 pub(crate) struct Model<'a> {
     pub(crate) ident: &'a Ident,
@@ -13,7 +13,8 @@ pub(crate) struct Model<'a> {
     pub(crate) fields: Vec<Field<'a>>,
     /// Index of the primary key in `fields`; set by `check`.
     pub(crate) primary_key: usize,
-    pub(crate) receivers: [Vec<Receiver>; 4],
+    /// Per signal of [`SIGNALS`], its receivers in order.
+    pub(crate) receivers: [Vec<Receiver>; SIGNALS.len()],
     pub(crate) on_commit: Vec<Receiver>,
 }
 
@@ -37,12 +38,6 @@ pub(crate) struct Relation {
     pub(crate) on_delete: Option<(OnDelete, Ident)>,
     /// `on_delete` was written with an invalid value, already reported.
     pub(crate) on_delete_reported: bool,
-}
-
-impl Model<'_> {
-    pub(crate) fn receivers(&self, signal: Signal) -> &[Receiver] {
-        &self.receivers[signal as usize]
-    }
 }
 
 /// Builds the model, or returns `None` when the input is not a struct with named fields.

@@ -31,37 +31,58 @@ impl Errors {
     }
 }
 
-/// The four model signals, in the order their attributes are documented.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub(crate) enum Signal {
-    PreSave,
-    PostSave,
-    PreDelete,
-    PostDelete,
+/// One model signal as the derive sees it. [`SIGNALS`] is the derive's one table of them; it
+/// mirrors `model_signals!` in signals-core's `kind.rs` row for row (the attribute names are
+/// also declared to the compiler in `lib.rs`).
+#[derive(Debug)]
+pub(crate) struct Signal {
+    /// The attribute, and the field of `Receivers`.
+    pub(crate) name: &'static str,
+    /// The `SignalKind` variant.
+    pub(crate) kind: &'static str,
+    /// The method of `Hooks` that runs its receivers.
+    pub(crate) hook: &'static str,
+    /// The context type receivers get.
+    pub(crate) context: &'static str,
+    /// Whether receivers get the instance as `&mut` (else `&`).
+    pub(crate) mutable: bool,
 }
 
-impl Signal {
-    pub(crate) const ALL: [Signal; 4] = [
-        Signal::PreSave,
-        Signal::PostSave,
-        Signal::PreDelete,
-        Signal::PostDelete,
-    ];
+/// The model signals, in the order their attributes are documented.
+pub(crate) const SIGNALS: [Signal; 4] = [
+    Signal {
+        name: "pre_save",
+        kind: "PreSave",
+        hook: "__pre_save",
+        context: "PreSave",
+        mutable: true,
+    },
+    Signal {
+        name: "post_save",
+        kind: "PostSave",
+        hook: "__post_save",
+        context: "PostSave",
+        mutable: false,
+    },
+    Signal {
+        name: "pre_delete",
+        kind: "PreDelete",
+        hook: "__pre_delete",
+        context: "PreDelete",
+        mutable: false,
+    },
+    Signal {
+        name: "post_delete",
+        kind: "PostDelete",
+        hook: "__post_delete",
+        context: "PostDelete",
+        mutable: false,
+    },
+];
 
-    pub(crate) fn name(self) -> &'static str {
-        match self {
-            Signal::PreSave => "pre_save",
-            Signal::PostSave => "post_save",
-            Signal::PreDelete => "pre_delete",
-            Signal::PostDelete => "post_delete",
-        }
-    }
-
-    fn of(attr: &Attribute) -> Option<Signal> {
-        Signal::ALL
-            .into_iter()
-            .find(|s| attr.path().is_ident(s.name()))
-    }
+/// The index in [`SIGNALS`] of the signal `attr` is the attribute of.
+fn signal_of(attr: &Attribute) -> Option<usize> {
+    SIGNALS.iter().position(|s| attr.path().is_ident(s.name))
 }
 
 /// A receiver as written: a path to an async fn.
@@ -100,7 +121,8 @@ impl RelationKind {
 #[derive(Default)]
 pub(crate) struct StructAttrs {
     pub(crate) table: Option<LitStr>,
-    pub(crate) receivers: [Vec<Receiver>; 4],
+    /// Per signal of [`SIGNALS`], its receivers in order.
+    pub(crate) receivers: [Vec<Receiver>; SIGNALS.len()],
     pub(crate) on_commit: Vec<Receiver>,
 }
 
@@ -168,11 +190,11 @@ fn skip_value(meta: &ParseNestedMeta) -> syn::Result<()> {
 pub(crate) fn parse_struct_attrs(attrs: &[Attribute], errors: &mut Errors) -> StructAttrs {
     let mut out = StructAttrs::default();
     for attr in attrs {
-        if let Some(signal) = Signal::of(attr) {
+        if let Some(signal) = signal_of(attr) {
             parse_receivers(
                 attr,
-                signal.name(),
-                &mut out.receivers[signal as usize],
+                SIGNALS[signal].name,
+                &mut out.receivers[signal],
                 errors,
             );
             continue;
@@ -309,8 +331,8 @@ fn parse_receivers(attr: &Attribute, name: &str, out: &mut Vec<Receiver>, errors
 pub(crate) fn parse_field_attrs(attrs: &[Attribute], errors: &mut Errors) -> FieldAttrs {
     let mut out = FieldAttrs::default();
     for attr in attrs {
-        if let Some(name) = Signal::of(attr)
-            .map(Signal::name)
+        if let Some(name) = signal_of(attr)
+            .map(|i| SIGNALS[i].name)
             .or_else(|| attr.path().is_ident("on_commit").then_some("on_commit"))
         {
             errors.spanned(

@@ -6,7 +6,7 @@ use syn::DeriveInput;
 use syn::spanned::Spanned;
 
 use crate::ast::{self, Model};
-use crate::attr::{Errors, OnDelete, RelationKind, Signal};
+use crate::attr::{Errors, OnDelete, Receiver, RelationKind, SIGNALS, Signal};
 use crate::check;
 
 pub(crate) fn derive(input: &DeriveInput) -> TokenStream {
@@ -41,6 +41,7 @@ fn fallback(input: &DeriveInput) -> TokenStream {
         #[automatically_derived]
         impl #impl_generics ::signals_core::Model for #ident #ty_generics #where_clause {
             type Key = i64;
+            type __Ops = ::signals_core::__private::Fallback;
             const META: ::signals_core::ModelMeta = ::signals_core::ModelMeta {
                 name: #name,
                 table: "",
@@ -86,23 +87,19 @@ fn expand(model: &Model<'_>) -> TokenStream {
     let field_names = model.fields.iter().map(|f| &f.name);
     let column_names = model.fields.iter().map(|f| &f.column);
 
-    let receiver_names = Signal::ALL.map(|s| {
-        let names = model.receivers(s).iter().map(|r| &r.name);
-        quote!(&[#(#names),*])
+    let receiver_fields = SIGNALS.iter().zip(&model.receivers).map(|(s, receivers)| {
+        let field = format_ident!("{}", s.name);
+        let names = receivers.iter().map(|r| &r.name);
+        quote!(#field: &[#(#names),*],)
     });
-    let [
-        pre_save_names,
-        post_save_names,
-        pre_delete_names,
-        post_delete_names,
-    ] = receiver_names;
     let on_commit_names = model.on_commit.iter().map(|r| &r.name);
-    let has_on_commit = !model.on_commit.is_empty();
     let on_commit = on_commit_dispatcher(model);
-    let has_save = !model.receivers(Signal::PreSave).is_empty()
-        || !model.receivers(Signal::PostSave).is_empty();
-    let has_delete = !model.receivers(Signal::PreDelete).is_empty()
-        || !model.receivers(Signal::PostDelete).is_empty();
+    let wired = SIGNALS
+        .iter()
+        .zip(&model.receivers)
+        .filter(|(_, receivers)| !receivers.is_empty())
+        .map(|(s, _)| format_ident!("{}", s.kind))
+        .chain((!model.on_commit.is_empty()).then(|| format_ident!("OnCommit")));
 
     let binds = model
         .fields
@@ -135,7 +132,10 @@ fn expand(model: &Model<'_>) -> TokenStream {
     let primary_key =
         quote_spanned!(pk_ty.span()=> <#pk_ty as ::signals_core::__private::PrimaryKey>);
 
-    let dispatchers = Signal::ALL.map(|s| dispatcher(model, s));
+    let dispatchers = SIGNALS
+        .iter()
+        .zip(&model.receivers)
+        .map(|(s, receivers)| dispatcher(model, s, receivers));
 
     let column_consts = model.fields.iter().enumerate().map(|(i, f)| {
         let konst = format_ident!("{}", f.name.to_uppercase(), span = f.ident.span());
@@ -144,7 +144,7 @@ fn expand(model: &Model<'_>) -> TokenStream {
         let doc = format!("The `{}` column, for [`Model::filter`](::signals_core::Model::filter).", f.column);
         quote! {
             #[doc = #doc]
-            #vis const #konst: ::signals_core::Column<#ident, #ty> = ::signals_core::Column::__new(#i, #column);
+            #vis const #konst: ::signals_core::Column<#ident, #ty> = ::signals_core::__private::column(#i, #column);
         }
     });
 
@@ -154,6 +154,7 @@ fn expand(model: &Model<'_>) -> TokenStream {
         #[automatically_derived]
         impl ::signals_core::Model for #ident {
             type Key = #primary_key::Key;
+            type __Ops = ::signals_core::__private::Ops;
 
             const META: ::signals_core::ModelMeta = ::signals_core::ModelMeta {
                 name: #name,
@@ -162,28 +163,17 @@ fn expand(model: &Model<'_>) -> TokenStream {
                 columns: &[#(#column_names),*],
                 primary_key: #pk_index,
                 receivers: ::signals_core::Receivers {
-                    pre_save: #pre_save_names,
-                    post_save: #post_save_names,
-                    pre_delete: #pre_delete_names,
-                    post_delete: #post_delete_names,
+                    #(#receiver_fields)*
                     on_commit: &[#(#on_commit_names),*],
                 },
             };
-            const __HAS_SAVE_RECEIVERS: bool = #has_save;
-            const __HAS_DELETE_RECEIVERS: bool = #has_delete;
-            const __HAS_ON_COMMIT: bool = #has_on_commit;
 
             fn __statements(
                 backend: ::signals_core::Backend,
             ) -> &'static ::signals_core::__private::Statements {
                 static CACHE: ::signals_core::__private::StatementCache =
-                    ::signals_core::__private::STATEMENT_CACHE;
-                CACHE[backend.index()].get_or_init(|| {
-                    ::signals_core::__private::Statements::build(
-                        &<Self as ::signals_core::Model>::META,
-                        backend,
-                    )
-                })
+                    ::signals_core::__private::StatementCache::new();
+                CACHE.get(&<Self as ::signals_core::Model>::META, backend)
             }
 
             #[inline]
@@ -224,6 +214,14 @@ fn expand(model: &Model<'_>) -> TokenStream {
                 ::core::result::Result::Ok(Self { #(#reads)* })
             }
 
+        }
+
+        #[automatically_derived]
+        impl ::signals_core::__private::Hooks for #ident {
+            const __WIRED: u32 = ::signals_core::__private::wired(&[
+                #(::signals_core::SignalKind::#wired),*
+            ]);
+
             #(#dispatchers)*
             #on_commit
         }
@@ -241,46 +239,28 @@ fn field_type(ty: &syn::Type) -> TokenStream {
     quote_spanned!(ty.span()=> <#ty as ::signals_core::FieldType>)
 }
 
-/// The method that runs one signal's receivers in declaration order.
-fn dispatcher(model: &Model<'_>, signal: Signal) -> TokenStream {
-    let receivers = model.receivers(signal);
+/// The method of `Hooks` that runs one signal's receivers in declaration order.
+fn dispatcher(model: &Model<'_>, signal: &Signal, receivers: &[Receiver]) -> TokenStream {
     if receivers.is_empty() {
         return TokenStream::new();
     }
     let name = model.ident.to_string();
-    let (method, context, this, kind) = match signal {
-        Signal::PreSave => (
-            quote!(__pre_save),
-            quote!(::signals_core::PreSave<'_>),
-            quote!(&mut Self),
-            quote!(PreSave),
-        ),
-        Signal::PostSave => (
-            quote!(__post_save),
-            quote!(::signals_core::PostSave<'_>),
-            quote!(&Self),
-            quote!(PostSave),
-        ),
-        Signal::PreDelete => (
-            quote!(__pre_delete),
-            quote!(::signals_core::PreDelete<'_>),
-            quote!(&Self),
-            quote!(PreDelete),
-        ),
-        Signal::PostDelete => (
-            quote!(__post_delete),
-            quote!(::signals_core::PostDelete<'_>),
-            quote!(&Self),
-            quote!(PostDelete),
-        ),
+    let method = format_ident!("{}", signal.hook);
+    let context = format_ident!("{}", signal.context);
+    let context = quote!(::signals_core::#context<'_>);
+    let this = if signal.mutable {
+        quote!(&mut Self)
+    } else {
+        quote!(&Self)
     };
+    let kind = format_ident!("{}", signal.kind);
     let calls = receivers.iter().map(|r| {
         let path = &r.path;
         let receiver = &r.name;
         // Spanned on the user's path, every token of the call: "cannot find function",
         // argument and return-type mismatches all point at the receiver as written.
         let span = path.span();
-        let instance = if signal == Signal::PreSave {
+        let instance = if signal.mutable {
             quote_spanned!(span=> &mut *this)
         } else {
             quote_spanned!(span=> this)

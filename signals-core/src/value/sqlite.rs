@@ -1,6 +1,6 @@
 //! SQLite values: how each field type is stored and read.
 //!
-//! Statements of a transaction run on the SQLite handle itself (see `sqlite_raw`), the others
+//! Statements of a transaction run on the SQLite handle itself (see `conn::sqlite_raw`), the others
 //! through sqlx; both go through these functions, so a row reads and writes the same either
 //! way. Each one mirrors sqlx-sqlite 0.9 (`src/types/*.rs`): the same storage (text formats of
 //! dates included) and the same values accepted on reading, so rows written by sqlx code of

@@ -1,8 +1,44 @@
-//! The contexts receivers get: what happened, and the open transaction.
+//! What receivers are told: the contexts of the four model signals ([`PreSave`],
+//! [`PostSave`], [`PreDelete`], [`PostDelete`]), each with the open transaction, and what
+//! committed for `#[on_commit]` receivers ([`Committed`]).
+//!
+//! Uses `kind`, `tx`, and `muting` (what `record_signals` keeps).
 
 use std::future::Future;
 
-use crate::db::Tx;
+use super::muting::Fired;
+use crate::kind::SignalKind;
+use crate::tx::Tx;
+
+/// What committed, as an `#[on_commit]` receiver is told.
+///
+/// ```
+/// use signals_core::{Committed, Model, Result};
+///
+/// #[derive(Clone, Model)]
+/// #[on_commit(send_welcome_email)]
+/// struct User { id: Option<i64>, email: String }
+///
+/// // Runs once the user's INSERT is committed; never after a rollback. It gets its own copy
+/// // of the instance: the transaction is gone by then.
+/// async fn send_welcome_email(user: User, what: Committed) -> Result<()> {
+///     if what == (Committed::Saved { created: true }) {
+///         println!("welcome, {}", user.email);
+///     }
+///     Ok(())
+/// }
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Committed {
+    /// A save committed; `created` tells whether it INSERTed.
+    Saved {
+        /// Whether the save INSERTed a row.
+        created: bool,
+    },
+    /// A delete committed (the instance's row, or a cascade reached it).
+    Deleted,
+}
 
 /// How a save was asked for, as the save receivers see it.
 #[derive(Debug, Clone, Copy, Default)]
@@ -15,10 +51,10 @@ impl SaveFlags<'_> {
     pub(crate) fn fired(
         &self,
         model: &'static str,
-        signal: crate::SignalKind,
+        signal: SignalKind,
         created: Option<bool>,
-    ) -> crate::Fired {
-        crate::Fired {
+    ) -> Fired {
+        Fired {
             model,
             signal,
             created,
@@ -29,8 +65,8 @@ impl SaveFlags<'_> {
 }
 
 /// A delete signal, as `record_signals` keeps it.
-pub(crate) fn fired_delete(model: &'static str, signal: crate::SignalKind) -> crate::Fired {
-    crate::Fired {
+pub(crate) fn fired_delete(model: &'static str, signal: SignalKind) -> Fired {
+    Fired {
         model,
         signal,
         created: None,
@@ -100,6 +136,15 @@ pub struct PreSave<'t> {
 }
 
 impl<'t> PreSave<'t> {
+    /// The same context for a shorter while (for a runtime receiver).
+    pub(crate) fn reborrow(&mut self) -> PreSave<'_> {
+        PreSave {
+            tx: &mut *self.tx,
+            adding: self.adding,
+            flags: self.flags,
+        }
+    }
+
     pub(crate) fn new(tx: &'t mut Tx, adding: bool, flags: SaveFlags<'t>) -> Self {
         PreSave { tx, adding, flags }
     }
@@ -141,6 +186,15 @@ pub struct PostSave<'t> {
 }
 
 impl<'t> PostSave<'t> {
+    /// The same context for a shorter while (for a runtime receiver).
+    pub(crate) fn reborrow(&mut self) -> PostSave<'_> {
+        PostSave {
+            tx: &mut *self.tx,
+            created: self.created,
+            flags: self.flags,
+        }
+    }
+
     pub(crate) fn new(tx: &'t mut Tx, created: bool, flags: SaveFlags<'t>) -> Self {
         PostSave { tx, created, flags }
     }
@@ -179,6 +233,14 @@ pub struct PreDelete<'t> {
 }
 
 impl<'t> PreDelete<'t> {
+    /// The same context for a shorter while (for a runtime receiver).
+    pub(crate) fn reborrow(&mut self) -> PreDelete<'_> {
+        PreDelete {
+            tx: &mut *self.tx,
+            origin: self.origin,
+        }
+    }
+
     pub(crate) fn new(tx: &'t mut Tx, origin: &'static str) -> Self {
         PreDelete { tx, origin }
     }
@@ -215,6 +277,14 @@ pub struct PostDelete<'t> {
 }
 
 impl<'t> PostDelete<'t> {
+    /// The same context for a shorter while (for a runtime receiver).
+    pub(crate) fn reborrow(&mut self) -> PostDelete<'_> {
+        PostDelete {
+            tx: &mut *self.tx,
+            origin: self.origin,
+        }
+    }
+
     pub(crate) fn new(tx: &'t mut Tx, origin: &'static str) -> Self {
         PostDelete { tx, origin }
     }

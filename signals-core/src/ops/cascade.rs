@@ -1,21 +1,23 @@
-//! Relations between models, registered by the child's derive, and the delete collector.
+//! Relations between models, registered by the child's derive, and the cascade of a delete:
+//! the rows it reaches, gathered before anything is sent or deleted, then sent their signals
+//! and deleted level by level.
+//!
+//! Uses `error`, `kind`, `value`, `tx`, `model` and `signal`.
 
 use std::any::TypeId;
 use std::collections::{HashMap, HashSet};
 use std::fmt;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
 
-use crate::db::{Target, Tx};
-use crate::error::SignalKind;
 use crate::error::{Error, Result};
-use crate::model::{Committed, Deleted, Model};
-use crate::runtime;
-use crate::signal::{PostDelete, PreDelete, fired_delete};
+use crate::kind::SignalKind;
+use crate::model::{Deleted, Model};
+use crate::signal::context::{Committed, PostDelete, PreDelete, fired_delete};
+use crate::signal::custom::BoxFuture;
+use crate::signal::hooks::{self, Hooks};
+use crate::signal::muting;
+use crate::tx::{Target, Tx};
 use crate::value::{Args, DynField};
-
-type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// What happens to rows that refer to a deleted row (Django's `on_delete`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -82,8 +84,7 @@ impl fmt::Debug for Relation {
 }
 
 impl Relation {
-    #[doc(hidden)]
-    pub const fn __new<C: Model, P: Model>(
+    pub(crate) const fn new<C: Hooks, P: Model>(
         field_index: usize,
         on_delete: OnDelete,
         kind: RelationKind,
@@ -149,7 +150,6 @@ pub(crate) fn has_relations<P: Model>() -> bool {
 }
 
 /// Rows that a delete reaches, gathered before anything is sent or deleted.
-#[doc(hidden)]
 pub(crate) struct Collector {
     batches: Vec<Box<dyn Batch>>,
     set_null: Vec<SetNull>,
@@ -171,14 +171,12 @@ trait Batch: Send + Sync {
 
 struct Rows<C>(Vec<C>);
 
-impl<C: Model> Batch for Rows<C> {
+impl<C: Hooks> Batch for Rows<C> {
     fn pre_delete<'a>(&'a self, tx: &'a mut Tx, origin: &'static str) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
             for row in &self.0 {
-                crate::muting::note(|| fired_delete(C::META.name, SignalKind::PreDelete));
-                let mut signal = PreDelete::new(tx, origin);
-                C::__pre_delete(row, &mut signal).await?;
-                runtime::pre_delete(row, &mut signal).await?;
+                muting::note(|| fired_delete(C::META.name, SignalKind::PreDelete));
+                hooks::pre_delete(row, &mut PreDelete::new(tx, origin)).await?;
             }
             Ok(())
         })
@@ -203,10 +201,8 @@ impl<C: Model> Batch for Rows<C> {
     ) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
             for row in &self.0 {
-                crate::muting::note(|| fired_delete(C::META.name, SignalKind::PostDelete));
-                let mut signal = PostDelete::new(tx, origin);
-                C::__post_delete(row, &mut signal).await?;
-                runtime::post_delete(row, &mut signal).await?;
+                muting::note(|| fired_delete(C::META.name, SignalKind::PostDelete));
+                hooks::post_delete(row, &mut PostDelete::new(tx, origin)).await?;
                 C::__on_commit(row, tx, Committed::Deleted);
             }
             Ok(())
@@ -222,59 +218,52 @@ pub(crate) async fn delete_row<M: Model>(target: &mut Target<'_>, key: &M::Key) 
     Ok(target.execute(&st.delete_by_key, args).await?.rows)
 }
 
-/// Deletes `root` and everything its relations reach, sending the delete signals in Django's
-/// order, inside `tx`.
-pub(crate) async fn delete_tree<M: Model>(root: &M, key: &M::Key, tx: &mut Tx) -> Result<Deleted> {
-    let origin = M::META.name;
-    let mut c = Collector {
-        batches: Vec::new(),
-        set_null: Vec::new(),
-        seen: HashSet::new(),
-    };
-    c.seen.insert((TypeId::of::<M>(), format!("{key:?}")));
-    collect_for::<M>(tx, Arc::new(key.clone()), &mut c).await?;
+impl Collector {
+    /// Gathers what deleting the row of `M` with `key` reaches, through every relation.
+    pub(crate) async fn gather<M: Model>(tx: &mut Tx, key: &M::Key) -> Result<Collector> {
+        let mut c = Collector {
+            batches: Vec::new(),
+            set_null: Vec::new(),
+            seen: HashSet::new(),
+        };
+        c.seen.insert((TypeId::of::<M>(), format!("{key:?}")));
+        collect_for::<M>(tx, Arc::new(key.clone()), &mut c).await?;
+        Ok(c)
+    }
 
-    tracing::debug!(
-        model = M::META.name,
-        cascaded = c.batches.len(),
-        "pre_delete"
-    );
-    for batch in &c.batches {
-        batch.pre_delete(tx, origin).await?;
+    /// How many groups of cascaded rows there are.
+    pub(crate) fn batches(&self) -> usize {
+        self.batches.len()
     }
-    crate::muting::note(|| fired_delete(M::META.name, SignalKind::PreDelete));
-    let mut signal = PreDelete::new(tx, origin);
-    M::__pre_delete(root, &mut signal).await?;
-    runtime::pre_delete(root, &mut signal).await?;
 
-    for s in &c.set_null {
-        let mut args = Args::new(tx.backend(), 1);
-        s.key.bind_to(&mut args, s.column)?;
-        Target::Tx(tx).execute(s.sql, args).await?;
+    /// Sends `pre_delete` for every cascaded row.
+    pub(crate) async fn pre_delete(&self, tx: &mut Tx, origin: &'static str) -> Result<()> {
+        for batch in &self.batches {
+            batch.pre_delete(tx, origin).await?;
+        }
+        Ok(())
     }
-    let mut deleted = Deleted::default();
-    for batch in &c.batches {
-        batch.delete(tx, &mut deleted).await?;
-    }
-    let n = delete_row::<M>(&mut Target::Tx(tx), key).await?;
-    if n == 0 {
-        return Err(Error::NotFound {
-            model: M::META.name,
-            key: format!("{key:?}"),
-        });
-    }
-    deleted.add(M::META.name, n);
 
-    tracing::debug!(model = M::META.name, rows = deleted.total(), "post_delete");
-    for batch in &c.batches {
-        batch.post_delete(tx, origin).await?;
+    /// Clears the `set_null` references, then deletes every cascaded row.
+    pub(crate) async fn delete(&self, tx: &mut Tx, deleted: &mut Deleted) -> Result<()> {
+        for s in &self.set_null {
+            let mut args = Args::new(tx.backend(), 1);
+            s.key.bind_to(&mut args, s.column)?;
+            Target::Tx(tx).execute(s.sql, args).await?;
+        }
+        for batch in &self.batches {
+            batch.delete(tx, deleted).await?;
+        }
+        Ok(())
     }
-    crate::muting::note(|| fired_delete(M::META.name, SignalKind::PostDelete));
-    let mut signal = PostDelete::new(tx, origin);
-    M::__post_delete(root, &mut signal).await?;
-    runtime::post_delete(root, &mut signal).await?;
-    M::__on_commit(root, tx, Committed::Deleted);
-    Ok(deleted)
+
+    /// Sends `post_delete` for every cascaded row, and schedules its `#[on_commit]` receivers.
+    pub(crate) async fn post_delete(&self, tx: &mut Tx, origin: &'static str) -> Result<()> {
+        for batch in &self.batches {
+            batch.post_delete(tx, origin).await?;
+        }
+        Ok(())
+    }
 }
 
 async fn collect_for<P: Model>(
@@ -288,7 +277,7 @@ async fn collect_for<P: Model>(
     Ok(())
 }
 
-fn collect<'a, C: Model>(
+fn collect<'a, C: Hooks>(
     rel: &'static Relation,
     tx: &'a mut Tx,
     parent_key: Arc<dyn DynField>,

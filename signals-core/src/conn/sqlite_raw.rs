@@ -25,10 +25,10 @@ use std::time::{Duration, Instant};
 use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{LockedSqliteHandle, Sqlite, SqliteConnection, SqlitePool};
 
-use crate::db::Outcome;
+use super::Outcome;
 use crate::error::{Error, Result};
-use crate::sqlite_value::SqlValue;
 use crate::value::Row;
+use crate::value::sqlite::SqlValue;
 
 /// A SQLite transaction on a pooled connection, run on its handle.
 pub(crate) struct RawTx {

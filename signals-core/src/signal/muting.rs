@@ -1,4 +1,6 @@
 //! Muting receivers (tests, bulk jobs) and recording which signals were sent.
+//!
+//! Uses `kind` and `model`.
 
 use std::any::TypeId;
 use std::cell::RefCell;
@@ -6,7 +8,7 @@ use std::future::Future;
 use std::sync::RwLock;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
-use crate::error::SignalKind;
+use crate::kind::SignalKind;
 use crate::model::Model;
 
 struct Mute {

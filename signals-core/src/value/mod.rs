@@ -1,16 +1,28 @@
-//! Field types, argument binding and row decoding, statically dispatched per backend.
+//! Values: which Rust types can be fields and keys, how they are bound as arguments
+//! (`args`), read from rows (`row`), and stored on SQLite (`sqlite`), statically dispatched
+//! per backend.
+//!
+//! Uses `error` and `backend` only.
 
 use std::fmt::Debug;
 
 use sqlx::error::BoxDynError;
-use sqlx::mysql::{MySql, MySqlArguments, MySqlRow};
-use sqlx::postgres::{PgArguments, PgRow, Postgres};
-use sqlx::sqlite::{Sqlite, SqliteArguments, SqliteRow};
-use sqlx::{Arguments, Decode, Encode, Type, ValueRef as _};
+use sqlx::mysql::MySql;
+use sqlx::postgres::Postgres;
+use sqlx::sqlite::Sqlite;
+use sqlx::{Decode, Encode, Type};
 
-use crate::db::Backend;
+use crate::backend::Backend;
 use crate::error::{Error, Result};
-use crate::sqlite_value::{self, SqlRef, SqlValue};
+
+mod args;
+mod row;
+pub(crate) mod sqlite;
+
+pub use args::Args;
+pub(crate) use args::{DynField, sqlx_sqlite_args};
+pub use row::Row;
+use sqlite::{SqlRef, SqlValue};
 
 /// A Rust type that can be a model field on every supported database.
 ///
@@ -100,21 +112,21 @@ pub trait FieldType:
 }
 
 /// The SQLite methods of a `FieldType` impl, from the type's encoder and decoder in
-/// [`sqlite_value`].
+/// [`sqlite`].
 macro_rules! sqlite_codec {
     ($encode:ident, $decode:ident) => {
         #[inline]
         fn __to_sqlite(&self) -> SqlValue {
-            sqlite_value::$encode(self)
+            sqlite::$encode(self)
         }
         #[inline]
         fn __from_sqlite(value: SqlRef<'_>) -> std::result::Result<Self, BoxDynError> {
-            sqlite_value::$decode(value)
+            sqlite::$decode(value)
         }
     };
 }
 
-/// Each type names its SQLite encoder and decoder in [`sqlite_value`].
+/// Each type names its SQLite encoder and decoder in [`sqlite`].
 macro_rules! field_types {
     ($($ty:ty => $encode:ident, $decode:ident;)*) => {$(
         impl FieldType for $ty {
@@ -142,7 +154,7 @@ impl FieldType for String {
     }
     #[inline]
     fn __from_sqlite(value: SqlRef<'_>) -> std::result::Result<Self, BoxDynError> {
-        sqlite_value::decode_string(value)
+        sqlite::decode_string(value)
     }
     fn __check(&self, backend: Backend) -> std::result::Result<(), String> {
         if backend == Backend::Postgres && self.contains('\0') {
@@ -216,152 +228,6 @@ impl<T: FieldType + sealed::NonOption> FieldType for Option<T> {
 mod sealed {
     /// Keeps `Option<Option<T>>` out: it has no column type.
     pub trait NonOption {}
-}
-
-/// Arguments for one statement, for the backend of the handle it will run on.
-#[doc(hidden)]
-pub enum Args {
-    /// SQLite values, bound either on the connection's own handle (in a transaction) or
-    /// through sqlx.
-    Sqlite(Vec<SqlValue>),
-    Postgres(PgArguments),
-    MySql(MySqlArguments),
-}
-
-impl Args {
-    pub(crate) fn new(backend: Backend, capacity: usize) -> Self {
-        match backend {
-            Backend::Sqlite => Args::Sqlite(Vec::with_capacity(capacity)),
-            Backend::Postgres => {
-                let mut a = PgArguments::default();
-                a.reserve(capacity, capacity * 8);
-                Args::Postgres(a)
-            }
-            Backend::MySql => {
-                let mut a = MySqlArguments::default();
-                a.reserve(capacity, capacity * 8);
-                Args::MySql(a)
-            }
-        }
-    }
-
-    fn backend(&self) -> Backend {
-        match self {
-            Args::Sqlite(_) => Backend::Sqlite,
-            Args::Postgres(_) => Backend::Postgres,
-            Args::MySql(_) => Backend::MySql,
-        }
-    }
-
-    /// Binds one value; `column` names it in the error when the value is refused.
-    #[inline]
-    pub fn bind<T: FieldType>(&mut self, value: &T, column: &'static str) -> Result<()> {
-        let invalid = |reason: String| Error::InvalidValue { column, reason };
-        value.__check(self.backend()).map_err(invalid)?;
-        let res = match self {
-            Args::Sqlite(a) => {
-                a.push(value.__to_sqlite());
-                Ok(())
-            }
-            Args::Postgres(a) => a.add(value),
-            Args::MySql(a) => a.add(value),
-        };
-        res.map_err(|e| invalid(e.to_string()))
-    }
-}
-
-/// SQLite values as sqlx arguments, for statements that run through sqlx.
-pub(crate) fn sqlx_sqlite_args(values: Vec<SqlValue>) -> Result<SqliteArguments> {
-    let mut args = SqliteArguments::default();
-    args.reserve(values.len(), 0);
-    for value in values {
-        let res = match value {
-            SqlValue::Null => args.add(None::<i64>),
-            SqlValue::Integer(i) => args.add(i),
-            SqlValue::Real(f) => args.add(f),
-            SqlValue::Text(s) => args.add(s),
-            SqlValue::Blob(b) => args.add(b),
-        };
-        res.map_err(|e| Error::Database(sqlx::Error::Encode(e)))?;
-    }
-    Ok(args)
-}
-
-/// A bindable value with its type erased, for the parent keys that relations pass around.
-#[doc(hidden)]
-pub(crate) trait DynField: Debug + Send + Sync {
-    fn bind_to(&self, args: &mut Args, column: &'static str) -> Result<()>;
-}
-
-impl<T: FieldType> DynField for T {
-    fn bind_to(&self, args: &mut Args, column: &'static str) -> Result<()> {
-        args.bind(self, column)
-    }
-}
-
-/// A row read from any backend; generated `__from_row` code reads fields by position.
-#[doc(hidden)]
-pub enum Row<'r> {
-    Sqlite(&'r SqliteRow),
-    /// A row read on a transaction's own SQLite handle.
-    SqliteRaw(&'r rusqlite::Row<'r>),
-    Postgres(&'r PgRow),
-    MySql(&'r MySqlRow),
-}
-
-impl Row<'_> {
-    /// Reads column `index`, naming `model.column` in the error.
-    #[inline]
-    pub fn get<T: FieldType>(
-        &self,
-        index: usize,
-        model: &'static str,
-        column: &'static str,
-    ) -> Result<T> {
-        let res = match self {
-            // SQLite values go through one decoder whichever way the row was read, so a row
-            // reads the same inside a transaction (on the handle) and outside it (via sqlx).
-            Row::Sqlite(r) => sqlite_value::from_sqlx_row(r, index).and_then(read_sqlite),
-            Row::SqliteRaw(r) => sqlite_value::from_raw_row(r, index).and_then(read_sqlite),
-            Row::Postgres(r) => read_sqlx(*r, index),
-            Row::MySql(r) => read_sqlx(*r, index),
-        };
-        res.map_err(|source| Error::Decode {
-            model,
-            column,
-            source,
-        })
-    }
-}
-
-/// NULL read into a field that cannot hold it.
-fn not_null() -> sqlx::Error {
-    sqlx::Error::Decode(
-        "the column is NULL but the field cannot hold NULL; declare it `Option<_>`".into(),
-    )
-}
-
-#[inline]
-fn read_sqlite<T: FieldType>(value: SqlRef<'_>) -> std::result::Result<T, sqlx::Error> {
-    if !T::NULLABLE && value == SqlRef::Null {
-        return Err(not_null());
-    }
-    T::__from_sqlite(value).map_err(sqlx::Error::Decode)
-}
-
-#[inline]
-fn read_sqlx<R, T>(row: &R, index: usize) -> std::result::Result<T, sqlx::Error>
-where
-    R: sqlx::Row,
-    usize: sqlx::ColumnIndex<R>,
-    T: FieldType + for<'r> Decode<'r, R::Database> + Type<R::Database>,
-{
-    // sqlx skips its type check for NULL and would read NULL as a default value: refuse NULL
-    // for fields that cannot hold it.
-    if !T::NULLABLE && row.try_get_raw(index)?.is_null() {
-        return Err(not_null());
-    }
-    row.try_get::<T, _>(index)
 }
 
 /// A type that can be a model's primary key field.

@@ -1,0 +1,175 @@
+//! Opening a [`Db`] from a URL: options per backend, a first connection that reports the real
+//! cause of a failure, and URLs with their passwords masked for messages.
+//!
+//! Uses `error` and the pool types of `conn`.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::mysql::{MySqlConnectOptions, MySqlConnection, MySqlPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePoolOptions};
+
+use super::{DEFAULT_MAX_DEPTH, Db, Pool};
+use crate::error::{Error, Result};
+
+impl Db {
+    /// Connects to the database named by `url` and checks that it answers.
+    ///
+    /// - `sqlite::memory:` — a private in-memory database (one connection, so that every
+    ///   statement sees the same data);
+    /// - `sqlite://path/to/file.db` or `sqlite:file.db` — a file, created if missing, in WAL
+    ///   mode with foreign keys enforced; write transactions take the write lock up front
+    ///   (`BEGIN IMMEDIATE`), so concurrent saves wait instead of failing with
+    ///   "database is locked";
+    /// - `postgres://user@host:5432/db` (or `postgresql://`);
+    /// - `mysql://user@host:3306/db` (MySQL or MariaDB; `mariadb://` is accepted too).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use signals_core::{Db, ErrorKind};
+    ///
+    /// let err = Db::connect("oracle://scott@tiger").await.unwrap_err();
+    /// assert_eq!(err.kind(), ErrorKind::Config);
+    /// assert!(err.to_string().contains("`oracle`"));
+    /// # }
+    /// ```
+    pub async fn connect(url: &str) -> Result<Db> {
+        let scheme = url
+            .split(':')
+            .next()
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        let pool = match scheme.as_str() {
+            "sqlite" => {
+                let memory = is_sqlite_memory(url);
+                let mut opts = SqliteConnectOptions::from_str(url)
+                    .map_err(|e| config_error(url, e))?
+                    .create_if_missing(true)
+                    .foreign_keys(true)
+                    .busy_timeout(Duration::from_secs(10));
+                // An embedded connection cannot be dropped by a server: checking it before each
+                // use would only cost a round trip to its worker thread.
+                let mut pool = SqlitePoolOptions::new().test_before_acquire(false);
+                if memory {
+                    // sqlx opens `:memory:` as a shared-cache database, which vanishes with its
+                    // last connection and, between connections, locks whole tables and fails
+                    // at once (SQLITE_LOCKED) instead of waiting: keep exactly one connection,
+                    // forever, so the data lives as long as the pool and nothing conflicts.
+                    pool = pool
+                        .max_connections(1)
+                        .min_connections(1)
+                        .idle_timeout(None)
+                        .max_lifetime(None);
+                } else {
+                    opts = opts.journal_mode(SqliteJournalMode::Wal);
+                    check_connect::<SqliteConnection>(url, &opts).await?;
+                }
+                Pool::Sqlite(
+                    pool.connect_with(opts)
+                        .await
+                        .map_err(|e| connect_error(url, e))?,
+                )
+            }
+            "postgres" | "postgresql" => {
+                let opts = PgConnectOptions::from_str(url).map_err(|e| config_error(url, e))?;
+                check_connect::<PgConnection>(url, &opts).await?;
+                Pool::Postgres(
+                    PgPoolOptions::new()
+                        .connect_with(opts)
+                        .await
+                        .map_err(|e| connect_error(url, e))?,
+                )
+            }
+            "mysql" | "mariadb" => {
+                let url = if scheme == "mariadb" {
+                    format!("mysql{}", &url["mariadb".len()..])
+                } else {
+                    url.to_owned()
+                };
+                let opts =
+                    MySqlConnectOptions::from_str(&url).map_err(|e| config_error(&url, e))?;
+                check_connect::<MySqlConnection>(&url, &opts).await?;
+                Pool::MySql(
+                    MySqlPoolOptions::new()
+                        .connect_with(opts)
+                        .await
+                        .map_err(|e| connect_error(&url, e))?,
+                )
+            }
+            _ => {
+                return Err(Error::Config(format!(
+                    "unsupported database URL scheme `{scheme}` in `{}`; expected `sqlite:`, \
+                     `postgres://` or `mysql://`",
+                    redact(url)
+                )));
+            }
+        };
+        Ok(Db {
+            pool,
+            max_depth: DEFAULT_MAX_DEPTH,
+        })
+    }
+}
+
+fn is_sqlite_memory(url: &str) -> bool {
+    url.contains(":memory:") || url.contains("mode=memory")
+}
+
+/// The URL without its password, for messages.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(start), Some(at)) if at > start => {
+            let creds = &url[start + 3..at];
+            match creds.find(':') {
+                Some(colon) => {
+                    format!("{}{}:***{}", &url[..start + 3], &creds[..colon], &url[at..])
+                }
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// Opens and closes one connection, so that an unreachable server or a wrong password fails
+/// at once with its real cause (a pool would retry until its acquire timeout and report only
+/// that it timed out).
+async fn check_connect<C: sqlx::Connection>(
+    url: &str,
+    opts: &<C as sqlx::Connection>::Options,
+) -> Result<()> {
+    use sqlx::ConnectOptions as _;
+    let conn = opts.connect().await.map_err(|e| connect_error(url, e))?;
+    let _ = conn.close().await;
+    Ok(())
+}
+
+fn config_error(url: &str, err: sqlx::Error) -> Error {
+    Error::Config(format!("cannot use database URL `{}`: {err}", redact(url)))
+}
+
+fn connect_error(url: &str, err: sqlx::Error) -> Error {
+    match err {
+        sqlx::Error::Configuration(e) => config_error(url, sqlx::Error::Configuration(e)),
+        source => Error::Connect {
+            url: redact(url),
+            source,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn redacts_passwords() {
+        assert_eq!(
+            redact("postgres://bob:secret@db:5432/x"),
+            "postgres://bob:***@db:5432/x"
+        );
+        assert_eq!(redact("postgres://bob@db/x"), "postgres://bob@db/x");
+        assert_eq!(redact("sqlite::memory:"), "sqlite::memory:");
+    }
+}

@@ -1,0 +1,193 @@
+//! Connections: the [`Db`] pool handle and connecting (`connect`), one transaction's
+//! connection per backend (`server` for PostgreSQL and MySQL, `sqlite_raw` for SQLite's own
+//! handle, the crate's only `unsafe`), and running one statement on a pool or a transaction's
+//! connection (`exec`).
+//!
+//! Uses `error`, `backend` and `value`. Knows nothing of savepoints or signals: those are
+//! `tx`'s and `signal`'s.
+
+use std::fmt;
+
+use sqlx::mysql::{MySqlConnection, MySqlPool};
+use sqlx::postgres::{PgConnection, PgPool};
+use sqlx::sqlite::{SqliteConnection, SqlitePool};
+
+use crate::backend::Backend;
+use crate::error::Result;
+
+mod connect;
+mod exec;
+mod server;
+mod sqlite_raw;
+
+pub(crate) use exec::{Handle, Outcome, TxConn};
+
+/// Default limit of saves nested inside receivers; see [`Db::with_max_depth`].
+pub const DEFAULT_MAX_DEPTH: u32 = 16;
+
+#[derive(Clone)]
+pub(crate) enum Pool {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+    MySql(MySqlPool),
+}
+
+/// A pool of connections to SQLite, PostgreSQL or MySQL, chosen by URL at run time.
+///
+/// Cloning is cheap: clones share the pool. Pass `&db` to [`Model::save`](crate::Model::save),
+/// [`Model::delete`](crate::Model::delete) and the loaders; each call takes a connection for as
+/// long as it needs one.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> signals_core::Result<()> {
+/// use signals_core::{Backend, Db};
+///
+/// let db = Db::connect("sqlite::memory:").await?;
+/// assert_eq!(db.backend(), Backend::Sqlite);
+/// db.execute_unprepared("CREATE TABLE t (id INTEGER PRIMARY KEY)").await?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Db {
+    pub(crate) pool: Pool,
+    pub(crate) max_depth: u32,
+}
+
+impl fmt::Debug for Db {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Db")
+            .field("backend", &self.backend())
+            .field("max_depth", &self.max_depth)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Db {
+    /// Sets how deeply saves and deletes may nest inside receivers before failing with
+    /// [`Error::RecursionLimit`](crate::Error::RecursionLimit) (default [`DEFAULT_MAX_DEPTH`]).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> signals_core::Result<()> {
+    /// let db = signals_core::Db::connect("sqlite::memory:").await?.with_max_depth(4);
+    /// assert_eq!(db.max_depth(), 4);
+    /// # Ok(()) }
+    /// ```
+    pub fn with_max_depth(mut self, depth: u32) -> Self {
+        self.max_depth = depth;
+        self
+    }
+
+    /// The nesting limit set by [`with_max_depth`](Self::with_max_depth).
+    pub fn max_depth(&self) -> u32 {
+        self.max_depth
+    }
+
+    /// Which database this is.
+    pub fn backend(&self) -> Backend {
+        match self.pool {
+            Pool::Sqlite(_) => Backend::Sqlite,
+            Pool::Postgres(_) => Backend::Postgres,
+            Pool::MySql(_) => Backend::MySql,
+        }
+    }
+
+    /// The underlying sqlx pool, for SQL of your own (sqlx is re-exported as
+    /// [`signals_core::sqlx`](crate::sqlx)).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> signals_core::Result<()> {
+    /// use signals_core::{Db, PoolRef};
+    ///
+    /// let db = Db::connect("sqlite::memory:").await?;
+    /// if let PoolRef::Sqlite(pool) = db.pool() {
+    ///     let one: i64 = signals_core::sqlx::query_scalar("SELECT 1").fetch_one(pool).await?;
+    ///     assert_eq!(one, 1);
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn pool(&self) -> PoolRef<'_> {
+        match &self.pool {
+            Pool::Sqlite(p) => PoolRef::Sqlite(p),
+            Pool::Postgres(p) => PoolRef::Postgres(p),
+            Pool::MySql(p) => PoolRef::MySql(p),
+        }
+    }
+
+    /// Runs SQL text that takes no arguments (DDL, several statements separated by `;`).
+    pub async fn execute_unprepared(&self, sql: &str) -> Result<()> {
+        use sqlx::Executor as _;
+        let sql = sqlx::AssertSqlSafe(sql.to_owned());
+        match &self.pool {
+            Pool::Sqlite(p) => p.execute(sql).await.map(drop)?,
+            Pool::Postgres(p) => p.execute(sql).await.map(drop)?,
+            Pool::MySql(p) => p.execute(sql).await.map(drop)?,
+        }
+        Ok(())
+    }
+
+    /// Closes every connection of the pool, waiting for those in use to come back.
+    pub async fn close(&self) {
+        match &self.pool {
+            Pool::Sqlite(p) => p.close().await,
+            Pool::Postgres(p) => p.close().await,
+            Pool::MySql(p) => p.close().await,
+        }
+    }
+}
+
+impl From<SqlitePool> for Db {
+    /// Wraps a pool you configured yourself. Use a busy timeout for concurrent writers, one
+    /// connection for `:memory:`, and `test_before_acquire(false)` ([`Db::connect`] does): an
+    /// embedded connection has nothing to test, and the test costs a round trip to the
+    /// connection's worker thread on every use.
+    fn from(pool: SqlitePool) -> Db {
+        Db {
+            pool: Pool::Sqlite(pool),
+            max_depth: DEFAULT_MAX_DEPTH,
+        }
+    }
+}
+
+impl From<PgPool> for Db {
+    /// Wraps a pool you configured yourself.
+    fn from(pool: PgPool) -> Db {
+        Db {
+            pool: Pool::Postgres(pool),
+            max_depth: DEFAULT_MAX_DEPTH,
+        }
+    }
+}
+
+impl From<MySqlPool> for Db {
+    /// Wraps a pool you configured yourself.
+    fn from(pool: MySqlPool) -> Db {
+        Db {
+            pool: Pool::MySql(pool),
+            max_depth: DEFAULT_MAX_DEPTH,
+        }
+    }
+}
+
+/// A borrowed sqlx pool of one of the three backends; see [`Db::pool`].
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub enum PoolRef<'a> {
+    /// SQLite.
+    Sqlite(&'a SqlitePool),
+    /// PostgreSQL.
+    Postgres(&'a PgPool),
+    /// MySQL or MariaDB.
+    MySql(&'a MySqlPool),
+}
+
+/// The open connection of a transaction, for SQL of your own; see [`Tx::conn`](crate::Tx::conn).
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum ConnRef<'a> {
+    /// SQLite.
+    Sqlite(&'a mut SqliteConnection),
+    /// PostgreSQL.
+    Postgres(&'a mut PgConnection),
+    /// MySQL or MariaDB.
+    MySql(&'a mut MySqlConnection),
+}

@@ -1,0 +1,85 @@
+//! Deleting one instance: its row, the cascade it reaches, and the delete signals in Django's
+//! order, in one transaction or savepoint.
+//!
+//! Uses `error`, `kind`, `tx`, `model`, `signal`, and the cascade of `ops`.
+
+use super::atomically;
+use super::cascade::{Collector, delete_row, has_relations};
+use crate::error::{Error, Result};
+use crate::kind::SignalKind;
+use crate::model::Deleted;
+use crate::signal::context::{Committed, PostDelete, PreDelete, fired_delete};
+use crate::signal::hooks::{self, Hooks, any_receivers};
+use crate::signal::muting;
+use crate::tx::{Target, Tx};
+
+/// Deletes `m`'s row and its cascade with their signals: [`Model::delete`](crate::Model::delete).
+pub(crate) async fn delete<M: Hooks>(m: &mut M, target: Target<'_>) -> Result<Deleted> {
+    let Some(key) = m.__key() else {
+        return Err(Error::NotSaved {
+            model: M::META.name,
+        });
+    };
+    let signalled = any_receivers::<M>(&[
+        SignalKind::PreDelete,
+        SignalKind::PostDelete,
+        SignalKind::OnCommit,
+    ]);
+    let deleted = if !signalled && !has_relations::<M>() {
+        let mut target = target;
+        let n = delete_row::<M>(&mut target, key).await?;
+        if n == 0 {
+            return Err(Error::NotFound {
+                model: M::META.name,
+                key: format!("{key:?}"),
+            });
+        }
+        Deleted {
+            per_model: vec![(M::META.name, n)],
+            ..Deleted::default()
+        }
+    } else {
+        let root: &M = m;
+        let (mut deleted, post_commit_errors) =
+            atomically(target, M::META.name, async |tx: &mut Tx| {
+                let mut deleted = delete_tree(root, key, tx).await?;
+                deleted.receiver_errors = std::mem::take(&mut tx.scopes.current().robust_errors);
+                Ok(deleted)
+            })
+            .await?;
+        deleted.post_commit_errors = post_commit_errors;
+        deleted
+    };
+    m.__clear_key();
+    Ok(deleted)
+}
+
+/// Deletes `root` and everything its relations reach, sending the delete signals in Django's
+/// order, inside `tx`.
+async fn delete_tree<M: Hooks>(root: &M, key: &M::Key, tx: &mut Tx) -> Result<Deleted> {
+    let origin = M::META.name;
+    let c = Collector::gather::<M>(tx, key).await?;
+
+    tracing::debug!(model = M::META.name, cascaded = c.batches(), "pre_delete");
+    c.pre_delete(tx, origin).await?;
+    muting::note(|| fired_delete(M::META.name, SignalKind::PreDelete));
+    hooks::pre_delete(root, &mut PreDelete::new(tx, origin)).await?;
+
+    let mut deleted = Deleted::default();
+    c.delete(tx, &mut deleted).await?;
+    let n = delete_row::<M>(&mut Target::Tx(tx), key).await?;
+    if n == 0 {
+        return Err(Error::NotFound {
+            model: M::META.name,
+            key: format!("{key:?}"),
+        });
+    }
+    deleted.add(M::META.name, n);
+
+    tracing::debug!(model = M::META.name, rows = deleted.total(), "post_delete");
+    c.post_delete(tx, origin).await?;
+    muting::note(|| fired_delete(M::META.name, SignalKind::PostDelete));
+    hooks::post_delete(root, &mut PostDelete::new(tx, origin)).await?;
+    M::__on_commit(root, tx, Committed::Deleted);
+    Ok(deleted)
+}

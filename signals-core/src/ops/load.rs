@@ -1,0 +1,84 @@
+//! Loading: by key, all rows, one-column equality, and across references.
+//!
+//! Uses `error`, `meta`, `value`, `tx` and `model`.
+
+use crate::error::Result;
+use crate::meta::Column;
+use crate::model::Model;
+use crate::tx::Target;
+use crate::value::{Args, FieldType, RefersTo};
+
+/// [`Model::get`](crate::Model::get).
+pub(crate) async fn get<M: Model>(mut target: Target<'_>, key: M::Key) -> Result<Option<M>> {
+    let backend = target.backend();
+    let mut args = Args::new(backend, 1);
+    args.bind(&key, M::META.columns[M::META.primary_key])?;
+    let st = M::__statements(backend);
+    target
+        .fetch_optional(&st.select_by_key, args, M::__from_row)
+        .await
+}
+
+/// [`Model::all`](crate::Model::all).
+pub(crate) async fn all<M: Model>(mut target: Target<'_>) -> Result<Vec<M>> {
+    let backend = target.backend();
+    let st = M::__statements(backend);
+    target
+        .fetch_all(&st.select_all, Args::new(backend, 0), M::__from_row)
+        .await
+}
+
+/// [`Model::filter`](crate::Model::filter).
+pub(crate) async fn filter<M: Model, T: FieldType>(
+    mut target: Target<'_>,
+    column: Column<M, T>,
+    value: T,
+) -> Result<Vec<M>> {
+    let backend = target.backend();
+    let st = M::__statements(backend);
+    let i = column.index();
+    if value.is_null() {
+        return target
+            .fetch_all(
+                &st.select_where_null[i],
+                Args::new(backend, 0),
+                M::__from_row,
+            )
+            .await;
+    }
+    let mut args = Args::new(backend, 1);
+    args.bind(&value, column.name())?;
+    target
+        .fetch_all(&st.select_where[i], args, M::__from_row)
+        .await
+}
+
+/// The parent a reference field points at (`None` for a NULL reference or a missing row).
+pub(crate) async fn parent_of<P: Model, F: RefersTo<P::Key>>(
+    target: Target<'_>,
+    field: &F,
+) -> Result<Option<P>> {
+    match field.referenced_key() {
+        Some(key) => get::<P>(target, key.clone()).await,
+        None => Ok(None),
+    }
+}
+
+/// The children of `parent` through the reference field at `field_index` of `C`.
+pub(crate) async fn children_of<C: Model, P: Model>(
+    mut target: Target<'_>,
+    parent: &P,
+    field_index: usize,
+) -> Result<Vec<C>> {
+    let Some(key) = parent.__key() else {
+        // An unsaved parent has no children.
+        return Ok(Vec::new());
+    };
+    let backend = target.backend();
+    let mut args = Args::new(backend, 1);
+    args.bind(key, C::META.columns[field_index])?;
+    let st = C::__statements(backend);
+    target
+        .fetch_all(&st.select_where[field_index], args, C::__from_row)
+        .await
+}

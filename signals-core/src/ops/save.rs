@@ -1,0 +1,186 @@
+//! Saving: INSERT or UPDATE (or only some fields), with `pre_save` and `post_save` around the
+//! write, in one transaction or savepoint.
+//!
+//! Uses `error`, `kind`, `meta`, `sql`, `value`, `tx`, `model` and `signal`.
+
+use super::atomically;
+use crate::error::{Error, Result};
+use crate::kind::SignalKind;
+use crate::meta::FieldSet;
+use crate::model::{SaveOptions, Saved};
+use crate::signal::context::{Committed, PostSave, PreSave, SaveFlags};
+use crate::signal::hooks::{self, Hooks, any_receivers};
+use crate::signal::muting;
+use crate::sql::partial_update;
+use crate::tx::{Target, Tx};
+use crate::value::Args;
+
+/// Saves `m` with its signals: [`Model::save_with`](crate::Model::save_with).
+pub(crate) async fn save<M: Hooks>(
+    m: &mut M,
+    target: Target<'_>,
+    options: SaveOptions<M>,
+) -> Result<Saved> {
+    if let Some(fields) = options.update_fields {
+        if fields.is_empty() {
+            // Django's rule: an empty `update_fields` saves nothing and sends no signal.
+            return Ok(Saved {
+                created: false,
+                receiver_errors: Vec::new(),
+                post_commit_errors: Vec::new(),
+            });
+        }
+        if m.__key().is_none() {
+            return Err(Error::NotSaved {
+                model: M::META.name,
+            });
+        }
+    }
+    let had_key = m.__key().is_some();
+    let res = save_inner(m, target, options).await;
+    if res.is_err() && !had_key {
+        // The INSERT that assigned a key was rolled back: the instance must not claim a row.
+        m.__clear_key();
+    }
+    res
+}
+
+async fn save_inner<M: Hooks>(
+    m: &mut M,
+    target: Target<'_>,
+    options: SaveOptions<M>,
+) -> Result<Saved> {
+    let fields = options.update_fields;
+    let signalled = any_receivers::<M>(&[
+        SignalKind::PreSave,
+        SignalKind::PostSave,
+        SignalKind::OnCommit,
+    ]);
+    let ((created, receiver_errors), post_commit_errors) = if signalled && !options.quiet {
+        let names = fields.map(|f| f.names());
+        let flags = SaveFlags {
+            update_fields: names.as_deref(),
+            raw: options.raw,
+        };
+        atomically(target, M::META.name, async |tx: &mut Tx| {
+            let created = save_signalled(m, tx, flags, fields).await?;
+            // Robust receivers' errors, from this save's own scope: those of saves nested in
+            // its receivers went with those saves.
+            Ok((
+                created,
+                std::mem::take(&mut tx.scopes.current().robust_errors),
+            ))
+        })
+        .await?
+    } else {
+        let mut target = target;
+        (
+            (write(m, &mut target, fields).await?, Vec::new()),
+            Vec::new(),
+        )
+    };
+    Ok(Saved {
+        created,
+        receiver_errors,
+        post_commit_errors,
+    })
+}
+
+async fn save_signalled<M: Hooks>(
+    m: &mut M,
+    tx: &mut Tx,
+    flags: SaveFlags<'_>,
+    fields: Option<FieldSet<M>>,
+) -> Result<bool> {
+    use tracing::Instrument as _;
+    let model = M::META.name;
+    let adding = m.__key().is_none();
+    muting::note(|| flags.fired(model, SignalKind::PreSave, None));
+    let span = tracing::debug_span!("pre_save", model, adding, raw = flags.raw);
+    tracing::debug!(parent: &span, "sent");
+    let mut signal = PreSave::new(tx, adding, flags);
+    hooks::pre_save(m, &mut signal).instrument(span).await?;
+    let created = write(m, &mut Target::Tx(tx), fields).await?;
+    muting::note(|| flags.fired(model, SignalKind::PostSave, Some(created)));
+    let span = tracing::debug_span!("post_save", model, created, raw = flags.raw);
+    tracing::debug!(parent: &span, "sent");
+    let mut signal = PostSave::new(tx, created, flags);
+    hooks::post_save(m, &mut signal).instrument(span).await?;
+    M::__on_commit(m, tx, Committed::Saved { created });
+    Ok(created)
+}
+
+/// The row write of a save; returns whether it INSERTed.
+async fn write<M: Hooks>(
+    m: &mut M,
+    target: &mut Target<'_>,
+    fields: Option<FieldSet<M>>,
+) -> Result<bool> {
+    let backend = target.backend();
+    let st = M::__statements(backend);
+    let columns = M::META.columns.len();
+    let key_column = M::META.columns[M::META.primary_key];
+    if let Some(fields) = fields {
+        return update_fields(m, target, fields).await.map(|()| false);
+    }
+    match m.__key() {
+        None => {
+            let mut args = Args::new(backend, columns);
+            m.__bind_values(&mut args)?;
+            let id = if backend.returns_generated_key() {
+                target.fetch_i64(&st.insert, args).await?
+            } else {
+                target.execute(&st.insert, args).await?.last_id
+            };
+            m.__set_generated_key(id)?;
+            Ok(true)
+        }
+        Some(key) => {
+            let mut args = Args::new(backend, columns);
+            m.__bind_values(&mut args)?;
+            args.bind(key, key_column)?;
+            // MySQL counts matched rows here, not changed ones: sqlx connects with
+            // CLIENT_FOUND_ROWS, so an unchanged row is still an update.
+            if target.execute(&st.update, args).await?.rows > 0 {
+                return Ok(false);
+            }
+            let mut args = Args::new(backend, columns);
+            args.bind(key, key_column)?;
+            m.__bind_values(&mut args)?;
+            target.execute(&st.insert_with_key, args).await?;
+            Ok(true)
+        }
+    }
+}
+
+/// An UPDATE of just `fields`; no INSERT fallback (Django raises when no row matched too).
+async fn update_fields<M: Hooks>(
+    m: &M,
+    target: &mut Target<'_>,
+    fields: FieldSet<M>,
+) -> Result<()> {
+    let Some(key) = m.__key() else {
+        return Err(Error::NotSaved {
+            model: M::META.name,
+        });
+    };
+    let backend = target.backend();
+    let sql = partial_update(&M::META, backend, fields.indices());
+    let mut args = Args::new(backend, M::META.columns.len());
+    for i in fields.indices().filter(|i| *i != M::META.primary_key) {
+        m.__bind_field(i, &mut args)?;
+    }
+    args.bind(key, M::META.columns[M::META.primary_key])?;
+    if target
+        .execute_sql(sqlx::AssertSqlSafe(sql), args)
+        .await?
+        .rows
+        == 0
+    {
+        return Err(Error::NotFound {
+            model: M::META.name,
+            key: format!("{key:?}"),
+        });
+    }
+    Ok(())
+}

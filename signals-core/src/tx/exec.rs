@@ -1,0 +1,103 @@
+//! Where an operation's statements run: `&Db` (a pooled connection per statement) or
+//! `&mut Tx` (its connection, once any cancelled operation on it is settled).
+//!
+//! Uses `error`, `backend`, `value` and `conn`.
+
+use super::Tx;
+use crate::backend::Backend;
+use crate::conn::{Db, Handle, Outcome};
+use crate::error::Result;
+use crate::value::{Args, Row};
+
+/// Where statements run: `&Db` (a pooled connection per statement) or `&mut Tx`.
+///
+/// Every method that touches the database takes `impl Executor`, so the same call works at top
+/// level and inside a receiver:
+///
+/// ```
+/// # use signals_core::{Db, Executor, Model, Result};
+/// async fn count_users<'e>(ex: impl Executor<'e>) -> Result<usize> {
+/// #   #[derive(Model)] struct User { id: Option<i64> }
+///     Ok(User::all(ex).await?.len())
+/// }
+/// ```
+pub trait Executor<'e>: Send + Sized {
+    #[doc(hidden)]
+    fn __target(self) -> Target<'e>;
+}
+
+impl<'e> Executor<'e> for &'e Db {
+    fn __target(self) -> Target<'e> {
+        Target::Db(self)
+    }
+}
+
+impl<'e> Executor<'e> for &'e mut Tx {
+    fn __target(self) -> Target<'e> {
+        Target::Tx(self)
+    }
+}
+
+/// Internal: where one operation's statements run.
+#[doc(hidden)]
+pub enum Target<'a> {
+    Db(&'a Db),
+    Tx(&'a mut Tx),
+}
+
+impl Target<'_> {
+    pub(crate) fn backend(&self) -> Backend {
+        match self {
+            Target::Db(db) => db.backend(),
+            Target::Tx(tx) => tx.backend(),
+        }
+    }
+
+    /// The connection the next statement runs on; in a transaction, after undoing the
+    /// savepoints of cancelled operations.
+    async fn handle(&mut self) -> Result<Handle<'_>> {
+        match self {
+            Target::Db(db) => Ok(Handle::Pool(&db.pool)),
+            Target::Tx(tx) => {
+                tx.repair().await?;
+                Ok(Handle::Tx(tx.inner_mut()?))
+            }
+        }
+    }
+
+    pub(crate) async fn execute(&mut self, sql: &'static str, args: Args) -> Result<Outcome> {
+        self.handle().await?.execute(sql, args).await
+    }
+
+    /// [`execute`](Self::execute) for SQL built at run time (still bound, never interpolated).
+    pub(crate) async fn execute_sql(
+        &mut self,
+        sql: impl sqlx::SqlSafeStr + Send,
+        args: Args,
+    ) -> Result<Outcome> {
+        self.handle().await?.execute(sql, args).await
+    }
+
+    pub(crate) async fn fetch_all<M>(
+        &mut self,
+        sql: &'static str,
+        args: Args,
+        decode: fn(&Row<'_>) -> Result<M>,
+    ) -> Result<Vec<M>> {
+        self.handle().await?.fetch_all(sql, args, decode).await
+    }
+
+    pub(crate) async fn fetch_optional<M>(
+        &mut self,
+        sql: &'static str,
+        args: Args,
+        decode: fn(&Row<'_>) -> Result<M>,
+    ) -> Result<Option<M>> {
+        self.handle().await?.fetch_optional(sql, args, decode).await
+    }
+
+    /// Runs a statement that returns one integer (`COUNT(*)`, `RETURNING id`).
+    pub(crate) async fn fetch_i64(&mut self, sql: &'static str, args: Args) -> Result<i64> {
+        self.handle().await?.fetch_i64(sql, args).await
+    }
+}

@@ -1,0 +1,267 @@
+//! Savepoints of the crate's own (`signals_sp_<level>`), and how a transaction is settled on
+//! its next use after an operation on it was cancelled midway.
+//!
+//! Uses `error`, `backend` and `conn`; the scope stack of `tx`.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use super::Tx;
+use crate::backend::Backend;
+use crate::error::{Error, Result};
+
+/// No savepoint is marked abandoned.
+pub(super) const NONE_ABANDONED: u32 = u32::MAX;
+
+/// An open savepoint; dropping it without `Tx::leave` marks it abandoned.
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct Savepoint {
+    level: u32,
+    abandoned: Arc<AtomicU32>,
+    armed: bool,
+}
+
+impl Drop for Savepoint {
+    fn drop(&mut self) {
+        if self.armed {
+            self.abandoned.fetch_min(self.level, Ordering::SeqCst);
+        }
+    }
+}
+
+/// A savepoint statement whose operation was cancelled while it ran: whether it took effect is
+/// unknown until the transaction's next use settles it (see [`Tx::repair`]).
+#[derive(Debug, Clone, Copy)]
+pub(super) enum InDoubt {
+    /// `SAVEPOINT`: nothing ran inside it.
+    Begin,
+    /// `RELEASE SAVEPOINT` of an operation whose statements all succeeded.
+    Release(u32),
+    /// `ROLLBACK TO SAVEPOINT`: the operation, or one cancelled inside it, is being undone.
+    Rollback(u32),
+}
+
+fn savepoint_name(level: u32) -> String {
+    format!("signals_sp_{level}")
+}
+
+/// The error every backend gives for a savepoint that does not exist.
+fn no_such_savepoint(err: &Error) -> bool {
+    let Error::Database(sqlx::Error::Database(e)) = err else {
+        return false;
+    };
+    // PostgreSQL's SQLSTATE 3B001; MySQL's error 1305; SQLite's message.
+    e.code().as_deref() == Some("3B001")
+        || e.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>()
+            .is_some_and(|e| e.number() == 1305)
+        || e.message().starts_with("no such savepoint")
+}
+
+impl Tx {
+    /// Runs `f` in a savepoint of this transaction (Django's nested `atomic()`): when it
+    /// returns `Err`, everything it did — rows, and work scheduled with
+    /// [`on_commit`](Self::on_commit) — is rolled back, and the transaction stays usable.
+    ///
+    /// Saves and deletes of models with receivers already run in a savepoint. A model without
+    /// receivers saves with a single statement and no savepoint; on PostgreSQL a statement
+    /// that fails aborts the whole transaction, so wrap such saves in `savepoint` where you
+    /// mean to carry on after an error (a duplicate key you then look up, say).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> signals_core::Result<()> {
+    /// use signals_core::{Db, ErrorKind, Model, Tx};
+    ///
+    /// #[derive(Model)]
+    /// struct Tag { id: Option<i64>, name: String }
+    ///
+    /// let db = Db::connect("sqlite::memory:").await?;
+    /// db.execute_unprepared("CREATE TABLE tag (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE)").await?;
+    ///
+    /// let mut tx = db.begin().await?;
+    /// Tag { id: None, name: "rust".into() }.save(&mut tx).await?;
+    /// let dup = tx
+    ///     .savepoint(async |tx: &mut Tx| Tag { id: None, name: "rust".into() }.save(tx).await)
+    ///     .await;
+    /// assert_eq!(dup.unwrap_err().kind(), ErrorKind::UniqueViolation);
+    /// Tag { id: None, name: "sql".into() }.save(&mut tx).await?; // still usable
+    /// tx.commit().await?;
+    /// assert_eq!(Tag::all(&db).await?.len(), 2);
+    /// # Ok(()) }
+    /// ```
+    pub async fn savepoint<T, E, F>(&mut self, f: F) -> std::result::Result<T, E>
+    where
+        F: AsyncFnOnce(&mut Tx) -> std::result::Result<T, E>,
+        E: From<Error>,
+    {
+        self.atomically("savepoint", f).await
+    }
+
+    /// [`savepoint`](Self::savepoint), naming the model in a depth-limit error.
+    pub(crate) async fn atomically<T, E, F>(
+        &mut self,
+        model: &'static str,
+        f: F,
+    ) -> std::result::Result<T, E>
+    where
+        F: AsyncFnOnce(&mut Tx) -> std::result::Result<T, E>,
+        E: From<Error>,
+    {
+        let sp = self.enter(model).await?;
+        match f(&mut *self).await {
+            Ok(value) => {
+                self.leave(sp, true).await?;
+                Ok(value)
+            }
+            Err(err) => {
+                // If even the rollback fails, the savepoint stays marked and the next use of
+                // the transaction retries it; the original error is the one to report.
+                let _ = self.leave(sp, false).await;
+                Err(err)
+            }
+        }
+    }
+
+    /// Opens a savepoint for an operation on `model`, refusing past the depth limit.
+    ///
+    /// The crate names and tracks its savepoints itself (`signals_sp_<level>`) rather than
+    /// through sqlx's transaction manager, so that an operation cancelled in the middle of a
+    /// savepoint statement can be settled exactly: sqlx's bookkeeping would be off by one
+    /// level then, and its clean-up of a cancelled `SAVEPOINT` rolls back the level *around*
+    /// it (on PostgreSQL at depth one, the whole transaction).
+    pub(crate) async fn enter(&mut self, model: &'static str) -> Result<Savepoint> {
+        self.repair().await?;
+        let level = self.depth() + 1;
+        if level > self.max_depth {
+            return Err(Error::RecursionLimit {
+                model,
+                depth: self.max_depth,
+            });
+        }
+        let sql = format!("SAVEPOINT {}", savepoint_name(level));
+        self.in_doubt = Some(InDoubt::Begin);
+        let res = self.inner_mut()?.run(&sql).await;
+        self.in_doubt = None;
+        res?;
+        self.scopes.push();
+        Ok(Savepoint {
+            level,
+            abandoned: self.abandoned.clone(),
+            armed: true,
+        })
+    }
+
+    /// Closes the savepoint: releases it when `ok`, rolls back to it otherwise (dropping the
+    /// work scheduled inside it). If that fails, the savepoint stays open and marked
+    /// abandoned, and the next use of the transaction rolls back to it.
+    pub(crate) async fn leave(&mut self, mut sp: Savepoint, ok: bool) -> Result<()> {
+        // An operation cancelled inside this one is settled first.
+        self.repair().await?;
+        let level = self.depth();
+        let name = savepoint_name(level);
+        let (doubt, sql) = if ok {
+            (InDoubt::Release(level), format!("RELEASE SAVEPOINT {name}"))
+        } else {
+            (
+                InDoubt::Rollback(level),
+                format!("ROLLBACK TO SAVEPOINT {name}"),
+            )
+        };
+        self.in_doubt = Some(doubt);
+        let res = self.inner_mut()?.run(&sql).await;
+        self.in_doubt = None;
+        res?;
+        // A savepoint rolled back to stays open, empty, as sqlx leaves its own: the next one
+        // at this level takes the same name, and the enclosing release or commit ends both.
+        self.scopes.close_to(level - 1, ok);
+        sp.armed = false;
+        Ok(())
+    }
+
+    /// Brings the transaction back to where it was before any operation that was cancelled
+    /// (its future dropped mid-way): first settles the savepoint statement that was running
+    /// when it was cancelled, if any, then rolls back to the savepoint of the outermost
+    /// cancelled operation. Cancelled itself, it leaves what it has not done for the next use.
+    pub(super) async fn repair(&mut self) -> Result<()> {
+        if let Some(inner) = &mut self.inner
+            && inner.discard_if_cancelled_midway()
+        {
+            return Err(Error::Transaction(
+                "an operation on this transaction was cancelled in the middle of a statement, \
+                 which leaves a MySQL connection unusable: the transaction is rolled back (its \
+                 connection is closed); begin a new one"
+                    .into(),
+            ));
+        }
+        if let Some(doubt) = self.in_doubt {
+            self.settle(doubt).await.map_err(unrepaired)?;
+            self.in_doubt = None;
+        }
+        let level = self.abandoned.load(Ordering::SeqCst);
+        if level != NONE_ABANDONED && self.scopes.depth() >= level {
+            // Its savepoint exists: it was opened and neither released nor rolled back to.
+            let sql = format!("ROLLBACK TO SAVEPOINT {}", savepoint_name(level));
+            self.in_doubt = Some(InDoubt::Rollback(level));
+            self.inner_mut()?.run(&sql).await.map_err(unrepaired)?;
+            self.in_doubt = None;
+            self.scopes.close_to(level - 1, false);
+        }
+        self.abandoned.store(NONE_ABANDONED, Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// Settles a savepoint statement that was cancelled while it ran.
+    async fn settle(&mut self, doubt: InDoubt) -> Result<()> {
+        match doubt {
+            // Nothing ran inside it, and the operation that opened it is gone. If it exists,
+            // it is shadowed by the next savepoint of that name, and ended with the enclosing
+            // one: nothing to undo.
+            InDoubt::Begin => Ok(()),
+            // Every statement of the operation succeeded: finish releasing, so the operation
+            // is kept whole, as if the cancellation had come an instant later.
+            InDoubt::Release(level) => {
+                self.release_if_open(level).await?;
+                self.scopes.close_to(level - 1, true);
+                Ok(())
+            }
+            // The savepoint was never released: rolling back to it again is harmless.
+            InDoubt::Rollback(level) => {
+                let sql = format!("ROLLBACK TO SAVEPOINT {}", savepoint_name(level));
+                self.inner_mut()?.run(&sql).await?;
+                self.scopes.close_to(level - 1, false);
+                Ok(())
+            }
+        }
+    }
+
+    /// `RELEASE SAVEPOINT` at `level`, or nothing if it was released already.
+    async fn release_if_open(&mut self, level: u32) -> Result<()> {
+        let release = format!("RELEASE SAVEPOINT {}", savepoint_name(level));
+        let inner = self.inner_mut()?;
+        if inner.backend() != Backend::Postgres {
+            // SQLite and MySQL report a missing savepoint and carry on.
+            return match inner.run(&release).await {
+                Err(e) if no_such_savepoint(&e) => Ok(()),
+                res => res,
+            };
+        }
+        // On PostgreSQL any failed statement aborts the transaction: try the release inside a
+        // savepoint of its own, which a release of the one below ends too.
+        inner.run("SAVEPOINT signals_probe").await?;
+        match inner.run(&release).await {
+            Err(e) if no_such_savepoint(&e) => {
+                inner.run("ROLLBACK TO SAVEPOINT signals_probe").await?;
+                inner.run("RELEASE SAVEPOINT signals_probe").await
+            }
+            res => res,
+        }
+    }
+}
+
+/// An error settling a cancelled operation: the transaction cannot be trusted any more.
+fn unrepaired(err: Error) -> Error {
+    Error::Transaction(format!(
+        "an operation on this transaction was cancelled and its savepoint could not be \
+         settled ({err}); roll the transaction back"
+    ))
+}

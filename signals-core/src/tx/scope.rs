@@ -1,0 +1,119 @@
+//! The scope stack of a transaction: one frame for the transaction and one per open savepoint,
+//! holding everything that a rollback of that savepoint must unwind and that a release hands
+//! to the enclosing frame.
+//!
+//! State that belongs to a savepoint goes here, as a field of [`Frame`] with its line in
+//! [`Frame::absorb`]; nothing else of the transaction needs to know of it. Uses `error`.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use crate::error::{Error, Result};
+
+/// Work to run after the outermost commit.
+pub(crate) type Hook = Pin<Box<dyn Future<Output = Result<()>> + Send + 'static>>;
+
+/// What one savepoint (or the transaction itself, at the bottom) has accumulated.
+#[derive(Default)]
+pub(crate) struct Frame {
+    /// After-commit work scheduled inside it, in order.
+    pub(crate) hooks: Vec<Hook>,
+    /// Errors of robust receivers that ran inside it, not yet taken by their save or delete.
+    pub(crate) robust_errors: Vec<Error>,
+}
+
+impl Frame {
+    /// Takes over what `inner`, a released savepoint, accumulated, after this frame's own.
+    fn absorb(&mut self, inner: Frame) {
+        self.hooks.extend(inner.hooks);
+        self.robust_errors.extend(inner.robust_errors);
+    }
+}
+
+/// The frames, the transaction's own first; never empty.
+pub(crate) struct Scopes {
+    frames: Vec<Frame>,
+}
+
+impl Default for Scopes {
+    fn default() -> Self {
+        Scopes {
+            frames: vec![Frame::default()],
+        }
+    }
+}
+
+impl Scopes {
+    /// How many savepoints are open.
+    pub(crate) fn depth(&self) -> u32 {
+        (self.frames.len() - 1) as u32
+    }
+
+    /// The innermost frame, where new state goes.
+    pub(crate) fn current(&mut self) -> &mut Frame {
+        let last = self.frames.len() - 1;
+        &mut self.frames[last]
+    }
+
+    /// How much after-commit work is scheduled in all.
+    pub(crate) fn hooks(&self) -> usize {
+        self.frames.iter().map(|f| f.hooks.len()).sum()
+    }
+
+    /// A savepoint was opened.
+    pub(crate) fn push(&mut self) {
+        self.frames.push(Frame::default());
+    }
+
+    /// Closes the savepoints above `depth`: released (`keep`), their state goes to the frame
+    /// at `depth`; rolled back, it is dropped.
+    pub(crate) fn close_to(&mut self, depth: u32, keep: bool) {
+        let keep_frames = depth as usize + 1;
+        while self.frames.len() > keep_frames {
+            let inner = self.frames.pop().unwrap_or_default();
+            if keep {
+                self.current().absorb(inner);
+            }
+        }
+    }
+
+    /// Ends the transaction: every frame, merged in order, for the commit to run.
+    pub(crate) fn finish(&mut self) -> Frame {
+        self.close_to(0, true);
+        std::mem::take(self.current())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hook() -> Hook {
+        Box::pin(async { Ok(()) })
+    }
+
+    #[test]
+    fn rollback_unwinds_and_release_hands_down() {
+        let mut s = Scopes::default();
+        s.current().hooks.push(hook());
+        s.push();
+        s.current().hooks.push(hook());
+        s.current().robust_errors.push(Error::Config("kept".into()));
+        s.push();
+        s.current().hooks.push(hook());
+        s.current()
+            .robust_errors
+            .push(Error::Config("dropped".into()));
+        assert_eq!((s.depth(), s.hooks()), (2, 3));
+        s.close_to(1, false);
+        assert_eq!((s.depth(), s.hooks()), (1, 2));
+        s.close_to(0, true);
+        let all = s.finish();
+        assert_eq!(all.hooks.len(), 2);
+        assert_eq!(all.robust_errors.len(), 1);
+        assert_eq!(
+            all.robust_errors[0].to_string(),
+            "invalid database configuration: kept"
+        );
+    }
+}
