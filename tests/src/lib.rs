@@ -106,12 +106,75 @@ fn unique_name(test: &str) -> String {
     format!("sigt_{test}_{}_{n}_{nanos}", std::process::id())
 }
 
-/// A database made for one test; [`Scratch::drop_now`] removes it.
+/// A database made for one test; [`Scratch::drop_now`] removes it, and so does dropping the
+/// `Scratch` (a test cancelled or panicking before `drop_now`), so no database outlives its
+/// test. `.ci/run` checks after the suite that none is left.
 pub struct Scratch {
     backend: Backend,
     /// The URL of the test's own database.
     pub url: String,
     name: String,
+    /// Still to be removed (not yet by `drop_now`).
+    armed: bool,
+}
+
+impl Drop for Scratch {
+    /// Removes the database when `drop_now` did not run: on a thread of its own with a
+    /// runtime of its own, since a test's runtime may be the one shutting down.
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        self.armed = false;
+        let (backend, name) = (self.backend, std::mem::take(&mut self.name));
+        let dropped =
+            std::thread::spawn(move || {
+                match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt.block_on(remove(backend, &name)),
+                    Err(e) => eprintln!("cannot drop the test database {name}: {e}"),
+                }
+            });
+        let _ = dropped.join();
+    }
+}
+
+/// Removes the database `name`, retrying for a while: a server busy with the other tests (or
+/// out of connections) must not leave it behind.
+async fn remove(backend: Backend, name: &str) {
+    if backend == Backend::Sqlite {
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{name}{suffix}"));
+        }
+        return;
+    }
+    let admin = server_url(backend);
+    let mut last_error = String::new();
+    for attempt in 0..50u64 {
+        if attempt > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(100 * attempt.min(10))).await;
+        }
+        let res = if backend == Backend::Postgres {
+            let sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+            match sqlx::PgConnection::connect(&admin).await {
+                Ok(mut c) => c.execute(sqlx::AssertSqlSafe(sql)).await.map(drop),
+                Err(e) => Err(e),
+            }
+        } else {
+            let sql = format!("DROP DATABASE IF EXISTS {name}");
+            match sqlx::MySqlConnection::connect(&admin).await {
+                Ok(mut c) => c.execute(sqlx::AssertSqlSafe(sql)).await.map(drop),
+                Err(e) => Err(e),
+            }
+        };
+        match res {
+            Ok(()) => return,
+            Err(e) => last_error = e.to_string(),
+        }
+    }
+    eprintln!("LEFT BEHIND: cannot drop the test database {name} on {backend}: {last_error}");
 }
 
 impl Scratch {
@@ -126,6 +189,7 @@ impl Scratch {
                     backend,
                     url: format!("sqlite://{}", path.display()),
                     name: path.display().to_string(),
+                    armed: true,
                 })
             }
             _ => {
@@ -146,6 +210,7 @@ impl Scratch {
                         backend,
                         url: with_database(&admin, &name),
                         name,
+                        armed: true,
                     }),
                     Err(e) if !servers_required() => {
                         eprintln!(
@@ -168,26 +233,9 @@ impl Scratch {
     }
 
     /// Removes the database.
-    pub async fn drop_now(self) {
-        match self.backend {
-            Backend::Sqlite => {
-                for suffix in ["", "-wal", "-shm"] {
-                    let _ = std::fs::remove_file(format!("{}{suffix}", self.name));
-                }
-            }
-            Backend::Postgres => {
-                if let Ok(mut c) = sqlx::PgConnection::connect(&server_url(self.backend)).await {
-                    let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
-                    let _ = c.execute(sqlx::AssertSqlSafe(sql)).await;
-                }
-            }
-            _ => {
-                if let Ok(mut c) = sqlx::MySqlConnection::connect(&server_url(self.backend)).await {
-                    let sql = format!("DROP DATABASE IF EXISTS {}", self.name);
-                    let _ = c.execute(sqlx::AssertSqlSafe(sql)).await;
-                }
-            }
-        }
+    pub async fn drop_now(mut self) {
+        self.armed = false;
+        remove(self.backend, &self.name).await;
     }
 }
 
