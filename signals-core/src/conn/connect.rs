@@ -116,20 +116,45 @@ fn is_sqlite_memory(url: &str) -> bool {
     url.contains(":memory:") || url.contains("mode=memory")
 }
 
-/// The URL without its password, for messages.
-fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
+/// The URL without its credentials, for messages: the password of the user part
+/// (`postgres://user:***@host`) and every query parameter that carries one
+/// (`?password=***`, as PostgreSQL's URLs accept, and any other `*pass*` parameter).
+pub(crate) fn redact(url: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (url, None),
+    };
+    let mut out = match (base.find("://"), base.rfind('@')) {
         (Some(start), Some(at)) if at > start => {
-            let creds = &url[start + 3..at];
+            let creds = &base[start + 3..at];
             match creds.find(':') {
                 Some(colon) => {
-                    format!("{}{}:***{}", &url[..start + 3], &creds[..colon], &url[at..])
+                    format!(
+                        "{}{}:***{}",
+                        &base[..start + 3],
+                        &creds[..colon],
+                        &base[at..]
+                    )
                 }
-                None => url.to_owned(),
+                None => base.to_owned(),
             }
         }
-        _ => url.to_owned(),
+        _ => base.to_owned(),
+    };
+    if let Some(query) = query {
+        out.push('?');
+        let params: Vec<String> = query
+            .split('&')
+            .map(|param| match param.split_once('=') {
+                Some((key, _)) if key.to_ascii_lowercase().contains("pass") => {
+                    format!("{key}=***")
+                }
+                _ => param.to_owned(),
+            })
+            .collect();
+        out.push_str(&params.join("&"));
     }
+    out
 }
 
 /// Opens and closes one connection, so that an unreachable server or a wrong password fails
@@ -171,5 +196,17 @@ mod tests {
         );
         assert_eq!(redact("postgres://bob@db/x"), "postgres://bob@db/x");
         assert_eq!(redact("sqlite::memory:"), "sqlite::memory:");
+        assert_eq!(
+            redact("postgres://u@h:1/x?password=hunter2"),
+            "postgres://u@h:1/x?password=***"
+        );
+        assert_eq!(
+            redact("postgresql:///db?host=/run&user=u&password=hunter2&sslmode=disable"),
+            "postgresql:///db?host=/run&user=u&password=***&sslmode=disable"
+        );
+        assert_eq!(
+            redact("mysql://root:p@ss:w@rd@db:3306/x?PASSWORD=a&sslpassword=b"),
+            "mysql://root:***@db:3306/x?PASSWORD=***&sslpassword=***"
+        );
     }
 }
