@@ -178,6 +178,66 @@ pub enum Error {
     #[error("database connection failed: {0}")]
     Connection(#[source] sqlx::Error),
 
+    /// The connection failed while COMMIT was under way: the transaction may or may not have
+    /// committed, and only the database can tell. Do not simply retry a save that inserts (it
+    /// could insert twice, or fail on a unique key): look the rows up first, or make the write
+    /// idempotent. On SQLite a COMMIT fails with a definite answer, never this.
+    #[error(
+        "the connection failed during COMMIT, so whether the transaction committed is unknown; \
+         check the database before retrying: {0}"
+    )]
+    CommitOutcomeUnknown(#[source] sqlx::Error),
+
+    /// The transaction lost a race with another one and was rolled back (or this statement
+    /// failed): a deadlock (PostgreSQL 40P01, MySQL 1213), a serialization failure (40001), a
+    /// lock that could not be had in time (PostgreSQL 55P03, MySQL 1205), or an SQLite database
+    /// still locked after the busy timeout. Running the whole transaction again is the remedy;
+    /// [`Error::is_retryable`] tells.
+    #[error("transaction conflict, retry it: {0}")]
+    Conflict(#[source] sqlx::Error),
+
+    /// `update_fields` names the primary key (Django's `ValueError`): a save never changes a
+    /// row's key. To give a row another key, delete it and save a new one.
+    #[error(
+        "`{field}` is the primary key of `{model}` and cannot be in `update_fields`: a save \
+         never changes a row's key"
+    )]
+    KeyInUpdateFields {
+        /// The model.
+        model: &'static str,
+        /// The key's field.
+        field: &'static str,
+    },
+
+    /// A receiver ran a statement on the `Db` its own save or delete runs on, instead of on
+    /// `signal.tx()`. That takes a second connection from the pool while the save's
+    /// transaction holds the first: it does not see the save's writes, can wait forever for
+    /// the save's own locks, and with many saves at once exhausts the pool. Refused at once.
+    #[error(
+        "a receiver of `{model}` used the `Db` its {operation} runs on: run its statements on \
+         `signal.tx()` (the {operation}'s own transaction) instead"
+    )]
+    ReceiverUsedPool {
+        /// The model whose receiver did it.
+        model: &'static str,
+        /// `save` or `delete`.
+        operation: &'static str,
+    },
+
+    /// Work that ran after a commit panicked; the commit stands, the rest of the work ran.
+    #[error("after-commit work panicked (the commit stands): {message}")]
+    Panicked {
+        /// The panic's message.
+        message: String,
+    },
+
+    /// Work that ran after a commit took longer than [`Db::with_on_commit_timeout`] allows and
+    /// was stopped; the commit stands, the rest of the work ran.
+    ///
+    /// [`Db::with_on_commit_timeout`]: crate::Db::with_on_commit_timeout
+    #[error("after-commit work did not finish within {0:?} and was stopped (the commit stands)")]
+    TimedOut(std::time::Duration),
+
     /// Any other error reported by the database or the driver.
     #[error("database error: {0}")]
     Database(#[source] sqlx::Error),
@@ -215,6 +275,16 @@ pub enum ErrorKind {
     Transaction,
     /// [`Error::Connect`] or [`Error::Connection`].
     Connection,
+    /// [`Error::CommitOutcomeUnknown`].
+    CommitOutcomeUnknown,
+    /// [`Error::Conflict`]: retry the transaction.
+    Conflict,
+    /// The call itself is wrong: [`Error::KeyInUpdateFields`], [`Error::ReceiverUsedPool`].
+    Usage,
+    /// [`Error::Panicked`].
+    Panicked,
+    /// [`Error::TimedOut`].
+    TimedOut,
     /// [`Error::Database`].
     Database,
     /// [`Error::Other`].
@@ -268,11 +338,53 @@ impl Error {
             Error::Decode { .. } => ErrorKind::Decode,
             Error::Transaction(_) => ErrorKind::Transaction,
             Error::Connect { .. } | Error::Connection(_) => ErrorKind::Connection,
+            Error::CommitOutcomeUnknown(_) => ErrorKind::CommitOutcomeUnknown,
+            Error::Conflict(_) => ErrorKind::Conflict,
+            Error::KeyInUpdateFields { .. } | Error::ReceiverUsedPool { .. } => ErrorKind::Usage,
+            Error::Panicked { .. } => ErrorKind::Panicked,
+            Error::TimedOut(_) => ErrorKind::TimedOut,
             Error::Database(_) => ErrorKind::Database,
             Error::Other(_) => ErrorKind::Other,
             // `root` never returns a receiver wrapper.
             Error::Receiver { .. } | Error::Signal { .. } => ErrorKind::Other,
         }
+    }
+
+    /// Whether running the whole transaction again may succeed: the error is an
+    /// [`Error::Conflict`] (a deadlock, a serialization failure, a lock not had in time).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> signals_core::Result<()> {
+    /// use signals_core::{Db, Error, Model, Tx};
+    ///
+    /// #[derive(Model)]
+    /// struct Counter { id: Option<i64>, hits: i64 }
+    ///
+    /// async fn bump(db: &Db, id: i64) -> signals_core::Result<()> {
+    ///     loop {
+    ///         let res = db
+    ///             .transaction(async |tx: &mut Tx| {
+    ///                 let mut c = Counter::get(&mut *tx, id).await?.expect("the counter exists");
+    ///                 c.hits += 1;
+    ///                 c.save(tx).await?;
+    ///                 Ok::<_, Error>(())
+    ///             })
+    ///             .await;
+    ///         match res {
+    ///             Err(e) if e.is_retryable() => continue, // lost a race: run it again
+    ///             res => return res,
+    ///         }
+    ///     }
+    /// }
+    /// # let db = Db::connect("sqlite::memory:").await?;
+    /// # db.execute_unprepared("CREATE TABLE counter (id INTEGER PRIMARY KEY, hits INTEGER NOT NULL)").await?;
+    /// # Counter { id: None, hits: 0 }.save(&db).await?;
+    /// # bump(&db, 1).await?;
+    /// # assert_eq!(Counter::get(&db, 1).await?.map(|c| c.hits), Some(1));
+    /// # Ok(()) }
+    /// ```
+    pub fn is_retryable(&self) -> bool {
+        self.kind() == ErrorKind::Conflict
     }
 
     /// The innermost error, looking through [`Error::Receiver`] and [`Error::Signal`]
@@ -332,6 +444,7 @@ impl From<sqlx::Error> for Error {
                     _ if db.code().as_deref().is_some_and(is_connection_code) => {
                         Error::Connection(err)
                     }
+                    _ if is_conflict(db.as_ref()) => Error::Conflict(err),
                     _ => Error::Database(err),
                 }
             }
@@ -361,6 +474,25 @@ impl From<BoxError> for Error {
 /// Server error codes that mean the connection is gone: PostgreSQL's class 08 (connection
 /// exception) and 57P01-57P03 (terminated by an administrator, crash, or shutdown); MySQL's
 /// 1053 (server shutdown), 1927 (connection killed) and 4031 (disconnected for inactivity).
+/// A deadlock, a serialization failure, a lock not had in time, or SQLite busy or locked.
+fn is_conflict(db: &dyn sqlx::error::DatabaseError) -> bool {
+    if let Some(e) = db.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>() {
+        // Deadlock found when trying to get lock; Lock wait timeout exceeded.
+        return matches!(e.number(), 1213 | 1205);
+    }
+    let Some(code) = db.code() else {
+        return false;
+    };
+    match code.as_ref() {
+        // PostgreSQL: serialization_failure, deadlock_detected, lock_not_available.
+        "40001" | "40P01" | "55P03" => true,
+        // SQLite reports its (extended) result code, at most four digits where SQLSTATEs have
+        // five: SQLITE_BUSY (5) and SQLITE_LOCKED (6) in the low byte.
+        code if code.len() < 5 => code.parse::<i32>().is_ok_and(|c| matches!(c & 0xff, 5 | 6)),
+        _ => false,
+    }
+}
+
 fn is_connection_code(code: &str) -> bool {
     code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03" | "1053" | "1927" | "4031")
 }

@@ -341,9 +341,10 @@ pub trait Model: Sized + Send + Sync + 'static {
     /// references are cleared, and `restrict` references refuse the delete with
     /// [`Error::Restricted`](crate::Error::Restricted).
     ///
-    /// Receivers run in Django's order — `pre_delete` of the cascaded rows, then of the
-    /// instance; the deletes; `post_delete` of the cascaded rows, then of the instance — all in
-    /// one transaction. Afterwards a database-assigned key is cleared (`id` becomes `None`), so
+    /// Receivers run in Django's order, all in one transaction: `pre_delete` of the cascaded
+    /// rows, then of the instance; then model by model, children before their parents, each
+    /// group's rows are deleted and get their `post_delete` — so a child's `post_delete` still
+    /// reads its parent — and the instance's row and `post_delete` come last. Afterwards a database-assigned key is cleared (`id` becomes `None`), so
     /// saving the instance again inserts a new row.
     ///
     /// Fails with [`Error::NotSaved`](crate::Error::NotSaved) when the instance has no key,

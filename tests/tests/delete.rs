@@ -210,3 +210,78 @@ mod blog {
         pub(crate) title: String,
     }
 }
+
+// Django's `DeletionTests.test_relational_post_delete_signals_happen_before_parent_object`,
+// ported: a cascaded child's `post_delete` runs while its parent's row still exists, so a
+// receiver can read the parent (counters, audit, notifications).
+
+#[derive(Debug, Clone, Model)]
+#[model(table = "del_r")]
+struct R {
+    id: Option<i64>,
+}
+
+#[derive(Debug, Clone, Model)]
+#[model(table = "del_s")]
+#[post_delete(log_post_delete)]
+struct S {
+    id: Option<i64>,
+    #[model(foreign_key = R, on_delete = cascade)]
+    r_id: i64,
+}
+
+/// A grandchild, so the order holds level by level.
+#[derive(Debug, Clone, Model)]
+#[model(table = "del_t")]
+#[post_delete(log_t_post_delete)]
+struct T {
+    id: Option<i64>,
+    #[model(foreign_key = S, on_delete = cascade)]
+    s_id: i64,
+}
+
+async fn log_post_delete(s: &S, signal: &mut PostDelete<'_>) -> Result<()> {
+    let parent = R::get(signal.tx(), s.r_id).await?;
+    let own_row = S::get(signal.tx(), s.id.unwrap()).await?;
+    record(format!(
+        "post_delete S {}: parent {}, own row {}",
+        s.id.unwrap(),
+        if parent.is_some() { "present" } else { "gone" },
+        if own_row.is_some() { "present" } else { "gone" },
+    ));
+    Ok(())
+}
+
+async fn log_t_post_delete(t: &T, signal: &mut PostDelete<'_>) -> Result<()> {
+    let parent = S::get(signal.tx(), t.s_id).await?;
+    record(format!(
+        "post_delete T: parent S {}",
+        if parent.is_some() { "present" } else { "gone" }
+    ));
+    Ok(())
+}
+
+db_test!(async fn relational_post_delete_signals_happen_before_parent_object(db) {
+    create_tables(&db, "
+        CREATE TABLE del_r (id {pk});
+        CREATE TABLE del_s (id {pk}, r_id {bigint} NOT NULL,
+            CONSTRAINT del_s_r_fk FOREIGN KEY (r_id) REFERENCES del_r (id));
+        CREATE TABLE del_t (id {pk}, s_id {bigint} NOT NULL,
+            CONSTRAINT del_t_s_fk FOREIGN KEY (s_id) REFERENCES del_s (id))").await;
+    let mut r = R { id: None };
+    r.save(&db).await.unwrap();
+    let mut s = S { id: None, r_id: r.id.unwrap() };
+    s.save(&db).await.unwrap();
+    T { id: None, s_id: s.id.unwrap() }.save(&db).await.unwrap();
+
+    let deleted = r.delete(&db).await.unwrap();
+    assert_eq!(deleted.per_model(), [("T", 1), ("S", 1), ("R", 1)]);
+    assert_eq!(
+        take_events(),
+        [
+            "post_delete T: parent S present".to_owned(),
+            format!("post_delete S {}: parent present, own row gone", s.id.unwrap()),
+        ]
+    );
+    assert_eq!(count(&db, "del_r").await + count(&db, "del_s").await + count(&db, "del_t").await, 0);
+});

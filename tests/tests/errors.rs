@@ -2,7 +2,11 @@
 //! (retry, check whether a commit happened), misuse refused before anything is sent.
 #![allow(clippy::unwrap_used)]
 
-use signals_core::{Db, ErrorKind};
+mod common;
+
+use common::{User, setup};
+use signals_core::{Db, ErrorKind, Model, SaveOptions, record_signals};
+use signals_tests::{count, db_test};
 
 /// Every credential form the drivers accept, in URLs of servers that refuse the connection.
 #[tokio::test]
@@ -31,3 +35,27 @@ async fn connection_errors_never_print_a_password() {
         );
     }
 }
+
+// Django's `UpdateOnlyFieldsTests.test_update_pk_field`: the key cannot be in update_fields.
+db_test!(async fn the_primary_key_in_update_fields_is_refused_before_anything_is_sent(db) {
+    setup(&db).await;
+    let mut user = User::new("keyed");
+    user.save(&db).await.unwrap();
+    let (res, fired) = record_signals(
+        user.save_with(&db, SaveOptions::new().update_fields(User::ID | User::EMAIL)),
+    )
+    .await;
+    let err = res.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Usage);
+    assert_eq!(
+        err.to_string(),
+        "`id` is the primary key of `User` and cannot be in `update_fields`: a save never \
+         changes a row's key"
+    );
+    assert!(fired.is_empty(), "no signal was sent");
+    assert_eq!(count(&db, "account_user").await, 1);
+    // Alone too, and the instance keeps its key.
+    let err = user.save_with(&db, SaveOptions::new().update_fields(User::ID)).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Usage);
+    assert!(user.id.is_some());
+});

@@ -433,8 +433,11 @@ db_test!(async fn concurrent_saves_of_one_user_make_exactly_one_profile(db) {
                 ok += 1;
             }
             // MySQL may pick a racing transaction as a deadlock victim; it is rolled back
-            // whole and reported, never half-applied.
-            Err(e) => assert_eq!(db.backend(), Backend::MySql, "{e}"),
+            // whole and reported as retryable, never half-applied.
+            Err(e) => {
+                assert_eq!(db.backend(), Backend::MySql, "{e}");
+                assert!(e.is_retryable(), "a deadlock is retryable: {e}");
+            }
         }
     }
     assert!(ok > 0);

@@ -310,7 +310,7 @@ fn run_batch(db: &rusqlite::Connection, sql: &str) -> Result<()> {
 /// SQLITE_BUSY, with any extended code: another connection holds the lock.
 fn is_busy(err: &Error) -> bool {
     match err {
-        Error::Database(sqlx::Error::Database(e)) => e
+        Error::Database(sqlx::Error::Database(e)) | Error::Conflict(sqlx::Error::Database(e)) => e
             .try_downcast_ref::<HandleError>()
             .is_some_and(|e| e.code & 0xff == rusqlite::ffi::SQLITE_BUSY),
         _ => false,

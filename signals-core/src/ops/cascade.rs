@@ -244,8 +244,16 @@ impl Collector {
         Ok(())
     }
 
-    /// Clears the `set_null` references, then deletes every cascaded row.
-    pub(crate) async fn delete(&self, tx: &mut Tx, deleted: &mut Deleted) -> Result<()> {
+    /// Clears the `set_null` references, then, group by group (children before their
+    /// parents), deletes the cascaded rows and sends their `post_delete` (scheduling their
+    /// `#[on_commit]` receivers), as Django's collector does: a child's `post_delete` still
+    /// finds its parent's row.
+    pub(crate) async fn delete(
+        &self,
+        tx: &mut Tx,
+        origin: &'static str,
+        deleted: &mut Deleted,
+    ) -> Result<()> {
         for s in &self.set_null {
             let mut args = Args::new(tx.backend(), 1);
             s.key.bind_to(&mut args, s.column)?;
@@ -253,13 +261,6 @@ impl Collector {
         }
         for batch in &self.batches {
             batch.delete(tx, deleted).await?;
-        }
-        Ok(())
-    }
-
-    /// Sends `post_delete` for every cascaded row, and schedules its `#[on_commit]` receivers.
-    pub(crate) async fn post_delete(&self, tx: &mut Tx, origin: &'static str) -> Result<()> {
-        for batch in &self.batches {
             batch.post_delete(tx, origin).await?;
         }
         Ok(())

@@ -66,7 +66,7 @@ async fn delete_tree<M: Hooks>(root: &M, key: &M::Key, tx: &mut Tx) -> Result<De
     hooks::pre_delete(root, &mut PreDelete::new(tx, origin)).await?;
 
     let mut deleted = Deleted::default();
-    c.delete(tx, &mut deleted).await?;
+    c.delete(tx, origin, &mut deleted).await?;
     let n = delete_row::<M>(&mut Target::Tx(tx), key).await?;
     if n == 0 {
         return Err(Error::NotFound {
@@ -77,7 +77,6 @@ async fn delete_tree<M: Hooks>(root: &M, key: &M::Key, tx: &mut Tx) -> Result<De
     deleted.add(M::META.name, n);
 
     tracing::debug!(model = M::META.name, rows = deleted.total(), "post_delete");
-    c.post_delete(tx, origin).await?;
     muting::note(|| fired_delete(M::META.name, SignalKind::PostDelete));
     hooks::post_delete(root, &mut PostDelete::new(tx, origin)).await?;
     M::__on_commit(root, tx, Committed::Deleted);

@@ -30,6 +30,12 @@ pub(crate) async fn save<M: Hooks>(
                 post_commit_errors: Vec::new(),
             });
         }
+        if fields.indices().any(|i| i == M::META.primary_key) {
+            return Err(Error::KeyInUpdateFields {
+                model: M::META.name,
+                field: M::META.fields[M::META.primary_key],
+            });
+        }
         if m.__key().is_none() {
             return Err(Error::NotSaved {
                 model: M::META.name,
