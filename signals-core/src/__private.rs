@@ -45,6 +45,13 @@ impl<M: Hooks> Operations<M> for Ops {
         crate::ops::load::get(target, key)
     }
 
+    fn get_for_update(
+        target: Target<'_>,
+        key: M::Key,
+    ) -> impl Future<Output = Result<Option<M>>> + Send {
+        crate::ops::load::get_for_update(target, key)
+    }
+
     fn all(target: Target<'_>) -> impl Future<Output = Result<Vec<M>>> + Send {
         crate::ops::load::all(target)
     }
@@ -76,6 +83,10 @@ impl<M: Model> Operations<M> for Fallback {
     }
 
     fn get(_: Target<'_>, _: M::Key) -> impl Future<Output = Result<Option<M>>> + Send {
+        std::future::pending()
+    }
+
+    fn get_for_update(_: Target<'_>, _: M::Key) -> impl Future<Output = Result<Option<M>>> + Send {
         std::future::pending()
     }
 

@@ -13,7 +13,7 @@ use crate::backend::Backend;
 use crate::error::{Error, Result};
 use crate::meta::{Column, FieldSet, ModelMeta};
 use crate::sql::Statements;
-use crate::tx::{Executor, Target};
+use crate::tx::{Executor, Target, Tx};
 use crate::value::{Args, FieldType, Row};
 
 /// What [`Model::save`] did; see the example of [`Model::save`].
@@ -306,6 +306,11 @@ pub trait Model: Sized + Send + Sync + 'static {
     /// back and is returned. A model without save receivers runs its write as a single
     /// statement, with no transaction.
     ///
+    /// A save that races a delete of the same row brings the row back when its UPDATE runs
+    /// after the delete committed (it matches nothing, so the save INSERTs), as in Django. Where
+    /// that must not happen, save with [`SaveOptions::update_fields`], which never inserts, or
+    /// load the row with [`get_for_update`](Self::get_for_update) in the transaction.
+    ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")] async fn main() -> signals_core::Result<()> {
     /// use signals_core::{Db, Model};
@@ -376,6 +381,41 @@ pub trait Model: Sized + Send + Sync + 'static {
         Self::__Ops::get(ex.__target(), key)
     }
 
+    /// Loads the row with primary key `key` in transaction `tx` and locks it until `tx` ends
+    /// (`SELECT .. FOR UPDATE`; on SQLite a transaction holds the write lock from its start).
+    /// Another transaction's save or delete of that row waits meanwhile: the way to
+    /// read-modify-write a row without losing a concurrent update, and to keep a save from
+    /// bringing back a row that a concurrent delete removed (a plain save whose UPDATE matches
+    /// nothing INSERTs, as Django's does; a save with `update_fields` never inserts).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> signals_core::Result<()> {
+    /// use signals_core::{Db, Error, Model, SaveOptions, Tx};
+    ///
+    /// #[derive(Model)]
+    /// struct Account { id: Option<i64>, balance: i64 }
+    ///
+    /// let db = Db::connect("sqlite::memory:").await?;
+    /// db.execute_unprepared("CREATE TABLE account (id INTEGER PRIMARY KEY, balance INTEGER NOT NULL)").await?;
+    /// Account { id: None, balance: 10 }.save(&db).await?;
+    ///
+    /// db.transaction(async |tx: &mut Tx| {
+    ///     let mut account = Account::get_for_update(tx, 1).await?.expect("account 1 exists");
+    ///     account.balance += 5; // nobody else changes it meanwhile
+    ///     account.save_with(tx, SaveOptions::new().update_fields(Account::BALANCE)).await?;
+    ///     Ok::<_, Error>(())
+    /// })
+    /// .await?;
+    /// assert_eq!(Account::get(&db, 1).await?.map(|a| a.balance), Some(15));
+    /// # Ok(()) }
+    /// ```
+    fn get_for_update(
+        tx: &mut Tx,
+        key: Self::Key,
+    ) -> impl Future<Output = Result<Option<Self>>> + Send {
+        Self::__Ops::get_for_update(Target::Tx(tx), key)
+    }
+
     /// Loads every row, ordered by primary key.
     fn all<'e>(ex: impl Executor<'e>) -> impl Future<Output = Result<Vec<Self>>> + Send {
         Self::__Ops::all(ex.__target())
@@ -429,6 +469,11 @@ pub trait Operations<M: Model> {
     fn delete(m: &mut M, target: Target<'_>) -> impl Future<Output = Result<Deleted>> + Send;
     /// [`Model::get`].
     fn get(target: Target<'_>, key: M::Key) -> impl Future<Output = Result<Option<M>>> + Send;
+    /// [`Model::get_for_update`].
+    fn get_for_update(
+        target: Target<'_>,
+        key: M::Key,
+    ) -> impl Future<Output = Result<Option<M>>> + Send;
     /// [`Model::all`].
     fn all(target: Target<'_>) -> impl Future<Output = Result<Vec<M>>> + Send;
     /// [`Model::filter`].

@@ -20,6 +20,9 @@ pub struct Statements {
     /// UPDATE of the non-key columns WHERE key = ?.
     pub(crate) update: String,
     pub(crate) select_by_key: String,
+    /// SELECT by key that locks the row until the transaction ends (`FOR UPDATE`; SQLite's
+    /// write transactions hold the whole database already).
+    pub(crate) select_by_key_for_update: String,
     pub(crate) select_all: String,
     pub(crate) delete_by_key: String,
     /// Per column: SELECT ... WHERE column = ?.
@@ -170,6 +173,11 @@ impl Statements {
             insert_with_key,
             update,
             select_by_key: by_key(&select),
+            select_by_key_for_update: if backend == Backend::Sqlite {
+                by_key(&select)
+            } else {
+                format!("{} FOR UPDATE", by_key(&select))
+            },
             select_all: format!("{select} ORDER BY {pk_q}"),
             delete_by_key: by_key(&format!("DELETE FROM {table}")),
             select_where: per_column(&|col, w| {

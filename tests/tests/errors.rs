@@ -4,9 +4,12 @@
 
 mod common;
 
+use std::time::Duration;
+
 use common::{User, setup};
-use signals_core::{Db, ErrorKind, Model, SaveOptions, record_signals};
-use signals_tests::{count, db_test};
+use signals_core::sqlx;
+use signals_core::{Backend, Db, ErrorKind, Model, PostSave, SaveOptions, Tx, record_signals};
+use signals_tests::{count, create_tables, db_test, exec};
 
 /// Every credential form the drivers accept, in URLs of servers that refuse the connection.
 #[tokio::test]
@@ -58,4 +61,242 @@ db_test!(async fn the_primary_key_in_update_fields_is_refused_before_anything_is
     let err = user.save_with(&db, SaveOptions::new().update_fields(User::ID)).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Usage);
     assert!(user.id.is_some());
+});
+
+// Commit outcome unknown --------------------------------------------------------------------
+
+// The server connection dies between the last statement and the COMMIT's answer: the caller
+// cannot know whether the transaction committed, and must not be told it is a plain failure.
+db_test!(async fn a_connection_lost_during_commit_is_commit_outcome_unknown(db) {
+    use signals_core::ConnRef;
+    if db.backend() == Backend::Sqlite {
+        return; // embedded: a COMMIT gets a definite answer
+    }
+    setup(&db).await;
+    let mut tx = db.begin().await.unwrap();
+    User::new("maybe").save(&mut tx).await.unwrap();
+    let pid: i64 = match tx.conn().await.unwrap() {
+        ConnRef::Postgres(c) => sqlx::query_scalar("SELECT CAST(pg_backend_pid() AS BIGINT)")
+            .fetch_one(c)
+            .await
+            .unwrap(),
+        ConnRef::MySql(c) => sqlx::query_scalar("SELECT CAST(CONNECTION_ID() AS SIGNED)")
+            .fetch_one(c)
+            .await
+            .unwrap(),
+        _ => unreachable!(),
+    };
+    let kill = if db.backend() == Backend::Postgres {
+        format!("SELECT pg_terminate_backend({pid})")
+    } else {
+        format!("KILL {pid}")
+    };
+    exec(&db, &kill).await;
+    let err = tx.commit().await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::CommitOutcomeUnknown, "{err}");
+    assert!(err.to_string().contains("whether the transaction committed is unknown"), "{err}");
+    // The pool carries on.
+    User::new("after").save(&db).await.unwrap();
+});
+
+// Conflicts are retryable -------------------------------------------------------------------
+
+// Two transactions take two rows in opposite orders: the server picks one as the deadlock
+// victim, which gets a retryable `Conflict`; SQLite, whose writers take the lock up front,
+// reports a lock still held after the busy timeout the same way.
+db_test!(async fn deadlocks_and_lock_timeouts_are_retryable_conflicts(db) {
+    setup(&db).await;
+    let (mut a, mut b) = (User::new("a"), User::new("b"));
+    a.save(&db).await.unwrap();
+    b.save(&db).await.unwrap();
+    if db.backend() == Backend::Sqlite {
+        let opts: sqlx::sqlite::SqliteConnectOptions = match db.pool() {
+            signals_core::PoolRef::Sqlite(p) => (*p.connect_options()).clone(),
+            _ => unreachable!(),
+        };
+        let impatient = Db::from(
+            sqlx::sqlite::SqlitePoolOptions::new()
+                .connect_with(opts.busy_timeout(Duration::from_millis(100)))
+                .await
+                .unwrap(),
+        );
+        let holder = db.begin().await.unwrap(); // BEGIN IMMEDIATE: the write lock
+        let err = a.save(&impatient).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Conflict, "{err}");
+        assert!(err.is_retryable());
+        holder.rollback().await.unwrap();
+        a.save(&impatient).await.unwrap(); // and then it goes through
+        return;
+    }
+    let mut t1 = db.begin().await.unwrap();
+    let mut t2 = db.begin().await.unwrap();
+    a.email = "t1".into();
+    a.save(&mut t1).await.unwrap();
+    b.email = "t2".into();
+    b.save(&mut t2).await.unwrap();
+    // Each side ends its transaction as soon as its save fails: a PostgreSQL deadlock victim
+    // keeps its locks until then, and the other side waits for them.
+    let first = tokio::spawn(async move {
+        let res = b.save(&mut t1).await;
+        let ended = t1.rollback().await;
+        (res, ended)
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let second = a.save(&mut t2).await;
+    t2.rollback().await.unwrap();
+    let (first, ended) = first.await.unwrap();
+    ended.unwrap();
+    let errors: Vec<_> = [&first, &second].into_iter().filter_map(|r| r.as_ref().err()).collect();
+    assert_eq!(errors.len(), 1, "one victim: {first:?} {second:?}");
+    assert_eq!(errors[0].kind(), ErrorKind::Conflict, "{}", errors[0]);
+    assert!(errors[0].is_retryable());
+});
+
+// Two saves of the same new key (an application-assigned key: UPDATE, then INSERT when no
+// row matched) race: each loser gets a unique violation or a retryable conflict, never a
+// generic database error, and exactly one row stands.
+db_test!(async fn races_on_one_key_give_unique_violations_or_retryable_conflicts(db) {
+    create_tables(&db, "CREATE TABLE setting (name {varchar} PRIMARY KEY, value {text} NOT NULL)").await;
+    for round in 0..20 {
+        let name = format!("k{round}");
+        let tasks: Vec<_> = (0..2)
+            .map(|i| {
+                let (db, name) = (db.clone(), name.clone());
+                tokio::spawn(async move {
+                    Setting { name, value: format!("v{i}") }.save(&db).await
+                })
+            })
+            .collect();
+        for task in tasks {
+            if let Err(e) = task.await.unwrap() {
+                assert!(
+                    e.kind() == ErrorKind::UniqueViolation || e.is_retryable(),
+                    "round {round}: {e}"
+                );
+            }
+        }
+    }
+    assert_eq!(count(&db, "setting").await, 20);
+});
+
+#[derive(Debug, Clone, Model)]
+#[post_save(noop)]
+struct Setting {
+    #[model(primary_key)]
+    name: String,
+    value: String,
+}
+
+async fn noop(_: &Setting, _: &mut PostSave<'_>) -> signals_core::Result<()> {
+    Ok(())
+}
+
+// `get_for_update` locks the row until the transaction ends: concurrent read-modify-writes
+// of one counter lose nothing.
+db_test!(async fn get_for_update_serializes_read_modify_write(db) {
+    create_tables(&db, "CREATE TABLE counter (id {pk}, hits {bigint} NOT NULL)").await;
+    let mut counter = Counter { id: None, hits: 0 };
+    counter.save(&db).await.unwrap();
+    let id = counter.id.unwrap();
+    let tasks: Vec<_> = (0..4)
+        .map(|_| {
+            let db = db.clone();
+            tokio::spawn(async move {
+                for _ in 0..10 {
+                    db.transaction(async |tx: &mut Tx| {
+                        let mut c = Counter::get_for_update(tx, id).await?.unwrap();
+                        c.hits += 1;
+                        c.save_with(tx, SaveOptions::new().update_fields(Counter::HITS)).await?;
+                        Ok::<_, signals_core::Error>(())
+                    })
+                    .await
+                    .unwrap();
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    assert_eq!(Counter::get(&db, id).await.unwrap().unwrap().hits, 40);
+});
+
+#[derive(Debug, Clone, Model)]
+struct Counter {
+    id: Option<i64>,
+    hits: i64,
+}
+
+// A receiver that uses the pool instead of signal.tx() ---------------------------------------
+
+tokio::task_local! {
+    /// The test's database, as a receiver that (wrongly) captured a `Db` would hold it.
+    static TEST_DB: Db;
+}
+
+#[derive(Debug, Clone, Model)]
+#[model(table = "ledger")]
+#[post_save(reads_through_the_pool)]
+struct Ledger {
+    id: Option<i64>,
+    note: String,
+}
+
+#[derive(Debug, Clone, Model)]
+#[model(table = "ledger_copy")]
+struct LedgerCopy {
+    id: Option<i64>,
+    note: String,
+}
+
+/// Reads, and for "write" writes the row just saved, through the `Db` instead of the
+/// transaction: on PostgreSQL that write waited forever for the save's own lock.
+async fn reads_through_the_pool(entry: &Ledger, _: &mut PostSave<'_>) -> signals_core::Result<()> {
+    let db = TEST_DB.with(Db::clone);
+    LedgerCopy::all(&db).await?;
+    if entry.note == "write" {
+        let mut same = entry.clone();
+        same.note = "rewritten".into();
+        // A save of its own model inside its receiver: erased behind `dyn`, as the crate
+        // documentation shows.
+        let save: std::pin::Pin<Box<dyn std::future::Future<Output = _> + Send + '_>> =
+            Box::pin(same.save(&db));
+        save.await?;
+    }
+    Ok(())
+}
+
+db_test!(async fn a_receiver_using_the_pool_of_its_save_fails_at_once(db) {
+    create_tables(&db, "CREATE TABLE ledger (id {pk}, note {text} NOT NULL);
+                        CREATE TABLE ledger_copy (id {pk}, note {text} NOT NULL)").await;
+    TEST_DB.scope(db.clone(), async {
+        for note in ["read", "write"] {
+            let started = std::time::Instant::now();
+            let err = Ledger { id: None, note: note.into() }.save(&db).await.unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::Usage, "{err}");
+            assert!(err.to_string().contains("signal.tx()"), "{err}");
+            assert!(started.elapsed() < Duration::from_secs(5), "failed at once, not after a wait");
+        }
+        // Inside a transaction of the caller's too.
+        let mut tx = db.begin().await.unwrap();
+        let err = Ledger { id: None, note: "read".into() }.save(&mut tx).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Usage, "{err}");
+        drop(tx);
+        // Many at once on a small pool: all refused, none stalls the pool.
+        let tasks: Vec<_> = (0..40)
+            .map(|_| {
+                let db = db.clone();
+                tokio::spawn(TEST_DB.scope(db.clone(), async move {
+                    Ledger { id: None, note: "read".into() }.save(&db).await
+                }))
+            })
+            .collect();
+        for task in tasks {
+            assert_eq!(task.await.unwrap().unwrap_err().kind(), ErrorKind::Usage);
+        }
+    })
+    .await;
+    assert_eq!(count(&db, "ledger").await, 0, "every failed save was rolled back");
+    // Outside receivers the same Db works as ever.
+    LedgerCopy { id: None, note: "fine".into() }.save(&db).await.unwrap();
 });

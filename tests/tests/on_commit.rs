@@ -102,3 +102,61 @@ db_test!(async fn deletes_commit_the_cascade_too(db) {
     assert_eq!(take_events(), [format!("ticket of {id} Deleted"), "welcome b@x.org Deleted".to_owned()]);
     assert_eq!(Signup::META.receivers.on_commit, ["welcome"]);
 });
+
+// After-commit work that panics or hangs --------------------------------------------------
+
+#[derive(Debug, Clone, Model)]
+#[model(table = "upload")]
+#[on_commit(explode, clean_up)]
+struct Upload {
+    id: Option<i64>,
+    name: String,
+}
+
+async fn explode(upload: Upload, _: Committed) -> Result<()> {
+    if upload.name == "panic" {
+        panic!("thumbnailer crashed on {}", upload.name);
+    }
+    if upload.name == "hang" {
+        std::future::pending::<()>().await;
+    }
+    Ok(())
+}
+
+async fn clean_up(upload: Upload, _: Committed) -> Result<()> {
+    record(format!("clean_up {}", upload.name));
+    Ok(())
+}
+
+db_test!(async fn after_commit_work_that_panics_is_reported_and_the_rest_runs(db) {
+    create_tables(&db, "CREATE TABLE upload (id {pk}, name {text} NOT NULL)").await;
+    let saved = Upload { id: None, name: "panic".into() }.save(&db).await.unwrap();
+    assert_eq!(count(&db, "upload").await, 1, "the commit stands");
+    let errors = saved.post_commit_errors();
+    assert_eq!(errors.len(), 1);
+    assert_eq!(errors[0].kind(), signals_core::ErrorKind::Panicked);
+    assert!(errors[0].to_string().contains("thumbnailer crashed on panic"), "{}", errors[0]);
+    assert_eq!(take_events(), ["clean_up panic"], "the work after it ran");
+
+    // Work of the caller's own, through `Tx::on_commit`, alike.
+    let mut tx = db.begin().await.unwrap();
+    tx.on_commit(async { panic!("boom") });
+    tx.on_commit(async { record("after boom") });
+    let errors = tx.commit_reporting().await.unwrap();
+    assert_eq!(errors.len(), 1);
+    assert_eq!(errors[0].kind(), signals_core::ErrorKind::Panicked);
+    assert_eq!(take_events(), ["after boom"]);
+});
+
+db_test!(async fn after_commit_work_is_bounded_by_the_on_commit_timeout(db) {
+    create_tables(&db, "CREATE TABLE upload (id {pk}, name {text} NOT NULL)").await;
+    let db = db.with_on_commit_timeout(std::time::Duration::from_millis(200));
+    let started = std::time::Instant::now();
+    let saved = Upload { id: None, name: "hang".into() }.save(&db).await.unwrap();
+    assert!(started.elapsed() < std::time::Duration::from_secs(5), "save returned");
+    assert_eq!(count(&db, "upload").await, 1, "the commit stands");
+    let errors = saved.post_commit_errors();
+    assert_eq!(errors.len(), 1);
+    assert_eq!(errors[0].kind(), signals_core::ErrorKind::TimedOut);
+    assert_eq!(take_events(), ["clean_up hang"], "the work after it ran");
+});

@@ -10,7 +10,7 @@ use sqlx::mysql::{MySqlConnectOptions, MySqlConnection, MySqlPoolOptions};
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePoolOptions};
 
-use super::{DEFAULT_MAX_DEPTH, Db, Pool};
+use super::{Db, Pool};
 use crate::error::{Error, Result};
 
 impl Db {
@@ -105,10 +105,7 @@ impl Db {
                 )));
             }
         };
-        Ok(Db {
-            pool,
-            max_depth: DEFAULT_MAX_DEPTH,
-        })
+        Ok(Db::from_pool(pool))
     }
 }
 

@@ -47,12 +47,18 @@ impl TxConn {
         }
     }
 
+    /// Commits. A server connection that fails while COMMIT is under way leaves the outcome
+    /// unknown: [`Error::CommitOutcomeUnknown`]. (SQLite answers a COMMIT definitely.)
     pub(crate) async fn commit(self) -> Result<()> {
-        match self {
-            TxConn::Sqlite(t) => t.commit().await,
+        let res = match self {
+            TxConn::Sqlite(t) => return t.commit().await,
             TxConn::Postgres(t) => t.commit().await,
             TxConn::MySql(t) => t.commit().await,
-        }
+        };
+        res.map_err(|err| match err {
+            Error::Connection(source) => Error::CommitOutcomeUnknown(source),
+            err => err,
+        })
     }
 
     pub(crate) async fn rollback(self) -> Result<()> {

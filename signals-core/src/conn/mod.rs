@@ -7,13 +7,16 @@
 //! `tx`'s and `signal`'s.
 
 use std::fmt;
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use sqlx::mysql::{MySqlConnection, MySqlPool};
 use sqlx::postgres::{PgConnection, PgPool};
 use sqlx::sqlite::{SqliteConnection, SqlitePool};
 
 use crate::backend::Backend;
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 mod connect;
 mod exec;
@@ -51,6 +54,9 @@ pub(crate) enum Pool {
 pub struct Db {
     pub(crate) pool: Pool,
     pub(crate) max_depth: u32,
+    pub(crate) on_commit_timeout: Option<Duration>,
+    /// Tells this pool from others (clones share it): see [`receivers_running`].
+    pub(crate) id: u64,
 }
 
 impl fmt::Debug for Db {
@@ -58,11 +64,56 @@ impl fmt::Debug for Db {
         f.debug_struct("Db")
             .field("backend", &self.backend())
             .field("max_depth", &self.max_depth)
+            .field("on_commit_timeout", &self.on_commit_timeout)
             .finish_non_exhaustive()
     }
 }
 
 impl Db {
+    pub(crate) fn from_pool(pool: Pool) -> Db {
+        static NEXT_ID: AtomicU64 = AtomicU64::new(0);
+        Db {
+            pool,
+            max_depth: DEFAULT_MAX_DEPTH,
+            on_commit_timeout: None,
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+        }
+    }
+
+    /// Bounds each piece of after-commit work (`#[on_commit]` receivers, [`Tx::on_commit`]):
+    /// work still running after `limit` is stopped and reported as [`Error::TimedOut`] in
+    /// `post_commit_errors()` / [`Tx::commit_reporting`], and the rest runs. Without a limit
+    /// (the default) the commit's caller waits for all of it; for work that may take long, spawn
+    /// it (`tokio::spawn`) from the receiver instead. Needs tokio's time driver
+    /// (`#[tokio::main]` enables it).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> signals_core::Result<()> {
+    /// use std::time::Duration;
+    /// use signals_core::{Db, ErrorKind};
+    ///
+    /// let db = Db::connect("sqlite::memory:").await?.with_on_commit_timeout(Duration::from_millis(50));
+    /// let mut tx = db.begin().await?;
+    /// tx.on_commit(std::future::pending()); // never finishes
+    /// tx.on_commit(async { println!("still runs") });
+    /// let errors = tx.commit_reporting().await?;
+    /// assert_eq!(errors[0].kind(), ErrorKind::TimedOut);
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// [`Tx::on_commit`]: crate::Tx::on_commit
+    /// [`Tx::commit_reporting`]: crate::Tx::commit_reporting
+    /// [`Error::TimedOut`]: crate::Error::TimedOut
+    pub fn with_on_commit_timeout(mut self, limit: Duration) -> Self {
+        self.on_commit_timeout = Some(limit);
+        self
+    }
+
+    /// The limit set by [`with_on_commit_timeout`](Self::with_on_commit_timeout), if any.
+    pub fn on_commit_timeout(&self) -> Option<Duration> {
+        self.on_commit_timeout
+    }
+
     /// Sets how deeply saves and deletes may nest inside receivers before failing with
     /// [`Error::RecursionLimit`](crate::Error::RecursionLimit) (default [`DEFAULT_MAX_DEPTH`]).
     ///
@@ -116,6 +167,7 @@ impl Db {
     /// Runs SQL text that takes no arguments (DDL, several statements separated by `;`).
     pub async fn execute_unprepared(&self, sql: &str) -> Result<()> {
         use sqlx::Executor as _;
+        self.check_not_reentered()?;
         let sql = sqlx::AssertSqlSafe(sql.to_owned());
         match &self.pool {
             Pool::Sqlite(p) => p.execute(sql).await.map(drop)?,
@@ -135,36 +187,66 @@ impl Db {
     }
 }
 
+/// A save or delete of `model` running its receivers in this task, on the pool `pool`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Running {
+    pub(crate) pool: u64,
+    pub(crate) model: &'static str,
+    pub(crate) operation: &'static str,
+}
+
+tokio::task_local! {
+    static RUNNING: Running;
+}
+
+/// Runs `work` (the transaction body of a save or delete with receivers) with the task marked,
+/// so that a receiver's statement on the same pool fails at once: see
+/// [`Db::check_not_reentered`]. (Work a receiver spawns onto another task is not marked.)
+///
+/// A plain function returning the scope's future: an `async fn` would keep `work` twice in its
+/// state (as its argument and inside the scope), and saves nest.
+pub(crate) fn receivers_running<F: Future>(
+    running: Running,
+    work: F,
+) -> impl Future<Output = F::Output> {
+    RUNNING.scope(running, work)
+}
+
+impl Db {
+    /// Refuses a statement on this pool from a receiver of a save or delete that holds one of
+    /// its connections: [`Error::ReceiverUsedPool`](crate::Error::ReceiverUsedPool).
+    pub(crate) fn check_not_reentered(&self) -> Result<()> {
+        match RUNNING.try_with(|running| *running) {
+            Ok(running) if running.pool == self.id => Err(Error::ReceiverUsedPool {
+                model: running.model,
+                operation: running.operation,
+            }),
+            _ => Ok(()),
+        }
+    }
+}
+
 impl From<SqlitePool> for Db {
     /// Wraps a pool you configured yourself. Use a busy timeout for concurrent writers, one
     /// connection for `:memory:`, and `test_before_acquire(false)` ([`Db::connect`] does): an
     /// embedded connection has nothing to test, and the test costs a round trip to the
     /// connection's worker thread on every use.
     fn from(pool: SqlitePool) -> Db {
-        Db {
-            pool: Pool::Sqlite(pool),
-            max_depth: DEFAULT_MAX_DEPTH,
-        }
+        Db::from_pool(Pool::Sqlite(pool))
     }
 }
 
 impl From<PgPool> for Db {
     /// Wraps a pool you configured yourself.
     fn from(pool: PgPool) -> Db {
-        Db {
-            pool: Pool::Postgres(pool),
-            max_depth: DEFAULT_MAX_DEPTH,
-        }
+        Db::from_pool(Pool::Postgres(pool))
     }
 }
 
 impl From<MySqlPool> for Db {
     /// Wraps a pool you configured yourself.
     fn from(pool: MySqlPool) -> Db {
-        Db {
-            pool: Pool::MySql(pool),
-            max_depth: DEFAULT_MAX_DEPTH,
-        }
+        Db::from_pool(Pool::MySql(pool))
     }
 }
 

@@ -19,6 +19,20 @@ pub(crate) async fn get<M: Model>(mut target: Target<'_>, key: M::Key) -> Result
         .await
 }
 
+/// [`Model::get_for_update`](crate::Model::get_for_update).
+pub(crate) async fn get_for_update<M: Model>(
+    mut target: Target<'_>,
+    key: M::Key,
+) -> Result<Option<M>> {
+    let backend = target.backend();
+    let mut args = Args::new(backend, 1);
+    args.bind(&key, M::META.columns[M::META.primary_key])?;
+    let st = M::__statements(backend);
+    target
+        .fetch_optional(&st.select_by_key_for_update, args, M::__from_row)
+        .await
+}
+
 /// [`Model::all`](crate::Model::all).
 pub(crate) async fn all<M: Model>(mut target: Target<'_>) -> Result<Vec<M>> {
     let backend = target.backend();

@@ -9,6 +9,7 @@ pub(crate) mod delete;
 pub(crate) mod load;
 pub(crate) mod save;
 
+use crate::conn::{Running, receivers_running};
 use crate::error::{Error, Result};
 use crate::tx::{Target, Tx};
 
@@ -16,13 +17,34 @@ use crate::tx::{Target, Tx};
 /// transaction. Everything `f` did is rolled back if it fails. Also returns the errors of the
 /// after-commit work when the transaction was its own (inside a caller's, that work runs at
 /// the caller's commit).
+///
+/// While `f` runs, the task is marked as running receivers on the pool: a receiver that uses
+/// the `Db` instead of `signal.tx()` gets [`Error::ReceiverUsedPool`] at once.
 async fn atomically<T>(
     target: Target<'_>,
     model: &'static str,
+    operation: &'static str,
     f: impl AsyncFnOnce(&mut Tx) -> Result<T>,
 ) -> Result<(T, Vec<Error>)> {
+    let running = |pool| Running {
+        pool,
+        model,
+        operation,
+    };
     match target {
-        Target::Db(db) => db.transaction_reporting(f).await,
-        Target::Tx(tx) => Ok((tx.atomically(model, f).await?, Vec::new())),
+        Target::Db(db) => {
+            let mark = running(db.id);
+            db.transaction_reporting(async |tx: &mut Tx| receivers_running(mark, f(tx)).await)
+                .await
+        }
+        Target::Tx(tx) => {
+            let mark = running(tx.pool);
+            let value = tx
+                .atomically(model, async |tx: &mut Tx| {
+                    receivers_running(mark, f(tx)).await
+                })
+                .await?;
+            Ok((value, Vec::new()))
+        }
     }
 }

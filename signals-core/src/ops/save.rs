@@ -68,7 +68,7 @@ async fn save_inner<M: Hooks>(
             update_fields: names.as_deref(),
             raw: options.raw,
         };
-        atomically(target, M::META.name, async |tx: &mut Tx| {
+        atomically(target, M::META.name, "save", async |tx: &mut Tx| {
             let created = save_signalled(m, tx, flags, fields).await?;
             // Robust receivers' errors, from this save's own scope: those of saves nested in
             // its receivers went with those saves.

@@ -57,7 +57,10 @@ impl Target<'_> {
     /// savepoints of cancelled operations.
     async fn handle(&mut self) -> Result<Handle<'_>> {
         match self {
-            Target::Db(db) => Ok(Handle::Pool(&db.pool)),
+            Target::Db(db) => {
+                db.check_not_reentered()?;
+                Ok(Handle::Pool(&db.pool))
+            }
             Target::Tx(tx) => {
                 tx.repair().await?;
                 Ok(Handle::Tx(tx.inner_mut()?))

@@ -8,6 +8,7 @@ use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU32;
+use std::time::Duration;
 
 use crate::backend::Backend;
 use crate::conn::{ConnRef, Db, TxConn};
@@ -42,6 +43,7 @@ impl Db {
     /// # Ok(()) }
     /// ```
     pub async fn begin(&self) -> Result<Tx> {
+        self.check_not_reentered()?;
         let inner = TxConn::begin(&self.pool).await?;
         Ok(Tx {
             backend: self.backend(),
@@ -50,6 +52,8 @@ impl Db {
             in_doubt: None,
             abandoned: Arc::new(AtomicU32::new(NONE_ABANDONED)),
             max_depth: self.max_depth(),
+            on_commit_timeout: self.on_commit_timeout,
+            pool: self.id,
         })
     }
 
@@ -154,6 +158,10 @@ pub struct Tx {
     /// `NONE_ABANDONED`. Repaired on the next use of the transaction.
     abandoned: Arc<AtomicU32>,
     max_depth: u32,
+    /// See [`Db::with_on_commit_timeout`].
+    on_commit_timeout: Option<Duration>,
+    /// The id of the `Db` this transaction's connection came from.
+    pub(crate) pool: u64,
 }
 
 impl fmt::Debug for Tx {
@@ -244,14 +252,7 @@ impl Tx {
             None => return Err(Error::Transaction("transaction already finished".into())),
             Some(inner) => inner.commit().await?,
         }
-        let mut errors = Vec::new();
-        for hook in hooks {
-            if let Err(err) = hook.await {
-                tracing::error!(error = %err, "after-commit work failed; the commit stands");
-                errors.push(err);
-            }
-        }
-        Ok(errors)
+        Ok(scope::run_after_commit(hooks, self.on_commit_timeout).await)
     }
 
     /// Rolls back everything and drops the scheduled work.

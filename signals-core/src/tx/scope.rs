@@ -3,10 +3,16 @@
 //! to the enclosing frame.
 //!
 //! State that belongs to a savepoint goes here, as a field of [`Frame`] with its line in
-//! [`Frame::absorb`]; nothing else of the transaction needs to know of it. Uses `error`.
+//! [`Frame::absorb`]; nothing else of the transaction needs to know of it. Also runs the
+//! after-commit work of a committed transaction. Uses `error`.
 
+use std::any::Any;
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
+use std::time::Duration;
+
+use futures_util::FutureExt as _;
 
 use crate::error::{Error, Result};
 
@@ -82,6 +88,41 @@ impl Scopes {
         self.close_to(0, true);
         std::mem::take(self.current())
     }
+}
+
+/// Runs after-commit work in order, each piece on its own: one that fails, panics or (with a
+/// `limit`) runs too long is reported, and the next one runs all the same.
+pub(crate) async fn run_after_commit(hooks: Vec<Hook>, limit: Option<Duration>) -> Vec<Error> {
+    let mut errors = Vec::new();
+    for hook in hooks {
+        let guarded = AssertUnwindSafe(hook).catch_unwind();
+        let outcome = match limit {
+            Some(limit) => match tokio::time::timeout(limit, guarded).await {
+                Ok(outcome) => outcome,
+                Err(_) => Ok(Err(Error::TimedOut(limit))),
+            },
+            None => guarded.await,
+        };
+        let res = outcome.unwrap_or_else(|panic| {
+            Err(Error::Panicked {
+                message: panic_message(panic.as_ref()),
+            })
+        });
+        if let Err(err) = res {
+            tracing::error!(error = %err, "after-commit work failed; the commit stands");
+            errors.push(err);
+        }
+    }
+    errors
+}
+
+/// The message a panic was raised with.
+fn panic_message(payload: &(dyn Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".to_owned())
 }
 
 #[cfg(test)]
