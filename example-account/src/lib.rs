@@ -31,9 +31,12 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use chrono::NaiveDate;
-use signals_core::{Db, ErrorKind, Model};
+use signals_core::{Db, ErrorKind, Model, SaveOptions, Tx};
 
-pub use media::{check_image, media_root, path_of, set_media_root};
+pub use media::{
+    DEFAULT_MAX_UPLOAD_SIZE, MAX_FILE_NAME, check_image, max_upload_size, media_root, path_of,
+    set_max_upload_size, set_media_root, valid_file_name,
+};
 pub use models::{Account, Profile, User};
 pub use schema::migrate;
 
@@ -54,8 +57,31 @@ pub enum Error {
     #[error("malformed date `{0}`: expected YYYY-MM-DD, as in 1990-05-17")]
     BadDate(String),
     /// The file is not an image.
-    #[error("`{0}` is not an image (PNG, JPEG, GIF, WebP, BMP, TIFF, ICO, ...)")]
+    #[error("`{0}` is not an image (PNG, JPEG, GIF, WebP, BMP, TIFF or ICO)")]
     NotAnImage(String),
+    /// The file is larger than the upload limit.
+    #[error("`{file}` is {size} bytes, more than the {limit} allowed (--max-upload-size)")]
+    TooLarge {
+        /// The file.
+        file: String,
+        /// Its size.
+        size: u64,
+        /// The limit.
+        limit: u64,
+    },
+    /// The file's extension does not match the image format its content has.
+    #[error("`{file}` is a {format} image but its extension says otherwise; name it `.{expected}`")]
+    WrongExtension {
+        /// The file.
+        file: String,
+        /// The format its content has.
+        format: &'static str,
+        /// An extension of that format.
+        expected: &'static str,
+    },
+    /// The email address is not one.
+    #[error("invalid email address `{0}`: expected name@example.com, at most 254 characters")]
+    BadEmail(String),
     /// The file does not exist.
     #[error("no file at `{0}`")]
     NoSuchFile(String),
@@ -117,38 +143,95 @@ pub fn validate_username(username: &str) -> Result<(), Error> {
     }
 }
 
+/// Django's `EmailValidator`, in short: empty (no address), or `local@domain` with a local part
+/// of at most 64 characters and no spaces, quotes or control characters, a domain of letters,
+/// digits, `-` and dots with at least one dot (or `localhost`), and at most 254 characters in all
+/// (the column's length on every backend).
+pub fn validate_email(email: &str) -> Result<(), Error> {
+    if email.is_empty() {
+        return Ok(());
+    }
+    let bad = || Error::BadEmail(email.to_owned());
+    if email.chars().count() > 254 {
+        return Err(bad());
+    }
+    let (local, domain) = email.rsplit_once('@').ok_or_else(bad)?;
+    let local_ok = !local.is_empty()
+        && local.chars().count() <= 64
+        && local
+            .chars()
+            .all(|c| !c.is_control() && !c.is_whitespace() && !"\"(),:;<>@[\\]".contains(c));
+    let domain_ok = (domain == "localhost" || domain.contains('.'))
+        && domain.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label.chars().all(|c| c.is_alphanumeric() || c == '-')
+        });
+    if local_ok && domain_ok {
+        Ok(())
+    } else {
+        Err(bad())
+    }
+}
+
+/// `text` safe to print on a terminal: control characters (newlines, escape sequences, ...)
+/// are shown escaped (`\n`, `\u{1b}`), so a stored value can neither forge lines nor drive the
+/// terminal.
+pub fn printable(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// Parses a `YYYY-MM-DD` date.
 pub fn parse_date(text: &str) -> Result<NaiveDate, Error> {
     NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d").map_err(|_| Error::BadDate(text.to_owned()))
 }
 
-/// Sets `username`'s date of birth.
+/// Sets `username`'s date of birth: the profile is read and written in one transaction, its
+/// row locked, and only `date_of_birth` is written, so a concurrent change of the photo is
+/// neither lost nor undone.
 pub async fn set_dob(db: &Db, username: &str, date: &str) -> Result<Account, Error> {
     let date = parse_date(date)?;
-    let mut account = Account::load(db, username).await?;
-    account.profile.date_of_birth = Some(date);
-    account.profile.save(db).await?;
-    Ok(account)
+    db.transaction(async |tx: &mut Tx| {
+        let mut account = Account::load_for_update(tx, username).await?;
+        account.profile.date_of_birth = Some(date);
+        let only_dob = SaveOptions::new().update_fields(Profile::DATE_OF_BIRTH);
+        account.profile.save_with(&mut *tx, only_dob).await?;
+        Ok(account)
+    })
+    .await
 }
 
 /// Stores `file` as `username`'s photo and removes the previous one once the change commits.
-/// Nothing changes if the user is unknown, the file is not an image, or the save fails.
+/// Nothing changes if the user is unknown, the file is not an image, or the save fails. The
+/// previous photo is read inside the transaction, its row locked, and only `photo` is
+/// written: a concurrent `set_dob` keeps its date, and a concurrent `set_photo` never leaves a
+/// profile pointing at a removed file or an upload no profile refers to.
 pub async fn set_photo(db: &Db, username: &str, file: &Path) -> Result<Account, Error> {
-    let mut account = Account::load(db, username).await?;
     let stored = media::store_photo(file)?;
-    let previous = std::mem::replace(&mut account.profile.photo, stored.clone());
     let saved = db
-        .transaction(async |tx: &mut signals_core::Tx| {
-            account.profile.save(&mut *tx).await?;
+        .transaction(async |tx: &mut Tx| {
+            let mut account = Account::load_for_update(tx, username).await?;
+            let previous = std::mem::replace(&mut account.profile.photo, stored.clone());
+            let only_photo = SaveOptions::new().update_fields(Profile::PHOTO);
+            account.profile.save_with(&mut *tx, only_photo).await?;
             tx.on_commit(async move { media::remove(&previous) });
-            Ok::<_, signals_core::Error>(())
+            Ok::<_, Error>(account)
         })
         .await;
-    if let Err(err) = saved {
+    if saved.is_err() {
         media::remove(&stored);
-        return Err(err.into());
     }
-    Ok(account)
+    saved
 }
 
 /// Deletes `username`, its profile by cascade, and (after commit) its photo.
@@ -174,14 +257,14 @@ pub fn render_list(accounts: &[Account]) -> String {
         .iter()
         .map(|a| {
             [
-                a.user.username.clone(),
+                printable(&a.user.username),
                 a.profile
                     .date_of_birth
                     .map_or_else(|| "-".into(), |d| d.to_string()),
                 if a.profile.photo.is_empty() {
                     "-".into()
                 } else {
-                    a.profile.photo.clone()
+                    printable(&a.profile.photo)
                 },
             ]
         })
@@ -217,18 +300,19 @@ pub fn render_account(account: &Account) -> String {
         if s.is_empty() {
             "-".to_owned()
         } else {
-            s.to_owned()
+            printable(s)
         }
     };
     format!(
-        "{account}\n\
+        "{}\n\
          username:      {}\n\
          email:         {}\n\
          date joined:   {}\n\
          active:        {}\n\
          date of birth: {}\n\
          photo:         {}\n",
-        user.username,
+        printable(&account.to_string()),
+        printable(&user.username),
         or_dash(&user.email),
         user.date_joined.format("%Y-%m-%d %H:%M:%S UTC"),
         if user.is_active { "yes" } else { "no" },
@@ -238,7 +322,7 @@ pub fn render_account(account: &Account) -> String {
         if profile.photo.is_empty() {
             "-".to_owned()
         } else {
-            path_of(&profile.photo).display().to_string()
+            printable(&path_of(&profile.photo).display().to_string())
         },
     )
 }

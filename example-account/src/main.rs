@@ -15,8 +15,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use example_account::{
-    Account, DEFAULT_DATABASE_URL, Error, User, accounts, delete_user, demo, migrate,
-    render_account, render_list, set_dob, set_media_root, set_photo, validate_username,
+    Account, DEFAULT_DATABASE_URL, Error, User, accounts, delete_user, demo, migrate, printable,
+    render_account, render_list, set_dob, set_max_upload_size, set_media_root, set_photo,
+    validate_email, validate_username,
 };
 use signals_core::Db;
 
@@ -31,6 +32,10 @@ struct Cli {
     /// Where uploaded photos are stored (Django's MEDIA_ROOT).
     #[arg(long, default_value = "media", global = true)]
     media_root: PathBuf,
+
+    /// The largest photo accepted: bytes, or with a K, M or G suffix (KiB, MiB, GiB).
+    #[arg(long, default_value = "5M", value_parser = parse_size, global = true)]
+    max_upload_size: u64,
 
     #[command(subcommand)]
     command: Option<Command>,
@@ -77,6 +82,27 @@ enum Command {
     },
 }
 
+/// `1048576`, `512K`, `5M`, `1G` (powers of 1024).
+fn parse_size(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let (digits, unit) = match text.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        Some((i, _)) => text.split_at(i),
+        None => (text, ""),
+    };
+    let factor: u64 = match unit.to_ascii_uppercase().as_str() {
+        "" | "B" => 1,
+        "K" | "KB" | "KIB" => 1 << 10,
+        "M" | "MB" | "MIB" => 1 << 20,
+        "G" | "GB" | "GIB" => 1 << 30,
+        _ => return Err(format!("unknown unit `{unit}`: use K, M or G")),
+    };
+    digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(factor))
+        .ok_or_else(|| format!("`{text}` is not a size, as in 5M"))
+}
+
 fn read_password(from_stdin: bool) -> Result<String, Error> {
     if from_stdin {
         let mut line = String::new();
@@ -103,14 +129,16 @@ fn read_password(from_stdin: bool) -> Result<String, Error> {
 
 async fn run(cli: Cli) -> Result<String, Error> {
     set_media_root(&cli.media_root);
+    set_max_upload_size(cli.max_upload_size);
     // Check what needs no database first, so bad input changes nothing.
     let password = match &cli.command {
         Some(Command::Createuser {
             username,
+            email,
             password_stdin,
-            ..
         }) => {
             validate_username(username)?;
+            validate_email(email)?;
             Some(read_password(*password_stdin)?)
         }
         Some(Command::SetDob { date, .. }) => {
@@ -159,7 +187,8 @@ async fn run(cli: Cli) -> Result<String, Error> {
             let account = set_photo(&db, &username, &file).await?;
             format!(
                 "photo of {} stored as {}\n",
-                account.user.username, account.profile.photo
+                printable(&account.user.username),
+                printable(&account.profile.photo)
             )
         }
         Some(Command::List) => render_list(&accounts(&db).await?),
@@ -182,7 +211,8 @@ async fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(err) => {
-            eprintln!("error: {err}");
+            // Values from the database or the command line may hold control characters.
+            eprintln!("error: {}", printable(&err.to_string()));
             ExitCode::FAILURE
         }
     }

@@ -1,13 +1,48 @@
 //! Uploaded files under the media root, as Django's `FileSystemStorage` and `upload_to` do.
 
+use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::sync::RwLock;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use chrono::{Datelike, Utc};
+use imagesize::ImageType;
 
 use crate::Error;
 
 static MEDIA_ROOT: RwLock<Option<PathBuf>> = RwLock::new(None);
+
+/// The default upload limit: 5 MiB.
+pub const DEFAULT_MAX_UPLOAD_SIZE: u64 = 5 * 1024 * 1024;
+
+static MAX_UPLOAD_SIZE: AtomicU64 = AtomicU64::new(DEFAULT_MAX_UPLOAD_SIZE);
+
+/// Sets the largest upload accepted, in bytes (Django's `FILE_UPLOAD_MAX_MEMORY_SIZE` and
+/// `DATA_UPLOAD_MAX_MEMORY_SIZE` play this part there); default [`DEFAULT_MAX_UPLOAD_SIZE`].
+pub fn set_max_upload_size(bytes: u64) {
+    MAX_UPLOAD_SIZE.store(bytes, Ordering::Relaxed);
+}
+
+/// The largest upload accepted, in bytes.
+pub fn max_upload_size() -> u64 {
+    MAX_UPLOAD_SIZE.load(Ordering::Relaxed)
+}
+
+/// The longest stored file name, extension included (Django's `FileField` default
+/// `max_length` is 100 for the whole path; here the name, so the path stays well within the
+/// 255 characters the column holds on every backend).
+pub const MAX_FILE_NAME: usize = 100;
+
+/// The image formats accepted, with the extensions each may carry.
+const FORMATS: &[(ImageType, &str, &[&str])] = &[
+    (ImageType::Png, "PNG", &["png"]),
+    (ImageType::Jpeg, "JPEG", &["jpg", "jpeg", "jpe", "jfif"]),
+    (ImageType::Gif, "GIF", &["gif"]),
+    (ImageType::Webp, "WebP", &["webp"]),
+    (ImageType::Bmp, "BMP", &["bmp"]),
+    (ImageType::Tiff, "TIFF", &["tif", "tiff"]),
+    (ImageType::Ico, "ICO", &["ico"]),
+];
 
 /// Sets the directory uploaded files live under (Django's `MEDIA_ROOT`); default `media`.
 pub fn set_media_root(root: impl Into<PathBuf>) {
@@ -30,15 +65,72 @@ pub fn path_of(relative: &str) -> PathBuf {
     media_root().join(relative)
 }
 
-/// Checks that `source` is an image by its header (PNG, JPEG, GIF, WebP, BMP, ...), as
-/// Django's `ImageField` does with Pillow.
+/// Checks that `source` is an image we accept, as Django's `ImageField` does with Pillow: no
+/// larger than [`max_upload_size`], a PNG, JPEG, GIF, WebP, BMP, TIFF or ICO by its header, with
+/// an extension that matches that format (a PNG named `.jpg` is refused).
 pub fn check_image(source: &Path) -> Result<(), Error> {
-    if !source.is_file() {
-        return Err(Error::NoSuchFile(source.display().to_string()));
+    let shown = || source.display().to_string();
+    let meta = std::fs::metadata(source).map_err(|_| Error::NoSuchFile(shown()))?;
+    if !meta.is_file() {
+        return Err(Error::NoSuchFile(shown()));
     }
-    imagesize::size(source)
-        .map(drop)
-        .map_err(|_| Error::NotAnImage(source.display().to_string()))
+    let limit = max_upload_size();
+    if meta.len() > limit {
+        return Err(Error::TooLarge {
+            file: shown(),
+            size: meta.len(),
+            limit,
+        });
+    }
+    let mut header = Vec::with_capacity(4096);
+    std::fs::File::open(source)
+        .and_then(|f| f.take(4096).read_to_end(&mut header))
+        .map_err(|e| Error::io(source, e))?;
+    let kind = imagesize::image_type(&header).map_err(|_| Error::NotAnImage(shown()))?;
+    let Some((_, format, extensions)) = FORMATS.iter().find(|(t, _, _)| *t == kind) else {
+        return Err(Error::NotAnImage(shown()));
+    };
+    imagesize::blob_size(&header).map_err(|_| Error::NotAnImage(shown()))?;
+    let extension = source
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase)
+        .unwrap_or_default();
+    if !extensions.contains(&extension.as_str()) {
+        return Err(Error::WrongExtension {
+            file: shown(),
+            format,
+            expected: extensions[0],
+        });
+    }
+    Ok(())
+}
+
+/// A file name safe to store and show, as Django's `get_valid_filename` makes it: spaces become
+/// `_`, anything but letters, digits, `-`, `_` and `.` is dropped (control characters,
+/// slashes, quotes), and the name is cut to [`MAX_FILE_NAME`] characters, keeping its
+/// extension.
+pub fn valid_file_name(name: &str) -> String {
+    let cleaned: String = name
+        .trim()
+        .replace(' ', "_")
+        .chars()
+        .filter(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        .collect();
+    let cleaned = cleaned.trim_start_matches('.');
+    let (stem, ext) = match cleaned.rsplit_once('.') {
+        Some((stem, ext)) if !stem.is_empty() => (stem, format!(".{ext}")),
+        _ => (cleaned, String::new()),
+    };
+    let ext: String = ext.chars().take(16).collect();
+    let keep = MAX_FILE_NAME.saturating_sub(ext.chars().count() + 4); // room for `_999`
+    let stem: String = stem.chars().take(keep).collect();
+    let stem = if stem.is_empty() {
+        "photo".to_owned()
+    } else {
+        stem
+    };
+    format!("{stem}{ext}")
 }
 
 /// Copies `source` to `users/%Y/%m/%d/<name>` under the media root (adding `_1`, `_2`, ... to
@@ -52,11 +144,13 @@ pub(crate) fn store_photo(source: &Path) -> Result<String, Error> {
         today.month(),
         today.day()
     );
-    let name = source
-        .file_name()
-        .and_then(|n| n.to_str())
-        .filter(|n| !n.is_empty())
-        .unwrap_or("photo");
+    let name = valid_file_name(
+        &source
+            .file_name()
+            .map(|n| n.to_string_lossy())
+            .unwrap_or_default(),
+    );
+    let name = name.as_str();
     let (stem, ext) = match name.rsplit_once('.') {
         Some((stem, ext)) if !stem.is_empty() => (stem, format!(".{ext}")),
         _ => (name, String::new()),
@@ -77,11 +171,22 @@ pub(crate) fn store_photo(source: &Path) -> Result<String, Error> {
             .open(&target)
         {
             Ok(mut out) => {
+                // At most the limit, whatever the file's size was when it was checked.
+                let limit = max_upload_size();
                 let copied = std::fs::File::open(source)
-                    .and_then(|mut input| std::io::copy(&mut input, &mut out));
-                if let Err(e) = copied {
+                    .and_then(|input| std::io::copy(&mut input.take(limit + 1), &mut out));
+                let failure = match copied {
+                    Ok(n) if n > limit => Some(Error::TooLarge {
+                        file: source.display().to_string(),
+                        size: n,
+                        limit,
+                    }),
+                    Ok(_) => None,
+                    Err(e) => Some(Error::io(source, e)),
+                };
+                if let Some(err) = failure {
                     let _ = std::fs::remove_file(&target);
-                    return Err(Error::io(source, e));
+                    return Err(err);
                 }
                 return Ok(format!("{dir}/{file}"));
             }

@@ -52,6 +52,7 @@ impl User {
         password: &str,
     ) -> std::result::Result<User, crate::Error> {
         crate::validate_username(username)?;
+        crate::validate_email(email)?;
         let mut user = User {
             id: None,
             username: username.to_owned(),
@@ -72,8 +73,8 @@ impl User {
     }
 
     /// The user named `username`, if any.
-    pub async fn by_username(db: &Db, username: &str) -> Result<Option<User>> {
-        Ok(User::filter(db, User::USERNAME, username).await?.pop())
+    pub async fn by_username<'e>(ex: impl Executor<'e>, username: &str) -> Result<Option<User>> {
+        Ok(User::filter(ex, User::USERNAME, username).await?.pop())
     }
 }
 
@@ -163,6 +164,33 @@ impl Account {
                     .ok_or_else(|| crate::Error::UnknownUser(username.to_owned()))?
             }
         };
+        Ok(Account { user, profile })
+    }
+}
+
+impl Account {
+    /// Loads `username` and its profile inside `tx`, the profile's row locked until `tx` ends
+    /// (`SELECT .. FOR UPDATE`; SQLite's write transaction holds the lock already): a change
+    /// made from it cannot be lost to, or lose, a concurrent one.
+    pub async fn load_for_update(
+        tx: &mut Tx,
+        username: &str,
+    ) -> std::result::Result<Account, crate::Error> {
+        let unknown = || crate::Error::UnknownUser(username.to_owned());
+        let mut user = User::by_username(&mut *tx, username)
+            .await?
+            .ok_or_else(unknown)?;
+        if Profile::for_user(&mut *tx, &user).await?.is_none() {
+            // A user from before the app existed: saving it runs save_profile.
+            user.save(&mut *tx).await?;
+        }
+        let profile = Profile::for_user(&mut *tx, &user)
+            .await?
+            .ok_or_else(unknown)?;
+        let key = profile.id.ok_or_else(unknown)?;
+        let profile = Profile::get_for_update(tx, key)
+            .await?
+            .ok_or_else(unknown)?;
         Ok(Account { user, profile })
     }
 }

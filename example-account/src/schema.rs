@@ -37,12 +37,42 @@ fn migrator(pick: fn(&Entry) -> &'static str) -> Migrator {
 }
 
 /// Brings the database's schema up to date (Django's `migrate`); a no-op when it is.
+///
+/// Safe to run from several processes at once, as concurrent first runs of the command line do:
+/// sqlx's migrator takes a lock of the server's on PostgreSQL and MySQL, and on an SQLite file
+/// this holds an exclusive lock on `<database>.migrate-lock` beside it while migrating.
 pub async fn migrate(db: &Db) -> Result<(), Error> {
     let res = match db.pool() {
-        PoolRef::Sqlite(pool) => migrator(|m| m.2).run(pool).await,
+        PoolRef::Sqlite(pool) => {
+            let file = pool.connect_options().get_filename().to_path_buf();
+            let _lock = if file.is_file() {
+                Some(lock(&file).await?)
+            } else {
+                None
+            };
+            migrator(|m| m.2).run(pool).await
+        }
         PoolRef::Postgres(pool) => migrator(|m| m.3).run(pool).await,
         PoolRef::MySql(pool) => migrator(|m| m.4).run(pool).await,
         _ => return Err(Error::Unsupported(db.backend().to_string())),
     };
     res.map_err(|e| Error::Migrate(e.to_string()))
+}
+
+/// Takes the exclusive migration lock of the SQLite file `db`, waiting for another process
+/// that holds it; released when the returned file is dropped.
+async fn lock(db: &std::path::Path) -> Result<std::fs::File, Error> {
+    let mut name = db.as_os_str().to_owned();
+    name.push(".migrate-lock");
+    let path = std::path::PathBuf::from(name);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| Error::io(&path, e))?;
+    tokio::task::spawn_blocking(move || file.lock().map(|()| file))
+        .await
+        .map_err(|e| Error::Migrate(e.to_string()))?
+        .map_err(|e| Error::io(&path, e))
 }

@@ -341,3 +341,142 @@ fn createuser_asks_for_the_password_twice_on_a_terminal() {
     let list = String::from_utf8_lossy(&list.stdout);
     assert!(list.contains("carol") && !list.contains("dave"), "{list}");
 }
+
+// Reliability, round two ----------------------------------------------------------------------
+
+url_test!(async fn uploads_are_limited_in_size_and_must_match_their_extension(url) {
+    let app = App::new(&url);
+    app.createuser("alice");
+    // A 2 GB sparse file with a PNG header: refused before anything is copied.
+    let huge = app.write_png("huge.png");
+    std::fs::OpenOptions::new().write(true).open(&huge).unwrap().set_len(2 << 30).unwrap();
+    app.fails(&["set-photo", "alice", huge.to_str().unwrap()], "", "more than the 5242880 allowed");
+    let small = app.write_png("small.png");
+    app.fails(
+        &["--max-upload-size", "10", "set-photo", "alice", small.to_str().unwrap()],
+        "",
+        "more than the 10 allowed",
+    );
+    // A PNG named as a JPEG.
+    let disguised = app.write_png("disguised.jpg");
+    app.fails(
+        &["set-photo", "alice", disguised.to_str().unwrap()],
+        "",
+        "is a PNG image but its extension says otherwise; name it `.png`",
+    );
+    assert!(app.media_files().is_empty(), "nothing stored: {:?}", app.media_files());
+    app.ok(&["--max-upload-size", "1K", "set-photo", "alice", small.to_str().unwrap()]);
+    assert_eq!(app.media_files().len(), 1);
+});
+
+url_test!(async fn stored_names_and_printed_values_cannot_forge_output(url) {
+    let app = App::new(&url);
+    app.createuser("alice");
+    app.createuser("bob");
+    // A file name with a newline (a fake row) and an escape sequence: stored sanitized.
+    let evil = app.write_png("evil\nbob  1990-01-01  x\u{1b}[31m.png");
+    let out = app.ok(&["set-photo", "alice", evil.to_str().unwrap()]);
+    assert!(!out.contains('\u{1b}'), "{out:?}");
+    let list = app.ok(&["list"]);
+    assert_eq!(list.lines().count(), 3, "a header and two rows: {list:?}");
+    assert!(!list.contains('\u{1b}'), "{list:?}");
+    assert!(list.contains("users/"), "{list:?}");
+    // Emails are validated, and the error line shows what was refused escaped.
+    let run = app.run_with(
+        &["createuser", "carol", "--email", "c@x.org\u{1b}[2J", "--password-stdin"],
+        "pw\n",
+    );
+    assert!(!run.ok);
+    assert!(run.stderr.contains("invalid email address"), "{:?}", run.stderr);
+    assert!(!run.stderr.contains('\u{1b}') && run.stderr.contains("\\u{1b}"), "{:?}", run.stderr);
+    app.fails(&["createuser", "dave", "--email", "not-an-address", "--password-stdin"], "pw\n", "invalid email");
+    // A value written by something else than this app is printed escaped too.
+    let db = app.db().await;
+    db.execute_unprepared("UPDATE account_user SET email = 'x@y.org' WHERE username = 'bob'")
+        .await
+        .unwrap();
+    signals_tests::exec(
+        &db,
+        &format!(
+            "UPDATE account_user SET email = {} WHERE username = 'bob'",
+            if db.backend() == signals_core::Backend::Postgres {
+                "E'bob@x.org\\n\\x1b[2Jfake: line'"
+            } else if db.backend() == signals_core::Backend::MySql {
+                "CONCAT('bob@x.org', CHAR(10), CHAR(27), '[2Jfake: line')"
+            } else {
+                "'bob@x.org' || char(10) || char(27) || '[2Jfake: line'"
+            }
+        ),
+    )
+    .await;
+    let show = app.ok(&["show", "bob"]);
+    assert!(!show.contains('\u{1b}'), "{show:?}");
+    assert!(show.contains("bob@x.org\\n\\u{1b}[2Jfake: line"), "{show:?}");
+});
+
+url_test!(async fn length_limits_are_the_same_on_every_backend(url) {
+    let app = App::new(&url);
+    // 255 characters: more than the 254 an address may have, refused on every backend alike.
+    let long_email = format!("{}@example.org", "a".repeat(242));
+    app.fails(
+        &["createuser", "alice", "--email", &long_email, "--password-stdin"],
+        "pw\n",
+        "invalid email address",
+    );
+    app.createuser("alice");
+    // A 250-character file name: stored under a name cut to 100 characters, on every backend.
+    let long = app.write_png(&format!("{}.png", "n".repeat(246)));
+    app.ok(&["set-photo", "alice", long.to_str().unwrap()]);
+    let files = app.media_files();
+    assert_eq!(files.len(), 1);
+    let name = files[0].rsplit('/').next().unwrap();
+    assert!(name.chars().count() <= 100 && name.ends_with(".png"), "{name}");
+    let db = app.db().await;
+    let stored = scalar_text(&db, "SELECT photo FROM account_profile").await;
+    assert!(stored.ends_with(name), "{stored}");
+});
+
+/// Eight first runs at once on a new SQLite file: every one migrates (or waits for the one that
+/// does) and creates its user.
+#[test]
+fn concurrent_first_runs_on_a_fresh_file_all_succeed() {
+    for round in 0..4 {
+        first_runs_at_once(round);
+    }
+}
+
+fn first_runs_at_once(round: usize) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("fresh.db").display());
+    let children: Vec<_> = (0..8)
+        .map(|i| {
+            std::process::Command::new(assert_cmd::cargo::cargo_bin("example-account"))
+                .current_dir(dir.path())
+                .env("DATABASE_URL", &url)
+                .args(["createuser", &format!("user{i}"), "--password-stdin"])
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for mut child in children {
+        use std::io::Write as _;
+        child.stdin.take().unwrap().write_all(b"pw\n").unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "round {round}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let out = Command::cargo_bin("example-account")
+        .unwrap()
+        .current_dir(dir.path())
+        .env("DATABASE_URL", &url)
+        .arg("list")
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 9);
+}

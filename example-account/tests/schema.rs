@@ -34,3 +34,26 @@ db_test!(async fn raw_saves_touch_no_other_row(db) {
     user.save(&db).await.unwrap();
     assert!(Profile::for_user(&db, &user).await.unwrap().is_some(), "save_profile repairs it later");
 });
+
+/// First runs at once on a new SQLite file (eight `createuser`s started together, say): each
+/// migrates or waits for the one that does; none fails with "table already exists".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_migrations_of_a_fresh_sqlite_file_all_succeed() {
+    for round in 0..10 {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("fresh.db").display());
+        let mut pools = Vec::new();
+        for _ in 0..16 {
+            pools.push(signals_core::Db::connect(&url).await.unwrap());
+        }
+        let tasks: Vec<_> = pools
+            .into_iter()
+            .map(|db| tokio::spawn(async move { example_account::migrate(&db).await }))
+            .collect();
+        for task in tasks {
+            if let Err(e) = task.await.unwrap() {
+                panic!("round {round}: {e}");
+            }
+        }
+    }
+}

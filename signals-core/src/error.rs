@@ -175,7 +175,7 @@ pub enum Error {
     },
 
     /// The connection to the database failed or was lost.
-    #[error("database connection failed: {0}")]
+    #[error("database connection failed: {}", server_message(.0))]
     Connection(#[source] sqlx::Error),
 
     /// The connection failed while COMMIT was under way: the transaction may or may not have
@@ -184,7 +184,7 @@ pub enum Error {
     /// idempotent. On SQLite a COMMIT fails with a definite answer, never this.
     #[error(
         "the connection failed during COMMIT, so whether the transaction committed is unknown; \
-         check the database before retrying: {0}"
+         check the database before retrying: {}", server_message(.0)
     )]
     CommitOutcomeUnknown(#[source] sqlx::Error),
 
@@ -193,7 +193,7 @@ pub enum Error {
     /// lock that could not be had in time (PostgreSQL 55P03, MySQL 1205), or an SQLite database
     /// still locked after the busy timeout. Running the whole transaction again is the remedy;
     /// [`Error::is_retryable`] tells.
-    #[error("transaction conflict, retry it: {0}")]
+    #[error("transaction conflict, retry it: {}", server_message(.0))]
     Conflict(#[source] sqlx::Error),
 
     /// `update_fields` names the primary key (Django's `ValueError`): a save never changes a
@@ -239,7 +239,7 @@ pub enum Error {
     TimedOut(std::time::Duration),
 
     /// Any other error reported by the database or the driver.
-    #[error("database error: {0}")]
+    #[error("database error: {}", server_message(.0))]
     Database(#[source] sqlx::Error),
 
     /// An error raised by user code (a receiver's own error type).
@@ -474,6 +474,16 @@ impl From<BoxError> for Error {
 /// Server error codes that mean the connection is gone: PostgreSQL's class 08 (connection
 /// exception) and 57P01-57P03 (terminated by an administrator, crash, or shutdown); MySQL's
 /// 1053 (server shutdown), 1927 (connection killed) and 4031 (disconnected for inactivity).
+/// What the database said, without the positions of its own source code that some drivers
+/// append (PostgreSQL's `at line 632`, a line of the server's C code): the message the server
+/// wrote for the user, or the driver's error for the other kinds.
+fn server_message(err: &sqlx::Error) -> String {
+    match err {
+        sqlx::Error::Database(db) => db.message().to_owned(),
+        other => other.to_string(),
+    }
+}
+
 /// A deadlock, a serialization failure, a lock not had in time, or SQLite busy or locked.
 fn is_conflict(db: &dyn sqlx::error::DatabaseError) -> bool {
     if let Some(e) = db.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>() {

@@ -300,3 +300,43 @@ db_test!(async fn a_receiver_using_the_pool_of_its_save_fails_at_once(db) {
     // Outside receivers the same Db works as ever.
     LedgerCopy { id: None, note: "fine".into() }.save(&db).await.unwrap();
 });
+
+// Too long for the column ---------------------------------------------------------------------
+
+#[derive(Debug, Clone, Model)]
+#[model(table = "short_note")]
+struct ShortNote {
+    id: Option<i64>,
+    title: String,
+    body: Option<String>,
+}
+
+// A value longer than its column: named, without server-internal positions; nothing written.
+db_test!(async fn a_value_too_long_for_its_column_names_the_column(db) {
+    create_tables(&db, "CREATE TABLE short_note (id {pk}, title VARCHAR(10) NOT NULL, body VARCHAR(5))").await;
+    let res = ShortNote { id: None, title: "ok".into(), body: Some("much too long".into()) }
+        .save(&db)
+        .await;
+    if db.backend() == Backend::Sqlite {
+        res.unwrap(); // SQLite keeps any length: applications validate (see example-account)
+        return;
+    }
+    let err = res.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidValue, "{err}");
+    let text = err.to_string();
+    assert!(text.contains("column `body`"), "{text}");
+    assert!(!text.contains(" at line "), "no server-internal position: {text}");
+    let err = ShortNote { id: None, title: "more than ten".into(), body: None }
+        .save(&db)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("column `title`"), "{err}");
+    assert_eq!(count(&db, "short_note").await, 0);
+    // Other server errors lose the position too.
+    let err = exec_err(&db, "SELECT * FROM no_such_table").await;
+    assert!(!err.contains(" at line "), "{err}");
+});
+
+async fn exec_err(db: &Db, sql: &str) -> String {
+    db.execute_unprepared(sql).await.unwrap_err().to_string()
+}

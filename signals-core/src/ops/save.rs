@@ -4,6 +4,7 @@
 //! Uses `error`, `kind`, `meta`, `sql`, `value`, `tx`, `model` and `signal`.
 
 use super::atomically;
+use crate::backend::Backend;
 use crate::error::{Error, Result};
 use crate::kind::SignalKind;
 use crate::meta::FieldSet;
@@ -14,6 +15,7 @@ use crate::signal::muting;
 use crate::sql::partial_update;
 use crate::tx::{Target, Tx};
 use crate::value::Args;
+use crate::value::sqlite::SqlValue;
 
 /// Saves `m` with its signals: [`Model::save_with`](crate::Model::save_with).
 pub(crate) async fn save<M: Hooks>(
@@ -43,7 +45,9 @@ pub(crate) async fn save<M: Hooks>(
         }
     }
     let had_key = m.__key().is_some();
-    let res = save_inner(m, target, options).await;
+    let res = save_inner(m, target, options)
+        .await
+        .map_err(|err| name_the_column(err, m));
     if res.is_err() && !had_key {
         // The INSERT that assigned a key was rolled back: the instance must not claim a row.
         m.__clear_key();
@@ -189,4 +193,75 @@ async fn update_fields<M: Hooks>(
         });
     }
     Ok(())
+}
+
+/// A text value longer than its column allows, named: PostgreSQL only says "value too long
+/// for type character varying(255)", so the column is the field whose text is longer than
+/// that; MySQL names it ("Data too long for column 'photo'"). Either way the error becomes
+/// [`Error::InvalidValue`] for that column.
+fn name_the_column<M: Hooks>(err: Error, m: &M) -> Error {
+    let Error::Database(sqlx::Error::Database(db)) = &err else {
+        return err;
+    };
+    let message = db.message();
+    let non_key = || {
+        M::META
+            .columns
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != M::META.primary_key)
+            .map(|(_, c)| *c)
+    };
+    if let Some(e) = db.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>() {
+        if e.number() != 1406 {
+            return err;
+        }
+        let named = message
+            .split("column '")
+            .nth(1)
+            .and_then(|rest| rest.split('\'').next());
+        return match non_key().find(|c| Some(*c) == named) {
+            Some(column) => Error::InvalidValue {
+                column,
+                reason: format!("the value is longer than the column allows ({message})"),
+            },
+            None => err,
+        };
+    }
+    if db.code().as_deref() != Some("22001") {
+        return err;
+    }
+    // "value too long for type character varying(255)" or "character(10)"
+    let Some(limit) = message
+        .rsplit_once('(')
+        .and_then(|(_, rest)| rest.split(')').next())
+        .and_then(|n| n.parse::<usize>().ok())
+    else {
+        return err;
+    };
+    // The values as text, in column order: SQLite's encoding of each field.
+    let mut args = Args::new(Backend::Sqlite, M::META.columns.len());
+    if m.__bind_values(&mut args).is_err() {
+        return err;
+    }
+    let Args::Sqlite(values) = args else {
+        return err;
+    };
+    let too_long = non_key()
+        .zip(values)
+        .find_map(|(column, value)| match value {
+            SqlValue::Text(text) if text.chars().count() > limit => {
+                Some((column, text.chars().count()))
+            }
+            _ => None,
+        });
+    match too_long {
+        Some((column, length)) => Error::InvalidValue {
+            column,
+            reason: format!(
+                "{length} characters, more than the {limit} its column allows ({message})"
+            ),
+        },
+        None => err,
+    }
 }
