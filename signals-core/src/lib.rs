@@ -90,6 +90,13 @@
 //! `Result<(), E>` for any `E` that converts into [`Error`] (this crate's errors, sqlx's, and
 //! boxed errors of your own).
 //!
+//! A receiver runs its statements on `signal.tx()`, the save's own transaction, never on a
+//! [`Db`]: a second connection from the same pool would not see the save's writes and could wait
+//! forever for its locks. A receiver that uses the `Db` of its own save or delete fails at once
+//! with [`Error::ReceiverUsedPool`]. Work for after the commit (mail, files, other services)
+//! goes in `signal.on_commit(..)` or an `#[on_commit]` receiver; see
+//! [`Db::with_on_commit_timeout`] to bound it.
+//!
 //! For each field the derive adds a column constant (`User::USERNAME`) for [`Model::filter`],
 //! and for each reference field `user_id` two loaders: `profile.user(&db)` (the parent) and
 //! `Profile::for_user(&db, &user)` (the child of a one-to-one, or the children of a foreign
