@@ -103,6 +103,41 @@ impl<M: Model> Operations<M> for Fallback {
     }
 }
 
+/// `sqlx::FromRow` for a model, on any backend's row: the model's columns are found by name,
+/// in whatever order the query returned them, and decoded as the crate's own loads decode them.
+pub fn from_sqlx_row<M: Model, R>(raw: &R, row: Row<'_>) -> std::result::Result<M, sqlx::Error>
+where
+    R: sqlx::Row,
+    for<'a> &'a str: sqlx::ColumnIndex<R>,
+{
+    let mut ordinals = Vec::with_capacity(M::META.columns.len());
+    for column in M::META.columns {
+        ordinals.push(sqlx::Column::ordinal(raw.try_column(*column)?));
+    }
+    M::__from_row(&Row::Mapped(&row, &ordinals)).map_err(|err| sqlx::Error::Decode(Box::new(err)))
+}
+
+/// [`from_sqlx_row`] for SQLite rows.
+pub fn from_sqlite_row<M: Model>(
+    row: &sqlx::sqlite::SqliteRow,
+) -> std::result::Result<M, sqlx::Error> {
+    from_sqlx_row(row, Row::Sqlite(row))
+}
+
+/// [`from_sqlx_row`] for PostgreSQL rows.
+pub fn from_postgres_row<M: Model>(
+    row: &sqlx::postgres::PgRow,
+) -> std::result::Result<M, sqlx::Error> {
+    from_sqlx_row(row, Row::Postgres(row))
+}
+
+/// [`from_sqlx_row`] for MySQL rows.
+pub fn from_mysql_row<M: Model>(
+    row: &sqlx::mysql::MySqlRow,
+) -> std::result::Result<M, sqlx::Error> {
+    from_sqlx_row(row, Row::MySql(row))
+}
+
 /// A model's statements, built once per backend on first use.
 pub struct StatementCache([OnceLock<Statements>; 3]);
 

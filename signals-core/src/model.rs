@@ -265,6 +265,43 @@ impl<M> fmt::Debug for SaveOptions<M> {
 /// assert!(Profile::all(&db).await?.is_empty());
 /// # Ok(()) }
 /// ```
+///
+/// # SQL of your own
+///
+/// Every model is also an `sqlx::FromRow` for each backend's row, so a query of your own reads
+/// straight into it: the model's columns are found by name, in any order, and decoded exactly
+/// as [`get`](Self::get) decodes them (a missing column or a wrong type is an error naming it).
+/// Placeholders are the backend's own: `$1` on PostgreSQL, `?` elsewhere.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> signals_core::Result<()> {
+/// use signals_core::{Db, Model, PoolRef, sqlx};
+///
+/// #[derive(Debug, Model)]
+/// struct Post { id: Option<i64>, title: String, views: i64 }
+///
+/// let db = Db::connect("sqlite::memory:").await?;
+/// db.execute_unprepared("CREATE TABLE post (id INTEGER PRIMARY KEY, title TEXT NOT NULL, views INTEGER NOT NULL)").await?;
+/// for (title, views) in [("a", 3), ("b", 10), ("c", 7)] {
+///     Post { id: None, title: title.into(), views }.save(&db).await?;
+/// }
+/// if let PoolRef::Sqlite(pool) = db.pool() {
+///     let popular: Vec<Post> =
+///         sqlx::query_as("SELECT views, title, id FROM post WHERE views > ? ORDER BY views DESC")
+///             .bind(5)
+///             .fetch_all(pool)
+///             .await?;
+///     assert_eq!(popular.iter().map(|p| p.title.as_str()).collect::<Vec<_>>(), ["b", "c"]);
+/// }
+/// # Ok(()) }
+/// ```
+///
+/// Inside a transaction, run your SQL on [`Tx::conn`](crate::Tx::conn): it is the transaction's
+/// own connection, so your statements and the saves commit or roll back together. A
+/// `sqlx::Transaction` of your own cannot be handed to the crate's operations (on SQLite the
+/// crate's transactions run on the connection's handle, outside sqlx's bookkeeping): begin with
+/// [`Db::begin`](crate::Db::begin) and use `tx.conn()` for the sqlx side, and wrap a pool you
+/// configured yourself with `Db::from(pool)`.
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not a model",
     label = "not a model",

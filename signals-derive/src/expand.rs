@@ -231,6 +231,33 @@ fn expand(model: &Model<'_>) -> TokenStream {
             #(#column_consts)*
         }
 
+        #[automatically_derived]
+        impl<'r> ::signals_core::sqlx::FromRow<'r, ::signals_core::sqlx::sqlite::SqliteRow> for #ident {
+            fn from_row(
+                row: &'r ::signals_core::sqlx::sqlite::SqliteRow,
+            ) -> ::core::result::Result<Self, ::signals_core::sqlx::Error> {
+                ::signals_core::__private::from_sqlite_row(row)
+            }
+        }
+
+        #[automatically_derived]
+        impl<'r> ::signals_core::sqlx::FromRow<'r, ::signals_core::sqlx::postgres::PgRow> for #ident {
+            fn from_row(
+                row: &'r ::signals_core::sqlx::postgres::PgRow,
+            ) -> ::core::result::Result<Self, ::signals_core::sqlx::Error> {
+                ::signals_core::__private::from_postgres_row(row)
+            }
+        }
+
+        #[automatically_derived]
+        impl<'r> ::signals_core::sqlx::FromRow<'r, ::signals_core::sqlx::mysql::MySqlRow> for #ident {
+            fn from_row(
+                row: &'r ::signals_core::sqlx::mysql::MySqlRow,
+            ) -> ::core::result::Result<Self, ::signals_core::sqlx::Error> {
+                ::signals_core::__private::from_mysql_row(row)
+            }
+        }
+
         #relations
     }
 }

@@ -145,8 +145,21 @@ impl Drop for Scratch {
 /// out of connections) must not leave it behind.
 async fn remove(backend: Backend, name: &str) {
     if backend == Backend::Sqlite {
-        for suffix in ["", "-wal", "-shm"] {
-            let _ = std::fs::remove_file(format!("{name}{suffix}"));
+        // The database and every file made beside it: `-wal`, `-shm`, an application's lock
+        // file (example-account's `.migrate-lock`).
+        let path = std::path::Path::new(name);
+        let (Some(dir), Some(stem)) = (path.parent(), path.file_name()) else {
+            return;
+        };
+        let stem = stem.to_string_lossy();
+        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            if entry
+                .file_name()
+                .to_string_lossy()
+                .starts_with(stem.as_ref())
+            {
+                let _ = std::fs::remove_file(entry.path());
+            }
         }
         return;
     }

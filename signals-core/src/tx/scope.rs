@@ -36,47 +36,42 @@ impl Frame {
     }
 }
 
-/// The frames, the transaction's own first; never empty.
+/// The frames: the transaction's own, and one per open savepoint, innermost last. (The first
+/// is kept apart so that a transaction without savepoints allocates nothing for them.)
+#[derive(Default)]
 pub(crate) struct Scopes {
-    frames: Vec<Frame>,
-}
-
-impl Default for Scopes {
-    fn default() -> Self {
-        Scopes {
-            frames: vec![Frame::default()],
-        }
-    }
+    base: Frame,
+    savepoints: Vec<Frame>,
 }
 
 impl Scopes {
     /// How many savepoints are open.
     pub(crate) fn depth(&self) -> u32 {
-        (self.frames.len() - 1) as u32
+        self.savepoints.len() as u32
     }
 
     /// The innermost frame, where new state goes.
     pub(crate) fn current(&mut self) -> &mut Frame {
-        let last = self.frames.len() - 1;
-        &mut self.frames[last]
+        self.savepoints.last_mut().unwrap_or(&mut self.base)
     }
 
     /// How much after-commit work is scheduled in all.
     pub(crate) fn hooks(&self) -> usize {
-        self.frames.iter().map(|f| f.hooks.len()).sum()
+        self.base.hooks.len() + self.savepoints.iter().map(|f| f.hooks.len()).sum::<usize>()
     }
 
     /// A savepoint was opened.
     pub(crate) fn push(&mut self) {
-        self.frames.push(Frame::default());
+        self.savepoints.push(Frame::default());
     }
 
     /// Closes the savepoints above `depth`: released (`keep`), their state goes to the frame
     /// at `depth`; rolled back, it is dropped.
     pub(crate) fn close_to(&mut self, depth: u32, keep: bool) {
-        let keep_frames = depth as usize + 1;
-        while self.frames.len() > keep_frames {
-            let inner = self.frames.pop().unwrap_or_default();
+        while self.savepoints.len() > depth as usize {
+            let Some(inner) = self.savepoints.pop() else {
+                break;
+            };
             if keep {
                 self.current().absorb(inner);
             }
@@ -86,7 +81,7 @@ impl Scopes {
     /// Ends the transaction: every frame, merged in order, for the commit to run.
     pub(crate) fn finish(&mut self) -> Frame {
         self.close_to(0, true);
-        std::mem::take(self.current())
+        std::mem::take(&mut self.base)
     }
 }
 

@@ -19,6 +19,9 @@ pub enum Row<'r> {
     SqliteRaw(&'r rusqlite::Row<'r>),
     Postgres(&'r PgRow),
     MySql(&'r MySqlRow),
+    /// A row whose columns are not in the model's order (a query of the user's own, read
+    /// through `sqlx::FromRow`): field `i` is the row's column `ordinals[i]`.
+    Mapped(&'r Row<'r>, &'r [usize]),
 }
 
 impl Row<'_> {
@@ -30,6 +33,10 @@ impl Row<'_> {
         model: &'static str,
         column: &'static str,
     ) -> Result<T> {
+        if let Row::Mapped(row, ordinals) = self {
+            let ordinal = ordinals.get(index).copied().unwrap_or(index);
+            return row.get(ordinal, model, column);
+        }
         let res = match self {
             // SQLite values go through one decoder whichever way the row was read, so a row
             // reads the same inside a transaction (on the handle) and outside it (via sqlx).
@@ -37,6 +44,7 @@ impl Row<'_> {
             Row::SqliteRaw(r) => sqlite::from_raw_row(r, index).and_then(read_sqlite),
             Row::Postgres(r) => read_sqlx(*r, index),
             Row::MySql(r) => read_sqlx(*r, index),
+            Row::Mapped(..) => unreachable!("handled above"),
         };
         res.map_err(|source| Error::Decode {
             model,
