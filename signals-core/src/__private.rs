@@ -52,6 +52,10 @@ impl<M: Hooks> Operations<M> for Ops {
         crate::ops::load::get_for_update(target, key)
     }
 
+    fn refresh(m: &mut M, target: Target<'_>) -> impl Future<Output = Result<()>> + Send {
+        crate::ops::load::refresh(m, target)
+    }
+
     fn all(target: Target<'_>) -> impl Future<Output = Result<Vec<M>>> + Send {
         crate::ops::load::all(target)
     }
@@ -87,6 +91,10 @@ impl<M: Model> Operations<M> for Fallback {
     }
 
     fn get_for_update(_: Target<'_>, _: M::Key) -> impl Future<Output = Result<Option<M>>> + Send {
+        std::future::pending()
+    }
+
+    fn refresh(_: &mut M, _: Target<'_>) -> impl Future<Output = Result<()>> + Send {
         std::future::pending()
     }
 

@@ -19,8 +19,7 @@ pub enum Backend {
 
 impl Backend {
     /// Index used for per-backend caches.
-    #[doc(hidden)]
-    pub const fn index(self) -> usize {
+    pub(crate) const fn index(self) -> usize {
         match self {
             Backend::Sqlite => 0,
             Backend::Postgres => 1,

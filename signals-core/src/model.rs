@@ -453,6 +453,32 @@ pub trait Model: Sized + Send + Sync + 'static {
         Self::__Ops::get_for_update(Target::Tx(tx), key)
     }
 
+    /// Reloads every field from the instance's row (Django's `refresh_from_db`): what a
+    /// receiver, another task or another process changed since it was loaded. Fails with
+    /// [`Error::NotSaved`](crate::Error::NotSaved) when the instance has no key and
+    /// [`Error::NotFound`](crate::Error::NotFound) when its row is gone (the instance is left
+    /// as it was then).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> signals_core::Result<()> {
+    /// use signals_core::{Db, Model};
+    ///
+    /// #[derive(Model)]
+    /// struct Author { id: Option<i64>, post_count: i64 }
+    ///
+    /// let db = Db::connect("sqlite::memory:").await?;
+    /// db.execute_unprepared("CREATE TABLE author (id INTEGER PRIMARY KEY, post_count INTEGER NOT NULL)").await?;
+    /// let mut stale = Author { id: None, post_count: 0 };
+    /// stale.save(&db).await?;
+    /// db.execute_unprepared("UPDATE author SET post_count = 2").await?; // a receiver's count
+    /// stale.refresh(&db).await?; // before writing it back
+    /// assert_eq!(stale.post_count, 2);
+    /// # Ok(()) }
+    /// ```
+    fn refresh<'e>(&mut self, ex: impl Executor<'e>) -> impl Future<Output = Result<()>> + Send {
+        Self::__Ops::refresh(self, ex.__target())
+    }
+
     /// Loads every row, ordered by primary key.
     fn all<'e>(ex: impl Executor<'e>) -> impl Future<Output = Result<Vec<Self>>> + Send {
         Self::__Ops::all(ex.__target())
@@ -511,6 +537,8 @@ pub trait Operations<M: Model> {
         target: Target<'_>,
         key: M::Key,
     ) -> impl Future<Output = Result<Option<M>>> + Send;
+    /// [`Model::refresh`].
+    fn refresh(m: &mut M, target: Target<'_>) -> impl Future<Output = Result<()>> + Send;
     /// [`Model::all`].
     fn all(target: Target<'_>) -> impl Future<Output = Result<Vec<M>>> + Send;
     /// [`Model::filter`].

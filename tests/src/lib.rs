@@ -392,7 +392,12 @@ pub async fn create_tables(db: &Db, ddl: &str) {
         ddl.to_owned()
     };
     for (placeholder, per_backend) in types {
-        sql = sql.replace(placeholder, per_backend[backend.index()]);
+        let column = match backend {
+            Backend::Sqlite => 0,
+            Backend::Postgres => 1,
+            _ => 2,
+        };
+        sql = sql.replace(placeholder, per_backend[column]);
     }
     for statement in sql.split(';').map(str::trim).filter(|s| !s.is_empty()) {
         if let Err(e) = db.execute_unprepared(statement).await {

@@ -340,3 +340,64 @@ db_test!(async fn a_value_too_long_for_its_column_names_the_column(db) {
 async fn exec_err(db: &Db, sql: &str) -> String {
     db.execute_unprepared(sql).await.unwrap_err().to_string()
 }
+
+// Foreign keys named on SQLite too ----------------------------------------------------------
+
+// SQLite reports only "FOREIGN KEY constraint failed": the error still names what failed, the
+// model's reference column on a save, the referenced table on a delete.
+db_test!(async fn foreign_key_errors_name_the_reference(db) {
+    setup(&db).await;
+    create_tables(&db, "CREATE TABLE fk_note (id {pk}, user_id {bigint} NOT NULL,
+        CONSTRAINT fk_note_user_fk FOREIGN KEY (user_id) REFERENCES account_user (id))").await;
+    let err = common::Profile { id: None, user_id: 4242, date_of_birth: None, photo: String::new() }
+        .save(&db)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::ForeignKeyViolation);
+    let text = err.to_string();
+    assert!(!text.contains("``"), "{text}");
+    assert!(text.contains("account_profile"), "{text}");
+    if db.backend() == Backend::Sqlite {
+        assert!(text.contains("account_profile.user_id"), "{text}");
+    }
+
+    let mut user = User::new("referenced");
+    user.save(&db).await.unwrap();
+    exec(&db, &format!("INSERT INTO fk_note (user_id) VALUES ({})", user.id.unwrap())).await;
+    let err = user.delete(&db).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::ForeignKeyViolation);
+    let text = err.to_string();
+    assert!(!text.contains("``"), "{text}");
+    let named = if db.backend() == Backend::Sqlite { "account_user" } else { "fk_note_user_fk" };
+    assert!(text.contains(named), "{text}");
+    assert_eq!(count(&db, "account_user").await, 1, "nothing deleted");
+});
+
+// `refresh` reloads what changed behind the instance's back --------------------------------
+
+db_test!(async fn refresh_reloads_the_row(db) {
+    setup(&db).await;
+    let mut user = User::new("stale");
+    user.save(&db).await.unwrap();
+    exec(&db, "UPDATE account_user SET email = 'changed@x.org'").await;
+    user.refresh(&db).await.unwrap();
+    assert_eq!(user.email, "changed@x.org");
+    // Inside a transaction, it sees the transaction's own writes.
+    let mut tx = db.begin().await.unwrap();
+    let mut copy = user.clone();
+    copy.email = "in-tx@x.org".into();
+    copy.save(&mut tx).await.unwrap();
+    user.refresh(&mut tx).await.unwrap();
+    assert_eq!(user.email, "in-tx@x.org");
+    tx.rollback().await.unwrap();
+    user.refresh(&db).await.unwrap();
+    assert_eq!(user.email, "changed@x.org");
+
+    let err = User::new("never saved").refresh(&db).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotSaved);
+    let mut gone = user.clone();
+    user.delete(&db).await.unwrap();
+    let err = gone.refresh(&db).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound);
+    assert_eq!(gone.email, "changed@x.org", "left as it was");
+});

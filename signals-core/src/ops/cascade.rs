@@ -55,6 +55,7 @@ type CollectFn = for<'a> fn(
 /// declared in the program. List them with [`relations_to`].
 pub struct Relation {
     parent_type: fn() -> TypeId,
+    child_type: fn() -> TypeId,
     /// The parent model's name.
     pub parent: &'static str,
     /// The child model's name.
@@ -91,6 +92,7 @@ impl Relation {
     ) -> Relation {
         Relation {
             parent_type: TypeId::of::<P> as fn() -> TypeId,
+            child_type: TypeId::of::<C> as fn() -> TypeId,
             parent: P::META.name,
             child: C::META.name,
             field: C::META.fields[field_index],
@@ -143,6 +145,13 @@ fn relations_of(parent: TypeId) -> &'static [&'static Relation] {
         })
         .get(&parent)
         .map_or(&[], Vec::as_slice)
+}
+
+/// The relations whose child is `C`: its reference fields.
+pub(crate) fn relations_from<C: Model>() -> impl Iterator<Item = &'static Relation> {
+    inventory::iter::<Relation>
+        .into_iter()
+        .filter(|r| (r.child_type)() == TypeId::of::<C>())
 }
 
 pub(crate) fn has_relations<P: Model>() -> bool {

@@ -15,6 +15,23 @@ use crate::tx::{Target, Tx};
 
 /// Deletes `m`'s row and its cascade with their signals: [`Model::delete`](crate::Model::delete).
 pub(crate) async fn delete<M: Hooks>(m: &mut M, target: Target<'_>) -> Result<Deleted> {
+    delete_inner(m, target).await.map_err(|err| match err {
+        // SQLite says only "FOREIGN KEY constraint failed": rows of another table, not
+        // declared as references of a model, still refer to this one.
+        Error::ForeignKeyViolation {
+            constraint,
+            message,
+            source,
+        } if constraint.is_empty() => Error::ForeignKeyViolation {
+            constraint: format!("a reference to {}", M::META.table),
+            message,
+            source,
+        },
+        err => err,
+    })
+}
+
+async fn delete_inner<M: Hooks>(m: &mut M, target: Target<'_>) -> Result<Deleted> {
     let Some(key) = m.__key() else {
         return Err(Error::NotSaved {
             model: M::META.name,

@@ -2,7 +2,7 @@
 //!
 //! Uses `error`, `meta`, `value`, `tx` and `model`.
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::meta::Column;
 use crate::model::Model;
 use crate::tx::Target;
@@ -31,6 +31,25 @@ pub(crate) async fn get_for_update<M: Model>(
     target
         .fetch_optional(&st.select_by_key_for_update, args, M::__from_row)
         .await
+}
+
+/// [`Model::refresh`](crate::Model::refresh).
+pub(crate) async fn refresh<M: Model>(m: &mut M, target: Target<'_>) -> Result<()> {
+    let Some(key) = m.__key().cloned() else {
+        return Err(Error::NotSaved {
+            model: M::META.name,
+        });
+    };
+    match get::<M>(target, key.clone()).await? {
+        Some(row) => {
+            *m = row;
+            Ok(())
+        }
+        None => Err(Error::NotFound {
+            model: M::META.name,
+            key: format!("{key:?}"),
+        }),
+    }
 }
 
 /// [`Model::all`](crate::Model::all).

@@ -4,6 +4,7 @@
 //! Uses `error`, `kind`, `meta`, `sql`, `value`, `tx`, `model` and `signal`.
 
 use super::atomically;
+use super::cascade::relations_from;
 use crate::backend::Backend;
 use crate::error::{Error, Result};
 use crate::kind::SignalKind;
@@ -195,11 +196,36 @@ async fn update_fields<M: Hooks>(
     Ok(())
 }
 
-/// A text value longer than its column allows, named: PostgreSQL only says "value too long
-/// for type character varying(255)", so the column is the field whose text is longer than
-/// that; MySQL names it ("Data too long for column 'photo'"). Either way the error becomes
-/// [`Error::InvalidValue`] for that column.
+/// Names what the database left unnamed in an error of this save:
+/// - a foreign key SQLite reports as just "FOREIGN KEY constraint failed": the model's
+///   reference columns (`account_profile.user_id`);
+/// - a text value longer than its column allows: PostgreSQL only says "value too long for
+///   type character varying(255)", so the column is the field whose text is longer than that;
+///   MySQL names it ("Data too long for column 'photo'"). Either way the error becomes
+///   [`Error::InvalidValue`] for that column.
 fn name_the_column<M: Hooks>(err: Error, m: &M) -> Error {
+    let err = match err {
+        Error::ForeignKeyViolation {
+            constraint,
+            message,
+            source,
+        } if constraint.is_empty() => {
+            let columns: Vec<String> = relations_from::<M>()
+                .map(|r| format!("{}.{}", M::META.table, r.column))
+                .collect();
+            let constraint = if columns.is_empty() {
+                M::META.table.to_owned()
+            } else {
+                columns.join(" or ")
+            };
+            return Error::ForeignKeyViolation {
+                constraint,
+                message,
+                source,
+            };
+        }
+        err => err,
+    };
     let Error::Database(sqlx::Error::Database(db)) = &err else {
         return err;
     };
