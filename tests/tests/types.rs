@@ -2,7 +2,7 @@
 #![allow(clippy::unwrap_used)]
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
-use signals_core::Model;
+use signals_core::{Backend, ErrorKind, Model};
 use signals_tests::{create_tables, db_test};
 
 #[derive(Debug, Clone, PartialEq, Model)]
@@ -301,3 +301,55 @@ async fn sqlite_values_match_sqlx_encoding_both_ways() {
     )
     .await;
 }
+
+// Tables made by another tool (Django's `serial` keys, `integer` and `smallint` columns) read
+// into the widest integer fields, on every backend; a value too wide for its field is a decode
+// error naming the column.
+
+#[derive(Debug, Clone, PartialEq, Model)]
+#[model(table = "django_made")]
+struct DjangoMade {
+    id: Option<i64>,
+    hits: i64,
+    rank: i32,
+    maybe: Option<i64>,
+}
+
+/// The same table through narrower fields (listed in another order: its statements differ
+/// from `DjangoMade`'s, so a connection's statement cache never hands one the other's, prepared
+/// for another key type).
+#[derive(Debug, Clone, PartialEq, Model)]
+#[model(table = "django_made")]
+struct Narrow {
+    hits: i16,
+    rank: i32,
+    maybe: Option<i16>,
+    id: Option<i32>,
+}
+
+db_test!(async fn integer_fields_read_narrower_integer_columns(db) {
+    let ddl = match db.backend() {
+        Backend::Postgres => "CREATE TABLE django_made (id SERIAL PRIMARY KEY, hits INTEGER NOT NULL, rank SMALLINT NOT NULL, maybe INTEGER)",
+        Backend::MySql => "CREATE TABLE django_made (id INT AUTO_INCREMENT PRIMARY KEY, hits INT NOT NULL, rank SMALLINT NOT NULL, maybe INT)",
+        _ => "CREATE TABLE django_made (id INTEGER PRIMARY KEY, hits INTEGER NOT NULL, rank INTEGER NOT NULL, maybe INTEGER)",
+    };
+    db.execute_unprepared(ddl).await.unwrap();
+    let mut row = DjangoMade { id: None, hits: 7, rank: 3, maybe: None };
+    row.save(&db).await.unwrap();
+    let mut other = DjangoMade { id: None, hits: 1 << 20, rank: -2, maybe: Some(5) };
+    other.save(&db).await.unwrap();
+    assert_eq!(DjangoMade::all(&db).await.unwrap(), [row.clone(), other.clone()]);
+    assert_eq!(DjangoMade::get(&db, other.id.unwrap()).await.unwrap(), Some(other.clone()));
+    assert_eq!(DjangoMade::filter(&db, DjangoMade::MAYBE, None).await.unwrap(), [row.clone()]);
+    // Inside a transaction too (SQLite reads on the handle there).
+    let mut tx = db.begin().await.unwrap();
+    assert_eq!(DjangoMade::all(&mut tx).await.unwrap().len(), 2);
+    tx.commit().await.unwrap();
+
+    // Narrower fields: fine while the values fit, a decode error naming the column when not.
+    let first = Narrow::get(&db, 1).await.unwrap().unwrap();
+    assert_eq!((first.hits, first.maybe), (7, None));
+    let err = Narrow::get(&db, other.id.unwrap() as i32).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Decode, "{err}");
+    assert!(err.to_string().contains("`hits`"), "{err}");
+});

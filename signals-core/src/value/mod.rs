@@ -62,6 +62,11 @@ pub trait FieldType:
     /// Whether the type can hold SQL `NULL` (only `Option` can).
     const NULLABLE: bool = false;
 
+    /// Whether [`__read`](Self::__read) is the type's own (integers: any integer width of the
+    /// column), so that `Option<Self>` reads through it too.
+    #[doc(hidden)]
+    const __OWN_READ: bool = false;
+
     /// Whether this value is SQL `NULL` (only `None` is).
     fn is_null(&self) -> bool {
         false
@@ -138,14 +143,28 @@ macro_rules! field_types {
 
 field_types! {
     bool => encode_bool, decode_bool;
-    i16 => encode_int, decode_int;
-    i32 => encode_int, decode_int;
-    i64 => encode_int, decode_int;
     f32 => encode_f32, decode_f32;
     f64 => encode_f64, decode_f64;
     Vec<u8> => encode_bytes, decode_bytes;
     uuid::Uuid => encode_uuid, decode_uuid;
 }
+
+/// Integers read from a column of any integer width (a PostgreSQL `serial`, INT4, into an
+/// `i64`; a value that does not fit is a decode error naming the column).
+macro_rules! integer_types {
+    ($($ty:ty),*) => {$(
+        impl FieldType for $ty {
+            const __OWN_READ: bool = true;
+            sqlite_codec!(encode_int, decode_int);
+            #[inline]
+            fn __read(row: &Row<'_>, index: usize, model: &'static str, column: &'static str) -> Result<Self> {
+                row.get_integer(index, model, column)
+            }
+        }
+        impl sealed::NonOption for $ty {}
+    )*};
+}
+integer_types!(i16, i32, i64);
 
 impl FieldType for String {
     #[inline]
@@ -196,6 +215,23 @@ date_types! {
 
 impl<T: FieldType + sealed::NonOption> FieldType for Option<T> {
     const NULLABLE: bool = true;
+
+    #[inline]
+    fn __read(
+        row: &Row<'_>,
+        index: usize,
+        model: &'static str,
+        column: &'static str,
+    ) -> Result<Self> {
+        // Only PostgreSQL needs the integer's own read; elsewhere one decode does it all.
+        if T::__OWN_READ && row.needs_own_read() {
+            if row.is_null(index, model, column)? {
+                return Ok(None);
+            }
+            return T::__read(row, index, model, column).map(Some);
+        }
+        row.get(index, model, column)
+    }
 
     fn is_null(&self) -> bool {
         self.is_none()

@@ -54,6 +54,93 @@ impl Row<'_> {
     }
 }
 
+impl Row<'_> {
+    /// Whether field types with a read of their own (integers) must use it on this row:
+    /// PostgreSQL's, whose integer types are strict.
+    pub(crate) fn needs_own_read(&self) -> bool {
+        match self {
+            Row::Postgres(_) => true,
+            Row::Mapped(row, _) => row.needs_own_read(),
+            _ => false,
+        }
+    }
+
+    /// Whether column `index` is NULL.
+    pub(crate) fn is_null(
+        &self,
+        index: usize,
+        model: &'static str,
+        column: &'static str,
+    ) -> Result<bool> {
+        let res = match self {
+            Row::Mapped(row, ordinals) => {
+                return row.is_null(ordinals.get(index).copied().unwrap_or(index), model, column);
+            }
+            Row::Sqlite(r) => sqlite::from_sqlx_row(r, index).map(|v| v == SqlRef::Null),
+            Row::SqliteRaw(r) => sqlite::from_raw_row(r, index).map(|v| v == SqlRef::Null),
+            Row::Postgres(r) => sqlx::Row::try_get_raw(*r, index).map(|v| v.is_null()),
+            Row::MySql(r) => sqlx::Row::try_get_raw(*r, index).map(|v| v.is_null()),
+        };
+        res.map_err(|source| Error::Decode {
+            model,
+            column,
+            source,
+        })
+    }
+
+    /// Reads an integer from a column of any integer width: PostgreSQL's integer types are
+    /// strict in sqlx (an `i64` cannot read INT4), and tables made elsewhere (Django's `serial`
+    /// keys, `integer` counters) have narrower columns than the fields. A value that does not
+    /// fit the field is a decode error.
+    pub(crate) fn get_integer<T>(
+        &self,
+        index: usize,
+        model: &'static str,
+        column: &'static str,
+    ) -> Result<T>
+    where
+        T: FieldType + TryFrom<i64>,
+    {
+        let r = match self {
+            Row::Mapped(row, ordinals) => {
+                return row.get_integer(
+                    ordinals.get(index).copied().unwrap_or(index),
+                    model,
+                    column,
+                );
+            }
+            Row::Postgres(r) => *r,
+            _ => return self.get(index, model, column),
+        };
+        let read = || -> std::result::Result<T, sqlx::Error> {
+            use sqlx::{Row as _, TypeInfo as _};
+            let raw = r.try_get_raw(index)?;
+            if raw.is_null() {
+                return Err(not_null());
+            }
+            let value: i64 = match raw.type_info().name() {
+                "INT2" => r.try_get::<i16, _>(index)?.into(),
+                "INT4" => r.try_get::<i32, _>(index)?.into(),
+                _ => r.try_get::<i64, _>(index)?,
+            };
+            T::try_from(value).map_err(|_| {
+                sqlx::Error::Decode(
+                    format!(
+                        "{value} does not fit the field's type `{}`",
+                        std::any::type_name::<T>()
+                    )
+                    .into(),
+                )
+            })
+        };
+        read().map_err(|source| Error::Decode {
+            model,
+            column,
+            source,
+        })
+    }
+}
+
 /// NULL read into a field that cannot hold it.
 fn not_null() -> sqlx::Error {
     sqlx::Error::Decode(
