@@ -150,6 +150,25 @@ fn expand(model: &Model<'_>) -> TokenStream {
 
     let relations = relations(model);
 
+    // `sqlx::FromRow` for each backend's row, so `sqlx::query_as::<_, Model>` reads models.
+    let from_rows = [
+        (quote!(sqlite::SqliteRow), quote!(from_sqlite_row)),
+        (quote!(postgres::PgRow), quote!(from_postgres_row)),
+        (quote!(mysql::MySqlRow), quote!(from_mysql_row)),
+    ]
+    .map(|(row, read)| {
+        quote! {
+            #[automatically_derived]
+            impl<'r> ::signals_core::sqlx::FromRow<'r, ::signals_core::sqlx::#row> for #ident {
+                fn from_row(
+                    row: &'r ::signals_core::sqlx::#row,
+                ) -> ::core::result::Result<Self, ::signals_core::sqlx::Error> {
+                    ::signals_core::__private::#read(row)
+                }
+            }
+        }
+    });
+
     quote! {
         #[automatically_derived]
         impl ::signals_core::Model for #ident {
@@ -231,32 +250,7 @@ fn expand(model: &Model<'_>) -> TokenStream {
             #(#column_consts)*
         }
 
-        #[automatically_derived]
-        impl<'r> ::signals_core::sqlx::FromRow<'r, ::signals_core::sqlx::sqlite::SqliteRow> for #ident {
-            fn from_row(
-                row: &'r ::signals_core::sqlx::sqlite::SqliteRow,
-            ) -> ::core::result::Result<Self, ::signals_core::sqlx::Error> {
-                ::signals_core::__private::from_sqlite_row(row)
-            }
-        }
-
-        #[automatically_derived]
-        impl<'r> ::signals_core::sqlx::FromRow<'r, ::signals_core::sqlx::postgres::PgRow> for #ident {
-            fn from_row(
-                row: &'r ::signals_core::sqlx::postgres::PgRow,
-            ) -> ::core::result::Result<Self, ::signals_core::sqlx::Error> {
-                ::signals_core::__private::from_postgres_row(row)
-            }
-        }
-
-        #[automatically_derived]
-        impl<'r> ::signals_core::sqlx::FromRow<'r, ::signals_core::sqlx::mysql::MySqlRow> for #ident {
-            fn from_row(
-                row: &'r ::signals_core::sqlx::mysql::MySqlRow,
-            ) -> ::core::result::Result<Self, ::signals_core::sqlx::Error> {
-                ::signals_core::__private::from_mysql_row(row)
-            }
-        }
+        #(#from_rows)*
 
         #relations
     }

@@ -224,7 +224,7 @@ pub(crate) async fn delete_row<M: Model>(target: &mut Target<'_>, key: &M::Key) 
     let mut args = Args::new(backend, 1);
     args.bind(key, M::META.columns[M::META.primary_key])?;
     let st = M::__statements(backend);
-    Ok(target.execute(&st.delete_by_key, args).await?.rows)
+    Ok(target.execute(st.delete_by_key.as_str(), args).await?.rows)
 }
 
 impl Collector {

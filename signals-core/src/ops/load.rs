@@ -5,31 +5,31 @@
 use crate::error::{Error, Result};
 use crate::meta::Column;
 use crate::model::Model;
+use crate::sql::Statements;
 use crate::tx::Target;
 use crate::value::{Args, FieldType, RefersTo};
 
 /// [`Model::get`](crate::Model::get).
-pub(crate) async fn get<M: Model>(mut target: Target<'_>, key: M::Key) -> Result<Option<M>> {
-    let backend = target.backend();
-    let mut args = Args::new(backend, 1);
-    args.bind(&key, M::META.columns[M::META.primary_key])?;
-    let st = M::__statements(backend);
-    target
-        .fetch_optional(&st.select_by_key, args, M::__from_row)
-        .await
+pub(crate) async fn get<M: Model>(target: Target<'_>, key: M::Key) -> Result<Option<M>> {
+    by_key(target, key, |st| &st.select_by_key).await
 }
 
 /// [`Model::get_for_update`](crate::Model::get_for_update).
-pub(crate) async fn get_for_update<M: Model>(
+pub(crate) async fn get_for_update<M: Model>(target: Target<'_>, key: M::Key) -> Result<Option<M>> {
+    by_key(target, key, |st| &st.select_by_key_for_update).await
+}
+
+/// The row with primary key `key`, read by one of the model's by-key statements.
+async fn by_key<M: Model>(
     mut target: Target<'_>,
     key: M::Key,
+    statement: fn(&'static Statements) -> &'static String,
 ) -> Result<Option<M>> {
     let backend = target.backend();
     let mut args = Args::new(backend, 1);
     args.bind(&key, M::META.columns[M::META.primary_key])?;
-    let st = M::__statements(backend);
     target
-        .fetch_optional(&st.select_by_key_for_update, args, M::__from_row)
+        .fetch_optional(statement(M::__statements(backend)), args, M::__from_row)
         .await
 }
 

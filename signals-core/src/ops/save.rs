@@ -141,7 +141,7 @@ async fn write<M: Hooks>(
             let id = if backend.returns_generated_key() {
                 target.fetch_i64(&st.insert, args).await?
             } else {
-                target.execute(&st.insert, args).await?.last_id
+                target.execute(st.insert.as_str(), args).await?.last_id
             };
             m.__set_generated_key(id)?;
             Ok(true)
@@ -152,13 +152,13 @@ async fn write<M: Hooks>(
             args.bind(key, key_column)?;
             // MySQL counts matched rows here, not changed ones: sqlx connects with
             // CLIENT_FOUND_ROWS, so an unchanged row is still an update.
-            if target.execute(&st.update, args).await?.rows > 0 {
+            if target.execute(st.update.as_str(), args).await?.rows > 0 {
                 return Ok(false);
             }
             let mut args = Args::new(backend, columns);
             args.bind(key, key_column)?;
             m.__bind_values(&mut args)?;
-            target.execute(&st.insert_with_key, args).await?;
+            target.execute(st.insert_with_key.as_str(), args).await?;
             Ok(true)
         }
     }
@@ -182,12 +182,7 @@ async fn update_fields<M: Hooks>(
         m.__bind_field(i, &mut args)?;
     }
     args.bind(key, M::META.columns[M::META.primary_key])?;
-    if target
-        .execute_sql(sqlx::AssertSqlSafe(sql), args)
-        .await?
-        .rows
-        == 0
-    {
+    if target.execute(sqlx::AssertSqlSafe(sql), args).await?.rows == 0 {
         return Err(Error::NotFound {
             model: M::META.name,
             key: format!("{key:?}"),

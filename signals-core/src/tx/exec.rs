@@ -68,12 +68,9 @@ impl Target<'_> {
         }
     }
 
-    pub(crate) async fn execute(&mut self, sql: &'static str, args: Args) -> Result<Outcome> {
-        self.handle().await?.execute(sql, args).await
-    }
-
-    /// [`execute`](Self::execute) for SQL built at run time (still bound, never interpolated).
-    pub(crate) async fn execute_sql(
+    /// Runs a statement, text of the crate's own (a model's statements, or SQL built at run
+    /// time), its values bound, never interpolated.
+    pub(crate) async fn execute(
         &mut self,
         sql: impl sqlx::SqlSafeStr + Send,
         args: Args,
