@@ -202,8 +202,9 @@
 //! inside its signal's span, closed by a `receiver ran` or `receiver failed` event. With `tracing-subscriber`'s `EnvFilter`,
 //! `RUST_LOG=signals_core=debug` shows what fired.
 
-// The layers, from the bottom: each module uses only those above it in this list (see each
-// module's first lines).
+// The modules are layers; from the bottom: kind, error, backend, value, meta, sql, query, conn,
+// tx, model, signal, ops, __private. Each uses only layers below its own (each module's first
+// lines say which), as `tests/layers.rs` checks.
 #[doc(hidden)]
 pub mod __private;
 mod backend;
@@ -213,6 +214,7 @@ mod kind;
 mod meta;
 mod model;
 mod ops;
+mod query;
 mod signal;
 mod sql;
 mod tx;
@@ -225,6 +227,7 @@ pub use kind::SignalKind;
 pub use meta::{Column, FieldSet, ModelMeta, Receivers};
 pub use model::{Deleted, Model, SaveOptions, Saved};
 pub use ops::cascade::{OnDelete, Relation, RelationKind, relations_to};
+pub use query::{Filter, Order, Query};
 pub use signal::{
     BoxFuture, Committed, Fired, MuteGuard, PostDelete, PostSave, PreDelete, PreSave, Receiver,
     Signal, connect_post_delete, connect_post_save, connect_pre_delete, connect_pre_save,

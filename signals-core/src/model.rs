@@ -12,6 +12,7 @@ use std::future::Future;
 use crate::backend::Backend;
 use crate::error::{Error, Result};
 use crate::meta::{Column, FieldSet, ModelMeta};
+use crate::query::Query;
 use crate::sql::Statements;
 use crate::tx::{Executor, Target, Tx};
 use crate::value::{Args, FieldType, Row};
@@ -477,6 +478,36 @@ pub trait Model: Sized + Send + Sync + 'static {
     /// ```
     fn refresh<'e>(&mut self, ex: impl Executor<'e>) -> impl Future<Output = Result<()>> + Send {
         Self::__Ops::refresh(self, ex.__target())
+    }
+
+    /// A typed query of this model's rows: conditions on its column constants, orderings,
+    /// limit and offset; see [`Query`].
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> signals_core::Result<()> {
+    /// use signals_core::{Db, Model};
+    ///
+    /// #[derive(Model)]
+    /// struct Tag { id: Option<i64>, name: String, uses: i64 }
+    ///
+    /// let db = Db::connect("sqlite::memory:").await?;
+    /// db.execute_unprepared("CREATE TABLE tag (id INTEGER PRIMARY KEY, name TEXT NOT NULL, uses INTEGER NOT NULL)").await?;
+    /// for (name, uses) in [("rust", 9), ("sql", 4), ("go", 2)] {
+    ///     Tag { id: None, name: name.into(), uses }.save(&db).await?;
+    /// }
+    /// let names: Vec<String> = Tag::query()
+    ///     .filter(Tag::USES.ge(3))
+    ///     .order_by(Tag::NAME.asc())
+    ///     .all(&db)
+    ///     .await?
+    ///     .into_iter()
+    ///     .map(|t| t.name)
+    ///     .collect();
+    /// assert_eq!(names, ["rust", "sql"]);
+    /// # Ok(()) }
+    /// ```
+    fn query() -> Query<Self> {
+        Query::default()
     }
 
     /// Loads every row, ordered by primary key.

@@ -14,6 +14,7 @@ const LAYERS: &[&str] = &[
     "value",
     "meta",
     "sql",
+    "query",
     "conn",
     "tx",
     "model",

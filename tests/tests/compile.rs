@@ -5,7 +5,7 @@
 fn ui() {
     let t = trybuild::TestCases::new();
     t.pass("tests/ui/pass/*.rs");
-    for area in ["attr", "shape", "receiver", "relation", "runtime"] {
+    for area in ["attr", "shape", "receiver", "relation", "runtime", "query"] {
         t.compile_fail(format!("tests/ui/{area}/*.rs"));
     }
 }

@@ -206,14 +206,15 @@ impl<'a> Handle<'a> {
 
     pub(crate) async fn fetch_all<M>(
         self,
-        sql: &'static str,
+        sql: impl sqlx::SqlSafeStr + Send,
         args: Args,
         decode: fn(&Row<'_>) -> Result<M>,
     ) -> Result<Vec<M>> {
+        let sql = sql.into_sql_str();
         match self.route(args)? {
             Route::Raw(raw, values) => {
                 let mut all = Vec::new();
-                raw.query(sql, &values, |row| {
+                raw.query(sql.as_str(), &values, |row| {
                     all.push(decode(row)?);
                     Ok(())
                 })
@@ -229,14 +230,15 @@ impl<'a> Handle<'a> {
 
     pub(crate) async fn fetch_optional<M>(
         self,
-        sql: &'static str,
+        sql: impl sqlx::SqlSafeStr + Send,
         args: Args,
         decode: fn(&Row<'_>) -> Result<M>,
     ) -> Result<Option<M>> {
+        let sql = sql.into_sql_str();
         match self.route(args)? {
             Route::Raw(raw, values) => {
                 let mut first = None;
-                raw.query(sql, &values, |row| {
+                raw.query(sql.as_str(), &values, |row| {
                     if first.is_none() {
                         first = Some(decode(row)?);
                     }
@@ -255,12 +257,17 @@ impl<'a> Handle<'a> {
     }
 
     /// Runs a statement that returns one integer (`COUNT(*)`, `RETURNING id`).
-    pub(crate) async fn fetch_i64(self, sql: &'static str, args: Args) -> Result<i64> {
+    pub(crate) async fn fetch_i64(
+        self,
+        sql: impl sqlx::SqlSafeStr + Send,
+        args: Args,
+    ) -> Result<i64> {
         use sqlx::Row as _;
+        let sql = sql.into_sql_str();
         match self.route(args)? {
             Route::Raw(raw, values) => {
                 let mut value = None;
-                raw.query(sql, &values, |row| {
+                raw.query(sql.as_str(), &values, |row| {
                     if value.is_none() {
                         value = Some(row.get::<i64>(0, "", "")?);
                     }

@@ -301,7 +301,9 @@ fn collect<'a, C: Hooks>(
         parent_key.bind_to(&mut args, rel.column)?;
         match rel.on_delete {
             OnDelete::Restrict => {
-                let count = Target::Tx(tx).fetch_i64(&st.count_where[i], args).await?;
+                let count = Target::Tx(tx)
+                    .fetch_i64(st.count_where[i].as_str(), args)
+                    .await?;
                 if count > 0 {
                     return Err(Error::Restricted {
                         model: rel.parent,
@@ -319,7 +321,7 @@ fn collect<'a, C: Hooks>(
             }),
             OnDelete::Cascade => {
                 let rows: Vec<C> = Target::Tx(tx)
-                    .fetch_all(&st.select_where[i], args, C::__from_row)
+                    .fetch_all(st.select_where[i].as_str(), args, C::__from_row)
                     .await?;
                 let mut kept = Vec::with_capacity(rows.len());
                 for row in rows {

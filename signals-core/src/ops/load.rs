@@ -29,7 +29,11 @@ async fn by_key<M: Model>(
     let mut args = Args::new(backend, 1);
     args.bind(&key, M::META.columns[M::META.primary_key])?;
     target
-        .fetch_optional(statement(M::__statements(backend)), args, M::__from_row)
+        .fetch_optional(
+            statement(M::__statements(backend)).as_str(),
+            args,
+            M::__from_row,
+        )
         .await
 }
 
@@ -57,7 +61,7 @@ pub(crate) async fn all<M: Model>(mut target: Target<'_>) -> Result<Vec<M>> {
     let backend = target.backend();
     let st = M::__statements(backend);
     target
-        .fetch_all(&st.select_all, Args::new(backend, 0), M::__from_row)
+        .fetch_all(st.select_all.as_str(), Args::new(backend, 0), M::__from_row)
         .await
 }
 
@@ -73,7 +77,7 @@ pub(crate) async fn filter<M: Model, T: FieldType>(
     if value.is_null() {
         return target
             .fetch_all(
-                &st.select_where_null[i],
+                st.select_where_null[i].as_str(),
                 Args::new(backend, 0),
                 M::__from_row,
             )
@@ -82,7 +86,7 @@ pub(crate) async fn filter<M: Model, T: FieldType>(
     let mut args = Args::new(backend, 1);
     args.bind(&value, column.name())?;
     target
-        .fetch_all(&st.select_where[i], args, M::__from_row)
+        .fetch_all(st.select_where[i].as_str(), args, M::__from_row)
         .await
 }
 
@@ -112,6 +116,6 @@ pub(crate) async fn children_of<C: Model, P: Model>(
     args.bind(key, C::META.columns[field_index])?;
     let st = C::__statements(backend);
     target
-        .fetch_all(&st.select_where[field_index], args, C::__from_row)
+        .fetch_all(st.select_where[field_index].as_str(), args, C::__from_row)
         .await
 }

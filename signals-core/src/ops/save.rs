@@ -139,7 +139,7 @@ async fn write<M: Hooks>(
             let mut args = Args::new(backend, columns);
             m.__bind_values(&mut args)?;
             let id = if backend.returns_generated_key() {
-                target.fetch_i64(&st.insert, args).await?
+                target.fetch_i64(st.insert.as_str(), args).await?
             } else {
                 target.execute(st.insert.as_str(), args).await?.last_id
             };

@@ -80,7 +80,7 @@ impl Target<'_> {
 
     pub(crate) async fn fetch_all<M>(
         &mut self,
-        sql: &'static str,
+        sql: impl sqlx::SqlSafeStr + Send,
         args: Args,
         decode: fn(&Row<'_>) -> Result<M>,
     ) -> Result<Vec<M>> {
@@ -89,7 +89,7 @@ impl Target<'_> {
 
     pub(crate) async fn fetch_optional<M>(
         &mut self,
-        sql: &'static str,
+        sql: impl sqlx::SqlSafeStr + Send,
         args: Args,
         decode: fn(&Row<'_>) -> Result<M>,
     ) -> Result<Option<M>> {
@@ -97,7 +97,11 @@ impl Target<'_> {
     }
 
     /// Runs a statement that returns one integer (`COUNT(*)`, `RETURNING id`).
-    pub(crate) async fn fetch_i64(&mut self, sql: &'static str, args: Args) -> Result<i64> {
+    pub(crate) async fn fetch_i64(
+        &mut self,
+        sql: impl sqlx::SqlSafeStr + Send,
+        args: Args,
+    ) -> Result<i64> {
         self.handle().await?.fetch_i64(sql, args).await
     }
 }
