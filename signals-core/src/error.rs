@@ -196,6 +196,10 @@ pub enum Error {
     #[error("transaction conflict, retry it: {}", server_message(.0))]
     Conflict(#[source] sqlx::Error),
 
+    /// A query asked for something it cannot do (an `update` of an ordered or limited query).
+    #[error("invalid query: {0}")]
+    InvalidQuery(String),
+
     /// `update_fields` names the primary key (Django's `ValueError`): a save never changes a
     /// row's key. To give a row another key, delete it and save a new one.
     #[error(
@@ -279,7 +283,8 @@ pub enum ErrorKind {
     CommitOutcomeUnknown,
     /// [`Error::Conflict`]: retry the transaction.
     Conflict,
-    /// The call itself is wrong: [`Error::KeyInUpdateFields`], [`Error::ReceiverUsedPool`].
+    /// The call itself is wrong: [`Error::KeyInUpdateFields`], [`Error::ReceiverUsedPool`],
+    /// [`Error::InvalidQuery`].
     Usage,
     /// [`Error::Panicked`].
     Panicked,
@@ -340,7 +345,9 @@ impl Error {
             Error::Connect { .. } | Error::Connection(_) => ErrorKind::Connection,
             Error::CommitOutcomeUnknown(_) => ErrorKind::CommitOutcomeUnknown,
             Error::Conflict(_) => ErrorKind::Conflict,
-            Error::KeyInUpdateFields { .. } | Error::ReceiverUsedPool { .. } => ErrorKind::Usage,
+            Error::KeyInUpdateFields { .. }
+            | Error::ReceiverUsedPool { .. }
+            | Error::InvalidQuery(_) => ErrorKind::Usage,
             Error::Panicked { .. } => ErrorKind::Panicked,
             Error::TimedOut(_) => ErrorKind::TimedOut,
             Error::Database(_) => ErrorKind::Database,

@@ -227,7 +227,7 @@ pub use kind::SignalKind;
 pub use meta::{Column, FieldSet, ModelMeta, Receivers};
 pub use model::{Deleted, Model, SaveOptions, Saved};
 pub use ops::cascade::{OnDelete, Relation, RelationKind, relations_to};
-pub use query::{Filter, Order, Query};
+pub use query::{Filter, Numeric, Order, Query, Set, Text};
 pub use signal::{
     BoxFuture, Committed, Fired, MuteGuard, PostDelete, PostSave, PreDelete, PreSave, Receiver,
     Signal, connect_post_delete, connect_post_save, connect_pre_delete, connect_pre_save,

@@ -129,3 +129,149 @@ db_test!(async fn queries_inside_a_transaction_see_its_writes(db) {
     tx.rollback().await.unwrap();
     assert_eq!(Post::query().filter(Post::STATUS.eq("draft")).count(&db).await.unwrap(), 2);
 });
+
+db_test!(async fn text_conditions_are_case_sensitive_and_literal(db) {
+    create_tables(&db, SCHEMA).await;
+    for title in ["Rust 100% safe", "rust_notes", "trusty [draft]", "a*b?c"] {
+        Post { id: None, title: title.into(), status: "x".into(), views: 0, published: None }
+            .save(&db)
+            .await
+            .unwrap();
+    }
+    let q = Post::query;
+    assert_eq!(titles(&db, q().filter(Post::TITLE.contains("ust"))).await, ["Rust 100% safe", "rust_notes", "trusty [draft]"]);
+    assert_eq!(titles(&db, q().filter(Post::TITLE.starts_with("rust"))).await, ["rust_notes"], "case matters");
+    assert_eq!(titles(&db, q().filter(Post::TITLE.starts_with("Rust"))).await, ["Rust 100% safe"]);
+    assert_eq!(titles(&db, q().filter(Post::TITLE.contains("0%"))).await, ["Rust 100% safe"], "% is literal");
+    assert!(titles(&db, q().filter(Post::TITLE.contains("100_"))).await.is_empty(), "_ is literal");
+    assert_eq!(titles(&db, q().filter(Post::TITLE.contains("t_n"))).await, ["rust_notes"]);
+    assert_eq!(titles(&db, q().filter(Post::TITLE.ends_with("[draft]"))).await, ["trusty [draft]"]);
+    assert_eq!(titles(&db, q().filter(Post::TITLE.contains("*b?"))).await, ["a*b?c"], "glob characters are literal");
+    assert!(titles(&db, q().filter(Post::TITLE.contains("a?b"))).await.is_empty());
+});
+
+db_test!(async fn update_is_atomic_and_sends_no_signal(db) {
+    seed(&db).await;
+    let published = || Post::query().filter(Post::STATUS.eq("published"));
+    let (matched, fired) = signals_core::record_signals(published().update(&db, Post::VIEWS.add(1))).await;
+    assert_eq!(matched.unwrap(), 3);
+    assert!(fired.is_empty(), "no signal, as Django's update()");
+    assert_eq!(titles(&db, Post::query().filter(Post::VIEWS.eq(41))).await, ["b"]);
+    // Concurrent increments lose nothing: the database adds.
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let db = db.clone();
+            tokio::spawn(async move {
+                for _ in 0..5 {
+                    Post::query().filter(Post::TITLE.eq("a")).update(&db, Post::VIEWS.add(1)).await.unwrap();
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    assert_eq!(Post::query().filter(Post::TITLE.eq("a")).first(&db).await.unwrap().unwrap().views, 45);
+    // Several assignments; set and subtract.
+    let n = Post::query()
+        .filter(Post::TITLE.eq("f"))
+        .update(&db, Post::STATUS.set("archived") & Post::VIEWS.add(-7) & Post::PUBLISHED.set(None))
+        .await
+        .unwrap();
+    assert_eq!(n, 1);
+    let f = Post::query().filter(Post::TITLE.eq("f")).first(&db).await.unwrap().unwrap();
+    assert_eq!((f.status.as_str(), f.views, f.published), ("archived", 70, None));
+    // An ordered or limited update is refused before anything is sent.
+    let err = Post::query().limit(1).update(&db, Post::VIEWS.add(1)).await.unwrap_err();
+    assert_eq!(err.kind(), signals_core::ErrorKind::Usage, "{err}");
+});
+
+#[derive(Debug, Clone, Model)]
+#[model(table = "q_comment")]
+#[pre_delete(comment_going)]
+struct Comment {
+    id: Option<i64>,
+    #[model(foreign_key = Post, on_delete = cascade)]
+    post_id: i64,
+    body: String,
+}
+
+async fn comment_going(
+    c: &Comment,
+    signal: &mut signals_core::PreDelete<'_>,
+) -> signals_core::Result<()> {
+    if c.body == "refuse" {
+        return Err(signals_core::BoxError::from("this comment stays").into());
+    }
+    signals_tests::record(format!(
+        "pre_delete comment {} origin={}",
+        c.body,
+        signal.origin()
+    ));
+    Ok(())
+}
+
+async fn with_comments(db: &Db) {
+    seed(db).await;
+    create_tables(
+        db,
+        "CREATE TABLE q_comment (id {pk}, post_id {bigint} NOT NULL, body {text} NOT NULL,
+        CONSTRAINT q_comment_post_fk FOREIGN KEY (post_id) REFERENCES q_post (id))",
+    )
+    .await;
+    for (post, body) in [(2, "on b"), (2, "more on b"), (3, "on c"), (6, "on f")] {
+        Comment {
+            id: None,
+            post_id: post,
+            body: body.into(),
+        }
+        .save(db)
+        .await
+        .unwrap();
+    }
+}
+
+db_test!(async fn delete_sends_the_signals_and_cascades_in_one_transaction(db) {
+    with_comments(&db).await;
+    signals_tests::take_events();
+    let deleted = Post::query().filter(Post::VIEWS.ge(40)).delete(&db).await.unwrap();
+    assert_eq!(deleted.total(), 6, "b, d, f and their three comments");
+    assert_eq!(deleted.per_model().iter().map(|(_, n)| n).sum::<u64>(), 6);
+    let mut events = signals_tests::take_events();
+    events.sort();
+    assert_eq!(events, ["pre_delete comment more on b origin=Post", "pre_delete comment on b origin=Post", "pre_delete comment on f origin=Post"]);
+    assert_eq!(titles(&db, Post::query()).await, ["a", "c", "e"]);
+    assert_eq!(Comment::query().count(&db).await.unwrap(), 1);
+
+    // A failing receiver undoes the whole delete.
+    Comment { id: None, post_id: 1, body: "refuse".into() }.save(&db).await.unwrap();
+    let res = Post::query().delete(&db).await;
+    assert!(res.is_err());
+    assert_eq!(Post::query().count(&db).await.unwrap(), 3, "nothing deleted");
+    assert_eq!(Comment::query().count(&db).await.unwrap(), 2);
+});
+
+db_test!(async fn filters_across_a_reference(db) {
+    with_comments(&db).await;
+    let on_published = Comment::POST_ID.in_query(Post::query().filter(Post::STATUS.eq("published")));
+    let bodies: Vec<String> = Comment::query()
+        .filter(on_published)
+        .order_by(Comment::BODY.asc())
+        .all(&db)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.body)
+        .collect();
+    assert_eq!(bodies, ["more on b", "on b", "on c"]);
+    let none = Comment::POST_ID.in_query(Post::query().filter(Post::VIEWS.gt(1000)));
+    assert_eq!(Comment::query().filter(none).count(&db).await.unwrap(), 0);
+    let all = Comment::POST_ID.in_query(Post::query());
+    assert_eq!(Comment::query().filter(all).count(&db).await.unwrap(), 4);
+    let err = Comment::query()
+        .filter(Comment::POST_ID.in_query(Post::query().limit(1)))
+        .count(&db)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), signals_core::ErrorKind::Usage, "{err}");
+});

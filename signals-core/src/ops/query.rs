@@ -1,11 +1,16 @@
-//! Running a typed [`Query`]: its rows as models, the first one, how many, whether any.
+//! Running a typed [`Query`]: its rows as models, the first one, how many, whether any; an
+//! atomic update of them; deleting them with their signals.
 //!
 //! Uses `error`, `query`, `tx` and `model`.
 
+use super::atomically;
 use crate::error::Result;
-use crate::model::Model;
-use crate::query::{Query, Shape};
-use crate::tx::Executor;
+use crate::meta::Column;
+use crate::model::{Deleted, Model};
+use crate::query::{Filter, Query, Set, Shape};
+use crate::signal::hooks::Hooks;
+use crate::tx::{Executor, Target, Tx};
+use crate::value::RefersTo;
 
 impl<M: Model> Query<M> {
     /// The rows, as models, in the query's order.
@@ -41,5 +46,132 @@ impl<M: Model> Query<M> {
             .fetch_optional(sqlx::AssertSqlSafe(sql), args, |_| Ok(()))
             .await?;
         Ok(found.is_some())
+    }
+
+    /// Updates the matched rows in one statement and returns how many matched: Django's
+    /// `QuerySet.update()`, with `Column::add` for `F()` expressions. Like Django's, it sends
+    /// no signal (it loads no instance); to run receivers, load the rows and save them.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> signals_core::Result<()> {
+    /// use signals_core::{Db, Model};
+    ///
+    /// #[derive(Model)]
+    /// struct Author { id: Option<i64>, name: String, post_count: i64 }
+    ///
+    /// let db = Db::connect("sqlite::memory:").await?;
+    /// db.execute_unprepared("CREATE TABLE author (id INTEGER PRIMARY KEY, name TEXT NOT NULL, post_count INTEGER NOT NULL)").await?;
+    /// Author { id: None, name: "ada".into(), post_count: 2 }.save(&db).await?;
+    /// let matched = Author::query()
+    ///     .filter(Author::NAME.eq("ada"))
+    ///     .update(&db, Author::POST_COUNT.add(1))
+    ///     .await?;
+    /// assert_eq!(matched, 1);
+    /// assert_eq!(Author::get(&db, 1).await?.map(|a| a.post_count), Some(3));
+    /// # Ok(()) }
+    /// ```
+    pub async fn update<'e>(self, ex: impl Executor<'e>, set: Set<M>) -> Result<u64> {
+        let mut target = ex.__target();
+        let (sql, args) = self.update_sql(&M::META, target.backend(), &set)?;
+        Ok(target.execute(sqlx::AssertSqlSafe(sql), args).await?.rows)
+    }
+}
+
+impl<M: Hooks> Query<M> {
+    /// Deletes the matched rows with their delete receivers and cascades, in one transaction
+    /// (a savepoint of the caller's): Django's `QuerySet.delete()`, which sends the signals
+    /// too. The rows are read locked (`FOR UPDATE`), then each is deleted as
+    /// [`Model::delete`](crate::Model::delete) deletes one.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> signals_core::Result<()> {
+    /// use signals_core::{Db, Model};
+    ///
+    /// #[derive(Model)]
+    /// struct Tag { id: Option<i64>, uses: i64 }
+    ///
+    /// let db = Db::connect("sqlite::memory:").await?;
+    /// db.execute_unprepared("CREATE TABLE tag (id INTEGER PRIMARY KEY, uses INTEGER NOT NULL)").await?;
+    /// for uses in [0, 3, 0] {
+    ///     Tag { id: None, uses }.save(&db).await?;
+    /// }
+    /// let deleted = Tag::query().filter(Tag::USES.eq(0)).delete(&db).await?;
+    /// assert_eq!(deleted.total(), 2);
+    /// assert_eq!(Tag::query().count(&db).await?, 1);
+    /// # Ok(()) }
+    /// ```
+    pub async fn delete<'e>(mut self, ex: impl Executor<'e>) -> Result<Deleted> {
+        self.lock = true;
+        let (mut deleted, post_commit_errors) = atomically(
+            ex.__target(),
+            M::META.name,
+            "delete",
+            async |tx: &mut Tx| {
+                let rows = self.all(&mut *tx).await?;
+                let mut all = Deleted::default();
+                for mut row in rows {
+                    let one = crate::ops::delete::delete(&mut row, Target::Tx(&mut *tx)).await?;
+                    for (model, n) in one.per_model {
+                        all.add(model, n);
+                    }
+                    all.receiver_errors.extend(one.receiver_errors);
+                }
+                Ok(all)
+            },
+        )
+        .await?;
+        deleted.post_commit_errors = post_commit_errors;
+        Ok(deleted)
+    }
+}
+
+impl<C, T> Column<C, T> {
+    /// Rows whose reference names a row that `query` matches: Django's lookups across a
+    /// relation (`Comment.objects.filter(post__author_id=3)`), as a subquery. The column must
+    /// hold the queried model's key (`T` is `P::Key` or `Option<P::Key>`), else it does not
+    /// compile; `query` takes conditions only (an ordering or a window makes the query fail
+    /// with [`Error::InvalidQuery`](crate::Error::InvalidQuery) when it runs).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> signals_core::Result<()> {
+    /// use signals_core::{Db, Model};
+    ///
+    /// #[derive(Model)]
+    /// struct Post { id: Option<i64>, author: String }
+    ///
+    /// #[derive(Model)]
+    /// struct Comment {
+    ///     id: Option<i64>,
+    ///     #[model(foreign_key = Post, on_delete = cascade)]
+    ///     post_id: i64,
+    /// }
+    ///
+    /// let db = Db::connect("sqlite::memory:").await?;
+    /// db.execute_unprepared(
+    ///     "CREATE TABLE post (id INTEGER PRIMARY KEY, author TEXT NOT NULL);
+    ///      CREATE TABLE comment (id INTEGER PRIMARY KEY, post_id INTEGER NOT NULL);",
+    /// ).await?;
+    /// for (post, author) in [(1, "ada"), (2, "bob")] {
+    ///     Post { id: None, author: author.into() }.save(&db).await?;
+    ///     Comment { id: None, post_id: post }.save(&db).await?;
+    ///     Comment { id: None, post_id: post }.save(&db).await?;
+    /// }
+    /// let on_adas_posts = Comment::query()
+    ///     .filter(Comment::POST_ID.in_query(Post::query().filter(Post::AUTHOR.eq("ada"))))
+    ///     .count(&db)
+    ///     .await?;
+    /// assert_eq!(on_adas_posts, 2);
+    /// # Ok(()) }
+    /// ```
+    pub fn in_query<P: Model>(self, query: Query<P>) -> Filter<C>
+    where
+        T: RefersTo<P::Key>,
+    {
+        Filter::in_query(
+            self.name(),
+            P::META.table,
+            P::META.columns[P::META.primary_key],
+            query,
+        )
     }
 }

@@ -1,15 +1,15 @@
-//! Typed queries: conditions built from a model's column constants ([`Filter`]), orderings
-//! ([`Order`]) and the query that holds them ([`Query`]), with the SQL text and arguments each
-//! backend runs. Nothing here executes: `ops::query` runs a query.
+//! Conditions on a model's rows ([`Filter`]), built from its column constants, and orderings
+//! ([`Order`]); each condition writes its own SQL.
 //!
-//! Uses `backend`, `error`, `value` and `meta`.
+//! Uses `backend`, `error`, `value` and `meta`; `in_query` conditions take a [`Query`].
 
 use std::fmt;
 use std::marker::PhantomData;
 
+use super::Query;
 use crate::backend::Backend;
 use crate::error::Result;
-use crate::meta::{Column, ModelMeta};
+use crate::meta::Column;
 use crate::value::{Args, DynField, FieldType};
 
 /// A condition on the rows of model `M`, built from its column constants: `Post::VIEWS.gt(5)`.
@@ -39,12 +39,12 @@ use crate::value::{Args, DynField, FieldType};
 /// # Ok(()) }
 /// ```
 pub struct Filter<M> {
-    node: Node,
+    pub(super) node: Node,
     _model: PhantomData<fn() -> M>,
 }
 
 /// A condition with its model erased.
-enum Node {
+pub(super) enum Node {
     /// `column <op> value`.
     Compare {
         column: &'static str,
@@ -61,12 +61,149 @@ enum Node {
         column: &'static str,
         values: Vec<Box<dyn DynField>>,
     },
+    /// `column` contains, starts with or ends with `text`, case-sensitively on every backend.
+    Text {
+        column: &'static str,
+        text: String,
+        at: Anchor,
+    },
+    /// `column IN (SELECT key FROM table WHERE ..)`: a reference whose row matches a query of
+    /// the referenced model.
+    InQuery {
+        column: &'static str,
+        table: &'static str,
+        key: &'static str,
+        filter: Option<Box<Node>>,
+    },
     All(Vec<Node>),
     Any(Vec<Node>),
     Not(Box<Node>),
+    /// A condition built wrong, reported when the query runs.
+    Invalid(String),
+}
+
+/// Where a text must stand in a column's value.
+#[derive(Clone, Copy)]
+pub(super) enum Anchor {
+    Anywhere,
+    Start,
+    End,
+}
+
+impl Anchor {
+    /// The pattern matching `text` here: a `LIKE` pattern (`%` and `_` escaped with `\`, the
+    /// default escape character of PostgreSQL and MySQL), or on SQLite, whose `LIKE` ignores
+    /// case, a case-sensitive `GLOB` pattern (`*`, `?` and `[` escaped in brackets).
+    fn pattern(self, text: &str, backend: Backend) -> String {
+        let (any, mut out) = if backend == Backend::Sqlite {
+            ('*', String::new())
+        } else {
+            ('%', String::new())
+        };
+        if matches!(self, Anchor::Anywhere | Anchor::End) {
+            out.push(any);
+        }
+        for c in text.chars() {
+            match (backend, c) {
+                (Backend::Sqlite, '*' | '?' | '[') => {
+                    out.push('[');
+                    out.push(c);
+                    out.push(']');
+                }
+                (Backend::Sqlite, c) => out.push(c),
+                (_, '%' | '_' | '\\') => {
+                    out.push('\\');
+                    out.push(c);
+                }
+                (_, c) => out.push(c),
+            }
+        }
+        if matches!(self, Anchor::Anywhere | Anchor::Start) {
+            out.push(any);
+        }
+        out
+    }
+}
+
+/// A field type holding text, for the text conditions ([`Column::contains`] and others).
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not text",
+    label = "text conditions need a `String` or `Option<String>` column"
+)]
+pub trait Text: FieldType {}
+impl Text for String {}
+impl Text for Option<String> {}
+
+/// Text conditions, case-sensitive on every backend (Django's `contains`, `startswith`,
+/// `endswith`, which on SQLite ignore case: here they never do). The text is matched as it is:
+/// `%`, `_` and the like are not wildcards.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> signals_core::Result<()> {
+/// use signals_core::{Db, Model};
+///
+/// #[derive(Model)]
+/// struct Post { id: Option<i64>, title: String }
+///
+/// let db = Db::connect("sqlite::memory:").await?;
+/// db.execute_unprepared("CREATE TABLE post (id INTEGER PRIMARY KEY, title TEXT NOT NULL)").await?;
+/// for title in ["Rust in 100% safe code", "rust notes", "Trusty"] {
+///     Post { id: None, title: title.into() }.save(&db).await?;
+/// }
+/// assert_eq!(Post::query().filter(Post::TITLE.contains("ust")).count(&db).await?, 3);
+/// assert_eq!(Post::query().filter(Post::TITLE.starts_with("Rust")).count(&db).await?, 1);
+/// assert_eq!(Post::query().filter(Post::TITLE.contains("100%")).count(&db).await?, 1);
+/// assert_eq!(Post::query().filter(Post::TITLE.ends_with("y")).count(&db).await?, 1);
+/// # Ok(()) }
+/// ```
+impl<M, T: Text> Column<M, T> {
+    fn text(self, text: impl Into<String>, at: Anchor) -> Filter<M> {
+        Filter::new(Node::Text {
+            column: self.name(),
+            text: text.into(),
+            at,
+        })
+    }
+
+    /// Rows whose text contains `text`.
+    pub fn contains(self, text: impl Into<String>) -> Filter<M> {
+        self.text(text, Anchor::Anywhere)
+    }
+
+    /// Rows whose text starts with `text`.
+    pub fn starts_with(self, text: impl Into<String>) -> Filter<M> {
+        self.text(text, Anchor::Start)
+    }
+
+    /// Rows whose text ends with `text`.
+    pub fn ends_with(self, text: impl Into<String>) -> Filter<M> {
+        self.text(text, Anchor::End)
+    }
 }
 
 impl<M> Filter<M> {
+    /// `column` names a row of the table `table` (key column `key`) that `query` matches; a
+    /// query with an ordering or a window is refused (MySQL takes none in such a subquery).
+    pub(crate) fn in_query<P>(
+        column: &'static str,
+        table: &'static str,
+        key: &'static str,
+        query: Query<P>,
+    ) -> Filter<M> {
+        if !query.order.is_empty() || query.limit.is_some() || query.offset.is_some() {
+            return Filter::new(Node::Invalid(format!(
+                "the query of `{table}` inside `in_query` takes conditions only: drop \
+                 `order_by`, `limit` and `offset`"
+            )));
+        }
+        Filter::new(Node::InQuery {
+            column,
+            table,
+            key,
+            filter: query.filter.map(Box::new),
+        })
+    }
+
     fn new(node: Node) -> Self {
         Filter {
             node,
@@ -231,7 +368,7 @@ impl<M, T: FieldType> Column<M, T> {
 impl Node {
     /// Appends the condition's SQL to `out` and binds its values, `params` counting the
     /// placeholders so far.
-    fn write(
+    pub(super) fn write(
         &self,
         backend: Backend,
         out: &mut String,
@@ -271,6 +408,33 @@ impl Node {
                 }
                 out.push(')');
             }
+            Node::Text { column, text, at } => {
+                backend.quote(out, column);
+                out.push_str(match backend {
+                    Backend::Sqlite => " GLOB ",
+                    Backend::MySql => " LIKE BINARY ",
+                    _ => " LIKE ",
+                });
+                placeholder(out);
+                args.bind(&at.pattern(text, backend), column)?;
+            }
+            Node::InQuery {
+                column,
+                table,
+                key,
+                filter,
+            } => {
+                backend.quote(out, column);
+                out.push_str(" IN (SELECT ");
+                backend.quote(out, key);
+                out.push_str(" FROM ");
+                backend.quote(out, table);
+                if let Some(filter) = filter {
+                    out.push_str(" WHERE ");
+                    filter.write(backend, out, args, params)?;
+                }
+                out.push(')');
+            }
             Node::All(nodes) | Node::Any(nodes) => {
                 let joiner = if matches!(self, Node::All(_)) {
                     " AND "
@@ -286,6 +450,9 @@ impl Node {
                 }
                 out.push(')');
             }
+            Node::Invalid(reason) => {
+                return Err(crate::error::Error::InvalidQuery(reason.clone()));
+            }
             Node::Not(node) => {
                 out.push_str("NOT (");
                 node.write(backend, out, args, params)?;
@@ -298,8 +465,8 @@ impl Node {
 
 /// An ordering of the rows of model `M`: `Post::VIEWS.desc()`.
 pub struct Order<M> {
-    column: &'static str,
-    descending: bool,
+    pub(super) column: &'static str,
+    pub(super) descending: bool,
     _model: PhantomData<fn() -> M>,
 }
 
@@ -307,225 +474,5 @@ impl<M> fmt::Debug for Order<M> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let direction = if self.descending { "DESC" } else { "ASC" };
         write!(f, "Order({} {direction})", self.column)
-    }
-}
-
-/// A query of model `M`'s rows: conditions, orderings, a window. Build it with
-/// [`Model::query`](crate::Model::query), run it with `all`, `first`, `count` or `exists`.
-/// Placeholders, quoting and `LIMIT` spelling are each backend's; every value is bound.
-///
-/// ```
-/// # #[tokio::main(flavor = "current_thread")] async fn main() -> signals_core::Result<()> {
-/// use signals_core::{Db, Model};
-///
-/// #[derive(Debug, Model)]
-/// struct Post { id: Option<i64>, status: String, views: i64 }
-///
-/// let db = Db::connect("sqlite::memory:").await?;
-/// db.execute_unprepared("CREATE TABLE post (id INTEGER PRIMARY KEY, status TEXT NOT NULL, views INTEGER NOT NULL)").await?;
-/// for views in [5, 40, 12, 40, 3, 77] {
-///     Post { id: None, status: "published".into(), views }.save(&db).await?;
-/// }
-/// // The second page of three, most viewed first, ties by key.
-/// let page = Post::query()
-///     .filter(Post::STATUS.eq("published"))
-///     .order_by(Post::VIEWS.desc())
-///     .order_by(Post::ID.asc())
-///     .limit(3)
-///     .offset(3)
-///     .all(&db)
-///     .await?;
-/// assert_eq!(page.iter().map(|p| p.views).collect::<Vec<_>>(), [12, 5, 3]);
-/// let top = Post::query().order_by(Post::VIEWS.desc()).first(&db).await?;
-/// assert_eq!(top.map(|p| p.views), Some(77));
-/// assert!(Post::query().filter(Post::VIEWS.ge(70)).exists(&db).await?);
-/// # Ok(()) }
-/// ```
-pub struct Query<M> {
-    filter: Option<Node>,
-    order: Vec<(&'static str, bool)>,
-    limit: Option<u64>,
-    offset: Option<u64>,
-    _model: PhantomData<fn() -> M>,
-}
-
-impl<M> Default for Query<M> {
-    fn default() -> Self {
-        Query {
-            filter: None,
-            order: Vec::new(),
-            limit: None,
-            offset: None,
-            _model: PhantomData,
-        }
-    }
-}
-
-impl<M> fmt::Debug for Query<M> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Query")
-            .field("order", &self.order)
-            .field("limit", &self.limit)
-            .field("offset", &self.offset)
-            .finish_non_exhaustive()
-    }
-}
-
-/// What a query's SQL selects.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Shape {
-    /// Every column, for models.
-    Rows,
-    /// `COUNT(*)` of the rows the query would return.
-    Count,
-    /// One constant row when there is any.
-    Exists,
-}
-
-impl<M> Query<M> {
-    /// Keeps only the rows `filter` matches; several filters must all match.
-    pub fn filter(mut self, filter: Filter<M>) -> Self {
-        self.filter = Some(match self.filter.take() {
-            None => filter.node,
-            Some(Node::All(mut nodes)) => {
-                nodes.push(filter.node);
-                Node::All(nodes)
-            }
-            Some(node) => Node::All(vec![node, filter.node]),
-        });
-        self
-    }
-
-    /// Orders by `order`, after the orderings given before (without any, rows come in primary
-    /// key order).
-    pub fn order_by(mut self, order: Order<M>) -> Self {
-        self.order.push((order.column, order.descending));
-        self
-    }
-
-    /// Returns at most `n` rows.
-    pub fn limit(mut self, n: u64) -> Self {
-        self.limit = Some(n);
-        self
-    }
-
-    /// Skips the first `n` rows.
-    pub fn offset(mut self, n: u64) -> Self {
-        self.offset = Some(n);
-        self
-    }
-
-    /// The SQL text and arguments of the query on `backend`.
-    pub(crate) fn sql(
-        &self,
-        meta: &ModelMeta,
-        backend: Backend,
-        shape: Shape,
-    ) -> Result<(String, Args)> {
-        let mut out = String::from("SELECT ");
-        let windowed = self.limit.is_some() || self.offset.is_some();
-        match shape {
-            Shape::Rows => {
-                for (i, column) in meta.columns.iter().enumerate() {
-                    if i > 0 {
-                        out.push_str(", ");
-                    }
-                    backend.quote(&mut out, column);
-                }
-            }
-            Shape::Count if windowed => out.push_str("COUNT(*) FROM (SELECT 1 AS one"),
-            Shape::Count => out.push_str("COUNT(*)"),
-            Shape::Exists => out.push('1'),
-        }
-        out.push_str(" FROM ");
-        backend.quote(&mut out, meta.table);
-        let mut args = Args::new(backend, 4);
-        if let Some(filter) = &self.filter {
-            out.push_str(" WHERE ");
-            filter.write(backend, &mut out, &mut args, &mut 0)?;
-        }
-        if shape == Shape::Rows || (shape == Shape::Count && windowed) {
-            out.push_str(" ORDER BY ");
-            if self.order.is_empty() {
-                backend.quote(&mut out, meta.columns[meta.primary_key]);
-            }
-            for (i, (column, descending)) in self.order.iter().enumerate() {
-                if i > 0 {
-                    out.push_str(", ");
-                }
-                backend.quote(&mut out, column);
-                out.push_str(if *descending { " DESC" } else { " ASC" });
-            }
-        }
-        let limit = if shape == Shape::Exists {
-            Some(1)
-        } else {
-            self.limit
-        };
-        // Numbers of the caller's, written as numbers: no text of theirs reaches the SQL.
-        match (limit, self.offset) {
-            (Some(limit), None) => out.push_str(&format!(" LIMIT {limit}")),
-            (Some(limit), Some(offset)) => {
-                out.push_str(&format!(" LIMIT {limit} OFFSET {offset}"));
-            }
-            (None, Some(offset)) => out.push_str(&match backend {
-                // MySQL has no OFFSET without LIMIT; SQLite takes -1 for "no limit".
-                Backend::MySql => format!(" LIMIT 18446744073709551615 OFFSET {offset}"),
-                Backend::Sqlite => format!(" LIMIT -1 OFFSET {offset}"),
-                _ => format!(" OFFSET {offset}"),
-            }),
-            (None, None) => {}
-        }
-        if shape == Shape::Count && windowed {
-            out.push_str(") AS counted");
-        }
-        Ok((out, args))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::meta::Receivers;
-
-    struct Post;
-
-    const META: ModelMeta = ModelMeta {
-        name: "Post",
-        table: "post",
-        fields: &["id", "status", "views", "note"],
-        columns: &["id", "status", "views", "note"],
-        primary_key: 0,
-        receivers: Receivers::NONE,
-    };
-    const STATUS: Column<Post, String> = Column::new(1, "status");
-    const VIEWS: Column<Post, i64> = Column::new(2, "views");
-    const NOTE: Column<Post, Option<String>> = Column::new(3, "note");
-
-    fn text(q: &Query<Post>, backend: Backend, shape: Shape) -> String {
-        q.sql(&META, backend, shape)
-            .map(|(sql, _)| sql)
-            .unwrap_or_default()
-    }
-
-    #[test]
-    fn sql_per_backend() {
-        let q = Query::<Post>::default()
-            .filter(STATUS.eq("a") | !VIEWS.in_([1, 2]))
-            .filter(NOTE.ne(None::<String>).and(VIEWS.in_(Vec::<i64>::new())))
-            .order_by(VIEWS.desc())
-            .offset(5);
-        assert_eq!(
-            text(&q, Backend::Postgres, Shape::Rows),
-            r#"SELECT "id", "status", "views", "note" FROM "post" WHERE (("status" = $1 OR NOT ("views" IN ($2, $3))) AND ("note" IS NOT NULL AND 1 = 0)) ORDER BY "views" DESC OFFSET 5"#
-        );
-        assert_eq!(
-            text(&q, Backend::MySql, Shape::Count),
-            "SELECT COUNT(*) FROM (SELECT 1 AS one FROM `post` WHERE ((`status` = ? OR NOT (`views` IN (?, ?))) AND (`note` IS NOT NULL AND 1 = 0)) ORDER BY `views` DESC LIMIT 18446744073709551615 OFFSET 5) AS counted"
-        );
-        assert_eq!(
-            text(&Query::default(), Backend::Sqlite, Shape::Exists),
-            r#"SELECT 1 FROM "post" LIMIT 1"#
-        );
     }
 }

@@ -1,0 +1,248 @@
+//! Typed queries: conditions built from a model's column constants ([`Filter`], in `filter`),
+//! orderings ([`Order`]), assignments of an atomic update ([`Set`], in `update`), and the query
+//! that holds them ([`Query`]), with the SQL text and arguments each backend runs. Nothing here
+//! executes: `ops::query` runs a query.
+//!
+//! Uses `backend`, `error`, `value` and `meta`.
+
+use std::fmt;
+use std::marker::PhantomData;
+
+use crate::backend::Backend;
+use crate::error::Result;
+use crate::meta::ModelMeta;
+use crate::value::Args;
+
+mod filter;
+mod update;
+
+use filter::Node;
+pub use filter::{Filter, Order, Text};
+pub use update::{Numeric, Set};
+
+/// A query of model `M`'s rows: conditions, orderings, a window. Build it with
+/// [`Model::query`](crate::Model::query), run it with `all`, `first`, `count` or `exists`.
+/// Placeholders, quoting and `LIMIT` spelling are each backend's; every value is bound.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> signals_core::Result<()> {
+/// use signals_core::{Db, Model};
+///
+/// #[derive(Debug, Model)]
+/// struct Post { id: Option<i64>, status: String, views: i64 }
+///
+/// let db = Db::connect("sqlite::memory:").await?;
+/// db.execute_unprepared("CREATE TABLE post (id INTEGER PRIMARY KEY, status TEXT NOT NULL, views INTEGER NOT NULL)").await?;
+/// for views in [5, 40, 12, 40, 3, 77] {
+///     Post { id: None, status: "published".into(), views }.save(&db).await?;
+/// }
+/// // The second page of three, most viewed first, ties by key.
+/// let page = Post::query()
+///     .filter(Post::STATUS.eq("published"))
+///     .order_by(Post::VIEWS.desc())
+///     .order_by(Post::ID.asc())
+///     .limit(3)
+///     .offset(3)
+///     .all(&db)
+///     .await?;
+/// assert_eq!(page.iter().map(|p| p.views).collect::<Vec<_>>(), [12, 5, 3]);
+/// let top = Post::query().order_by(Post::VIEWS.desc()).first(&db).await?;
+/// assert_eq!(top.map(|p| p.views), Some(77));
+/// assert!(Post::query().filter(Post::VIEWS.ge(70)).exists(&db).await?);
+/// # Ok(()) }
+/// ```
+pub struct Query<M> {
+    filter: Option<Node>,
+    order: Vec<(&'static str, bool)>,
+    limit: Option<u64>,
+    offset: Option<u64>,
+    /// Lock the rows read until the transaction ends (`FOR UPDATE`).
+    pub(crate) lock: bool,
+    _model: PhantomData<fn() -> M>,
+}
+
+impl<M> Default for Query<M> {
+    fn default() -> Self {
+        Query {
+            filter: None,
+            order: Vec::new(),
+            limit: None,
+            offset: None,
+            lock: false,
+            _model: PhantomData,
+        }
+    }
+}
+
+impl<M> fmt::Debug for Query<M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Query")
+            .field("order", &self.order)
+            .field("limit", &self.limit)
+            .field("offset", &self.offset)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a query's SQL selects.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Shape {
+    /// Every column, for models.
+    Rows,
+    /// `COUNT(*)` of the rows the query would return.
+    Count,
+    /// One constant row when there is any.
+    Exists,
+}
+
+impl<M> Query<M> {
+    /// Keeps only the rows `filter` matches; several filters must all match.
+    pub fn filter(mut self, filter: Filter<M>) -> Self {
+        self.filter = Some(match self.filter.take() {
+            None => filter.node,
+            Some(Node::All(mut nodes)) => {
+                nodes.push(filter.node);
+                Node::All(nodes)
+            }
+            Some(node) => Node::All(vec![node, filter.node]),
+        });
+        self
+    }
+
+    /// Orders by `order`, after the orderings given before (without any, rows come in primary
+    /// key order).
+    pub fn order_by(mut self, order: Order<M>) -> Self {
+        self.order.push((order.column, order.descending));
+        self
+    }
+
+    /// Returns at most `n` rows.
+    pub fn limit(mut self, n: u64) -> Self {
+        self.limit = Some(n);
+        self
+    }
+
+    /// Skips the first `n` rows.
+    pub fn offset(mut self, n: u64) -> Self {
+        self.offset = Some(n);
+        self
+    }
+
+    /// The SQL text and arguments of the query on `backend`.
+    pub(crate) fn sql(
+        &self,
+        meta: &ModelMeta,
+        backend: Backend,
+        shape: Shape,
+    ) -> Result<(String, Args)> {
+        let mut out = String::from("SELECT ");
+        let windowed = self.limit.is_some() || self.offset.is_some();
+        match shape {
+            Shape::Rows => {
+                for (i, column) in meta.columns.iter().enumerate() {
+                    if i > 0 {
+                        out.push_str(", ");
+                    }
+                    backend.quote(&mut out, column);
+                }
+            }
+            Shape::Count if windowed => out.push_str("COUNT(*) FROM (SELECT 1 AS one"),
+            Shape::Count => out.push_str("COUNT(*)"),
+            Shape::Exists => out.push('1'),
+        }
+        out.push_str(" FROM ");
+        backend.quote(&mut out, meta.table);
+        let mut args = Args::new(backend, 4);
+        if let Some(filter) = &self.filter {
+            out.push_str(" WHERE ");
+            filter.write(backend, &mut out, &mut args, &mut 0)?;
+        }
+        if shape == Shape::Rows || (shape == Shape::Count && windowed) {
+            out.push_str(" ORDER BY ");
+            if self.order.is_empty() {
+                backend.quote(&mut out, meta.columns[meta.primary_key]);
+            }
+            for (i, (column, descending)) in self.order.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                backend.quote(&mut out, column);
+                out.push_str(if *descending { " DESC" } else { " ASC" });
+            }
+        }
+        let limit = if shape == Shape::Exists {
+            Some(1)
+        } else {
+            self.limit
+        };
+        // Numbers of the caller's, written as numbers: no text of theirs reaches the SQL.
+        match (limit, self.offset) {
+            (Some(limit), None) => out.push_str(&format!(" LIMIT {limit}")),
+            (Some(limit), Some(offset)) => {
+                out.push_str(&format!(" LIMIT {limit} OFFSET {offset}"));
+            }
+            (None, Some(offset)) => out.push_str(&match backend {
+                // MySQL has no OFFSET without LIMIT; SQLite takes -1 for "no limit".
+                Backend::MySql => format!(" LIMIT 18446744073709551615 OFFSET {offset}"),
+                Backend::Sqlite => format!(" LIMIT -1 OFFSET {offset}"),
+                _ => format!(" OFFSET {offset}"),
+            }),
+            (None, None) => {}
+        }
+        if shape == Shape::Count && windowed {
+            out.push_str(") AS counted");
+        }
+        if self.lock && shape == Shape::Rows && backend != Backend::Sqlite {
+            // SQLite's write transactions hold the whole database already.
+            out.push_str(" FOR UPDATE");
+        }
+        Ok((out, args))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::meta::{Column, Receivers};
+
+    struct Post;
+
+    const META: ModelMeta = ModelMeta {
+        name: "Post",
+        table: "post",
+        fields: &["id", "status", "views", "note"],
+        columns: &["id", "status", "views", "note"],
+        primary_key: 0,
+        receivers: Receivers::NONE,
+    };
+    const STATUS: Column<Post, String> = Column::new(1, "status");
+    const VIEWS: Column<Post, i64> = Column::new(2, "views");
+    const NOTE: Column<Post, Option<String>> = Column::new(3, "note");
+
+    fn text(q: &Query<Post>, backend: Backend, shape: Shape) -> String {
+        q.sql(&META, backend, shape)
+            .map(|(sql, _)| sql)
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn sql_per_backend() {
+        let q = Query::<Post>::default()
+            .filter(STATUS.eq("a") | !VIEWS.in_([1, 2]))
+            .filter(NOTE.ne(None::<String>).and(VIEWS.in_(Vec::<i64>::new())))
+            .order_by(VIEWS.desc())
+            .offset(5);
+        assert_eq!(
+            text(&q, Backend::Postgres, Shape::Rows),
+            r#"SELECT "id", "status", "views", "note" FROM "post" WHERE (("status" = $1 OR NOT ("views" IN ($2, $3))) AND ("note" IS NOT NULL AND 1 = 0)) ORDER BY "views" DESC OFFSET 5"#
+        );
+        assert_eq!(
+            text(&q, Backend::MySql, Shape::Count),
+            "SELECT COUNT(*) FROM (SELECT 1 AS one FROM `post` WHERE ((`status` = ? OR NOT (`views` IN (?, ?))) AND (`note` IS NOT NULL AND 1 = 0)) ORDER BY `views` DESC LIMIT 18446744073709551615 OFFSET 5) AS counted"
+        );
+        assert_eq!(
+            text(&Query::default(), Backend::Sqlite, Shape::Exists),
+            r#"SELECT 1 FROM "post" LIMIT 1"#
+        );
+    }
+}

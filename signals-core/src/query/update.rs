@@ -1,0 +1,127 @@
+//! The assignments of an atomic update ([`Set`]) and its SQL.
+//!
+//! Uses `backend`, `error`, `value` and `meta`; writes the conditions of its [`Query`].
+
+use std::fmt;
+use std::marker::PhantomData;
+
+use super::Query;
+use crate::backend::Backend;
+use crate::error::Result;
+use crate::meta::{Column, ModelMeta};
+use crate::value::{Args, DynField, FieldType};
+
+/// The assignments of an atomic update ([`Query::update`]): `Author::POST_COUNT.add(1)`,
+/// `Post::STATUS.set("archived")`, several joined with `&`.
+pub struct Set<M> {
+    items: Vec<(&'static str, Assign)>,
+    _model: PhantomData<fn() -> M>,
+}
+
+enum Assign {
+    /// `column = value`.
+    Value(Box<dyn DynField>),
+    /// `column = column + value`, computed by the database: no update is lost to a race.
+    Add(Box<dyn DynField>),
+}
+
+impl<M> Set<M> {
+    fn one(column: &'static str, assign: Assign) -> Self {
+        Set {
+            items: vec![(column, assign)],
+            _model: PhantomData,
+        }
+    }
+}
+
+impl<M> std::ops::BitAnd for Set<M> {
+    type Output = Set<M>;
+    fn bitand(mut self, other: Set<M>) -> Set<M> {
+        self.items.extend(other.items);
+        self
+    }
+}
+
+impl<M> fmt::Debug for Set<M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let columns: Vec<&str> = self.items.iter().map(|(c, _)| *c).collect();
+        f.debug_tuple("Set").field(&columns).finish()
+    }
+}
+
+/// A numeric field type, for [`Column::add`].
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a number",
+    label = "`add` needs a numeric column (i16, i32, i64, f32, f64, or an Option of one)"
+)]
+pub trait Numeric: FieldType {}
+macro_rules! numeric {
+    ($($ty:ty),*) => {$(
+        impl Numeric for $ty {}
+        impl Numeric for Option<$ty> {}
+    )*};
+}
+numeric!(i16, i32, i64, f32, f64);
+
+impl<M, T: FieldType> Column<M, T> {
+    /// Sets the column to `value`, in [`Query::update`].
+    pub fn set(self, value: impl Into<T>) -> Set<M> {
+        Set::one(self.name(), Assign::Value(Box::new(value.into())))
+    }
+}
+
+impl<M, T: Numeric> Column<M, T> {
+    /// Adds `n` to the column (subtracts, when negative) in the database, in [`Query::update`]:
+    /// Django's `F("count") + n`, safe against concurrent updates. A NULL stays NULL.
+    #[allow(clippy::should_implement_trait)] // an assignment `col = col + n`, not a sum
+    pub fn add(self, n: impl Into<T>) -> Set<M> {
+        Set::one(self.name(), Assign::Add(Box::new(n.into())))
+    }
+}
+
+impl<M> Query<M> {
+    /// `UPDATE .. SET .. WHERE ..` of the query's rows on `backend`; a query with an ordering,
+    /// a limit or an offset is refused (not every backend can update such a window).
+    pub(crate) fn update_sql(
+        &self,
+        meta: &ModelMeta,
+        backend: Backend,
+        set: &Set<M>,
+    ) -> Result<(String, Args)> {
+        if !self.order.is_empty() || self.limit.is_some() || self.offset.is_some() {
+            return Err(crate::error::Error::InvalidQuery(format!(
+                "`update` of `{}` rows takes conditions only: drop `order_by`, `limit` and \
+                 `offset` (select the keys you mean with `in_` instead)",
+                meta.name
+            )));
+        }
+        let mut out = String::from("UPDATE ");
+        backend.quote(&mut out, meta.table);
+        out.push_str(" SET ");
+        let mut args = Args::new(backend, set.items.len() + 4);
+        let mut params = 0;
+        for (i, (column, assign)) in set.items.iter().enumerate() {
+            if i > 0 {
+                out.push_str(", ");
+            }
+            backend.quote(&mut out, column);
+            out.push_str(" = ");
+            let value = match assign {
+                Assign::Value(value) => value,
+                Assign::Add(value) => {
+                    backend.quote(&mut out, column);
+                    out.push_str(" + ");
+                    value
+                }
+            };
+            params += 1;
+            backend.placeholder(&mut out, params);
+            value.bind_to(&mut args, column)?;
+        }
+        if let Some(filter) = &self.filter {
+            out.push_str(" WHERE ");
+            filter.write(backend, &mut out, &mut args, &mut params)?;
+        }
+        Ok((out, args))
+    }
+}

@@ -1,0 +1,11 @@
+use signals_core::Model;
+
+#[derive(Model)]
+struct Post {
+    id: Option<i64>,
+    views: i64,
+}
+
+fn main() {
+    let _ = Post::query().filter(Post::VIEWS.contains("1"));
+}
