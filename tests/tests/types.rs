@@ -353,3 +353,46 @@ db_test!(async fn integer_fields_read_narrower_integer_columns(db) {
     assert_eq!(err.kind(), ErrorKind::Decode, "{err}");
     assert!(err.to_string().contains("`hits`"), "{err}");
 });
+
+// `chrono::NaiveTime`: a time of day, microseconds kept, on every backend.
+
+#[derive(Debug, Clone, PartialEq, Model)]
+#[model(table = "opening")]
+struct Opening {
+    id: Option<i64>,
+    at: chrono::NaiveTime,
+    until: Option<chrono::NaiveTime>,
+}
+
+db_test!(async fn times_of_day_round_trip(db) {
+    let time_type = if db.backend() == Backend::MySql { "TIME(6)" } else { "TIME" };
+    create_tables(&db, &format!("CREATE TABLE opening (id {{pk}}, at {time_type} NOT NULL, until {time_type})")).await;
+    let t = |h, m, s, micro| chrono::NaiveTime::from_hms_micro_opt(h, m, s, micro).unwrap();
+    let rows = [
+        Opening { id: None, at: t(0, 0, 0, 0), until: None },
+        Opening { id: None, at: t(9, 30, 0, 0), until: Some(t(17, 45, 30, 250_000)) },
+        Opening { id: None, at: t(23, 59, 59, 999_999), until: Some(t(12, 0, 0, 1)) },
+    ];
+    let mut saved = Vec::new();
+    for mut row in rows {
+        row.save(&db).await.unwrap();
+        saved.push(row);
+    }
+    assert_eq!(Opening::all(&db).await.unwrap(), saved);
+    let mut tx = db.begin().await.unwrap();
+    assert_eq!(Opening::all(&mut tx).await.unwrap(), saved, "alike inside a transaction");
+    let mut extra = Opening { id: None, at: t(6, 5, 4, 3), until: None };
+    extra.save(&mut tx).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(Opening::get(&db, extra.id.unwrap()).await.unwrap(), Some(extra));
+    assert_eq!(Opening::query().filter(Opening::AT.gt(t(9, 0, 0, 0))).count(&db).await.unwrap(), 2);
+    // On SQLite, stored exactly as sqlx stores it, and sqlx's rows read back.
+    if let signals_core::PoolRef::Sqlite(pool) = db.pool() {
+        use signals_core::sqlx;
+        let text: String = sqlx::query_scalar("SELECT at FROM opening WHERE id = 2").fetch_one(pool).await.unwrap();
+        assert_eq!(text, "09:30:00");
+        sqlx::query("INSERT INTO opening (at) VALUES (?)").bind(t(1, 2, 3, 400)).execute(pool).await.unwrap();
+        let last = Opening::query().order_by(Opening::ID.desc()).first(&db).await.unwrap().unwrap();
+        assert_eq!(last.at, t(1, 2, 3, 400));
+    }
+});

@@ -27,7 +27,8 @@ use sqlite::{SqlRef, SqlValue};
 /// A Rust type that can be a model field on every supported database.
 ///
 /// Implemented for `bool`, `i16`, `i32`, `i64`, `f32`, `f64`, `String`, `Vec<u8>`,
-/// `chrono::NaiveDate`, `chrono::NaiveDateTime`, `chrono::DateTime<Utc>`, `uuid::Uuid`, and
+/// `chrono::NaiveDate`, `chrono::NaiveTime`, `chrono::NaiveDateTime`, `chrono::DateTime<Utc>`,
+/// `uuid::Uuid`, and
 /// `Option<T>` of each (which maps to a nullable column). The same model then runs unchanged on
 /// SQLite, PostgreSQL and MySQL. The set is closed: this crate stores and reads SQLite values
 /// itself (exactly as sqlx does), so it implements the trait for these types only.
@@ -41,8 +42,8 @@ use sqlite::{SqlRef, SqlValue};
     message = "`{Self}` cannot be a model field",
     label = "unsupported field type",
     note = "model fields must be one of: bool, i16, i32, i64, f32, f64, String, Vec<u8>, \
-            chrono::NaiveDate, chrono::NaiveDateTime, chrono::DateTime<Utc>, uuid::Uuid, \
-            or an Option of one of them"
+            chrono::NaiveDate, chrono::NaiveTime, chrono::NaiveDateTime, chrono::DateTime<Utc>, \
+            uuid::Uuid, or an Option of one of them"
 )]
 pub trait FieldType:
     Debug
@@ -146,6 +147,7 @@ field_types! {
     f32 => encode_f32, decode_f32;
     f64 => encode_f64, decode_f64;
     Vec<u8> => encode_bytes, decode_bytes;
+    chrono::NaiveTime => encode_time, decode_time;
     uuid::Uuid => encode_uuid, decode_uuid;
 }
 

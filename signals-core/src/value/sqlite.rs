@@ -8,7 +8,8 @@
 //! directions for every type.
 
 use chrono::{
-    DateTime, FixedOffset, NaiveDate, NaiveDateTime, Offset as _, SecondsFormat, TimeZone as _, Utc,
+    DateTime, FixedOffset, NaiveDate, NaiveDateTime, NaiveTime, Offset as _, SecondsFormat,
+    TimeZone as _, Utc,
 };
 use sqlx::error::BoxDynError;
 use sqlx::sqlite::SqliteRow;
@@ -124,6 +125,24 @@ pub(crate) fn decode_date(value: SqlRef<'_>) -> Result<NaiveDate, BoxDynError> {
         SqlRef::Text(t) => Ok(NaiveDate::parse_from_str(std::str::from_utf8(t)?, "%F")?),
         other => Err(mismatch("NaiveDate", other)),
     }
+}
+
+/// `13:45:00.123` (sqlx's `%T%.f`).
+pub(crate) fn encode_time(v: &NaiveTime) -> SqlValue {
+    SqlValue::Text(v.format("%T%.f").to_string())
+}
+
+/// A time as text in one of the formats sqlx's SQLite driver reads.
+pub(crate) fn decode_time(value: SqlRef<'_>) -> Result<NaiveTime, BoxDynError> {
+    let text = match value {
+        SqlRef::Text(t) | SqlRef::Blob(t) => std::str::from_utf8(t)?,
+        other => return Err(mismatch("NaiveTime", other)),
+    };
+    const FORMATS: &[&str] = &["%T.f", "%T%.f", "%R", "%RZ", "%T%.fZ", "%R%:z", "%T%.f%:z"];
+    FORMATS
+        .iter()
+        .find_map(|format| NaiveTime::parse_from_str(text, format).ok())
+        .ok_or_else(|| format!("invalid time: {text}").into())
 }
 
 /// `2024-02-29 13:45:00.123`.
