@@ -18,6 +18,8 @@
 //! another connection holds the lock, waited for on sqlx's worker thread as before. (Once a
 //! transaction holds the write lock, its other statements wait for nobody, except a write that
 //! spills SQLite's page cache to a rollback-journal database while others read.)
+//!
+//! Uses `error`, `value` and the statement outcome of `conn`. The crate's only `unsafe` code.
 #![allow(unsafe_code)]
 
 use std::time::{Duration, Instant};

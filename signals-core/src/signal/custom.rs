@@ -1,4 +1,6 @@
 //! Custom signals: a typed payload, receivers connected at run time (Django's `Signal()`).
+//!
+//! Uses `error` only.
 
 use std::fmt;
 use std::future::Future;

@@ -6,6 +6,8 @@
 //! dates included) and the same values accepted on reading, so rows written by sqlx code of
 //! your own read back here, and the other way round. `tests/tests/types.rs` checks both
 //! directions for every type.
+//!
+//! Uses nothing else of the crate.
 
 use chrono::{
     DateTime, FixedOffset, NaiveDate, NaiveDateTime, NaiveTime, Offset as _, SecondsFormat,
