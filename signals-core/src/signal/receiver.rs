@@ -30,24 +30,29 @@ where
     type Error = E;
 }
 
-/// Awaits one receiver inside a `tracing` span, naming it in the error; a muted receiver's
+/// One receiver's call, run inside a `tracing` span, its error naming it; a muted receiver's
 /// future is dropped unpolled (so it never runs).
+///
+/// A plain function returning combinators, not an `async fn`: that would keep the receiver's
+/// future twice in its state (as its argument and inside the span's wrapper), and receivers'
+/// futures hold the saves they make.
 #[inline]
-pub async fn receive<F: ReceiverFuture>(
+pub fn receive<F: ReceiverFuture>(
     model: &'static str,
     signal: SignalKind,
     receiver: &'static str,
     fut: F,
     model_type: std::any::TypeId,
-) -> Result<()> {
+) -> impl Future<Output = Result<()>> + Send {
+    use futures_util::FutureExt as _;
+    use futures_util::future::Either;
     use tracing::Instrument as _;
     if is_muted(model_type, receiver) {
         tracing::debug!(model, %signal, receiver, "receiver muted");
-        return Ok(());
+        return Either::Left(std::future::ready(Ok(())));
     }
     let span = tracing::debug_span!("receiver", model, %signal, receiver);
-    let res = fut.instrument(span.clone()).await;
-    match res {
+    Either::Right(fut.instrument(span.clone()).map(move |res| match res {
         Ok(()) => {
             tracing::debug!(parent: &span, "receiver ran");
             Ok(())
@@ -62,7 +67,7 @@ pub async fn receive<F: ReceiverFuture>(
                 source: Box::new(err),
             })
         }
-    }
+    }))
 }
 
 /// Schedules one `#[on_commit]` receiver's future to run after the outermost commit, naming
@@ -74,13 +79,10 @@ pub fn schedule_on_commit<F: ReceiverFuture + 'static>(
     fut: F,
     model_type: std::any::TypeId,
 ) {
-    tx.on_commit_reporting(receive(
-        model,
-        SignalKind::OnCommit,
-        receiver,
-        fut,
-        model_type,
-    ));
+    // Muting is checked when the work runs, after the commit.
+    tx.on_commit_reporting(async move {
+        receive(model, SignalKind::OnCommit, receiver, fut, model_type).await
+    });
 }
 
 /// The signal contexts, for the robust-receiver helpers.
