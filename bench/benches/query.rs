@@ -7,6 +7,8 @@
 //! `--rounds R`, `--only sqlite-memory|sqlite-file|postgres|mysql`).
 #![allow(missing_docs, clippy::unwrap_used)]
 
+use signals_bench::{arg, median};
+
 use std::alloc::System;
 use std::time::Instant;
 
@@ -126,11 +128,6 @@ async fn hand(db: &Db, limit: u64) -> usize {
     }
 }
 
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
-}
-
 async fn bench(label: &str, db: &Db, queries: usize, rounds: usize) {
     seed(db).await;
     assert_eq!(builder(db, 20).await, hand(db, 20).await, "the same rows");
@@ -187,22 +184,15 @@ async fn bench(label: &str, db: &Db, queries: usize, rounds: usize) {
     let (ours200, theirs200) = per(200).await;
     println!(
         "| {label:<13} | {:>8.1} | {:>8.1} | {:>5.2} | {ours20:>6.1} / {theirs20:>6.1} | {ours200:>7.1} / {theirs200:>7.1} | {:>+6.3} |",
-        median(&mut ours),
-        median(&mut theirs),
-        median(&mut ratios),
+        median(&ours),
+        median(&theirs),
+        median(&ratios),
         ((ours200 - ours20) - (theirs200 - theirs20)) / 180.0,
     );
 }
 
 #[tokio::main]
 async fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let arg = |name: &str| {
-        args.iter()
-            .position(|a| a == name)
-            .and_then(|i| args.get(i + 1))
-            .cloned()
-    };
     let queries: usize = arg("--queries").and_then(|s| s.parse().ok()).unwrap_or(400);
     let rounds: usize = arg("--rounds").and_then(|s| s.parse().ok()).unwrap_or(9);
     let only = arg("--only");

@@ -9,6 +9,8 @@
 //! file with `synchronous = NORMAL` instead of sqlx's default `FULL`).
 #![allow(missing_docs, clippy::unwrap_used)]
 
+use signals_bench::{arg, median};
+
 use std::time::Instant;
 
 use chrono::NaiveDate;
@@ -510,12 +512,6 @@ async fn sqlite_wal_normal(url: &str) -> Db {
     Db::from(pool)
 }
 
-fn median(v: &[f64]) -> f64 {
-    let mut v = v.to_vec();
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
 /// `direct`: for SQLite, the database's path (`:memory:` for a database of its own).
 async fn bench(label: &str, db: &Db, direct: Option<&str>, users: usize, rounds: usize) {
     signals_tests::create_tables(db, SCHEMA).await;
@@ -582,13 +578,6 @@ async fn bench(label: &str, db: &Db, direct: Option<&str>, users: usize, rounds:
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let arg = |name: &str| {
-        args.iter()
-            .position(|a| a == name)
-            .and_then(|i| args.get(i + 1))
-            .cloned()
-    };
     let users: usize = arg("--users").and_then(|s| s.parse().ok()).unwrap_or(300);
     let rounds: usize = arg("--rounds").and_then(|s| s.parse().ok()).unwrap_or(5);
     let only = arg("--only");

@@ -18,11 +18,7 @@ fn report(what: &str, start: Instant, n: usize) {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let n: usize = args
-        .iter()
-        .position(|a| a == "--n")
-        .and_then(|i| args.get(i + 1))
+    let n: usize = signals_bench::arg("--n")
         .and_then(|s| s.parse().ok())
         .unwrap_or(3000);
     let db = Db::connect("sqlite::memory:").await.unwrap();
