@@ -11,7 +11,7 @@ pub use inventory;
 use crate::backend::Backend;
 use crate::error::Result;
 use crate::kind::SignalKind;
-use crate::meta::{Column, ModelMeta};
+use crate::meta::{Column, ColumnDef, ModelMeta};
 use crate::model::{Deleted, Model, Operations, SaveOptions, Saved};
 pub use crate::ops::cascade::{OnDelete, Relation, RelationKind};
 use crate::ops::load::{children_of, parent_of};
@@ -21,9 +21,9 @@ pub use crate::signal::receiver::{
 };
 pub use crate::sql::Statements;
 pub use crate::tx::{Savepoint, Target};
-use crate::value::FieldType;
 pub use crate::value::sqlite::{SqlRef, SqlValue};
 pub use crate::value::{Args, Nullable, PrimaryKey, RefersTo, Row};
+use crate::value::{BuiltinType, FieldType};
 
 /// The operations behind `Model`'s methods: a derived model's `__Ops`.
 pub struct Ops;
@@ -166,6 +166,54 @@ impl StatementCache {
 pub const fn column<M, T>(index: usize, name: &'static str) -> Column<M, T> {
     Column::new(index, name)
 }
+
+/// A column of the schema, for `Model::__COLUMNS`: `S` is the field type's stored type.
+#[allow(clippy::too_many_arguments)]
+pub const fn column_def<S: BuiltinType>(
+    name: &'static str,
+    field: &'static str,
+    rust_type: &'static str,
+    primary_key: bool,
+    auto_increment: bool,
+    unique: bool,
+    max_length: Option<u32>,
+    decimal: Option<(u32, u32)>,
+) -> ColumnDef {
+    let mut def = ColumnDef::new::<S>(name, field, rust_type);
+    def.primary_key = primary_key;
+    def.auto_increment = auto_increment;
+    def.unique = unique;
+    def.max_length = max_length;
+    def.decimal = decimal;
+    def
+}
+
+/// `#[model(max_length = N)]` is for text columns.
+#[diagnostic::on_unimplemented(
+    message = "`max_length` is for text columns, but this field is `{Self}`",
+    label = "not stored as text"
+)]
+pub trait MaxLength {}
+impl<T: crate::query::Text> MaxLength for T {}
+
+/// `#[model(max_digits = .., decimal_places = ..)]` is for decimal columns.
+#[diagnostic::on_unimplemented(
+    message = "`max_digits` and `decimal_places` are for `rust_decimal::Decimal` columns, but this field is `{Self}`",
+    label = "not stored as a decimal"
+)]
+pub trait DecimalDigits {}
+#[cfg(feature = "decimal")]
+impl<T: FieldType> DecimalDigits for T where T::Stored: IsDecimal {}
+#[doc(hidden)]
+#[diagnostic::on_unimplemented(
+    message = "`max_digits` and `decimal_places` are for `rust_decimal::Decimal` fields, but this one is stored as `{Self}`",
+    label = "not a decimal"
+)]
+pub trait IsDecimal {}
+#[cfg(feature = "decimal")]
+impl IsDecimal for rust_decimal::Decimal {}
+#[cfg(feature = "decimal")]
+impl IsDecimal for Option<rust_decimal::Decimal> {}
 
 /// The set of signal kinds with receivers wired, for `Hooks::__WIRED`.
 pub const fn wired(kinds: &[SignalKind]) -> u32 {

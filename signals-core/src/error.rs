@@ -196,6 +196,14 @@ pub enum Error {
     #[error("transaction conflict, retry it: {}", server_message(.0))]
     Conflict(#[source] sqlx::Error),
 
+    /// The database's tables do not match the models (from
+    /// [`Db::check_schema`](crate::Db::check_schema)): every problem found, one per line.
+    #[error("the database does not match the models:\n  - {}", problems.join("\n  - "))]
+    SchemaMismatch {
+        /// Each missing table or column, incompatible type or nullability, in model order.
+        problems: Vec<String>,
+    },
+
     /// A query asked for something it cannot do (an `update` of an ordered or limited query).
     #[error("invalid query: {0}")]
     InvalidQuery(String),
@@ -292,6 +300,8 @@ pub enum ErrorKind {
     TimedOut,
     /// [`Error::Database`].
     Database,
+    /// [`Error::SchemaMismatch`].
+    SchemaMismatch,
     /// [`Error::Other`].
     Other,
 }
@@ -332,6 +342,7 @@ impl Error {
     pub fn kind(&self) -> ErrorKind {
         match self.root() {
             Error::Config(_) => ErrorKind::Config,
+            Error::SchemaMismatch { .. } => ErrorKind::SchemaMismatch,
             Error::NotFound { .. } => ErrorKind::NotFound,
             Error::NotSaved { .. } => ErrorKind::NotSaved,
             Error::UniqueViolation { .. } => ErrorKind::UniqueViolation,

@@ -215,6 +215,7 @@ mod meta;
 mod model;
 mod ops;
 mod query;
+pub mod schema;
 mod signal;
 mod sql;
 mod tx;
@@ -224,7 +225,7 @@ pub use backend::Backend;
 pub use conn::{ConnRef, DEFAULT_MAX_DEPTH, Db, PoolRef};
 pub use error::{BoxError, Error, ErrorKind, Result};
 pub use kind::SignalKind;
-pub use meta::{Column, FieldSet, ModelMeta, Receivers};
+pub use meta::{Column, ColumnDef, FieldSet, ModelMeta, Receivers};
 pub use model::{Deleted, Model, SaveOptions, Saved};
 pub use ops::cascade::{OnDelete, Relation, RelationKind, relations_to};
 pub use query::{Filter, Numeric, Order, Query, Set, Text};
@@ -234,10 +235,35 @@ pub use signal::{
     disconnect, mute, mute_receiver, receivers, record_signals,
 };
 pub use tx::{Executor, Tx};
-pub use value::{FieldType, PrimaryKey};
+pub use value::{BuiltinType, FieldType, PrimaryKey, SqlType};
 
 /// `#[derive(Model)]`: see the [crate documentation](crate#the-derive).
 pub use signals_derive::Model;
+
+/// `#[derive(FieldType)]`: a newtype stored as what it wraps, or an enum of unit variants
+/// stored as text (or as an integer with `#[field(integer)]`); see [`FieldType`].
+///
+/// On an enum, `#[field(rename_all = "..")]` (`lowercase`, `UPPERCASE`, `snake_case`,
+/// `SCREAMING_SNAKE_CASE`, `kebab-case`, `camelCase`, `PascalCase`) chooses how variant names
+/// are stored, and `#[field(rename = "..")]` on a variant overrides it. A stored value that
+/// names no variant is a decode error that lists the known ones.
+pub use signals_derive::FieldType;
+
+/// A JSON field holding any serde type: JSONB on PostgreSQL, JSON on MySQL, TEXT on SQLite
+/// (sqlx's own `Json`, so `sqlx::query_as` reads it too). For untyped JSON, a field can be
+/// a `serde_json::Value`.
+///
+/// ```
+/// use signals_core::{Json, Model};
+///
+/// #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+/// struct Meta { tags: Vec<String> }
+///
+/// #[derive(Model)]
+/// struct Post { id: Option<i64>, meta: Json<Meta>, extra: Option<serde_json::Value> }
+/// ```
+#[cfg(feature = "json")]
+pub use sqlx::types::Json;
 
 #[doc = include_str!("../../README.md")]
 #[cfg(doctest)]

@@ -11,7 +11,7 @@ use std::future::Future;
 
 use crate::backend::Backend;
 use crate::error::{Error, Result};
-use crate::meta::{Column, FieldSet, ModelMeta};
+use crate::meta::{Column, ColumnDef, FieldSet, ModelMeta};
 use crate::query::Query;
 use crate::sql::Statements;
 use crate::tx::{Executor, Target, Tx};
@@ -314,6 +314,10 @@ pub trait Model: Sized + Send + Sync + 'static {
 
     /// The model's table, columns and receivers.
     const META: ModelMeta;
+
+    /// Each column as the [schema](crate::schema) sees it, in field order.
+    #[doc(hidden)]
+    const __COLUMNS: &'static [ColumnDef] = &[];
 
     /// The operations behind the methods below (`__private::Ops`).
     #[doc(hidden)]

@@ -20,6 +20,7 @@ const LAYERS: &[&str] = &[
     "model",
     "signal",
     "ops",
+    "schema",
     "__private",
     "lib",
 ];

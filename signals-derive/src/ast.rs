@@ -29,6 +29,10 @@ pub(crate) struct Field<'a> {
     pub(crate) relation: Option<Relation>,
     /// `on_delete` written without a relation; reported by `check`.
     pub(crate) stray_on_delete: Option<Ident>,
+    pub(crate) unique: Option<Span>,
+    pub(crate) max_length: Option<syn::LitInt>,
+    pub(crate) max_digits: Option<syn::LitInt>,
+    pub(crate) decimal_places: Option<syn::LitInt>,
 }
 
 pub(crate) struct Relation {
@@ -117,6 +121,10 @@ pub(crate) fn parse<'a>(input: &'a DeriveInput, errors: &mut Errors) -> Option<M
                 primary_key: fa.primary_key,
                 relation,
                 stray_on_delete,
+                unique: fa.unique,
+                max_length: fa.max_length,
+                max_digits: fa.max_digits,
+                decimal_places: fa.decimal_places,
             })
         })
         .collect();

@@ -137,6 +137,14 @@ pub(crate) struct FieldAttrs {
     /// that it is missing would only repeat that.
     pub(crate) relation_reported: bool,
     pub(crate) on_delete_reported: bool,
+    /// `unique`: a UNIQUE column in the schema.
+    pub(crate) unique: Option<Span>,
+    /// `max_length = N`: a `VARCHAR(N)` column in the schema.
+    pub(crate) max_length: Option<syn::LitInt>,
+    /// `max_digits = N`: a decimal's precision in the schema.
+    pub(crate) max_digits: Option<syn::LitInt>,
+    /// `decimal_places = N`: a decimal's scale in the schema.
+    pub(crate) decimal_places: Option<syn::LitInt>,
 }
 
 const STRUCT_KEYS: &[&str] = &["table"];
@@ -146,6 +154,10 @@ const FIELD_KEYS: &[&str] = &[
     "one_to_one",
     "foreign_key",
     "on_delete",
+    "unique",
+    "max_length",
+    "max_digits",
+    "decimal_places",
 ];
 const ON_DELETE: &[&str] = &["cascade", "restrict", "set_null"];
 
@@ -159,7 +171,7 @@ pub(crate) fn suggest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str>
         .map(|(_, c)| c)
 }
 
-fn did_you_mean(word: &str, candidates: &[&str]) -> String {
+pub(crate) fn did_you_mean(word: &str, candidates: &[&str]) -> String {
     match suggest(word, candidates) {
         Some(s) => format!("; did you mean `{s}`?"),
         None => {
@@ -169,7 +181,7 @@ fn did_you_mean(word: &str, candidates: &[&str]) -> String {
     }
 }
 
-fn key_name(meta: &ParseNestedMeta) -> String {
+pub(crate) fn key_name(meta: &ParseNestedMeta) -> String {
     let path = &meta.path;
     path.get_ident()
         .map(|i| i.to_string())
@@ -177,7 +189,7 @@ fn key_name(meta: &ParseNestedMeta) -> String {
 }
 
 /// Skips whatever follows a key we reported, so parsing goes on with the next key.
-fn skip_value(meta: &ParseNestedMeta) -> syn::Result<()> {
+pub(crate) fn skip_value(meta: &ParseNestedMeta) -> syn::Result<()> {
     if meta.input.peek(Token![=]) {
         let _: Token![=] = meta.input.parse()?;
         let _: syn::Expr = meta.input.parse()?;
@@ -426,6 +438,48 @@ pub(crate) fn parse_field_attrs(attrs: &[Attribute], errors: &mut Errors) -> Fie
                         dup(errors);
                     } else if let Some(action) = action {
                         out.on_delete = Some((action, ident));
+                    }
+                }
+                "unique" => {
+                    if out.unique.is_some() {
+                        dup(errors);
+                    } else {
+                        out.unique = Some(meta.path.span());
+                    }
+                    if !meta.input.is_empty() && !meta.input.peek(Token![,]) {
+                        errors.spanned(&meta.path, "`unique` takes no value: write `#[model(unique)]`");
+                        skip_value(&meta)?;
+                    }
+                }
+                "max_length" | "max_digits" | "decimal_places" => {
+                    let value = meta.value()?;
+                    if value.peek(LitStr) {
+                        let lit: LitStr = value.parse()?;
+                        errors.spanned(
+                            &lit,
+                            format!("`{key}` takes a number, not a string: write `{key} = {}`", lit.value()),
+                        );
+                        return Ok(());
+                    }
+                    let lit: syn::LitInt = value.parse()?;
+                    let max = if key == "decimal_places" { 28 } else if key == "max_digits" { 38 } else { 65_535 };
+                    let low = if key == "decimal_places" { 0 } else { 1 };
+                    match lit.base10_parse::<u32>() {
+                        Ok(n) if (low..=max).contains(&n) => {}
+                        _ => {
+                            errors.spanned(&lit, format!("`{key}` must be a number from {low} to {max}"));
+                            return Ok(());
+                        }
+                    }
+                    let slot = match key.as_str() {
+                        "max_length" => &mut out.max_length,
+                        "max_digits" => &mut out.max_digits,
+                        _ => &mut out.decimal_places,
+                    };
+                    if slot.is_some() {
+                        dup(errors);
+                    } else {
+                        *slot = Some(lit);
                     }
                 }
                 k if STRUCT_KEYS.contains(&k) => {

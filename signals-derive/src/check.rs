@@ -20,6 +20,41 @@ pub(crate) fn check(model: &mut Model<'_>, errors: &mut Errors) {
     primary_key(model, errors);
     columns(model, errors);
     relations(model, errors);
+    schema(model, errors);
+}
+
+/// `max_digits` and `decimal_places` come together, and a decimal's scale fits its precision.
+fn schema(model: &Model<'_>, errors: &mut Errors) {
+    for (i, field) in model.fields.iter().enumerate() {
+        match (&field.max_digits, &field.decimal_places) {
+            (Some(digits), Some(places)) => {
+                let (d, p) = (
+                    digits.base10_parse::<u32>().unwrap_or(0),
+                    places.base10_parse::<u32>().unwrap_or(0),
+                );
+                if p > d {
+                    errors.spanned(
+                        places,
+                        format!("`decimal_places = {p}` is more than `max_digits = {d}`: the places count among the digits"),
+                    );
+                }
+            }
+            (Some(lit), None) => errors.spanned(
+                lit,
+                "`max_digits` needs `decimal_places` too, as in Django: write `max_digits = 10, decimal_places = 2`",
+            ),
+            (None, Some(lit)) => errors.spanned(
+                lit,
+                "`decimal_places` needs `max_digits` too, as in Django: write `max_digits = 10, decimal_places = 2`",
+            ),
+            (None, None) => {}
+        }
+        if let Some(span) = field.unique
+            && i == model.primary_key
+        {
+            errors.at(span, "the primary key is unique already; remove `unique`");
+        }
+    }
 }
 
 fn primary_key(model: &mut Model<'_>, errors: &mut Errors) {

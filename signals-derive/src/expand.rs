@@ -149,6 +149,7 @@ fn expand(model: &Model<'_>) -> TokenStream {
     });
 
     let relations = relations(model);
+    let column_defs = column_defs(model);
 
     // `sqlx::FromRow` for each backend's row, so `sqlx::query_as::<_, Model>` reads models.
     let from_rows = [
@@ -186,6 +187,8 @@ fn expand(model: &Model<'_>) -> TokenStream {
                     on_commit: &[#(#on_commit_names),*],
                 },
             };
+
+            const __COLUMNS: &'static [::signals_core::ColumnDef] = &[#(#column_defs),*];
 
             fn __statements(
                 backend: ::signals_core::Backend,
@@ -254,6 +257,57 @@ fn expand(model: &Model<'_>) -> TokenStream {
 
         #relations
     }
+}
+
+/// Each field's `ColumnDef`, and the checks that its schema attributes suit its type.
+fn column_defs(model: &Model<'_>) -> Vec<TokenStream> {
+    model
+        .fields
+        .iter()
+        .enumerate()
+        .map(|(i, f)| {
+            let ty = f.ty;
+            let column = &f.column;
+            let field_name = &f.name;
+            let rust_type = quote!(#ty).to_string().replace(' ', "");
+            let stored = quote_spanned!(ty.span()=> <#ty as ::signals_core::FieldType>::Stored);
+            let is_pk = i == model.primary_key;
+            let auto = if is_pk {
+                quote_spanned!(ty.span()=> <#ty as ::signals_core::__private::PrimaryKey>::__AUTO)
+            } else {
+                quote!(false)
+            };
+            let unique = f.unique.is_some();
+            let some_u32 = |lit: &Option<syn::LitInt>| match lit {
+                Some(lit) => quote!(::core::option::Option::Some(#lit)),
+                None => quote!(::core::option::Option::None),
+            };
+            let max_length = some_u32(&f.max_length);
+            let decimal = match (&f.max_digits, &f.decimal_places) {
+                (Some(d), Some(p)) => quote!(::core::option::Option::Some((#d, #p))),
+                _ => quote!(::core::option::Option::None),
+            };
+            let mut checks = TokenStream::new();
+            if let Some(lit) = &f.max_length {
+                checks.extend(quote_spanned!(lit.span()=> {
+                    struct __Check<T: ::signals_core::__private::MaxLength>(T);
+                    let _ = ::core::mem::size_of::<__Check<#ty>>;
+                }));
+            }
+            if let Some(lit) = &f.max_digits {
+                checks.extend(quote_spanned!(lit.span()=> {
+                    struct __Check<T: ::signals_core::__private::DecimalDigits>(T);
+                    let _ = ::core::mem::size_of::<__Check<#ty>>;
+                }));
+            }
+            quote! {{
+                #checks
+                ::signals_core::__private::column_def::<#stored>(
+                    #column, #field_name, #rust_type, #is_pk, #auto, #unique, #max_length, #decimal,
+                )
+            }}
+        })
+        .collect()
 }
 
 fn field_type(ty: &syn::Type) -> TokenStream {

@@ -5,7 +5,9 @@
 fn ui() {
     let t = trybuild::TestCases::new();
     t.pass("tests/ui/pass/*.rs");
-    for area in ["attr", "shape", "receiver", "relation", "runtime", "query"] {
+    for area in [
+        "attr", "shape", "receiver", "relation", "runtime", "query", "field",
+    ] {
         t.compile_fail(format!("tests/ui/{area}/*.rs"));
     }
 }

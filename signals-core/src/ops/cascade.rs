@@ -68,6 +68,10 @@ pub struct Relation {
     pub on_delete: OnDelete,
     /// One-to-one or many-to-one.
     pub kind: RelationKind,
+    /// The parent's table, which the column references.
+    pub parent_table: &'static str,
+    /// The parent's primary key column, which the column references.
+    pub parent_column: &'static str,
     column_index: usize,
     collect: CollectFn,
 }
@@ -99,6 +103,8 @@ impl Relation {
             column: C::META.columns[field_index],
             on_delete,
             kind,
+            parent_table: P::META.table,
+            parent_column: P::META.columns[P::META.primary_key],
             column_index: field_index,
             collect: collect::<C>,
         }

@@ -128,11 +128,18 @@ impl Anchor {
 /// A field type holding text, for the text conditions ([`Column::contains`] and others).
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not text",
-    label = "text conditions need a `String` or `Option<String>` column"
+    label = "text conditions need a column stored as text: `String`, a newtype of it, a text enum, or an `Option` of one"
 )]
 pub trait Text: FieldType {}
-impl Text for String {}
-impl Text for Option<String> {}
+impl<T: FieldType> Text for T where T::Stored: text::StoredAsText {}
+
+mod text {
+    #[diagnostic::on_unimplemented(message = "`{Self}` is not stored as text")]
+    /// The built-in types holding text.
+    pub trait StoredAsText {}
+    impl StoredAsText for String {}
+    impl StoredAsText for Option<String> {}
+}
 
 /// Text conditions, case-sensitive on every backend (Django's `contains`, `startswith`,
 /// `endswith`, which on SQLite ignore case: here they never do). The text is matched as it is:

@@ -52,7 +52,7 @@ impl<M> fmt::Debug for Set<M> {
 /// A numeric field type, for [`Column::add`].
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not a number",
-    label = "`add` needs a numeric column (i16, i32, i64, f32, f64, or an Option of one)"
+    label = "`add` needs a numeric column (an integer, f32, f64, Decimal, or an Option of one)"
 )]
 pub trait Numeric: FieldType {}
 macro_rules! numeric {
@@ -61,7 +61,9 @@ macro_rules! numeric {
         impl Numeric for Option<$ty> {}
     )*};
 }
-numeric!(i16, i32, i64, f32, f64);
+numeric!(i8, i16, i32, i64, u8, u16, u32, f32, f64);
+#[cfg(feature = "decimal")]
+numeric!(rust_decimal::Decimal);
 
 impl<M, T: FieldType> Column<M, T> {
     /// Sets the column to `value`, in [`Query::update`].

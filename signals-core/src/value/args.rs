@@ -9,8 +9,8 @@ use sqlx::mysql::MySqlArguments;
 use sqlx::postgres::PgArguments;
 use sqlx::sqlite::SqliteArguments;
 
-use super::FieldType;
 use super::sqlite::SqlValue;
+use super::{BuiltinType, FieldType};
 use crate::backend::Backend;
 use crate::error::{Error, Result};
 
@@ -49,16 +49,19 @@ impl Args {
         }
     }
 
-    /// Binds one value; `column` names it in the error when the value is refused.
+    /// Binds one field value; `column` names it in the error when the value is refused.
     #[inline]
     pub fn bind<T: FieldType>(&mut self, value: &T, column: &'static str) -> Result<()> {
+        value.__bind(self, column)
+    }
+
+    /// Binds one value of a built-in type.
+    #[inline]
+    pub fn bind_builtin<T: BuiltinType>(&mut self, value: &T, column: &'static str) -> Result<()> {
         let invalid = |reason: String| Error::InvalidValue { column, reason };
         value.__check(self.backend()).map_err(invalid)?;
         let res = match self {
-            Args::Sqlite(a) => {
-                a.push(value.__to_sqlite());
-                Ok(())
-            }
+            Args::Sqlite(a) => value.__to_sqlite().map(|v| a.push(v)),
             Args::Postgres(a) => a.add(value),
             Args::MySql(a) => a.add(value),
         };

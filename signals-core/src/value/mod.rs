@@ -1,6 +1,6 @@
-//! Values: which Rust types can be fields and keys, how they are bound as arguments
-//! (`args`), read from rows (`row`), and stored on SQLite (`sqlite`), statically dispatched
-//! per backend.
+//! Values: which Rust types can be fields and keys ([`FieldType`], open to the user's types,
+//! each stored as a [`BuiltinType`] of `builtin`), how they are bound as arguments (`args`),
+//! read from rows (`row`), and stored on SQLite (`sqlite`), statically dispatched per backend.
 //!
 //! Uses `error` and `backend` only.
 
@@ -9,13 +9,13 @@ use std::fmt::Debug;
 use sqlx::error::BoxDynError;
 use sqlx::mysql::MySql;
 use sqlx::postgres::Postgres;
-use sqlx::sqlite::Sqlite;
 use sqlx::{Decode, Encode, Type};
 
 use crate::backend::Backend;
 use crate::error::{Error, Result};
 
 mod args;
+mod builtin;
 mod row;
 pub(crate) mod sqlite;
 
@@ -24,35 +24,152 @@ pub(crate) use args::{DynField, sqlx_sqlite_args};
 pub use row::Row;
 use sqlite::{SqlRef, SqlValue};
 
+mod sealed {
+    /// The built-in field types: only this crate stores values itself.
+    pub trait Sealed {}
+
+    /// Keeps `Option<Option<T>>` out: it has no column type.
+    #[diagnostic::on_unimplemented(
+        message = "`{Self}` is already nullable, so it cannot be wrapped in another `Option`",
+        label = "a field is `Option<T>` of a type stored as a non-`Option` type"
+    )]
+    pub trait NonOption {}
+}
+
 /// A Rust type that can be a model field on every supported database.
 ///
-/// Implemented for `bool`, `i16`, `i32`, `i64`, `f32`, `f64`, `String`, `Vec<u8>`,
-/// `chrono::NaiveDate`, `chrono::NaiveTime`, `chrono::NaiveDateTime`, `chrono::DateTime<Utc>`,
-/// `uuid::Uuid`, and
-/// `Option<T>` of each (which maps to a nullable column). The same model then runs unchanged on
-/// SQLite, PostgreSQL and MySQL. The set is closed: this crate stores and reads SQLite values
-/// itself (exactly as sqlx does), so it implements the trait for these types only.
+/// Built in (see [`BuiltinType`]): `bool`, `i16`, `i32`, `i64`, `f32`, `f64`, `String`,
+/// `Vec<u8>`, `chrono::NaiveDate`, `chrono::NaiveTime`, `chrono::NaiveDateTime`,
+/// `chrono::DateTime<Utc>`, `uuid::Uuid`, [`Json<T>`](crate::Json) and `serde_json::Value`
+/// (feature `json`), `rust_decimal::Decimal` (feature `decimal`), and `Option<T>` of each (a
+/// nullable column). `i8`, `u8`, `u16` and `u32` are stored in the next wider signed integer.
+/// The same model then runs unchanged on SQLite, PostgreSQL and MySQL.
+///
+/// Any other type becomes a field by saying which built-in type it is stored as:
+/// `#[derive(FieldType)]` does it for a newtype (stored as what it wraps) and for an enum of
+/// unit variants (stored as text, or as an integer with `#[field(integer)]`):
 ///
 /// ```
-/// fn assert_field<T: signals_core::FieldType>() {}
-/// assert_field::<Option<chrono::NaiveDate>>();
-/// assert_field::<Vec<u8>>();
+/// use signals_core::{FieldType, Model};
+///
+/// #[derive(Debug, Clone, PartialEq, FieldType)]
+/// struct Email(String);
+///
+/// #[derive(Debug, Clone, Copy, PartialEq, FieldType)]
+/// #[field(rename_all = "lowercase")]
+/// enum Status { Draft, Published } // stored as 'draft', 'published'
+///
+/// #[derive(Debug, Clone, Copy, PartialEq, FieldType)]
+/// #[field(integer)]
+/// enum Priority { Low = 1, High = 5 } // stored as 1, 5
+///
+/// #[derive(Model)]
+/// struct Post { id: Option<i64>, author: Email, status: Status, priority: Option<Priority> }
+/// ```
+///
+/// By hand, implement [`to_stored`](Self::to_stored) and [`from_stored`](Self::from_stored); a
+/// value that cannot be read back is a decode error naming the model and column:
+///
+/// ```
+/// use signals_core::FieldType;
+/// use sqlx::error::BoxDynError;
+///
+/// /// An amount in cents, stored as a BIGINT.
+/// #[derive(Debug, Clone, Copy, PartialEq)]
+/// struct Cents(u64);
+///
+/// impl FieldType for Cents {
+///     type Stored = i64;
+///     fn to_stored(&self) -> i64 {
+///         // Fits: `from_stored` refuses the rest, and so does `Cents::new` in a real app.
+///         i64::try_from(self.0).unwrap_or(i64::MAX)
+///     }
+///     fn from_stored(cents: i64) -> Result<Self, BoxDynError> {
+///         Ok(Cents(u64::try_from(cents).map_err(|_| format!("negative amount: {cents}"))?))
+///     }
+/// }
 /// ```
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be a model field",
     label = "unsupported field type",
-    note = "model fields must be one of: bool, i16, i32, i64, f32, f64, String, Vec<u8>, \
-            chrono::NaiveDate, chrono::NaiveTime, chrono::NaiveDateTime, chrono::DateTime<Utc>, \
-            uuid::Uuid, or an Option of one of them"
+    note = "built-in field types: bool, i8..i64, u8..u32, f32, f64, String, Vec<u8>, \
+            chrono::NaiveDate, NaiveTime, NaiveDateTime, DateTime<Utc>, uuid::Uuid, Json<T>, \
+            serde_json::Value, rust_decimal::Decimal, or an Option of one of them",
+    note = "a type of your own becomes a field with `#[derive(signals_core::FieldType)]` (a newtype \
+            or an enum) or an `impl FieldType` saying which built-in type stores it"
 )]
-pub trait FieldType:
-    Debug
-    + Send
-    + Sync
-    + 'static
-    + for<'q> Encode<'q, Sqlite>
-    + Type<Sqlite>
-    + for<'r> Decode<'r, Sqlite>
+pub trait FieldType: Debug + Send + Sync + Sized + 'static {
+    /// The built-in type the value is stored as.
+    type Stored: BuiltinType;
+
+    /// The value as it is stored.
+    fn to_stored(&self) -> Self::Stored;
+
+    /// The value from what is stored; `Err` (say why) is a decode error naming the model
+    /// and column.
+    fn from_stored(stored: Self::Stored) -> std::result::Result<Self, BoxDynError>;
+
+    /// Whether the type can hold SQL `NULL` (only `Option` can, or a type stored as one).
+    #[doc(hidden)]
+    const NULLABLE: bool = <Self::Stored as BuiltinType>::__NULLABLE;
+
+    /// Whether this value is SQL `NULL` (only `None` is).
+    fn is_null(&self) -> bool {
+        Self::NULLABLE && self.to_stored().is_null()
+    }
+
+    #[doc(hidden)]
+    #[inline]
+    fn __bind(&self, args: &mut Args, column: &'static str) -> Result<()> {
+        args.bind_builtin(&self.to_stored(), column)
+    }
+
+    #[doc(hidden)]
+    #[inline]
+    fn __read(
+        row: &Row<'_>,
+        index: usize,
+        model: &'static str,
+        column: &'static str,
+    ) -> Result<Self> {
+        let stored = <Self::Stored as FieldType>::__read(row, index, model, column)?;
+        Self::from_stored(stored).map_err(|source| Error::Decode {
+            model,
+            column,
+            source: sqlx::Error::Decode(source),
+        })
+    }
+
+    /// Reads a nullable column into `Option<Self>`.
+    #[doc(hidden)]
+    #[inline]
+    fn __read_option(
+        row: &Row<'_>,
+        index: usize,
+        model: &'static str,
+        column: &'static str,
+    ) -> Result<Option<Self>> {
+        if row.is_null(index, model, column)? {
+            return Ok(None);
+        }
+        Self::__read(row, index, model, column).map(Some)
+    }
+}
+
+/// The types this crate stores itself, on every backend: what a [`FieldType`] is stored as.
+///
+/// The set is closed (the crate stores and reads SQLite values itself, exactly as sqlx does);
+/// a type of your own is stored as one of these through [`FieldType::Stored`].
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a built-in field type, so it cannot be what a field is stored as",
+    label = "not a built-in field type",
+    note = "`FieldType::Stored` must be one of: bool, i16, i32, i64, f32, f64, String, Vec<u8>, \
+            chrono::NaiveDate, NaiveTime, NaiveDateTime, DateTime<Utc>, uuid::Uuid, Json<T>, \
+            serde_json::Value, rust_decimal::Decimal, or an Option of one of them"
+)]
+pub trait BuiltinType:
+    FieldType<Stored = Self>
+    + sealed::Sealed
     + for<'q> Encode<'q, Postgres>
     + Type<Postgres>
     + for<'r> Decode<'r, Postgres>
@@ -60,18 +177,24 @@ pub trait FieldType:
     + Type<MySql>
     + for<'r> Decode<'r, MySql>
 {
-    /// Whether the type can hold SQL `NULL` (only `Option` can).
-    const NULLABLE: bool = false;
+    /// The column type, for [schemas](crate::schema).
+    const SQL_TYPE: SqlType;
 
-    /// Whether [`__read`](Self::__read) is the type's own (integers: any integer width of the
-    /// column), so that `Option<Self>` reads through it too.
+    /// Whether a PostgreSQL column of type `ty` can hold the values (sqlx's own rule, wider
+    /// for integers, which read any integer width).
     #[doc(hidden)]
-    const __OWN_READ: bool = false;
-
-    /// Whether this value is SQL `NULL` (only `None` is).
-    fn is_null(&self) -> bool {
-        false
+    fn __compatible_postgres(ty: &sqlx::postgres::PgTypeInfo) -> bool {
+        <Self as Type<Postgres>>::compatible(ty)
     }
+
+    /// Whether a MySQL column of type `ty` can hold the values (sqlx's own rule).
+    #[doc(hidden)]
+    fn __compatible_mysql(ty: &sqlx::mysql::MySqlTypeInfo) -> bool {
+        <Self as Type<MySql>>::compatible(ty)
+    }
+
+    #[doc(hidden)]
+    const __NULLABLE: bool = false;
 
     /// Refuses a value the backend would store as something else, or not at all: MySQL turns
     /// dates past year 9999 into `0000-00-00` without an error, PostgreSQL's text cannot hold
@@ -85,187 +208,48 @@ pub trait FieldType:
     /// The value as SQLite stores it, exactly as sqlx's SQLite driver encodes it, so rows
     /// written through sqlx and through SQLite's own handle are the same.
     #[doc(hidden)]
-    fn __to_sqlite(&self) -> SqlValue;
+    fn __to_sqlite(&self) -> std::result::Result<SqlValue, BoxDynError>;
 
     /// Reads a SQLite value, accepting exactly what sqlx's SQLite driver accepts.
     #[doc(hidden)]
-    fn __from_sqlite(value: SqlRef<'_>) -> std::result::Result<Self, BoxDynError>
-    where
-        Self: Sized;
-
-    #[doc(hidden)]
-    #[inline]
-    fn __bind(&self, args: &mut Args, column: &'static str) -> Result<()>
-    where
-        Self: Sized,
-    {
-        args.bind(self, column)
-    }
-
-    #[doc(hidden)]
-    #[inline]
-    fn __read(
-        row: &Row<'_>,
-        index: usize,
-        model: &'static str,
-        column: &'static str,
-    ) -> Result<Self>
-    where
-        Self: Sized,
-    {
-        row.get(index, model, column)
-    }
+    fn __from_sqlite(value: SqlRef<'_>) -> std::result::Result<Self, BoxDynError>;
 }
 
-/// The SQLite methods of a `FieldType` impl, from the type's encoder and decoder in
-/// [`sqlite`].
-macro_rules! sqlite_codec {
-    ($encode:ident, $decode:ident) => {
-        #[inline]
-        fn __to_sqlite(&self) -> SqlValue {
-            sqlite::$encode(self)
-        }
-        #[inline]
-        fn __from_sqlite(value: SqlRef<'_>) -> std::result::Result<Self, BoxDynError> {
-            sqlite::$decode(value)
-        }
-    };
-}
-
-/// Each type names its SQLite encoder and decoder in [`sqlite`].
-macro_rules! field_types {
-    ($($ty:ty => $encode:ident, $decode:ident;)*) => {$(
-        impl FieldType for $ty {
-            sqlite_codec!($encode, $decode);
-        }
-        impl sealed::NonOption for $ty {}
-    )*};
-}
-
-field_types! {
-    bool => encode_bool, decode_bool;
-    f32 => encode_f32, decode_f32;
-    f64 => encode_f64, decode_f64;
-    Vec<u8> => encode_bytes, decode_bytes;
-    chrono::NaiveTime => encode_time, decode_time;
-    uuid::Uuid => encode_uuid, decode_uuid;
-}
-
-/// Integers read from a column of any integer width (a PostgreSQL `serial`, INT4, into an
-/// `i64`; a value that does not fit is a decode error naming the column).
-macro_rules! integer_types {
-    ($($ty:ty),*) => {$(
-        impl FieldType for $ty {
-            const __OWN_READ: bool = true;
-            sqlite_codec!(encode_int, decode_int);
-            #[inline]
-            fn __read(row: &Row<'_>, index: usize, model: &'static str, column: &'static str) -> Result<Self> {
-                row.get_integer(index, model, column)
-            }
-        }
-        impl sealed::NonOption for $ty {}
-    )*};
-}
-integer_types!(i16, i32, i64);
-
-impl FieldType for String {
-    #[inline]
-    fn __to_sqlite(&self) -> SqlValue {
-        SqlValue::Text(self.clone())
-    }
-    #[inline]
-    fn __from_sqlite(value: SqlRef<'_>) -> std::result::Result<Self, BoxDynError> {
-        sqlite::decode_string(value)
-    }
-    fn __check(&self, backend: Backend) -> std::result::Result<(), String> {
-        if backend == Backend::Postgres && self.contains('\0') {
-            return Err("PostgreSQL text cannot hold the NUL character (\\0)".into());
-        }
-        Ok(())
-    }
-}
-impl sealed::NonOption for String {}
-
-/// MySQL keeps years 1 to 9999 and silently stores any other date as `0000-00-00`.
-fn check_year(year: i32, backend: Backend) -> std::result::Result<(), String> {
-    if backend == Backend::MySql && !(1..=9999).contains(&year) {
-        return Err(format!(
-            "year {year} is outside MySQL's date range (years 1 to 9999)"
-        ));
-    }
-    Ok(())
-}
-
-macro_rules! date_types {
-    ($($ty:ty => $encode:ident, $decode:ident;)*) => {$(
-        impl FieldType for $ty {
-            sqlite_codec!($encode, $decode);
-            fn __check(&self, backend: Backend) -> std::result::Result<(), String> {
-                use chrono::Datelike as _;
-                check_year(self.year(), backend)
-            }
-        }
-        impl sealed::NonOption for $ty {}
-    )*};
-}
-
-date_types! {
-    chrono::NaiveDate => encode_date, decode_date;
-    chrono::NaiveDateTime => encode_datetime, decode_datetime;
-    chrono::DateTime<chrono::Utc> => encode_utc, decode_utc;
-}
-
-impl<T: FieldType + sealed::NonOption> FieldType for Option<T> {
-    const NULLABLE: bool = true;
-
-    #[inline]
-    fn __read(
-        row: &Row<'_>,
-        index: usize,
-        model: &'static str,
-        column: &'static str,
-    ) -> Result<Self> {
-        // Only PostgreSQL needs the integer's own read; elsewhere one decode does it all.
-        if T::__OWN_READ && row.needs_own_read() {
-            if row.is_null(index, model, column)? {
-                return Ok(None);
-            }
-            return T::__read(row, index, model, column).map(Some);
-        }
-        row.get(index, model, column)
-    }
-
-    fn is_null(&self) -> bool {
-        self.is_none()
-    }
-
-    #[inline]
-    fn __to_sqlite(&self) -> SqlValue {
-        match self {
-            Some(value) => value.__to_sqlite(),
-            None => SqlValue::Null,
-        }
-    }
-
-    #[inline]
-    fn __from_sqlite(value: SqlRef<'_>) -> std::result::Result<Self, BoxDynError> {
-        match value {
-            SqlRef::Null => Ok(None),
-            value => T::__from_sqlite(value).map(Some),
-        }
-    }
-
-    fn __check(&self, backend: Backend) -> std::result::Result<(), String> {
-        match self {
-            Some(value) => value.__check(backend),
-            None => Ok(()),
-        }
-    }
-}
-
-mod sealed {
-    /// Keeps `Option<Option<T>>` out: it has no column type.
-    pub trait NonOption {}
+/// The kind of column a built-in field type needs; [`schema`](crate::schema) writes it for
+/// each backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum SqlType {
+    /// `bool`.
+    Bool,
+    /// `i16`.
+    SmallInt,
+    /// `i32`.
+    Integer,
+    /// `i64`.
+    BigInt,
+    /// `f32`.
+    Real,
+    /// `f64`.
+    Double,
+    /// `String`.
+    Text,
+    /// `Vec<u8>`.
+    Bytes,
+    /// `chrono::NaiveDate`.
+    Date,
+    /// `chrono::NaiveTime`.
+    Time,
+    /// `chrono::NaiveDateTime`.
+    DateTime,
+    /// `chrono::DateTime<Utc>`.
+    Timestamp,
+    /// `uuid::Uuid`.
+    Uuid,
+    /// `Json<T>`, `serde_json::Value`.
+    Json,
+    /// `rust_decimal::Decimal`.
+    Decimal,
 }
 
 /// A type that can be a model's primary key field.
@@ -298,6 +282,10 @@ pub trait PrimaryKey: FieldType {
     /// The key's value type, as passed to [`Model::get`](crate::Model::get).
     type Key: FieldType + Clone;
 
+    /// Whether the database assigns the key (an auto-increment column).
+    #[doc(hidden)]
+    const __AUTO: bool = false;
+
     /// The key, or `None` when it is not assigned yet.
     fn key(&self) -> Option<&Self::Key>;
 
@@ -312,6 +300,7 @@ macro_rules! auto_keys {
     ($($ty:ty),*) => {$(
         impl PrimaryKey for Option<$ty> {
             type Key = $ty;
+            const __AUTO: bool = true;
             #[inline]
             fn key(&self) -> Option<&$ty> {
                 self.as_ref()

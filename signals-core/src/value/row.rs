@@ -7,7 +7,7 @@ use sqlx::postgres::PgRow;
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Decode, Type, ValueRef as _};
 
-use super::FieldType;
+use super::BuiltinType;
 use super::sqlite::{self, SqlRef};
 use crate::error::{Error, Result};
 
@@ -27,7 +27,7 @@ pub enum Row<'r> {
 impl Row<'_> {
     /// Reads column `index`, naming `model.column` in the error.
     #[inline]
-    pub fn get<T: FieldType>(
+    pub fn get<T: BuiltinType>(
         &self,
         index: usize,
         model: &'static str,
@@ -56,10 +56,11 @@ impl Row<'_> {
 
 impl Row<'_> {
     /// Whether field types with a read of their own (integers) must use it on this row:
-    /// PostgreSQL's, whose integer types are strict.
+    /// PostgreSQL's, whose integer types are strict, and MySQL's, whose UNSIGNED columns
+    /// sqlx's signed integers refuse.
     pub(crate) fn needs_own_read(&self) -> bool {
         match self {
-            Row::Postgres(_) => true,
+            Row::Postgres(_) | Row::MySql(_) => true,
             Row::Mapped(row, _) => row.needs_own_read(),
             _ => false,
         }
@@ -99,7 +100,7 @@ impl Row<'_> {
         column: &'static str,
     ) -> Result<T>
     where
-        T: FieldType + TryFrom<i64>,
+        T: BuiltinType + TryFrom<i64>,
     {
         let r = match self {
             Row::Mapped(row, ordinals) => {
@@ -110,6 +111,7 @@ impl Row<'_> {
                 );
             }
             Row::Postgres(r) => *r,
+            Row::MySql(r) => return mysql_integer(r, index, model, column),
             _ => return self.get(index, model, column),
         };
         let read = || -> std::result::Result<T, sqlx::Error> {
@@ -123,15 +125,7 @@ impl Row<'_> {
                 "INT4" => r.try_get::<i32, _>(index)?.into(),
                 _ => r.try_get::<i64, _>(index)?,
             };
-            T::try_from(value).map_err(|_| {
-                sqlx::Error::Decode(
-                    format!(
-                        "{value} does not fit the field's type `{}`",
-                        std::any::type_name::<T>()
-                    )
-                    .into(),
-                )
-            })
+            fit(value)
         };
         read().map_err(|source| Error::Decode {
             model,
@@ -139,6 +133,52 @@ impl Row<'_> {
             source,
         })
     }
+}
+
+/// An integer from a MySQL column, signed or UNSIGNED (Django's `PositiveIntegerField`), which
+/// sqlx's signed integers refuse.
+fn mysql_integer<T>(
+    r: &MySqlRow,
+    index: usize,
+    model: &'static str,
+    column: &'static str,
+) -> Result<T>
+where
+    T: BuiltinType + TryFrom<i64>,
+{
+    let read = || -> std::result::Result<T, sqlx::Error> {
+        use sqlx::{Row as _, TypeInfo as _};
+        let raw = r.try_get_raw(index)?;
+        if !raw.type_info().name().ends_with(" UNSIGNED") {
+            return read_sqlx(r, index);
+        }
+        if raw.is_null() {
+            return Err(not_null());
+        }
+        let wide = r.try_get::<u64, _>(index)?;
+        let value = i64::try_from(wide).map_err(|_| {
+            sqlx::Error::Decode(format!("{wide} does not fit the field's type `i64`").into())
+        })?;
+        fit(value)
+    };
+    read().map_err(|source| Error::Decode {
+        model,
+        column,
+        source,
+    })
+}
+
+/// An integer into the field's type, or a decode error saying it does not fit.
+fn fit<T: TryFrom<i64>>(value: i64) -> std::result::Result<T, sqlx::Error> {
+    T::try_from(value).map_err(|_| {
+        sqlx::Error::Decode(
+            format!(
+                "{value} does not fit the field's type `{}`",
+                std::any::type_name::<T>()
+            )
+            .into(),
+        )
+    })
 }
 
 /// NULL read into a field that cannot hold it.
@@ -149,8 +189,8 @@ fn not_null() -> sqlx::Error {
 }
 
 #[inline]
-fn read_sqlite<T: FieldType>(value: SqlRef<'_>) -> std::result::Result<T, sqlx::Error> {
-    if !T::NULLABLE && value == SqlRef::Null {
+fn read_sqlite<T: BuiltinType>(value: SqlRef<'_>) -> std::result::Result<T, sqlx::Error> {
+    if !T::__NULLABLE && value == SqlRef::Null {
         return Err(not_null());
     }
     T::__from_sqlite(value).map_err(sqlx::Error::Decode)
@@ -161,11 +201,11 @@ fn read_sqlx<R, T>(row: &R, index: usize) -> std::result::Result<T, sqlx::Error>
 where
     R: sqlx::Row,
     usize: sqlx::ColumnIndex<R>,
-    T: FieldType + for<'r> Decode<'r, R::Database> + Type<R::Database>,
+    T: BuiltinType + for<'r> Decode<'r, R::Database> + Type<R::Database>,
 {
     // sqlx skips its type check for NULL and would read NULL as a default value: refuse NULL
     // for fields that cannot hold it.
-    if !T::NULLABLE && row.try_get_raw(index)?.is_null() {
+    if !T::__NULLABLE && row.try_get_raw(index)?.is_null() {
         return Err(not_null());
     }
     row.try_get::<T, _>(index)

@@ -230,6 +230,49 @@ fn datetime_from_julian_day(value: f64) -> Option<DateTime<FixedOffset>> {
     Utc.fix().timestamp_opt(seconds, nanos).single()
 }
 
+/// JSON as TEXT, as sqlx's `Json<T>` stores it; a value serde cannot serialize (a map with
+/// non-string keys) is refused.
+#[cfg(feature = "json")]
+pub(crate) fn encode_json<T: serde::Serialize>(v: &T) -> Result<SqlValue, BoxDynError> {
+    Ok(SqlValue::Text(serde_json::to_string(v)?))
+}
+
+/// JSON from TEXT or a BLOB, as sqlx's `Json<T>` reads it.
+#[cfg(feature = "json")]
+pub(crate) fn decode_json<T: serde::de::DeserializeOwned>(
+    value: SqlRef<'_>,
+) -> Result<T, BoxDynError> {
+    match value {
+        SqlRef::Text(t) | SqlRef::Blob(t) => Ok(serde_json::from_slice(t)?),
+        other => Err(mismatch("Json", other)),
+    }
+}
+
+/// A decimal as TEXT with its scale (`1.50`), which SQLite keeps exactly in a TEXT column
+/// (a NUMERIC one would turn it into the REAL `1.5`).
+#[cfg(feature = "decimal")]
+pub(crate) fn encode_decimal(v: &rust_decimal::Decimal) -> SqlValue {
+    SqlValue::Text(v.to_string())
+}
+
+/// A decimal from TEXT (exactly, or an error when it has more digits than `Decimal` holds),
+/// or from the INTEGER or REAL a NUMERIC column (Django's on SQLite) turned it into.
+#[cfg(feature = "decimal")]
+pub(crate) fn decode_decimal(value: SqlRef<'_>) -> Result<rust_decimal::Decimal, BoxDynError> {
+    use rust_decimal::Decimal;
+    match value {
+        SqlRef::Text(t) => {
+            let text = std::str::from_utf8(t)?;
+            Decimal::from_str_exact(text)
+                .or_else(|_| Decimal::from_scientific(text))
+                .map_err(|e| format!("invalid decimal {text:?}: {e}").into())
+        }
+        SqlRef::Integer(i) => Ok(Decimal::from(i)),
+        SqlRef::Real(f) => Ok(Decimal::try_from(f)?),
+        other => Err(mismatch("Decimal", other)),
+    }
+}
+
 /// Column `index` of a row read through sqlx, as the value SQLite holds.
 pub(crate) fn from_sqlx_row(row: &SqliteRow, index: usize) -> Result<SqlRef<'_>, sqlx::Error> {
     let value = row.try_get_raw(index)?;

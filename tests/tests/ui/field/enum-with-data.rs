@@ -1,0 +1,9 @@
+use signals_core::FieldType;
+
+#[derive(Debug, FieldType)]
+enum Shape {
+    Dot,
+    Circle(f64),
+}
+
+fn main() {}
