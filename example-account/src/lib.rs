@@ -38,7 +38,7 @@ pub use media::{
     set_max_upload_size, set_media_root, valid_file_name,
 };
 pub use models::{Account, Profile, User};
-pub use schema::migrate;
+pub use schema::{migrate, schema_sql};
 
 /// What can go wrong; every message is one line that names the thing at fault.
 #[derive(Debug, thiserror::Error)]

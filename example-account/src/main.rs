@@ -80,6 +80,9 @@ enum Command {
         /// The user.
         username: String,
     },
+    /// Print the SQL that creates the tables from the models, for this database (Django's
+    /// `sqlmigrate`); the migrations are checked against the same models at every start.
+    Schema,
 }
 
 /// `1048576`, `512K`, `5M`, `1G` (powers of 1024).
@@ -153,6 +156,11 @@ async fn run(cli: Cli) -> Result<String, Error> {
     };
 
     let db = Db::connect(&cli.database_url).await?;
+    if let Some(Command::Schema) = cli.command {
+        let sql = example_account::schema_sql(db.backend());
+        db.close().await;
+        return Ok(sql);
+    }
     migrate(&db).await?;
     let out = match cli.command {
         None => {
@@ -197,6 +205,7 @@ async fn run(cli: Cli) -> Result<String, Error> {
             let rows = delete_user(&db, &username).await?;
             format!("deleted {username} and its profile ({rows} rows)\n")
         }
+        Some(Command::Schema) => unreachable!("printed before migrating"),
     };
     db.close().await;
     Ok(out)

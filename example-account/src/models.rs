@@ -15,10 +15,13 @@ pub struct User {
     /// Assigned by the database on the first save.
     pub id: Option<i64>,
     /// Unique login name.
+    #[model(unique, max_length = 150)]
     pub username: String,
     /// Contact address ("" when none).
+    #[model(max_length = 254)]
     pub email: String,
     /// The Argon2id hash of the password, never the password itself.
+    #[model(max_length = 255)]
     pub password: String,
     /// When the account was created.
     pub date_joined: DateTime<Utc>,
@@ -39,6 +42,7 @@ pub struct Profile {
     /// Unknown until the user tells.
     pub date_of_birth: Option<NaiveDate>,
     /// The photo's path under the media root (`users/%Y/%m/%d/<name>`), "" when none.
+    #[model(max_length = 255)]
     pub photo: String,
 }
 

@@ -2,7 +2,11 @@
 
 use std::borrow::Cow;
 
+use signals_core::Backend;
+use signals_core::schema::Schema;
 use signals_core::sqlx::migrate::{Migration, MigrationType, Migrator};
+
+use crate::{Profile, User};
 use signals_core::sqlx::{AssertSqlSafe, SqlSafeStr};
 use signals_core::{Db, PoolRef};
 
@@ -36,7 +40,9 @@ fn migrator(pick: fn(&Entry) -> &'static str) -> Migrator {
     )
 }
 
-/// Brings the database's schema up to date (Django's `migrate`); a no-op when it is.
+/// Brings the database's schema up to date (Django's `migrate`), a no-op when it is, then
+/// checks the tables against the models (Django's system checks): a migration that does not
+/// match the models is reported here, every mismatch at once, not on the first read.
 ///
 /// Safe to run from several processes at once, as concurrent first runs of the command line do:
 /// sqlx's migrator takes a lock of the server's on PostgreSQL and MySQL, and on an SQLite file
@@ -56,7 +62,15 @@ pub async fn migrate(db: &Db) -> Result<(), Error> {
         PoolRef::MySql(pool) => migrator(|m| m.4).run(pool).await,
         _ => return Err(Error::Unsupported(db.backend().to_string())),
     };
-    res.map_err(|e| Error::Migrate(e.to_string()))
+    res.map_err(|e| Error::Migrate(e.to_string()))?;
+    db.check_schema::<(User, Profile)>().await?;
+    Ok(())
+}
+
+/// The SQL that creates the app's tables from its models on `backend` (what the migrations
+/// hold, written by the crate): `example-account schema` prints it.
+pub fn schema_sql(backend: Backend) -> String {
+    Schema::of::<(User, Profile)>().create_sql(backend)
 }
 
 /// Takes the exclusive migration lock of the SQLite file `db`, waiting for another process

@@ -1,13 +1,50 @@
 //! The embedded migrations match the models exactly, on every backend.
 #![allow(clippy::unwrap_used)]
 
-use example_account::{Profile, User, migrate};
-use signals_core::Model;
+use example_account::{Profile, User, migrate, schema_sql};
+use signals_core::{Backend, ErrorKind, Model};
 use signals_tests::db_test;
+
+// The migrations and the schema the crate writes from the models agree: each passes the
+// models' check, and a table that drifts from the models is reported at start-up.
+db_test!(async fn migrations_and_the_schema_from_the_models_agree(db) {
+    db.create_tables::<(User, Profile)>().await.unwrap();
+    db.check_schema::<(User, Profile)>().await.unwrap();
+    let user = User::create_user(&db, "alice", "a@example.com", "pw").await.unwrap();
+    assert!(Profile::for_user(&db, &user).await.unwrap().is_some());
+    // A drifted table: `migrate` (which checks) refuses to start on it, naming the column.
+    db.execute_unprepared("DROP TABLE account_profile").await.unwrap();
+    let ddl = if db.backend() == Backend::MySql {
+        "CREATE TABLE account_profile (id BIGINT AUTO_INCREMENT PRIMARY KEY, user_id BIGINT NOT NULL, photo TEXT)"
+    } else {
+        "CREATE TABLE account_profile (id INTEGER PRIMARY KEY, user_id BIGINT NOT NULL, photo TEXT)"
+    };
+    db.execute_unprepared(ddl).await.unwrap();
+    let err = db.check_schema::<(User, Profile)>().await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::SchemaMismatch);
+    let text = err.to_string();
+    assert!(text.contains("column `account_profile.date_of_birth` (field `date_of_birth` of `Profile`) is missing"), "{text}");
+    assert!(text.contains("column `account_profile.photo` may hold NULL"), "{text}");
+});
+
+#[test]
+fn the_schema_command_prints_the_models_tables() {
+    let sql = schema_sql(Backend::Postgres);
+    assert!(
+        sql.contains("\"username\" VARCHAR(150) NOT NULL UNIQUE"),
+        "{sql}"
+    );
+    assert!(sql.contains("\"user_id\" BIGINT NOT NULL UNIQUE"), "{sql}");
+    assert!(
+        sql.contains("FOREIGN KEY (\"user_id\") REFERENCES \"account_user\" (\"id\")"),
+        "{sql}"
+    );
+}
 
 db_test!(async fn migrated_schema_has_every_model_column(db) {
     migrate(&db).await.unwrap();
     migrate(&db).await.unwrap(); // idempotent
+    db.check_schema::<(User, Profile)>().await.unwrap();
     for meta in [User::META, Profile::META] {
         // Naming every column fails if one is missing from the table.
         let sql = format!("SELECT {} FROM {} WHERE 1 = 0", meta.columns.join(", "), meta.table);

@@ -48,7 +48,7 @@ use crate::conn::{Db, PoolRef};
 use crate::error::{Error, Result};
 pub use crate::meta::ColumnDef;
 use crate::model::Model;
-use crate::ops::cascade::relations_from;
+use crate::ops::cascade::{RelationKind, relations_from};
 use crate::tx::Executor as _;
 use crate::value::Args;
 use crate::value::SqlType;
@@ -71,6 +71,8 @@ struct Table {
     columns: &'static [ColumnDef],
     /// (column, parent table, parent column)
     references: Vec<(&'static str, &'static str, &'static str)>,
+    /// The columns of one-to-one references, unique by nature.
+    one_to_one: Vec<&'static str>,
 }
 
 /// One model or a tuple of up to 12, for [`Schema::of`] and [`Db::check_schema`].
@@ -134,11 +136,16 @@ impl Schema {
             .map(|r| (r.column, r.parent_table, r.parent_column))
             .collect();
         references.sort_unstable();
+        let one_to_one = relations_from::<M>()
+            .filter(|r| r.kind == RelationKind::OneToOne)
+            .map(|r| r.column)
+            .collect();
         self.tables.push(Table {
             model: M::META.name,
             name: M::META.table,
             columns: M::__COLUMNS,
             references,
+            one_to_one,
         });
     }
 
@@ -194,10 +201,11 @@ impl Schema {
                 continue;
             }
             for (column, _, _) in &table.references {
-                let unique = table
-                    .columns
-                    .iter()
-                    .any(|c| c.name == *column && (c.unique || c.primary_key));
+                let unique = table.one_to_one.contains(column)
+                    || table
+                        .columns
+                        .iter()
+                        .any(|c| c.name == *column && (c.unique || c.primary_key));
                 if unique {
                     continue;
                 }
@@ -336,6 +344,7 @@ fn create_table(table: &Table, backend: Backend) -> String {
         backend.quote(&mut sql, col.name);
         sql.push(' ');
         let referenced = table.references.iter().any(|(c, _, _)| *c == col.name);
+        let unique = col.unique || table.one_to_one.contains(&col.name);
         if col.auto_increment {
             sql.push_str(match backend {
                 Backend::Sqlite => "INTEGER PRIMARY KEY AUTOINCREMENT",
@@ -352,13 +361,13 @@ fn create_table(table: &Table, backend: Backend) -> String {
             });
             continue;
         }
-        sql.push_str(&column_type(col, backend, referenced));
+        sql.push_str(&column_type(col, backend, referenced || unique));
         if !col.nullable {
             sql.push_str(" NOT NULL");
         }
         if col.primary_key {
             sql.push_str(" PRIMARY KEY");
-        } else if col.unique {
+        } else if unique {
             sql.push_str(" UNIQUE");
         }
     }

@@ -10,7 +10,7 @@ use super::Query;
 use crate::backend::Backend;
 use crate::error::Result;
 use crate::meta::Column;
-use crate::value::{Args, DynField, FieldType};
+use crate::value::{Args, BuiltinType, DynField, FieldType, SqlType};
 
 /// A condition on the rows of model `M`, built from its column constants: `Post::VIEWS.gt(5)`.
 /// Combine conditions with `&` (and), `|` (or) and `!` (not). A column of another model, or a
@@ -50,6 +50,8 @@ pub(super) enum Node {
         column: &'static str,
         op: &'static str,
         value: Box<dyn DynField>,
+        /// Decimals, which SQLite stores as text: compared as numbers there.
+        numeric_text: bool,
     },
     /// `column IS [NOT] NULL`.
     Null {
@@ -60,6 +62,7 @@ pub(super) enum Node {
     In {
         column: &'static str,
         values: Vec<Box<dyn DynField>>,
+        numeric_text: bool,
     },
     /// `column` contains, starts with or ends with `text`, case-sensitively on every backend.
     Text {
@@ -80,6 +83,27 @@ pub(super) enum Node {
     Not(Box<Node>),
     /// A condition built wrong, reported when the query runs.
     Invalid(String),
+}
+
+/// Whether values of `T` are decimals, which SQLite stores as exact text and which compare
+/// and sort there as numbers (REAL, to about 15 significant digits), not as text.
+fn numeric_text<T: FieldType>() -> bool {
+    <T::Stored as BuiltinType>::SQL_TYPE == SqlType::Decimal
+}
+
+/// The column, as a number when `cast` (a decimal on SQLite).
+pub(super) fn write_column(backend: Backend, out: &mut String, column: &str, cast: bool) {
+    as_number(out, cast, |out| backend.quote(out, column));
+}
+
+fn as_number(out: &mut String, cast: bool, write: impl FnOnce(&mut String)) {
+    if cast {
+        out.push_str("CAST(");
+    }
+    write(out);
+    if cast {
+        out.push_str(" AS REAL)");
+    }
 }
 
 /// Where a text must stand in a column's value.
@@ -282,6 +306,7 @@ impl<M, T: FieldType> Column<M, T> {
             column: self.name(),
             op,
             value: Box::new(value),
+            numeric_text: numeric_text::<T>(),
         })
     }
 
@@ -330,6 +355,7 @@ impl<M, T: FieldType> Column<M, T> {
     pub fn in_<V: Into<T>>(self, values: impl IntoIterator<Item = V>) -> Filter<M> {
         Filter::new(Node::In {
             column: self.name(),
+            numeric_text: numeric_text::<T>(),
             values: values
                 .into_iter()
                 .map(|v| Box::new(v.into()) as Box<dyn DynField>)
@@ -358,6 +384,7 @@ impl<M, T: FieldType> Column<M, T> {
         Order {
             column: self.name(),
             descending: false,
+            numeric_text: numeric_text::<T>(),
             _model: PhantomData,
         }
     }
@@ -367,6 +394,7 @@ impl<M, T: FieldType> Column<M, T> {
         Order {
             column: self.name(),
             descending: true,
+            numeric_text: numeric_text::<T>(),
             _model: PhantomData,
         }
     }
@@ -387,30 +415,40 @@ impl Node {
             backend.placeholder(out, *params);
         };
         match self {
-            Node::Compare { column, op, value } => {
-                backend.quote(out, column);
+            Node::Compare {
+                column,
+                op,
+                value,
+                numeric_text,
+            } => {
+                let cast = *numeric_text && backend == Backend::Sqlite;
+                write_column(backend, out, column, cast);
                 out.push(' ');
                 out.push_str(op);
                 out.push(' ');
-                placeholder(out);
+                as_number(out, cast, |out| placeholder(out));
                 value.bind_to(args, column)?;
             }
             Node::Null { column, negated } => {
                 backend.quote(out, column);
                 out.push_str(if *negated { " IS NOT NULL" } else { " IS NULL" });
             }
-            Node::In { column, values } if values.is_empty() => {
-                let _ = column;
+            Node::In { values, .. } if values.is_empty() => {
                 out.push_str("1 = 0");
             }
-            Node::In { column, values } => {
-                backend.quote(out, column);
+            Node::In {
+                column,
+                values,
+                numeric_text,
+            } => {
+                let cast = *numeric_text && backend == Backend::Sqlite;
+                write_column(backend, out, column, cast);
                 out.push_str(" IN (");
                 for (i, value) in values.iter().enumerate() {
                     if i > 0 {
                         out.push_str(", ");
                     }
-                    placeholder(out);
+                    as_number(out, cast, |out| placeholder(out));
                     value.bind_to(args, column)?;
                 }
                 out.push(')');
@@ -474,6 +512,7 @@ impl Node {
 pub struct Order<M> {
     pub(super) column: &'static str,
     pub(super) descending: bool,
+    pub(super) numeric_text: bool,
     _model: PhantomData<fn() -> M>,
 }
 

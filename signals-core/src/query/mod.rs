@@ -53,7 +53,8 @@ pub use update::{Numeric, Set};
 /// ```
 pub struct Query<M> {
     filter: Option<Node>,
-    order: Vec<(&'static str, bool)>,
+    /// (column, descending, compared as a number on SQLite)
+    order: Vec<(&'static str, bool, bool)>,
     limit: Option<u64>,
     offset: Option<u64>,
     /// Lock the rows read until the transaction ends (`FOR UPDATE`).
@@ -112,7 +113,8 @@ impl<M> Query<M> {
     /// Orders by `order`, after the orderings given before (without any, rows come in primary
     /// key order).
     pub fn order_by(mut self, order: Order<M>) -> Self {
-        self.order.push((order.column, order.descending));
+        self.order
+            .push((order.column, order.descending, order.numeric_text));
         self
     }
 
@@ -162,11 +164,12 @@ impl<M> Query<M> {
             if self.order.is_empty() {
                 backend.quote(&mut out, meta.columns[meta.primary_key]);
             }
-            for (i, (column, descending)) in self.order.iter().enumerate() {
+            for (i, (column, descending, numeric_text)) in self.order.iter().enumerate() {
                 if i > 0 {
                     out.push_str(", ");
                 }
-                backend.quote(&mut out, column);
+                let cast = *numeric_text && backend == Backend::Sqlite;
+                filter::write_column(backend, &mut out, column, cast);
                 out.push_str(if *descending { " DESC" } else { " ASC" });
             }
         }
