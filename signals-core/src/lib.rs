@@ -203,7 +203,7 @@
 //! `RUST_LOG=signals_core=debug` shows what fired.
 
 // The modules are layers; from the bottom: kind, error, backend, value, meta, sql, query, conn,
-// tx, model, signal, ops, __private. Each uses only layers below its own (each module's first
+// tx, model, signal, ops, schema, __private. Each uses only layers below its own (each module's first
 // lines say which), as `tests/layers.rs` checks.
 #[doc(hidden)]
 pub mod __private;
