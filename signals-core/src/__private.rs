@@ -18,6 +18,7 @@ use crate::ops::load::{children_of, parent_of};
 pub use crate::signal::Hooks;
 pub use crate::signal::receiver::{
     HasTx, ReceiverFuture, receive, robust_enter, robust_leave, schedule_on_commit,
+    schedule_on_commit_changed,
 };
 pub use crate::sql::Statements;
 pub use crate::tx::{Savepoint, Target};
@@ -214,6 +215,11 @@ pub trait IsDecimal {}
 impl IsDecimal for rust_decimal::Decimal {}
 #[cfg(feature = "decimal")]
 impl IsDecimal for Option<rust_decimal::Decimal> {}
+
+/// Whether field `name` was saved: `update_fields` names it, or every field was saved.
+pub fn saved_field(update_fields: Option<&[&'static str]>, name: &str) -> bool {
+    update_fields.is_none_or(|fields| fields.contains(&name))
+}
 
 /// The set of signal kinds with receivers wired, for `Hooks::__WIRED`.
 pub const fn wired(kinds: &[SignalKind]) -> u32 {

@@ -224,6 +224,11 @@ impl<M> FieldSet<M> {
         self.bits == 0
     }
 
+    /// The set as a bit mask, bit `i` for field `i`.
+    pub(crate) fn bits(&self) -> u128 {
+        self.bits
+    }
+
     /// The field indices in the set, in declaration order.
     pub(crate) fn indices(&self) -> impl Iterator<Item = usize> + '_ {
         (0..128).filter(|i| self.bits & (1u128 << i) != 0)

@@ -319,6 +319,10 @@ pub trait Model: Sized + Send + Sync + 'static {
     #[doc(hidden)]
     const __COLUMNS: &'static [ColumnDef] = &[];
 
+    /// Field `index`, for old values.
+    #[doc(hidden)]
+    fn __field(&self, index: usize) -> &dyn std::any::Any;
+
     /// The operations behind the methods below (`__private::Ops`).
     #[doc(hidden)]
     type __Ops: Operations<Self>;

@@ -16,6 +16,8 @@ pub(crate) struct Model<'a> {
     /// Per signal of [`SIGNALS`], its receivers in order.
     pub(crate) receivers: [Vec<Receiver>; SIGNALS.len()],
     pub(crate) on_commit: Vec<Receiver>,
+    /// `#[model(old_values)]`: saves read the row they replace for every receiver.
+    pub(crate) old_values: bool,
 }
 
 pub(crate) struct Field<'a> {
@@ -142,6 +144,7 @@ pub(crate) fn parse<'a>(input: &'a DeriveInput, errors: &mut Errors) -> Option<M
         primary_key: 0,
         receivers: attrs.receivers,
         on_commit: attrs.on_commit,
+        old_values: attrs.old_values,
     })
 }
 

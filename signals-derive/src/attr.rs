@@ -93,6 +93,32 @@ pub(crate) struct Receiver {
     /// Listed with `robust` (where it was written): its errors are collected instead of
     /// failing the save.
     pub(crate) robust: Option<Span>,
+    /// Listed with `changed(a, b)`: runs only when one of these fields changed. The fields
+    /// are checked against the struct's by `check`.
+    pub(crate) changed: Option<Vec<Ident>>,
+}
+
+/// One item of a receiver list: a receiver's path, or `changed(field, ..)`.
+enum ListItem {
+    Path(Path),
+    Changed(Ident, Punctuated<Ident, Token![,]>),
+}
+
+impl syn::parse::Parse for ListItem {
+    fn parse(input: syn::parse::ParseStream<'_>) -> syn::Result<Self> {
+        if input.peek(Ident) && input.peek2(syn::token::Paren) {
+            let fork = input.fork();
+            let ident: Ident = fork.parse()?;
+            if ident == "changed" {
+                let _: Ident = input.parse()?;
+                let content;
+                syn::parenthesized!(content in input);
+                let fields = Punctuated::<Ident, Token![,]>::parse_terminated(&content)?;
+                return Ok(ListItem::Changed(ident, fields));
+            }
+        }
+        input.parse().map(ListItem::Path)
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -121,6 +147,7 @@ impl RelationKind {
 #[derive(Default)]
 pub(crate) struct StructAttrs {
     pub(crate) table: Option<LitStr>,
+    pub(crate) old_values: bool,
     /// Per signal of [`SIGNALS`], its receivers in order.
     pub(crate) receivers: [Vec<Receiver>; SIGNALS.len()],
     pub(crate) on_commit: Vec<Receiver>,
@@ -147,7 +174,7 @@ pub(crate) struct FieldAttrs {
     pub(crate) decimal_places: Option<syn::LitInt>,
 }
 
-const STRUCT_KEYS: &[&str] = &["table"];
+const STRUCT_KEYS: &[&str] = &["table", "old_values"];
 const FIELD_KEYS: &[&str] = &[
     "primary_key",
     "column",
@@ -227,6 +254,16 @@ pub(crate) fn parse_struct_attrs(attrs: &[Attribute], errors: &mut Errors) -> St
         let res = attr.parse_nested_meta(|meta| {
             let key = key_name(&meta);
             match key.as_str() {
+                "old_values" => {
+                    if out.old_values {
+                        errors.spanned(&meta.path, "duplicate model attribute `old_values`");
+                    }
+                    out.old_values = true;
+                    if !meta.input.is_empty() && !meta.input.peek(Token![,]) {
+                        errors.spanned(&meta.path, "`old_values` takes no value: write `#[model(old_values)]`");
+                        skip_value(&meta)?;
+                    }
+                }
                 "table" => {
                     let lit: LitStr = meta.value()?.parse()?;
                     if out.table.is_some() {
@@ -290,8 +327,8 @@ fn parse_receivers(attr: &Attribute, name: &str, out: &mut Vec<Receiver>, errors
         );
         return;
     }
-    let paths = match list.parse_args_with(Punctuated::<Path, Token![,]>::parse_terminated) {
-        Ok(paths) => paths,
+    let items = match list.parse_args_with(Punctuated::<ListItem, Token![,]>::parse_terminated) {
+        Ok(items) => items,
         Err(err) => {
             errors.push(syn::Error::new(
                 err.span(),
@@ -300,6 +337,37 @@ fn parse_receivers(attr: &Attribute, name: &str, out: &mut Vec<Receiver>, errors
             return;
         }
     };
+    let mut paths = Punctuated::<Path, Token![,]>::new();
+    let mut changed: Option<Vec<Ident>> = None;
+    for item in items {
+        match item {
+            ListItem::Path(path) => paths.push(path),
+            ListItem::Changed(word, fields) => {
+                if !matches!(name, "pre_save" | "post_save" | "on_commit") {
+                    errors.spanned(
+                        &word,
+                        format!("`changed(..)` conditions save receivers (`pre_save`, `post_save`, `on_commit`); a delete changes no field, so `{name}` cannot have it"),
+                    );
+                } else if changed.is_some() {
+                    errors.spanned(&word, "duplicate `changed(..)`: list every field in one");
+                } else if fields.is_empty() {
+                    errors.spanned(
+                        &word,
+                        "`changed()` names no field; write `changed(status)` or `changed(a, b)`",
+                    );
+                } else {
+                    changed = Some(fields.into_iter().collect());
+                }
+            }
+        }
+    }
+    if paths.is_empty() && changed.is_some() {
+        errors.spanned(
+            attr,
+            format!("`changed(..)` conditions the receivers listed with it; name them, as in `#[{name}(notify, changed(status))]`"),
+        );
+        return;
+    }
     if paths.is_empty() {
         errors.spanned(
             attr,
@@ -336,6 +404,7 @@ fn parse_receivers(attr: &Attribute, name: &str, out: &mut Vec<Receiver>, errors
             path,
             name: text,
             robust,
+            changed: changed.clone(),
         });
     }
 }

@@ -21,6 +21,37 @@ pub(crate) fn check(model: &mut Model<'_>, errors: &mut Errors) {
     columns(model, errors);
     relations(model, errors);
     schema(model, errors);
+    changed_fields(model, errors);
+}
+
+/// Every field named in `changed(..)` is a field of the model.
+fn changed_fields(model: &Model<'_>, errors: &mut Errors) {
+    use syn::ext::IdentExt as _;
+    let names: Vec<&str> = model.fields.iter().map(|f| f.name.as_str()).collect();
+    let receivers = model
+        .receivers
+        .iter()
+        .chain(std::iter::once(&model.on_commit))
+        .flatten();
+    let mut reported = std::collections::HashSet::new();
+    for receiver in receivers {
+        for field in receiver.changed.iter().flatten() {
+            let name = field.unraw().to_string();
+            if names.contains(&name.as_str())
+                || !reported.insert((name.clone(), format!("{:?}", field.span())))
+            {
+                continue;
+            }
+            errors.spanned(
+                field,
+                format!(
+                    "`{}` has no field `{name}`{}",
+                    model.ident,
+                    crate::attr::did_you_mean(&name, &names)
+                ),
+            );
+        }
+    }
 }
 
 /// `max_digits` and `decimal_places` come together, and a decimal's scale fits its precision.

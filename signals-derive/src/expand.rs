@@ -71,6 +71,9 @@ fn fallback(input: &DeriveInput) -> TokenStream {
             fn __from_row(_: &::signals_core::__private::Row<'_>) -> ::signals_core::Result<Self> {
                 ::core::unreachable!()
             }
+            fn __field(&self, _: usize) -> &dyn ::core::any::Any {
+                ::core::unreachable!()
+            }
         }
     }
 }
@@ -150,6 +153,17 @@ fn expand(model: &Model<'_>) -> TokenStream {
 
     let relations = relations(model);
     let column_defs = column_defs(model);
+    let field_refs = model.fields.iter().enumerate().map(|(i, f)| {
+        let field = f.ident;
+        quote!(#i => &self.#field,)
+    });
+    let old_values = model.old_values
+        || model
+            .receivers
+            .iter()
+            .chain(std::iter::once(&model.on_commit))
+            .flatten()
+            .any(|r| r.changed.is_some());
 
     // `sqlx::FromRow` for each backend's row, so `sqlx::query_as::<_, Model>` reads models.
     let from_rows = [
@@ -236,6 +250,13 @@ fn expand(model: &Model<'_>) -> TokenStream {
                 ::core::result::Result::Ok(Self { #(#reads)* })
             }
 
+            fn __field(&self, index: usize) -> &dyn ::core::any::Any {
+                match index {
+                    #(#field_refs)*
+                    _ => &(),
+                }
+            }
+
         }
 
         #[automatically_derived]
@@ -243,6 +264,7 @@ fn expand(model: &Model<'_>) -> TokenStream {
             const __WIRED: u32 = ::signals_core::__private::wired(&[
                 #(::signals_core::SignalKind::#wired),*
             ]);
+            const __OLD_VALUES: bool = #old_values;
 
             #(#dispatchers)*
             #on_commit
@@ -314,6 +336,38 @@ fn field_type(ty: &syn::Type) -> TokenStream {
     quote_spanned!(ty.span()=> <#ty as ::signals_core::FieldType>)
 }
 
+/// Whether any of `fields` differs between `new` and `old` (both `&Self`), among the saved
+/// ones: those `update_fields` names when given, else (for `#[on_commit]`) those whose bit is
+/// in `written`. Each comparison is spanned on the field as written in `changed(..)`, so a
+/// field type without `PartialEq` is an error there.
+fn differs(
+    model: &Model<'_>,
+    fields: &[syn::Ident],
+    new: TokenStream,
+    old: TokenStream,
+    update_fields: Option<TokenStream>,
+) -> TokenStream {
+    use syn::ext::IdentExt as _;
+    let checks = fields.iter().filter_map(|f| {
+        let index = model
+            .fields
+            .iter()
+            .position(|mf| mf.name == f.unraw().to_string())?;
+        let field = &model.fields[index];
+        let name = &field.name;
+        let mut member = field.ident.clone();
+        member.set_span(f.span());
+        let saved = match &update_fields {
+            Some(uf) => quote!(::signals_core::__private::saved_field(#uf, #name)),
+            None => quote!(written & (1u128 << #index) != 0),
+        };
+        Some(quote_spanned! {f.span()=>
+            (#saved && #new.#member != #old.#member)
+        })
+    });
+    quote!(false #(|| #checks)*)
+}
+
 /// The method of `Hooks` that runs one signal's receivers in declaration order.
 fn dispatcher(model: &Model<'_>, signal: &Signal, receivers: &[Receiver]) -> TokenStream {
     if receivers.is_empty() {
@@ -351,7 +405,7 @@ fn dispatcher(model: &Model<'_>, signal: &Signal, receivers: &[Receiver]) -> Tok
             )
             .await
         };
-        if r.robust.is_some() {
+        let run = if r.robust.is_some() {
             // In a savepoint of its own: a failure undoes only this receiver's work, and is
             // collected instead of failing the save.
             quote! {
@@ -361,6 +415,29 @@ fn dispatcher(model: &Model<'_>, signal: &Signal, receivers: &[Receiver]) -> Tok
             }
         } else {
             quote_spanned!(span=> #receive?;)
+        };
+        match &r.changed {
+            None => run,
+            Some(fields) => {
+                let differs = differs(
+                    model,
+                    fields,
+                    quote!(this),
+                    quote!(old),
+                    Some(quote!(signal.update_fields())),
+                );
+                quote! {
+                    // `changed(..)`: only when a named field differs from the row this save
+                    // replaces (always for a creation).
+                    let fire = match signal.old::<Self>() {
+                        ::core::option::Option::None => true,
+                        ::core::option::Option::Some(old) => #differs,
+                    };
+                    if fire {
+                        #run
+                    }
+                }
+            }
         }
     });
     quote! {
@@ -387,14 +464,31 @@ fn on_commit_dispatcher(model: &Model<'_>) -> TokenStream {
         let path = &r.path;
         let receiver = &r.name;
         let span = path.span();
-        quote_spanned! {span=>
-            ::signals_core::__private::schedule_on_commit(
-                tx,
-                #name,
-                #receiver,
-                #path(::core::clone::Clone::clone(this), what),
-                ::core::any::TypeId::of::<Self>(),
-            );
+        match &r.changed {
+            None => quote_spanned! {span=>
+                ::signals_core::__private::schedule_on_commit(
+                    tx,
+                    #name,
+                    #receiver,
+                    #path(::core::clone::Clone::clone(this), what),
+                    ::core::any::TypeId::of::<Self>(),
+                );
+            },
+            Some(fields) => {
+                let differs = differs(model, fields, quote!(new), quote!(old), None);
+                quote_spanned! {span=>
+                    ::signals_core::__private::schedule_on_commit_changed(
+                        tx,
+                        #name,
+                        #receiver,
+                        this,
+                        old,
+                        written,
+                        |old: &Self, new: &Self, written: u128| -> bool { #differs },
+                        #path,
+                    );
+                }
+            }
         }
     });
     quote! {
@@ -402,7 +496,10 @@ fn on_commit_dispatcher(model: &Model<'_>) -> TokenStream {
             this: &Self,
             tx: &mut ::signals_core::Tx,
             what: ::signals_core::Committed,
+            old: ::core::option::Option<::core::option::Option<&Self>>,
+            written: u128,
         ) {
+            let _ = (&old, written);
             #(#calls)*
         }
     }

@@ -262,6 +262,12 @@ pub fn record(event: impl Into<String>) {
     let _ = EVENTS.try_with(|e| e.borrow_mut().push(event));
 }
 
+/// Runs `fut` with its own event list (for tasks a test spawns: task-locals do not follow
+/// `tokio::spawn`).
+pub fn with_events<F: Future>(fut: F) -> impl Future<Output = F::Output> {
+    EVENTS.scope(RefCell::new(Vec::new()), fut)
+}
+
 /// The events recorded since the last call, in order.
 pub fn take_events() -> Vec<String> {
     EVENTS

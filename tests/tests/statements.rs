@@ -93,7 +93,30 @@ async fn save_profile(user: &User, signal: &mut PostSave<'_>) -> Result<()> {
     Ok(())
 }
 
+/// Two models alike but for `changed(..)`: only the one that asks reads the row it replaces.
+#[derive(Debug, Model)]
+#[model(table = "plain")]
+#[post_save(noop)]
+struct Plain {
+    id: Option<i64>,
+    body: String,
+}
+
+#[derive(Debug, Model)]
+#[model(table = "tracked")]
+#[post_save(noop, changed(body))]
+struct Tracked {
+    id: Option<i64>,
+    body: String,
+}
+
+async fn noop<M>(_: &M, _: &mut PostSave<'_>) -> Result<()> {
+    Ok(())
+}
+
 const SCHEMA: &str = "
+CREATE TABLE plain (id {pk}, body {text} NOT NULL);
+CREATE TABLE tracked (id {pk}, body {text} NOT NULL);
 CREATE TABLE note (id {pk}, body {text} NOT NULL);
 CREATE TABLE account_user (id {pk}, username {varchar} NOT NULL);
 CREATE TABLE account_profile (id {pk}, user_id {bigint} NOT NULL UNIQUE)";
@@ -172,6 +195,51 @@ async fn the_seed_signup_sends_the_statements_written_by_hand(db: Db, log: &Stat
     assert!(sent.last().is_some_and(|s| s == "COMMIT"), "{sent:?}");
 }
 
+fn data(sent: &[String]) -> Vec<String> {
+    sent.iter()
+        .filter(|s| !is_transaction_control(s))
+        .map(|s| s.split_whitespace().take(1).collect())
+        .collect()
+}
+
+async fn a_changed_receiver_costs_one_read_and_others_nothing(db: Db, log: &Statements) {
+    Plain::all(&db).await.unwrap();
+    Tracked::all(&db).await.unwrap();
+    log.take();
+    let mut plain = Plain {
+        id: None,
+        body: "a".into(),
+    };
+    plain.save(&db).await.unwrap();
+    assert_eq!(data(&log.take()), ["INSERT"]);
+    plain.body = "b".into();
+    plain.save(&db).await.unwrap();
+    assert_eq!(
+        data(&log.take()),
+        ["UPDATE"],
+        "no old values asked, none read"
+    );
+
+    let mut tracked = Tracked {
+        id: None,
+        body: "a".into(),
+    };
+    tracked.save(&db).await.unwrap();
+    assert_eq!(
+        data(&log.take()),
+        ["INSERT"],
+        "a creation has no old row to read"
+    );
+    tracked.body = "b".into();
+    tracked.save(&db).await.unwrap();
+    let sent = log.take();
+    assert_eq!(data(&sent), ["SELECT", "UPDATE"], "{sent:?}");
+    let read = sent.iter().find(|s| s.starts_with("SELECT")).unwrap();
+    if db.backend() != Backend::Sqlite {
+        assert!(read.ends_with("FOR UPDATE"), "the row is locked: {read}");
+    }
+}
+
 /// One test for the whole file: the SQLite driver logs from its worker thread, so the
 /// subscriber is global, and nothing else may run in this process while it counts.
 #[test]
@@ -184,6 +252,7 @@ fn statement_counts() {
             let log = log.clone();
             async move {
                 a_model_without_receivers_saves_with_one_statement(db.clone(), &log).await;
+                a_changed_receiver_costs_one_read_and_others_nothing(db.clone(), &log).await;
                 the_seed_signup_sends_the_statements_written_by_hand(db, &log).await;
             }
         }));

@@ -218,7 +218,7 @@ impl<C: Hooks> Batch for Rows<C> {
             for row in &self.0 {
                 muting::note(|| fired_delete(C::META.name, SignalKind::PostDelete));
                 hooks::post_delete(row, &mut PostDelete::new(tx, origin)).await?;
-                C::__on_commit(row, tx, Committed::Deleted);
+                C::__on_commit(row, tx, Committed::Deleted, None, 0);
             }
             Ok(())
         })

@@ -96,6 +96,6 @@ async fn delete_tree<M: Hooks>(root: &M, key: &M::Key, tx: &mut Tx) -> Result<De
     tracing::debug!(model = M::META.name, rows = deleted.total(), "post_delete");
     muting::note(|| fired_delete(M::META.name, SignalKind::PostDelete));
     hooks::post_delete(root, &mut PostDelete::new(tx, origin)).await?;
-    M::__on_commit(root, tx, Committed::Deleted);
+    M::__on_commit(root, tx, Committed::Deleted, None, 0);
     Ok(deleted)
 }

@@ -5,12 +5,13 @@
 
 use super::atomically;
 use super::cascade::relations_from;
+use super::load;
 use crate::backend::Backend;
 use crate::error::{Error, Result};
 use crate::kind::SignalKind;
 use crate::meta::FieldSet;
 use crate::model::{SaveOptions, Saved};
-use crate::signal::context::{Committed, PostSave, PreSave, SaveFlags};
+use crate::signal::context::{Committed, Old, PostSave, PreSave, SaveFlags};
 use crate::signal::hooks::{self, Hooks, any_receivers};
 use crate::signal::muting;
 use crate::sql::partial_update;
@@ -106,18 +107,38 @@ async fn save_signalled<M: Hooks>(
     use tracing::Instrument as _;
     let model = M::META.name;
     let adding = m.__key().is_none();
+    // The row this save replaces, read (and locked) in the save's own transaction, only for
+    // models with receivers that ask for it: the rest pay no statement for it.
+    let wants_old = hooks::wants_old_values::<M>();
+    let old_row: Option<M> = match m.__key() {
+        // Boxed: this future sits inside every save's, receivers' nested saves included.
+        Some(key) if wants_old => {
+            Box::pin(load::get_for_update(Target::Tx(tx), key.clone())).await?
+        }
+        _ => None,
+    };
+    let old = match (&old_row, wants_old) {
+        (_, false) => Old::NotRead,
+        (Some(row), true) => Old::Row(row),
+        (None, true) => Old::Created,
+    };
     muting::note(|| flags.fired(model, SignalKind::PreSave, None));
     let span = tracing::debug_span!("pre_save", model, adding, raw = flags.raw);
     tracing::debug!(parent: &span, "sent");
-    let mut signal = PreSave::new(tx, adding, flags);
+    let mut signal = PreSave::new(tx, adding, flags, old);
     hooks::pre_save(m, &mut signal).instrument(span).await?;
     let created = write(m, &mut Target::Tx(tx), fields).await?;
     muting::note(|| flags.fired(model, SignalKind::PostSave, Some(created)));
     let span = tracing::debug_span!("post_save", model, created, raw = flags.raw);
     tracing::debug!(parent: &span, "sent");
-    let mut signal = PostSave::new(tx, created, flags);
+    let mut signal = PostSave::new(tx, created, flags, old, &*m);
     hooks::post_save(m, &mut signal).instrument(span).await?;
-    M::__on_commit(m, tx, Committed::Saved { created });
+    let old = wants_old.then_some(old_row.as_ref());
+    let written = match fields {
+        Some(fields) => fields.bits(),
+        None => u128::MAX,
+    };
+    M::__on_commit(m, tx, Committed::Saved { created }, old, written);
     Ok(created)
 }
 

@@ -2,13 +2,87 @@
 //! [`PostSave`], [`PreDelete`], [`PostDelete`]), each with the open transaction, and what
 //! committed for `#[on_commit]` receivers ([`Committed`]).
 //!
-//! Uses `kind`, `tx`, and `muting` (what `record_signals` keeps).
+//! Uses `kind`, `meta` (columns), `model`, `value`, `tx`, and `muting` (what `record_signals`
+//! keeps).
 
+use std::any::Any;
 use std::future::Future;
 
 use super::muting::Fired;
 use crate::kind::SignalKind;
+use crate::meta::Column;
+use crate::model::Model;
 use crate::tx::Tx;
+use crate::value::FieldType;
+
+/// The row a save replaces, as its receivers see it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Old<'t> {
+    /// No receiver of the model asked for old values, so the row was not read.
+    NotRead,
+    /// The save creates the row.
+    Created,
+    /// The row as the database held it before the save.
+    Row(&'t (dyn Any + Send + Sync)),
+}
+
+impl<'t> Old<'t> {
+    fn get<M: Model>(self) -> Option<&'t M> {
+        match self {
+            Old::Created => None,
+            Old::Row(row) => Some(row.downcast_ref::<M>().unwrap_or_else(|| {
+                panic!(
+                    "`old::<{}>()` asked in a receiver of another model",
+                    M::META.name
+                )
+            })),
+            Old::NotRead => panic!(
+                "the old values of `{0}` were not read: no receiver of `{0}` asks for them; add \
+                 `changed(..)` to a receiver, or `#[model(old_values)]` to `{0}`",
+                M::META.name
+            ),
+        }
+    }
+}
+
+/// `field` is among the saved fields (`update_fields`, or every field).
+fn saved<M: Model>(update_fields: Option<&[&'static str]>, index: usize) -> bool {
+    update_fields.is_none_or(|fields| fields.contains(&M::META.fields[index]))
+}
+
+/// Old values, for `PreSave` and `PostSave`.
+macro_rules! old_values {
+    () => {
+        /// The row as the database held it before this save, read in the save's own
+        /// transaction (with a row lock where the backend has one); `None` when the save
+        /// creates the row. Two saves of one row in one transaction each see the row as the
+        /// one before left it.
+        ///
+        /// # Panics
+        ///
+        /// When no receiver of the model asks for old values (`changed(..)` on one of its
+        /// receivers, or `#[model(old_values)]` on the model): the row is only read for models
+        /// that ask, so that the others pay nothing. Also when `M` is not the saved model.
+        pub fn old<M: Model>(&self) -> Option<&M> {
+            self.old.get::<M>()
+        }
+
+        /// The value `column` held before this save; `None` when the save creates the row.
+        /// Panics as [`old`](Self::old) does.
+        pub fn was<M: Model, T: FieldType>(&self, column: Column<M, T>) -> Option<&T> {
+            self.old::<M>().map(|old| {
+                old.__field(column.index())
+                    .downcast_ref::<T>()
+                    .unwrap_or_else(|| unreachable!("a column's type is its field's"))
+            })
+        }
+
+        #[doc(hidden)]
+        pub fn __wants_old(&self) -> bool {
+            !matches!(self.old, Old::NotRead)
+        }
+    };
+}
 
 /// What committed, as an `#[on_commit]` receiver is told.
 ///
@@ -133,6 +207,7 @@ pub struct PreSave<'t> {
     tx: &'t mut Tx,
     adding: bool,
     flags: SaveFlags<'t>,
+    old: Old<'t>,
 }
 
 impl<'t> PreSave<'t> {
@@ -142,14 +217,53 @@ impl<'t> PreSave<'t> {
             tx: &mut *self.tx,
             adding: self.adding,
             flags: self.flags,
+            old: self.old,
         }
     }
 
-    pub(crate) fn new(tx: &'t mut Tx, adding: bool, flags: SaveFlags<'t>) -> Self {
-        PreSave { tx, adding, flags }
+    pub(crate) fn new(tx: &'t mut Tx, adding: bool, flags: SaveFlags<'t>, old: Old<'t>) -> Self {
+        PreSave {
+            tx,
+            adding,
+            flags,
+            old,
+        }
     }
 
     save_flags!();
+    old_values!();
+
+    /// Whether `column` of `instance` (the instance being saved, as it is now) differs from
+    /// what the database held, among the fields being saved; `true` for every field when the
+    /// save creates the row. Panics as [`old`](Self::old) does.
+    ///
+    /// ```
+    /// use signals_core::{Model, PreSave, Result};
+    ///
+    /// #[derive(Model)]
+    /// #[pre_save(stamp, changed(title))]
+    /// struct Post { id: Option<i64>, title: String, edits: i32 }
+    ///
+    /// async fn stamp(post: &mut Post, signal: &mut PreSave<'_>) -> Result<()> {
+    ///     // Runs only when the title changed (or the post is new).
+    ///     if signal.changed(post, Post::TITLE) && !signal.adding() {
+    ///         post.edits += 1;
+    ///     }
+    ///     Ok(())
+    /// }
+    /// ```
+    pub fn changed<M: Model, T: FieldType + PartialEq>(
+        &self,
+        instance: &M,
+        column: Column<M, T>,
+    ) -> bool {
+        let Some(old) = self.old::<M>() else {
+            return true;
+        };
+        saved::<M>(self.flags.update_fields, column.index())
+            && old.__field(column.index()).downcast_ref::<T>()
+                != instance.__field(column.index()).downcast_ref::<T>()
+    }
 
     /// `true` when the instance has no primary key yet, so the save will INSERT (Django's
     /// `instance._state.adding`). An instance with a key set may still be inserted if no row
@@ -183,6 +297,9 @@ pub struct PostSave<'t> {
     tx: &'t mut Tx,
     created: bool,
     flags: SaveFlags<'t>,
+    old: Old<'t>,
+    /// The saved instance, for [`changed`](PostSave::changed).
+    this: &'t (dyn Any + Send + Sync),
 }
 
 impl<'t> PostSave<'t> {
@@ -192,14 +309,65 @@ impl<'t> PostSave<'t> {
             tx: &mut *self.tx,
             created: self.created,
             flags: self.flags,
+            old: self.old,
+            this: self.this,
         }
     }
 
-    pub(crate) fn new(tx: &'t mut Tx, created: bool, flags: SaveFlags<'t>) -> Self {
-        PostSave { tx, created, flags }
+    pub(crate) fn new(
+        tx: &'t mut Tx,
+        created: bool,
+        flags: SaveFlags<'t>,
+        old: Old<'t>,
+        this: &'t (dyn Any + Send + Sync),
+    ) -> Self {
+        PostSave {
+            tx,
+            created,
+            flags,
+            old,
+            this,
+        }
     }
 
     save_flags!();
+    old_values!();
+
+    /// Whether the save changed `column`: the value saved differs from what the database held,
+    /// among the fields saved; `true` for every field when the save created the row. Panics as
+    /// [`old`](Self::old) does.
+    ///
+    /// ```
+    /// use signals_core::{FieldType, Model, PostSave, Result};
+    ///
+    /// #[derive(Debug, Clone, Copy, PartialEq, FieldType)]
+    /// enum Status { Draft, Published }
+    ///
+    /// #[derive(Model)]
+    /// #[post_save(announce, changed(status))]
+    /// struct Post { id: Option<i64>, status: Status }
+    ///
+    /// async fn announce(post: &Post, signal: &mut PostSave<'_>) -> Result<()> {
+    ///     // Runs only when `status` changed; `was` tells from what.
+    ///     if signal.was(Post::STATUS) == Some(&Status::Draft) && post.status == Status::Published {
+    ///         assert!(signal.changed(Post::STATUS));
+    ///         println!("published!");
+    ///     }
+    ///     Ok(())
+    /// }
+    /// ```
+    pub fn changed<M: Model, T: FieldType + PartialEq>(&self, column: Column<M, T>) -> bool {
+        let Some(old) = self.old::<M>() else {
+            return true;
+        };
+        let this = self
+            .this
+            .downcast_ref::<M>()
+            .unwrap_or_else(|| panic!("`changed` asked in a receiver of another model"));
+        saved::<M>(self.flags.update_fields, column.index())
+            && old.__field(column.index()).downcast_ref::<T>()
+                != this.__field(column.index()).downcast_ref::<T>()
+    }
 
     /// `true` when the save INSERTed a row, `false` when it UPDATEd one.
     pub fn created(&self) -> bool {

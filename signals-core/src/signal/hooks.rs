@@ -22,6 +22,10 @@ macro_rules! hooks {
             /// `__private::wired`).
             const __WIRED: u32 = 0;
 
+            /// Whether a receiver asks for old values (`changed(..)`, `#[model(old_values)]`):
+            /// saves then read the row they replace.
+            const __OLD_VALUES: bool = false;
+
             $(
                 #[doc = concat!("Runs the `#[", stringify!($name), "]` receivers in order.")]
                 fn $hook(
@@ -32,8 +36,17 @@ macro_rules! hooks {
                 }
             )*
 
-            /// Schedules the `#[on_commit]` receivers on `tx`.
-            fn __on_commit(_this: &Self, _tx: &mut Tx, _what: Committed) {}
+            /// Schedules the `#[on_commit]` receivers on `tx`. `old` is the row a save replaced
+            /// (`Some(None)` for a creation), `None` for deletes and when not read; `written`
+            /// the fields the save wrote, as bits.
+            fn __on_commit(
+                _this: &Self,
+                _tx: &mut Tx,
+                _what: Committed,
+                _old: Option<Option<&Self>>,
+                _written: u128,
+            ) {
+            }
         }
 
         $(
@@ -47,6 +60,12 @@ macro_rules! hooks {
     };
 }
 model_signals!(hooks);
+
+/// Whether saves of `M` read the row they replace: a receiver of `M`, or one connected for
+/// every model, asks for old values.
+pub(crate) fn wants_old_values<M: Hooks>() -> bool {
+    M::__OLD_VALUES || runtime::any_model_wants_old_values()
+}
 
 /// Whether `M` has receivers of any of `kinds`, wired by its derive or connected at run time:
 /// an operation without any runs no transaction for them.

@@ -1,14 +1,19 @@
 //! Running one receiver: in a `tracing` span, muted or not, its error named; robust receivers
 //! in a savepoint of their own; `#[on_commit]` receivers scheduled after the commit.
 //!
-//! Uses `error`, `kind`, `tx`, and of `signal` the contexts and muting.
+//! Uses `error`, `kind`, `model`, `tx`, and of `signal` the contexts and muting.
 
+use std::any::TypeId;
+use std::collections::BTreeMap;
 use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
-use super::context::{PostDelete, PostSave, PreDelete, PreSave};
+use super::context::{Committed, PostDelete, PostSave, PreDelete, PreSave};
 use super::muting::is_muted;
 use crate::error::{Error, Result};
 use crate::kind::{SignalKind, model_signals};
+use crate::model::Model;
 use crate::tx::{Savepoint, Tx};
 
 /// What a receiver's call must produce: a future of `Result<(), E>` with `E: Into<Error>`.
@@ -82,6 +87,109 @@ pub fn schedule_on_commit<F: ReceiverFuture + 'static>(
     // Muting is checked when the work runs, after the commit.
     tx.on_commit_reporting(async move {
         receive(model, SignalKind::OnCommit, receiver, fut, model_type).await
+    });
+}
+
+/// What `#[on_commit(.., changed(..))]` compares for one row and receiver in a transaction:
+/// the row before its first save there, and the saves scheduled since (by sequence number,
+/// with the fields each wrote); a save whose savepoint rolls back leaves the list.
+struct RowState<M> {
+    baseline: Option<M>,
+    next: AtomicU64,
+    /// seq -> (fields written, already run after the commit)
+    saves: Mutex<BTreeMap<u64, (u128, bool)>>,
+}
+
+/// One save's place in its row's list, dropped with the after-commit work it belongs to.
+struct Scheduled<M> {
+    state: Arc<RowState<M>>,
+    seq: u64,
+}
+
+impl<M> Drop for Scheduled<M> {
+    fn drop(&mut self) {
+        let mut saves = self.state.saves.lock().unwrap_or_else(|e| e.into_inner());
+        if saves.get(&self.seq).is_some_and(|(_, ran)| !ran) {
+            // Rolled back (or the transaction was): this save never committed.
+            saves.remove(&self.seq);
+        }
+    }
+}
+
+/// Schedules an `#[on_commit(.., changed(..))]` receiver for a save: after the outermost
+/// commit, it runs once per row, for the row's last committed save, when a field it names
+/// differs between the row before its first save in the transaction and the instance as last
+/// saved (counting the fields some committed save wrote). `old` is `None` for deletes, which
+/// change no field: nothing is scheduled.
+#[allow(clippy::too_many_arguments)]
+pub fn schedule_on_commit_changed<M, C, F>(
+    tx: &mut Tx,
+    model: &'static str,
+    receiver: &'static str,
+    this: &M,
+    old: Option<Option<&M>>,
+    written: u128,
+    differs: fn(&M, &M, u128) -> bool,
+    call: C,
+) where
+    M: Model + Clone,
+    C: FnOnce(M, Committed) -> F + Send + 'static,
+    F: ReceiverFuture + 'static,
+{
+    let Some(old) = old else { return };
+    let key = format!("{:?}", this.__key());
+    let entry = tx
+        .row_states
+        .entry((TypeId::of::<M>(), receiver, key))
+        .or_insert_with(|| {
+            Arc::new(RowState {
+                baseline: old.cloned(),
+                next: AtomicU64::new(0),
+                saves: Mutex::new(BTreeMap::new()),
+            })
+        })
+        .clone();
+    let Ok(state) = entry.downcast::<RowState<M>>() else {
+        unreachable!("keyed by the model's type")
+    };
+    let seq = state.next.fetch_add(1, Ordering::Relaxed);
+    state
+        .saves
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(seq, (written, false));
+    let scheduled = Scheduled { state, seq };
+    let instance = this.clone();
+    tx.on_commit_reporting(async move {
+        let state = &scheduled.state;
+        let (last, written) = {
+            let mut saves = state.saves.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(entry) = saves.get_mut(&seq) {
+                entry.1 = true;
+            }
+            let last = saves.keys().next_back() == Some(&seq);
+            (last, saves.values().fold(0, |all, (w, _)| all | w))
+        };
+        if !last {
+            return Ok(());
+        }
+        let fire = match &state.baseline {
+            None => true,
+            Some(before) => differs(before, &instance, written),
+        };
+        if !fire {
+            return Ok(());
+        }
+        let created = state.baseline.is_none();
+        let fut = call(instance, Committed::Saved { created });
+        receive(
+            model,
+            SignalKind::OnCommit,
+            receiver,
+            fut,
+            TypeId::of::<M>(),
+        )
+        .await
     });
 }
 

@@ -4,6 +4,8 @@
 //!
 //! Uses `error`, `backend`, `value` and `conn`.
 
+use std::any::{Any, TypeId};
+use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
@@ -46,6 +48,7 @@ impl Db {
         self.check_not_reentered()?;
         let inner = TxConn::begin(&self.pool).await?;
         Ok(Tx {
+            row_states: HashMap::new(),
             backend: self.backend(),
             inner: Some(inner),
             scopes: Scopes::default(),
@@ -162,6 +165,9 @@ pub struct Tx {
     on_commit_timeout: Option<Duration>,
     /// The id of the `Db` this transaction's connection came from.
     pub(crate) pool: u64,
+    /// Per row and receiver, what `#[on_commit(.., changed(..))]` receivers compare at commit:
+    /// the row before its first save in this transaction (typed in `signal::receiver`).
+    pub(crate) row_states: HashMap<(TypeId, &'static str, String), Arc<dyn Any + Send + Sync>>,
 }
 
 impl fmt::Debug for Tx {
