@@ -7,6 +7,7 @@ use std::future::Future;
 use std::sync::OnceLock;
 
 pub use inventory;
+pub use serde_json;
 
 use crate::backend::Backend;
 use crate::error::Result;
@@ -215,6 +216,11 @@ pub trait IsDecimal {}
 impl IsDecimal for rust_decimal::Decimal {}
 #[cfg(feature = "decimal")]
 impl IsDecimal for Option<rust_decimal::Decimal> {}
+
+/// A field's value as JSON, for `Model::__json`.
+pub fn to_json<T: FieldType>(value: &T) -> serde_json::Value {
+    value.to_stored().__to_json()
+}
 
 /// Whether field `name` was saved: `update_fields` names it, or every field was saved.
 pub fn saved_field(update_fields: Option<&[&'static str]>, name: &str) -> bool {

@@ -230,9 +230,11 @@ pub use model::{Deleted, Model, SaveOptions, Saved};
 pub use ops::cascade::{OnDelete, Relation, RelationKind, relations_to};
 pub use query::{Filter, Numeric, Order, Query, Set, Text};
 pub use signal::{
-    BoxFuture, Committed, Fired, MuteGuard, PostDelete, PostSave, PreDelete, PreSave, Receiver,
-    Signal, connect_post_delete, connect_post_save, connect_pre_delete, connect_pre_save,
-    disconnect, mute, mute_receiver, receivers, record_signals,
+    BoxFuture, Change, Committed, Fired, Instance, MuteGuard, PostDelete, PostSave, PreDelete,
+    PreSave, Receiver, Signal, any_receivers, connect_any_post_delete, connect_any_post_save,
+    connect_any_pre_delete, connect_any_pre_save, connect_post_delete, connect_post_save,
+    connect_pre_delete, connect_pre_save, disconnect, disconnect_any, mute, mute_receiver,
+    receivers, record_signals,
 };
 pub use tx::{Executor, Tx};
 pub use value::{BuiltinType, FieldType, PrimaryKey, SqlType};

@@ -323,6 +323,10 @@ pub trait Model: Sized + Send + Sync + 'static {
     #[doc(hidden)]
     fn __field(&self, index: usize) -> &dyn std::any::Any;
 
+    /// Field `index` as JSON, for type-erased instances.
+    #[doc(hidden)]
+    fn __json(&self, index: usize) -> serde_json::Value;
+
     /// The operations behind the methods below (`__private::Ops`).
     #[doc(hidden)]
     type __Ops: Operations<Self>;

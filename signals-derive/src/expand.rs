@@ -74,6 +74,9 @@ fn fallback(input: &DeriveInput) -> TokenStream {
             fn __field(&self, _: usize) -> &dyn ::core::any::Any {
                 ::core::unreachable!()
             }
+            fn __json(&self, _: usize) -> ::signals_core::__private::serde_json::Value {
+                ::core::unreachable!()
+            }
         }
     }
 }
@@ -156,6 +159,10 @@ fn expand(model: &Model<'_>) -> TokenStream {
     let field_refs = model.fields.iter().enumerate().map(|(i, f)| {
         let field = f.ident;
         quote!(#i => &self.#field,)
+    });
+    let field_jsons = model.fields.iter().enumerate().map(|(i, f)| {
+        let field = f.ident;
+        quote!(#i => ::signals_core::__private::to_json(&self.#field),)
     });
     let old_values = model.old_values
         || model
@@ -254,6 +261,13 @@ fn expand(model: &Model<'_>) -> TokenStream {
                 match index {
                     #(#field_refs)*
                     _ => &(),
+                }
+            }
+
+            fn __json(&self, index: usize) -> ::signals_core::__private::serde_json::Value {
+                match index {
+                    #(#field_jsons)*
+                    _ => ::signals_core::__private::serde_json::Value::Null,
                 }
             }
 

@@ -81,6 +81,18 @@ macro_rules! old_values {
         pub fn __wants_old(&self) -> bool {
             !matches!(self.old, Old::NotRead)
         }
+
+        /// The replaced row when it was read, for type-erased views.
+        pub(crate) fn __old_row<M: Model>(&self) -> Option<&'t M> {
+            match self.old {
+                Old::Row(row) => row.downcast_ref::<M>(),
+                _ => None,
+            }
+        }
+
+        pub(crate) fn __update_fields(&self) -> Option<&'t [&'static str]> {
+            self.flags.update_fields
+        }
     };
 }
 

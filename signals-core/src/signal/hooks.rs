@@ -1,12 +1,13 @@
 //! The receivers `#[derive(Model)]` wires ([`Hooks`]), and sending a signal: the derive's
 //! receivers in declaration order, then those connected at run time.
 //!
-//! Uses `error`, `kind`, `model`, `tx`, and of `signal` the contexts and the runtime registry.
+//! Uses `error`, `kind`, `model`, `tx`, and of `signal` the contexts and the runtime
+//! registries (`runtime`, `any`).
 
 use std::future::Future;
 
 use super::context::{Committed, PostDelete, PostSave, PreDelete, PreSave};
-use super::runtime;
+use super::{any, runtime};
 use crate::error::Result;
 use crate::kind::{SignalKind, model_signals};
 use crate::model::Model;
@@ -51,10 +52,11 @@ macro_rules! hooks {
 
         $(
             #[doc = concat!("Sends `", stringify!($name), "` for `m`: the derive's receivers, then \
-                those connected at run time.")]
+                those connected at run time, then those connected to every model.")]
             pub(crate) async fn $name<M: Hooks>(m: &$($inst)* M, signal: &mut $ctx<'_>) -> Result<()> {
                 M::$hook(&$($inst)* *m, signal).await?;
-                runtime::$name(m, signal).await
+                runtime::$name(&$($inst)* *m, signal).await?;
+                any::$name(&*m, signal).await
             }
         )*
     };
@@ -64,11 +66,13 @@ model_signals!(hooks);
 /// Whether saves of `M` read the row they replace: a receiver of `M`, or one connected for
 /// every model, asks for old values.
 pub(crate) fn wants_old_values<M: Hooks>() -> bool {
-    M::__OLD_VALUES || runtime::any_model_wants_old_values()
+    M::__OLD_VALUES || any::wants_old_values()
 }
 
 /// Whether `M` has receivers of any of `kinds`, wired by its derive or connected at run time:
 /// an operation without any runs no transaction for them.
 pub(crate) fn any_receivers<M: Hooks>(kinds: &[SignalKind]) -> bool {
-    kinds.iter().any(|k| M::__WIRED & k.bit() != 0) || runtime::connected::<M>(kinds)
+    kinds.iter().any(|k| M::__WIRED & k.bit() != 0)
+        || runtime::connected::<M>(kinds)
+        || any::connected(kinds)
 }

@@ -1,6 +1,7 @@
 //! Signals: what receivers are told (`context`), the receivers the derive wires and sending a
 //! signal (`hooks`), running one receiver (`receiver`), receivers connected at run time
-//! (`runtime`), signals of your own (`custom`), muting and recording (`muting`).
+//! (`runtime`) and for every model (`any`), signals of your own (`custom`), muting and
+//! recording (`muting`).
 //!
 //! Uses `error`, `kind`, `tx` and `model`; `ops` sends the signals.
 //!
@@ -21,6 +22,7 @@
 //! [`SignalKind`]: crate::SignalKind
 //! [`Receivers`]: crate::Receivers
 
+pub(crate) mod any;
 pub(crate) mod context;
 pub(crate) mod custom;
 pub(crate) mod hooks;
@@ -28,6 +30,11 @@ pub(crate) mod muting;
 pub(crate) mod receiver;
 pub(crate) mod runtime;
 
+pub use any::connect_post_delete as connect_any_post_delete;
+pub use any::connect_post_save as connect_any_post_save;
+pub use any::connect_pre_delete as connect_any_pre_delete;
+pub use any::connect_pre_save as connect_any_pre_save;
+pub use any::{Change, Instance, any_receivers, disconnect_any};
 pub use context::{Committed, PostDelete, PostSave, PreDelete, PreSave};
 pub use custom::{BoxFuture, Signal};
 pub use hooks::Hooks;

@@ -192,8 +192,3 @@ macro_rules! runtime {
     )*};
 }
 model_signals!(runtime);
-
-/// Whether a receiver connected for every model asks for old values.
-pub(crate) fn any_model_wants_old_values() -> bool {
-    false
-}

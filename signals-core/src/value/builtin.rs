@@ -76,7 +76,7 @@ macro_rules! sqlite_codec {
 
 /// Each type names its column type and its SQLite encoder and decoder.
 macro_rules! builtin_types {
-    ($($ty:ty => $sql:ident, $encode:ident, $decode:ident;)*) => {$(
+    ($($ty:ty => $sql:ident, $encode:ident, $decode:ident, $json:path;)*) => {$(
         impl FieldType for $ty {
             stored_as_itself!();
             read_directly!();
@@ -84,6 +84,9 @@ macro_rules! builtin_types {
         impl BuiltinType for $ty {
             const SQL_TYPE: SqlType = SqlType::$sql;
             sqlite_codec!($encode, $decode);
+            fn __to_json(&self) -> serde_json::Value {
+                $json(self)
+            }
         }
         impl sealed::Sealed for $ty {}
         impl sealed::NonOption for $ty {}
@@ -91,12 +94,50 @@ macro_rules! builtin_types {
 }
 
 builtin_types! {
-    bool => Bool, encode_bool, decode_bool;
-    f32 => Real, encode_f32, decode_f32;
-    f64 => Double, encode_f64, decode_f64;
-    Vec<u8> => Bytes, encode_bytes, decode_bytes;
-    chrono::NaiveTime => Time, encode_time, decode_time;
-    uuid::Uuid => Uuid, encode_uuid, decode_uuid;
+    bool => Bool, encode_bool, decode_bool, to_json::bool;
+    f32 => Real, encode_f32, decode_f32, to_json::f32;
+    f64 => Double, encode_f64, decode_f64, to_json::f64;
+    Vec<u8> => Bytes, encode_bytes, decode_bytes, to_json::serialized;
+    chrono::NaiveTime => Time, encode_time, decode_time, to_json::display;
+    uuid::Uuid => Uuid, encode_uuid, decode_uuid, to_json::display;
+}
+
+/// The JSON form of the built-in values.
+mod to_json {
+    use serde_json::Value;
+
+    pub(super) fn bool(v: &bool) -> Value {
+        Value::Bool(*v)
+    }
+
+    pub(super) fn int<T: Copy + Into<i64>>(v: &T) -> Value {
+        Value::from((*v).into())
+    }
+
+    pub(super) fn f32(v: &f32) -> Value {
+        f64(&f64::from(*v))
+    }
+
+    /// `null` for NaN and the infinities, which JSON has no numbers for.
+    pub(super) fn f64(v: &f64) -> Value {
+        serde_json::Number::from_f64(*v).map_or(Value::Null, Value::Number)
+    }
+
+    pub(super) fn display<T: std::fmt::Display>(v: &T) -> Value {
+        Value::String(v.to_string())
+    }
+
+    pub(super) fn serialized<T: serde::Serialize>(v: &T) -> Value {
+        serde_json::to_value(v).unwrap_or(Value::Null)
+    }
+
+    pub(super) fn datetime(v: &chrono::NaiveDateTime) -> Value {
+        Value::String(v.format("%FT%T%.f").to_string())
+    }
+
+    pub(super) fn utc(v: &chrono::DateTime<chrono::Utc>) -> Value {
+        Value::String(v.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
+    }
 }
 
 /// Integers read from a column of any integer width (a PostgreSQL `serial`, INT4, into an
@@ -124,6 +165,9 @@ macro_rules! integer_types {
         impl BuiltinType for $ty {
             const SQL_TYPE: SqlType = SqlType::$sql;
             sqlite_codec!(encode_int, decode_int);
+            fn __to_json(&self) -> serde_json::Value {
+                to_json::int(self)
+            }
             fn __compatible_postgres(ty: &sqlx::postgres::PgTypeInfo) -> bool {
                 use sqlx::TypeInfo as _;
                 matches!(ty.name(), "INT2" | "INT4" | "INT8")
@@ -155,6 +199,9 @@ impl BuiltinType for String {
     fn __from_sqlite(value: SqlRef<'_>) -> std::result::Result<Self, BoxDynError> {
         sqlite::decode_string(value)
     }
+    fn __to_json(&self) -> serde_json::Value {
+        serde_json::Value::String(self.clone())
+    }
     fn __check(&self, backend: Backend) -> std::result::Result<(), String> {
         if backend == Backend::Postgres && self.contains('\0') {
             return Err("PostgreSQL text cannot hold the NUL character (\\0)".into());
@@ -176,7 +223,7 @@ fn check_year(year: i32, backend: Backend) -> std::result::Result<(), String> {
 }
 
 macro_rules! date_types {
-    ($($ty:ty => $sql:ident, $encode:ident, $decode:ident;)*) => {$(
+    ($($ty:ty => $sql:ident, $encode:ident, $decode:ident, $json:path;)*) => {$(
         impl FieldType for $ty {
             stored_as_itself!();
             read_directly!();
@@ -184,6 +231,9 @@ macro_rules! date_types {
         impl BuiltinType for $ty {
             const SQL_TYPE: SqlType = SqlType::$sql;
             sqlite_codec!($encode, $decode);
+            fn __to_json(&self) -> serde_json::Value {
+                $json(self)
+            }
             fn __check(&self, backend: Backend) -> std::result::Result<(), String> {
                 use chrono::Datelike as _;
                 check_year(self.year(), backend)
@@ -195,9 +245,9 @@ macro_rules! date_types {
 }
 
 date_types! {
-    chrono::NaiveDate => Date, encode_date, decode_date;
-    chrono::NaiveDateTime => DateTime, encode_datetime, decode_datetime;
-    chrono::DateTime<chrono::Utc> => Timestamp, encode_utc, decode_utc;
+    chrono::NaiveDate => Date, encode_date, decode_date, to_json::display;
+    chrono::NaiveDateTime => DateTime, encode_datetime, decode_datetime, to_json::datetime;
+    chrono::DateTime<chrono::Utc> => Timestamp, encode_utc, decode_utc, to_json::utc;
 }
 
 /// JSON: JSONB on PostgreSQL, JSON on MySQL, TEXT on SQLite, as sqlx stores it.
@@ -229,6 +279,9 @@ mod json {
         fn __from_sqlite(value: SqlRef<'_>) -> std::result::Result<Self, BoxDynError> {
             sqlite::decode_json(value).map(Json)
         }
+        fn __to_json(&self) -> serde_json::Value {
+            super::to_json::serialized(&self.0)
+        }
     }
     impl<T> sealed::Sealed for Json<T> {}
     impl<T> sealed::NonOption for Json<T> {}
@@ -244,6 +297,9 @@ mod json {
         }
         fn __from_sqlite(value: SqlRef<'_>) -> std::result::Result<Self, BoxDynError> {
             sqlite::decode_json(value)
+        }
+        fn __to_json(&self) -> serde_json::Value {
+            self.clone()
         }
     }
     impl sealed::Sealed for serde_json::Value {}
@@ -264,6 +320,9 @@ mod decimal {
     impl BuiltinType for Decimal {
         const SQL_TYPE: SqlType = SqlType::Decimal;
         sqlite_codec!(encode_decimal, decode_decimal);
+        fn __to_json(&self) -> serde_json::Value {
+            super::to_json::display(self)
+        }
     }
     impl sealed::Sealed for Decimal {}
     impl sealed::NonOption for Decimal {}
@@ -344,6 +403,11 @@ impl<T: BuiltinType + sealed::NonOption> BuiltinType for Option<T> {
             Some(value) => value.__check(backend),
             None => Ok(()),
         }
+    }
+
+    fn __to_json(&self) -> serde_json::Value {
+        self.as_ref()
+            .map_or(serde_json::Value::Null, BuiltinType::__to_json)
     }
 }
 impl<T: sealed::NonOption> sealed::Sealed for Option<T> {}

@@ -213,6 +213,11 @@ pub trait BuiltinType:
     /// Reads a SQLite value, accepting exactly what sqlx's SQLite driver accepts.
     #[doc(hidden)]
     fn __from_sqlite(value: SqlRef<'_>) -> std::result::Result<Self, BoxDynError>;
+
+    /// The value as JSON, for type-erased instances: numbers and booleans as such, dates and
+    /// times in ISO 8601, decimals and UUIDs as strings, bytes as an array, NULL as `null`.
+    #[doc(hidden)]
+    fn __to_json(&self) -> serde_json::Value;
 }
 
 /// The kind of column a built-in field type needs; [`schema`](crate::schema) writes it for
