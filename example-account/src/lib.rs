@@ -211,6 +211,23 @@ pub async fn set_dob(db: &Db, username: &str, date: &str) -> Result<Account, Err
     .await
 }
 
+/// Sets `username`'s email address; once it commits, the user gets a note telling the old
+/// address from the new (the `email_changed` receiver, conditioned on `email`). Setting the
+/// same address again changes nothing and sends no note.
+pub async fn set_email(db: &Db, username: &str, email: &str) -> Result<User, Error> {
+    validate_email(email)?;
+    db.transaction(async |tx: &mut Tx| {
+        let mut user = User::by_username(&mut *tx, username)
+            .await?
+            .ok_or_else(|| Error::UnknownUser(username.to_owned()))?;
+        user.email = email.to_owned();
+        let only_email = SaveOptions::new().update_fields(User::EMAIL);
+        user.save_with(&mut *tx, only_email).await?;
+        Ok(user)
+    })
+    .await
+}
+
 /// Stores `file` as `username`'s photo and removes the previous one once the change commits.
 /// Nothing changes if the user is unknown, the file is not an image, or the save fails. The
 /// previous photo is read inside the transaction, its row locked, and only `photo` is

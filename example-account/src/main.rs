@@ -4,6 +4,7 @@
 //! cargo run -p example-account                        # the demo, on the SQLite file account.db
 //! cargo run -p example-account -- createuser alice --email alice@example.com
 //! cargo run -p example-account -- set-dob alice 1990-05-17
+//! cargo run -p example-account -- set-email alice alice@example.org
 //! cargo run -p example-account -- set-photo alice ~/me.png
 //! cargo run -p example-account -- list
 //! DATABASE_URL=postgres://postgres@127.0.0.1:5432/test cargo run -p example-account -- list
@@ -60,6 +61,13 @@ enum Command {
         username: String,
         /// The date, as in 1990-05-17.
         date: String,
+    },
+    /// Set a user's email address; the user gets a note telling the old address from the new.
+    SetEmail {
+        /// The user.
+        username: String,
+        /// The new address ("" for none).
+        email: String,
     },
     /// Store an image as a user's photo, replacing the previous one.
     SetPhoto {
@@ -148,6 +156,10 @@ async fn run(cli: Cli) -> Result<String, Error> {
             example_account::parse_date(date)?;
             None
         }
+        Some(Command::SetEmail { email, .. }) => {
+            validate_email(email)?;
+            None
+        }
         Some(Command::SetPhoto { file, .. }) => {
             example_account::check_image(file)?;
             None
@@ -190,6 +202,10 @@ async fn run(cli: Cli) -> Result<String, Error> {
                     .map(|d| d.to_string())
                     .unwrap_or_default()
             )
+        }
+        Some(Command::SetEmail { username, email }) => {
+            let user = example_account::set_email(&db, &username, &email).await?;
+            format!("email of {} set to {}\n", user.username, user.email)
         }
         Some(Command::SetPhoto { username, file }) => {
             let account = set_photo(&db, &username, &file).await?;

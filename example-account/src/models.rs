@@ -11,6 +11,7 @@ use crate::{media, password};
 #[derive(Debug, Clone, PartialEq, Model)]
 #[model(table = "account_user")]
 #[post_save(create_profile, save_profile)]
+#[post_save(email_changed, changed(email))]
 pub struct User {
     /// Assigned by the database on the first save.
     pub id: Option<i64>,
@@ -92,6 +93,28 @@ impl Profile {
             photo: String::new(),
         }
     }
+}
+
+/// A changed address gets a note once the change commits (sent nowhere else: the app has no
+/// mail server), telling the old address from the new. Runs only when `email` changed.
+async fn email_changed(user: &User, signal: &mut PostSave<'_>) -> Result<()> {
+    if signal.created() || signal.raw() {
+        return Ok(());
+    }
+    let shown = |email: &str| {
+        if email.is_empty() {
+            "(none)".to_owned()
+        } else {
+            email.to_owned()
+        }
+    };
+    let old = shown(signal.was(User::EMAIL).map_or("", String::as_str));
+    let new = shown(&user.email);
+    let username = user.username.clone();
+    signal.on_commit(async move {
+        println!("note to {username}: your email changed from {old} to {new}");
+    });
+    Ok(())
 }
 
 /// The seed's `create_profile`: a new user gets a profile. Raw saves (fixtures, imports)

@@ -176,6 +176,28 @@ url_test!(async fn set_dob_and_its_errors(url) {
     assert!(show.contains("date of birth: 1990-05-17"), "{show}");
 });
 
+url_test!(async fn set_email_leaves_a_note_telling_old_from_new(url) {
+    let app = App::new(&url);
+    let run = app.run_with(&["createuser", "alice", "--email", "alice@example.com", "--password-stdin"], "pw\n");
+    assert!(run.ok, "{}", run.stderr);
+    assert!(!run.stdout.contains("note to"), "a new user's address is no change: {}", run.stdout);
+    let out = app.ok(&["set-email", "alice", "alice@example.org"]);
+    assert_eq!(
+        out,
+        "note to alice: your email changed from alice@example.com to alice@example.org\n\
+         email of alice set to alice@example.org\n"
+    );
+    // The same address again: no change, no note.
+    let out = app.ok(&["set-email", "alice", "alice@example.org"]);
+    assert_eq!(out, "email of alice set to alice@example.org\n");
+    let out = app.ok(&["set-email", "alice", ""]);
+    assert!(out.starts_with("note to alice: your email changed from alice@example.org to (none)\n"), "{out}");
+    app.fails(&["set-email", "alice", "not an address"], "", "email");
+    app.fails(&["set-email", "nobody", "a@example.com"], "", "no user named `nobody`");
+    let show = app.ok(&["show", "alice"]);
+    assert!(!show.contains("example.org"), "{show}");
+});
+
 url_test!(async fn set_photo_stores_replaces_and_refuses_non_images(url) {
     let app = App::new(&url);
     app.createuser("alice");

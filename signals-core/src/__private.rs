@@ -217,11 +217,6 @@ impl IsDecimal for rust_decimal::Decimal {}
 #[cfg(feature = "decimal")]
 impl IsDecimal for Option<rust_decimal::Decimal> {}
 
-/// A field's value as JSON, for `Model::__json`.
-pub fn to_json<T: FieldType>(value: &T) -> serde_json::Value {
-    value.to_stored().__to_json()
-}
-
 /// Whether field `name` was saved: `update_fields` names it, or every field was saved.
 pub fn saved_field(update_fields: Option<&[&'static str]>, name: &str) -> bool {
     update_fields.is_none_or(|fields| fields.contains(&name))

@@ -160,9 +160,11 @@ fn expand(model: &Model<'_>) -> TokenStream {
         let field = f.ident;
         quote!(#i => &self.#field,)
     });
+    // Through `<T as FieldType>`, spanned on the type, as the reads: one error per bad type.
     let field_jsons = model.fields.iter().enumerate().map(|(i, f)| {
         let field = f.ident;
-        quote!(#i => ::signals_core::__private::to_json(&self.#field),)
+        let field_type = field_type(f.ty);
+        quote!(#i => #field_type::__json(&self.#field),)
     });
     let old_values = model.old_values
         || model

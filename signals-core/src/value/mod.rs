@@ -140,6 +140,12 @@ pub trait FieldType: Debug + Send + Sync + Sized + 'static {
         })
     }
 
+    /// The value as JSON, for type-erased instances.
+    #[doc(hidden)]
+    fn __json(&self) -> serde_json::Value {
+        BuiltinType::__to_json(&self.to_stored())
+    }
+
     /// Reads a nullable column into `Option<Self>`.
     #[doc(hidden)]
     #[inline]
