@@ -42,6 +42,8 @@ macro_rules! signal_kind {
             $(#[doc = $doc] $kind,)*
             /// Sent once the transaction of a save or delete has committed.
             OnCommit,
+            /// Sent before and after the links of a many-to-many relation change.
+            M2mChanged,
         }
 
         impl SignalKind {
@@ -50,6 +52,7 @@ macro_rules! signal_kind {
                 match self {
                     $(SignalKind::$kind => stringify!($name),)*
                     SignalKind::OnCommit => "on_commit",
+                    SignalKind::M2mChanged => "m2m_changed",
                 }
             }
         }

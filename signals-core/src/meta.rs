@@ -24,6 +24,8 @@ macro_rules! receivers {
             )*
             /// `#[on_commit(..)]` receivers.
             pub on_commit: &'static [&'static str],
+            /// `#[m2m_changed(..)]` receivers (of a through model).
+            pub m2m_changed: &'static [&'static str],
         }
 
         impl Receivers {
@@ -31,6 +33,7 @@ macro_rules! receivers {
             pub const NONE: Receivers = Receivers {
                 $($name: &[],)*
                 on_commit: &[],
+                m2m_changed: &[],
             };
 
             /// The receivers wired to `signal`, in the order they run.
@@ -38,6 +41,7 @@ macro_rules! receivers {
                 match signal {
                     $(SignalKind::$kind => self.$name,)*
                     SignalKind::OnCommit => self.on_commit,
+                    SignalKind::M2mChanged => self.m2m_changed,
                 }
             }
         }

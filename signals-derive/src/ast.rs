@@ -18,6 +18,8 @@ pub(crate) struct Model<'a> {
     pub(crate) on_commit: Vec<Receiver>,
     /// `#[model(old_values)]`: saves read the row they replace for every receiver.
     pub(crate) old_values: bool,
+    pub(crate) many_to_many: Vec<crate::attr::ManyToMany>,
+    pub(crate) m2m_changed: Vec<Receiver>,
 }
 
 pub(crate) struct Field<'a> {
@@ -145,6 +147,8 @@ pub(crate) fn parse<'a>(input: &'a DeriveInput, errors: &mut Errors) -> Option<M
         receivers: attrs.receivers,
         on_commit: attrs.on_commit,
         old_values: attrs.old_values,
+        many_to_many: attrs.many_to_many,
+        m2m_changed: attrs.m2m_changed,
     })
 }
 

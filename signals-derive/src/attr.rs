@@ -98,6 +98,68 @@ pub(crate) struct Receiver {
     pub(crate) changed: Option<Vec<Ident>>,
 }
 
+/// A many-to-many relation declared on a model.
+pub(crate) struct ManyToMany {
+    /// The accessor's name (`tags`).
+    pub(crate) name: Ident,
+    /// The model on the other side.
+    pub(crate) target: Path,
+    /// The through model.
+    pub(crate) through: Path,
+    /// The reverse accessor's name on the target (default: `<model>_set`).
+    pub(crate) related_name: Option<Ident>,
+}
+
+impl syn::parse::Parse for ManyToMany {
+    fn parse(input: syn::parse::ParseStream<'_>) -> syn::Result<Self> {
+        let name: Ident = input.parse()?;
+        let _: Token![:] = input.parse().map_err(|e| {
+            syn::Error::new(
+                e.span(),
+                "write `many_to_many(tags: Tag, through = PostTag)`",
+            )
+        })?;
+        let target: Path = input.parse()?;
+        let mut through = None;
+        let mut related_name = None;
+        while input.peek(Token![,]) {
+            let _: Token![,] = input.parse()?;
+            if input.is_empty() {
+                break;
+            }
+            let key: Ident = input.parse()?;
+            let _: Token![=] = input.parse()?;
+            match key.to_string().as_str() {
+                "through" => through = Some(input.parse::<Path>()?),
+                "related_name" => related_name = Some(input.parse::<Ident>()?),
+                other => {
+                    return Err(syn::Error::new(
+                        key.span(),
+                        format!(
+                            "unknown `many_to_many` option `{other}`{}",
+                            did_you_mean(other, &["through", "related_name"])
+                        ),
+                    ));
+                }
+            }
+        }
+        let Some(through) = through else {
+            return Err(syn::Error::new(
+                name.span(),
+                format!(
+                    "`many_to_many({name}: ..)` needs its through model: add `through = ..`, a model with a reference to each side"
+                ),
+            ));
+        };
+        Ok(ManyToMany {
+            name,
+            target,
+            through,
+            related_name,
+        })
+    }
+}
+
 /// One item of a receiver list: a receiver's path, or `changed(field, ..)`.
 enum ListItem {
     Path(Path),
@@ -148,6 +210,10 @@ impl RelationKind {
 pub(crate) struct StructAttrs {
     pub(crate) table: Option<LitStr>,
     pub(crate) old_values: bool,
+    /// `many_to_many(name: Target, through = Through, related_name = name)`, in order.
+    pub(crate) many_to_many: Vec<ManyToMany>,
+    /// `#[m2m_changed(..)]` receivers (of a through model).
+    pub(crate) m2m_changed: Vec<Receiver>,
     /// Per signal of [`SIGNALS`], its receivers in order.
     pub(crate) receivers: [Vec<Receiver>; SIGNALS.len()],
     pub(crate) on_commit: Vec<Receiver>,
@@ -174,7 +240,7 @@ pub(crate) struct FieldAttrs {
     pub(crate) decimal_places: Option<syn::LitInt>,
 }
 
-const STRUCT_KEYS: &[&str] = &["table", "old_values"];
+const STRUCT_KEYS: &[&str] = &["table", "old_values", "many_to_many"];
 const FIELD_KEYS: &[&str] = &[
     "primary_key",
     "column",
@@ -238,6 +304,13 @@ pub(crate) fn parse_struct_attrs(attrs: &[Attribute], errors: &mut Errors) -> St
             );
             continue;
         }
+        if attr.path().is_ident("m2m_changed") {
+            parse_receivers(attr, "m2m_changed", &mut out.m2m_changed, errors);
+            if let Some(span) = out.m2m_changed.iter().find_map(|r| r.robust) {
+                errors.at(span, "`robust` does not apply to `m2m_changed` receivers");
+            }
+            continue;
+        }
         if attr.path().is_ident("on_commit") {
             parse_receivers(attr, "on_commit", &mut out.on_commit, errors);
             if let Some(span) = out.on_commit.iter().find_map(|r| r.robust) {
@@ -254,6 +327,16 @@ pub(crate) fn parse_struct_attrs(attrs: &[Attribute], errors: &mut Errors) -> St
         let res = attr.parse_nested_meta(|meta| {
             let key = key_name(&meta);
             match key.as_str() {
+                "many_to_many" => {
+                    let content;
+                    syn::parenthesized!(content in meta.input);
+                    let m2m: ManyToMany = content.parse()?;
+                    if out.many_to_many.iter().any(|m| m.name == m2m.name) {
+                        errors.spanned(&m2m.name, format!("`{}` is declared twice", m2m.name));
+                    } else {
+                        out.many_to_many.push(m2m);
+                    }
+                }
                 "old_values" => {
                     if out.old_values {
                         errors.spanned(&meta.path, "duplicate model attribute `old_values`");

@@ -22,6 +22,15 @@ pub(crate) fn check(model: &mut Model<'_>, errors: &mut Errors) {
     relations(model, errors);
     schema(model, errors);
     changed_fields(model, errors);
+    if !model.m2m_changed.is_empty() && crate::expand::through_refs(model).is_none() {
+        errors.spanned(
+            model.ident,
+            format!(
+                "`m2m_changed` receivers go on a through model: `{}` needs exactly two references (`foreign_key` or `one_to_one`), one to each side of the relation",
+                model.ident
+            ),
+        );
+    }
 }
 
 /// Every field named in `changed(..)` is a field of the model.

@@ -99,6 +99,9 @@ fn expand(model: &Model<'_>) -> TokenStream {
         quote!(#field: &[#(#names),*],)
     });
     let on_commit_names = model.on_commit.iter().map(|r| &r.name);
+    let m2m_changed_names = model.m2m_changed.iter().map(|r| &r.name);
+    let through = through(model);
+    let many_to_many = many_to_many(model);
     let on_commit = on_commit_dispatcher(model);
     let wired = SIGNALS
         .iter()
@@ -208,6 +211,7 @@ fn expand(model: &Model<'_>) -> TokenStream {
                 receivers: ::signals_core::Receivers {
                     #(#receiver_fields)*
                     on_commit: &[#(#on_commit_names),*],
+                    m2m_changed: &[#(#m2m_changed_names),*],
                 },
             };
 
@@ -294,7 +298,151 @@ fn expand(model: &Model<'_>) -> TokenStream {
         #(#from_rows)*
 
         #relations
+
+        #through
+
+        #many_to_many
     }
+}
+
+/// The two reference fields of a through model: exactly two, to two different models.
+pub(crate) fn through_refs<'m>(model: &'m Model<'_>) -> Option<[&'m ast::Field<'m>; 2]> {
+    let refs: Vec<&ast::Field<'_>> = model
+        .fields
+        .iter()
+        .filter(|f| f.relation.is_some())
+        .collect();
+    let [a, b] = refs.as_slice() else { return None };
+    let parent = |f: &ast::Field<'_>| {
+        let p = &f.relation.as_ref()?.parent;
+        Some(quote!(#p).to_string())
+    };
+    (parent(a) != parent(b)).then_some([*a, *b])
+}
+
+/// A model with exactly two references (to two different models) can be the through model of
+/// a many-to-many relation: `Through` both ways, sending its `m2m_changed` receivers.
+fn through(model: &Model<'_>) -> TokenStream {
+    let Some([a, b]) = through_refs(model) else {
+        return TokenStream::new();
+    };
+    let (Some(ra), Some(rb)) = (&a.relation, &b.relation) else {
+        return TokenStream::new();
+    };
+    let (pa, pb) = (&ra.parent, &rb.parent);
+    let (ca, cb) = (&a.column, &b.column);
+    let name = model.ident.to_string();
+    let ident = model.ident;
+    let calls = |change: TokenStream| {
+        let calls = model.m2m_changed.iter().map(|r| {
+            let path = &r.path;
+            let receiver = &r.name;
+            let span = path.span();
+            quote_spanned! {span=>
+                ::signals_core::__private::receive(
+                    #name,
+                    ::signals_core::SignalKind::M2mChanged,
+                    #receiver,
+                    #path(&change, &mut *signal),
+                    ::core::any::TypeId::of::<#ident>(),
+                )
+                .await?;
+            }
+        });
+        quote! {
+            ::std::boxed::Box::pin(async move {
+                let change = #change;
+                let _ = &change;
+                #(#calls)*
+                ::core::result::Result::Ok(())
+            })
+        }
+    };
+    let forward =
+        calls(quote!(::signals_core::M2mChange::<#pa, #pb>::__forward(action, instance, keys)));
+    let backward =
+        calls(quote!(::signals_core::M2mChange::<#pa, #pb>::__backward(action, instance, keys)));
+    quote! {
+        #[automatically_derived]
+        impl ::signals_core::__private::Through<#pa, #pb> for #ident {
+            const FROM: &'static str = #ca;
+            const TO: &'static str = #cb;
+            fn __send<'a>(
+                action: ::signals_core::M2mAction,
+                instance: &'a #pa,
+                keys: &'a [<#pb as ::signals_core::Model>::Key],
+                signal: &'a mut ::signals_core::M2mChanged<'_>,
+            ) -> ::signals_core::BoxFuture<'a, ::signals_core::Result<()>> {
+                let _ = &signal;
+                #forward
+            }
+        }
+
+        #[automatically_derived]
+        impl ::signals_core::__private::Through<#pb, #pa> for #ident {
+            const FROM: &'static str = #cb;
+            const TO: &'static str = #ca;
+            fn __send<'a>(
+                action: ::signals_core::M2mAction,
+                instance: &'a #pb,
+                keys: &'a [<#pa as ::signals_core::Model>::Key],
+                signal: &'a mut ::signals_core::M2mChanged<'_>,
+            ) -> ::signals_core::BoxFuture<'a, ::signals_core::Result<()>> {
+                let _ = &signal;
+                #backward
+            }
+        }
+    }
+}
+
+/// The accessors of each `many_to_many` relation, on both sides, and its registration (for
+/// deletes of either end).
+fn many_to_many(model: &Model<'_>) -> TokenStream {
+    let ident = model.ident;
+    let vis = model.vis;
+    let out = model.many_to_many.iter().map(|m| {
+        let name = &m.name;
+        let target = &m.target;
+        let th = &m.through;
+        let reverse = match &m.related_name {
+            Some(r) => r.clone(),
+            None => format_ident!("{}_set", ast::snake_case(&ident.to_string())),
+        };
+        // Spanned on the through model as written: one that is not a through model of these
+        // two is an error there.
+        let handle = quote_spanned!(th.span()=> ::signals_core::ManyToMany<'_, Self, #target, #th>);
+        let back = quote_spanned!(th.span()=> ::signals_core::ManyToMany<'_, Self, #ident, #th>);
+        let link = quote_spanned!(th.span()=> ::signals_core::__private::M2mLink::new::<#th, #ident, #target>());
+        let doc = format!(
+            "The `{}` linked to this `{ident}` through `{}`: add, remove, set, clear, list.",
+            quote!(#target).to_string().replace(' ', ""),
+            quote!(#th).to_string().replace(' ', "")
+        );
+        let back_doc = format!(
+            "The `{ident}`s linked to this one through `{}` (the reverse of `{ident}::{name}`).",
+            quote!(#th).to_string().replace(' ', "")
+        );
+        quote! {
+            #[automatically_derived]
+            impl #ident {
+                #[doc = #doc]
+                #vis fn #name(&self) -> #handle {
+                    ::signals_core::ManyToMany::__new(self)
+                }
+            }
+
+            #[automatically_derived]
+            impl #target {
+                #[doc = #back_doc]
+                #vis fn #reverse(&self) -> #back {
+                    ::signals_core::ManyToMany::__new(self)
+                }
+            }
+
+            ::signals_core::__private::inventory::submit! { #link }
+        }
+    });
+    quote!(#(#out)*)
 }
 
 /// Each field's `ColumnDef`, and the checks that its schema attributes suit its type.
@@ -365,10 +513,7 @@ fn differs(
 ) -> TokenStream {
     use syn::ext::IdentExt as _;
     let checks = fields.iter().filter_map(|f| {
-        let index = model
-            .fields
-            .iter()
-            .position(|mf| mf.name == f.unraw().to_string())?;
+        let index = model.fields.iter().position(|mf| f.unraw() == mf.name)?;
         let field = &model.fields[index];
         let name = &field.name;
         let mut member = field.ident.clone();

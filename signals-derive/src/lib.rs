@@ -23,7 +23,15 @@ pub fn derive_field_type(input: TokenStream) -> TokenStream {
 /// Derives `signals_core::Model`; see the `signals_core` crate documentation.
 #[proc_macro_derive(
     Model,
-    attributes(model, pre_save, post_save, pre_delete, post_delete, on_commit)
+    attributes(
+        model,
+        pre_save,
+        post_save,
+        pre_delete,
+        post_delete,
+        on_commit,
+        m2m_changed
+    )
 )]
 pub fn derive_model(input: TokenStream) -> TokenStream {
     let input = parse_macro_input!(input as DeriveInput);

@@ -1,5 +1,7 @@
 //! Receivers conditioned on field changes, and typed old values, on every backend.
 #![allow(clippy::unwrap_used)]
+// Clippy reads `status` in two `changed(..)` lists as a repeated attribute argument.
+#![allow(clippy::duplicated_attributes)]
 
 use signals_core::{
     Committed, ErrorKind, FieldType, Model, PostSave, PreSave, Result, SaveOptions,

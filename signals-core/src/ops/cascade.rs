@@ -9,12 +9,14 @@ use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::sync::{Arc, OnceLock};
 
+use super::m2m::{self, Removed};
 use crate::error::{Error, Result};
 use crate::kind::SignalKind;
 use crate::model::{Deleted, Model};
 use crate::signal::context::{Committed, PostDelete, PreDelete, fired_delete};
 use crate::signal::custom::BoxFuture;
 use crate::signal::hooks::{self, Hooks};
+use crate::signal::m2m::M2mAction;
 use crate::signal::muting;
 use crate::tx::{Target, Tx};
 use crate::value::{Args, DynField};
@@ -184,14 +186,16 @@ trait Batch: Send + Sync {
     -> BoxFuture<'a, Result<()>>;
 }
 
-struct Rows<C>(Vec<C>);
+/// Cascaded rows of one model, each with the many-to-many links its delete removes.
+struct Rows<C>(Vec<(C, Vec<Removed>)>);
 
 impl<C: Hooks> Batch for Rows<C> {
     fn pre_delete<'a>(&'a self, tx: &'a mut Tx, origin: &'static str) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
-            for row in &self.0 {
+            for (row, links) in &self.0 {
                 muting::note(|| fired_delete(C::META.name, SignalKind::PreDelete));
                 hooks::pre_delete(row, &mut PreDelete::new(tx, origin)).await?;
+                m2m::send_removed(tx, row, links, M2mAction::PreRemove).await?;
             }
             Ok(())
         })
@@ -199,7 +203,7 @@ impl<C: Hooks> Batch for Rows<C> {
 
     fn delete<'a>(&'a self, tx: &'a mut Tx, deleted: &'a mut Deleted) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
-            for row in &self.0 {
+            for (row, _) in &self.0 {
                 if let Some(key) = row.__key() {
                     let n = delete_row::<C>(&mut Target::Tx(tx), key).await?;
                     deleted.add(C::META.name, n);
@@ -215,9 +219,10 @@ impl<C: Hooks> Batch for Rows<C> {
         origin: &'static str,
     ) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
-            for row in &self.0 {
+            for (row, links) in &self.0 {
                 muting::note(|| fired_delete(C::META.name, SignalKind::PostDelete));
                 hooks::post_delete(row, &mut PostDelete::new(tx, origin)).await?;
+                m2m::send_removed(tx, row, links, M2mAction::PostRemove).await?;
                 C::__on_commit(row, tx, Committed::Deleted, None, 0);
             }
             Ok(())
@@ -337,7 +342,8 @@ fn collect<'a, C: Hooks>(
                         continue;
                     }
                     collect_for::<C>(tx, Arc::new(key.clone()), c).await?;
-                    kept.push(row);
+                    let links = m2m::links_of::<C>(tx, key).await?;
+                    kept.push((row, links));
                 }
                 if !kept.is_empty() {
                     c.batches.push(Box::new(Rows(kept)));

@@ -5,11 +5,13 @@
 
 use super::atomically;
 use super::cascade::{Collector, delete_row, has_relations};
+use super::m2m;
 use crate::error::{Error, Result};
 use crate::kind::SignalKind;
 use crate::model::Deleted;
 use crate::signal::context::{Committed, PostDelete, PreDelete, fired_delete};
 use crate::signal::hooks::{self, Hooks, any_receivers};
+use crate::signal::m2m::M2mAction;
 use crate::signal::muting;
 use crate::tx::{Target, Tx};
 
@@ -76,11 +78,14 @@ async fn delete_inner<M: Hooks>(m: &mut M, target: Target<'_>) -> Result<Deleted
 async fn delete_tree<M: Hooks>(root: &M, key: &M::Key, tx: &mut Tx) -> Result<Deleted> {
     let origin = M::META.name;
     let c = Collector::gather::<M>(tx, key).await?;
+    // The many-to-many links the delete removes (through the cascade), read before.
+    let links = m2m::links_of::<M>(tx, key).await?;
 
     tracing::debug!(model = M::META.name, cascaded = c.batches(), "pre_delete");
     c.pre_delete(tx, origin).await?;
     muting::note(|| fired_delete(M::META.name, SignalKind::PreDelete));
     hooks::pre_delete(root, &mut PreDelete::new(tx, origin)).await?;
+    m2m::send_removed(tx, root, &links, M2mAction::PreRemove).await?;
 
     let mut deleted = Deleted::default();
     c.delete(tx, origin, &mut deleted).await?;
@@ -96,6 +101,7 @@ async fn delete_tree<M: Hooks>(root: &M, key: &M::Key, tx: &mut Tx) -> Result<De
     tracing::debug!(model = M::META.name, rows = deleted.total(), "post_delete");
     muting::note(|| fired_delete(M::META.name, SignalKind::PostDelete));
     hooks::post_delete(root, &mut PostDelete::new(tx, origin)).await?;
+    m2m::send_removed(tx, root, &links, M2mAction::PostRemove).await?;
     M::__on_commit(root, tx, Committed::Deleted, None, 0);
     Ok(deleted)
 }

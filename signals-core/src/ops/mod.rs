@@ -1,5 +1,5 @@
-//! Operations: save (`save`), delete (`delete`) with its cascade (`cascade`), loading (`load`)
-//! and typed queries (`query`): the runtime behind the `Model` methods, which the derive calls through
+//! Operations: save (`save`), delete (`delete`) with its cascade (`cascade`), loading (`load`),
+//! typed queries (`query`) and many-to-many links (`m2m`): the runtime behind the `Model` methods, which the derive calls through
 //! `__private`.
 //!
 //! Uses every layer below it: `error`, `kind`, `meta`, `sql`, `value`, `tx`, `model`, `signal`.
@@ -7,6 +7,7 @@
 pub(crate) mod cascade;
 pub(crate) mod delete;
 pub(crate) mod load;
+pub(crate) mod m2m;
 pub(crate) mod query;
 pub(crate) mod save;
 

@@ -235,6 +235,11 @@ impl<M> Filter<M> {
         })
     }
 
+    /// A condition built wrong, reported when the query runs.
+    pub(crate) fn invalid(reason: String) -> Self {
+        Filter::new(Node::Invalid(reason))
+    }
+
     fn new(node: Node) -> Self {
         Filter {
             node,

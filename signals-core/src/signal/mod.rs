@@ -26,6 +26,7 @@ pub(crate) mod any;
 pub(crate) mod context;
 pub(crate) mod custom;
 pub(crate) mod hooks;
+pub(crate) mod m2m;
 pub(crate) mod muting;
 pub(crate) mod receiver;
 pub(crate) mod runtime;
@@ -38,6 +39,7 @@ pub use any::{Change, Instance, any_receivers, disconnect_any};
 pub use context::{Committed, PostDelete, PostSave, PreDelete, PreSave};
 pub use custom::{BoxFuture, Signal};
 pub use hooks::Hooks;
+pub use m2m::{M2mAction, M2mChange, M2mChanged};
 pub use muting::{Fired, MuteGuard, mute, mute_receiver, record_signals};
 pub use runtime::{
     Receiver, connect_post_delete, connect_post_save, connect_pre_delete, connect_pre_save,

@@ -1,0 +1,632 @@
+//! Many-to-many relations through a model of their own: adding, removing, setting and clearing
+//! links with `m2m_changed` around each action, and the links a delete of either end removes.
+//!
+//! Uses `error`, `backend`, `value`, `meta`, `query`, `tx`, `model`, `signal` and `load`.
+
+use std::any::{Any, TypeId};
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use super::atomically;
+use super::load;
+use crate::backend::Backend;
+use crate::error::{Error, Result};
+use crate::kind::SignalKind;
+use crate::meta::Column;
+use crate::model::Model;
+use crate::query::{Filter, Query};
+use crate::signal::custom::BoxFuture;
+use crate::signal::m2m::{M2mAction, M2mChanged, Through};
+use crate::signal::muting::{self, Fired};
+use crate::tx::{Executor, Target, Tx};
+use crate::value::{Args, DynField, FieldType, Row};
+
+/// Keys per statement: well under every backend's limit on parameters.
+const CHUNK: usize = 1_000;
+
+/// The links of one instance of `F` to instances of `T`, through the model `Th`: what
+/// `#[model(many_to_many(tags: Tag, through = PostTag))]` gives as `post.tags()` (and, from
+/// the other side, `tag.post_set()`).
+///
+/// Each action runs in one transaction (a savepoint inside yours) with the through model's
+/// `m2m_changed` receivers: it locks the instance's row, reads which of the keys are linked
+/// (the read that tells what really changes), sends the `Pre*` action (a receiver's error
+/// refuses the change: nothing is written), changes the links in one statement, and sends the
+/// `Post*` action. Keys that change nothing (an add of a linked key, a remove of an unlinked
+/// one) are not reported; an action that changes nothing sends nothing.
+///
+/// `add` and `set` insert through rows with the two key columns only: any other column of the
+/// through model needs a default. The through model's own save and delete receivers do not
+/// run for these rows (as in Django); save a through instance yourself to run them (that sends
+/// no `m2m_changed`). Deleting either end removes its links through the references'
+/// cascade, with the through rows' delete receivers, and sends `PreRemove`/`PostRemove` for
+/// the links it removes.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> signals_core::Result<()> {
+/// use signals_core::{Db, M2mAction, M2mChange, M2mChanged, Model, Result};
+///
+/// #[derive(Model)]
+/// #[model(many_to_many(tags: Tag, through = PostTag))]
+/// struct Post { id: Option<i64>, title: String }
+///
+/// #[derive(Model)]
+/// struct Tag { id: Option<i64>, name: String }
+///
+/// #[derive(Model)]
+/// #[m2m_changed(tagged)]
+/// struct PostTag {
+///     id: Option<i64>,
+///     #[model(foreign_key = Post, on_delete = cascade)]
+///     post_id: i64,
+///     #[model(foreign_key = Tag, on_delete = cascade)]
+///     tag_id: i64,
+/// }
+///
+/// async fn tagged(change: &M2mChange<'_, Post, Tag>, _: &mut M2mChanged<'_>) -> Result<()> {
+///     if change.action() == M2mAction::PostAdd {
+///         println!("linked {:?}", change.pairs());
+///     }
+///     Ok(())
+/// }
+///
+/// let db = Db::connect("sqlite::memory:").await?;
+/// db.create_tables::<(Post, Tag, PostTag)>().await?;
+/// let mut post = Post { id: None, title: "Hello".into() };
+/// post.save(&db).await?;
+/// let mut rust = Tag { id: None, name: "rust".into() };
+/// rust.save(&db).await?;
+///
+/// assert_eq!(post.tags().add(&db, [rust.id.unwrap()]).await?, [1]);
+/// assert_eq!(post.tags().add(&db, [rust.id.unwrap()]).await?, Vec::<i64>::new()); // already there
+/// assert_eq!(post.tags().all(&db).await?.len(), 1);
+/// assert_eq!(rust.post_set().keys(&db).await?, [1]);
+/// assert_eq!(post.tags().remove(&db, [5, 1]).await?, [1]); // 5 was never linked
+/// # Ok(()) }
+/// ```
+pub struct ManyToMany<'a, F, T, Th> {
+    instance: &'a F,
+    _marker: PhantomData<fn() -> (T, Th)>,
+}
+
+/// What [`ManyToMany::set`] changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SetLinks<K> {
+    /// The keys linked by the call, in the order given.
+    pub added: Vec<K>,
+    /// The keys unlinked by the call, in key order.
+    pub removed: Vec<K>,
+}
+
+impl<'a, F, T, Th> ManyToMany<'a, F, T, Th> {
+    #[doc(hidden)]
+    pub fn __new(instance: &'a F) -> Self {
+        ManyToMany {
+            instance,
+            _marker: PhantomData,
+        }
+    }
+}
+
+impl<'a, F: Model, T: Model, Th: Through<F, T>> ManyToMany<'a, F, T, Th> {
+    fn key(&self) -> Result<&'a F::Key> {
+        self.instance.__key().ok_or(Error::NotSaved {
+            model: F::META.name,
+        })
+    }
+
+    /// The linked `T`s as a query, to filter, order or count further.
+    pub fn query(&self) -> Query<T> {
+        let Ok(key) = self.key() else {
+            return T::query().filter(Filter::invalid(format!(
+                "this `{}` was never saved: it has no links",
+                F::META.name
+            )));
+        };
+        let from = Column::<Th, F::Key>::new(usize::MAX, Th::FROM).eq(key.clone());
+        T::query().filter(Filter::in_query(
+            T::META.columns[T::META.primary_key],
+            Th::META.table,
+            Th::TO,
+            Th::query().filter(from),
+        ))
+    }
+
+    /// The linked `T`s, in key order.
+    pub async fn all<'e>(&self, ex: impl Executor<'e>) -> Result<Vec<T>> {
+        self.query().all(ex).await
+    }
+
+    /// The keys of the linked `T`s, in key order.
+    pub async fn keys<'e>(&self, ex: impl Executor<'e>) -> Result<Vec<T::Key>> {
+        let key = self.key()?;
+        linked::<F, T, Th>(&mut ex.__target(), key, None).await
+    }
+
+    /// Links the instance to `keys`; returns the keys linked by this call (not those linked
+    /// already), in the order given.
+    pub async fn add<'e>(
+        &self,
+        ex: impl Executor<'e>,
+        keys: impl IntoIterator<Item = T::Key>,
+    ) -> Result<Vec<T::Key>> {
+        let key = self.key()?;
+        let wanted = distinct(keys);
+        let instance = self.instance;
+        atomically(
+            ex.__target(),
+            Th::META.name,
+            "m2m add",
+            async |tx: &mut Tx| {
+                lock::<F>(tx, key).await?;
+                let there = linked::<F, T, Th>(&mut Target::Tx(tx), key, Some(&wanted)).await?;
+                let new: Vec<T::Key> = wanted.into_iter().filter(|k| !there.contains(k)).collect();
+                add_links::<F, T, Th>(tx, instance, key, &new).await?;
+                Ok(new)
+            },
+        )
+        .await
+        .map(|(added, _)| added)
+    }
+
+    /// Unlinks the instance from `keys`; returns the keys unlinked (those that were linked),
+    /// in key order.
+    pub async fn remove<'e>(
+        &self,
+        ex: impl Executor<'e>,
+        keys: impl IntoIterator<Item = T::Key>,
+    ) -> Result<Vec<T::Key>> {
+        let key = self.key()?;
+        let wanted = distinct(keys);
+        let instance = self.instance;
+        atomically(
+            ex.__target(),
+            Th::META.name,
+            "m2m remove",
+            async |tx: &mut Tx| {
+                lock::<F>(tx, key).await?;
+                let gone = linked::<F, T, Th>(&mut Target::Tx(tx), key, Some(&wanted)).await?;
+                remove_links::<F, T, Th>(tx, instance, key, &gone, false).await?;
+                Ok(gone)
+            },
+        )
+        .await
+        .map(|(removed, _)| removed)
+    }
+
+    /// Makes `keys` the instance's links: unlinks the others (`PreRemove`/`PostRemove`), then
+    /// links the missing ones (`PreAdd`/`PostAdd`), as Django's `set`.
+    pub async fn set<'e>(
+        &self,
+        ex: impl Executor<'e>,
+        keys: impl IntoIterator<Item = T::Key>,
+    ) -> Result<SetLinks<T::Key>> {
+        let key = self.key()?;
+        let wanted = distinct(keys);
+        let instance = self.instance;
+        atomically(
+            ex.__target(),
+            Th::META.name,
+            "m2m set",
+            async |tx: &mut Tx| {
+                lock::<F>(tx, key).await?;
+                let there = linked::<F, T, Th>(&mut Target::Tx(tx), key, None).await?;
+                let removed: Vec<T::Key> = there
+                    .iter()
+                    .filter(|k| !wanted.contains(k))
+                    .cloned()
+                    .collect();
+                let added: Vec<T::Key> =
+                    wanted.into_iter().filter(|k| !there.contains(k)).collect();
+                remove_links::<F, T, Th>(tx, instance, key, &removed, false).await?;
+                add_links::<F, T, Th>(tx, instance, key, &added).await?;
+                Ok(SetLinks { added, removed })
+            },
+        )
+        .await
+        .map(|(set, _)| set)
+    }
+
+    /// Unlinks the instance from everything (`PreClear`/`PostClear`, with the keys unlinked);
+    /// returns those keys, in key order.
+    pub async fn clear<'e>(&self, ex: impl Executor<'e>) -> Result<Vec<T::Key>> {
+        let key = self.key()?;
+        let instance = self.instance;
+        atomically(
+            ex.__target(),
+            Th::META.name,
+            "m2m clear",
+            async |tx: &mut Tx| {
+                lock::<F>(tx, key).await?;
+                let gone = linked::<F, T, Th>(&mut Target::Tx(tx), key, None).await?;
+                remove_links::<F, T, Th>(tx, instance, key, &gone, true).await?;
+                Ok(gone)
+            },
+        )
+        .await
+        .map(|(removed, _)| removed)
+    }
+}
+
+impl<F: Model, T: Model, Th: Through<F, T>> std::fmt::Debug for ManyToMany<'_, F, T, Th> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ManyToMany")
+            .field("from", &F::META.name)
+            .field("key", &self.instance.__key())
+            .field("to", &T::META.name)
+            .field("through", &Th::META.name)
+            .finish()
+    }
+}
+
+/// `keys` without repeats, in the order given.
+fn distinct<K: PartialEq>(keys: impl IntoIterator<Item = K>) -> Vec<K> {
+    let mut out: Vec<K> = Vec::new();
+    for key in keys {
+        if !out.contains(&key) {
+            out.push(key);
+        }
+    }
+    out
+}
+
+/// Locks the instance's row (servers; SQLite's write transaction is exclusive already), so
+/// that two changes of one instance's links run one after the other: the second sees the
+/// first's links. A row that is gone is `NotFound`.
+async fn lock<F: Model>(tx: &mut Tx, key: &F::Key) -> Result<()> {
+    if tx.backend() == Backend::Sqlite {
+        return Ok(());
+    }
+    if Box::pin(load::get_for_update::<F>(Target::Tx(tx), key.clone()))
+        .await?
+        .is_none()
+    {
+        return Err(Error::NotFound {
+            model: F::META.name,
+            key: format!("{key:?}"),
+        });
+    }
+    Ok(())
+}
+
+fn read_key<K: FieldType>(row: &Row<'_>) -> Result<K> {
+    K::__read(row, 0, "many-to-many", "key")
+}
+
+/// The `T` keys linked to `key`: all of them, or those among `among`; in key order.
+async fn linked<F: Model, T: Model, Th: Through<F, T>>(
+    target: &mut Target<'_>,
+    key: &F::Key,
+    among: Option<&[T::Key]>,
+) -> Result<Vec<T::Key>> {
+    let backend = target.backend();
+    let chunks: Vec<Option<&[T::Key]>> = match among {
+        None => vec![None],
+        Some([]) => return Ok(Vec::new()),
+        Some(keys) => keys.chunks(CHUNK).map(Some).collect(),
+    };
+    let mut out = Vec::new();
+    for chunk in chunks {
+        let mut sql = String::from("SELECT ");
+        backend.quote(&mut sql, Th::TO);
+        sql.push_str(" FROM ");
+        backend.quote(&mut sql, Th::META.table);
+        sql.push_str(" WHERE ");
+        backend.quote(&mut sql, Th::FROM);
+        sql.push_str(" = ");
+        backend.placeholder(&mut sql, 1);
+        let mut args = Args::new(backend, 1 + chunk.map_or(0, <[_]>::len));
+        args.bind(key, Th::FROM)?;
+        if let Some(chunk) = chunk {
+            in_list(backend, &mut sql, &mut args, Th::TO, chunk, 2)?;
+        }
+        sql.push_str(" ORDER BY ");
+        backend.quote(&mut sql, Th::TO);
+        out.extend(
+            target
+                .fetch_all(sqlx::AssertSqlSafe(sql), args, read_key::<T::Key>)
+                .await?,
+        );
+    }
+    out.sort_by_key(|k| format!("{k:?}"));
+    out.dedup();
+    Ok(out)
+}
+
+/// ` AND <column> IN (?, ..)`, binding `keys` from placeholder `first` on.
+fn in_list<K: FieldType>(
+    backend: Backend,
+    sql: &mut String,
+    args: &mut Args,
+    column: &'static str,
+    keys: &[K],
+    first: usize,
+) -> Result<()> {
+    sql.push_str(" AND ");
+    backend.quote(sql, column);
+    sql.push_str(" IN (");
+    for (i, k) in keys.iter().enumerate() {
+        if i > 0 {
+            sql.push_str(", ");
+        }
+        backend.placeholder(sql, first + i);
+        args.bind(k, column)?;
+    }
+    sql.push(')');
+    Ok(())
+}
+
+fn note<Th: Model>() {
+    muting::note(|| Fired {
+        model: Th::META.name,
+        signal: SignalKind::M2mChanged,
+        created: None,
+        raw: false,
+        update_fields: None,
+    });
+}
+
+async fn add_links<F: Model, T: Model, Th: Through<F, T>>(
+    tx: &mut Tx,
+    instance: &F,
+    key: &F::Key,
+    keys: &[T::Key],
+) -> Result<()> {
+    if keys.is_empty() {
+        return Ok(());
+    }
+    note::<Th>();
+    Th::__send(M2mAction::PreAdd, instance, keys, &mut M2mChanged::new(tx)).await?;
+    let backend = tx.backend();
+    for chunk in keys.chunks(CHUNK) {
+        let mut sql = String::from("INSERT INTO ");
+        backend.quote(&mut sql, Th::META.table);
+        sql.push_str(" (");
+        backend.quote(&mut sql, Th::FROM);
+        sql.push_str(", ");
+        backend.quote(&mut sql, Th::TO);
+        sql.push_str(") VALUES ");
+        let mut args = Args::new(backend, 2 * chunk.len());
+        for (i, k) in chunk.iter().enumerate() {
+            if i > 0 {
+                sql.push_str(", ");
+            }
+            sql.push('(');
+            backend.placeholder(&mut sql, 2 * i + 1);
+            sql.push_str(", ");
+            backend.placeholder(&mut sql, 2 * i + 2);
+            sql.push(')');
+            args.bind(key, Th::FROM)?;
+            args.bind(k, Th::TO)?;
+        }
+        Target::Tx(tx)
+            .execute(sqlx::AssertSqlSafe(sql), args)
+            .await?;
+    }
+    note::<Th>();
+    Th::__send(M2mAction::PostAdd, instance, keys, &mut M2mChanged::new(tx)).await
+}
+
+async fn remove_links<F: Model, T: Model, Th: Through<F, T>>(
+    tx: &mut Tx,
+    instance: &F,
+    key: &F::Key,
+    keys: &[T::Key],
+    clear: bool,
+) -> Result<()> {
+    if keys.is_empty() {
+        return Ok(());
+    }
+    let (pre, post) = if clear {
+        (M2mAction::PreClear, M2mAction::PostClear)
+    } else {
+        (M2mAction::PreRemove, M2mAction::PostRemove)
+    };
+    note::<Th>();
+    Th::__send(pre, instance, keys, &mut M2mChanged::new(tx)).await?;
+    let backend = tx.backend();
+    let chunks: Vec<Option<&[T::Key]>> = if clear {
+        vec![None]
+    } else {
+        keys.chunks(CHUNK).map(Some).collect()
+    };
+    for chunk in chunks {
+        let mut sql = String::from("DELETE FROM ");
+        backend.quote(&mut sql, Th::META.table);
+        sql.push_str(" WHERE ");
+        backend.quote(&mut sql, Th::FROM);
+        sql.push_str(" = ");
+        backend.placeholder(&mut sql, 1);
+        let mut args = Args::new(backend, 1 + chunk.map_or(0, <[_]>::len));
+        args.bind(key, Th::FROM)?;
+        if let Some(chunk) = chunk {
+            in_list(backend, &mut sql, &mut args, Th::TO, chunk, 2)?;
+        }
+        Target::Tx(tx)
+            .execute(sqlx::AssertSqlSafe(sql), args)
+            .await?;
+    }
+    note::<Th>();
+    Th::__send(post, instance, keys, &mut M2mChanged::new(tx)).await
+}
+
+/// A many-to-many relation, registered by the model that declares it, so that a delete of
+/// either end finds the links it removes.
+#[doc(hidden)]
+pub struct M2mLink {
+    a: fn() -> TypeId,
+    b: fn() -> TypeId,
+    read: ReadFn,
+    send: SendFn,
+}
+
+/// Both directions of a through model: one bound, so that a wrong through model is one error.
+#[doc(hidden)]
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a through model between `{A}` and `{B}`",
+    label = "not a through model of this relation",
+    note = "a through model is a `#[derive(Model)]` struct with exactly two references \
+            (`foreign_key` or `one_to_one`), one to each side"
+)]
+pub trait Links<A: Model, B: Model>: Through<A, B> + Through<B, A> {}
+impl<A: Model, B: Model, Th: Through<A, B> + Through<B, A>> Links<A, B> for Th {}
+
+type Keys = Box<dyn Any + Send + Sync>;
+type ReadFn =
+    for<'a> fn(bool, &'a mut Tx, Arc<dyn DynField>) -> BoxFuture<'a, Result<(Keys, usize)>>;
+type SendFn = for<'a> fn(
+    bool,
+    M2mAction,
+    &'a mut Tx,
+    &'a (dyn Any + Send + Sync),
+    &'a (dyn Any + Send + Sync),
+) -> BoxFuture<'a, Result<()>>;
+
+inventory::collect!(M2mLink);
+
+impl M2mLink {
+    /// The relation between `A` and `B` through `Th`.
+    pub const fn new<Th, A, B>() -> M2mLink
+    where
+        A: Model,
+        B: Model,
+        Th: Links<A, B>,
+    {
+        M2mLink {
+            a: TypeId::of::<A>,
+            b: TypeId::of::<B>,
+            read: read_links::<Th, A, B>,
+            send: send_links::<Th, A, B>,
+        }
+    }
+}
+
+fn read_links<'a, Th, A, B>(
+    from_a: bool,
+    tx: &'a mut Tx,
+    key: Arc<dyn DynField>,
+) -> BoxFuture<'a, Result<(Keys, usize)>>
+where
+    A: Model,
+    B: Model,
+    Th: Through<A, B> + Through<B, A>,
+{
+    Box::pin(async move {
+        let (from, to) = if from_a {
+            (<Th as Through<A, B>>::FROM, <Th as Through<A, B>>::TO)
+        } else {
+            (<Th as Through<B, A>>::FROM, <Th as Through<B, A>>::TO)
+        };
+        let backend = tx.backend();
+        let mut sql = String::from("SELECT ");
+        backend.quote(&mut sql, to);
+        sql.push_str(" FROM ");
+        backend.quote(&mut sql, Th::META.table);
+        sql.push_str(" WHERE ");
+        backend.quote(&mut sql, from);
+        sql.push_str(" = ");
+        backend.placeholder(&mut sql, 1);
+        sql.push_str(" ORDER BY ");
+        backend.quote(&mut sql, to);
+        let mut args = Args::new(backend, 1);
+        key.bind_to(&mut args, from)?;
+        let sql = sqlx::AssertSqlSafe(sql);
+        if from_a {
+            let keys = Target::Tx(tx)
+                .fetch_all(sql, args, read_key::<B::Key>)
+                .await?;
+            let count = keys.len();
+            Ok((Box::new(keys) as Keys, count))
+        } else {
+            let keys = Target::Tx(tx)
+                .fetch_all(sql, args, read_key::<A::Key>)
+                .await?;
+            let count = keys.len();
+            Ok((Box::new(keys) as Keys, count))
+        }
+    })
+}
+
+fn send_links<'a, Th, A, B>(
+    from_a: bool,
+    action: M2mAction,
+    tx: &'a mut Tx,
+    instance: &'a (dyn Any + Send + Sync),
+    keys: &'a (dyn Any + Send + Sync),
+) -> BoxFuture<'a, Result<()>>
+where
+    A: Model,
+    B: Model,
+    Th: Through<A, B> + Through<B, A>,
+{
+    Box::pin(async move {
+        note::<Th>();
+        let mut signal = M2mChanged::new(tx);
+        if from_a {
+            let (Some(a), Some(keys)) = (
+                instance.downcast_ref::<A>(),
+                keys.downcast_ref::<Vec<B::Key>>(),
+            ) else {
+                return Ok(());
+            };
+            <Th as Through<A, B>>::__send(action, a, keys, &mut signal).await
+        } else {
+            let (Some(b), Some(keys)) = (
+                instance.downcast_ref::<B>(),
+                keys.downcast_ref::<Vec<A::Key>>(),
+            ) else {
+                return Ok(());
+            };
+            <Th as Through<B, A>>::__send(action, b, keys, &mut signal).await
+        }
+    })
+}
+
+/// Links a delete of an `M` removes: one entry per relation with any.
+pub(crate) struct Removed {
+    link: &'static M2mLink,
+    from_a: bool,
+    keys: Keys,
+    count: usize,
+}
+
+/// Reads the links of the `M` with `key`, for the delete that removes them; nothing (and no
+/// statement) for models in no many-to-many relation.
+pub(crate) async fn links_of<M: Model>(tx: &mut Tx, key: &M::Key) -> Result<Vec<Removed>> {
+    let me = TypeId::of::<M>();
+    let mut out = Vec::new();
+    for link in inventory::iter::<M2mLink> {
+        for from_a in [true, false] {
+            let side = if from_a { link.a } else { link.b };
+            if side() != me {
+                continue;
+            }
+            let (keys, count) = (link.read)(from_a, tx, Arc::new(key.clone())).await?;
+            if count > 0 {
+                out.push(Removed {
+                    link,
+                    from_a,
+                    keys,
+                    count,
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Sends `action` (`PreRemove` or `PostRemove`) for the links a delete of `instance` removes.
+pub(crate) async fn send_removed<M: Model>(
+    tx: &mut Tx,
+    instance: &M,
+    removed: &[Removed],
+    action: M2mAction,
+) -> Result<()> {
+    for r in removed {
+        if r.count == 0 {
+            continue;
+        }
+        (r.link.send)(r.from_a, action, tx, instance, &*r.keys).await?;
+    }
+    Ok(())
+}
