@@ -114,7 +114,33 @@ async fn noop<M>(_: &M, _: &mut PostSave<'_>) -> Result<()> {
     Ok(())
 }
 
+/// A many-to-many relation, for the statements of its actions.
+#[derive(Debug, Model)]
+#[model(table = "article", many_to_many(labels: Label, through = ArticleLabel))]
+struct Article {
+    id: Option<i64>,
+}
+
+#[derive(Debug, Model)]
+#[model(table = "label")]
+struct Label {
+    id: Option<i64>,
+}
+
+#[derive(Debug, Model)]
+#[model(table = "article_label")]
+struct ArticleLabel {
+    id: Option<i64>,
+    #[model(foreign_key = Article, on_delete = cascade)]
+    article_id: i64,
+    #[model(foreign_key = Label, on_delete = cascade)]
+    label_id: i64,
+}
+
 const SCHEMA: &str = "
+CREATE TABLE article (id {pk});
+CREATE TABLE label (id {pk});
+CREATE TABLE article_label (id {pk}, article_id {bigint} NOT NULL, label_id {bigint} NOT NULL);
 CREATE TABLE plain (id {pk}, body {text} NOT NULL);
 CREATE TABLE tracked (id {pk}, body {text} NOT NULL);
 CREATE TABLE note (id {pk}, body {text} NOT NULL);
@@ -240,6 +266,31 @@ async fn a_changed_receiver_costs_one_read_and_others_nothing(db: Db, log: &Stat
     }
 }
 
+async fn a_many_to_many_action_is_one_statement_on_the_through_table(db: Db, log: &Statements) {
+    let mut article = Article { id: None };
+    article.save(&db).await.unwrap();
+    for _ in 0..3 {
+        Label { id: None }.save(&db).await.unwrap();
+    }
+    log.take();
+    article.labels().add(&db, [1, 2, 3]).await.unwrap();
+    let sent = log.take();
+    // On the servers the article's row is locked first (SQLite's write transaction is
+    // exclusive already); then the read that tells what changes, and one INSERT of every link.
+    let expected: &[&str] = match db.backend() {
+        Backend::Sqlite => &["SELECT", "INSERT"],
+        _ => &["SELECT", "SELECT", "INSERT"],
+    };
+    assert_eq!(data(&sent), expected, "{sent:?}");
+    article.labels().remove(&db, [1, 3]).await.unwrap();
+    let sent = log.take();
+    let expected: &[&str] = match db.backend() {
+        Backend::Sqlite => &["SELECT", "DELETE"],
+        _ => &["SELECT", "SELECT", "DELETE"],
+    };
+    assert_eq!(data(&sent), expected, "{sent:?}");
+}
+
 /// One test for the whole file: the SQLite driver logs from its worker thread, so the
 /// subscriber is global, and nothing else may run in this process while it counts.
 #[test]
@@ -253,6 +304,7 @@ fn statement_counts() {
             async move {
                 a_model_without_receivers_saves_with_one_statement(db.clone(), &log).await;
                 a_changed_receiver_costs_one_read_and_others_nothing(db.clone(), &log).await;
+                a_many_to_many_action_is_one_statement_on_the_through_table(db.clone(), &log).await;
                 the_seed_signup_sends_the_statements_written_by_hand(db, &log).await;
             }
         }));
