@@ -310,7 +310,7 @@ impl<M> fmt::Debug for SaveOptions<M> {
 )]
 pub trait Model: Sized + Send + Sync + 'static {
     /// The primary key's value type (`i64` for an `Option<i64>` key).
-    type Key: FieldType + Clone + PartialEq;
+    type Key: FieldType + Clone + Ord;
 
     /// The model's table, columns and receivers.
     const META: ModelMeta;

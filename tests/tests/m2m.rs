@@ -254,3 +254,15 @@ db_test!(async fn through_rows_saved_directly_run_their_own_receivers(db) {
     row.delete(&db).await.unwrap();
     assert!(take_events().is_empty());
 });
+
+db_test!(async fn keys_come_in_key_order_across_chunks_of_any_size(db) {
+    let Blog { post, .. } = blog(&db).await;
+    for n in 5..=12 {
+        Tag { id: None, name: format!("t{n}") }.save(&db).await.unwrap();
+    }
+    let wanted: Vec<i64> = (1..=12).rev().collect();
+    let added = post.tags().add(&db, wanted.clone()).await.unwrap();
+    assert_eq!(added, wanted, "in the order given");
+    assert_eq!(post.tags().keys(&db).await.unwrap(), (1..=12).collect::<Vec<_>>(), "numeric order");
+    assert_eq!(post.tags().remove(&db, [12, 9, 10]).await.unwrap(), [9, 10, 12]);
+});

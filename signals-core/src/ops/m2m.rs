@@ -328,7 +328,8 @@ async fn linked<F: Model, T: Model, Th: Through<F, T>>(
                 .await?,
         );
     }
-    out.sort_by_key(|k| format!("{k:?}"));
+    // Each chunk comes ordered; several are merged.
+    out.sort();
     out.dedup();
     Ok(out)
 }

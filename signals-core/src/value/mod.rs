@@ -291,7 +291,7 @@ pub enum SqlType {
 )]
 pub trait PrimaryKey: FieldType {
     /// The key's value type, as passed to [`Model::get`](crate::Model::get).
-    type Key: FieldType + Clone + PartialEq;
+    type Key: FieldType + Clone + Ord;
 
     /// Whether the database assigns the key (an auto-increment column).
     #[doc(hidden)]
