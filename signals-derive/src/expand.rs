@@ -367,6 +367,7 @@ fn through(model: &Model<'_>) -> TokenStream {
         impl ::signals_core::__private::Through<#pa, #pb> for #ident {
             const FROM: &'static str = #ca;
             const TO: &'static str = #cb;
+            const __REVERSE: bool = false;
             fn __send<'a>(
                 action: ::signals_core::M2mAction,
                 instance: &'a #pa,
@@ -382,6 +383,7 @@ fn through(model: &Model<'_>) -> TokenStream {
         impl ::signals_core::__private::Through<#pb, #pa> for #ident {
             const FROM: &'static str = #cb;
             const TO: &'static str = #ca;
+            const __REVERSE: bool = true;
             fn __send<'a>(
                 action: ::signals_core::M2mAction,
                 instance: &'a #pb,

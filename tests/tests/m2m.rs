@@ -266,3 +266,22 @@ db_test!(async fn keys_come_in_key_order_across_chunks_of_any_size(db) {
     assert_eq!(post.tags().keys(&db).await.unwrap(), (1..=12).collect::<Vec<_>>(), "numeric order");
     assert_eq!(post.tags().remove(&db, [12, 9, 10]).await.unwrap(), [9, 10, 12]);
 });
+
+db_test!(async fn concurrent_adds_of_one_link_from_both_sides_make_one_link(db) {
+    let Blog { post, tags, .. } = blog(&db).await;
+    for round in 0..5 {
+        let tag = tags[round % 4].clone();
+        let forward = {
+            let (db, post, key) = (db.clone(), post.clone(), tag.id.unwrap());
+            tokio::spawn(signals_tests::with_events(async move { post.tags().add(&db, [key]).await.unwrap() }))
+        };
+        let backward = {
+            let (db, tag, key) = (db.clone(), tag.clone(), post.id.unwrap());
+            tokio::spawn(signals_tests::with_events(async move { tag.posts().add(&db, [key]).await.unwrap() }))
+        };
+        let (a, b) = (forward.await.unwrap(), backward.await.unwrap());
+        assert_eq!(a.len() + b.len(), 1, "one side adds it, the other finds it: {a:?} {b:?}");
+        assert_eq!(PostTag::query().filter(PostTag::TAG_ID.eq(tag.id.unwrap())).count(&db).await.unwrap(), 1);
+        post.tags().clear(&db).await.unwrap();
+    }
+});

@@ -29,7 +29,9 @@ const CHUNK: usize = 1_000;
 /// the other side, `tag.post_set()`).
 ///
 /// Each action runs in one transaction (a savepoint inside yours) with the through model's
-/// `m2m_changed` receivers: it locks the instance's row, reads which of the keys are linked
+/// `m2m_changed` receivers: it locks the rows of the through model's first side that it
+/// touches (so that changes of one link from either side run one after the other), reads which
+/// of the keys are linked
 /// (the read that tells what really changes), sends the `Pre*` action (a receiver's error
 /// refuses the change: nothing is written), changes the links in one statement, and sends the
 /// `Post*` action. Keys that change nothing (an add of a linked key, a remove of an unlinked
@@ -158,7 +160,7 @@ impl<'a, F: Model, T: Model, Th: Through<F, T>> ManyToMany<'a, F, T, Th> {
             Th::META.name,
             "m2m add",
             async |tx: &mut Tx| {
-                lock::<F>(tx, key).await?;
+                lock::<F, T, Th>(tx, key, &wanted).await?;
                 let there = linked::<F, T, Th>(&mut Target::Tx(tx), key, Some(&wanted)).await?;
                 let new: Vec<T::Key> = wanted.into_iter().filter(|k| !there.contains(k)).collect();
                 add_links::<F, T, Th>(tx, instance, key, &new).await?;
@@ -184,7 +186,7 @@ impl<'a, F: Model, T: Model, Th: Through<F, T>> ManyToMany<'a, F, T, Th> {
             Th::META.name,
             "m2m remove",
             async |tx: &mut Tx| {
-                lock::<F>(tx, key).await?;
+                lock::<F, T, Th>(tx, key, &wanted).await?;
                 let gone = linked::<F, T, Th>(&mut Target::Tx(tx), key, Some(&wanted)).await?;
                 remove_links::<F, T, Th>(tx, instance, key, &gone, false).await?;
                 Ok(gone)
@@ -209,8 +211,7 @@ impl<'a, F: Model, T: Model, Th: Through<F, T>> ManyToMany<'a, F, T, Th> {
             Th::META.name,
             "m2m set",
             async |tx: &mut Tx| {
-                lock::<F>(tx, key).await?;
-                let there = linked::<F, T, Th>(&mut Target::Tx(tx), key, None).await?;
+                let there = locked_links::<F, T, Th>(tx, key, &wanted).await?;
                 let removed: Vec<T::Key> = there
                     .iter()
                     .filter(|k| !wanted.contains(k))
@@ -237,8 +238,7 @@ impl<'a, F: Model, T: Model, Th: Through<F, T>> ManyToMany<'a, F, T, Th> {
             Th::META.name,
             "m2m clear",
             async |tx: &mut Tx| {
-                lock::<F>(tx, key).await?;
-                let gone = linked::<F, T, Th>(&mut Target::Tx(tx), key, None).await?;
+                let gone = locked_links::<F, T, Th>(tx, key, &[]).await?;
                 remove_links::<F, T, Th>(tx, instance, key, &gone, true).await?;
                 Ok(gone)
             },
@@ -270,23 +270,76 @@ fn distinct<K: PartialEq>(keys: impl IntoIterator<Item = K>) -> Vec<K> {
     out
 }
 
-/// Locks the instance's row (servers; SQLite's write transaction is exclusive already), so
-/// that two changes of one instance's links run one after the other: the second sees the
-/// first's links. A row that is gone is `NotFound`.
-async fn lock<F: Model>(tx: &mut Tx, key: &F::Key) -> Result<()> {
+/// Locks the rows of the through model's first side that the change touches (servers;
+/// SQLite's write transaction is exclusive already): the instance's row when the change comes
+/// from that side, else the rows of `others`, in key order. Every change of a link `(a, b)`,
+/// from either side, locks `a`'s row first, so two changes of one link run one after the
+/// other and the second sees the first's work; a single row, or rows in key order, cannot
+/// deadlock. The instance's row that is gone is `NotFound`.
+async fn lock<F: Model, T: Model, Th: Through<F, T>>(
+    tx: &mut Tx,
+    key: &F::Key,
+    others: &[T::Key],
+) -> Result<()> {
     if tx.backend() == Backend::Sqlite {
         return Ok(());
     }
-    if Box::pin(load::get_for_update::<F>(Target::Tx(tx), key.clone()))
-        .await?
-        .is_none()
-    {
-        return Err(Error::NotFound {
-            model: F::META.name,
-            key: format!("{key:?}"),
-        });
+    if !Th::__REVERSE {
+        if Box::pin(load::get_for_update::<F>(Target::Tx(tx), key.clone()))
+            .await?
+            .is_none()
+        {
+            return Err(Error::NotFound {
+                model: F::META.name,
+                key: format!("{key:?}"),
+            });
+        }
+        return Ok(());
+    }
+    let backend = tx.backend();
+    let mut sorted: Vec<&T::Key> = others.iter().collect();
+    sorted.sort();
+    let pk = T::META.columns[T::META.primary_key];
+    for chunk in sorted.chunks(CHUNK) {
+        let mut sql = String::from("SELECT ");
+        backend.quote(&mut sql, pk);
+        sql.push_str(" FROM ");
+        backend.quote(&mut sql, T::META.table);
+        sql.push_str(" WHERE ");
+        backend.quote(&mut sql, pk);
+        sql.push_str(" IN (");
+        let mut args = Args::new(backend, chunk.len());
+        for (i, k) in chunk.iter().enumerate() {
+            if i > 0 {
+                sql.push_str(", ");
+            }
+            backend.placeholder(&mut sql, i + 1);
+            args.bind(*k, pk)?;
+        }
+        sql.push_str(") ORDER BY ");
+        backend.quote(&mut sql, pk);
+        sql.push_str(" FOR UPDATE");
+        Target::Tx(tx)
+            .fetch_all(sqlx::AssertSqlSafe(sql), args, read_key::<T::Key>)
+            .await?;
     }
     Ok(())
+}
+
+/// Every `T` key linked to `key`, read under the lock of the rows a change of them and of
+/// `also` takes: from the second side, the linked keys are read first to know what to lock,
+/// then read again under the lock.
+async fn locked_links<F: Model, T: Model, Th: Through<F, T>>(
+    tx: &mut Tx,
+    key: &F::Key,
+    also: &[T::Key],
+) -> Result<Vec<T::Key>> {
+    let mut touched = also.to_vec();
+    if Th::__REVERSE && tx.backend() != Backend::Sqlite {
+        touched.extend(linked::<F, T, Th>(&mut Target::Tx(tx), key, None).await?);
+    }
+    lock::<F, T, Th>(tx, key, &touched).await?;
+    linked::<F, T, Th>(&mut Target::Tx(tx), key, None).await
 }
 
 fn read_key<K: FieldType>(row: &Row<'_>) -> Result<K> {
@@ -426,11 +479,9 @@ async fn remove_links<F: Model, T: Model, Th: Through<F, T>>(
     note::<Th>();
     Th::__send(pre, instance, keys, &mut M2mChanged::new(tx)).await?;
     let backend = tx.backend();
-    let chunks: Vec<Option<&[T::Key]>> = if clear {
-        vec![None]
-    } else {
-        keys.chunks(CHUNK).map(Some).collect()
-    };
+    // Only the keys read (under the lock) and reported, `clear` included: a link another
+    // side adds meanwhile is not removed unreported.
+    let chunks: Vec<Option<&[T::Key]>> = keys.chunks(CHUNK).map(Some).collect();
     for chunk in chunks {
         let mut sql = String::from("DELETE FROM ");
         backend.quote(&mut sql, Th::META.table);

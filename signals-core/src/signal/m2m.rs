@@ -163,6 +163,9 @@ pub trait Through<F: Model, T: Model>: Model {
     const FROM: &'static str;
     /// The through column holding `T`'s key.
     const TO: &'static str;
+    /// Whether `F` is the through model's second reference (a change from `B`'s side).
+    #[doc(hidden)]
+    const __REVERSE: bool;
 
     /// Sends `m2m_changed` to the through model's receivers, in order.
     #[doc(hidden)]
