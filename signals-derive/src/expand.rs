@@ -331,6 +331,8 @@ fn through(model: &Model<'_>) -> TokenStream {
     };
     let (pa, pb) = (&ra.parent, &rb.parent);
     let (ca, cb) = (&a.column, &b.column);
+    let (fa, fb) = (a.ident, b.ident);
+    let (ta, tb) = (a.ty, b.ty);
     let name = model.ident.to_string();
     let ident = model.ident;
     let calls = |change: TokenStream| {
@@ -368,6 +370,17 @@ fn through(model: &Model<'_>) -> TokenStream {
             const FROM: &'static str = #ca;
             const TO: &'static str = #cb;
             const __REVERSE: bool = false;
+            fn __link(
+                &self,
+            ) -> (
+                ::core::option::Option<&<#pa as ::signals_core::Model>::Key>,
+                ::core::option::Option<&<#pb as ::signals_core::Model>::Key>,
+            ) {
+                (
+                    <#ta as ::signals_core::__private::RefersTo<<#pa as ::signals_core::Model>::Key>>::referenced_key(&self.#fa),
+                    <#tb as ::signals_core::__private::RefersTo<<#pb as ::signals_core::Model>::Key>>::referenced_key(&self.#fb),
+                )
+            }
             fn __send<'a>(
                 action: ::signals_core::M2mAction,
                 instance: &'a #pa,
@@ -384,6 +397,17 @@ fn through(model: &Model<'_>) -> TokenStream {
             const FROM: &'static str = #cb;
             const TO: &'static str = #ca;
             const __REVERSE: bool = true;
+            fn __link(
+                &self,
+            ) -> (
+                ::core::option::Option<&<#pb as ::signals_core::Model>::Key>,
+                ::core::option::Option<&<#pa as ::signals_core::Model>::Key>,
+            ) {
+                (
+                    <#tb as ::signals_core::__private::RefersTo<<#pb as ::signals_core::Model>::Key>>::referenced_key(&self.#fb),
+                    <#ta as ::signals_core::__private::RefersTo<<#pa as ::signals_core::Model>::Key>>::referenced_key(&self.#fa),
+                )
+            }
             fn __send<'a>(
                 action: ::signals_core::M2mAction,
                 instance: &'a #pb,

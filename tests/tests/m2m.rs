@@ -285,3 +285,31 @@ db_test!(async fn concurrent_adds_of_one_link_from_both_sides_make_one_link(db) 
         post.tags().clear(&db).await.unwrap();
     }
 });
+
+db_test!(async fn add_through_saves_rows_with_their_own_receivers(db) {
+    let Blog { post, ada, .. } = blog(&db).await;
+    post.tags().add(&db, [2]).await.unwrap();
+    take_events();
+    let row = |tag: i64, note: &str| PostTag {
+        id: None,
+        post_id: post.id.unwrap(),
+        tag_id: tag,
+        note: Some(note.into()),
+    };
+    // Tag 2 is linked already: skipped, neither saved nor reported.
+    let added = post.tags().add_through(&db, [row(1, "first"), row(2, "again")]).await.unwrap();
+    assert_eq!(added, [1]);
+    assert_eq!(
+        take_events(),
+        ["PreAdd forward Tag [(1, 1)]", "through saved 1 1", "PostAdd forward Tag [(1, 1)]"]
+    );
+    let notes: Vec<Option<String>> = PostTag::query().order_by(PostTag::TAG_ID.asc()).all(&db).await.unwrap().into_iter().map(|r| r.note).collect();
+    assert_eq!(notes, [Some("first".to_owned()), None]);
+    // A row of another post: refused whole.
+    let mut other = Post { id: None, author_id: ada.id.unwrap(), title: "other".into() };
+    other.save(&db).await.unwrap();
+    let stray = PostTag { id: None, post_id: other.id.unwrap(), tag_id: 3, note: None };
+    let err = post.tags().add_through(&db, [row(3, "ok"), stray]).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Usage, "{err}");
+    assert_eq!(PostTag::query().count(&db).await.unwrap(), 2);
+});

@@ -38,9 +38,10 @@ const CHUNK: usize = 1_000;
 /// one) are not reported; an action that changes nothing sends nothing.
 ///
 /// `add` and `set` insert through rows with the two key columns only: any other column of the
-/// through model needs a default. The through model's own save and delete receivers do not
-/// run for these rows (as in Django); save a through instance yourself to run them (that sends
-/// no `m2m_changed`). Deleting either end removes its links through the references'
+/// through model needs a default, and the through model's own save receivers do not run for
+/// these rows (as in Django). [`add_through`](Self::add_through) saves rows of your own
+/// instead, with their receivers, between `PreAdd` and `PostAdd`. A through instance saved
+/// outside these calls runs its own receivers and sends no `m2m_changed`. Deleting either end removes its links through the references'
 /// cascade, with the through rows' delete receivers, and sends `PreRemove`/`PostRemove` for
 /// the links it removes.
 ///
@@ -164,6 +165,104 @@ impl<'a, F: Model, T: Model, Th: Through<F, T>> ManyToMany<'a, F, T, Th> {
                 let there = linked::<F, T, Th>(&mut Target::Tx(tx), key, Some(&wanted)).await?;
                 let new: Vec<T::Key> = wanted.into_iter().filter(|k| !there.contains(k)).collect();
                 add_links::<F, T, Th>(tx, instance, key, &new).await?;
+                Ok(new)
+            },
+        )
+        .await
+        .map(|(added, _)| added)
+    }
+
+    /// Links the instance through through-model rows of your own (for a through model with
+    /// columns besides the two keys): each row is saved, with the through model's own save
+    /// receivers, between `PreAdd` and `PostAdd`; a row whose link exists already is skipped
+    /// (not saved, not reported). Returns the keys linked by this call, in the order given.
+    /// Every row must refer to this instance: one that does not is `ErrorKind::Usage`, and
+    /// nothing is written.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> signals_core::Result<()> {
+    /// use signals_core::{Db, Model};
+    ///
+    /// #[derive(Model)]
+    /// #[model(many_to_many(members: Person, through = Membership))]
+    /// struct Club { id: Option<i64> }
+    ///
+    /// #[derive(Model)]
+    /// struct Person { id: Option<i64> }
+    ///
+    /// #[derive(Model)]
+    /// struct Membership {
+    ///     id: Option<i64>,
+    ///     #[model(foreign_key = Club, on_delete = cascade)]
+    ///     club_id: i64,
+    ///     #[model(foreign_key = Person, on_delete = cascade)]
+    ///     person_id: i64,
+    ///     role: String, // no default: `add` could not write it
+    /// }
+    ///
+    /// let db = Db::connect("sqlite::memory:").await?;
+    /// db.create_tables::<(Club, Person, Membership)>().await?;
+    /// let mut club = Club { id: None };
+    /// club.save(&db).await?;
+    /// let mut ann = Person { id: None };
+    /// ann.save(&db).await?;
+    /// let row = Membership { id: None, club_id: 1, person_id: 1, role: "chair".into() };
+    /// assert_eq!(club.members().add_through(&db, [row]).await?, [1]);
+    /// assert_eq!(Membership::all(&db).await?[0].role, "chair");
+    /// # Ok(()) }
+    /// ```
+    pub async fn add_through<'e>(
+        &self,
+        ex: impl Executor<'e>,
+        rows: impl IntoIterator<Item = Th>,
+    ) -> Result<Vec<T::Key>> {
+        let key = self.key()?;
+        let mut rows: Vec<Th> = rows.into_iter().collect();
+        let mut wanted = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let (from, to) = row.__link();
+            if from != Some(key) {
+                return Err(Error::InvalidQuery(format!(
+                    "a `{}` row given to `add_through` refers to `{}` {from:?}, not to this one ({key:?})",
+                    Th::META.name,
+                    F::META.name
+                )));
+            }
+            let Some(to) = to else {
+                return Err(Error::InvalidQuery(format!(
+                    "a `{}` row given to `add_through` refers to no `{}`",
+                    Th::META.name,
+                    T::META.name
+                )));
+            };
+            wanted.push(to.clone());
+        }
+        let instance = self.instance;
+        atomically(
+            ex.__target(),
+            Th::META.name,
+            "m2m add",
+            async |tx: &mut Tx| {
+                lock::<F, T, Th>(tx, key, &wanted).await?;
+                let there = linked::<F, T, Th>(&mut Target::Tx(tx), key, Some(&wanted)).await?;
+                let mut new: Vec<T::Key> = Vec::new();
+                rows.retain(|row| match row.__link().1 {
+                    Some(to) if !there.contains(to) && !new.contains(to) => {
+                        new.push(to.clone());
+                        true
+                    }
+                    _ => false,
+                });
+                if new.is_empty() {
+                    return Ok(new);
+                }
+                note::<Th>();
+                Th::__send(M2mAction::PreAdd, instance, &new, &mut M2mChanged::new(tx)).await?;
+                for row in &mut rows {
+                    row.save(&mut *tx).await?;
+                }
+                note::<Th>();
+                Th::__send(M2mAction::PostAdd, instance, &new, &mut M2mChanged::new(tx)).await?;
                 Ok(new)
             },
         )

@@ -167,6 +167,10 @@ pub trait Through<F: Model, T: Model>: Model {
     #[doc(hidden)]
     const __REVERSE: bool;
 
+    /// The keys a through row links: `F`'s and `T`'s (`None` for a NULL reference).
+    #[doc(hidden)]
+    fn __link(&self) -> (Option<&F::Key>, Option<&T::Key>);
+
     /// Sends `m2m_changed` to the through model's receivers, in order.
     #[doc(hidden)]
     fn __send<'a>(
