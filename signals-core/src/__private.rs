@@ -16,7 +16,7 @@ use crate::meta::{Column, ColumnDef, ModelMeta};
 use crate::model::{Deleted, Model, Operations, SaveOptions, Saved};
 pub use crate::ops::cascade::{OnDelete, Relation, RelationKind};
 use crate::ops::load::{children_of, parent_of};
-pub use crate::ops::m2m::M2mLink;
+pub use crate::ops::m2m::{Links, M2mLink};
 pub use crate::signal::Hooks;
 pub use crate::signal::m2m::Through;
 pub use crate::signal::receiver::{

@@ -1,0 +1,197 @@
+//! The links a delete of either end of a many-to-many relation removes: the relations
+//! registered by the models that declare them, reading an instance's links before its delete
+//! and sending `PreRemove`/`PostRemove` for them.
+//!
+//! Uses `error`, `backend`, `value`, `tx`, `model`, `signal`, and the rest of `m2m`.
+
+use std::any::{Any, TypeId};
+use std::sync::Arc;
+
+use super::{note, read_key};
+use crate::error::Result;
+use crate::model::Model;
+use crate::signal::custom::BoxFuture;
+use crate::signal::m2m::{M2mAction, M2mChanged, Through};
+use crate::tx::{Target, Tx};
+use crate::value::{Args, DynField};
+
+/// A many-to-many relation, registered by the model that declares it, so that a delete of
+/// either end finds the links it removes.
+#[doc(hidden)]
+pub struct M2mLink {
+    a: fn() -> TypeId,
+    b: fn() -> TypeId,
+    read: ReadFn,
+    send: SendFn,
+}
+
+/// Both directions of a through model: one bound, so that a wrong through model is one error.
+#[doc(hidden)]
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a through model between `{A}` and `{B}`",
+    label = "not a through model of this relation",
+    note = "a through model is a `#[derive(Model)]` struct with exactly two references \
+            (`foreign_key` or `one_to_one`), one to each side"
+)]
+pub trait Links<A: Model, B: Model>: Through<A, B> + Through<B, A> {}
+impl<A: Model, B: Model, Th: Through<A, B> + Through<B, A>> Links<A, B> for Th {}
+
+type Keys = Box<dyn Any + Send + Sync>;
+type ReadFn =
+    for<'a> fn(bool, &'a mut Tx, Arc<dyn DynField>) -> BoxFuture<'a, Result<(Keys, usize)>>;
+type SendFn = for<'a> fn(
+    bool,
+    M2mAction,
+    &'a mut Tx,
+    &'a (dyn Any + Send + Sync),
+    &'a (dyn Any + Send + Sync),
+) -> BoxFuture<'a, Result<()>>;
+
+inventory::collect!(M2mLink);
+
+impl M2mLink {
+    /// The relation between `A` and `B` through `Th`.
+    pub const fn new<Th, A, B>() -> M2mLink
+    where
+        A: Model,
+        B: Model,
+        Th: Links<A, B>,
+    {
+        M2mLink {
+            a: TypeId::of::<A>,
+            b: TypeId::of::<B>,
+            read: read_links::<Th, A, B>,
+            send: send_links::<Th, A, B>,
+        }
+    }
+}
+
+fn read_links<'a, Th, A, B>(
+    from_a: bool,
+    tx: &'a mut Tx,
+    key: Arc<dyn DynField>,
+) -> BoxFuture<'a, Result<(Keys, usize)>>
+where
+    A: Model,
+    B: Model,
+    Th: Through<A, B> + Through<B, A>,
+{
+    Box::pin(async move {
+        let (from, to) = if from_a {
+            (<Th as Through<A, B>>::FROM, <Th as Through<A, B>>::TO)
+        } else {
+            (<Th as Through<B, A>>::FROM, <Th as Through<B, A>>::TO)
+        };
+        let backend = tx.backend();
+        let mut sql = String::from("SELECT ");
+        backend.quote(&mut sql, to);
+        sql.push_str(" FROM ");
+        backend.quote(&mut sql, Th::META.table);
+        sql.push_str(" WHERE ");
+        backend.quote(&mut sql, from);
+        sql.push_str(" = ");
+        backend.placeholder(&mut sql, 1);
+        sql.push_str(" ORDER BY ");
+        backend.quote(&mut sql, to);
+        let mut args = Args::new(backend, 1);
+        key.bind_to(&mut args, from)?;
+        let sql = sqlx::AssertSqlSafe(sql);
+        if from_a {
+            let keys = Target::Tx(tx)
+                .fetch_all(sql, args, read_key::<B::Key>)
+                .await?;
+            let count = keys.len();
+            Ok((Box::new(keys) as Keys, count))
+        } else {
+            let keys = Target::Tx(tx)
+                .fetch_all(sql, args, read_key::<A::Key>)
+                .await?;
+            let count = keys.len();
+            Ok((Box::new(keys) as Keys, count))
+        }
+    })
+}
+
+fn send_links<'a, Th, A, B>(
+    from_a: bool,
+    action: M2mAction,
+    tx: &'a mut Tx,
+    instance: &'a (dyn Any + Send + Sync),
+    keys: &'a (dyn Any + Send + Sync),
+) -> BoxFuture<'a, Result<()>>
+where
+    A: Model,
+    B: Model,
+    Th: Through<A, B> + Through<B, A>,
+{
+    Box::pin(async move {
+        note::<Th>();
+        let mut signal = M2mChanged::new(tx);
+        if from_a {
+            let (Some(a), Some(keys)) = (
+                instance.downcast_ref::<A>(),
+                keys.downcast_ref::<Vec<B::Key>>(),
+            ) else {
+                return Ok(());
+            };
+            <Th as Through<A, B>>::__send(action, a, keys, &mut signal).await
+        } else {
+            let (Some(b), Some(keys)) = (
+                instance.downcast_ref::<B>(),
+                keys.downcast_ref::<Vec<A::Key>>(),
+            ) else {
+                return Ok(());
+            };
+            <Th as Through<B, A>>::__send(action, b, keys, &mut signal).await
+        }
+    })
+}
+
+/// Links a delete of an `M` removes: one entry per relation with any.
+pub(crate) struct Removed {
+    link: &'static M2mLink,
+    from_a: bool,
+    keys: Keys,
+    count: usize,
+}
+
+/// Reads the links of the `M` with `key`, for the delete that removes them; nothing (and no
+/// statement) for models in no many-to-many relation.
+pub(crate) async fn links_of<M: Model>(tx: &mut Tx, key: &M::Key) -> Result<Vec<Removed>> {
+    let me = TypeId::of::<M>();
+    let mut out = Vec::new();
+    for link in inventory::iter::<M2mLink> {
+        for from_a in [true, false] {
+            let side = if from_a { link.a } else { link.b };
+            if side() != me {
+                continue;
+            }
+            let (keys, count) = (link.read)(from_a, tx, Arc::new(key.clone())).await?;
+            if count > 0 {
+                out.push(Removed {
+                    link,
+                    from_a,
+                    keys,
+                    count,
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Sends `action` (`PreRemove` or `PostRemove`) for the links a delete of `instance` removes.
+pub(crate) async fn send_removed<M: Model>(
+    tx: &mut Tx,
+    instance: &M,
+    removed: &[Removed],
+    action: M2mAction,
+) -> Result<()> {
+    for r in removed {
+        if r.count == 0 {
+            continue;
+        }
+        (r.link.send)(r.from_a, action, tx, instance, &*r.keys).await?;
+    }
+    Ok(())
+}
