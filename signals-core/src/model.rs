@@ -319,6 +319,10 @@ pub trait Model: Sized + Send + Sync + 'static {
     #[doc(hidden)]
     const __COLUMNS: &'static [ColumnDef] = &[];
 
+    /// The columns of each `unique_together` set, for the schema.
+    #[doc(hidden)]
+    const __UNIQUE_TOGETHER: &'static [&'static [&'static str]] = &[];
+
     /// Field `index`, for old values.
     #[doc(hidden)]
     fn __field(&self, index: usize) -> &dyn std::any::Any;

@@ -73,6 +73,8 @@ struct Table {
     references: Vec<(&'static str, &'static str, &'static str)>,
     /// The columns of one-to-one references, unique by nature.
     one_to_one: Vec<&'static str>,
+    /// `unique_together` sets of columns.
+    unique_together: &'static [&'static [&'static str]],
 }
 
 /// One model or a tuple of up to 12, for [`Schema::of`] and [`Db::check_schema`].
@@ -146,6 +148,7 @@ impl Schema {
             columns: M::__COLUMNS,
             references,
             one_to_one,
+            unique_together: M::__UNIQUE_TOGETHER,
         });
     }
 
@@ -343,7 +346,12 @@ fn create_table(table: &Table, backend: Backend) -> String {
         first = false;
         backend.quote(&mut sql, col.name);
         sql.push(' ');
-        let referenced = table.references.iter().any(|(c, _, _)| *c == col.name);
+        // MySQL indexes need a length for TEXT: referenced and unique text is VARCHAR(255).
+        let referenced = table.references.iter().any(|(c, _, _)| *c == col.name)
+            || table
+                .unique_together
+                .iter()
+                .any(|set| set.contains(&col.name));
         let unique = col.unique || table.one_to_one.contains(&col.name);
         if col.auto_increment {
             sql.push_str(match backend {
@@ -370,6 +378,16 @@ fn create_table(table: &Table, backend: Backend) -> String {
         } else if unique {
             sql.push_str(" UNIQUE");
         }
+    }
+    for set in table.unique_together {
+        sql.push_str(",\n    UNIQUE (");
+        for (i, column) in set.iter().enumerate() {
+            if i > 0 {
+                sql.push_str(", ");
+            }
+            backend.quote(&mut sql, column);
+        }
+        sql.push(')');
     }
     for (column, parent, parent_column) in &table.references {
         sql.push_str(",\n    FOREIGN KEY (");

@@ -20,6 +20,7 @@ pub(crate) struct Model<'a> {
     pub(crate) old_values: bool,
     pub(crate) many_to_many: Vec<crate::attr::ManyToMany>,
     pub(crate) m2m_changed: Vec<Receiver>,
+    pub(crate) unique_together: Vec<Vec<Ident>>,
 }
 
 pub(crate) struct Field<'a> {
@@ -149,6 +150,7 @@ pub(crate) fn parse<'a>(input: &'a DeriveInput, errors: &mut Errors) -> Option<M
         old_values: attrs.old_values,
         many_to_many: attrs.many_to_many,
         m2m_changed: attrs.m2m_changed,
+        unique_together: attrs.unique_together,
     })
 }
 

@@ -214,6 +214,8 @@ pub(crate) struct StructAttrs {
     pub(crate) many_to_many: Vec<ManyToMany>,
     /// `#[m2m_changed(..)]` receivers (of a through model).
     pub(crate) m2m_changed: Vec<Receiver>,
+    /// `unique_together(a, b)`, each a set of fields unique as a whole.
+    pub(crate) unique_together: Vec<Vec<Ident>>,
     /// Per signal of [`SIGNALS`], its receivers in order.
     pub(crate) receivers: [Vec<Receiver>; SIGNALS.len()],
     pub(crate) on_commit: Vec<Receiver>,
@@ -240,7 +242,7 @@ pub(crate) struct FieldAttrs {
     pub(crate) decimal_places: Option<syn::LitInt>,
 }
 
-const STRUCT_KEYS: &[&str] = &["table", "old_values", "many_to_many"];
+const STRUCT_KEYS: &[&str] = &["table", "old_values", "many_to_many", "unique_together"];
 const FIELD_KEYS: &[&str] = &[
     "primary_key",
     "column",
@@ -327,6 +329,19 @@ pub(crate) fn parse_struct_attrs(attrs: &[Attribute], errors: &mut Errors) -> St
         let res = attr.parse_nested_meta(|meta| {
             let key = key_name(&meta);
             match key.as_str() {
+                "unique_together" => {
+                    let content;
+                    syn::parenthesized!(content in meta.input);
+                    let fields = Punctuated::<Ident, Token![,]>::parse_terminated(&content)?;
+                    if fields.len() < 2 {
+                        errors.spanned(
+                            &meta.path,
+                            "`unique_together` names two fields or more; for one, write `#[model(unique)]` on the field",
+                        );
+                    } else {
+                        out.unique_together.push(fields.into_iter().collect());
+                    }
+                }
                 "many_to_many" => {
                     let content;
                     syn::parenthesized!(content in meta.input);

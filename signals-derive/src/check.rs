@@ -22,6 +22,23 @@ pub(crate) fn check(model: &mut Model<'_>, errors: &mut Errors) {
     relations(model, errors);
     schema(model, errors);
     changed_fields(model, errors);
+    for set in &model.unique_together {
+        let names: Vec<&str> = model.fields.iter().map(|f| f.name.as_str()).collect();
+        for field in set {
+            use syn::ext::IdentExt as _;
+            let name = field.unraw().to_string();
+            if !names.contains(&name.as_str()) {
+                errors.spanned(
+                    field,
+                    format!(
+                        "`{}` has no field `{name}`{}",
+                        model.ident,
+                        crate::attr::did_you_mean(&name, &names)
+                    ),
+                );
+            }
+        }
+    }
     if !model.m2m_changed.is_empty() && crate::expand::through_refs(model).is_none() {
         errors.spanned(
             model.ident,

@@ -159,6 +159,23 @@ fn expand(model: &Model<'_>) -> TokenStream {
 
     let relations = relations(model);
     let column_defs = column_defs(model);
+    let unique_together: Vec<Vec<&String>> = model
+        .unique_together
+        .iter()
+        .map(|set| {
+            set.iter()
+                .filter_map(|f| {
+                    use syn::ext::IdentExt as _;
+                    let name = f.unraw().to_string();
+                    model
+                        .fields
+                        .iter()
+                        .find(|mf| mf.name == name)
+                        .map(|mf| &mf.column)
+                })
+                .collect()
+        })
+        .collect();
     let field_refs = model.fields.iter().enumerate().map(|(i, f)| {
         let field = f.ident;
         quote!(#i => &self.#field,)
@@ -216,6 +233,7 @@ fn expand(model: &Model<'_>) -> TokenStream {
             };
 
             const __COLUMNS: &'static [::signals_core::ColumnDef] = &[#(#column_defs),*];
+            const __UNIQUE_TOGETHER: &'static [&'static [&'static str]] = &[#(&[#(#unique_together),*]),*];
 
             fn __statements(
                 backend: ::signals_core::Backend,

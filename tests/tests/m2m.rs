@@ -33,7 +33,7 @@ struct Tag {
 
 /// The through model, with a column of its own and a receiver of its own.
 #[derive(Debug, Clone, PartialEq, Model)]
-#[model(table = "post_tag")]
+#[model(table = "post_tag", unique_together(post_id, tag_id))]
 #[m2m_changed(tags_changed)]
 #[post_save(through_saved)]
 struct PostTag {
@@ -312,4 +312,16 @@ db_test!(async fn add_through_saves_rows_with_their_own_receivers(db) {
     let err = post.tags().add_through(&db, [row(3, "ok"), stray]).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Usage, "{err}");
     assert_eq!(PostTag::query().count(&db).await.unwrap(), 2);
+});
+
+db_test!(async fn a_link_is_unique_in_the_database_too(db) {
+    let Blog { post, .. } = blog(&db).await;
+    post.tags().add(&db, [1]).await.unwrap();
+    // SQL of your own, or a through row saved by hand, cannot duplicate a link.
+    let mut twin = PostTag { id: None, post_id: post.id.unwrap(), tag_id: 1, note: None };
+    let err = twin.save(&db).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::UniqueViolation, "{err}");
+    assert_eq!(PostTag::query().count(&db).await.unwrap(), 1);
+    let ddl = signals_core::schema::Schema::of::<PostTag>().create_sql(db.backend());
+    assert!(ddl.contains("UNIQUE (") && ddl.contains("post_id") && ddl.contains("tag_id"), "{ddl}");
 });
