@@ -3,11 +3,12 @@
 //! log of every change is one receiver. All three backends share this process's registry.
 #![allow(clippy::unwrap_used)]
 
+use signals_core::Backend;
 use signals_core::{
     Instance, Model, PostSave, PreDelete, Result, SaveOptions, SignalKind, connect_any_post_save,
     connect_any_pre_delete, mute_receiver, record_signals,
 };
-use signals_tests::{create_tables, db_test, record, take_events};
+use signals_tests::{create_tables, record, take_events};
 
 #[derive(Debug, Clone, PartialEq, Model)]
 #[model(table = "tag")]
@@ -102,44 +103,102 @@ CREATE TABLE post (id {pk}, title {text} NOT NULL, published {date});
 CREATE TABLE comment (id {pk}, post_id {bigint} NOT NULL);
 CREATE TABLE audit (id {pk}, model {text} NOT NULL, object {text} NOT NULL, changes {text} NOT NULL)";
 
-db_test!(async fn one_receiver_audits_every_model(db) {
+/// The backends one after another: muting is process-wide, and this test mutes `audit` for
+/// `Tag` for a while, which would hide another backend's audits running at the same time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_receiver_audits_every_model() {
+    for backend in [Backend::Sqlite, Backend::Postgres, Backend::MySql] {
+        signals_tests::run(
+            backend,
+            "one_receiver_audits_every_model",
+            audits_every_model,
+        )
+        .await;
+    }
+}
+
+async fn audits_every_model(db: signals_core::Db) {
     connect();
-    create_tables(&db, &SCHEMA.replace("changes {text}", if db.backend() == signals_core::Backend::Postgres { "changes JSONB" } else { "changes {text}" })).await;
+    create_tables(
+        &db,
+        &SCHEMA.replace(
+            "changes {text}",
+            if db.backend() == signals_core::Backend::Postgres {
+                "changes JSONB"
+            } else {
+                "changes {text}"
+            },
+        ),
+    )
+    .await;
 
     // A model with no receivers of its own is audited, old -> new, the creation included.
-    let mut tag = Tag { id: None, name: "rust".into(), uses: 0 };
+    let mut tag = Tag {
+        id: None,
+        name: "rust".into(),
+        uses: 0,
+    };
     tag.save(&db).await.unwrap();
-    assert_eq!(take_events(), [r#"audit Tag {"id":[null,1],"name":[null,"rust"],"uses":[null,0]}"#]);
+    assert_eq!(
+        take_events(),
+        [r#"audit Tag {"id":[null,1],"name":[null,"rust"],"uses":[null,0]}"#]
+    );
     tag.uses = 3;
     tag.save(&db).await.unwrap();
     assert_eq!(take_events(), [r#"audit Tag {"uses":[0,3]}"#]);
     // update_fields: only what was written.
     tag.name = "Rust".into();
     tag.uses = 4;
-    tag.save_with(&db, SaveOptions::new().update_fields(Tag::NAME)).await.unwrap();
+    tag.save_with(&db, SaveOptions::new().update_fields(Tag::NAME))
+        .await
+        .unwrap();
     assert_eq!(take_events(), [r#"audit Tag {"name":["rust","Rust"]}"#]);
 
     // After the model's own receivers.
-    let mut post = Post { id: None, title: "Hello".into(), published: None };
+    let mut post = Post {
+        id: None,
+        title: "Hello".into(),
+        published: None,
+    };
     post.save(&db).await.unwrap();
     let events = take_events();
     assert_eq!(events[0], "own Hello");
     assert!(events[1].starts_with("audit Post"), "{events:?}");
     post.published = chrono::NaiveDate::from_ymd_opt(2026, 12, 3);
     post.save(&db).await.unwrap();
-    assert_eq!(take_events()[1], r#"audit Post {"published":[null,"2026-12-03"]}"#);
+    assert_eq!(
+        take_events()[1],
+        r#"audit Post {"published":[null,"2026-12-03"]}"#
+    );
 
     // The audit rows are in the saves' transactions.
-    let rows = Audit::query().order_by(Audit::ID.asc()).all(&db).await.unwrap();
+    let rows = Audit::query()
+        .order_by(Audit::ID.asc())
+        .all(&db)
+        .await
+        .unwrap();
     assert_eq!(rows.len(), 5);
-    assert_eq!((rows[0].model.as_str(), rows[0].object.as_str()), ("Tag", "1"));
-    assert_eq!(rows[4].changes, serde_json::json!({"published": [null, "2026-12-03"]}));
+    assert_eq!(
+        (rows[0].model.as_str(), rows[0].object.as_str()),
+        ("Tag", "1")
+    );
+    assert_eq!(
+        rows[4].changes,
+        serde_json::json!({"published": [null, "2026-12-03"]})
+    );
 
     // A failing receiver for every model fails the save as any receiver does: nothing is left.
     post.title = "fail".into();
     post.save(&db).await.unwrap_err();
     take_events();
-    assert_eq!(Post::get(&db, post.id.unwrap()).await.unwrap().unwrap().title, "Hello");
+    assert_eq!(
+        Post::get(&db, post.id.unwrap())
+            .await
+            .unwrap()
+            .unwrap()
+            .title,
+        "Hello"
+    );
     assert_eq!(Audit::query().count(&db).await.unwrap(), 5);
 
     // Muted for one model, it does not run for it; recorded as any signal.
@@ -154,16 +213,33 @@ db_test!(async fn one_receiver_audits_every_model(db) {
         tag.save(&db).await.unwrap();
     })
     .await;
-    assert!(fired.iter().any(|f| f.model == "Tag" && f.signal == SignalKind::PostSave), "{fired:?}");
+    assert!(
+        fired
+            .iter()
+            .any(|f| f.model == "Tag" && f.signal == SignalKind::PostSave),
+        "{fired:?}"
+    );
     take_events();
 
     // Deletes: every row of a cascade, with its origin.
     post.title = "Hello".into();
-    Comment { id: None, post_id: post.id.unwrap() }.save(&db).await.unwrap();
+    Comment {
+        id: None,
+        post_id: post.id.unwrap(),
+    }
+    .save(&db)
+    .await
+    .unwrap();
     take_events();
     post.delete(&db).await.unwrap();
     let mut events = take_events();
     events.sort();
-    assert_eq!(events, ["delete Comment 1 (origin Post)", "delete Post 1 (origin Post)"]);
+    assert_eq!(
+        events,
+        [
+            "delete Comment 1 (origin Post)",
+            "delete Post 1 (origin Post)"
+        ]
+    );
     assert!(signals_core::any_receivers(SignalKind::PostSave).contains(&"audit"));
-});
+}
