@@ -2,18 +2,16 @@
 //! registered by the models that declare them, reading an instance's links before its delete
 //! and sending `PreRemove`/`PostRemove` for them.
 //!
-//! Uses `error`, `backend`, `value`, `tx`, `model`, `signal`, and the rest of `m2m`.
+//! Uses `error`, `tx`, `model`, `signal`, and the rest of `m2m` (its read of links).
 
 use std::any::{Any, TypeId};
-use std::sync::Arc;
 
-use super::{note, read_key};
+use super::{linked, note};
 use crate::error::Result;
 use crate::model::Model;
 use crate::signal::custom::BoxFuture;
 use crate::signal::m2m::{M2mAction, M2mChanged, Through};
 use crate::tx::{Target, Tx};
-use crate::value::{Args, DynField};
 
 /// A many-to-many relation, registered by the model that declares it, so that a delete of
 /// either end finds the links it removes.
@@ -37,8 +35,11 @@ pub trait Links<A: Model, B: Model>: Through<A, B> + Through<B, A> {}
 impl<A: Model, B: Model, Th: Through<A, B> + Through<B, A>> Links<A, B> for Th {}
 
 type Keys = Box<dyn Any + Send + Sync>;
-type ReadFn =
-    for<'a> fn(bool, &'a mut Tx, Arc<dyn DynField>) -> BoxFuture<'a, Result<(Keys, usize)>>;
+type ReadFn = for<'a> fn(
+    bool,
+    &'a mut Tx,
+    &'a (dyn Any + Send + Sync),
+) -> BoxFuture<'a, Result<(Keys, usize)>>;
 type SendFn = for<'a> fn(
     bool,
     M2mAction,
@@ -69,7 +70,7 @@ impl M2mLink {
 fn read_links<'a, Th, A, B>(
     from_a: bool,
     tx: &'a mut Tx,
-    key: Arc<dyn DynField>,
+    key: &'a (dyn Any + Send + Sync),
 ) -> BoxFuture<'a, Result<(Keys, usize)>>
 where
     A: Model,
@@ -77,38 +78,25 @@ where
     Th: Through<A, B> + Through<B, A>,
 {
     Box::pin(async move {
-        let (from, to) = if from_a {
-            (<Th as Through<A, B>>::FROM, <Th as Through<A, B>>::TO)
-        } else {
-            (<Th as Through<B, A>>::FROM, <Th as Through<B, A>>::TO)
+        let mut target = Target::Tx(tx);
+        let (keys, count): (Keys, usize) = match (
+            from_a,
+            key.downcast_ref::<A::Key>(),
+            key.downcast_ref::<B::Key>(),
+        ) {
+            (true, Some(key), _) => {
+                let keys = linked::<A, B, Th>(&mut target, key, None).await?;
+                let count = keys.len();
+                (Box::new(keys), count)
+            }
+            (false, _, Some(key)) => {
+                let keys = linked::<B, A, Th>(&mut target, key, None).await?;
+                let count = keys.len();
+                (Box::new(keys), count)
+            }
+            _ => unreachable!("the key of the side being deleted"),
         };
-        let backend = tx.backend();
-        let mut sql = String::from("SELECT ");
-        backend.quote(&mut sql, to);
-        sql.push_str(" FROM ");
-        backend.quote(&mut sql, Th::META.table);
-        sql.push_str(" WHERE ");
-        backend.quote(&mut sql, from);
-        sql.push_str(" = ");
-        backend.placeholder(&mut sql, 1);
-        sql.push_str(" ORDER BY ");
-        backend.quote(&mut sql, to);
-        let mut args = Args::new(backend, 1);
-        key.bind_to(&mut args, from)?;
-        let sql = sqlx::AssertSqlSafe(sql);
-        if from_a {
-            let keys = Target::Tx(tx)
-                .fetch_all(sql, args, read_key::<B::Key>)
-                .await?;
-            let count = keys.len();
-            Ok((Box::new(keys) as Keys, count))
-        } else {
-            let keys = Target::Tx(tx)
-                .fetch_all(sql, args, read_key::<A::Key>)
-                .await?;
-            let count = keys.len();
-            Ok((Box::new(keys) as Keys, count))
-        }
+        Ok((keys, count))
     })
 }
 
@@ -166,7 +154,7 @@ pub(crate) async fn links_of<M: Model>(tx: &mut Tx, key: &M::Key) -> Result<Vec<
             if side() != me {
                 continue;
             }
-            let (keys, count) = (link.read)(from_a, tx, Arc::new(key.clone())).await?;
+            let (keys, count) = (link.read)(from_a, tx, key).await?;
             if count > 0 {
                 out.push(Removed {
                     link,

@@ -159,20 +159,14 @@ impl<'a, F: Model, T: Model, Th: Through<F, T>> ManyToMany<'a, F, T, Th> {
         let key = self.key()?;
         let wanted = distinct(keys);
         let instance = self.instance;
-        atomically(
-            ex.__target(),
-            Th::META.name,
-            "m2m add",
-            async |tx: &mut Tx| {
-                lock::<F, T, Th>(tx, key, &wanted).await?;
-                let there = linked::<F, T, Th>(&mut Target::Tx(tx), key, Some(&wanted)).await?;
-                let new: Vec<T::Key> = wanted.into_iter().filter(|k| !there.contains(k)).collect();
-                add_links::<F, T, Th>(tx, instance, key, &new).await?;
-                Ok(new)
-            },
-        )
+        within(ex, Th::META.name, "m2m add", async |tx: &mut Tx| {
+            lock::<F, T, Th>(tx, key, &wanted).await?;
+            let there = linked::<F, T, Th>(&mut Target::Tx(tx), key, Some(&wanted)).await?;
+            let new: Vec<T::Key> = wanted.into_iter().filter(|k| !there.contains(k)).collect();
+            add_links::<F, T, Th>(tx, instance, key, &new).await?;
+            Ok(new)
+        })
         .await
-        .map(|(added, _)| added)
     }
 
     /// Links the instance through through-model rows of your own (for a through model with
@@ -241,36 +235,28 @@ impl<'a, F: Model, T: Model, Th: Through<F, T>> ManyToMany<'a, F, T, Th> {
             wanted.push(to.clone());
         }
         let instance = self.instance;
-        atomically(
-            ex.__target(),
-            Th::META.name,
-            "m2m add",
-            async |tx: &mut Tx| {
-                lock::<F, T, Th>(tx, key, &wanted).await?;
-                let there = linked::<F, T, Th>(&mut Target::Tx(tx), key, Some(&wanted)).await?;
-                let mut new: Vec<T::Key> = Vec::new();
-                rows.retain(|row| match row.__link().1 {
-                    Some(to) if !there.contains(to) && !new.contains(to) => {
-                        new.push(to.clone());
-                        true
-                    }
-                    _ => false,
-                });
-                if new.is_empty() {
-                    return Ok(new);
+        within(ex, Th::META.name, "m2m add", async |tx: &mut Tx| {
+            lock::<F, T, Th>(tx, key, &wanted).await?;
+            let there = linked::<F, T, Th>(&mut Target::Tx(tx), key, Some(&wanted)).await?;
+            let mut new: Vec<T::Key> = Vec::new();
+            rows.retain(|row| match row.__link().1 {
+                Some(to) if !there.contains(to) && !new.contains(to) => {
+                    new.push(to.clone());
+                    true
                 }
-                note::<Th>();
-                Th::__send(M2mAction::PreAdd, instance, &new, &mut M2mChanged::new(tx)).await?;
+                _ => false,
+            });
+            let adding = (M2mAction::PreAdd, M2mAction::PostAdd);
+            around::<F, T, Th>(tx, instance, &new, adding, async |tx: &mut Tx| {
                 for row in &mut rows {
                     row.save(&mut *tx).await?;
                 }
-                note::<Th>();
-                Th::__send(M2mAction::PostAdd, instance, &new, &mut M2mChanged::new(tx)).await?;
-                Ok(new)
-            },
-        )
+                Ok(())
+            })
+            .await?;
+            Ok(new)
+        })
         .await
-        .map(|(added, _)| added)
     }
 
     /// Unlinks the instance from `keys`; returns the keys unlinked (those that were linked),
@@ -283,19 +269,13 @@ impl<'a, F: Model, T: Model, Th: Through<F, T>> ManyToMany<'a, F, T, Th> {
         let key = self.key()?;
         let wanted = distinct(keys);
         let instance = self.instance;
-        atomically(
-            ex.__target(),
-            Th::META.name,
-            "m2m remove",
-            async |tx: &mut Tx| {
-                lock::<F, T, Th>(tx, key, &wanted).await?;
-                let gone = linked::<F, T, Th>(&mut Target::Tx(tx), key, Some(&wanted)).await?;
-                remove_links::<F, T, Th>(tx, instance, key, &gone, false).await?;
-                Ok(gone)
-            },
-        )
+        within(ex, Th::META.name, "m2m remove", async |tx: &mut Tx| {
+            lock::<F, T, Th>(tx, key, &wanted).await?;
+            let gone = linked::<F, T, Th>(&mut Target::Tx(tx), key, Some(&wanted)).await?;
+            remove_links::<F, T, Th>(tx, instance, key, &gone, false).await?;
+            Ok(gone)
+        })
         .await
-        .map(|(removed, _)| removed)
     }
 
     /// Makes `keys` the instance's links: unlinks the others (`PreRemove`/`PostRemove`), then
@@ -308,26 +288,19 @@ impl<'a, F: Model, T: Model, Th: Through<F, T>> ManyToMany<'a, F, T, Th> {
         let key = self.key()?;
         let wanted = distinct(keys);
         let instance = self.instance;
-        atomically(
-            ex.__target(),
-            Th::META.name,
-            "m2m set",
-            async |tx: &mut Tx| {
-                let there = locked_links::<F, T, Th>(tx, key, &wanted).await?;
-                let removed: Vec<T::Key> = there
-                    .iter()
-                    .filter(|k| !wanted.contains(k))
-                    .cloned()
-                    .collect();
-                let added: Vec<T::Key> =
-                    wanted.into_iter().filter(|k| !there.contains(k)).collect();
-                remove_links::<F, T, Th>(tx, instance, key, &removed, false).await?;
-                add_links::<F, T, Th>(tx, instance, key, &added).await?;
-                Ok(SetLinks { added, removed })
-            },
-        )
+        within(ex, Th::META.name, "m2m set", async |tx: &mut Tx| {
+            let there = locked_links::<F, T, Th>(tx, key, &wanted).await?;
+            let removed: Vec<T::Key> = there
+                .iter()
+                .filter(|k| !wanted.contains(k))
+                .cloned()
+                .collect();
+            let added: Vec<T::Key> = wanted.into_iter().filter(|k| !there.contains(k)).collect();
+            remove_links::<F, T, Th>(tx, instance, key, &removed, false).await?;
+            add_links::<F, T, Th>(tx, instance, key, &added).await?;
+            Ok(SetLinks { added, removed })
+        })
         .await
-        .map(|(set, _)| set)
     }
 
     /// Unlinks the instance from everything (`PreClear`/`PostClear`, with the keys unlinked);
@@ -335,19 +308,25 @@ impl<'a, F: Model, T: Model, Th: Through<F, T>> ManyToMany<'a, F, T, Th> {
     pub async fn clear<'e>(&self, ex: impl Executor<'e>) -> Result<Vec<T::Key>> {
         let key = self.key()?;
         let instance = self.instance;
-        atomically(
-            ex.__target(),
-            Th::META.name,
-            "m2m clear",
-            async |tx: &mut Tx| {
-                let gone = locked_links::<F, T, Th>(tx, key, &[]).await?;
-                remove_links::<F, T, Th>(tx, instance, key, &gone, true).await?;
-                Ok(gone)
-            },
-        )
+        within(ex, Th::META.name, "m2m clear", async |tx: &mut Tx| {
+            let gone = locked_links::<F, T, Th>(tx, key, &[]).await?;
+            remove_links::<F, T, Th>(tx, instance, key, &gone, true).await?;
+            Ok(gone)
+        })
         .await
-        .map(|(removed, _)| removed)
     }
+}
+
+/// Runs `f` atomically (a transaction of its own, or a savepoint in the caller's).
+async fn within<'e, R>(
+    ex: impl Executor<'e>,
+    model: &'static str,
+    operation: &'static str,
+    f: impl AsyncFnOnce(&mut Tx) -> Result<R>,
+) -> Result<R> {
+    atomically(ex.__target(), model, operation, f)
+        .await
+        .map(|(r, _)| r)
 }
 
 impl<F: Model, T: Model, Th: Through<F, T>> std::fmt::Debug for ManyToMany<'_, F, T, Th> {
@@ -444,12 +423,12 @@ async fn locked_links<F: Model, T: Model, Th: Through<F, T>>(
     linked::<F, T, Th>(&mut Target::Tx(tx), key, None).await
 }
 
-pub(super) fn read_key<K: FieldType>(row: &Row<'_>) -> Result<K> {
+fn read_key<K: FieldType>(row: &Row<'_>) -> Result<K> {
     K::__read(row, 0, "many-to-many", "key")
 }
 
 /// The `T` keys linked to `key`: all of them, or those among `among`; in key order.
-async fn linked<F: Model, T: Model, Th: Through<F, T>>(
+pub(super) async fn linked<F: Model, T: Model, Th: Through<F, T>>(
     target: &mut Target<'_>,
     key: &F::Key,
     among: Option<&[T::Key]>,
@@ -464,14 +443,8 @@ async fn linked<F: Model, T: Model, Th: Through<F, T>>(
     for chunk in chunks {
         let mut sql = String::from("SELECT ");
         backend.quote(&mut sql, Th::TO);
-        sql.push_str(" FROM ");
-        backend.quote(&mut sql, Th::META.table);
-        sql.push_str(" WHERE ");
-        backend.quote(&mut sql, Th::FROM);
-        sql.push_str(" = ");
-        backend.placeholder(&mut sql, 1);
         let mut args = Args::new(backend, 1 + chunk.map_or(0, <[_]>::len));
-        args.bind(key, Th::FROM)?;
+        from_links_of::<F, T, Th>(backend, &mut sql, &mut args, key)?;
         if let Some(chunk) = chunk {
             in_list(backend, &mut sql, &mut args, Th::TO, chunk, 2)?;
         }
@@ -487,6 +460,22 @@ async fn linked<F: Model, T: Model, Th: Through<F, T>>(
     out.sort();
     out.dedup();
     Ok(out)
+}
+
+/// ` FROM <through> WHERE <from> = ?`, binding `key`: the links of one instance.
+fn from_links_of<F: Model, T: Model, Th: Through<F, T>>(
+    backend: Backend,
+    sql: &mut String,
+    args: &mut Args,
+    key: &F::Key,
+) -> Result<()> {
+    sql.push_str(" FROM ");
+    backend.quote(sql, Th::META.table);
+    sql.push_str(" WHERE ");
+    backend.quote(sql, Th::FROM);
+    sql.push_str(" = ");
+    backend.placeholder(sql, 1);
+    args.bind(key, Th::FROM)
 }
 
 /// ` AND <column> IN (?, ..)`, binding `keys` from placeholder `first` on.
@@ -522,45 +511,62 @@ pub(super) fn note<Th: Model>() {
     });
 }
 
+/// Sends `pre`, runs `write`, sends `post`, for a change of the links to `keys`; nothing at
+/// all when no key changes.
+async fn around<F: Model, T: Model, Th: Through<F, T>>(
+    tx: &mut Tx,
+    instance: &F,
+    keys: &[T::Key],
+    (pre, post): (M2mAction, M2mAction),
+    write: impl AsyncFnOnce(&mut Tx) -> Result<()>,
+) -> Result<()> {
+    if keys.is_empty() {
+        return Ok(());
+    }
+    note::<Th>();
+    Th::__send(pre, instance, keys, &mut M2mChanged::new(tx)).await?;
+    write(tx).await?;
+    note::<Th>();
+    Th::__send(post, instance, keys, &mut M2mChanged::new(tx)).await
+}
+
 async fn add_links<F: Model, T: Model, Th: Through<F, T>>(
     tx: &mut Tx,
     instance: &F,
     key: &F::Key,
     keys: &[T::Key],
 ) -> Result<()> {
-    if keys.is_empty() {
-        return Ok(());
-    }
-    note::<Th>();
-    Th::__send(M2mAction::PreAdd, instance, keys, &mut M2mChanged::new(tx)).await?;
-    let backend = tx.backend();
-    for chunk in keys.chunks(CHUNK) {
-        let mut sql = String::from("INSERT INTO ");
-        backend.quote(&mut sql, Th::META.table);
-        sql.push_str(" (");
-        backend.quote(&mut sql, Th::FROM);
-        sql.push_str(", ");
-        backend.quote(&mut sql, Th::TO);
-        sql.push_str(") VALUES ");
-        let mut args = Args::new(backend, 2 * chunk.len());
-        for (i, k) in chunk.iter().enumerate() {
-            if i > 0 {
-                sql.push_str(", ");
-            }
-            sql.push('(');
-            backend.placeholder(&mut sql, 2 * i + 1);
+    let adding = (M2mAction::PreAdd, M2mAction::PostAdd);
+    around::<F, T, Th>(tx, instance, keys, adding, async |tx: &mut Tx| {
+        let backend = tx.backend();
+        for chunk in keys.chunks(CHUNK) {
+            let mut sql = String::from("INSERT INTO ");
+            backend.quote(&mut sql, Th::META.table);
+            sql.push_str(" (");
+            backend.quote(&mut sql, Th::FROM);
             sql.push_str(", ");
-            backend.placeholder(&mut sql, 2 * i + 2);
-            sql.push(')');
-            args.bind(key, Th::FROM)?;
-            args.bind(k, Th::TO)?;
+            backend.quote(&mut sql, Th::TO);
+            sql.push_str(") VALUES ");
+            let mut args = Args::new(backend, 2 * chunk.len());
+            for (i, k) in chunk.iter().enumerate() {
+                if i > 0 {
+                    sql.push_str(", ");
+                }
+                sql.push('(');
+                backend.placeholder(&mut sql, 2 * i + 1);
+                sql.push_str(", ");
+                backend.placeholder(&mut sql, 2 * i + 2);
+                sql.push(')');
+                args.bind(key, Th::FROM)?;
+                args.bind(k, Th::TO)?;
+            }
+            Target::Tx(tx)
+                .execute(sqlx::AssertSqlSafe(sql), args)
+                .await?;
         }
-        Target::Tx(tx)
-            .execute(sqlx::AssertSqlSafe(sql), args)
-            .await?;
-    }
-    note::<Th>();
-    Th::__send(M2mAction::PostAdd, instance, keys, &mut M2mChanged::new(tx)).await
+        Ok(())
+    })
+    .await
 }
 
 async fn remove_links<F: Model, T: Model, Th: Through<F, T>>(
@@ -570,36 +576,25 @@ async fn remove_links<F: Model, T: Model, Th: Through<F, T>>(
     keys: &[T::Key],
     clear: bool,
 ) -> Result<()> {
-    if keys.is_empty() {
-        return Ok(());
-    }
-    let (pre, post) = if clear {
+    let actions = if clear {
         (M2mAction::PreClear, M2mAction::PostClear)
     } else {
         (M2mAction::PreRemove, M2mAction::PostRemove)
     };
-    note::<Th>();
-    Th::__send(pre, instance, keys, &mut M2mChanged::new(tx)).await?;
-    let backend = tx.backend();
-    // Only the keys read (under the lock) and reported, `clear` included: a link another
-    // side adds meanwhile is not removed unreported.
-    let chunks: Vec<Option<&[T::Key]>> = keys.chunks(CHUNK).map(Some).collect();
-    for chunk in chunks {
-        let mut sql = String::from("DELETE FROM ");
-        backend.quote(&mut sql, Th::META.table);
-        sql.push_str(" WHERE ");
-        backend.quote(&mut sql, Th::FROM);
-        sql.push_str(" = ");
-        backend.placeholder(&mut sql, 1);
-        let mut args = Args::new(backend, 1 + chunk.map_or(0, <[_]>::len));
-        args.bind(key, Th::FROM)?;
-        if let Some(chunk) = chunk {
+    around::<F, T, Th>(tx, instance, keys, actions, async |tx: &mut Tx| {
+        // Only the keys read (under the lock) and reported, `clear` included: a link another
+        // side adds meanwhile is not removed unreported.
+        let backend = tx.backend();
+        for chunk in keys.chunks(CHUNK) {
+            let mut sql = String::from("DELETE");
+            let mut args = Args::new(backend, 1 + chunk.len());
+            from_links_of::<F, T, Th>(backend, &mut sql, &mut args, key)?;
             in_list(backend, &mut sql, &mut args, Th::TO, chunk, 2)?;
+            Target::Tx(tx)
+                .execute(sqlx::AssertSqlSafe(sql), args)
+                .await?;
         }
-        Target::Tx(tx)
-            .execute(sqlx::AssertSqlSafe(sql), args)
-            .await?;
-    }
-    note::<Th>();
-    Th::__send(post, instance, keys, &mut M2mChanged::new(tx)).await
+        Ok(())
+    })
+    .await
 }
