@@ -10,8 +10,8 @@
 
 use std::time::Instant;
 
-use signals_bench::{arg, median};
-use signals_core::{Backend, Db, Model, PostSave, Result};
+use signals_bench::{arg, each_backend, median};
+use signals_core::{Db, Model, PostSave, Result};
 
 #[derive(Debug, Clone, Model)]
 #[model(table = "bench_plain")]
@@ -96,33 +96,12 @@ async fn bench(label: &str, db: &Db, saves: usize, rounds: usize) {
 async fn main() {
     let saves: usize = arg("--saves").and_then(|s| s.parse().ok()).unwrap_or(500);
     let rounds: usize = arg("--rounds").and_then(|s| s.parse().ok()).unwrap_or(9);
-    let only = arg("--only");
     println!("updates of one row: µs per update, median of {rounds} rounds of {saves}");
     println!();
     println!("| backend       | changed(..) | plain receiver | ratio |");
     println!("|---------------|---------:|---------:|------:|");
-    for (label, backend) in [
-        ("sqlite-memory", Backend::Sqlite),
-        ("sqlite-file", Backend::Sqlite),
-        ("postgres", Backend::Postgres),
-        ("mysql", Backend::MySql),
-    ] {
-        if only.as_deref().is_some_and(|o| o != label) {
-            continue;
-        }
-        if label == "sqlite-memory" {
-            let db = Db::connect("sqlite::memory:").await.unwrap();
-            bench(label, &db, saves, rounds).await;
-            db.close().await;
-            continue;
-        }
-        let Some(scratch) = signals_tests::Scratch::create(backend, "bench_changed").await else {
-            println!("| {label:<13} | (server not reachable: skipped) |");
-            continue;
-        };
-        let db = Db::connect(&scratch.url).await.unwrap();
-        bench(label, &db, saves, rounds).await;
-        db.close().await;
-        scratch.drop_now().await;
-    }
+    each_backend("bench_changed", async |label, db| {
+        bench(label, db, saves, rounds).await
+    })
+    .await;
 }

@@ -7,7 +7,7 @@
 //! `--rounds R`, `--only sqlite-memory|sqlite-file|postgres|mysql`).
 #![allow(missing_docs, clippy::unwrap_used)]
 
-use signals_bench::{arg, median};
+use signals_bench::{arg, each_backend, median};
 
 use std::alloc::System;
 use std::time::Instant;
@@ -195,7 +195,6 @@ async fn bench(label: &str, db: &Db, queries: usize, rounds: usize) {
 async fn main() {
     let queries: usize = arg("--queries").and_then(|s| s.parse().ok()).unwrap_or(400);
     let rounds: usize = arg("--rounds").and_then(|s| s.parse().ok()).unwrap_or(9);
-    let only = arg("--only");
     println!(
         "filtered, ordered, limited query (20 rows of {ROWS}): µs per query, median of {rounds} rounds of {queries}"
     );
@@ -206,28 +205,8 @@ async fn main() {
     println!(
         "|---------------|---------:|---------:|------:|----------------:|-----------------:|------:|"
     );
-    for (label, backend) in [
-        ("sqlite-memory", Backend::Sqlite),
-        ("sqlite-file", Backend::Sqlite),
-        ("postgres", Backend::Postgres),
-        ("mysql", Backend::MySql),
-    ] {
-        if only.as_deref().is_some_and(|o| o != label) {
-            continue;
-        }
-        if label == "sqlite-memory" {
-            let db = Db::connect("sqlite::memory:").await.unwrap();
-            bench(label, &db, queries, rounds).await;
-            db.close().await;
-            continue;
-        }
-        let Some(scratch) = signals_tests::Scratch::create(backend, "bench_query").await else {
-            println!("| {label:<13} | (server not reachable: skipped) |");
-            continue;
-        };
-        let db = Db::connect(&scratch.url).await.unwrap();
-        bench(label, &db, queries, rounds).await;
-        db.close().await;
-        scratch.drop_now().await;
-    }
+    each_backend("bench_query", async |label, db| {
+        bench(label, db, queries, rounds).await
+    })
+    .await;
 }

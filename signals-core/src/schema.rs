@@ -471,6 +471,22 @@ struct LiveColumn {
 
 async fn live_columns(db: &Db, table: &str) -> Result<Vec<LiveColumn>> {
     use sqlx::Row as _;
+    /// A server's columns of `table` (name, nullable) from its `information_schema`.
+    macro_rules! information_schema {
+        ($pool:expr, $sql:expr) => {
+            sqlx::query($sql)
+                .bind(table)
+                .fetch_all($pool)
+                .await?
+                .iter()
+                .map(|row| LiveColumn {
+                    name: row.get(0),
+                    nullable: row.get::<String, _>(1) == "YES",
+                    declared: None,
+                })
+                .collect()
+        };
+    }
     Ok(match db.pool() {
         PoolRef::Sqlite(pool) => {
             sqlx::query(r#"SELECT name, type, "notnull" FROM pragma_table_info(?)"#)
@@ -485,34 +501,16 @@ async fn live_columns(db: &Db, table: &str) -> Result<Vec<LiveColumn>> {
                 })
                 .collect()
         }
-        PoolRef::Postgres(pool) => sqlx::query(
+        PoolRef::Postgres(pool) => information_schema!(
+            pool,
             "SELECT column_name::text, is_nullable::text FROM information_schema.columns \
-             WHERE table_schema = current_schema() AND table_name = $1",
-        )
-        .bind(table)
-        .fetch_all(pool)
-        .await?
-        .iter()
-        .map(|row| LiveColumn {
-            name: row.get(0),
-            nullable: row.get::<String, _>(1) == "YES",
-            declared: None,
-        })
-        .collect(),
-        PoolRef::MySql(pool) => sqlx::query(
+             WHERE table_schema = current_schema() AND table_name = $1"
+        ),
+        PoolRef::MySql(pool) => information_schema!(
+            pool,
             "SELECT CAST(COLUMN_NAME AS CHAR), CAST(IS_NULLABLE AS CHAR) \
-             FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?",
-        )
-        .bind(table)
-        .fetch_all(pool)
-        .await?
-        .iter()
-        .map(|row| LiveColumn {
-            name: row.get(0),
-            nullable: row.get::<String, _>(1) == "YES",
-            declared: None,
-        })
-        .collect(),
+             FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?"
+        ),
     })
 }
 
@@ -550,31 +548,21 @@ async fn server_types(
             column_type(def, backend, false),
         ));
     };
+    /// The columns as the server describes them, each checked by the field's rule.
+    macro_rules! check {
+        ($pool:expr, $compatible:ident) => {{
+            let sql = sqlx::SqlSafeStr::into_sql_str(sqlx::AssertSqlSafe(sql.clone()));
+            let statement = $pool.prepare(sql).await?;
+            for (def, column) in present.iter().zip(statement.columns()) {
+                if !(def.$compatible)(column.type_info()) {
+                    report(def, column.type_info().name());
+                }
+            }
+        }};
+    }
     match db.pool() {
-        PoolRef::Postgres(pool) => {
-            let statement = pool
-                .prepare(sqlx::SqlSafeStr::into_sql_str(sqlx::AssertSqlSafe(
-                    sql.clone(),
-                )))
-                .await?;
-            for (def, column) in present.iter().zip(statement.columns()) {
-                if !(def.compatible_postgres)(column.type_info()) {
-                    report(def, column.type_info().name());
-                }
-            }
-        }
-        PoolRef::MySql(pool) => {
-            let statement = pool
-                .prepare(sqlx::SqlSafeStr::into_sql_str(sqlx::AssertSqlSafe(
-                    sql.clone(),
-                )))
-                .await?;
-            for (def, column) in present.iter().zip(statement.columns()) {
-                if !(def.compatible_mysql)(column.type_info()) {
-                    report(def, column.type_info().name());
-                }
-            }
-        }
+        PoolRef::Postgres(pool) => check!(pool, compatible_postgres),
+        PoolRef::MySql(pool) => check!(pool, compatible_mysql),
         PoolRef::Sqlite(_) => {}
     }
     Ok(())

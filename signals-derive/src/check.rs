@@ -22,23 +22,7 @@ pub(crate) fn check(model: &mut Model<'_>, errors: &mut Errors) {
     relations(model, errors);
     schema(model, errors);
     changed_fields(model, errors);
-    for set in &model.unique_together {
-        let names: Vec<&str> = model.fields.iter().map(|f| f.name.as_str()).collect();
-        for field in set {
-            use syn::ext::IdentExt as _;
-            let name = field.unraw().to_string();
-            if !names.contains(&name.as_str()) {
-                errors.spanned(
-                    field,
-                    format!(
-                        "`{}` has no field `{name}`{}",
-                        model.ident,
-                        crate::attr::did_you_mean(&name, &names)
-                    ),
-                );
-            }
-        }
-    }
+    fields_exist(model, model.unique_together.iter().flatten(), errors);
     if !model.m2m_changed.is_empty() && crate::expand::through_refs(model).is_none() {
         errors.spanned(
             model.ident,
@@ -52,31 +36,43 @@ pub(crate) fn check(model: &mut Model<'_>, errors: &mut Errors) {
 
 /// Every field named in `changed(..)` is a field of the model.
 fn changed_fields(model: &Model<'_>, errors: &mut Errors) {
-    use syn::ext::IdentExt as _;
-    let names: Vec<&str> = model.fields.iter().map(|f| f.name.as_str()).collect();
     let receivers = model
         .receivers
         .iter()
         .chain(std::iter::once(&model.on_commit))
         .flatten();
+    fields_exist(
+        model,
+        receivers.flat_map(|r| r.changed.iter().flatten()),
+        errors,
+    );
+}
+
+/// Each of `fields` (as written in an attribute) names a field of the model; one written once
+/// but listed for several receivers is reported once.
+fn fields_exist<'a>(
+    model: &Model<'_>,
+    fields: impl Iterator<Item = &'a syn::Ident>,
+    errors: &mut Errors,
+) {
+    use syn::ext::IdentExt as _;
+    let names: Vec<&str> = model.fields.iter().map(|f| f.name.as_str()).collect();
     let mut reported = std::collections::HashSet::new();
-    for receiver in receivers {
-        for field in receiver.changed.iter().flatten() {
-            let name = field.unraw().to_string();
-            if names.contains(&name.as_str())
-                || !reported.insert((name.clone(), format!("{:?}", field.span())))
-            {
-                continue;
-            }
-            errors.spanned(
-                field,
-                format!(
-                    "`{}` has no field `{name}`{}",
-                    model.ident,
-                    crate::attr::did_you_mean(&name, &names)
-                ),
-            );
+    for field in fields {
+        let name = field.unraw().to_string();
+        if names.contains(&name.as_str())
+            || !reported.insert((name.clone(), format!("{:?}", field.span())))
+        {
+            continue;
         }
+        errors.spanned(
+            field,
+            format!(
+                "`{}` has no field `{name}`{}",
+                model.ident,
+                crate::attr::did_you_mean(&name, &names)
+            ),
+        );
     }
 }
 

@@ -378,65 +378,52 @@ fn through(model: &Model<'_>) -> TokenStream {
             })
         }
     };
-    let forward =
-        calls(quote!(::signals_core::M2mChange::<#pa, #pb>::__forward(action, instance, keys)));
-    let backward =
-        calls(quote!(::signals_core::M2mChange::<#pa, #pb>::__backward(action, instance, keys)));
-    quote! {
-        #[automatically_derived]
-        impl ::signals_core::__private::Through<#pa, #pb> for #ident {
-            const FROM: &'static str = #ca;
-            const TO: &'static str = #cb;
-            const __REVERSE: bool = false;
-            fn __link(
-                &self,
-            ) -> (
-                ::core::option::Option<&<#pa as ::signals_core::Model>::Key>,
-                ::core::option::Option<&<#pb as ::signals_core::Model>::Key>,
-            ) {
-                (
-                    <#ta as ::signals_core::__private::RefersTo<<#pa as ::signals_core::Model>::Key>>::referenced_key(&self.#fa),
-                    <#tb as ::signals_core::__private::RefersTo<<#pb as ::signals_core::Model>::Key>>::referenced_key(&self.#fb),
-                )
-            }
-            fn __send<'a>(
-                action: ::signals_core::M2mAction,
-                instance: &'a #pa,
-                keys: &'a [<#pb as ::signals_core::Model>::Key],
-                signal: &'a mut ::signals_core::M2mChanged<'_>,
-            ) -> ::signals_core::BoxFuture<'a, ::signals_core::Result<()>> {
-                let _ = &signal;
-                #forward
-            }
-        }
-
-        #[automatically_derived]
-        impl ::signals_core::__private::Through<#pb, #pa> for #ident {
-            const FROM: &'static str = #cb;
-            const TO: &'static str = #ca;
-            const __REVERSE: bool = true;
-            fn __link(
-                &self,
-            ) -> (
-                ::core::option::Option<&<#pb as ::signals_core::Model>::Key>,
-                ::core::option::Option<&<#pa as ::signals_core::Model>::Key>,
-            ) {
-                (
-                    <#tb as ::signals_core::__private::RefersTo<<#pb as ::signals_core::Model>::Key>>::referenced_key(&self.#fb),
-                    <#ta as ::signals_core::__private::RefersTo<<#pa as ::signals_core::Model>::Key>>::referenced_key(&self.#fa),
-                )
-            }
-            fn __send<'a>(
-                action: ::signals_core::M2mAction,
-                instance: &'a #pb,
-                keys: &'a [<#pa as ::signals_core::Model>::Key],
-                signal: &'a mut ::signals_core::M2mChanged<'_>,
-            ) -> ::signals_core::BoxFuture<'a, ::signals_core::Result<()>> {
-                let _ = &signal;
-                #backward
+    // One impl per direction: from the first reference's model (forward) and from the
+    // second's (reverse); `M2mChange` is always typed `<first, second>`.
+    let direction = |(from, to): (&syn::Path, &syn::Path),
+                     (c_from, c_to): (&String, &String),
+                     (f_from, f_to): (&syn::Ident, &syn::Ident),
+                     (t_from, t_to): (&syn::Type, &syn::Type),
+                     reverse: bool| {
+        let make = if reverse {
+            quote!(__backward)
+        } else {
+            quote!(__forward)
+        };
+        let send =
+            calls(quote!(::signals_core::M2mChange::<#pa, #pb>::#make(action, instance, keys)));
+        quote! {
+            #[automatically_derived]
+            impl ::signals_core::__private::Through<#from, #to> for #ident {
+                const FROM: &'static str = #c_from;
+                const TO: &'static str = #c_to;
+                const __REVERSE: bool = #reverse;
+                fn __link(
+                    &self,
+                ) -> (
+                    ::core::option::Option<&<#from as ::signals_core::Model>::Key>,
+                    ::core::option::Option<&<#to as ::signals_core::Model>::Key>,
+                ) {
+                    (
+                        <#t_from as ::signals_core::__private::RefersTo<<#from as ::signals_core::Model>::Key>>::referenced_key(&self.#f_from),
+                        <#t_to as ::signals_core::__private::RefersTo<<#to as ::signals_core::Model>::Key>>::referenced_key(&self.#f_to),
+                    )
+                }
+                fn __send<'a>(
+                    action: ::signals_core::M2mAction,
+                    instance: &'a #from,
+                    keys: &'a [<#to as ::signals_core::Model>::Key],
+                    signal: &'a mut ::signals_core::M2mChanged<'_>,
+                ) -> ::signals_core::BoxFuture<'a, ::signals_core::Result<()>> {
+                    let _ = &signal;
+                    #send
+                }
             }
         }
-    }
+    };
+    let forward = direction((pa, pb), (ca, cb), (fa, fb), (ta, tb), false);
+    let backward = direction((pb, pa), (cb, ca), (fb, fa), (tb, ta), true);
+    quote!(#forward #backward)
 }
 
 /// The accessors of each `many_to_many` relation, on both sides, and its registration (for

@@ -178,17 +178,22 @@ macro_rules! save_flags {
     };
 }
 
+/// `tx()` and `on_commit()` of a context with a `tx` field; `$what` names what it runs in.
 macro_rules! common {
     () => {
-        /// The open transaction the save or delete runs in. Save or delete other models through
-        /// it (`other.save(signal.tx())`) so that they commit or roll back together with this
-        /// one.
+        common!("save or delete");
+    };
+    ($what:literal) => {
+        #[doc = concat!("The open transaction the ", $what, " runs in. Save or delete other \
+            models through it (`other.save(signal.tx())`) so that they commit or roll back \
+            together with this ", $what, ".")]
         pub fn tx(&mut self) -> &mut Tx {
             self.tx
         }
 
-        /// Schedules `work` to run after the outermost transaction commits; it is dropped if
-        /// this save or delete, or anything enclosing it, rolls back. See [`Tx::on_commit`].
+        #[doc = concat!("Schedules `work` to run after the outermost transaction commits; it \
+            is dropped if this ", $what, ", or anything enclosing it, rolls back. See \
+            [`Tx::on_commit`].")]
         pub fn on_commit<F>(&mut self, work: F)
         where
             F: Future<Output = ()> + Send + 'static,
@@ -197,6 +202,7 @@ macro_rules! common {
         }
     };
 }
+pub(super) use common;
 
 /// What a `pre_save` receiver gets besides `&mut` the instance.
 ///

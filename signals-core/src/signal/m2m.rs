@@ -135,19 +135,7 @@ impl<'t> M2mChanged<'t> {
         M2mChanged { tx }
     }
 
-    /// The open transaction the change runs in: work done through it commits or rolls back
-    /// with the change.
-    pub fn tx(&mut self) -> &mut Tx {
-        self.tx
-    }
-
-    /// Schedules `work` to run after the outermost transaction commits; see [`Tx::on_commit`].
-    pub fn on_commit<F>(&mut self, work: F)
-    where
-        F: Future<Output = ()> + Send + 'static,
-    {
-        self.tx.on_commit(work)
-    }
+    super::context::common!("change of the links");
 }
 
 /// A through model seen from `F`'s side towards `T`'s: implemented by `#[derive(Model)]`, both
