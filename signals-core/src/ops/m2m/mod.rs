@@ -160,8 +160,7 @@ impl<'a, F: Model, T: Model, Th: Through<F, T>> ManyToMany<'a, F, T, Th> {
         let wanted = distinct(keys);
         let instance = self.instance;
         within(ex, Th::META.name, "m2m add", async |tx: &mut Tx| {
-            lock::<F, T, Th>(tx, key, &wanted).await?;
-            let there = linked::<F, T, Th>(&mut Target::Tx(tx), key, Some(&wanted)).await?;
+            let there = locked_among::<F, T, Th>(tx, key, &wanted).await?;
             let new: Vec<T::Key> = wanted.into_iter().filter(|k| !there.contains(k)).collect();
             add_links::<F, T, Th>(tx, instance, key, &new).await?;
             Ok(new)
@@ -236,8 +235,7 @@ impl<'a, F: Model, T: Model, Th: Through<F, T>> ManyToMany<'a, F, T, Th> {
         }
         let instance = self.instance;
         within(ex, Th::META.name, "m2m add", async |tx: &mut Tx| {
-            lock::<F, T, Th>(tx, key, &wanted).await?;
-            let there = linked::<F, T, Th>(&mut Target::Tx(tx), key, Some(&wanted)).await?;
+            let there = locked_among::<F, T, Th>(tx, key, &wanted).await?;
             let mut new: Vec<T::Key> = Vec::new();
             rows.retain(|row| match row.__link().1 {
                 Some(to) if !there.contains(to) && !new.contains(to) => {
@@ -270,8 +268,7 @@ impl<'a, F: Model, T: Model, Th: Through<F, T>> ManyToMany<'a, F, T, Th> {
         let wanted = distinct(keys);
         let instance = self.instance;
         within(ex, Th::META.name, "m2m remove", async |tx: &mut Tx| {
-            lock::<F, T, Th>(tx, key, &wanted).await?;
-            let gone = linked::<F, T, Th>(&mut Target::Tx(tx), key, Some(&wanted)).await?;
+            let gone = locked_among::<F, T, Th>(tx, key, &wanted).await?;
             remove_links::<F, T, Th>(tx, instance, key, &gone, false).await?;
             Ok(gone)
         })
@@ -405,6 +402,17 @@ async fn lock<F: Model, T: Model, Th: Through<F, T>>(
             .await?;
     }
     Ok(())
+}
+
+/// The keys among `wanted` linked to `key`, read under the lock of the rows a change of them
+/// takes.
+async fn locked_among<F: Model, T: Model, Th: Through<F, T>>(
+    tx: &mut Tx,
+    key: &F::Key,
+    wanted: &[T::Key],
+) -> Result<Vec<T::Key>> {
+    lock::<F, T, Th>(tx, key, wanted).await?;
+    linked::<F, T, Th>(&mut Target::Tx(tx), key, Some(wanted)).await
 }
 
 /// Every `T` key linked to `key`, read under the lock of the rows a change of them and of
