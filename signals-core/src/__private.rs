@@ -12,12 +12,14 @@ pub use serde_json;
 use crate::backend::Backend;
 use crate::error::Result;
 use crate::kind::SignalKind;
-use crate::meta::{Column, ColumnDef, ModelMeta};
-use crate::model::{Deleted, Model, Operations, SaveOptions, Saved};
+use crate::meta::{Column, ColumnDef, FieldSet, ModelMeta};
+use crate::model::{BulkSaved, Deleted, Model, Operations, SaveOptions, Saved};
+pub use crate::ops::bulk::{chunk_rows, force_mysql_keys_from_last_insert_id};
 pub use crate::ops::cascade::{OnDelete, Relation, RelationKind};
 use crate::ops::load::{children_of, parent_of};
 pub use crate::ops::m2m::{Links, M2mLink};
 pub use crate::signal::Hooks;
+pub use crate::signal::hooks::at_row;
 pub use crate::signal::m2m::Through;
 pub use crate::signal::receiver::{
     HasTx, ReceiverFuture, receive, robust_enter, robust_leave, schedule_on_commit,
@@ -60,6 +62,14 @@ impl<M: Hooks> Operations<M> for Ops {
         crate::ops::load::refresh(m, target)
     }
 
+    fn bulk_save(
+        rows: &mut [M],
+        target: Target<'_>,
+        fields: Option<FieldSet<M>>,
+    ) -> impl Future<Output = Result<BulkSaved>> + Send {
+        crate::ops::bulk::bulk_save(rows, target, fields)
+    }
+
     fn all(target: Target<'_>) -> impl Future<Output = Result<Vec<M>>> + Send {
         crate::ops::load::all(target)
     }
@@ -99,6 +109,14 @@ impl<M: Model> Operations<M> for Fallback {
     }
 
     fn refresh(_: &mut M, _: Target<'_>) -> impl Future<Output = Result<()>> + Send {
+        std::future::pending()
+    }
+
+    fn bulk_save(
+        _: &mut [M],
+        _: Target<'_>,
+        _: Option<FieldSet<M>>,
+    ) -> impl Future<Output = Result<BulkSaved>> + Send {
         std::future::pending()
     }
 

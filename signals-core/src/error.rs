@@ -112,6 +112,30 @@ pub enum Error {
         source: Box<Error>,
     },
 
+    /// A bulk write ([`Model::bulk_save`](crate::Model::bulk_save), `bulk_update`,
+    /// `bulk_delete`) failed; nothing it wrote is kept. Names the row that failed (its index in
+    /// the slice given, and its key when it has one), or, for a batched receiver, the rows of
+    /// the batch it was sent. [`kind`](Error::kind) is the kind of `source`.
+    #[error(
+        "bulk {operation} of `{model}` failed at {}: {source}",
+        bulk_rows(*.row, .rows, .key.as_deref())
+    )]
+    Bulk {
+        /// The model.
+        model: &'static str,
+        /// `save`, `update` or `delete`.
+        operation: &'static str,
+        /// The failing row's index in the slice, when one row failed.
+        row: Option<usize>,
+        /// The rows of the batch (chunk) the failure happened in, as indices in the slice.
+        rows: std::ops::Range<usize>,
+        /// The failing row's primary key (as written by `Debug`), when it has one.
+        key: Option<String>,
+        /// What failed.
+        #[source]
+        source: Box<Error>,
+    },
+
     /// A receiver of a custom [`Signal`](crate::Signal) returned an error.
     #[error("receiver `{receiver}` of signal `{signal}` failed: {source}")]
     Signal {
@@ -259,6 +283,15 @@ pub enum Error {
     Other(BoxError),
 }
 
+/// Where a bulk write failed, for [`Error::Bulk`]'s message.
+fn bulk_rows(row: Option<usize>, rows: &std::ops::Range<usize>, key: Option<&str>) -> String {
+    match (row, key) {
+        (Some(row), Some(key)) => format!("row {row} (key {key})"),
+        (Some(row), None) => format!("row {row}"),
+        (None, _) => format!("the batch of rows {}..{}", rows.start, rows.end),
+    }
+}
+
 /// The kind of an [`Error`], looking through receiver wrappers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -364,7 +397,7 @@ impl Error {
             Error::Database(_) => ErrorKind::Database,
             Error::Other(_) => ErrorKind::Other,
             // `root` never returns a receiver wrapper.
-            Error::Receiver { .. } | Error::Signal { .. } => ErrorKind::Other,
+            Error::Receiver { .. } | Error::Signal { .. } | Error::Bulk { .. } => ErrorKind::Other,
         }
     }
 
@@ -409,7 +442,10 @@ impl Error {
     /// wrappers.
     pub fn root(&self) -> &Error {
         let mut err = self;
-        while let Error::Receiver { source, .. } | Error::Signal { source, .. } = err {
+        while let Error::Receiver { source, .. }
+        | Error::Signal { source, .. }
+        | Error::Bulk { source, .. } = err
+        {
             err = source;
         }
         err
@@ -418,7 +454,10 @@ impl Error {
     /// The receivers the error passed through, outermost first, as `(model, signal, receiver)`.
     pub fn receiver_chain(&self) -> Vec<(&'static str, SignalKind, &'static str)> {
         let mut chain = Vec::new();
-        let mut err = self;
+        let mut err = match self {
+            Error::Bulk { source, .. } => source,
+            err => err,
+        };
         while let Error::Receiver {
             model,
             signal,

@@ -226,13 +226,15 @@ pub use conn::{ConnRef, DEFAULT_MAX_DEPTH, Db, PoolRef};
 pub use error::{BoxError, Error, ErrorKind, Result};
 pub use kind::SignalKind;
 pub use meta::{Column, ColumnDef, FieldSet, ModelMeta, Receivers};
-pub use model::{Deleted, Model, SaveOptions, Saved};
+pub use model::{BulkSaved, Deleted, Model, SaveOptions, Saved};
+pub use ops::bulk::MAX_CHUNK_ROWS;
 pub use ops::cascade::{OnDelete, Relation, RelationKind, relations_to};
 pub use ops::m2m::{ManyToMany, SetLinks};
 pub use query::{Filter, Numeric, Order, Query, Set, Text};
 pub use signal::{
     BoxFuture, Change, Committed, Fired, Instance, M2mAction, M2mChange, M2mChanged, MuteGuard,
-    PostDelete, PostSave, PreDelete, PreSave, Receiver, Signal, any_receivers,
+    PostDelete, PostDeleteBatch, PostSave, PostSaveBatch, PreDelete, PreDeleteBatch, PreSave,
+    PreSaveBatch, Receiver, Signal, any_receivers,
     connect_any_post_delete, connect_any_post_save, connect_any_pre_delete, connect_any_pre_save,
     connect_post_delete, connect_post_save, connect_pre_delete, connect_pre_save, disconnect,
     disconnect_any, mute, mute_receiver, receivers, record_signals,

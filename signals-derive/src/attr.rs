@@ -46,6 +46,10 @@ pub(crate) struct Signal {
     pub(crate) context: &'static str,
     /// Whether receivers get the instance as `&mut` (else `&`).
     pub(crate) mutable: bool,
+    /// The method of `Hooks` that runs its receivers for a batch of rows.
+    pub(crate) batch_hook: &'static str,
+    /// The context type batched receivers get.
+    pub(crate) batch_context: &'static str,
 }
 
 /// The model signals, in the order their attributes are documented.
@@ -55,6 +59,8 @@ pub(crate) const SIGNALS: [Signal; 4] = [
         kind: "PreSave",
         hook: "__pre_save",
         context: "PreSave",
+        batch_hook: "__pre_save_batch",
+        batch_context: "PreSaveBatch",
         mutable: true,
     },
     Signal {
@@ -62,6 +68,8 @@ pub(crate) const SIGNALS: [Signal; 4] = [
         kind: "PostSave",
         hook: "__post_save",
         context: "PostSave",
+        batch_hook: "__post_save_batch",
+        batch_context: "PostSaveBatch",
         mutable: false,
     },
     Signal {
@@ -69,6 +77,8 @@ pub(crate) const SIGNALS: [Signal; 4] = [
         kind: "PreDelete",
         hook: "__pre_delete",
         context: "PreDelete",
+        batch_hook: "__pre_delete_batch",
+        batch_context: "PreDeleteBatch",
         mutable: false,
     },
     Signal {
@@ -76,6 +86,8 @@ pub(crate) const SIGNALS: [Signal; 4] = [
         kind: "PostDelete",
         hook: "__post_delete",
         context: "PostDelete",
+        batch_hook: "__post_delete_batch",
+        batch_context: "PostDeleteBatch",
         mutable: false,
     },
 ];
@@ -93,6 +105,9 @@ pub(crate) struct Receiver {
     /// Listed with `robust` (where it was written): its errors are collected instead of
     /// failing the save.
     pub(crate) robust: Option<Span>,
+    /// Listed with `batch` (where it was written): it takes the rows of a chunk as a slice,
+    /// with the signal's batch context.
+    pub(crate) batch: Option<Span>,
     /// Listed with `changed(a, b)`: runs only when one of these fields changed. The fields
     /// are checked against the struct's by `check`.
     pub(crate) changed: Option<Vec<Ident>>,
@@ -474,6 +489,26 @@ fn parse_receivers(attr: &Attribute, name: &str, out: &mut Vec<Receiver>, errors
             ),
         );
     }
+    // The bare word `batch` marks every receiver of this attribute as batched.
+    let (batch_flags, paths): (Vec<Path>, Vec<Path>) =
+        paths.into_iter().partition(|p| p.is_ident("batch"));
+    let batch = batch_flags.first().map(Spanned::span);
+    if let Some(extra) = batch_flags.get(1) {
+        errors.spanned(extra, "duplicate `batch`");
+    }
+    if let Some(word) = batch_flags.first() {
+        if !SIGNALS.iter().any(|s| s.name == name) {
+            errors.spanned(
+                word,
+                format!("`batch` applies to `pre_save`, `post_save`, `pre_delete` and `post_delete` receivers, not to `{name}`"),
+            );
+        } else if changed.is_some() {
+            errors.spanned(
+                word,
+                "`changed(..)` conditions a receiver row by row; a `batch` receiver gets the whole chunk and cannot have it: list the batched receivers in an attribute of their own",
+            );
+        }
+    }
     // The bare word `robust` marks every receiver of this attribute.
     let (flags, paths): (Vec<Path>, Vec<Path>) =
         paths.into_iter().partition(|p| p.is_ident("robust"));
@@ -486,6 +521,14 @@ fn parse_receivers(attr: &Attribute, name: &str, out: &mut Vec<Receiver>, errors
             &flags[0],
             format!(
                 "`robust` marks the receivers listed with it; name them, as in `#[{name}(notify, robust)]`"
+            ),
+        );
+    }
+    if batch.is_some() && paths.is_empty() {
+        errors.spanned(
+            &batch_flags[0],
+            format!(
+                "`batch` marks the receivers listed with it; name them, as in `#[{name}(create_profiles, batch)]`"
             ),
         );
     }
@@ -502,6 +545,7 @@ fn parse_receivers(attr: &Attribute, name: &str, out: &mut Vec<Receiver>, errors
             path,
             name: text,
             robust,
+            batch,
             changed: changed.clone(),
         });
     }

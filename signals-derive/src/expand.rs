@@ -560,75 +560,79 @@ fn differs(
     quote!(false #(|| #checks)*)
 }
 
-/// The method of `Hooks` that runs one signal's receivers in declaration order.
+/// The methods of `Hooks` that run one signal's receivers in declaration order: for one
+/// instance (a batched receiver gets a batch of one), and for a batch of rows (a per-row
+/// receiver runs once per row, its error naming the row).
 fn dispatcher(model: &Model<'_>, signal: &Signal, receivers: &[Receiver]) -> TokenStream {
     if receivers.is_empty() {
         return TokenStream::new();
     }
-    let name = model.ident.to_string();
     let method = format_ident!("{}", signal.hook);
+    let batch_method = format_ident!("{}", signal.batch_hook);
     let context = format_ident!("{}", signal.context);
     let context = quote!(::signals_core::#context<'_>);
-    let this = if signal.mutable {
-        quote!(&mut Self)
+    let batch_context = format_ident!("{}", signal.batch_context);
+    let batch_context = quote!(::signals_core::#batch_context<'_>);
+    let (this, rows) = if signal.mutable {
+        (quote!(&mut Self), quote!(&mut [Self]))
     } else {
-        quote!(&Self)
+        (quote!(&Self), quote!(&[Self]))
     };
-    let kind = format_ident!("{}", signal.kind);
-    let calls = receivers.iter().map(|r| {
-        let path = &r.path;
-        let receiver = &r.name;
-        // Spanned on the user's path, every token of the call: "cannot find function",
-        // argument and return-type mismatches all point at the receiver as written.
-        let span = path.span();
-        let instance = if signal.mutable {
-            quote_spanned!(span=> &mut *this)
-        } else {
-            quote_spanned!(span=> this)
+    // Each receiver as a call on one instance (`this`, `signal`), and as a call on the batch
+    // (`rows`, `signal`).
+    let one = receivers.iter().map(|r| {
+        let span = r.path.span();
+        let (instance, call_signal, prelude) = match (r.batch.is_some(), signal.mutable) {
+            (false, true) => (quote_spanned!(span=> &mut *this), quote!(&mut *signal), quote!()),
+            (false, false) => (quote_spanned!(span=> this), quote!(&mut *signal), quote!()),
+            (true, true) => (
+                quote_spanned!(span=> ::core::slice::from_mut(&mut *this)),
+                quote!(&mut batch),
+                quote!(let mut batch = signal.__as_batch();),
+            ),
+            (true, false) => (
+                quote_spanned!(span=> ::core::slice::from_ref(this)),
+                quote!(&mut batch),
+                quote!(let mut batch = signal.__as_batch();),
+            ),
         };
-        let call = quote_spanned!(span=> #path(#instance, &mut *signal));
-        let receive = quote_spanned! {span=>
-            ::signals_core::__private::receive(
-                #name,
-                ::signals_core::SignalKind::#kind,
-                #receiver,
-                #call,
-                ::core::any::TypeId::of::<Self>(),
+        receiver_call(model, signal, r, instance, call_signal, prelude)
+    });
+    let batch = receivers.iter().map(|r| {
+        let span = r.path.span();
+        if r.batch.is_some() {
+            let rows = if signal.mutable {
+                quote_spanned!(span=> &mut *rows)
+            } else {
+                quote_spanned!(span=> rows)
+            };
+            return receiver_call(model, signal, r, rows, quote!(&mut *signal), quote!());
+        }
+        let (instance, iter, row_signal) = if signal.mutable {
+            (
+                quote_spanned!(span=> &mut *this),
+                quote!(rows.iter_mut()),
+                quote!(signal.__row(i)),
             )
-            .await
-        };
-        let run = if r.robust.is_some() {
-            // In a savepoint of its own: a failure undoes only this receiver's work, and is
-            // collected instead of failing the save.
-            quote! {
-                let savepoint = ::signals_core::__private::robust_enter(&mut *signal, #name).await?;
-                let res = #receive;
-                ::signals_core::__private::robust_leave(&mut *signal, savepoint, res).await?;
-            }
         } else {
-            quote_spanned!(span=> #receive?;)
+            let row_signal = if signal.context == "PostSave" {
+                quote!(signal.__row(i, this))
+            } else {
+                quote!(signal.__row())
+            };
+            (quote_spanned!(span=> this), quote!(rows.iter()), row_signal)
         };
-        match &r.changed {
-            None => run,
-            Some(fields) => {
-                let differs = differs(
-                    model,
-                    fields,
-                    quote!(this),
-                    quote!(old),
-                    Some(quote!(signal.update_fields())),
-                );
-                quote! {
-                    // `changed(..)`: only when a named field differs from the row this save
-                    // replaces (always for a creation).
-                    let fire = match signal.old::<Self>() {
-                        ::core::option::Option::None => true,
-                        ::core::option::Option::Some(old) => #differs,
-                    };
-                    if fire {
-                        #run
-                    }
+        let call = receiver_call(model, signal, r, instance, quote!(&mut *signal), quote!());
+        quote! {
+            for (i, this) in #iter.enumerate() {
+                let res: ::signals_core::Result<()> = async {
+                    let mut one = #row_signal;
+                    let signal = &mut one;
+                    #call
+                    ::core::result::Result::Ok(())
                 }
+                .await;
+                res.map_err(|err| ::signals_core::__private::at_row(i, err))?;
             }
         }
     });
@@ -638,8 +642,86 @@ fn dispatcher(model: &Model<'_>, signal: &Signal, receivers: &[Receiver]) -> Tok
             signal: &mut #context,
         ) -> impl ::core::future::Future<Output = ::signals_core::Result<()>> + ::core::marker::Send {
             async move {
-                #(#calls)*
+                #(#one)*
                 ::core::result::Result::Ok(())
+            }
+        }
+
+        fn #batch_method(
+            rows: #rows,
+            signal: &mut #batch_context,
+        ) -> impl ::core::future::Future<Output = ::signals_core::Result<()>> + ::core::marker::Send {
+            async move {
+                #(#batch)*
+                ::core::result::Result::Ok(())
+            }
+        }
+    }
+}
+
+/// One receiver's call, as statements: `instance` and `call_signal` are its arguments,
+/// `prelude` what binds them; robust receivers run in a savepoint of their own, `changed(..)`
+/// ones only when a named field changed.
+fn receiver_call(
+    model: &Model<'_>,
+    signal: &Signal,
+    r: &Receiver,
+    instance: TokenStream,
+    call_signal: TokenStream,
+    prelude: TokenStream,
+) -> TokenStream {
+    let name = model.ident.to_string();
+    let kind = format_ident!("{}", signal.kind);
+    let path = &r.path;
+    let receiver = &r.name;
+    // Spanned on the user's path, every token of the call: "cannot find function", argument
+    // and return-type mismatches all point at the receiver as written.
+    let span = path.span();
+    let call = quote_spanned!(span=> #path(#instance, #call_signal));
+    let receive = quote_spanned! {span=>
+        {
+            #prelude
+            ::signals_core::__private::receive(
+                #name,
+                ::signals_core::SignalKind::#kind,
+                #receiver,
+                #call,
+                ::core::any::TypeId::of::<Self>(),
+            )
+            .await
+        }
+    };
+    let run = if r.robust.is_some() {
+        // In a savepoint of its own: a failure undoes only this receiver's work, and is
+        // collected instead of failing the save.
+        quote! {
+            let savepoint = ::signals_core::__private::robust_enter(&mut *signal, #name).await?;
+            let res = #receive;
+            ::signals_core::__private::robust_leave(&mut *signal, savepoint, res).await?;
+        }
+    } else {
+        quote_spanned!(span=> #receive?;)
+    };
+    match &r.changed {
+        None => run,
+        Some(fields) => {
+            let differs = differs(
+                model,
+                fields,
+                quote!(this),
+                quote!(old),
+                Some(quote!(signal.update_fields())),
+            );
+            quote! {
+                // `changed(..)`: only when a named field differs from the row this save
+                // replaces (always for a creation).
+                let fire = match signal.old::<Self>() {
+                    ::core::option::Option::None => true,
+                    ::core::option::Option::Some(old) => #differs,
+                };
+                if fire {
+                    #run
+                }
             }
         }
     }

@@ -98,7 +98,7 @@ async fn save_inner<M: Hooks>(
     })
 }
 
-async fn save_signalled<M: Hooks>(
+pub(crate) async fn save_signalled<M: Hooks>(
     m: &mut M,
     tx: &mut Tx,
     flags: SaveFlags<'_>,
@@ -143,7 +143,7 @@ async fn save_signalled<M: Hooks>(
 }
 
 /// The row write of a save; returns whether it INSERTed.
-async fn write<M: Hooks>(
+pub(crate) async fn write<M: Hooks>(
     m: &mut M,
     target: &mut Target<'_>,
     fields: Option<FieldSet<M>>,
@@ -186,7 +186,7 @@ async fn write<M: Hooks>(
 }
 
 /// An UPDATE of just `fields`; no INSERT fallback (Django raises when no row matched too).
-async fn update_fields<M: Hooks>(
+pub(crate) async fn update_fields<M: Hooks>(
     m: &M,
     target: &mut Target<'_>,
     fields: FieldSet<M>,
@@ -219,7 +219,7 @@ async fn update_fields<M: Hooks>(
 ///   type character varying(255)", so the column is the field whose text is longer than that;
 ///   MySQL names it ("Data too long for column 'photo'"). Either way the error becomes
 ///   [`Error::InvalidValue`] for that column.
-fn name_the_column<M: Hooks>(err: Error, m: &M) -> Error {
+pub(crate) fn name_the_column<M: Hooks>(err: Error, m: &M) -> Error {
     let err = match err {
         Error::ForeignKeyViolation {
             constraint,

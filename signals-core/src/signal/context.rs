@@ -248,6 +248,11 @@ impl<'t> PreSave<'t> {
         }
     }
 
+    /// The transaction, `adding` and the flags, borrowed apart (for a batch of one).
+    pub(super) fn parts(&mut self) -> (&mut Tx, &bool, SaveFlags<'t>) {
+        (&mut *self.tx, &self.adding, self.flags)
+    }
+
     save_flags!();
     old_values!();
 
@@ -346,6 +351,11 @@ impl<'t> PostSave<'t> {
             old,
             this,
         }
+    }
+
+    /// The transaction, `created` and the flags, borrowed apart (for a batch of one).
+    pub(super) fn parts(&mut self) -> (&mut Tx, &bool, SaveFlags<'t>) {
+        (&mut *self.tx, &self.created, self.flags)
     }
 
     save_flags!();

@@ -6,9 +6,10 @@
 
 use std::future::Future;
 
+use super::batch::{PostDeleteBatch, PostSaveBatch, PreDeleteBatch, PreSaveBatch};
 use super::context::{Committed, PostDelete, PostSave, PreDelete, PreSave};
 use super::{any, runtime};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::kind::{SignalKind, model_signals};
 use crate::model::Model;
 use crate::tx::Tx;
@@ -37,6 +38,40 @@ macro_rules! hooks {
                 }
             )*
 
+            /// Runs the `#[pre_save]` receivers for a chunk of a bulk save, in declaration order:
+            /// a batched receiver once with every row, a per-row one once per row.
+            fn __pre_save_batch(
+                _rows: &mut [Self],
+                _signal: &mut PreSaveBatch<'_>,
+            ) -> impl Future<Output = Result<()>> + Send {
+                async { Ok(()) }
+            }
+
+            /// Runs the `#[post_save]` receivers for a chunk of a bulk save, as
+            /// `__pre_save_batch` does.
+            fn __post_save_batch(
+                _rows: &[Self],
+                _signal: &mut PostSaveBatch<'_>,
+            ) -> impl Future<Output = Result<()>> + Send {
+                async { Ok(()) }
+            }
+
+            /// Runs the `#[pre_delete]` receivers for a group of a bulk delete.
+            fn __pre_delete_batch(
+                _rows: &[Self],
+                _signal: &mut PreDeleteBatch<'_>,
+            ) -> impl Future<Output = Result<()>> + Send {
+                async { Ok(()) }
+            }
+
+            /// Runs the `#[post_delete]` receivers for a group of a bulk delete.
+            fn __post_delete_batch(
+                _rows: &[Self],
+                _signal: &mut PostDeleteBatch<'_>,
+            ) -> impl Future<Output = Result<()>> + Send {
+                async { Ok(()) }
+            }
+
             /// Schedules the `#[on_commit]` receivers on `tx`. `old` is the row a save replaced
             /// (`Some(None)` for a creation), `None` for deletes and when not read; `written`
             /// the fields the save wrote, as bits.
@@ -62,6 +97,57 @@ macro_rules! hooks {
     };
 }
 model_signals!(hooks);
+
+/// Sends a batch: the derive's receivers (in declaration order, batched or per row), then, row
+/// by row, those connected at run time and those connected to every model. An error of a
+/// per-row receiver names its row ([`Error::Bulk`] with `row`, filled in by the operation).
+macro_rules! batch_senders {
+    ($(($name:ident, $hook:ident, $batch_hook:ident, $batch:ident, $kind:ident, [$($inst:tt)*],
+        |$signal:ident, $i:ident, $row:ident| $one:expr))*) => {$(
+        pub(crate) async fn $name<M: Hooks>(rows: &$($inst)* [M], $signal: &mut $batch<'_>) -> Result<()> {
+            M::$batch_hook(rows, $signal).await?;
+            if !runtime::connected::<M>(&[SignalKind::$kind]) && !any::connected(&[SignalKind::$kind]) {
+                return Ok(());
+            }
+            for ($i, $row) in rows.into_iter().enumerate() {
+                let res = async {
+                    let mut one = $one;
+                    runtime::$hook(&$($inst)* *$row, &mut one).await?;
+                    any::$hook(&*$row, &mut one).await
+                }
+                .await;
+                res.map_err(|err| at_row($i, err))?;
+            }
+            Ok(())
+        }
+    )*};
+}
+batch_senders! {
+    (pre_save_batch, pre_save, __pre_save_batch, PreSaveBatch, PreSave, [mut],
+        |signal, i, row| signal.__row(i))
+    (post_save_batch, post_save, __post_save_batch, PostSaveBatch, PostSave, [],
+        |signal, i, row| signal.__row(i, row))
+    (pre_delete_batch, pre_delete, __pre_delete_batch, PreDeleteBatch, PreDelete, [],
+        |signal, i, row| signal.__row())
+    (post_delete_batch, post_delete, __post_delete_batch, PostDeleteBatch, PostDelete, [],
+        |signal, i, row| signal.__row())
+}
+
+/// An error of row `i` of a batch: [`Error::Bulk`] with the row's index in its batch; the
+/// operation fills in the model, the index in the whole slice and the key.
+pub fn at_row(i: usize, err: Error) -> Error {
+    match err {
+        err @ Error::Bulk { .. } => err,
+        err => Error::Bulk {
+            model: "",
+            operation: "",
+            row: Some(i),
+            rows: i..i + 1,
+            key: None,
+            source: Box::new(err),
+        },
+    }
+}
 
 /// Whether saves of `M` read the row they replace: a receiver of `M`, or one connected for
 /// every model, asks for old values.

@@ -23,6 +23,7 @@
 //! [`Receivers`]: crate::Receivers
 
 pub(crate) mod any;
+pub(crate) mod batch;
 pub(crate) mod context;
 pub(crate) mod custom;
 pub(crate) mod hooks;
@@ -36,6 +37,7 @@ pub use any::connect_post_save as connect_any_post_save;
 pub use any::connect_pre_delete as connect_any_pre_delete;
 pub use any::connect_pre_save as connect_any_pre_save;
 pub use any::{Change, Instance, any_receivers, disconnect_any};
+pub use batch::{PostDeleteBatch, PostSaveBatch, PreDeleteBatch, PreSaveBatch};
 pub use context::{Committed, PostDelete, PostSave, PreDelete, PreSave};
 pub use custom::{BoxFuture, Signal};
 pub use hooks::Hooks;

@@ -210,6 +210,17 @@ macro_rules! has_tx {
 }
 model_signals!(has_tx);
 
+macro_rules! batch_has_tx {
+    ($($ctx:ident)*) => {$(
+        impl HasTx for super::batch::$ctx<'_> {
+            fn __tx(&mut self) -> &mut Tx {
+                self.tx()
+            }
+        }
+    )*};
+}
+batch_has_tx!(PreSaveBatch PostSaveBatch PreDeleteBatch PostDeleteBatch);
+
 /// Opens the savepoint a robust receiver runs in.
 pub async fn robust_enter(signal: &mut impl HasTx, model: &'static str) -> Result<Savepoint> {
     signal.__tx().enter(model).await

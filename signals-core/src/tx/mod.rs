@@ -57,6 +57,7 @@ impl Db {
             max_depth: self.max_depth(),
             on_commit_timeout: self.on_commit_timeout,
             pool: self.id,
+            mysql_returning: None,
         })
     }
 
@@ -168,6 +169,9 @@ pub struct Tx {
     /// Per row and receiver, what `#[on_commit(.., changed(..))]` receivers compare at commit:
     /// the row before its first save in this transaction (typed in `signal::receiver`).
     pub(crate) row_states: HashMap<(TypeId, &'static str, String), Arc<dyn Any + Send + Sync>>,
+    /// On MySQL-family servers, once a bulk save asked: whether `INSERT .. RETURNING` exists
+    /// (MariaDB 10.5 and later).
+    pub(crate) mysql_returning: Option<bool>,
 }
 
 impl fmt::Debug for Tx {

@@ -1,220 +1,24 @@
-//! The public [`Model`] trait, and what its operations take and return ([`SaveOptions`],
-//! [`Saved`], [`Deleted`]).
+//! The public [`Model`] trait; what its operations take and return ([`SaveOptions`],
+//! [`Saved`], [`Deleted`], [`BulkSaved`]) is in `outcome`.
 //!
 //! Uses `error`, `backend`, `value`, `meta`, `sql` and `tx` (the executors). The operations
 //! themselves live in `ops`, above this module: `Model`'s methods reach them through its
 //! hidden `__Ops` type, which the derive sets to `__private::Ops` ([`Operations`] says what it
 //! provides), and the receivers through `signal::Hooks`.
 
-use std::fmt;
 use std::future::Future;
 
 use crate::backend::Backend;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::meta::{Column, ColumnDef, FieldSet, ModelMeta};
 use crate::query::Query;
 use crate::sql::Statements;
 use crate::tx::{Executor, Target, Tx};
 use crate::value::{Args, FieldType, Row};
 
-/// What [`Model::save`] did; see the example of [`Model::save`].
-#[derive(Debug)]
-pub struct Saved {
-    pub(crate) created: bool,
-    pub(crate) receiver_errors: Vec<Error>,
-    pub(crate) post_commit_errors: Vec<Error>,
-}
+mod outcome;
 
-impl Saved {
-    /// `true` when the save INSERTed a row, `false` when it UPDATEd one.
-    pub fn created(&self) -> bool {
-        self.created
-    }
-
-    /// The errors of receivers marked `robust` (`#[post_save(notify, robust)]`), which were
-    /// logged and undone alone instead of failing the save. Empty when all went well.
-    ///
-    /// ```
-    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> signals_core::Result<()> {
-    /// use signals_core::{BoxError, Db, Model, PostSave, Result};
-    ///
-    /// #[derive(Model)]
-    /// #[post_save(notify, robust)]
-    /// struct Order { id: Option<i64> }
-    ///
-    /// async fn notify(_: &Order, _: &mut PostSave<'_>) -> Result<()> {
-    ///     Err(BoxError::from("mail server down").into())
-    /// }
-    ///
-    /// let db = Db::connect("sqlite::memory:").await?;
-    /// db.execute_unprepared("CREATE TABLE \"order\" (id INTEGER PRIMARY KEY)").await?;
-    /// let saved = Order { id: None }.save(&db).await?; // the order is saved all the same
-    /// assert_eq!(saved.receiver_errors().len(), 1);
-    /// # Ok(()) }
-    /// ```
-    pub fn receiver_errors(&self) -> &[Error] {
-        &self.receiver_errors
-    }
-
-    /// The errors of `#[on_commit]` receivers, which ran after this save committed: the save
-    /// stands. Only a save that ran its own transaction (given `&Db`) sees them; inside a
-    /// caller's transaction they run at its commit: see [`Tx::commit_reporting`].
-    ///
-    /// [`Tx::commit_reporting`]: crate::Tx::commit_reporting
-    pub fn post_commit_errors(&self) -> &[Error] {
-        &self.post_commit_errors
-    }
-}
-
-/// What [`Model::delete`] deleted: the instance's row and the rows its cascade reached.
-///
-/// ```
-/// # #[tokio::main(flavor = "current_thread")] async fn main() -> signals_core::Result<()> {
-/// use signals_core::{Db, Model};
-///
-/// #[derive(Model)]
-/// struct Author { id: Option<i64> }
-///
-/// #[derive(Model)]
-/// struct Book {
-///     id: Option<i64>,
-///     #[model(foreign_key = Author, on_delete = cascade)]
-///     author_id: i64,
-/// }
-///
-/// let db = Db::connect("sqlite::memory:").await?;
-/// db.execute_unprepared(
-///     "CREATE TABLE author (id INTEGER PRIMARY KEY);
-///      CREATE TABLE book (id INTEGER PRIMARY KEY, author_id INTEGER NOT NULL REFERENCES author(id));",
-/// ).await?;
-/// let mut author = Author { id: None };
-/// author.save(&db).await?;
-/// for _ in 0..2 {
-///     Book { id: None, author_id: author.id.unwrap() }.save(&db).await?;
-/// }
-/// let deleted = author.delete(&db).await?;
-/// assert_eq!(deleted.total(), 3);
-/// assert_eq!(deleted.per_model(), [("Book", 2), ("Author", 1)]);
-/// assert_eq!(author.id, None);
-/// # Ok(()) }
-/// ```
-#[derive(Debug, Default)]
-pub struct Deleted {
-    pub(crate) per_model: Vec<(&'static str, u64)>,
-    pub(crate) receiver_errors: Vec<Error>,
-    pub(crate) post_commit_errors: Vec<Error>,
-}
-
-impl Deleted {
-    /// The errors of delete receivers marked `robust`, logged and undone alone instead of
-    /// failing the delete; see [`Saved::receiver_errors`].
-    pub fn receiver_errors(&self) -> &[Error] {
-        &self.receiver_errors
-    }
-
-    /// The errors of `#[on_commit]` receivers that ran after the delete committed; see
-    /// [`Saved::post_commit_errors`].
-    pub fn post_commit_errors(&self) -> &[Error] {
-        &self.post_commit_errors
-    }
-
-    /// Rows deleted in all.
-    pub fn total(&self) -> u64 {
-        self.per_model.iter().map(|(_, n)| n).sum()
-    }
-
-    /// Rows deleted per model, in the order the models were deleted (children first).
-    pub fn per_model(&self) -> &[(&'static str, u64)] {
-        &self.per_model
-    }
-
-    pub(crate) fn add(&mut self, model: &'static str, rows: u64) {
-        match self.per_model.iter_mut().find(|(m, _)| *m == model) {
-            Some((_, n)) => *n += rows,
-            None => self.per_model.push((model, rows)),
-        }
-    }
-}
-
-/// How [`Model::save_with`] saves.
-///
-/// ```
-/// # #[tokio::main(flavor = "current_thread")] async fn main() -> signals_core::Result<()> {
-/// use signals_core::{Db, Model, SaveOptions};
-///
-/// #[derive(Model)]
-/// struct User { id: Option<i64>, username: String, email: String }
-///
-/// let db = Db::connect("sqlite::memory:").await?;
-/// db.execute_unprepared("CREATE TABLE user (id INTEGER PRIMARY KEY, username TEXT, email TEXT)").await?;
-/// let mut user = User { id: None, username: "john".into(), email: "a@x.org".into() };
-/// user.save(&db).await?;
-///
-/// user.username = "changed, not saved".into();
-/// user.email = "b@x.org".into();
-/// user.save_with(&db, SaveOptions::new().update_fields(User::EMAIL)).await?;
-/// let row = User::get(&db, user.id.unwrap()).await?.unwrap();
-/// assert_eq!((row.username.as_str(), row.email.as_str()), ("john", "b@x.org"));
-/// # Ok(()) }
-/// ```
-pub struct SaveOptions<M> {
-    pub(crate) update_fields: Option<FieldSet<M>>,
-    pub(crate) raw: bool,
-    pub(crate) quiet: bool,
-}
-
-impl<M> SaveOptions<M> {
-    /// A plain save, as [`Model::save`] does.
-    pub fn new() -> Self {
-        SaveOptions {
-            update_fields: None,
-            raw: false,
-            quiet: false,
-        }
-    }
-
-    /// Saves only these fields (Django's `update_fields`), with an UPDATE of just those
-    /// columns; the receivers see their names in `signal.update_fields()`. The instance must
-    /// have a key and a row: no INSERT happens, and a missing row is [`Error::NotFound`]. An
-    /// empty set saves nothing and sends no signal. Changes a `pre_save` receiver makes to
-    /// fields outside the set stay on the instance and are not written.
-    ///
-    /// [`Error::NotFound`]: crate::Error::NotFound
-    pub fn update_fields(mut self, fields: impl Into<FieldSet<M>>) -> Self {
-        self.update_fields = Some(fields.into());
-        self
-    }
-
-    /// Marks the save as raw (Django's `raw=True`, as when loading fixtures): the row is
-    /// written as it is and receivers see `signal.raw() == true`, so they can skip touching
-    /// other rows.
-    pub fn raw(mut self) -> Self {
-        self.raw = true;
-        self
-    }
-
-    /// Sends no signal at all: just the write, one statement, no transaction.
-    pub fn quietly(mut self) -> Self {
-        self.quiet = true;
-        self
-    }
-}
-
-impl<M> Default for SaveOptions<M> {
-    fn default() -> Self {
-        SaveOptions::new()
-    }
-}
-
-impl<M> fmt::Debug for SaveOptions<M> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SaveOptions")
-            .field("update_fields", &self.update_fields)
-            .field("raw", &self.raw)
-            .field("quiet", &self.quiet)
-            .finish()
-    }
-}
+pub use outcome::{BulkSaved, Deleted, SaveOptions, Saved};
 
 /// A struct stored as a table row, with signals on save and delete.
 ///
@@ -470,6 +274,110 @@ pub trait Model: Sized + Send + Sync + 'static {
         Self::__Ops::get_for_update(Target::Tx(tx), key)
     }
 
+    /// Saves every instance of `rows` in a few multi-row statements, with their signals:
+    /// Django's `bulk_create` and `bulk_update` in one call, and the signals Django skips.
+    /// Instances without a key are INSERTed, their new keys read back into them; the others
+    /// are UPDATEd (INSERTed when no row has their key), as [`save`](Self::save) decides for
+    /// one. [`BulkSaved::created`] tells which, row by row.
+    ///
+    /// The rows go in chunks ([`MAX_CHUNK_ROWS`](crate::MAX_CHUNK_ROWS) at most, fewer where
+    /// the backend's limit of bound parameters demands). Per chunk, `pre_save` is sent, the
+    /// rows are written, then `post_save`: a batched receiver (`#[post_save(f, batch)]`) once
+    /// with the chunk's rows, a per-row receiver once per row, in declaration order, then
+    /// those connected at run time, row by row. Models whose receivers compare old values
+    /// (`changed(..)`, `#[model(old_values)]`) are saved row by row instead, each row read and
+    /// locked before its save, in the same one transaction.
+    ///
+    /// All or nothing: everything runs in one transaction (a savepoint of `ex`'s when it is a
+    /// [`Tx`](crate::Tx)); a failing receiver or statement rolls all of it back, clears the
+    /// keys it had assigned, and returns [`Error::Bulk`](crate::Error::Bulk) naming the row
+    /// (or the batch) that failed.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> signals_core::Result<()> {
+    /// use signals_core::{Db, Model, PostSaveBatch, Result};
+    ///
+    /// #[derive(Model)]
+    /// #[post_save(create_profiles, batch)]
+    /// struct User { id: Option<i64>, username: String }
+    ///
+    /// #[derive(Model)]
+    /// struct Profile { id: Option<i64>, user_id: i64 }
+    ///
+    /// async fn create_profiles(users: &[User], signal: &mut PostSaveBatch<'_>) -> Result<()> {
+    ///     let mut profiles: Vec<Profile> = users
+    ///         .iter()
+    ///         .zip(signal.created())
+    ///         .filter(|(_, created)| **created)
+    ///         .filter_map(|(user, _)| Some(Profile { id: None, user_id: user.id? }))
+    ///         .collect();
+    ///     Profile::bulk_save(signal.tx(), &mut profiles).await?;
+    ///     Ok(())
+    /// }
+    ///
+    /// let db = Db::connect("sqlite::memory:").await?;
+    /// db.execute_unprepared(
+    ///     "CREATE TABLE user (id INTEGER PRIMARY KEY, username TEXT NOT NULL);
+    ///      CREATE TABLE profile (id INTEGER PRIMARY KEY, user_id INTEGER NOT NULL);",
+    /// ).await?;
+    /// let mut users: Vec<User> = (0..3)
+    ///     .map(|i| User { id: None, username: format!("user{i}") })
+    ///     .collect();
+    /// let saved = User::bulk_save(&db, &mut users).await?;
+    /// assert_eq!(saved.created(), [true, true, true]);
+    /// assert_eq!(users.iter().map(|u| u.id).collect::<Vec<_>>(), [Some(1), Some(2), Some(3)]);
+    /// assert_eq!(Profile::query().count(&db).await?, 3);
+    ///
+    /// // A single save sends the batched receiver a batch of one.
+    /// User { id: None, username: "ada".into() }.save(&db).await?;
+    /// assert_eq!(Profile::query().count(&db).await?, 4);
+    /// # Ok(()) }
+    /// ```
+    fn bulk_save<'e>(
+        ex: impl Executor<'e>,
+        rows: &mut [Self],
+    ) -> impl Future<Output = Result<BulkSaved>> + Send {
+        Self::__Ops::bulk_save(rows, ex.__target(), None)
+    }
+
+    /// UPDATEs only `fields` of every instance of `rows` (Django's `bulk_update`), with the
+    /// save signals as [`bulk_save`](Self::bulk_save) sends them (`update_fields` set). Every
+    /// instance must have a key ([`Error::NotSaved`](crate::Error::NotSaved) otherwise) and a
+    /// row ([`Error::NotFound`](crate::Error::NotFound)); the key cannot be among `fields`.
+    /// The fields are columns of the model (`User::EMAIL`, `User::EMAIL | User::NAME`), so a
+    /// field of another model does not compile.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> signals_core::Result<()> {
+    /// use signals_core::{Db, Model};
+    ///
+    /// #[derive(Model)]
+    /// struct Tag { id: Option<i64>, name: String, uses: i64 }
+    ///
+    /// let db = Db::connect("sqlite::memory:").await?;
+    /// db.execute_unprepared("CREATE TABLE tag (id INTEGER PRIMARY KEY, name TEXT NOT NULL, uses INTEGER NOT NULL)").await?;
+    /// let mut tags = vec![
+    ///     Tag { id: None, name: "rust".into(), uses: 0 },
+    ///     Tag { id: None, name: "sql".into(), uses: 0 },
+    /// ];
+    /// Tag::bulk_save(&db, &mut tags).await?;
+    /// for tag in &mut tags {
+    ///     tag.uses += 1;
+    ///     tag.name = "not saved".into();
+    /// }
+    /// Tag::bulk_update(&db, &mut tags, Tag::USES).await?;
+    /// let rust = Tag::get(&db, 1).await?.unwrap();
+    /// assert_eq!((rust.name.as_str(), rust.uses), ("rust", 1));
+    /// # Ok(()) }
+    /// ```
+    fn bulk_update<'e>(
+        ex: impl Executor<'e>,
+        rows: &mut [Self],
+        fields: impl Into<FieldSet<Self>>,
+    ) -> impl Future<Output = Result<BulkSaved>> + Send {
+        Self::__Ops::bulk_save(rows, ex.__target(), Some(fields.into()))
+    }
+
     /// Reloads every field from the instance's row (Django's `refresh_from_db`): what a
     /// receiver, another task or another process changed since it was loaded. Fails with
     /// [`Error::NotSaved`](crate::Error::NotSaved) when the instance has no key and
@@ -586,6 +494,12 @@ pub trait Operations<M: Model> {
     ) -> impl Future<Output = Result<Option<M>>> + Send;
     /// [`Model::refresh`].
     fn refresh(m: &mut M, target: Target<'_>) -> impl Future<Output = Result<()>> + Send;
+    /// [`Model::bulk_save`], and with fields [`Model::bulk_update`].
+    fn bulk_save(
+        rows: &mut [M],
+        target: Target<'_>,
+        fields: Option<FieldSet<M>>,
+    ) -> impl Future<Output = Result<BulkSaved>> + Send;
     /// [`Model::all`].
     fn all(target: Target<'_>) -> impl Future<Output = Result<Vec<M>>> + Send;
     /// [`Model::filter`].

@@ -1,0 +1,244 @@
+//! Bulk saves and updates: multi-row statements, keys read back, created flags, batched and
+//! per-row receivers, chunking, and all-or-nothing failures naming their row.
+#![allow(clippy::unwrap_used)]
+
+use signals_core::{
+    Backend, BoxError, Error, ErrorKind, Model, PostSave, PostSaveBatch, PreSave, PreSaveBatch,
+    Result, __private::chunk_rows,
+};
+use signals_tests::{count, create_tables, db_test, record, scalar, take_events};
+
+#[derive(Debug, Clone, Model)]
+#[model(table = "member")]
+#[pre_save(normalize, batch)]
+#[pre_save(stamp)]
+#[post_save(create_cards, batch)]
+#[post_save(log_row)]
+struct Member {
+    id: Option<i64>,
+    #[model(unique)]
+    name: String,
+    visits: i64,
+}
+
+#[derive(Debug, Clone, Model)]
+struct Card {
+    id: Option<i64>,
+    member_id: i64,
+}
+
+async fn normalize(rows: &mut [Member], signal: &mut PreSaveBatch<'_>) -> Result<()> {
+    record(format!("normalize {}", rows.len()));
+    assert_eq!(signal.adding().len(), rows.len());
+    for m in rows.iter_mut() {
+        m.name = m.name.trim().to_owned();
+    }
+    Ok(())
+}
+
+async fn stamp(m: &mut Member, _: &mut PreSave<'_>) -> Result<()> {
+    if m.name == "refuse" {
+        return Err(BoxError::from("refused in pre_save").into());
+    }
+    Ok(())
+}
+
+async fn create_cards(rows: &[Member], signal: &mut PostSaveBatch<'_>) -> Result<()> {
+    record(format!("create_cards {}", rows.len()));
+    let mut cards: Vec<Card> = rows
+        .iter()
+        .zip(signal.created())
+        .filter(|(_, created)| **created)
+        .map(|(m, _)| Card {
+            id: None,
+            member_id: m.id.unwrap(),
+        })
+        .collect();
+    Card::bulk_save(signal.tx(), &mut cards).await?;
+    if rows.iter().any(|m| m.name == "batch-fails") {
+        return Err(BoxError::from("cards refused").into());
+    }
+    Ok(())
+}
+
+async fn log_row(m: &Member, signal: &mut PostSave<'_>) -> Result<()> {
+    if m.name.starts_with("log") {
+        record(format!("log {} {}", m.name, signal.created()));
+    }
+    Ok(())
+}
+
+const SCHEMA: &str = "
+CREATE TABLE member (id {pk}, name {text} NOT NULL UNIQUE, visits BIGINT NOT NULL);
+CREATE TABLE card (id {pk}, member_id BIGINT NOT NULL)";
+
+fn members(names: &[&str]) -> Vec<Member> {
+    names
+        .iter()
+        .map(|n| Member {
+            id: None,
+            name: (*n).to_owned(),
+            visits: 0,
+        })
+        .collect()
+}
+
+db_test!(async fn bulk_save_inserts_reads_keys_back_and_sends_batches(db) {
+    create_tables(&db, SCHEMA).await;
+    let mut rows = members(&[" a ", "b", "c"]);
+    let saved = Member::bulk_save(&db, &mut rows).await.unwrap();
+    assert_eq!(saved.created(), [true, true, true]);
+    assert_eq!((saved.inserted(), saved.updated()), (3, 0));
+    assert_eq!(take_events(), ["normalize 3", "create_cards 3"]);
+    assert_eq!(rows[0].name, "a", "pre_save changed the row before the write");
+    for row in &rows {
+        let stored = Member::get(&db, row.id.unwrap()).await.unwrap().unwrap();
+        assert_eq!(stored.name, row.name, "each key read back belongs to its own row");
+    }
+    assert_eq!(count(&db, "card").await, 3);
+    let ids: Vec<i64> = rows.iter().map(|r| r.id.unwrap()).collect();
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
+});
+
+db_test!(async fn mixed_bulks_update_rows_with_keys_and_insert_the_rest(db) {
+    create_tables(&db, SCHEMA).await;
+    let mut first = members(&["log-old", "x"]);
+    Member::bulk_save(&db, &mut first).await.unwrap();
+    take_events();
+    let mut old = first[0].clone();
+    old.visits = 5;
+    let mut ghost = Member { id: Some(9_000), name: "log-ghost".into(), visits: 1 };
+    ghost.visits = 1;
+    let mut rows = vec![members(&["log-new"]).remove(0), old, ghost];
+    let saved = Member::bulk_save(&db, &mut rows).await.unwrap();
+    assert_eq!(saved.created(), [true, false, true], "a key without a row is inserted with it");
+    assert_eq!(rows[2].id, Some(9_000));
+    assert_eq!(
+        take_events(),
+        ["normalize 3", "create_cards 3", "log log-new true", "log log-old false", "log log-ghost true"],
+        "batched receivers once per chunk, per-row receivers once per row, in declaration order"
+    );
+    assert_eq!(Member::get(&db, first[0].id.unwrap()).await.unwrap().unwrap().visits, 5);
+    assert_eq!(count(&db, "card").await, 4, "cards for the created rows only");
+});
+
+db_test!(async fn a_single_save_sends_batched_receivers_a_batch_of_one(db) {
+    create_tables(&db, SCHEMA).await;
+    let mut m = members(&["log-one"]).remove(0);
+    assert!(m.save(&db).await.unwrap().created());
+    assert_eq!(take_events(), ["normalize 1", "create_cards 1", "log log-one true"]);
+    assert_eq!(count(&db, "card").await, 1);
+});
+
+db_test!(async fn chunks_split_at_the_limit(db) {
+    create_tables(&db, SCHEMA).await;
+    let limit = chunk_rows::<Member>(db.backend());
+    for n in [limit, limit + 1] {
+        let names: Vec<String> = (0..n).map(|i| format!("m{n}-{i}")).collect();
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        let mut rows = members(&names);
+        let saved = Member::bulk_save(&db, &mut rows).await.unwrap();
+        assert_eq!(saved.inserted(), n);
+        let expected: Vec<String> = if n == limit {
+            vec![format!("normalize {limit}"), format!("create_cards {limit}")]
+        } else {
+            vec![
+                format!("normalize {limit}"),
+                format!("create_cards {limit}"),
+                "normalize 1".into(),
+                "create_cards 1".into(),
+            ]
+        };
+        assert_eq!(take_events(), expected);
+        for row in [&rows[0], &rows[n - 1]] {
+            let stored = Member::get(&db, row.id.unwrap()).await.unwrap().unwrap();
+            assert_eq!(stored.name, row.name);
+        }
+    }
+    assert_eq!(count(&db, "card").await, (2 * limit + 1) as i64);
+});
+
+/// A failure anywhere writes nothing, clears the keys it had assigned and names the row.
+async fn fails_at(db: &signals_core::Db, names: &[&str], row: Option<usize>, kind: ErrorKind) {
+    let mut rows = members(names);
+    let err = Member::bulk_save(db, &mut rows).await.unwrap_err();
+    take_events();
+    match &err {
+        Error::Bulk { model, operation, row: r, .. } => {
+            assert_eq!((*model, *operation, *r), ("Member", "save", row), "{err}");
+        }
+        other => panic!("not a bulk error: {other}"),
+    }
+    assert_eq!(err.kind(), kind, "{err}");
+    assert!(rows.iter().all(|r| r.id.is_none()), "keys of rolled-back rows are cleared");
+    assert_eq!(count(db, "member").await, 1, "nothing of the bulk was kept");
+    assert_eq!(count(db, "card").await, 1);
+}
+
+db_test!(async fn all_or_nothing_on_a_failure_at_the_first_a_middle_and_the_last_row(db) {
+    create_tables(&db, SCHEMA).await;
+    Member::bulk_save(&db, &mut members(&["taken"])).await.unwrap();
+    take_events();
+    // A unique violation: the multi-row statement fails, the row is found.
+    fails_at(&db, &["taken", "b", "c"], Some(0), ErrorKind::UniqueViolation).await;
+    fails_at(&db, &["a", "taken", "c"], Some(1), ErrorKind::UniqueViolation).await;
+    fails_at(&db, &["a", "b", "taken"], Some(2), ErrorKind::UniqueViolation).await;
+    // Two rows of one statement clash with each other: the second is named.
+    fails_at(&db, &["a", "dup", "dup"], Some(2), ErrorKind::UniqueViolation).await;
+    // A per-row receiver.
+    fails_at(&db, &["refuse", "b", "c"], Some(0), ErrorKind::Other).await;
+    fails_at(&db, &["a", "refuse", "c"], Some(1), ErrorKind::Other).await;
+    fails_at(&db, &["a", "b", "refuse"], Some(2), ErrorKind::Other).await;
+    // A batched receiver: the batch is named.
+    fails_at(&db, &["a", "batch-fails"], None, ErrorKind::Other).await;
+
+    let mut rows = members(&["taken", "b"]);
+    let err = Member::bulk_save(&db, &mut rows).await.unwrap_err();
+    assert!(err.to_string().starts_with("bulk save of `Member` failed at row 0"), "{err}");
+    // The connection is still usable, and so is a transaction the bulk failed in.
+    let mut tx = db.begin().await.unwrap();
+    assert!(Member::bulk_save(&mut tx, &mut members(&["taken"])).await.is_err());
+    Member::bulk_save(&mut tx, &mut members(&["after"])).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(count(&db, "member").await, 2);
+});
+
+db_test!(async fn bulk_update_writes_only_the_fields_named(db) {
+    create_tables(&db, SCHEMA).await;
+    let mut rows = members(&["p", "q"]);
+    Member::bulk_save(&db, &mut rows).await.unwrap();
+    take_events();
+    for row in &mut rows {
+        row.visits = 7;
+        row.name.push_str("-unsaved");
+    }
+    let saved = Member::bulk_update(&db, &mut rows, Member::VISITS).await.unwrap();
+    assert_eq!(saved.created(), [false, false]);
+    assert_eq!(take_events(), ["normalize 2", "create_cards 2"]);
+    assert_eq!(scalar(&db, "SELECT COUNT(*) FROM member WHERE visits = 7").await, 2);
+    assert_eq!(count(&db, "card").await, 2, "no card for updated rows");
+    let stored = Member::get(&db, rows[0].id.unwrap()).await.unwrap().unwrap();
+    assert_eq!(stored.name, "p");
+
+    // A row without a key, or without a row: nothing is written.
+    let mut mixed = vec![rows[0].clone(), members(&["new"]).remove(0)];
+    mixed[0].visits = 100;
+    let err = Member::bulk_update(&db, &mut mixed, Member::VISITS).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotSaved, "{err}");
+    assert!(matches!(err, Error::Bulk { row: Some(1), .. }), "{err}");
+    let mut gone = vec![rows[0].clone(), Member { id: Some(77_777), name: "g".into(), visits: 1 }];
+    gone[0].visits = 100;
+    let err = Member::bulk_update(&db, &mut gone, Member::VISITS).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
+    assert!(matches!(err, Error::Bulk { row: Some(1), key: Some(ref k), .. } if k == "77777"), "{err}");
+    assert_eq!(scalar(&db, "SELECT COUNT(*) FROM member WHERE visits = 7").await, 2);
+    take_events();
+});
+
+db_test!(async fn an_empty_bulk_does_nothing(db) {
+    create_tables(&db, SCHEMA).await;
+    let saved = Member::bulk_save(&db, &mut []).await.unwrap();
+    assert!(saved.created().is_empty());
+    assert!(take_events().is_empty());
+    let _ = Backend::Sqlite;
+});
