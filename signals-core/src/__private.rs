@@ -70,6 +70,10 @@ impl<M: Hooks> Operations<M> for Ops {
         crate::ops::bulk::bulk_save(rows, target, fields)
     }
 
+    fn bulk_delete(rows: &mut [M], target: Target<'_>) -> impl Future<Output = Result<Deleted>> + Send {
+        crate::ops::bulk_delete::bulk_delete(rows, target)
+    }
+
     fn all(target: Target<'_>) -> impl Future<Output = Result<Vec<M>>> + Send {
         crate::ops::load::all(target)
     }
@@ -117,6 +121,10 @@ impl<M: Model> Operations<M> for Fallback {
         _: Target<'_>,
         _: Option<FieldSet<M>>,
     ) -> impl Future<Output = Result<BulkSaved>> + Send {
+        std::future::pending()
+    }
+
+    fn bulk_delete(_: &mut [M], _: Target<'_>) -> impl Future<Output = Result<Deleted>> + Send {
         std::future::pending()
     }
 

@@ -31,8 +31,6 @@ pub struct Statements {
     pub(crate) select_where_null: Vec<String>,
     /// Per column: SELECT COUNT(*) ... WHERE column = ?.
     pub(crate) count_where: Vec<String>,
-    /// Per column: UPDATE ... SET column = NULL WHERE column = ?.
-    pub(crate) set_null_where: Vec<String>,
 }
 
 struct Writer {
@@ -194,11 +192,6 @@ impl Statements {
                 w.param(&mut s);
                 s
             }),
-            set_null_where: per_column(&|col, w| {
-                let mut s = format!("UPDATE {table} SET {col} = NULL WHERE {col} = ");
-                w.param(&mut s);
-                s
-            }),
         }
     }
 }
@@ -310,4 +303,109 @@ mod tests {
         let s = Statements::build(&KEY_ONLY, Backend::MySql);
         assert_eq!(s.insert, "INSERT INTO `tag` () VALUES ()");
     }
+}
+
+/// A statement over the rows whose `column` is in a list of `n` values (`IN (?, ..)`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum InList {
+    /// `SELECT <every column> .. ORDER BY key`.
+    Select,
+    /// `DELETE`.
+    Delete,
+    /// `UPDATE .. SET column = NULL`.
+    SetNull,
+}
+
+/// `SELECT`/`DELETE`/`UPDATE .. SET column = NULL` of the rows of `meta` whose column at
+/// `column` is one of `n` bound values.
+pub(crate) fn where_in(
+    meta: &ModelMeta,
+    backend: Backend,
+    what: InList,
+    column: usize,
+    n: usize,
+) -> String {
+    let mut w = Writer::new(backend);
+    let mut table = String::new();
+    w.ident(&mut table, meta.table);
+    let mut col = String::new();
+    w.ident(&mut col, meta.columns[column]);
+    let mut s = match what {
+        InList::Select => {
+            let mut s = String::from("SELECT ");
+            for (i, c) in meta.columns.iter().enumerate() {
+                if i > 0 {
+                    s.push_str(", ");
+                }
+                w.ident(&mut s, c);
+            }
+            let _ = write!(s, " FROM {table}");
+            s
+        }
+        InList::Delete => format!("DELETE FROM {table}"),
+        InList::SetNull => format!("UPDATE {table} SET {col} = NULL"),
+    };
+    let _ = write!(s, " WHERE {col} IN (");
+    for i in 0..n {
+        if i > 0 {
+            s.push_str(", ");
+        }
+        w.param(&mut s);
+    }
+    s.push(')');
+    if let InList::Select = what {
+        s.push_str(" ORDER BY ");
+        w.ident(&mut s, meta.columns[meta.primary_key]);
+    }
+    s
+}
+
+/// `INSERT INTO t (non-key columns) VALUES (..), (..) [RETURNING key]` for `n` rows, the
+/// database assigning the keys.
+pub(crate) fn multi_row_insert(
+    meta: &ModelMeta,
+    backend: Backend,
+    n: usize,
+    returning: bool,
+) -> String {
+    let mut w = Writer::new(backend);
+    let mut s = String::from("INSERT INTO ");
+    w.ident(&mut s, meta.table);
+    let others = meta
+        .columns
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != meta.primary_key);
+    s.push_str(" (");
+    for (n, (_, c)) in others.enumerate() {
+        if n > 0 {
+            s.push_str(", ");
+        }
+        w.ident(&mut s, c);
+    }
+    s.push_str(") VALUES ");
+    let per_row = meta.columns.len() - 1;
+    for r in 0..n {
+        if r > 0 {
+            s.push_str(", ");
+        }
+        s.push('(');
+        for i in 0..per_row {
+            if i > 0 {
+                s.push_str(", ");
+            }
+            w.param(&mut s);
+        }
+        s.push(')');
+    }
+    if returning {
+        let mut key = String::new();
+        w.ident(&mut key, meta.columns[meta.primary_key]);
+        if backend == Backend::Postgres {
+            let _ = write!(s, " RETURNING CAST({key} AS BIGINT)");
+        } else {
+            let _ = write!(s, " RETURNING {key}");
+        }
+    }
+    s
 }

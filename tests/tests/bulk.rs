@@ -242,3 +242,168 @@ db_test!(async fn an_empty_bulk_does_nothing(db) {
     assert!(take_events().is_empty());
     let _ = Backend::Sqlite;
 });
+
+#[derive(Debug, Clone, Model)]
+#[pre_delete(count_teams, batch)]
+#[post_delete(log_team)]
+struct Team {
+    id: Option<i64>,
+    name: String,
+}
+
+#[derive(Debug, Clone, Model)]
+#[pre_delete(refuse_captain)]
+#[post_delete(count_players, batch)]
+struct Player {
+    id: Option<i64>,
+    #[model(foreign_key = Team, on_delete = cascade)]
+    team_id: i64,
+    name: String,
+}
+
+/// No receivers, nothing below: deleted with one statement, never read.
+#[derive(Debug, Clone, Model)]
+struct Badge {
+    id: Option<i64>,
+    #[model(foreign_key = Player, on_delete = cascade)]
+    player_id: i64,
+}
+
+#[derive(Debug, Clone, Model)]
+struct Sponsor {
+    id: Option<i64>,
+    #[model(foreign_key = Team, on_delete = set_null)]
+    team_id: Option<i64>,
+}
+
+async fn count_teams(rows: &[Team], signal: &mut signals_core::PreDeleteBatch<'_>) -> Result<()> {
+    record(format!("pre teams {} from {}", rows.len(), signal.origin()));
+    if rows.iter().any(|t| t.name == "batch-refuses") {
+        return Err(BoxError::from("not these teams").into());
+    }
+    Ok(())
+}
+
+async fn log_team(team: &Team, _: &mut signals_core::PostDelete<'_>) -> Result<()> {
+    record(format!("post team {}", team.name));
+    Ok(())
+}
+
+async fn refuse_captain(player: &Player, _: &mut signals_core::PreDelete<'_>) -> Result<()> {
+    if player.name == "captain" {
+        return Err(BoxError::from("the captain stays").into());
+    }
+    Ok(())
+}
+
+async fn count_players(rows: &[Player], signal: &mut signals_core::PostDeleteBatch<'_>) -> Result<()> {
+    record(format!("post players {} from {}", rows.len(), signal.origin()));
+    Ok(())
+}
+
+const TEAMS: &str = "
+CREATE TABLE team (id {pk}, name {text} NOT NULL);
+CREATE TABLE player (id {pk}, team_id BIGINT NOT NULL, name {text} NOT NULL);
+CREATE TABLE badge (id {pk}, player_id BIGINT NOT NULL);
+CREATE TABLE sponsor (id {pk}, team_id BIGINT)";
+
+/// Teams named `names`, each with two players (one named `captain` when the team's name
+/// says so), each player with a badge, and a sponsor per team.
+async fn teams(db: &signals_core::Db, names: &[&str]) -> Vec<Team> {
+    let mut teams: Vec<Team> = names
+        .iter()
+        .map(|n| Team { id: None, name: (*n).to_owned() })
+        .collect();
+    Team::bulk_save(db, &mut teams).await.unwrap();
+    let mut players = Vec::new();
+    for t in &teams {
+        for p in ["p1", "p2"] {
+            let name = if t.name.contains("captain") && p == "p2" { "captain" } else { p };
+            players.push(Player { id: None, team_id: t.id.unwrap(), name: name.into() });
+        }
+    }
+    Player::bulk_save(db, &mut players).await.unwrap();
+    let mut badges: Vec<Badge> =
+        players.iter().map(|p| Badge { id: None, player_id: p.id.unwrap() }).collect();
+    Badge::bulk_save(db, &mut badges).await.unwrap();
+    let mut sponsors: Vec<Sponsor> =
+        teams.iter().map(|t| Sponsor { id: None, team_id: t.id }).collect();
+    Sponsor::bulk_save(db, &mut sponsors).await.unwrap();
+    take_events();
+    teams
+}
+
+db_test!(async fn bulk_delete_cascades_level_by_level(db) {
+    create_tables(&db, TEAMS).await;
+    let mut all = teams(&db, &["a", "b", "c"]).await;
+    let deleted = Team::bulk_delete(&db, &mut all[..2]).await.unwrap();
+    assert_eq!(deleted.per_model(), [("Badge", 4), ("Player", 4), ("Team", 2)]);
+    assert_eq!(
+        take_events(),
+        ["pre teams 2 from Team", "post players 4 from Team", "post team a", "post team b"],
+        "the cascade's batch first (one for both teams' players), then the teams"
+    );
+    assert_eq!(all[0].id, None, "keys of deleted rows are cleared");
+    assert_eq!(count(&db, "team").await, 1);
+    assert_eq!(count(&db, "player").await, 2);
+    assert_eq!(count(&db, "badge").await, 2);
+    assert_eq!(scalar(&db, "SELECT COUNT(*) FROM sponsor WHERE team_id IS NULL").await, 2);
+
+    // Query::delete goes the same way.
+    let deleted = Team::query().delete(&db).await.unwrap();
+    assert_eq!(deleted.total(), 1 + 2 + 2);
+    assert_eq!(take_events(), ["pre teams 1 from Team", "post players 2 from Team", "post team c"]);
+});
+
+db_test!(async fn bulk_delete_is_all_or_nothing_and_names_the_row(db) {
+    create_tables(&db, TEAMS).await;
+    let mut all = teams(&db, &["a", "b", "c"]).await;
+    let before = (count(&db, "team").await, count(&db, "player").await, count(&db, "badge").await);
+
+    // A receiver of the batch refuses.
+    all[1].name = "batch-refuses".into();
+    let err = Team::bulk_delete(&db, &mut all).await.unwrap_err();
+    assert!(matches!(err, Error::Bulk { row: None, rows: ref r, .. } if *r == (0..3)), "{err}");
+    all[1].name = "b".into();
+
+    // A row that is gone: named, and nothing else is deleted.
+    let mut gone = all[2].clone();
+    gone.delete(&db).await.unwrap();
+    let mut rows = all.clone();
+    let err = Team::bulk_delete(&db, &mut rows).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
+    assert!(matches!(err, Error::Bulk { row: Some(2), .. }), "{err}");
+    assert!(rows[0].id.is_some(), "keys stay when nothing was deleted");
+    assert_eq!(count(&db, "team").await, before.0 - 1);
+    assert_eq!(count(&db, "badge").await, before.2 - 2);
+    take_events();
+    let _ = before.1;
+});
+
+db_test!(async fn a_cascaded_receiver_failure_rolls_back_the_bulk_delete(db) {
+    create_tables(&db, TEAMS).await;
+    let mut all = teams(&db, &["a", "has captain", "c"]).await;
+    let err = Team::bulk_delete(&db, &mut all).await.unwrap_err();
+    assert!(err.to_string().contains("the captain stays"), "{err}");
+    assert_eq!(err.receiver_chain(), [("Player", signals_core::SignalKind::PreDelete, "refuse_captain")]);
+    assert_eq!(count(&db, "team").await, 3);
+    assert_eq!(count(&db, "player").await, 6);
+    assert_eq!(count(&db, "badge").await, 6);
+    take_events();
+});
+
+db_test!(async fn bulk_delete_batches_split_at_the_chunk_size(db) {
+    create_tables(&db, TEAMS).await;
+    let n = signals_core::MAX_CHUNK_ROWS + 1;
+    let mut all: Vec<Team> = (0..n).map(|i| Team { id: None, name: format!("t{i}") }).collect();
+    Team::bulk_save(&db, &mut all).await.unwrap();
+    let deleted = Team::bulk_delete(&db, &mut all).await.unwrap();
+    assert_eq!(deleted.total(), n as u64);
+    let events = take_events();
+    assert_eq!(
+        &events[..2],
+        [format!("pre teams {} from Team", n - 1), "pre teams 1 from Team".to_owned()]
+    );
+    assert_eq!(events.len(), 2 + n, "then one post_delete per row");
+    assert_eq!(count(&db, "team").await, 0);
+});

@@ -378,6 +378,59 @@ pub trait Model: Sized + Send + Sync + 'static {
         Self::__Ops::bulk_save(rows, ex.__target(), Some(fields.into()))
     }
 
+    /// Deletes the rows of every instance of `rows`, with their cascade and their delete
+    /// signals, level by level: one `SELECT .. IN` per relation and level gathers what the
+    /// cascade reaches, one `DELETE .. IN` per group deletes it (in statements of at most
+    /// [`MAX_CHUNK_ROWS`](crate::MAX_CHUNK_ROWS) keys). Rows of a model without delete
+    /// receivers and with nothing below them are deleted without being read (Django's fast
+    /// deletes). Receivers are sent as [`bulk_save`](Self::bulk_save) sends them: batched
+    /// ones once per batch, per-row ones once per row (row by row, with the many-to-many
+    /// `pre_remove`/`post_remove`, for models with many-to-many links).
+    ///
+    /// All or nothing, in one transaction (a savepoint of `ex`'s); an error names the row
+    /// ([`Error::Bulk`](crate::Error::Bulk)): an instance without a key
+    /// ([`NotSaved`](crate::Error::NotSaved)) or without a row
+    /// ([`NotFound`](crate::Error::NotFound)) fails the whole delete. On success the
+    /// instances' keys are cleared.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> signals_core::Result<()> {
+    /// use signals_core::{Db, Model};
+    ///
+    /// #[derive(Model)]
+    /// struct Post { id: Option<i64> }
+    ///
+    /// #[derive(Model)]
+    /// struct Comment {
+    ///     id: Option<i64>,
+    ///     #[model(foreign_key = Post, on_delete = cascade)]
+    ///     post_id: i64,
+    /// }
+    ///
+    /// let db = Db::connect("sqlite::memory:").await?;
+    /// db.execute_unprepared(
+    ///     "CREATE TABLE post (id INTEGER PRIMARY KEY);
+    ///      CREATE TABLE comment (id INTEGER PRIMARY KEY, post_id INTEGER NOT NULL);",
+    /// ).await?;
+    /// let mut posts = vec![Post { id: None }, Post { id: None }, Post { id: None }];
+    /// Post::bulk_save(&db, &mut posts).await?;
+    /// let mut comments: Vec<Comment> =
+    ///     posts.iter().map(|p| Comment { id: None, post_id: p.id.unwrap() }).collect();
+    /// Comment::bulk_save(&db, &mut comments).await?;
+    ///
+    /// let deleted = Post::bulk_delete(&db, &mut posts[..2]).await?;
+    /// assert_eq!(deleted.per_model(), [("Comment", 2), ("Post", 2)]);
+    /// assert_eq!(posts[0].id, None);
+    /// assert_eq!(Comment::query().count(&db).await?, 1);
+    /// # Ok(()) }
+    /// ```
+    fn bulk_delete<'e>(
+        ex: impl Executor<'e>,
+        rows: &mut [Self],
+    ) -> impl Future<Output = Result<Deleted>> + Send {
+        Self::__Ops::bulk_delete(rows, ex.__target())
+    }
+
     /// Reloads every field from the instance's row (Django's `refresh_from_db`): what a
     /// receiver, another task or another process changed since it was loaded. Fails with
     /// [`Error::NotSaved`](crate::Error::NotSaved) when the instance has no key and
@@ -494,6 +547,11 @@ pub trait Operations<M: Model> {
     ) -> impl Future<Output = Result<Option<M>>> + Send;
     /// [`Model::refresh`].
     fn refresh(m: &mut M, target: Target<'_>) -> impl Future<Output = Result<()>> + Send;
+    /// [`Model::bulk_delete`].
+    fn bulk_delete(
+        rows: &mut [M],
+        target: Target<'_>,
+    ) -> impl Future<Output = Result<Deleted>> + Send;
     /// [`Model::bulk_save`], and with fields [`Model::bulk_update`].
     fn bulk_save(
         rows: &mut [M],

@@ -5,7 +5,6 @@
 //! Uses `backend`, `error`, `kind`, `meta`, `value`, `tx`, `model`, `signal`, and `save` of
 //! `ops`.
 
-use std::fmt::Write as _;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::atomically;
@@ -19,6 +18,7 @@ use crate::signal::batch::{PostSaveBatch, PreSaveBatch};
 use crate::signal::context::{Committed, SaveFlags};
 use crate::signal::hooks::{self, Hooks, any_receivers, at_row, wants_old_values};
 use crate::signal::muting;
+use crate::sql::multi_row_insert;
 use crate::tx::{Target, Tx};
 use crate::value::{Args, Row};
 
@@ -103,7 +103,7 @@ pub(crate) async fn bulk_save<M: Hooks>(
 
 /// Fills in an [`Error::Bulk`]'s model, operation and the failing row's key; any other error
 /// is a failure of the whole bulk (rows `0..len`).
-fn name_the_row<M: Hooks>(err: Error, rows: &[M], operation: &'static str) -> Error {
+pub(crate) fn name_the_row<M: Hooks>(err: Error, rows: &[M], operation: &'static str) -> Error {
     match err {
         Error::Bulk {
             row,
@@ -134,7 +134,7 @@ fn name_the_row<M: Hooks>(err: Error, rows: &[M], operation: &'static str) -> Er
 }
 
 /// Places an error of the chunk starting at `offset` (`len` rows) in the whole slice.
-fn in_chunk(err: Error, offset: usize, len: usize) -> Error {
+pub(crate) fn in_chunk(err: Error, offset: usize, len: usize) -> Error {
     match err {
         Error::Bulk {
             model,
@@ -319,7 +319,7 @@ async fn insert_rows<M: Hooks>(rows: &[M], new: &[usize], tx: &mut Tx) -> Result
         Backend::Postgres | Backend::Sqlite => true,
         Backend::MySql => mysql_has_returning(tx).await?,
     };
-    let sql = multi_row_insert::<M>(backend, new.len(), returning);
+    let sql = multi_row_insert(&M::META, backend, new.len(), returning);
     let mut args = Args::new(backend, columns * new.len());
     for &i in new {
         rows[i].__bind_values(&mut args)?;
@@ -386,52 +386,4 @@ async fn mysql_has_returning(tx: &mut Tx) -> Result<bool> {
     let has = version.contains("MariaDB") && (major, minor) >= (10, 5);
     tx.mysql_returning = Some(has);
     Ok(has)
-}
-
-/// `INSERT INTO t (non-key columns) VALUES (..), (..) [RETURNING key]` for `n` rows.
-fn multi_row_insert<M: Hooks>(backend: Backend, n: usize, returning: bool) -> String {
-    let meta = &M::META;
-    let mut s = String::from("INSERT INTO ");
-    backend.quote(&mut s, meta.table);
-    let others: Vec<&str> = meta
-        .columns
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| *i != meta.primary_key)
-        .map(|(_, c)| *c)
-        .collect();
-    s.push_str(" (");
-    for (i, c) in others.iter().enumerate() {
-        if i > 0 {
-            s.push_str(", ");
-        }
-        backend.quote(&mut s, c);
-    }
-    s.push_str(") VALUES ");
-    let mut p = 0;
-    for r in 0..n {
-        if r > 0 {
-            s.push_str(", ");
-        }
-        s.push('(');
-        for i in 0..others.len() {
-            if i > 0 {
-                s.push_str(", ");
-            }
-            p += 1;
-            backend.placeholder(&mut s, p);
-        }
-        s.push(')');
-    }
-    if returning {
-        s.push_str(" RETURNING ");
-        let mut key = String::new();
-        backend.quote(&mut key, meta.columns[meta.primary_key]);
-        if backend == Backend::Postgres {
-            let _ = write!(s, "CAST({key} AS BIGINT)");
-        } else {
-            s.push_str(&key);
-        }
-    }
-    s
 }

@@ -2,22 +2,26 @@
 //! the rows it reaches, gathered before anything is sent or deleted, then sent their signals
 //! and deleted level by level.
 //!
-//! Uses `error`, `kind`, `value`, `tx`, `model` and `signal`.
+//! Uses `error`, `kind`, `sql`, `value`, `tx`, `model`, `signal`, and of `ops` the chunking
+//! of `bulk`.
 
 use std::any::TypeId;
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::sync::{Arc, OnceLock};
 
+use super::bulk::{MAX_CHUNK_ROWS, in_chunk};
 use super::m2m::{self, Removed};
 use crate::error::{Error, Result};
 use crate::kind::SignalKind;
 use crate::model::{Deleted, Model};
 use crate::signal::context::{Committed, PostDelete, PreDelete, fired_delete};
 use crate::signal::custom::BoxFuture;
-use crate::signal::hooks::{self, Hooks};
+use crate::signal::batch::{PostDeleteBatch, PreDeleteBatch};
+use crate::signal::hooks::{self, Hooks, any_receivers, at_row};
 use crate::signal::m2m::M2mAction;
 use crate::signal::muting;
+use crate::sql::{InList, where_in};
 use crate::tx::{Target, Tx};
 use crate::value::{Args, DynField};
 
@@ -46,7 +50,7 @@ pub enum RelationKind {
 type CollectFn = for<'a> fn(
     &'static Relation,
     &'a mut Tx,
-    Arc<dyn DynField>,
+    &'a [Arc<dyn DynField>],
     &'a mut Collector,
 ) -> BoxFuture<'a, Result<()>>;
 
@@ -166,17 +170,87 @@ pub(crate) fn has_relations<P: Model>() -> bool {
     !relations_to::<P>().is_empty()
 }
 
-/// Rows that a delete reaches, gathered before anything is sent or deleted.
+/// Rows that a delete reaches, gathered level by level (one `IN` list per relation and level)
+/// before anything is sent or deleted.
 pub(crate) struct Collector {
     batches: Vec<Box<dyn Batch>>,
-    set_null: Vec<SetNull>,
+    set_null: Vec<InListOf>,
+    /// Children deleted by one `DELETE .. IN` without reading them: no receivers, nothing
+    /// below them (Django's "fast deletes").
+    fast: Vec<InListOf>,
     seen: HashSet<(TypeId, String)>,
+    /// How many distinct rows the delete started from.
+    roots: usize,
 }
 
-struct SetNull {
-    sql: &'static str,
-    column: &'static str,
-    key: Arc<dyn DynField>,
+/// A statement over the rows of a child whose reference is in a list of parent keys.
+struct InListOf {
+    model: &'static str,
+    meta: &'static crate::meta::ModelMeta,
+    column: usize,
+    keys: Vec<Arc<dyn DynField>>,
+}
+
+impl InListOf {
+    async fn run(&self, tx: &mut Tx, what: InList) -> Result<u64> {
+        run_in(tx, self.meta, what, self.column, &self.keys).await
+    }
+}
+
+/// Runs `what` over the rows of `meta` whose column at `column` is in `keys`, in statements of
+/// at most [`MAX_CHUNK_ROWS`] keys; returns the rows affected.
+pub(crate) async fn run_in(
+    tx: &mut Tx,
+    meta: &crate::meta::ModelMeta,
+    what: InList,
+    column: usize,
+    keys: &[Arc<dyn DynField>],
+) -> Result<u64> {
+    let mut n = 0;
+    for chunk in keys.chunks(MAX_CHUNK_ROWS) {
+        let backend = tx.backend();
+        let sql = where_in(meta, backend, what, column, chunk.len());
+        let mut args = Args::new(backend, chunk.len());
+        for key in chunk {
+            key.bind_to(&mut args, meta.columns[column])?;
+        }
+        n += Target::Tx(tx)
+            .execute(sqlx::AssertSqlSafe(sql), args)
+            .await?
+            .rows;
+    }
+    Ok(n)
+}
+
+/// The rows of `C` whose column at `column` is in `keys`, in key order per statement.
+pub(crate) async fn select_in<C: Model>(
+    tx: &mut Tx,
+    column: usize,
+    keys: &[Arc<dyn DynField>],
+) -> Result<Vec<C>> {
+    let mut rows = Vec::new();
+    for chunk in keys.chunks(MAX_CHUNK_ROWS) {
+        let backend = tx.backend();
+        let sql = where_in(&C::META, backend, InList::Select, column, chunk.len());
+        let mut args = Args::new(backend, chunk.len());
+        for key in chunk {
+            key.bind_to(&mut args, C::META.columns[column])?;
+        }
+        rows.extend(
+            Target::Tx(tx)
+                .fetch_all(sqlx::AssertSqlSafe(sql), args, C::__from_row)
+                .await?,
+        );
+    }
+    Ok(rows)
+}
+
+/// The keys of `rows` (every row has one), type-erased for `IN` lists.
+pub(crate) fn keys_of<C: Model>(rows: &[C]) -> Vec<Arc<dyn DynField>> {
+    rows.iter()
+        .filter_map(|r| r.__key())
+        .map(|k| Arc::new(k.clone()) as Arc<dyn DynField>)
+        .collect()
 }
 
 trait Batch: Send + Sync {
@@ -186,29 +260,38 @@ trait Batch: Send + Sync {
     -> BoxFuture<'a, Result<()>>;
 }
 
-/// Cascaded rows of one model, each with the many-to-many links its delete removes.
-struct Rows<C>(Vec<(C, Vec<Removed>)>);
+/// Cascaded rows of one model at one level, each with the many-to-many links its delete
+/// removes.
+struct Rows<C> {
+    rows: Vec<C>,
+    links: Vec<Vec<Removed>>,
+}
+
+/// A cascaded row's error, without the index in its group that a batch gave it: the row is not
+/// one the caller passed.
+pub(crate) fn unrow(err: Error) -> Error {
+    match err {
+        Error::Bulk {
+            model: "", source, ..
+        } => *source,
+        err => err,
+    }
+}
 
 impl<C: Hooks> Batch for Rows<C> {
     fn pre_delete<'a>(&'a self, tx: &'a mut Tx, origin: &'static str) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
-            for (row, links) in &self.0 {
-                muting::note(|| fired_delete(C::META.name, SignalKind::PreDelete));
-                hooks::pre_delete(row, &mut PreDelete::new(tx, origin)).await?;
-                m2m::send_removed(tx, row, links, M2mAction::PreRemove).await?;
-            }
-            Ok(())
+            send_delete(tx, origin, &self.rows, &self.links, SignalKind::PreDelete)
+                .await
+                .map_err(unrow)
         })
     }
 
     fn delete<'a>(&'a self, tx: &'a mut Tx, deleted: &'a mut Deleted) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
-            for (row, _) in &self.0 {
-                if let Some(key) = row.__key() {
-                    let n = delete_row::<C>(&mut Target::Tx(tx), key).await?;
-                    deleted.add(C::META.name, n);
-                }
-            }
+            let keys = keys_of(&self.rows);
+            let n = run_in(tx, &C::META, InList::Delete, C::META.primary_key, &keys).await?;
+            deleted.add(C::META.name, n);
             Ok(())
         })
     }
@@ -219,15 +302,65 @@ impl<C: Hooks> Batch for Rows<C> {
         origin: &'static str,
     ) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
-            for (row, links) in &self.0 {
-                muting::note(|| fired_delete(C::META.name, SignalKind::PostDelete));
-                hooks::post_delete(row, &mut PostDelete::new(tx, origin)).await?;
-                m2m::send_removed(tx, row, links, M2mAction::PostRemove).await?;
-                C::__on_commit(row, tx, Committed::Deleted, None, 0);
-            }
-            Ok(())
+            send_delete(tx, origin, &self.rows, &self.links, SignalKind::PostDelete)
+                .await
+                .map_err(unrow)
         })
     }
+}
+
+/// Sends `pre_delete` or `post_delete` (`kind`) for a group of rows of one model: in batches
+/// of at most [`MAX_CHUNK_ROWS`] rows; row by row, each with its many-to-many `Pre/PostRemove`,
+/// when some row has links. After `post_delete`, schedules the rows' `#[on_commit]`
+/// receivers. An error names its row (or batch) by index in `rows` ([`Error::Bulk`]).
+pub(crate) async fn send_delete<C: Hooks>(
+    tx: &mut Tx,
+    origin: &'static str,
+    rows: &[C],
+    links: &[Vec<Removed>],
+    kind: SignalKind,
+) -> Result<()> {
+    let post = kind == SignalKind::PostDelete;
+    for _ in rows {
+        muting::note(|| fired_delete(C::META.name, kind));
+    }
+    if links.iter().all(Vec::is_empty) {
+        for (c, chunk) in rows.chunks(MAX_CHUNK_ROWS).enumerate() {
+            let offset = c * MAX_CHUNK_ROWS;
+            let res = if post {
+                let mut batch = PostDeleteBatch::new(tx, origin, chunk.len());
+                hooks::post_delete_batch(chunk, &mut batch).await
+            } else {
+                let mut batch = PreDeleteBatch::new(tx, origin, chunk.len());
+                hooks::pre_delete_batch(chunk, &mut batch).await
+            };
+            res.map_err(|err| in_chunk(err, offset, chunk.len()))?;
+        }
+    } else {
+        for (i, (row, links)) in rows.iter().zip(links).enumerate() {
+            let res = if post {
+                hooks::post_delete(row, &mut PostDelete::new(tx, origin)).await
+            } else {
+                hooks::pre_delete(row, &mut PreDelete::new(tx, origin)).await
+            };
+            let action = if post {
+                M2mAction::PostRemove
+            } else {
+                M2mAction::PreRemove
+            };
+            let res = match res {
+                Ok(()) => m2m::send_removed(tx, row, links, action).await,
+                err => err,
+            };
+            res.map_err(|err| at_row(i, err))?;
+        }
+    }
+    if post {
+        for row in rows {
+            C::__on_commit(row, tx, Committed::Deleted, None, 0);
+        }
+    }
+    Ok(())
 }
 
 pub(crate) async fn delete_row<M: Model>(target: &mut Target<'_>, key: &M::Key) -> Result<u64> {
@@ -238,17 +371,42 @@ pub(crate) async fn delete_row<M: Model>(target: &mut Target<'_>, key: &M::Key) 
     Ok(target.execute(st.delete_by_key.as_str(), args).await?.rows)
 }
 
+/// Whether a delete of `C`'s rows needs them read: receivers to send, relations or links to
+/// follow. Otherwise a cascade deletes them with one statement.
+fn must_read<C: Hooks>() -> bool {
+    any_receivers::<C>(&[
+        SignalKind::PreDelete,
+        SignalKind::PostDelete,
+        SignalKind::OnCommit,
+    ]) || has_relations::<C>()
+        || m2m::has_links::<C>()
+}
+
 impl Collector {
-    /// Gathers what deleting the row of `M` with `key` reaches, through every relation.
-    pub(crate) async fn gather<M: Model>(tx: &mut Tx, key: &M::Key) -> Result<Collector> {
+    /// Gathers what deleting the rows of `M` with `keys` reaches, through every relation,
+    /// level by level.
+    pub(crate) async fn gather<M: Model>(
+        tx: &mut Tx,
+        keys: &[Arc<dyn DynField>],
+    ) -> Result<Collector> {
         let mut c = Collector {
             batches: Vec::new(),
             set_null: Vec::new(),
+            fast: Vec::new(),
             seen: HashSet::new(),
+            roots: 0,
         };
-        c.seen.insert((TypeId::of::<M>(), format!("{key:?}")));
-        collect_for::<M>(tx, Arc::new(key.clone()), &mut c).await?;
+        for key in keys {
+            c.seen.insert((TypeId::of::<M>(), format!("{key:?}")));
+        }
+        c.roots = c.seen.len();
+        collect_for::<M>(tx, keys, &mut c).await?;
         Ok(c)
+    }
+
+    /// How many distinct rows the delete started from.
+    pub(crate) fn roots(&self) -> usize {
+        self.roots
     }
 
     /// How many groups of cascaded rows there are.
@@ -264,10 +422,10 @@ impl Collector {
         Ok(())
     }
 
-    /// Clears the `set_null` references, then, group by group (children before their
-    /// parents), deletes the cascaded rows and sends their `post_delete` (scheduling their
-    /// `#[on_commit]` receivers), as Django's collector does: a child's `post_delete` still
-    /// finds its parent's row.
+    /// Clears the `set_null` references and runs the fast deletes, then, group by group
+    /// (children before their parents), deletes the cascaded rows and sends their
+    /// `post_delete` (scheduling their `#[on_commit]` receivers), as Django's collector does:
+    /// a child's `post_delete` still finds its parent's row.
     pub(crate) async fn delete(
         &self,
         tx: &mut Tx,
@@ -275,9 +433,13 @@ impl Collector {
         deleted: &mut Deleted,
     ) -> Result<()> {
         for s in &self.set_null {
-            let mut args = Args::new(tx.backend(), 1);
-            s.key.bind_to(&mut args, s.column)?;
-            Target::Tx(tx).execute(s.sql, args).await?;
+            s.run(tx, InList::SetNull).await?;
+        }
+        for f in &self.fast {
+            let n = f.run(tx, InList::Delete).await?;
+            if n > 0 {
+                deleted.add(f.model, n);
+            }
         }
         for batch in &self.batches {
             batch.delete(tx, deleted).await?;
@@ -289,11 +451,14 @@ impl Collector {
 
 async fn collect_for<P: Model>(
     tx: &mut Tx,
-    key: Arc<dyn DynField>,
+    keys: &[Arc<dyn DynField>],
     c: &mut Collector,
 ) -> Result<()> {
+    if keys.is_empty() {
+        return Ok(());
+    }
     for rel in relations_to::<P>() {
-        (rel.collect)(rel, tx, key.clone(), c).await?;
+        (rel.collect)(rel, tx, keys, c).await?;
     }
     Ok(())
 }
@@ -301,53 +466,60 @@ async fn collect_for<P: Model>(
 fn collect<'a, C: Hooks>(
     rel: &'static Relation,
     tx: &'a mut Tx,
-    parent_key: Arc<dyn DynField>,
+    parent_keys: &'a [Arc<dyn DynField>],
     c: &'a mut Collector,
 ) -> BoxFuture<'a, Result<()>> {
     Box::pin(async move {
-        let backend = tx.backend();
-        let st = C::__statements(backend);
         let i = rel.column_index;
-        let mut args = Args::new(backend, 1);
-        parent_key.bind_to(&mut args, rel.column)?;
+        let of_keys = || InListOf {
+            model: C::META.name,
+            meta: &C::META,
+            column: i,
+            keys: parent_keys.to_vec(),
+        };
         match rel.on_delete {
             OnDelete::Restrict => {
-                let count = Target::Tx(tx)
-                    .fetch_i64(st.count_where[i].as_str(), args)
-                    .await?;
-                if count > 0 {
-                    return Err(Error::Restricted {
-                        model: rel.parent,
-                        key: format!("{parent_key:?}"),
-                        related: rel.child,
-                        field: rel.field,
-                        count,
-                    });
+                let st = C::__statements(tx.backend());
+                for key in parent_keys {
+                    let mut args = Args::new(tx.backend(), 1);
+                    key.bind_to(&mut args, rel.column)?;
+                    let count = Target::Tx(tx)
+                        .fetch_i64(st.count_where[i].as_str(), args)
+                        .await?;
+                    if count > 0 {
+                        return Err(Error::Restricted {
+                            model: rel.parent,
+                            key: format!("{key:?}"),
+                            related: rel.child,
+                            field: rel.field,
+                            count,
+                        });
+                    }
                 }
             }
-            OnDelete::SetNull => c.set_null.push(SetNull {
-                sql: &st.set_null_where[i],
-                column: rel.column,
-                key: parent_key,
-            }),
+            OnDelete::SetNull => c.set_null.push(of_keys()),
+            OnDelete::Cascade if !must_read::<C>() => c.fast.push(of_keys()),
             OnDelete::Cascade => {
-                let rows: Vec<C> = Target::Tx(tx)
-                    .fetch_all(st.select_where[i].as_str(), args, C::__from_row)
-                    .await?;
+                let rows: Vec<C> = select_in(tx, i, parent_keys).await?;
                 let mut kept = Vec::with_capacity(rows.len());
                 for row in rows {
                     let Some(key) = row.__key() else { continue };
                     // A row reached twice (a cycle, or two paths) is deleted once.
-                    if !c.seen.insert((TypeId::of::<C>(), format!("{key:?}"))) {
-                        continue;
+                    if c.seen.insert((TypeId::of::<C>(), format!("{key:?}"))) {
+                        kept.push(row);
                     }
-                    collect_for::<C>(tx, Arc::new(key.clone()), c).await?;
-                    let links = m2m::links_of::<C>(tx, key).await?;
-                    kept.push((row, links));
                 }
-                if !kept.is_empty() {
-                    c.batches.push(Box::new(Rows(kept)));
+                if kept.is_empty() {
+                    return Ok(());
                 }
+                collect_for::<C>(tx, &keys_of(&kept), c).await?;
+                let mut links = Vec::with_capacity(kept.len());
+                for row in &kept {
+                    if let Some(key) = row.__key() {
+                        links.push(m2m::links_of::<C>(tx, key).await?);
+                    }
+                }
+                c.batches.push(Box::new(Rows { rows: kept, links }));
             }
         }
         Ok(())

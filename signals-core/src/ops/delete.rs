@@ -3,6 +3,8 @@
 //!
 //! Uses `error`, `kind`, `tx`, `model`, `signal`, and the cascade of `ops`.
 
+use std::sync::Arc;
+
 use super::atomically;
 use super::cascade::{Collector, delete_row, has_relations};
 use super::m2m;
@@ -77,7 +79,7 @@ async fn delete_inner<M: Hooks>(m: &mut M, target: Target<'_>) -> Result<Deleted
 /// order, inside `tx`.
 async fn delete_tree<M: Hooks>(root: &M, key: &M::Key, tx: &mut Tx) -> Result<Deleted> {
     let origin = M::META.name;
-    let c = Collector::gather::<M>(tx, key).await?;
+    let c = Collector::gather::<M>(tx, &[Arc::new(key.clone())]).await?;
     // The many-to-many links the delete removes (through the cascade), read before.
     let links = m2m::links_of::<M>(tx, key).await?;
 

@@ -5,6 +5,7 @@
 //! Uses every layer below it: `error`, `kind`, `meta`, `sql`, `value`, `tx`, `model`, `signal`.
 
 pub(crate) mod bulk;
+pub(crate) mod bulk_delete;
 pub(crate) mod cascade;
 pub(crate) mod delete;
 pub(crate) mod load;

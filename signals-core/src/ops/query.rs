@@ -9,7 +9,7 @@ use crate::meta::Column;
 use crate::model::{Deleted, Model};
 use crate::query::{Filter, Query, Set, Shape};
 use crate::signal::hooks::Hooks;
-use crate::tx::{Executor, Target, Tx};
+use crate::tx::{Executor, Tx};
 use crate::value::RefersTo;
 
 impl<M: Model> Query<M> {
@@ -80,8 +80,9 @@ impl<M: Model> Query<M> {
 impl<M: Hooks> Query<M> {
     /// Deletes the matched rows with their delete receivers and cascades, in one transaction
     /// (a savepoint of the caller's): Django's `QuerySet.delete()`, which sends the signals
-    /// too. The rows are read locked (`FOR UPDATE`), then each is deleted as
-    /// [`Model::delete`](crate::Model::delete) deletes one.
+    /// too. The rows are read locked (`FOR UPDATE`), then deleted as
+    /// [`Model::bulk_delete`](crate::Model::bulk_delete) deletes them: level by level with
+    /// `IN` lists, batched receivers once per batch.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")] async fn main() -> signals_core::Result<()> {
@@ -108,15 +109,12 @@ impl<M: Hooks> Query<M> {
             "delete",
             async |tx: &mut Tx| {
                 let rows = self.all(&mut *tx).await?;
-                let mut all = Deleted::default();
-                for mut row in rows {
-                    let one = crate::ops::delete::delete(&mut row, Target::Tx(&mut *tx)).await?;
-                    for (model, n) in one.per_model {
-                        all.add(model, n);
-                    }
-                    all.receiver_errors.extend(one.receiver_errors);
-                }
-                Ok(all)
+                // The rows were not the caller's slice: errors say what failed, not an index.
+                let mut deleted = crate::ops::bulk_delete::delete_all(&rows, tx)
+                    .await
+                    .map_err(crate::ops::cascade::unrow)?;
+                deleted.receiver_errors = std::mem::take(&mut tx.scopes.current().robust_errors);
+                Ok(deleted)
             },
         )
         .await?;

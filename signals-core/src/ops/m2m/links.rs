@@ -168,6 +168,14 @@ pub(crate) async fn links_of<M: Model>(tx: &mut Tx, key: &M::Key) -> Result<Vec<
     Ok(out)
 }
 
+/// Whether `M` is a side of some many-to-many relation: its deletes remove links.
+pub(crate) fn has_links<M: Model>() -> bool {
+    let me = TypeId::of::<M>();
+    inventory::iter::<M2mLink>
+        .into_iter()
+        .any(|link| (link.a)() == me || (link.b)() == me)
+}
+
 /// Sends `action` (`PreRemove` or `PostRemove`) for the links a delete of `instance` removes.
 pub(crate) async fn send_removed<M: Model>(
     tx: &mut Tx,

@@ -7,7 +7,7 @@
 mod links;
 
 pub use links::{Links, M2mLink};
-pub(crate) use links::{Removed, links_of, send_removed};
+pub(crate) use links::{Removed, has_links, links_of, send_removed};
 
 use std::marker::PhantomData;
 
