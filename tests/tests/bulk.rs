@@ -407,3 +407,78 @@ db_test!(async fn bulk_delete_batches_split_at_the_chunk_size(db) {
     assert_eq!(events.len(), 2 + n, "then one post_delete per row");
     assert_eq!(count(&db, "team").await, 0);
 });
+
+db_test!(async fn a_cancelled_bulk_save_writes_all_or_nothing(db) {
+    create_tables(&db, SCHEMA).await;
+    let n = 2_500;
+    for micros in [0u64, 200, 1_000, 3_000, 10_000] {
+        let names: Vec<String> = (0..n).map(|i| format!("c{micros}-{i}")).collect();
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        let mut rows = members(&names);
+        let mut tx = db.begin().await.unwrap();
+        let before = count(&db, "member").await;
+        let bulk = Member::bulk_save(&mut tx, &mut rows);
+        let finished = tokio::time::timeout(std::time::Duration::from_micros(micros), bulk)
+            .await
+            .is_ok();
+        // The transaction holds all of the bulk or none of it. It is still usable, except on
+        // MySQL after a cancel in the middle of a statement: then it is rolled back whole.
+        let after = Member::bulk_save(&mut tx, &mut members(&[&format!("after{micros}")])).await;
+        let committed = match after {
+            Ok(_) => {
+                tx.commit().await.unwrap();
+                1
+            }
+            Err(err) => {
+                assert_eq!(err.kind(), ErrorKind::Transaction, "{err}");
+                assert_eq!(db.backend(), Backend::MySql, "{err}");
+                0
+            }
+        };
+        let added = count(&db, "member").await - before - committed;
+        assert!(added == 0 || added == n as i64, "{added} rows after a cancel at {micros}µs");
+        if committed == 1 {
+            assert_eq!(added == n as i64, finished, "rows exactly when the bulk finished");
+        }
+        take_events();
+    }
+});
+
+db_test!(async fn concurrent_bulks_of_overlapping_rows_lose_nothing(db) {
+    create_tables(&db, SCHEMA).await;
+    let mut rows = members(&["o1", "o2", "o3", "o4"]);
+    Member::bulk_save(&db, &mut rows).await.unwrap();
+    take_events();
+    let mut tasks = Vec::new();
+    for t in 0..4i64 {
+        let db = db.clone();
+        let mut mine = rows.clone();
+        tasks.push(tokio::spawn(signals_tests::with_events(async move {
+            for round in 0..5 {
+                for m in &mut mine {
+                    m.visits = t * 100 + round;
+                }
+                loop {
+                    match Member::bulk_update(&db, &mut mine, Member::VISITS).await {
+                        Ok(_) => break,
+                        Err(err) if err.is_retryable() => continue,
+                        Err(err) => panic!("{err}"),
+                    }
+                }
+            }
+        })));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    // Each bulk was atomic: every row holds the last round of one and the same writer.
+    let values: Vec<i64> = {
+        let mut v = Vec::new();
+        for r in &rows {
+            v.push(Member::get(&db, r.id.unwrap()).await.unwrap().unwrap().visits);
+        }
+        v
+    };
+    assert!(values.iter().all(|v| v % 100 == 4), "{values:?}");
+    assert_eq!(count(&db, "member").await, 4);
+});

@@ -354,7 +354,10 @@ async fn insert_rows<M: Hooks>(rows: &[M], new: &[usize], tx: &mut Tx) -> Result
         ))));
     }
     let step = Target::Tx(tx)
-        .fetch_i64("SELECT @@auto_increment_increment", Args::new(backend, 0))
+        .fetch_i64(
+            "SELECT CAST(@@auto_increment_increment AS SIGNED)",
+            Args::new(backend, 0),
+        )
         .await?;
     Ok((0..new.len() as i64)
         .map(|i| outcome.last_id + i * step)
