@@ -582,18 +582,20 @@ fn dispatcher(model: &Model<'_>, signal: &Signal, receivers: &[Receiver]) -> Tok
     // (`rows`, `signal`).
     let one = receivers.iter().map(|r| {
         let span = r.path.span();
+        let batch = format_ident!("batch", span = span);
+        let signal_ident = format_ident!("signal", span = span);
         let (instance, call_signal, prelude) = match (r.batch.is_some(), signal.mutable) {
-            (false, true) => (quote_spanned!(span=> &mut *this), quote!(&mut *signal), quote!()),
-            (false, false) => (quote_spanned!(span=> this), quote!(&mut *signal), quote!()),
+            (false, true) => (quote_spanned!(span=> &mut *this), signal_ident, quote!()),
+            (false, false) => (quote_spanned!(span=> this), signal_ident, quote!()),
             (true, true) => (
                 quote_spanned!(span=> ::core::slice::from_mut(&mut *this)),
-                quote!(&mut batch),
-                quote!(let mut batch = signal.__as_batch();),
+                batch,
+                quote!(let batch = &mut signal.__as_batch();),
             ),
             (true, false) => (
                 quote_spanned!(span=> ::core::slice::from_ref(this)),
-                quote!(&mut batch),
-                quote!(let mut batch = signal.__as_batch();),
+                batch,
+                quote!(let batch = &mut signal.__as_batch();),
             ),
         };
         receiver_call(model, signal, r, instance, call_signal, prelude)
@@ -606,7 +608,8 @@ fn dispatcher(model: &Model<'_>, signal: &Signal, receivers: &[Receiver]) -> Tok
             } else {
                 quote_spanned!(span=> rows)
             };
-            return receiver_call(model, signal, r, rows, quote!(&mut *signal), quote!());
+            let ctx = format_ident!("signal", span = span);
+            return receiver_call(model, signal, r, rows, ctx, quote!());
         }
         let (instance, iter, row_signal) = if signal.mutable {
             (
@@ -622,7 +625,8 @@ fn dispatcher(model: &Model<'_>, signal: &Signal, receivers: &[Receiver]) -> Tok
             };
             (quote_spanned!(span=> this), quote!(rows.iter()), row_signal)
         };
-        let call = receiver_call(model, signal, r, instance, quote!(&mut *signal), quote!());
+        let ctx = format_ident!("signal", span = span);
+        let call = receiver_call(model, signal, r, instance, ctx, quote!());
         quote! {
             for (i, this) in #iter.enumerate() {
                 let res: ::signals_core::Result<()> = async {
@@ -667,7 +671,7 @@ fn receiver_call(
     signal: &Signal,
     r: &Receiver,
     instance: TokenStream,
-    call_signal: TokenStream,
+    call_signal: syn::Ident,
     prelude: TokenStream,
 ) -> TokenStream {
     let name = model.ident.to_string();
@@ -677,7 +681,7 @@ fn receiver_call(
     // Spanned on the user's path, every token of the call: "cannot find function", argument
     // and return-type mismatches all point at the receiver as written.
     let span = path.span();
-    let call = quote_spanned!(span=> #path(#instance, #call_signal));
+    let call = quote_spanned!(span=> #path(#instance, &mut *#call_signal));
     let receive = quote_spanned! {span=>
         {
             #prelude
