@@ -22,6 +22,7 @@
 //! # Ok(()) }
 //! ```
 
+mod import;
 mod media;
 mod models;
 mod password;
@@ -33,6 +34,7 @@ use std::path::{Path, PathBuf};
 use chrono::NaiveDate;
 use signals_core::{Db, ErrorKind, Model, SaveOptions, Tx};
 
+pub use import::{import_users, read_users};
 pub use media::{
     DEFAULT_MAX_UPLOAD_SIZE, MAX_FILE_NAME, check_image, max_upload_size, media_root, path_of,
     set_max_upload_size, set_media_root, valid_file_name,
@@ -106,6 +108,14 @@ pub enum Error {
     /// A backend this app has no migrations for.
     #[error("no migrations for {0}")]
     Unsupported(String),
+    /// A line of an import file is not a user.
+    #[error("line {line}: {reason}")]
+    Import {
+        /// The line (from 1; 0 when the file itself is unreadable).
+        line: usize,
+        /// Why.
+        reason: String,
+    },
     /// The database said no.
     #[error(transparent)]
     Db(#[from] signals_core::Error),

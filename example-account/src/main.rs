@@ -76,6 +76,12 @@ enum Command {
         /// The image file (PNG, JPEG, GIF, WebP, ...).
         file: PathBuf,
     },
+    /// Create the users of a CSV file (`username,email[,password]` per line) with their
+    /// profiles, in one bulk: all of them or, on an error, none.
+    Import {
+        /// The CSV file; without a password column users get an unusable password.
+        file: PathBuf,
+    },
     /// List the profiles: user, date of birth, photo.
     List,
     /// Show one user and its profile.
@@ -214,6 +220,15 @@ async fn run(cli: Cli) -> Result<String, Error> {
                 printable(&account.user.username),
                 printable(&account.profile.photo)
             )
+        }
+        Some(Command::Import { file }) => {
+            let mut users = example_account::read_users(&file)?;
+            let progress = indicatif::ProgressBar::new(users.len() as u64);
+            if !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+                progress.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+            }
+            let n = example_account::import_users(&db, &mut users, &progress).await?;
+            format!("imported {n} users; their profiles were created by create_profile\n")
         }
         Some(Command::List) => render_list(&accounts(&db).await?),
         Some(Command::Show { username }) => render_account(&Account::load(&db, &username).await?),

@@ -3,14 +3,16 @@
 use std::fmt;
 
 use chrono::{DateTime, NaiveDate, Utc};
-use signals_core::{Db, ErrorKind, Executor, Model, PostDelete, PostSave, Result, Tx};
+use signals_core::{
+    Db, ErrorKind, Executor, Model, PostDelete, PostSave, PostSaveBatch, Result, Tx,
+};
 
 use crate::{media, password};
 
 /// Django's `auth.User`, with what the seed's app uses.
 #[derive(Debug, Clone, PartialEq, Model)]
 #[model(table = "account_user")]
-#[post_save(create_profile, save_profile)]
+#[post_save(create_profile, save_profile, batch)]
 #[post_save(email_changed, changed(email))]
 pub struct User {
     /// Assigned by the database on the first save.
@@ -117,41 +119,61 @@ async fn email_changed(user: &User, signal: &mut PostSave<'_>) -> Result<()> {
     Ok(())
 }
 
-/// The seed's `create_profile`: a new user gets a profile. Raw saves (fixtures, imports)
-/// touch no other row; `save_profile` gives such a user its profile on its next save.
-async fn create_profile(user: &User, signal: &mut PostSave<'_>) -> Result<()> {
-    if signal.created() && !signal.raw() {
-        let user_id = user.id.expect("a saved user has an id");
-        Profile::blank(user_id).save(signal.tx()).await?;
+/// The seed's `create_profile`: a new user gets a profile. Batched: a bulk save of users
+/// (`import`) creates their profiles in one multi-row statement per chunk; a single save sends
+/// a batch of one. Raw saves (fixtures) touch no other row; `save_profile` gives such a user
+/// its profile on its next save.
+async fn create_profile(users: &[User], signal: &mut PostSaveBatch<'_>) -> Result<()> {
+    if signal.raw() {
+        return Ok(());
     }
+    let mut profiles: Vec<Profile> = users
+        .iter()
+        .zip(signal.created())
+        .filter(|(_, created)| **created)
+        .map(|(user, _)| Profile::blank(user.id.expect("a saved user has an id")))
+        .collect();
+    Profile::bulk_save(signal.tx(), &mut profiles).await?;
     Ok(())
 }
 
 /// The seed's `save_profile`, without its pitfall: Django's `instance.profile.save()` raises
 /// `RelatedObjectDoesNotExist` for a user that has no profile (created before the app existed,
-/// or imported as raw rows). Here that user gets one.
-async fn save_profile(user: &User, signal: &mut PostSave<'_>) -> Result<()> {
+/// or imported as raw rows). Here that user gets one. The profiles of the users just created
+/// were written by `create_profile` a moment ago: saving them again would change nothing.
+async fn save_profile(users: &[User], signal: &mut PostSaveBatch<'_>) -> Result<()> {
     if signal.raw() {
         return Ok(());
     }
-    match Profile::for_user(signal.tx(), user).await? {
-        Some(mut profile) => {
-            profile.save(signal.tx()).await?;
+    let updated: Vec<i64> = users
+        .iter()
+        .zip(signal.created())
+        .filter(|(_, created)| !**created)
+        .filter_map(|(user, _)| user.id)
+        .collect();
+    if updated.is_empty() {
+        return Ok(());
+    }
+    let mut profiles: Vec<Profile> = Profile::query()
+        .filter(Profile::USER_ID.in_(updated.iter().copied()))
+        .all(signal.tx())
+        .await?;
+    Profile::bulk_save(signal.tx(), &mut profiles).await?;
+    for user_id in updated {
+        if profiles.iter().any(|p| p.user_id == user_id) {
+            continue;
         }
-        None => {
-            let user_id = user.id.expect("a saved user has an id");
-            // Two concurrent saves of this user may both get here; the unique constraint on
-            // `user_id` lets one insert win. The savepoint keeps the transaction usable for
-            // the loser (PostgreSQL aborts a transaction on a failed statement otherwise).
-            let created = signal
-                .tx()
-                .savepoint(async |tx: &mut Tx| Profile::blank(user_id).save(tx).await)
-                .await;
-            match created {
-                Ok(_) => {}
-                Err(err) if err.kind() == ErrorKind::UniqueViolation => {}
-                Err(err) => return Err(err),
-            }
+        // Two concurrent saves of this user may both get here; the unique constraint on
+        // `user_id` lets one insert win. The savepoint keeps the transaction usable for the
+        // loser (PostgreSQL aborts a transaction on a failed statement otherwise).
+        let created = signal
+            .tx()
+            .savepoint(async |tx: &mut Tx| Profile::blank(user_id).save(tx).await)
+            .await;
+        match created {
+            Ok(_) => {}
+            Err(err) if err.kind() == ErrorKind::UniqueViolation => {}
+            Err(err) => return Err(err),
         }
     }
     Ok(())

@@ -18,6 +18,12 @@ pub(crate) fn hash(password: &str) -> Result<String, Error> {
         .map_err(|e| Error::Password(e.to_string()))
 }
 
+/// An unusable password (Django's `set_unusable_password`): `!` and random characters, which
+/// no password verifies against.
+pub(crate) fn unusable() -> String {
+    format!("!{}", SaltString::generate(&mut OsRng).as_str())
+}
+
 /// Whether `password` matches the stored `hash`; a malformed hash never matches.
 pub(crate) fn verify(password: &str, hash: &str) -> bool {
     PasswordHash::new(hash)

@@ -1,5 +1,6 @@
 //! The binary, run as a user would, on SQLite, PostgreSQL and MySQL: every subcommand and
 //! every bad input (which must print one line, exit non-zero and change nothing).
+#![recursion_limit = "256"]
 #![allow(clippy::unwrap_used)]
 
 use std::path::{Path, PathBuf};

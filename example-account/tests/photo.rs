@@ -1,5 +1,6 @@
 //! The photo file follows the transaction: removed after a committed delete, kept after a
 //! rolled-back one.
+#![recursion_limit = "256"]
 #![allow(clippy::unwrap_used)]
 
 use std::path::PathBuf;

@@ -1,4 +1,5 @@
 //! The embedded migrations match the models exactly, on every backend.
+#![recursion_limit = "256"]
 #![allow(clippy::unwrap_used)]
 
 use example_account::{Profile, User, migrate, schema_sql};

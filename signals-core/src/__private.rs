@@ -70,7 +70,10 @@ impl<M: Hooks> Operations<M> for Ops {
         crate::ops::bulk::bulk_save(rows, target, fields)
     }
 
-    fn bulk_delete(rows: &mut [M], target: Target<'_>) -> impl Future<Output = Result<Deleted>> + Send {
+    fn bulk_delete(
+        rows: &mut [M],
+        target: Target<'_>,
+    ) -> impl Future<Output = Result<Deleted>> + Send {
         crate::ops::bulk_delete::bulk_delete(rows, target)
     }
 

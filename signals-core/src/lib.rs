@@ -234,10 +234,10 @@ pub use query::{Filter, Numeric, Order, Query, Set, Text};
 pub use signal::{
     BoxFuture, Change, Committed, Fired, Instance, M2mAction, M2mChange, M2mChanged, MuteGuard,
     PostDelete, PostDeleteBatch, PostSave, PostSaveBatch, PreDelete, PreDeleteBatch, PreSave,
-    PreSaveBatch, Receiver, Signal, any_receivers,
-    connect_any_post_delete, connect_any_post_save, connect_any_pre_delete, connect_any_pre_save,
-    connect_post_delete, connect_post_save, connect_pre_delete, connect_pre_save, disconnect,
-    disconnect_any, mute, mute_receiver, receivers, record_signals,
+    PreSaveBatch, Receiver, Signal, any_receivers, connect_any_post_delete, connect_any_post_save,
+    connect_any_pre_delete, connect_any_pre_save, connect_post_delete, connect_post_save,
+    connect_pre_delete, connect_pre_save, disconnect, disconnect_any, mute, mute_receiver,
+    receivers, record_signals,
 };
 pub use tx::{Executor, Tx};
 pub use value::{BuiltinType, FieldType, PrimaryKey, SqlType};

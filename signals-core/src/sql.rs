@@ -270,8 +270,12 @@ mod tests {
         );
         assert_eq!(s.delete_by_key, "DELETE FROM `account_user` WHERE `id` = ?");
         assert_eq!(
-            s.set_null_where[1],
-            "UPDATE `account_user` SET `username` = NULL WHERE `username` = ?"
+            where_in(&META, Backend::MySql, InList::SetNull, 1, 2),
+            "UPDATE `account_user` SET `username` = NULL WHERE `username` IN (?, ?)"
+        );
+        assert_eq!(
+            multi_row_insert(&META, Backend::Postgres, 2, true),
+            r#"INSERT INTO "account_user" ("username", "e""mail") VALUES ($1, $2), ($3, $4) RETURNING CAST("id" AS BIGINT)"#
         );
     }
 

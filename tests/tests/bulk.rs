@@ -3,8 +3,8 @@
 #![allow(clippy::unwrap_used)]
 
 use signals_core::{
-    Backend, BoxError, Error, ErrorKind, Model, PostSave, PostSaveBatch, PreSave, PreSaveBatch,
-    Result, __private::chunk_rows,
+    __private::chunk_rows, Backend, BoxError, Error, ErrorKind, Model, PostSave, PostSaveBatch,
+    PreSave, PreSaveBatch, Result,
 };
 use signals_tests::{count, create_tables, db_test, record, scalar, take_events};
 
@@ -164,13 +164,21 @@ async fn fails_at(db: &signals_core::Db, names: &[&str], row: Option<usize>, kin
     let err = Member::bulk_save(db, &mut rows).await.unwrap_err();
     take_events();
     match &err {
-        Error::Bulk { model, operation, row: r, .. } => {
+        Error::Bulk {
+            model,
+            operation,
+            row: r,
+            ..
+        } => {
             assert_eq!((*model, *operation, *r), ("Member", "save", row), "{err}");
         }
         other => panic!("not a bulk error: {other}"),
     }
     assert_eq!(err.kind(), kind, "{err}");
-    assert!(rows.iter().all(|r| r.id.is_none()), "keys of rolled-back rows are cleared");
+    assert!(
+        rows.iter().all(|r| r.id.is_none()),
+        "keys of rolled-back rows are cleared"
+    );
     assert_eq!(count(db, "member").await, 1, "nothing of the bulk was kept");
     assert_eq!(count(db, "card").await, 1);
 }
@@ -296,8 +304,15 @@ async fn refuse_captain(player: &Player, _: &mut signals_core::PreDelete<'_>) ->
     Ok(())
 }
 
-async fn count_players(rows: &[Player], signal: &mut signals_core::PostDeleteBatch<'_>) -> Result<()> {
-    record(format!("post players {} from {}", rows.len(), signal.origin()));
+async fn count_players(
+    rows: &[Player],
+    signal: &mut signals_core::PostDeleteBatch<'_>,
+) -> Result<()> {
+    record(format!(
+        "post players {} from {}",
+        rows.len(),
+        signal.origin()
+    ));
     Ok(())
 }
 
@@ -312,22 +327,43 @@ CREATE TABLE sponsor (id {pk}, team_id BIGINT)";
 async fn teams(db: &signals_core::Db, names: &[&str]) -> Vec<Team> {
     let mut teams: Vec<Team> = names
         .iter()
-        .map(|n| Team { id: None, name: (*n).to_owned() })
+        .map(|n| Team {
+            id: None,
+            name: (*n).to_owned(),
+        })
         .collect();
     Team::bulk_save(db, &mut teams).await.unwrap();
     let mut players = Vec::new();
     for t in &teams {
         for p in ["p1", "p2"] {
-            let name = if t.name.contains("captain") && p == "p2" { "captain" } else { p };
-            players.push(Player { id: None, team_id: t.id.unwrap(), name: name.into() });
+            let name = if t.name.contains("captain") && p == "p2" {
+                "captain"
+            } else {
+                p
+            };
+            players.push(Player {
+                id: None,
+                team_id: t.id.unwrap(),
+                name: name.into(),
+            });
         }
     }
     Player::bulk_save(db, &mut players).await.unwrap();
-    let mut badges: Vec<Badge> =
-        players.iter().map(|p| Badge { id: None, player_id: p.id.unwrap() }).collect();
+    let mut badges: Vec<Badge> = players
+        .iter()
+        .map(|p| Badge {
+            id: None,
+            player_id: p.id.unwrap(),
+        })
+        .collect();
     Badge::bulk_save(db, &mut badges).await.unwrap();
-    let mut sponsors: Vec<Sponsor> =
-        teams.iter().map(|t| Sponsor { id: None, team_id: t.id }).collect();
+    let mut sponsors: Vec<Sponsor> = teams
+        .iter()
+        .map(|t| Sponsor {
+            id: None,
+            team_id: t.id,
+        })
+        .collect();
     Sponsor::bulk_save(db, &mut sponsors).await.unwrap();
     take_events();
     teams

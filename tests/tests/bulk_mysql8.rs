@@ -3,7 +3,7 @@
 //! runs against (a process-wide switch, so this file is a test binary of its own).
 #![allow(clippy::unwrap_used)]
 
-use signals_core::{Model, __private::force_mysql_keys_from_last_insert_id};
+use signals_core::{__private::force_mysql_keys_from_last_insert_id, Model};
 use signals_tests::{create_tables, db_test, exec};
 
 #[derive(Debug, Clone, Model)]

@@ -207,7 +207,6 @@ impl<M> fmt::Debug for SaveOptions<M> {
     }
 }
 
-
 /// What [`Model::bulk_save`](crate::Model::bulk_save) and
 /// [`Model::bulk_update`](crate::Model::bulk_update) did.
 #[derive(Debug, Default)]

@@ -67,7 +67,12 @@ pub(crate) async fn bulk_save<M: Hooks>(
             });
         }
         if let Some(i) = rows.iter().position(|r| r.__key().is_none()) {
-            let err = at_row(i, Error::NotSaved { model: M::META.name });
+            let err = at_row(
+                i,
+                Error::NotSaved {
+                    model: M::META.name,
+                },
+            );
             return Err(name_the_row(err, rows, operation));
         }
     }
@@ -75,13 +80,20 @@ pub(crate) async fn bulk_save<M: Hooks>(
         return Ok(BulkSaved::default());
     }
     let had_key: Vec<bool> = rows.iter().map(|r| r.__key().is_some()).collect();
-    let res = atomically(target, M::META.name, operation, async |tx: &mut Tx| {
-        let created = save_all(&mut *rows, tx, fields).await?;
-        Ok((
-            created,
-            std::mem::take(&mut tx.scopes.current().robust_errors),
-        ))
-    })
+    // Boxed: a bulk save often runs inside a receiver of another save, whose future would
+    // otherwise hold this one inline (and grow past the compiler's layout depth).
+    let res = Box::pin(atomically(
+        target,
+        M::META.name,
+        operation,
+        async |tx: &mut Tx| {
+            let created = save_all(&mut *rows, tx, fields).await?;
+            Ok((
+                created,
+                std::mem::take(&mut tx.scopes.current().robust_errors),
+            ))
+        },
+    ))
     .await;
     match res {
         Ok(((created, receiver_errors), post_commit_errors)) => Ok(BulkSaved {
@@ -178,9 +190,11 @@ async fn save_all<M: Hooks>(
         raw: false,
     };
     let mut created = Vec::with_capacity(rows.len());
-    if signalled && wants_old_values::<M>() {
+    let wants_old = signalled && wants_old_values::<M>();
+    if wants_old && rows.iter().any(|r| r.__key().is_some()) {
         // Receivers compare each row with the one it replaces: row by row, each read and
-        // locked before its own save, in this one transaction (no savepoint per row).
+        // locked before its own save, in this one transaction (no savepoint per row). New
+        // rows replace none, so a bulk of new rows goes in chunks still.
         for (i, row) in rows.iter_mut().enumerate() {
             let one = save::save_signalled(row, tx, flags, fields).await;
             created.push(one.map_err(|err| at_row(i, name_the_column(err, &*row)))?);
@@ -192,7 +206,7 @@ async fn save_all<M: Hooks>(
         let (offset, len) = (c * size, chunk.len());
         let span = tracing::debug_span!("bulk_save", model = M::META.name, offset, rows = len);
         let one = tracing::Instrument::instrument(
-            save_chunk(chunk, tx, flags, fields, signalled),
+            save_chunk(chunk, tx, flags, fields, signalled, wants_old),
             span,
         )
         .await;
@@ -209,6 +223,7 @@ async fn save_chunk<M: Hooks>(
     flags: SaveFlags<'_>,
     fields: Option<FieldSet<M>>,
     signalled: bool,
+    all_new: bool,
 ) -> Result<Vec<bool>> {
     let model = M::META.name;
     if signalled {
@@ -216,7 +231,11 @@ async fn save_chunk<M: Hooks>(
         for _ in 0..rows.len() {
             muting::note(|| flags.fired(model, SignalKind::PreSave, None));
         }
-        hooks::pre_save_batch(rows, &mut PreSaveBatch::new(tx, &adding, flags)).await?;
+        let mut batch = PreSaveBatch::new(tx, &adding, flags);
+        if all_new {
+            batch = batch.all_created();
+        }
+        hooks::pre_save_batch(rows, &mut batch).await?;
     }
     let created = match fields {
         Some(fields) => {
@@ -233,11 +252,17 @@ async fn save_chunk<M: Hooks>(
         for c in &created {
             muting::note(|| flags.fired(model, SignalKind::PostSave, Some(*c)));
         }
-        hooks::post_save_batch(rows, &mut PostSaveBatch::new(tx, &created, flags)).await?;
+        let mut batch = PostSaveBatch::new(tx, &created, flags);
+        if all_new {
+            batch = batch.all_created();
+        }
+        hooks::post_save_batch(rows, &mut batch).await?;
         let written = fields.map_or(u128::MAX, |f| f.bits());
+        // A new row's old values are "none": `#[on_commit(.., changed(..))]` fires for it.
+        let old = all_new.then_some(None);
         for (row, created) in rows.iter().zip(&created) {
             let what = Committed::Saved { created: *created };
-            M::__on_commit(row, tx, what, None, written);
+            M::__on_commit(row, tx, what, old, written);
         }
     }
     Ok(created)
@@ -353,12 +378,15 @@ async fn insert_rows<M: Hooks>(rows: &[M], new: &[usize], tx: &mut Tx) -> Result
             outcome.rows
         ))));
     }
-    let step = Target::Tx(tx)
-        .fetch_i64(
-            "SELECT CAST(@@auto_increment_increment AS SIGNED)",
-            Args::new(backend, 0),
-        )
-        .await?;
+    let step = match tx.mysql_increment {
+        Some(step) => step,
+        None => {
+            let sql = "SELECT CAST(@@auto_increment_increment AS SIGNED)";
+            let step = Target::Tx(tx).fetch_i64(sql, Args::new(backend, 0)).await?;
+            tx.mysql_increment = Some(step);
+            step
+        }
+    };
     Ok((0..new.len() as i64)
         .map(|i| outcome.last_id + i * step)
         .collect())

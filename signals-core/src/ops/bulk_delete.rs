@@ -19,18 +19,29 @@ use crate::tx::{Target, Tx};
 /// [`Model::bulk_delete`](crate::Model::bulk_delete).
 pub(crate) async fn bulk_delete<M: Hooks>(rows: &mut [M], target: Target<'_>) -> Result<Deleted> {
     if let Some(i) = rows.iter().position(|r| r.__key().is_none()) {
-        let err = at_row(i, Error::NotSaved { model: M::META.name });
+        let err = at_row(
+            i,
+            Error::NotSaved {
+                model: M::META.name,
+            },
+        );
         return Err(name_the_row(err, rows, "delete"));
     }
     if rows.is_empty() {
         return Ok(Deleted::default());
     }
     let all: &[M] = rows;
-    let res = atomically(target, M::META.name, "delete", async |tx: &mut Tx| {
-        let mut deleted = delete_all(all, tx).await?;
-        deleted.receiver_errors = std::mem::take(&mut tx.scopes.current().robust_errors);
-        Ok(deleted)
-    })
+    // Boxed, as bulk saves are: it often runs inside another operation's receiver.
+    let res = Box::pin(atomically(
+        target,
+        M::META.name,
+        "delete",
+        async |tx: &mut Tx| {
+            let mut deleted = delete_all(all, tx).await?;
+            deleted.receiver_errors = std::mem::take(&mut tx.scopes.current().robust_errors);
+            Ok(deleted)
+        },
+    ))
     .await;
     match res {
         Ok((mut deleted, post_commit_errors)) => {
@@ -60,7 +71,12 @@ pub(crate) async fn delete_all<M: Hooks>(rows: &[M], tx: &mut Tx) -> Result<Dele
     } else {
         links.resize_with(rows.len(), Vec::new);
     }
-    tracing::debug!(model = origin, rows = rows.len(), cascaded = c.batches(), "bulk delete");
+    tracing::debug!(
+        model = origin,
+        rows = rows.len(),
+        cascaded = c.batches(),
+        "bulk delete"
+    );
     c.pre_delete(tx, origin).await?;
     send_delete(tx, origin, rows, &links, SignalKind::PreDelete).await?;
 

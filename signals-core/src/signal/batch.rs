@@ -66,6 +66,8 @@ pub struct PreSaveBatch<'t> {
     /// Per row: whether it has no key yet.
     rows: &'t [bool],
     flags: SaveFlags<'t>,
+    /// Receivers want old values, and every row is new: per-row contexts say "created".
+    created_rows: bool,
 }
 
 impl<'t> PreSaveBatch<'t> {
@@ -74,13 +76,25 @@ impl<'t> PreSaveBatch<'t> {
             tx,
             rows: adding,
             flags,
+            created_rows: false,
         }
+    }
+
+    /// Every row is new and receivers compare old values: theirs is "none, created".
+    pub(crate) fn all_created(mut self) -> Self {
+        self.created_rows = true;
+        self
     }
 
     /// Row `i`'s own context, for the per-row receivers of a bulk save.
     #[doc(hidden)]
     pub fn __row(&mut self, i: usize) -> PreSave<'_> {
-        PreSave::new(&mut *self.tx, self.rows[i], self.flags, Old::NotRead)
+        let old = if self.created_rows {
+            Old::Created
+        } else {
+            Old::NotRead
+        };
+        PreSave::new(&mut *self.tx, self.rows[i], self.flags, old)
     }
 
     /// Per row, in order: `true` when the row has no primary key yet, so it will be INSERTed
@@ -123,6 +137,8 @@ pub struct PostSaveBatch<'t> {
     /// Per row: whether the save INSERTed it.
     rows: &'t [bool],
     flags: SaveFlags<'t>,
+    /// See [`PreSaveBatch`]'s.
+    created_rows: bool,
 }
 
 impl<'t> PostSaveBatch<'t> {
@@ -131,7 +147,14 @@ impl<'t> PostSaveBatch<'t> {
             tx,
             rows: created,
             flags,
+            created_rows: false,
         }
+    }
+
+    /// See [`PreSaveBatch::all_created`].
+    pub(crate) fn all_created(mut self) -> Self {
+        self.created_rows = true;
+        self
     }
 
     /// Row `i`'s own context, for the per-row receivers of a bulk save.
@@ -141,7 +164,12 @@ impl<'t> PostSaveBatch<'t> {
         i: usize,
         this: &'s (dyn std::any::Any + Send + Sync),
     ) -> PostSave<'s> {
-        PostSave::new(&mut *self.tx, self.rows[i], self.flags, Old::NotRead, this)
+        let old = if self.created_rows {
+            Old::Created
+        } else {
+            Old::NotRead
+        };
+        PostSave::new(&mut *self.tx, self.rows[i], self.flags, old, this)
     }
 
     /// Per row, in order: `true` when the save INSERTed it, `false` when it UPDATEd it (see

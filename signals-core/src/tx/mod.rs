@@ -58,6 +58,7 @@ impl Db {
             on_commit_timeout: self.on_commit_timeout,
             pool: self.id,
             mysql_returning: None,
+            mysql_increment: None,
         })
     }
 
@@ -172,6 +173,9 @@ pub struct Tx {
     /// On MySQL-family servers, once a bulk save asked: whether `INSERT .. RETURNING` exists
     /// (MariaDB 10.5 and later).
     pub(crate) mysql_returning: Option<bool>,
+    /// On MySQL-family servers, once a bulk save asked: `@@auto_increment_increment`, the
+    /// step between the keys of one INSERT (a session setting, so read once per transaction).
+    pub(crate) mysql_increment: Option<i64>,
 }
 
 impl fmt::Debug for Tx {
