@@ -503,3 +503,40 @@ fn first_runs_at_once(round: usize) {
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 9);
 }
+
+url_test!(async fn import_creates_users_with_profiles(url) {
+    let app = App::new(&url);
+    app.createuser("alice");
+    let mut csv = String::new();
+    for i in 0..1_500 {
+        csv.push_str(&format!("user{i},user{i}@example.com\n"));
+    }
+    csv.push_str("withpw,pw@example.com,s3cret\n");
+    let file = app.dir.path().join("users.csv");
+    std::fs::write(&file, csv).unwrap();
+    let out = app.ok(&["import", file.to_str().unwrap()]);
+    assert!(out.contains("imported 1501 users"), "{out}");
+    let db = app.db().await;
+    assert_eq!(count(&db, "account_user").await, 1_502);
+    assert_eq!(count(&db, "account_profile").await, 1_502, "create_profile ran for every one");
+    let with = example_account::User::by_username(&db, "withpw").await.unwrap().unwrap();
+    assert!(with.check_password("s3cret"));
+    let without = example_account::User::by_username(&db, "user7").await.unwrap().unwrap();
+    assert!(without.password.starts_with('!'), "unusable: {}", without.password);
+    assert!(!without.check_password(""));
+});
+
+url_test!(async fn import_is_all_or_nothing(url) {
+    let app = App::new(&url);
+    app.createuser("alice");
+    let file = app.dir.path().join("users.csv");
+    std::fs::write(&file, "bob,b@example.com\nalice,a@example.com\ncarol,c@example.com\n").unwrap();
+    app.fails(&["import", file.to_str().unwrap()], "", "`alice` is already taken");
+    std::fs::write(&file, "bob,b@example.com\nbad name,x@example.com\n").unwrap();
+    app.fails(&["import", file.to_str().unwrap()], "", "line 2: invalid username `bad name`");
+    std::fs::write(&file, "bob,not-an-email\n").unwrap();
+    app.fails(&["import", file.to_str().unwrap()], "", "line 1: invalid email address");
+    let db = app.db().await;
+    assert_eq!(count(&db, "account_user").await, 1, "no user of the files was kept");
+    assert_eq!(count(&db, "account_profile").await, 1);
+});

@@ -451,6 +451,35 @@ impl Error {
         err
     }
 
+    /// Places an error of the chunk starting at `offset` (`len` rows) in the whole slice.
+    pub(crate) fn in_chunk(self, offset: usize, len: usize) -> Error {
+        match self {
+            Error::Bulk {
+                model,
+                operation,
+                row: Some(i),
+                key,
+                source,
+                ..
+            } => Error::Bulk {
+                model,
+                operation,
+                row: Some(offset + i),
+                rows: offset + i..offset + i + 1,
+                key,
+                source,
+            },
+            err => Error::Bulk {
+                model: "",
+                operation: "",
+                row: None,
+                rows: offset..offset + len,
+                key: None,
+                source: Box::new(err),
+            },
+        }
+    }
+
     /// The receivers the error passed through, outermost first, as `(model, signal, receiver)`.
     pub fn receiver_chain(&self) -> Vec<(&'static str, SignalKind, &'static str)> {
         let mut chain = Vec::new();

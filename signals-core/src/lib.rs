@@ -227,7 +227,6 @@ pub use error::{BoxError, Error, ErrorKind, Result};
 pub use kind::SignalKind;
 pub use meta::{Column, ColumnDef, FieldSet, ModelMeta, Receivers};
 pub use model::{BulkSaved, Deleted, Model, SaveOptions, Saved};
-pub use ops::bulk::MAX_CHUNK_ROWS;
 pub use ops::cascade::{OnDelete, Relation, RelationKind, relations_to};
 pub use ops::m2m::{ManyToMany, SetLinks};
 pub use query::{Filter, Numeric, Order, Query, Set, Text};
@@ -239,6 +238,7 @@ pub use signal::{
     connect_pre_delete, connect_pre_save, disconnect, disconnect_any, mute, mute_receiver,
     receivers, record_signals,
 };
+pub use sql::MAX_CHUNK_ROWS;
 pub use tx::{Executor, Tx};
 pub use value::{BuiltinType, FieldType, PrimaryKey, SqlType};
 

@@ -8,6 +8,11 @@ use std::fmt::Write as _;
 use crate::backend::Backend;
 use crate::meta::ModelMeta;
 
+/// At most this many rows go in one multi-row statement, one `IN` list and one batch of a
+/// bulk write, whatever the backend's limit of bound parameters allows: it bounds a
+/// statement's size (MySQL's `max_allowed_packet`) and a batch's.
+pub const MAX_CHUNK_ROWS: usize = 1000;
+
 /// The statements a model runs, with columns in field order and the primary key bound last
 /// (UPDATE, by-key statements) or first (`insert_with_key`).
 #[doc(hidden)]

@@ -284,9 +284,10 @@ pub trait Model: Sized + Send + Sync + 'static {
     /// the backend's limit of bound parameters demands). Per chunk, `pre_save` is sent, the
     /// rows are written, then `post_save`: a batched receiver (`#[post_save(f, batch)]`) once
     /// with the chunk's rows, a per-row receiver once per row, in declaration order, then
-    /// those connected at run time, row by row. Models whose receivers compare old values
-    /// (`changed(..)`, `#[model(old_values)]`) are saved row by row instead, each row read and
-    /// locked before its save, in the same one transaction.
+    /// those connected at run time, row by row. Where receivers compare old values
+    /// (`changed(..)`, `#[model(old_values)]`), new rows still go in chunks (they replace no
+    /// row), but a bulk holding rows with keys is saved row by row, each row read and locked
+    /// before its save, in the same one transaction.
     ///
     /// All or nothing: everything runs in one transaction (a savepoint of `ex`'s when it is a
     /// [`Tx`](crate::Tx)); a failing receiver or statement rolls all of it back, clears the

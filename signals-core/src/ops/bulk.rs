@@ -18,13 +18,9 @@ use crate::signal::batch::{PostSaveBatch, PreSaveBatch};
 use crate::signal::context::{Committed, SaveFlags};
 use crate::signal::hooks::{self, Hooks, any_receivers, at_row, wants_old_values};
 use crate::signal::muting;
-use crate::sql::multi_row_insert;
+use crate::sql::{MAX_CHUNK_ROWS, multi_row_insert};
 use crate::tx::{Target, Tx};
 use crate::value::{Args, Row};
-
-/// At most this many rows go in one statement and one batch, whatever the parameter limit
-/// allows: it bounds the statement's size (MySQL's `max_allowed_packet`) and a batch's.
-pub const MAX_CHUNK_ROWS: usize = 1000;
 
 /// How many rows of `M` go in one multi-row statement (and one batch) on `backend`: under the
 /// backend's limit of bound parameters per statement (SQLite 32,766; PostgreSQL and MySQL
@@ -145,35 +141,6 @@ pub(crate) fn name_the_row<M: Hooks>(err: Error, rows: &[M], operation: &'static
     }
 }
 
-/// Places an error of the chunk starting at `offset` (`len` rows) in the whole slice.
-pub(crate) fn in_chunk(err: Error, offset: usize, len: usize) -> Error {
-    match err {
-        Error::Bulk {
-            model,
-            operation,
-            row: Some(i),
-            key,
-            source,
-            ..
-        } => Error::Bulk {
-            model,
-            operation,
-            row: Some(offset + i),
-            rows: offset + i..offset + i + 1,
-            key,
-            source,
-        },
-        err => Error::Bulk {
-            model: "",
-            operation: "",
-            row: None,
-            rows: offset..offset + len,
-            key: None,
-            source: Box::new(err),
-        },
-    }
-}
-
 async fn save_all<M: Hooks>(
     rows: &mut [M],
     tx: &mut Tx,
@@ -210,7 +177,7 @@ async fn save_all<M: Hooks>(
             span,
         )
         .await;
-        created.extend(one.map_err(|err| in_chunk(err, offset, len))?);
+        created.extend(one.map_err(|err| err.in_chunk(offset, len))?);
     }
     Ok(created)
 }

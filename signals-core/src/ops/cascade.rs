@@ -2,15 +2,13 @@
 //! the rows it reaches, gathered before anything is sent or deleted, then sent their signals
 //! and deleted level by level.
 //!
-//! Uses `error`, `kind`, `sql`, `value`, `tx`, `model`, `signal`, and of `ops` the chunking
-//! of `bulk`.
+//! Uses `error`, `kind`, `sql`, `value`, `tx`, `model` and `signal`.
 
 use std::any::TypeId;
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::sync::{Arc, OnceLock};
 
-use super::bulk::{MAX_CHUNK_ROWS, in_chunk};
 use super::m2m::{self, Removed};
 use crate::error::{Error, Result};
 use crate::kind::SignalKind;
@@ -21,7 +19,7 @@ use crate::signal::custom::BoxFuture;
 use crate::signal::hooks::{self, Hooks, any_receivers, at_row};
 use crate::signal::m2m::M2mAction;
 use crate::signal::muting;
-use crate::sql::{InList, where_in};
+use crate::sql::{InList, MAX_CHUNK_ROWS, where_in};
 use crate::tx::{Target, Tx};
 use crate::value::{Args, DynField};
 
@@ -334,7 +332,7 @@ pub(crate) async fn send_delete<C: Hooks>(
                 let mut batch = PreDeleteBatch::new(tx, origin, chunk.len());
                 hooks::pre_delete_batch(chunk, &mut batch).await
             };
-            res.map_err(|err| in_chunk(err, offset, chunk.len()))?;
+            res.map_err(|err| err.in_chunk(offset, chunk.len()))?;
         }
     } else {
         for (i, (row, links)) in rows.iter().zip(links).enumerate() {

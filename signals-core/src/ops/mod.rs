@@ -1,6 +1,7 @@
-//! Operations: save (`save`), delete (`delete`) with its cascade (`cascade`), loading (`load`),
-//! typed queries (`query`) and many-to-many links (`m2m`): the runtime behind the `Model` methods, which the derive calls through
-//! `__private`.
+//! Operations: save (`save`), bulk saves (`bulk`), delete (`delete`) and bulk deletes
+//! (`bulk_delete`) with their cascade (`cascade`), loading (`load`), typed queries (`query`)
+//! and many-to-many links (`m2m`): the runtime behind the `Model` methods, which the derive
+//! calls through `__private`.
 //!
 //! Uses every layer below it: `error`, `kind`, `meta`, `sql`, `value`, `tx`, `model`, `signal`.
 

@@ -187,8 +187,7 @@ macro_rules! delete_batch {
     ($name:ident, $row:ident, $signal:literal) => {
         #[doc = concat!("What a batched `", $signal, "` receiver (`#[", $signal, "(my_receiver, \
             batch)]`) gets besides `&` the rows of one group: those a bulk delete \
-            ([`Model::bulk_delete`](crate::Model::bulk_delete), \
-            [`Query::delete`](crate::Query::delete)) or its cascade reaches, at one level. A \
+            (`Model::bulk_delete`, `Query::delete`) or its cascade reaches, at one level. A \
             single delete sends a batch of one.")]
         #[derive(Debug)]
         pub struct $name<'t> {
