@@ -418,3 +418,43 @@ pub(crate) fn multi_row_insert(
     }
     s
 }
+
+/// `UPDATE t SET a = CASE key WHEN ? THEN ? .. END, .. WHERE key IN (?, ..)` for `n` rows and
+/// the columns at `fields` (the key excluded). Bound: per field, per row, the row's key then
+/// its value; then the `n` keys.
+pub(crate) fn multi_row_update(
+    meta: &ModelMeta,
+    backend: Backend,
+    fields: &[usize],
+    n: usize,
+) -> String {
+    let mut w = Writer::new(backend);
+    let mut s = String::from("UPDATE ");
+    w.ident(&mut s, meta.table);
+    s.push_str(" SET ");
+    let mut key = String::new();
+    w.ident(&mut key, meta.columns[meta.primary_key]);
+    for (f, &i) in fields.iter().enumerate() {
+        if f > 0 {
+            s.push_str(", ");
+        }
+        w.ident(&mut s, meta.columns[i]);
+        let _ = write!(s, " = CASE {key}");
+        for _ in 0..n {
+            s.push_str(" WHEN ");
+            w.param(&mut s);
+            s.push_str(" THEN ");
+            w.param(&mut s);
+        }
+        s.push_str(" END");
+    }
+    let _ = write!(s, " WHERE {key} IN (");
+    for r in 0..n {
+        if r > 0 {
+            s.push_str(", ");
+        }
+        w.param(&mut s);
+    }
+    s.push(')');
+    s
+}

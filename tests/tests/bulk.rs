@@ -518,3 +518,39 @@ db_test!(async fn concurrent_bulks_of_overlapping_rows_lose_nothing(db) {
     assert!(values.iter().all(|v| v % 100 == 4), "{values:?}");
     assert_eq!(count(&db, "member").await, 4);
 });
+
+db_test!(async fn bulk_updates_name_the_row_a_constraint_refuses_and_let_the_last_instance_win(db) {
+    create_tables(&db, SCHEMA).await;
+    let mut rows = members(&["u1", "u2", "u3"]);
+    Member::bulk_save(&db, &mut rows).await.unwrap();
+    take_events();
+    // A unique violation in the multi-row UPDATE: the row is found and named.
+    let mut changed = rows.clone();
+    changed[2].name = "u1".into();
+    let err = Member::bulk_save(&db, &mut changed).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::UniqueViolation, "{err}");
+    assert!(matches!(err, Error::Bulk { row: Some(2), key: Some(_), .. }), "{err}");
+    let err = Member::bulk_update(&db, &mut changed, Member::NAME).await.unwrap_err();
+    assert!(matches!(err, Error::Bulk { row: Some(2), .. }), "{err}");
+    take_events();
+    // The same row twice: the last instance wins, as in a loop of saves.
+    let mut twice = vec![rows[0].clone(), rows[0].clone()];
+    twice[0].visits = 1;
+    twice[1].visits = 2;
+    Member::bulk_update(&db, &mut twice, Member::VISITS).await.unwrap();
+    assert_eq!(Member::get(&db, rows[0].id.unwrap()).await.unwrap().unwrap().visits, 2);
+    Member::bulk_save(&db, &mut twice).await.unwrap();
+    assert_eq!(Member::get(&db, rows[0].id.unwrap()).await.unwrap().unwrap().visits, 2);
+    take_events();
+    // Many rows: UPDATE statements split under the parameter limit.
+    let names: Vec<String> = (0..2_500).map(|i| format!("many{i}")).collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let mut many = members(&names);
+    Member::bulk_save(&db, &mut many).await.unwrap();
+    for (i, m) in many.iter_mut().enumerate() {
+        m.visits = i as i64;
+    }
+    Member::bulk_update(&db, &mut many, Member::VISITS).await.unwrap();
+    assert_eq!(scalar(&db, "SELECT COUNT(*) FROM member WHERE name LIKE 'many%' AND visits > 0").await, 2_499);
+    take_events();
+});

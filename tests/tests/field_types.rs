@@ -289,3 +289,48 @@ db_test!(async fn values_the_backend_cannot_store_are_refused_whole(db) {
     row.extra = None;
     row.save(&db).await.unwrap();
 });
+
+// Multi-row statements bind every type as single saves do: INSERT .. VALUES (..), (..) and
+// UPDATE .. SET col = CASE key WHEN .. THEN .. END (typed parameters on PostgreSQL).
+db_test!(async fn open_types_round_trip_through_bulk_saves_and_updates(db) {
+    db.create_tables::<Article>().await.unwrap();
+    let mut rows: Vec<Article> = (0..5).map(article).collect();
+    rows[1].o_status = None;
+    rows[2].extra = None;
+    Article::bulk_save(&db, &mut rows).await.unwrap();
+    for row in &rows {
+        assert_eq!(&Article::get(&db, row.id.unwrap()).await.unwrap().unwrap(), row);
+    }
+    for (n, row) in rows.iter_mut().enumerate() {
+        row.status = Status::Published;
+        row.priority = Priority::Low;
+        row.o_status = if n % 2 == 0 { None } else { Some(Status::Draft) };
+        row.o_priority = Some(Priority::Normal);
+        row.slug = None;
+        row.temperature = Tenths(n as f64 + 0.5);
+        row.meta.0.note = format!("edited {n}");
+        row.extra = Some(serde_json::json!([n]));
+        row.price = Decimal::from_str("-0.000001").unwrap();
+        row.o_price = None;
+        row.tiny = i8::MAX;
+        row.byte = 0;
+        row.word = 7;
+        row.dword = 0;
+        row.o_byte = None;
+    }
+    let saved = Article::bulk_save(&db, &mut rows).await.unwrap();
+    assert_eq!(saved.updated(), 5);
+    for row in &rows {
+        assert_eq!(&Article::get(&db, row.id.unwrap()).await.unwrap().unwrap(), row);
+    }
+    let before = rows.clone();
+    for row in &mut rows {
+        row.dword = u32::MAX;
+        row.status = Status::Draft;
+    }
+    Article::bulk_update(&db, &mut rows, Article::DWORD).await.unwrap();
+    for (row, old) in rows.iter().zip(&before) {
+        let stored = Article::get(&db, row.id.unwrap()).await.unwrap().unwrap();
+        assert_eq!((stored.dword, stored.status), (u32::MAX, old.status));
+    }
+});

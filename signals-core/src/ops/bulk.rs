@@ -5,10 +5,9 @@
 //! Uses `backend`, `error`, `kind`, `meta`, `value`, `tx`, `model`, `signal`, and `save` of
 //! `ops`.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-
 use super::atomically;
-use super::save::{self, name_the_column, update_fields};
+use super::bulk_write::{parameter_limit, write_chunk};
+use super::save::{self, name_the_column};
 use crate::backend::Backend;
 use crate::error::{Error, Result};
 use crate::kind::SignalKind;
@@ -18,29 +17,14 @@ use crate::signal::batch::{PostSaveBatch, PreSaveBatch};
 use crate::signal::context::{Committed, SaveFlags};
 use crate::signal::hooks::{self, Hooks, any_receivers, at_row, wants_old_values};
 use crate::signal::muting;
-use crate::sql::{MAX_CHUNK_ROWS, multi_row_insert};
+use crate::sql::MAX_CHUNK_ROWS;
 use crate::tx::{Target, Tx};
-use crate::value::{Args, Row};
 
 /// How many rows of `M` go in one multi-row statement (and one batch) on `backend`: under the
 /// backend's limit of bound parameters per statement (SQLite 32,766; PostgreSQL and MySQL
 /// 65,535), and at most [`MAX_CHUNK_ROWS`].
 pub fn chunk_rows<M: Hooks>(backend: Backend) -> usize {
-    let limit = match backend {
-        Backend::Sqlite => 32_766,
-        Backend::Postgres | Backend::MySql => 65_535,
-    };
-    (limit / M::META.columns.len().max(1)).clamp(1, MAX_CHUNK_ROWS)
-}
-
-/// Tests only: on MySQL, read generated keys as on MySQL 8 (which has no `INSERT ..
-/// RETURNING`) even on a MariaDB that has it.
-static MYSQL_KEYS_FROM_LAST_INSERT_ID: AtomicBool = AtomicBool::new(false);
-
-/// Reads keys on MySQL-family servers from `LAST_INSERT_ID()` (MySQL 8's way) rather than
-/// `RETURNING`; for tests of that path on MariaDB.
-pub fn force_mysql_keys_from_last_insert_id(on: bool) {
-    MYSQL_KEYS_FROM_LAST_INSERT_ID.store(on, Ordering::SeqCst);
+    (parameter_limit(backend) / M::META.columns.len().max(1)).clamp(1, MAX_CHUNK_ROWS)
 }
 
 /// Saves `rows` with their signals: [`Model::bulk_save`](crate::Model::bulk_save), and, with
@@ -204,17 +188,7 @@ async fn save_chunk<M: Hooks>(
         }
         hooks::pre_save_batch(rows, &mut batch).await?;
     }
-    let created = match fields {
-        Some(fields) => {
-            for (i, row) in rows.iter().enumerate() {
-                update_fields(row, &mut Target::Tx(tx), fields)
-                    .await
-                    .map_err(|err| at_row(i, name_the_column(err, row)))?;
-            }
-            vec![false; rows.len()]
-        }
-        None => write_chunk(rows, tx).await?,
-    };
+    let created = write_chunk(rows, tx, fields).await?;
     if signalled {
         for c in &created {
             muting::note(|| flags.fired(model, SignalKind::PostSave, Some(*c)));
@@ -233,155 +207,4 @@ async fn save_chunk<M: Hooks>(
         }
     }
     Ok(created)
-}
-
-/// The writes of one chunk: rows with a key by UPDATE (INSERT when no row has the key), rows
-/// without one in one multi-row INSERT, their keys read back. Returns `created` per row.
-async fn write_chunk<M: Hooks>(rows: &mut [M], tx: &mut Tx) -> Result<Vec<bool>> {
-    let mut created = vec![true; rows.len()];
-    let mut new = Vec::new();
-    for (i, row) in rows.iter_mut().enumerate() {
-        if row.__key().is_none() {
-            new.push(i);
-            continue;
-        }
-        created[i] = save::write(row, &mut Target::Tx(tx), None)
-            .await
-            .map_err(|err| at_row(i, name_the_column(err, &*row)))?;
-    }
-    if M::META.columns.len() == 1 {
-        // Only a key, which the database assigns: no multi-row form on every backend
-        // (`DEFAULT VALUES` takes one row), so one INSERT per row.
-        for &i in &new {
-            save::write(&mut rows[i], &mut Target::Tx(tx), None)
-                .await
-                .map_err(|err| at_row(i, err))?;
-        }
-        return Ok(created);
-    }
-    if new.is_empty() {
-        return Ok(created);
-    }
-    let backend = tx.backend();
-    let keys = if backend == Backend::Postgres {
-        // A failed statement aborts a PostgreSQL transaction: run it in a savepoint, so that
-        // the failing row can be found after it.
-        let sp = tx.enter(M::META.name).await?;
-        let res = insert_rows(rows, &new, tx).await;
-        tx.leave(sp, res.is_ok()).await?;
-        res
-    } else {
-        insert_rows(rows, &new, tx).await
-    };
-    let keys = match keys {
-        Ok(keys) => keys,
-        Err(err) => return Err(find_failing_row(rows, &new, tx, err).await),
-    };
-    for (&i, key) in new.iter().zip(keys) {
-        rows[i].__set_generated_key(key)?;
-    }
-    Ok(created)
-}
-
-/// After a multi-row INSERT failed: inserts its rows one by one in a savepoint (rolled back
-/// whatever happens) to name the first that fails. Without one (a failure no single row
-/// causes), the statement's own error, for the whole chunk.
-async fn find_failing_row<M: Hooks>(rows: &[M], new: &[usize], tx: &mut Tx, err: Error) -> Error {
-    let Ok(sp) = tx.enter(M::META.name).await else {
-        return err;
-    };
-    let mut found = None;
-    for &i in new {
-        let res = insert_rows(rows, &[i], tx).await;
-        if let Err(one) = res {
-            found = Some(at_row(i, name_the_column(one, &rows[i])));
-            break;
-        }
-    }
-    let _ = tx.leave(sp, false).await;
-    found.unwrap_or_else(|| name_the_column(err, &rows[new[0]]))
-}
-
-/// One multi-row INSERT of `rows[new]`, the database assigning the keys; returns them in the
-/// order of `new`.
-async fn insert_rows<M: Hooks>(rows: &[M], new: &[usize], tx: &mut Tx) -> Result<Vec<i64>> {
-    let backend = tx.backend();
-    let columns = M::META.columns.len() - 1;
-    let returning = match backend {
-        Backend::Postgres | Backend::Sqlite => true,
-        Backend::MySql => mysql_has_returning(tx).await?,
-    };
-    let sql = multi_row_insert(&M::META, backend, new.len(), returning);
-    let mut args = Args::new(backend, columns * new.len());
-    for &i in new {
-        rows[i].__bind_values(&mut args)?;
-    }
-    let mut target = Target::Tx(tx);
-    if returning {
-        let mut keys = target
-            .fetch_all(sqlx::AssertSqlSafe(sql), args, first_integer)
-            .await?;
-        // RETURNING's order is not promised (SQLite says so); the keys a statement generates
-        // grow in the order of its VALUES, so sorted they are the rows' keys in order.
-        keys.sort_unstable();
-        if keys.len() != new.len() {
-            return Err(Error::Database(sqlx::Error::Protocol(format!(
-                "a multi-row INSERT of {} rows returned {} keys",
-                new.len(),
-                keys.len()
-            ))));
-        }
-        return Ok(keys);
-    }
-    // MySQL 8: LAST_INSERT_ID() is the key of the statement's first row, and a multi-row
-    // INSERT with every key left to the server is a "simple insert", whose keys InnoDB
-    // allocates at once, consecutively (in every `innodb_autoinc_lock_mode`), spaced by
-    // `auto_increment_increment`.
-    let outcome = target.execute(sqlx::AssertSqlSafe(sql), args).await?;
-    if outcome.rows != new.len() as u64 {
-        return Err(Error::Database(sqlx::Error::Protocol(format!(
-            "a multi-row INSERT of {} rows inserted {}",
-            new.len(),
-            outcome.rows
-        ))));
-    }
-    let step = match tx.mysql_increment {
-        Some(step) => step,
-        None => {
-            let sql = "SELECT CAST(@@auto_increment_increment AS SIGNED)";
-            let step = Target::Tx(tx).fetch_i64(sql, Args::new(backend, 0)).await?;
-            tx.mysql_increment = Some(step);
-            step
-        }
-    };
-    Ok((0..new.len() as i64)
-        .map(|i| outcome.last_id + i * step)
-        .collect())
-}
-
-fn first_integer(row: &Row<'_>) -> Result<i64> {
-    row.get::<i64>(0, "", "")
-}
-
-/// Whether the MySQL-family server has `INSERT .. RETURNING` (MariaDB 10.5 and later).
-async fn mysql_has_returning(tx: &mut Tx) -> Result<bool> {
-    if MYSQL_KEYS_FROM_LAST_INSERT_ID.load(Ordering::SeqCst) {
-        return Ok(false);
-    }
-    if let Some(known) = tx.mysql_returning {
-        return Ok(known);
-    }
-    let version = Target::Tx(tx)
-        .fetch_all("SELECT VERSION()", Args::new(Backend::MySql, 0), |row| {
-            row.get::<String>(0, "", "")
-        })
-        .await?;
-    let version = version.first().map(String::as_str).unwrap_or("");
-    let mut numbers = version
-        .split(|c: char| !c.is_ascii_digit())
-        .filter_map(|n| n.parse::<u32>().ok());
-    let (major, minor) = (numbers.next().unwrap_or(0), numbers.next().unwrap_or(0));
-    let has = version.contains("MariaDB") && (major, minor) >= (10, 5);
-    tx.mysql_returning = Some(has);
-    Ok(has)
 }

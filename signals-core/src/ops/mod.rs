@@ -7,6 +7,7 @@
 
 pub(crate) mod bulk;
 pub(crate) mod bulk_delete;
+pub(crate) mod bulk_write;
 pub(crate) mod cascade;
 pub(crate) mod delete;
 pub(crate) mod load;
