@@ -137,7 +137,41 @@ struct ArticleLabel {
     label_id: i64,
 }
 
+/// The seed's pair with `create_profile` batched, for the statements of bulk writes.
+#[derive(Debug, Model)]
+#[model(table = "bulk_user")]
+#[post_save(create_profiles, batch)]
+struct BulkUser {
+    id: Option<i64>,
+    username: String,
+}
+
+#[derive(Debug, Model)]
+#[model(table = "bulk_profile")]
+struct BulkProfile {
+    id: Option<i64>,
+    #[model(one_to_one = BulkUser, on_delete = cascade)]
+    user_id: i64,
+}
+
+async fn create_profiles(
+    users: &[BulkUser],
+    signal: &mut signals_core::PostSaveBatch<'_>,
+) -> Result<()> {
+    let mut profiles: Vec<BulkProfile> = users
+        .iter()
+        .map(|u| BulkProfile {
+            id: None,
+            user_id: u.id.unwrap(),
+        })
+        .collect();
+    BulkProfile::bulk_save(signal.tx(), &mut profiles).await?;
+    Ok(())
+}
+
 const SCHEMA: &str = "
+CREATE TABLE bulk_user (id {pk}, username {varchar} NOT NULL);
+CREATE TABLE bulk_profile (id {pk}, user_id {bigint} NOT NULL UNIQUE);
 CREATE TABLE article (id {pk});
 CREATE TABLE label (id {pk});
 CREATE TABLE article_label (id {pk}, article_id {bigint} NOT NULL, label_id {bigint} NOT NULL);
@@ -291,6 +325,38 @@ async fn a_many_to_many_action_is_one_statement_on_the_through_table(db: Db, log
     assert_eq!(data(&sent), expected, "{sent:?}");
 }
 
+async fn a_bulk_sends_one_statement_per_chunk_and_model(db: Db, log: &Statements) {
+    BulkUser::all(&db).await.unwrap();
+    log.take();
+    let n = 2 * signals_core::MAX_CHUNK_ROWS + 1;
+    let mut users: Vec<BulkUser> = (0..n)
+        .map(|i| BulkUser {
+            id: None,
+            username: format!("u{i}"),
+        })
+        .collect();
+    BulkUser::bulk_save(&db, &mut users).await.unwrap();
+    let sent = log.take();
+    let mut written = data(&sent);
+    if db.backend() == Backend::MySql {
+        // Once per transaction: whether the server has INSERT .. RETURNING.
+        assert_eq!(written.remove(0), "SELECT", "{sent:?}");
+    }
+    assert_eq!(
+        written, ["INSERT"; 6],
+        "users then profiles, three chunks: {sent:?}"
+    );
+
+    // The profiles have no receivers and nothing below them: deleted without being read.
+    BulkUser::bulk_delete(&db, &mut users).await.unwrap();
+    let sent = log.take();
+    assert_eq!(
+        data(&sent),
+        ["DELETE"; 6],
+        "profiles, then users, 1,000 keys a statement: {sent:?}"
+    );
+}
+
 /// One test for the whole file: the SQLite driver logs from its worker thread, so the
 /// subscriber is global, and nothing else may run in this process while it counts.
 #[test]
@@ -305,6 +371,7 @@ fn statement_counts() {
                 a_model_without_receivers_saves_with_one_statement(db.clone(), &log).await;
                 a_changed_receiver_costs_one_read_and_others_nothing(db.clone(), &log).await;
                 a_many_to_many_action_is_one_statement_on_the_through_table(db.clone(), &log).await;
+                a_bulk_sends_one_statement_per_chunk_and_model(db.clone(), &log).await;
                 the_seed_signup_sends_the_statements_written_by_hand(db, &log).await;
             }
         }));
