@@ -90,31 +90,19 @@ async fn by_hand_insert(tx: &mut Tx, users: &[User]) -> Vec<i64> {
             ph(chunk.len(), 2)
         );
         let returning = format!("{users_sql} RETURNING id");
+        macro_rules! returning {
+            ($c:expr) => {{
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(returning));
+                for u in chunk {
+                    q = q.bind(&u.username).bind(&u.email);
+                }
+                let rows = q.fetch_all(&mut *$c).await.unwrap();
+                rows.iter().map(|r| r.get::<i64, _>(0)).collect()
+            }};
+        }
         let mut chunk_ids: Vec<i64> = match tx.conn().await.unwrap() {
-            ConnRef::Postgres(c) => {
-                let mut q = sqlx::query(sqlx::AssertSqlSafe(returning));
-                for u in chunk {
-                    q = q.bind(&u.username).bind(&u.email);
-                }
-                q.fetch_all(&mut *c)
-                    .await
-                    .unwrap()
-                    .iter()
-                    .map(|r| r.get::<i64, _>(0))
-                    .collect()
-            }
-            ConnRef::Sqlite(c) => {
-                let mut q = sqlx::query(sqlx::AssertSqlSafe(returning));
-                for u in chunk {
-                    q = q.bind(&u.username).bind(&u.email);
-                }
-                q.fetch_all(&mut *c)
-                    .await
-                    .unwrap()
-                    .iter()
-                    .map(|r| r.get::<i64, _>(0))
-                    .collect()
-            }
+            ConnRef::Postgres(c) => returning!(c),
+            ConnRef::Sqlite(c) => returning!(c),
             ConnRef::MySql(c) => {
                 let mut q = sqlx::query(sqlx::AssertSqlSafe(users_sql));
                 for u in chunk {

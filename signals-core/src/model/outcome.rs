@@ -8,7 +8,8 @@ use std::fmt;
 use crate::error::Error;
 use crate::meta::FieldSet;
 
-/// What [`Model::save`] did; see the example of [`Model::save`].
+/// What [`Model::save`](crate::Model::save) did; see the example of
+/// [`Model::save`](crate::Model::save).
 #[derive(Debug)]
 pub struct Saved {
     pub(crate) created: bool,
@@ -57,7 +58,8 @@ impl Saved {
     }
 }
 
-/// What [`Model::delete`] deleted: the instance's row and the rows its cascade reached.
+/// What [`Model::delete`](crate::Model::delete) deleted: the instance's row and the rows its
+/// cascade reached.
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> signals_core::Result<()> {
@@ -127,7 +129,7 @@ impl Deleted {
     }
 }
 
-/// How [`Model::save_with`] saves.
+/// How [`Model::save_with`](crate::Model::save_with) saves.
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> signals_core::Result<()> {
@@ -155,7 +157,7 @@ pub struct SaveOptions<M> {
 }
 
 impl<M> SaveOptions<M> {
-    /// A plain save, as [`Model::save`] does.
+    /// A plain save, as [`Model::save`](crate::Model::save) does.
     pub fn new() -> Self {
         SaveOptions {
             update_fields: None,

@@ -38,62 +38,81 @@ macro_rules! batch_flags {
     };
 }
 
-/// What a batched `pre_save` receiver (`#[pre_save(my_receiver, batch)]`) gets besides
-/// `&mut` the rows of one chunk, before they are written.
-///
-/// A bulk save ([`Model::bulk_save`](crate::Model::bulk_save)) sends one batch per chunk; a
-/// single [`save`](crate::Model::save) sends a batch of one, so one receiver serves both.
-///
-/// ```
-/// use signals_core::{Model, PreSaveBatch, Result};
-///
-/// #[derive(Model)]
-/// #[pre_save(normalize, batch)]
-/// struct User { id: Option<i64>, email: String }
-///
-/// async fn normalize(users: &mut [User], signal: &mut PreSaveBatch<'_>) -> Result<()> {
-///     for (user, adding) in users.iter_mut().zip(signal.adding()) {
-///         if *adding {
-///             user.email = user.email.trim().to_lowercase();
-///         }
-///     }
-///     Ok(())
-/// }
-/// ```
-#[derive(Debug)]
-pub struct PreSaveBatch<'t> {
-    tx: &'t mut Tx,
-    /// Per row: whether it has no key yet.
-    rows: &'t [bool],
-    flags: SaveFlags<'t>,
-    /// Receivers want old values, and every row is new: per-row contexts say "created".
-    created_rows: bool,
+/// A save batch's struct, with its docs, `new` and `all_created`.
+macro_rules! save_batch {
+    ($(#[$attr:meta])* $name:ident, $rows:literal) => {
+        $(#[$attr])*
+        #[derive(Debug)]
+        pub struct $name<'t> {
+            tx: &'t mut Tx,
+            #[doc = $rows]
+            rows: &'t [bool],
+            flags: SaveFlags<'t>,
+            /// Receivers want old values, and every row is new: per-row contexts say
+            /// "created".
+            created_rows: bool,
+        }
+
+        impl<'t> $name<'t> {
+            pub(crate) fn new(tx: &'t mut Tx, rows: &'t [bool], flags: SaveFlags<'t>) -> Self {
+                $name {
+                    tx,
+                    rows,
+                    flags,
+                    created_rows: false,
+                }
+            }
+
+            /// Every row is new and receivers compare old values: theirs is "none, created".
+            pub(crate) fn all_created(mut self) -> Self {
+                self.created_rows = true;
+                self
+            }
+
+            /// What per-row receivers are told of the row a row replaces.
+            fn old(&self) -> Old<'t> {
+                if self.created_rows {
+                    Old::Created
+                } else {
+                    Old::NotRead
+                }
+            }
+        }
+    };
+}
+
+save_batch! {
+    /// What a batched `pre_save` receiver (`#[pre_save(my_receiver, batch)]`) gets besides
+    /// `&mut` the rows of one chunk, before they are written.
+    ///
+    /// A bulk save ([`Model::bulk_save`](crate::Model::bulk_save)) sends one batch per chunk; a
+    /// single [`save`](crate::Model::save) sends a batch of one, so one receiver serves both.
+    ///
+    /// ```
+    /// use signals_core::{Model, PreSaveBatch, Result};
+    ///
+    /// #[derive(Model)]
+    /// #[pre_save(normalize, batch)]
+    /// struct User { id: Option<i64>, email: String }
+    ///
+    /// async fn normalize(users: &mut [User], signal: &mut PreSaveBatch<'_>) -> Result<()> {
+    ///     for (user, adding) in users.iter_mut().zip(signal.adding()) {
+    ///         if *adding {
+    ///             user.email = user.email.trim().to_lowercase();
+    ///         }
+    ///     }
+    ///     Ok(())
+    /// }
+    /// ```
+    PreSaveBatch,
+    "Per row: whether it has no key yet."
 }
 
 impl<'t> PreSaveBatch<'t> {
-    pub(crate) fn new(tx: &'t mut Tx, adding: &'t [bool], flags: SaveFlags<'t>) -> Self {
-        PreSaveBatch {
-            tx,
-            rows: adding,
-            flags,
-            created_rows: false,
-        }
-    }
-
-    /// Every row is new and receivers compare old values: theirs is "none, created".
-    pub(crate) fn all_created(mut self) -> Self {
-        self.created_rows = true;
-        self
-    }
-
     /// Row `i`'s own context, for the per-row receivers of a bulk save.
     #[doc(hidden)]
     pub fn __row(&mut self, i: usize) -> PreSave<'_> {
-        let old = if self.created_rows {
-            Old::Created
-        } else {
-            Old::NotRead
-        };
+        let old = self.old();
         PreSave::new(&mut *self.tx, self.rows[i], self.flags, old)
     }
 
@@ -107,56 +126,36 @@ impl<'t> PreSaveBatch<'t> {
     common!("bulk write");
 }
 
-/// What a batched `post_save` receiver (`#[post_save(my_receiver, batch)]`) gets besides `&`
-/// the rows of one chunk, once they are written (their keys set).
-///
-/// ```
-/// use signals_core::{Model, PostSaveBatch, Result};
-///
-/// #[derive(Model)]
-/// #[post_save(create_profiles, batch)]
-/// struct User { id: Option<i64>, username: String }
-///
-/// #[derive(Model)]
-/// struct Profile { id: Option<i64>, user_id: i64 }
-///
-/// async fn create_profiles(users: &[User], signal: &mut PostSaveBatch<'_>) -> Result<()> {
-///     let mut profiles: Vec<Profile> = users
-///         .iter()
-///         .zip(signal.created())
-///         .filter(|(_, created)| **created)
-///         .filter_map(|(user, _)| Some(Profile { id: None, user_id: user.id? }))
-///         .collect();
-///     Profile::bulk_save(signal.tx(), &mut profiles).await?;
-///     Ok(())
-/// }
-/// ```
-#[derive(Debug)]
-pub struct PostSaveBatch<'t> {
-    tx: &'t mut Tx,
-    /// Per row: whether the save INSERTed it.
-    rows: &'t [bool],
-    flags: SaveFlags<'t>,
-    /// See [`PreSaveBatch`]'s.
-    created_rows: bool,
+save_batch! {
+    /// What a batched `post_save` receiver (`#[post_save(my_receiver, batch)]`) gets besides `&`
+    /// the rows of one chunk, once they are written (their keys set).
+    ///
+    /// ```
+    /// use signals_core::{Model, PostSaveBatch, Result};
+    ///
+    /// #[derive(Model)]
+    /// #[post_save(create_profiles, batch)]
+    /// struct User { id: Option<i64>, username: String }
+    ///
+    /// #[derive(Model)]
+    /// struct Profile { id: Option<i64>, user_id: i64 }
+    ///
+    /// async fn create_profiles(users: &[User], signal: &mut PostSaveBatch<'_>) -> Result<()> {
+    ///     let mut profiles: Vec<Profile> = users
+    ///         .iter()
+    ///         .zip(signal.created())
+    ///         .filter(|(_, created)| **created)
+    ///         .filter_map(|(user, _)| Some(Profile { id: None, user_id: user.id? }))
+    ///         .collect();
+    ///     Profile::bulk_save(signal.tx(), &mut profiles).await?;
+    ///     Ok(())
+    /// }
+    /// ```
+    PostSaveBatch,
+    "Per row: whether the save INSERTed it."
 }
 
 impl<'t> PostSaveBatch<'t> {
-    pub(crate) fn new(tx: &'t mut Tx, created: &'t [bool], flags: SaveFlags<'t>) -> Self {
-        PostSaveBatch {
-            tx,
-            rows: created,
-            flags,
-            created_rows: false,
-        }
-    }
-
-    /// See [`PreSaveBatch::all_created`].
-    pub(crate) fn all_created(mut self) -> Self {
-        self.created_rows = true;
-        self
-    }
-
     /// Row `i`'s own context, for the per-row receivers of a bulk save.
     #[doc(hidden)]
     pub fn __row<'s>(
@@ -164,11 +163,7 @@ impl<'t> PostSaveBatch<'t> {
         i: usize,
         this: &'s (dyn std::any::Any + Send + Sync),
     ) -> PostSave<'s> {
-        let old = if self.created_rows {
-            Old::Created
-        } else {
-            Old::NotRead
-        };
+        let old = self.old();
         PostSave::new(&mut *self.tx, self.rows[i], self.flags, old, this)
     }
 
