@@ -42,6 +42,7 @@ pub fn read_users(file: &Path) -> Result<Vec<User>, Error> {
             password,
             date_joined: Utc::now(),
             is_active: true,
+            is_staff: false,
         });
     }
     Ok(users)

@@ -22,6 +22,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod admin;
 mod import;
 mod media;
 mod models;
@@ -108,6 +109,10 @@ pub enum Error {
     /// A backend this app has no migrations for.
     #[error("no migrations for {0}")]
     Unsupported(String),
+    /// A setting of the command or its environment is not usable (an address to listen on, a
+    /// session key).
+    #[error("{0}")]
+    Config(String),
     /// A line of an import file is not a user.
     #[error("line {line}: {reason}")]
     Import {
@@ -210,10 +215,18 @@ pub fn parse_date(text: &str) -> Result<NaiveDate, Error> {
 /// row locked, and only `date_of_birth` is written, so a concurrent change of the photo is
 /// neither lost nor undone.
 pub async fn set_dob(db: &Db, username: &str, date: &str) -> Result<Account, Error> {
-    let date = parse_date(date)?;
+    set_dob_or_clear(db, username, Some(parse_date(date)?)).await
+}
+
+/// [`set_dob`] with a parsed date, or `None` to clear it.
+pub async fn set_dob_or_clear(
+    db: &Db,
+    username: &str,
+    date: Option<NaiveDate>,
+) -> Result<Account, Error> {
     db.transaction(async |tx: &mut Tx| {
         let mut account = Account::load_for_update(tx, username).await?;
-        account.profile.date_of_birth = Some(date);
+        account.profile.date_of_birth = date;
         let only_dob = SaveOptions::new().update_fields(Profile::DATE_OF_BIRTH);
         account.profile.save_with(&mut *tx, only_dob).await?;
         Ok(account)

@@ -54,6 +54,29 @@ enum Command {
         /// Read the password from the first line of standard input.
         #[arg(long)]
         password_stdin: bool,
+        /// The user may log in to the admin site (`serve`).
+        #[arg(long)]
+        staff: bool,
+    },
+    /// Create a staff user who may log in to the admin site, asking for the username, email
+    /// and password (Django's `createsuperuser`); `--username` and `--password-stdin` for
+    /// scripts.
+    Createsuperuser {
+        /// The username (asked for when missing).
+        #[arg(long)]
+        username: Option<String>,
+        /// The email address (asked for when missing and a terminal is there).
+        #[arg(long)]
+        email: Option<String>,
+        /// Read the password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Serve the admin site (Django's admin for `Profile`) until stopped.
+    Serve {
+        /// The address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8000")]
+        bind: String,
     },
     /// Set a user's date of birth (YYYY-MM-DD).
     SetDob {
@@ -120,6 +143,23 @@ fn parse_size(text: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("`{text}` is not a size, as in 5M"))
 }
 
+/// Asks for one line on the terminal (`createsuperuser`).
+fn ask(what: &str) -> Result<String, Error> {
+    if !std::io::stdin().is_terminal() {
+        return Err(Error::Password(format!(
+            "no terminal to ask the {} on; pass it as an option",
+            what.to_lowercase()
+        )));
+    }
+    eprint!("{what}: ");
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .map_err(|e| Error::Password(e.to_string()))?;
+    Ok(line.trim().to_owned())
+}
+
 fn read_password(from_stdin: bool) -> Result<String, Error> {
     if from_stdin {
         let mut line = String::new();
@@ -148,15 +188,37 @@ async fn run(cli: Cli) -> Result<String, Error> {
     set_media_root(&cli.media_root);
     set_max_upload_size(cli.max_upload_size);
     // Check what needs no database first, so bad input changes nothing.
+    let mut superuser = None;
     let password = match &cli.command {
         Some(Command::Createuser {
             username,
             email,
             password_stdin,
+            ..
         }) => {
             validate_username(username)?;
             validate_email(email)?;
             Some(read_password(*password_stdin)?)
+        }
+        Some(Command::Createsuperuser {
+            username,
+            email,
+            password_stdin,
+        }) => {
+            let username = match username {
+                Some(name) => name.clone(),
+                None => ask("Username")?,
+            };
+            validate_username(&username)?;
+            let email = match email {
+                Some(email) => email.clone(),
+                None if std::io::stdin().is_terminal() && !*password_stdin => ask("Email address")?,
+                None => String::new(),
+            };
+            validate_email(&email)?;
+            let password = read_password(*password_stdin)?;
+            superuser = Some((username, email));
+            Some(password)
         }
         Some(Command::SetDob { date, .. }) => {
             example_account::parse_date(date)?;
@@ -187,15 +249,37 @@ async fn run(cli: Cli) -> Result<String, Error> {
             out
         }
         Some(Command::Createuser {
-            username, email, ..
+            username,
+            email,
+            staff,
+            ..
         }) => {
             let password = password.unwrap_or_default();
-            let user = User::create_user(&db, &username, &email, &password).await?;
+            let user = if staff {
+                User::create_staff_user(&db, &username, &email, &password).await?
+            } else {
+                User::create_user(&db, &username, &email, &password).await?
+            };
             format!(
-                "created user {} (id {}); its profile was created by create_profile\n",
+                "created {}user {} (id {}); its profile was created by create_profile\n",
+                if staff { "staff " } else { "" },
                 user.username,
                 user.id.unwrap_or_default()
             )
+        }
+        Some(Command::Createsuperuser { .. }) => {
+            let (username, email) = superuser.unwrap_or_default();
+            let password = password.unwrap_or_default();
+            let user = User::create_staff_user(&db, &username, &email, &password).await?;
+            format!(
+                "created staff user {} (id {}); log in at `serve`'s /admin/\n",
+                user.username,
+                user.id.unwrap_or_default()
+            )
+        }
+        Some(Command::Serve { bind }) => {
+            example_account::admin::serve(db.clone(), &bind).await?;
+            String::new()
         }
         Some(Command::SetDob { username, date }) => {
             let account = set_dob(&db, &username, &date).await?;

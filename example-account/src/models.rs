@@ -30,6 +30,8 @@ pub struct User {
     pub date_joined: DateTime<Utc>,
     /// Whether the user may log in.
     pub is_active: bool,
+    /// Whether the user may log in to the admin site (Django's `is_staff`).
+    pub is_staff: bool,
 }
 
 /// The seed's `Profile`: one per user, deleted with the user.
@@ -58,6 +60,27 @@ impl User {
         email: &str,
         password: &str,
     ) -> std::result::Result<User, crate::Error> {
+        User::create(ex, username, email, password, false).await
+    }
+
+    /// [`create_user`](Self::create_user) for a user who may log in to the admin site
+    /// (`is_staff`), as Django's `createsuperuser` makes one.
+    pub async fn create_staff_user<'e>(
+        ex: impl Executor<'e>,
+        username: &str,
+        email: &str,
+        password: &str,
+    ) -> std::result::Result<User, crate::Error> {
+        User::create(ex, username, email, password, true).await
+    }
+
+    async fn create<'e>(
+        ex: impl Executor<'e>,
+        username: &str,
+        email: &str,
+        password: &str,
+        is_staff: bool,
+    ) -> std::result::Result<User, crate::Error> {
         crate::validate_username(username)?;
         crate::validate_email(email)?;
         let mut user = User {
@@ -67,6 +90,7 @@ impl User {
             password: password::hash(password)?,
             date_joined: Utc::now(),
             is_active: true,
+            is_staff,
         };
         user.save(ex)
             .await

@@ -15,13 +15,22 @@ use crate::Error;
 /// `(version, description, SQLite, PostgreSQL, MySQL)` of each migration, oldest first.
 type Entry = (i64, &'static str, &'static str, &'static str, &'static str);
 
-const MIGRATIONS: &[Entry] = &[(
-    1,
-    "account",
-    include_str!("../migrations/sqlite/0001_account.sql"),
-    include_str!("../migrations/postgres/0001_account.sql"),
-    include_str!("../migrations/mysql/0001_account.sql"),
-)];
+const MIGRATIONS: &[Entry] = &[
+    (
+        1,
+        "account",
+        include_str!("../migrations/sqlite/0001_account.sql"),
+        include_str!("../migrations/postgres/0001_account.sql"),
+        include_str!("../migrations/mysql/0001_account.sql"),
+    ),
+    (
+        2,
+        "staff",
+        include_str!("../migrations/sqlite/0002_staff.sql"),
+        include_str!("../migrations/postgres/0002_staff.sql"),
+        include_str!("../migrations/mysql/0002_staff.sql"),
+    ),
+];
 
 fn migrator(pick: fn(&Entry) -> &'static str) -> Migrator {
     Migrator::with_migrations(

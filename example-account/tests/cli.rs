@@ -540,3 +540,21 @@ url_test!(async fn import_is_all_or_nothing(url) {
     assert_eq!(count(&db, "account_user").await, 1, "no user of the files was kept");
     assert_eq!(count(&db, "account_profile").await, 1);
 });
+
+url_test!(async fn staff_users_for_the_admin(url) {
+    let app = App::new(&url);
+    let out = app.run_with(&["createuser", "ann", "--staff", "--password-stdin"], "pw\n");
+    assert!(out.ok && out.stdout.contains("created staff user ann"), "{}", out.stderr);
+    let out = app.run_with(&["createsuperuser", "--username", "root", "--email", "r@example.com", "--password-stdin"], "pw\n");
+    assert!(out.ok && out.stdout.contains("created staff user root"), "{}", out.stderr);
+    app.createuser("plain");
+    app.fails(&["createsuperuser", "--password-stdin"], "pw\n", "pass it as an option");
+    app.fails(&["createsuperuser", "--username", "bad name", "--password-stdin"], "pw\n", "invalid username");
+    app.fails(&["serve", "--bind", "not-an-address"], "", "is not an address");
+    let db = app.db().await;
+    for (name, staff) in [("ann", true), ("root", true), ("plain", false)] {
+        let user = example_account::User::by_username(&db, name).await.unwrap().unwrap();
+        assert_eq!(user.is_staff, staff, "{name}");
+    }
+    assert_eq!(count(&db, "account_profile").await, 3);
+});

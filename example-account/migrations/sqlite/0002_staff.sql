@@ -1,0 +1,1 @@
+ALTER TABLE account_user ADD COLUMN is_staff BOOLEAN NOT NULL DEFAULT 0;

@@ -1,0 +1,641 @@
+//! The admin's pages: login, the profile list, adding a user, changing a profile, deleting a
+//! user after a confirmation. Every POST checks the session's CSRF token first; bad input is
+//! shown beside its field, never as a server error.
+
+use std::collections::HashMap;
+
+use axum::Form;
+use axum::extract::{Multipart, Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum_extra::extract::PrivateCookieJar;
+use minijinja::context;
+use serde::{Deserialize, Serialize};
+use signals_core::Model;
+
+use super::AdminState;
+use super::session::{Session, Staff};
+use crate::{Error, Profile, User};
+
+/// Rows per page of the list, as Django's `list_per_page`.
+pub(crate) const PER_PAGE: usize = 25;
+
+fn render(state: &AdminState, name: &str, ctx: minijinja::Value) -> Response {
+    match state
+        .templates()
+        .get_template(name)
+        .and_then(|t| t.render(ctx))
+    {
+        Ok(html) => Html(html).into_response(),
+        Err(err) => message(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Server error",
+            &format!("the page could not be rendered: {err}"),
+        ),
+    }
+}
+
+/// A page that only says something, with its status.
+fn message(status: StatusCode, title: &str, text: &str) -> Response {
+    let env = super::templates();
+    let html = env
+        .get_template("message.html")
+        .and_then(|t| t.render(context! { title, text }))
+        .unwrap_or_else(|_| "error".to_owned());
+    (status, Html(html)).into_response()
+}
+
+/// A database failure: a page saying so (with status 500), never a panic.
+fn failed(err: impl std::fmt::Display) -> Response {
+    message(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "Server error",
+        &format!("the database said no: {err}"),
+    )
+}
+
+/// A POST whose CSRF token is missing or not the session's: refused, nothing done.
+fn csrf_refused() -> Response {
+    message(
+        StatusCode::FORBIDDEN,
+        "Forbidden (403)",
+        "CSRF verification failed: the form did not carry this session's token. Reload the \
+         page and submit it again.",
+    )
+}
+
+pub(crate) async fn home() -> Redirect {
+    Redirect::to("/admin/account/profile/")
+}
+
+#[derive(Deserialize)]
+pub(crate) struct LoginForm {
+    #[serde(default)]
+    username: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    csrf_token: String,
+}
+
+pub(crate) async fn login_form(State(state): State<AdminState>, jar: PrivateCookieJar) -> Response {
+    let session = Session::read(&jar).unwrap_or_else(|| Session::new(None));
+    let jar = session.store(jar);
+    let page = render(
+        &state,
+        "login.html",
+        context! { csrf_token => session.csrf, username => "", error => "" },
+    );
+    (jar, page).into_response()
+}
+
+pub(crate) async fn login(
+    State(state): State<AdminState>,
+    jar: PrivateCookieJar,
+    Form(form): Form<LoginForm>,
+) -> Response {
+    let Some(session) = Session::read(&jar) else {
+        return csrf_refused();
+    };
+    if !session.token_matches(&form.csrf_token) {
+        return csrf_refused();
+    }
+    let user = match User::by_username(state.db(), &form.username).await {
+        Ok(user) => user,
+        Err(err) => return failed(err),
+    };
+    let password = form.password.clone();
+    let accepted = match user {
+        Some(user) if user.is_active && user.is_staff => {
+            // Argon2 takes tens of milliseconds: off the async workers.
+            let hash = user.password.clone();
+            let ok = tokio::task::spawn_blocking(move || crate::password::verify(&password, &hash))
+                .await
+                .unwrap_or(false);
+            ok.then_some(user)
+        }
+        _ => None,
+    };
+    match accepted {
+        Some(user) => {
+            // A new session, with a new token, for the logged-in user.
+            let jar = Session::new(user.id).store(jar);
+            (jar, Redirect::to("/admin/account/profile/")).into_response()
+        }
+        None => {
+            let page = render(
+                &state,
+                "login.html",
+                context! {
+                    csrf_token => session.csrf,
+                    username => form.username,
+                    error => "Please enter the correct username and password for a staff \
+                              account. Note that both fields may be case-sensitive.",
+                },
+            );
+            (StatusCode::OK, page).into_response()
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub(crate) struct TokenForm {
+    #[serde(default)]
+    csrf_token: String,
+}
+
+pub(crate) async fn logout(
+    staff: Staff,
+    jar: PrivateCookieJar,
+    Form(form): Form<TokenForm>,
+) -> Response {
+    if !staff.session.token_matches(&form.csrf_token) {
+        return csrf_refused();
+    }
+    (Session::clear(jar), Redirect::to("/admin/login/")).into_response()
+}
+
+#[derive(Deserialize)]
+pub(crate) struct ListQuery {
+    #[serde(default)]
+    q: String,
+    #[serde(default)]
+    o: String,
+    #[serde(default)]
+    p: Option<usize>,
+    #[serde(default)]
+    deleted: Option<u8>,
+}
+
+/// A row of the list.
+#[derive(Serialize)]
+struct Row {
+    user_id: i64,
+    profile_id: i64,
+    username: String,
+    date_of_birth: String,
+    photo: String,
+}
+
+/// A column header: its label, and the ordering a click on it asks for.
+#[derive(Serialize)]
+struct Column {
+    label: &'static str,
+    order: String,
+    sorted: &'static str,
+}
+
+pub(crate) async fn list(
+    staff: Staff,
+    State(state): State<AdminState>,
+    Query(query): Query<ListQuery>,
+) -> Response {
+    let (users, profiles) = match tokio::try_join!(User::all(state.db()), Profile::all(state.db()))
+    {
+        Ok(both) => both,
+        Err(err) => return failed(err),
+    };
+    let users: HashMap<i64, User> = users.into_iter().filter_map(|u| Some((u.id?, u))).collect();
+    let needle = query.q.trim().to_lowercase();
+    let mut rows: Vec<Row> = profiles
+        .into_iter()
+        .filter_map(|p| {
+            let user = users.get(&p.user_id)?;
+            Some(Row {
+                user_id: p.user_id,
+                profile_id: p.id?,
+                username: user.username.clone(),
+                date_of_birth: p.date_of_birth.map(|d| d.to_string()).unwrap_or_default(),
+                photo: p.photo,
+            })
+        })
+        .filter(|r| needle.is_empty() || r.username.to_lowercase().contains(&needle))
+        .collect();
+    let (key, descending) = match query.o.strip_prefix('-') {
+        Some(key) => (key, true),
+        None => (query.o.as_str(), false),
+    };
+    match key {
+        "date_of_birth" => rows.sort_by(|a, b| a.date_of_birth.cmp(&b.date_of_birth)),
+        "photo" => rows.sort_by(|a, b| a.photo.cmp(&b.photo)),
+        _ => rows.sort_by(|a, b| a.username.cmp(&b.username)),
+    }
+    if descending {
+        rows.reverse();
+    }
+    let total = rows.len();
+    let pages = total.div_ceil(PER_PAGE).max(1);
+    let page = query.p.unwrap_or(1).clamp(1, pages);
+    let shown: Vec<Row> = rows
+        .into_iter()
+        .skip((page - 1) * PER_PAGE)
+        .take(PER_PAGE)
+        .collect();
+    let columns: Vec<Column> = [
+        ("user", "user"),
+        ("date of birth", "date_of_birth"),
+        ("photo", "photo"),
+    ]
+    .into_iter()
+    .map(|(label, name)| {
+        let current = key == name || (name == "user" && !matches!(key, "date_of_birth" | "photo"));
+        Column {
+            label,
+            order: if current && !descending {
+                format!("-{name}")
+            } else {
+                name.to_owned()
+            },
+            sorted: match (current, descending) {
+                (true, false) => "ascending",
+                (true, true) => "descending",
+                _ => "",
+            },
+        }
+    })
+    .collect();
+    render(
+        &state,
+        "list.html",
+        context! {
+            staff => staff.user.username,
+            csrf_token => staff.session.csrf,
+            rows => shown,
+            columns,
+            q => query.q,
+            o => query.o,
+            page,
+            pages,
+            total,
+            deleted => query.deleted.is_some(),
+        },
+    )
+}
+
+#[derive(Deserialize, Default)]
+pub(crate) struct AddForm {
+    #[serde(default)]
+    username: String,
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    password1: String,
+    #[serde(default)]
+    password2: String,
+    #[serde(default)]
+    csrf_token: String,
+}
+
+fn add_page(
+    state: &AdminState,
+    staff: &Staff,
+    form: &AddForm,
+    errors: &HashMap<&str, String>,
+) -> Response {
+    render(
+        state,
+        "user_add.html",
+        context! {
+            staff => staff.user.username,
+            csrf_token => staff.session.csrf,
+            username => form.username,
+            email => form.email,
+            errors => errors,
+        },
+    )
+}
+
+pub(crate) async fn add_form(staff: Staff, State(state): State<AdminState>) -> Response {
+    add_page(&state, &staff, &AddForm::default(), &HashMap::new())
+}
+
+pub(crate) async fn add(
+    staff: Staff,
+    State(state): State<AdminState>,
+    Form(form): Form<AddForm>,
+) -> Response {
+    if !staff.session.token_matches(&form.csrf_token) {
+        return csrf_refused();
+    }
+    let mut errors: HashMap<&str, String> = HashMap::new();
+    if form.password1.is_empty() {
+        errors.insert("password1", "This field is required.".into());
+    } else if form.password1 != form.password2 {
+        errors.insert("password2", "The two password fields didn’t match.".into());
+    }
+    if let Err(err) = crate::validate_username(&form.username) {
+        errors.insert("username", err.to_string());
+    }
+    if let Err(err) = crate::validate_email(&form.email) {
+        errors.insert("email", err.to_string());
+    }
+    if !errors.is_empty() {
+        return add_page(&state, &staff, &form, &errors);
+    }
+    match User::create_user(state.db(), &form.username, &form.email, &form.password1).await {
+        Ok(user) => {
+            let profile = Profile::for_user(state.db(), &user).await.ok().flatten();
+            match profile.and_then(|p| p.id) {
+                Some(id) => Redirect::to(&format!("/admin/account/profile/{id}/change/?added=1"))
+                    .into_response(),
+                None => Redirect::to("/admin/account/profile/").into_response(),
+            }
+        }
+        Err(err) => {
+            let field = match err {
+                Error::UsernameTaken(_) | Error::BadUsername(_) => "username",
+                Error::BadEmail(_) => "email",
+                Error::EmptyPassword | Error::Password(_) => "password1",
+                _ => return failed(err),
+            };
+            errors.insert(field, err.to_string());
+            add_page(&state, &staff, &form, &errors)
+        }
+    }
+}
+
+/// The profile with key `id` and its user.
+async fn account(state: &AdminState, id: i64) -> Result<Option<(Profile, User)>, Response> {
+    let profile = Profile::get(state.db(), id).await.map_err(failed)?;
+    let Some(profile) = profile else {
+        return Ok(None);
+    };
+    let user = User::get(state.db(), profile.user_id)
+        .await
+        .map_err(failed)?;
+    Ok(user.map(|u| (profile, u)))
+}
+
+fn not_found(what: &str) -> Response {
+    message(
+        StatusCode::NOT_FOUND,
+        "Not found",
+        &format!("no {what} with that key"),
+    )
+}
+
+#[derive(Deserialize)]
+pub(crate) struct ChangeQuery {
+    #[serde(default)]
+    added: Option<u8>,
+}
+
+#[allow(clippy::too_many_arguments)]
+fn change_page(
+    state: &AdminState,
+    staff: &Staff,
+    profile: &Profile,
+    user: &User,
+    date: &str,
+    errors: &HashMap<&str, String>,
+    note: &str,
+) -> Response {
+    render(
+        state,
+        "profile_change.html",
+        context! {
+            staff => staff.user.username,
+            csrf_token => staff.session.csrf,
+            profile_id => profile.id,
+            user_id => user.id,
+            username => user.username,
+            date_of_birth => date,
+            photo => profile.photo,
+            errors => errors,
+            note,
+        },
+    )
+}
+
+pub(crate) async fn change_form(
+    staff: Staff,
+    State(state): State<AdminState>,
+    Path(id): Path<i64>,
+    Query(query): Query<ChangeQuery>,
+) -> Response {
+    let (profile, user) = match account(&state, id).await {
+        Ok(Some(found)) => found,
+        Ok(None) => return not_found("profile"),
+        Err(page) => return page,
+    };
+    let date = profile
+        .date_of_birth
+        .map(|d| d.to_string())
+        .unwrap_or_default();
+    let note = if query.added.is_some() {
+        "The user was added; its profile was created by create_profile. You may edit it below."
+    } else {
+        ""
+    };
+    change_page(
+        &state,
+        &staff,
+        &profile,
+        &user,
+        &date,
+        &HashMap::new(),
+        note,
+    )
+}
+
+/// What the change form posted.
+#[derive(Default)]
+struct ChangeForm {
+    csrf_token: String,
+    date_of_birth: String,
+    photo: Option<(String, Vec<u8>)>,
+}
+
+async fn read_change_form(mut multipart: Multipart) -> Result<ChangeForm, String> {
+    let mut form = ChangeForm::default();
+    while let Some(field) = multipart.next_field().await.map_err(|e| e.to_string())? {
+        let name = field.name().unwrap_or_default().to_owned();
+        match name.as_str() {
+            "csrf_token" => form.csrf_token = field.text().await.map_err(|e| e.to_string())?,
+            "date_of_birth" => {
+                form.date_of_birth = field.text().await.map_err(|e| e.to_string())?;
+            }
+            "photo" => {
+                let file_name = field.file_name().unwrap_or_default().to_owned();
+                let bytes = field.bytes().await.map_err(|e| e.to_string())?;
+                if !file_name.is_empty() || !bytes.is_empty() {
+                    form.photo = Some((file_name, bytes.to_vec()));
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(form)
+}
+
+pub(crate) async fn change(
+    staff: Staff,
+    State(state): State<AdminState>,
+    Path(id): Path<i64>,
+    multipart: Multipart,
+) -> Response {
+    let form = match read_change_form(multipart).await {
+        Ok(form) => form,
+        Err(err) => {
+            return message(
+                StatusCode::BAD_REQUEST,
+                "Bad request",
+                &format!("the form could not be read: {err}"),
+            );
+        }
+    };
+    if !staff.session.token_matches(&form.csrf_token) {
+        return csrf_refused();
+    }
+    let (profile, user) = match account(&state, id).await {
+        Ok(Some(found)) => found,
+        Ok(None) => return not_found("profile"),
+        Err(page) => return page,
+    };
+    let mut errors: HashMap<&str, String> = HashMap::new();
+    let date = form.date_of_birth.trim();
+    let parsed = if date.is_empty() {
+        None
+    } else {
+        match crate::parse_date(date) {
+            Ok(d) => Some(d),
+            Err(err) => {
+                errors.insert("date_of_birth", err.to_string());
+                None
+            }
+        }
+    };
+    // The upload, as `set-photo` reads a file: in a directory of its own, under its name.
+    let upload = tempdir_for_upload();
+    let mut photo_path = None;
+    if let Some((name, bytes)) = &form.photo {
+        match &upload {
+            Ok(dir) => {
+                let name = crate::valid_file_name(name);
+                let name = if name.is_empty() {
+                    "upload".to_owned()
+                } else {
+                    name
+                };
+                let path = dir.join(name);
+                match std::fs::write(&path, bytes) {
+                    Ok(()) => match crate::check_image(&path) {
+                        Ok(()) => photo_path = Some(path),
+                        Err(err) => {
+                            errors.insert("photo", err.to_string());
+                        }
+                    },
+                    Err(err) => {
+                        errors.insert("photo", format!("the upload could not be kept: {err}"));
+                    }
+                }
+            }
+            Err(err) => {
+                errors.insert("photo", format!("the upload could not be kept: {err}"));
+            }
+        }
+    }
+    if !errors.is_empty() {
+        if let Ok(dir) = &upload {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+        return change_page(&state, &staff, &profile, &user, date, &errors, "");
+    }
+    let res = apply_change(&state, &user, parsed, photo_path.as_deref()).await;
+    if let Ok(dir) = &upload {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+    match res {
+        Ok(()) => Redirect::to(&format!(
+            "/admin/account/profile/?q={}",
+            urlencode(&user.username)
+        ))
+        .into_response(),
+        Err(
+            err @ (Error::NotAnImage(_) | Error::TooLarge { .. } | Error::WrongExtension { .. }),
+        ) => {
+            errors.insert("photo", err.to_string());
+            change_page(&state, &staff, &profile, &user, date, &errors, "")
+        }
+        Err(err) => failed(err),
+    }
+}
+
+async fn apply_change(
+    state: &AdminState,
+    user: &User,
+    date: Option<chrono::NaiveDate>,
+    photo: Option<&std::path::Path>,
+) -> Result<(), Error> {
+    crate::set_dob_or_clear(state.db(), &user.username, date).await?;
+    if let Some(path) = photo {
+        crate::set_photo(state.db(), &user.username, path).await?;
+    }
+    Ok(())
+}
+
+fn tempdir_for_upload() -> std::io::Result<std::path::PathBuf> {
+    let dir = std::env::temp_dir().join(format!("admin-upload-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
+fn urlencode(text: &str) -> String {
+    let mut out = String::new();
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+pub(crate) async fn delete_form(
+    staff: Staff,
+    State(state): State<AdminState>,
+    Path(id): Path<i64>,
+) -> Response {
+    let user = match User::get(state.db(), id).await {
+        Ok(Some(user)) => user,
+        Ok(None) => return not_found("user"),
+        Err(err) => return failed(err),
+    };
+    let profile = match Profile::for_user(state.db(), &user).await {
+        Ok(profile) => profile,
+        Err(err) => return failed(err),
+    };
+    render(
+        &state,
+        "delete.html",
+        context! {
+            staff => staff.user.username,
+            csrf_token => staff.session.csrf,
+            user_id => user.id,
+            username => user.username,
+            profile => profile.is_some(),
+            photo => profile.map(|p| p.photo).unwrap_or_default(),
+        },
+    )
+}
+
+pub(crate) async fn delete(
+    staff: Staff,
+    State(state): State<AdminState>,
+    Path(id): Path<i64>,
+    Form(form): Form<TokenForm>,
+) -> Response {
+    if !staff.session.token_matches(&form.csrf_token) {
+        return csrf_refused();
+    }
+    let user = match User::get(state.db(), id).await {
+        Ok(Some(user)) => user,
+        Ok(None) => return not_found("user"),
+        Err(err) => return failed(err),
+    };
+    match crate::delete_user(state.db(), &user.username).await {
+        Ok(_) => Redirect::to("/admin/account/profile/?deleted=1").into_response(),
+        Err(err) => failed(err),
+    }
+}
