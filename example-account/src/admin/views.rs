@@ -380,7 +380,6 @@ pub(crate) struct ChangeQuery {
     added: Option<u8>,
 }
 
-#[allow(clippy::too_many_arguments)]
 fn change_page(
     state: &AdminState,
     staff: &Staff,
@@ -592,15 +591,23 @@ fn urlencode(text: &str) -> String {
     out
 }
 
+/// The user with key `id`, or the page saying there is none.
+async fn user(state: &AdminState, id: i64) -> Result<User, Response> {
+    match User::get(state.db(), id).await {
+        Ok(Some(user)) => Ok(user),
+        Ok(None) => Err(not_found("user")),
+        Err(err) => Err(failed(err)),
+    }
+}
+
 pub(crate) async fn delete_form(
     staff: Staff,
     State(state): State<AdminState>,
     Path(id): Path<i64>,
 ) -> Response {
-    let user = match User::get(state.db(), id).await {
-        Ok(Some(user)) => user,
-        Ok(None) => return not_found("user"),
-        Err(err) => return failed(err),
+    let user = match user(&state, id).await {
+        Ok(user) => user,
+        Err(page) => return page,
     };
     let profile = match Profile::for_user(state.db(), &user).await {
         Ok(profile) => profile,
@@ -629,10 +636,9 @@ pub(crate) async fn delete(
     if !staff.session.token_matches(&form.csrf_token) {
         return csrf_refused();
     }
-    let user = match User::get(state.db(), id).await {
-        Ok(Some(user)) => user,
-        Ok(None) => return not_found("user"),
-        Err(err) => return failed(err),
+    let user = match user(&state, id).await {
+        Ok(user) => user,
+        Err(page) => return page,
     };
     match crate::delete_user(state.db(), &user.username).await {
         Ok(_) => Redirect::to("/admin/account/profile/?deleted=1").into_response(),
