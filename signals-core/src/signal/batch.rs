@@ -184,6 +184,28 @@ macro_rules! delete_batch {
             batch)]`) gets besides `&` the rows of one group: those a bulk delete \
             (`Model::bulk_delete`, `Query::delete`) or its cascade reaches, at one level. A \
             single delete sends a batch of one.")]
+        ///
+        /// ```
+        /// # #[tokio::main(flavor = "current_thread")] async fn main() -> signals_core::Result<()> {
+        #[doc = concat!("use signals_core::{Db, Model, ", stringify!($name), ", Result};")]
+        ///
+        /// #[derive(Model)]
+        #[doc = concat!("#[", $signal, "(count, batch)]")]
+        /// struct Tag { id: Option<i64> }
+        ///
+        #[doc = concat!("async fn count(tags: &[Tag], signal: &mut ", stringify!($name), "<'_>) -> Result<()> {")]
+        ///     assert_eq!(tags.len(), signal.len());
+        ///     println!("{} tags go, deleted from {}", tags.len(), signal.origin());
+        ///     Ok(())
+        /// }
+        ///
+        /// let db = Db::connect("sqlite::memory:").await?;
+        /// db.create_tables::<Tag>().await?;
+        /// let mut tags = vec![Tag { id: None }, Tag { id: None }];
+        /// Tag::bulk_save(&db, &mut tags).await?;
+        /// Tag::bulk_delete(&db, &mut tags).await?; // one batch of two
+        /// # Ok(()) }
+        /// ```
         #[derive(Debug)]
         pub struct $name<'t> {
             tx: &'t mut Tx,
