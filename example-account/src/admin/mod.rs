@@ -33,7 +33,6 @@ pub struct AdminState(Arc<Inner>);
 struct Inner {
     db: Db,
     key: Key,
-    templates: Environment<'static>,
 }
 
 impl FromRef<AdminState> for Key {
@@ -55,23 +54,25 @@ impl AdminState {
             }
             None => Key::generate(),
         };
-        Ok(AdminState(Arc::new(Inner {
-            db,
-            key,
-            templates: templates(),
-        })))
+        Ok(AdminState(Arc::new(Inner { db, key })))
     }
 
     pub(crate) fn db(&self) -> &Db {
         &self.0.db
     }
 
-    pub(crate) fn templates(&self) -> &Environment<'static> {
-        &self.0.templates
+    pub(crate) fn templates(&self) -> &'static Environment<'static> {
+        templates()
     }
 }
 
-fn templates() -> Environment<'static> {
+/// The site's templates, parsed once per process.
+pub(crate) fn templates() -> &'static Environment<'static> {
+    static TEMPLATES: std::sync::OnceLock<Environment<'static>> = std::sync::OnceLock::new();
+    TEMPLATES.get_or_init(parse_templates)
+}
+
+fn parse_templates() -> Environment<'static> {
     let mut env = Environment::new();
     for (name, source) in [
         ("base.html", include_str!("templates/base.html")),

@@ -6,10 +6,9 @@
 //! and the `IN`-list reads of `cascade`.
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use super::cascade::select_in;
+use super::cascade::{keys_of, select_in};
 use super::save::{self, name_the_column};
 use crate::backend::Backend;
 use crate::error::{Error, Result};
@@ -17,7 +16,7 @@ use crate::meta::FieldSet;
 use crate::signal::hooks::{Hooks, at_row};
 use crate::sql::{multi_row_insert, multi_row_update};
 use crate::tx::{Target, Tx};
-use crate::value::{Args, DynField, Row};
+use crate::value::{Args, Row};
 
 /// The backend's limit of bound parameters per statement.
 pub(crate) fn parameter_limit(backend: Backend) -> usize {
@@ -97,8 +96,12 @@ pub(crate) async fn write_chunk<M: Hooks>(
             Written::Keys(_) => unreachable!("an UPDATE generates no key"),
         };
         if matched < keyed.len() as u64 {
-            let found: Vec<M> =
-                select_in(tx, M::META.primary_key, &keys_of_rows(rows, &keyed)).await?;
+            let found: Vec<M> = select_in(
+                tx,
+                M::META.primary_key,
+                &keys_of(keyed.iter().map(|&i| &rows[i])),
+            )
+            .await?;
             let found: BTreeSet<&M::Key> = found.iter().filter_map(|r| r.__key()).collect();
             for &i in &keyed {
                 let Some(key) = rows[i].__key() else { continue };
@@ -141,14 +144,6 @@ pub(crate) async fn write_chunk<M: Hooks>(
         created[i] = true;
     }
     Ok(created)
-}
-
-/// The keys of `rows[idx]`, type-erased for `IN` lists.
-fn keys_of_rows<M: Hooks>(rows: &[M], idx: &[usize]) -> Vec<Arc<dyn DynField>> {
-    idx.iter()
-        .filter_map(|&i| rows[i].__key())
-        .map(|k| Arc::new(k.clone()) as Arc<dyn DynField>)
-        .collect()
 }
 
 async fn insert_with_key<M: Hooks>(row: &M, tx: &mut Tx) -> Result<()> {

@@ -244,8 +244,10 @@ pub(crate) async fn select_in<C: Model>(
 }
 
 /// The keys of `rows` (every row has one), type-erased for `IN` lists.
-pub(crate) fn keys_of<C: Model>(rows: &[C]) -> Vec<Arc<dyn DynField>> {
-    rows.iter()
+pub(crate) fn keys_of<'r, C: Model>(
+    rows: impl IntoIterator<Item = &'r C>,
+) -> Vec<Arc<dyn DynField>> {
+    rows.into_iter()
         .filter_map(|r| r.__key())
         .map(|k| Arc::new(k.clone()) as Arc<dyn DynField>)
         .collect()
