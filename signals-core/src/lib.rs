@@ -230,6 +230,7 @@ pub use model::{BulkSaved, Deleted, Model, SaveOptions, Saved};
 pub use ops::cascade::{OnDelete, Relation, RelationKind, relations_to};
 pub use ops::m2m::{ManyToMany, SetLinks};
 pub use query::{Filter, Numeric, Order, Query, Set, Text};
+pub use signal::durable;
 pub use signal::{
     BoxFuture, Change, Committed, Fired, Instance, M2mAction, M2mChange, M2mChanged, MuteGuard,
     PostDelete, PostDeleteBatch, PostSave, PostSaveBatch, PreDelete, PreDeleteBatch, PreSave,

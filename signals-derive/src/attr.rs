@@ -108,6 +108,9 @@ pub(crate) struct Receiver {
     /// Listed with `batch` (where it was written): it takes the rows of a chunk as a slice,
     /// with the signal's batch context.
     pub(crate) batch: Option<Span>,
+    /// Listed with `durable` (an `on_commit` receiver, where it was written): the save writes
+    /// an outbox row in its transaction and the receiver runs from it, at least once.
+    pub(crate) durable: Option<Span>,
     /// Listed with `changed(a, b)`: runs only when one of these fields changed. The fields
     /// are checked against the struct's by `check`.
     pub(crate) changed: Option<Vec<Ident>>,
@@ -509,6 +512,31 @@ fn parse_receivers(attr: &Attribute, name: &str, out: &mut Vec<Receiver>, errors
             );
         }
     }
+    // The bare word `durable` marks every receiver of this attribute.
+    let (durable_flags, paths): (Vec<Path>, Vec<Path>) =
+        paths.into_iter().partition(|p| p.is_ident("durable"));
+    let durable = durable_flags.first().map(Spanned::span);
+    if let Some(extra) = durable_flags.get(1) {
+        errors.spanned(extra, "duplicate `durable`");
+    }
+    if let Some(word) = durable_flags.first() {
+        if name != "on_commit" {
+            errors.spanned(
+                word,
+                format!("`durable` applies to `on_commit` receivers, which run after the commit; `{name}` receivers run inside the save's transaction already"),
+            );
+        } else if changed.is_some() {
+            errors.spanned(
+                word,
+                "`changed(..)` is decided when the transaction commits, a `durable` receiver's event is written before: list the durable receivers in an attribute of their own",
+            );
+        } else if paths.is_empty() {
+            errors.spanned(
+                word,
+                "`durable` marks the receivers listed with it; name them, as in `#[on_commit(send_welcome, durable)]`",
+            );
+        }
+    }
     // The bare word `robust` marks every receiver of this attribute.
     let (flags, paths): (Vec<Path>, Vec<Path>) =
         paths.into_iter().partition(|p| p.is_ident("robust"));
@@ -546,6 +574,7 @@ fn parse_receivers(attr: &Attribute, name: &str, out: &mut Vec<Receiver>, errors
             name: text,
             robust,
             batch,
+            durable,
             changed: changed.clone(),
         });
     }

@@ -103,6 +103,7 @@ fn expand(model: &Model<'_>) -> TokenStream {
     let through = through(model);
     let many_to_many = many_to_many(model);
     let on_commit = on_commit_dispatcher(model);
+    let durable = durable_receivers(model);
     let wired = SIGNALS
         .iter()
         .zip(&model.receivers)
@@ -316,6 +317,8 @@ fn expand(model: &Model<'_>) -> TokenStream {
         #(#from_rows)*
 
         #relations
+
+        #durable
 
         #through
 
@@ -742,6 +745,11 @@ fn on_commit_dispatcher(model: &Model<'_>) -> TokenStream {
         let path = &r.path;
         let receiver = &r.name;
         let span = path.span();
+        if r.durable.is_some() {
+            return quote_spanned! {span=>
+                ::signals_core::durable::schedule::<Self>(tx, #name, #receiver, this, what)?;
+            };
+        }
         match &r.changed {
             None => quote_spanned! {span=>
                 ::signals_core::__private::schedule_on_commit(
@@ -776,11 +784,55 @@ fn on_commit_dispatcher(model: &Model<'_>) -> TokenStream {
             what: ::signals_core::Committed,
             old: ::core::option::Option<::core::option::Option<&Self>>,
             written: u128,
-        ) {
+        ) -> ::signals_core::Result<()> {
             let _ = (&old, written);
             #(#calls)*
+            ::core::result::Result::Ok(())
         }
     }
+}
+
+/// Registers each durable receiver by model and name, with the call that reads the instance
+/// from its JSON and runs it; the runners of `signals-outbox` find it there.
+fn durable_receivers(model: &Model<'_>) -> TokenStream {
+    let ident = model.ident;
+    let name = ident.to_string();
+    let out = model
+        .on_commit
+        .iter()
+        .filter(|r| r.durable.is_some())
+        .map(|r| {
+            let path = &r.path;
+            let receiver = &r.name;
+            let span = path.span();
+            let run = quote_spanned! {span=>
+                fn __run<'a, 'b>(
+                    payload: &'a str,
+                    delivery: &'a mut ::signals_core::durable::Delivery<'b>,
+                ) -> ::signals_core::BoxFuture<'a, ::signals_core::Result<()>> {
+                    ::signals_core::durable::run_receiver::<#ident, _, _>(
+                        payload,
+                        delivery,
+                        #name,
+                        #receiver,
+                        |instance, delivery| #path(instance, delivery),
+                    )
+                }
+            };
+            quote! {
+                const _: () = {
+                    #run
+                    ::signals_core::__private::inventory::submit! {
+                        ::signals_core::durable::DurableReceiver {
+                            model: #name,
+                            receiver: #receiver,
+                            __run: __run,
+                        }
+                    }
+                };
+            }
+        });
+    quote!(#(#out)*)
 }
 
 /// Registration and loaders for each reference field.

@@ -13,6 +13,8 @@
 //! A server that cannot be reached skips its tests with a message, except when `CI` is set (to
 //! anything but `false` or `0`) or `SIGNALS_REQUIRE_SERVERS=1`: then it fails them.
 
+pub mod outbox;
+
 use std::cell::RefCell;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
@@ -58,7 +60,9 @@ macro_rules! db_test {
     };
 }
 
-fn servers_required() -> bool {
+/// Whether a missing server (database or broker) fails a test instead of skipping it: under
+/// `CI` (but `false` or `0`) or with `SIGNALS_REQUIRE_SERVERS=1`.
+pub fn servers_required() -> bool {
     let ci = std::env::var("CI").unwrap_or_default();
     let required = std::env::var("SIGNALS_REQUIRE_SERVERS").unwrap_or_default();
     (!ci.is_empty() && ci != "false" && ci != "0") || required == "1"

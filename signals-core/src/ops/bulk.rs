@@ -203,7 +203,7 @@ async fn save_chunk<M: Hooks>(
         let old = all_new.then_some(None);
         for (row, created) in rows.iter().zip(&created) {
             let what = Committed::Saved { created: *created };
-            M::__on_commit(row, tx, what, old, written);
+            M::__on_commit(row, tx, what, old, written)?;
         }
     }
     Ok(created)

@@ -357,7 +357,7 @@ pub(crate) async fn send_delete<C: Hooks>(
     }
     if post {
         for row in rows {
-            C::__on_commit(row, tx, Committed::Deleted, None, 0);
+            C::__on_commit(row, tx, Committed::Deleted, None, 0)?;
         }
     }
     Ok(())

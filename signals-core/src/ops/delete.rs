@@ -104,6 +104,6 @@ async fn delete_tree<M: Hooks>(root: &M, key: &M::Key, tx: &mut Tx) -> Result<De
     muting::note(|| fired_delete(M::META.name, SignalKind::PostDelete));
     hooks::post_delete(root, &mut PostDelete::new(tx, origin)).await?;
     m2m::send_removed(tx, root, &links, M2mAction::PostRemove).await?;
-    M::__on_commit(root, tx, Committed::Deleted, None, 0);
+    M::__on_commit(root, tx, Committed::Deleted, None, 0)?;
     Ok(deleted)
 }

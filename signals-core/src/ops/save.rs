@@ -138,7 +138,7 @@ pub(crate) async fn save_signalled<M: Hooks>(
         Some(fields) => fields.bits(),
         None => u128::MAX,
     };
-    M::__on_commit(m, tx, Committed::Saved { created }, old, written);
+    M::__on_commit(m, tx, Committed::Saved { created }, old, written)?;
     Ok(created)
 }
 

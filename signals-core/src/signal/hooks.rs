@@ -81,7 +81,8 @@ macro_rules! hooks {
                 _what: Committed,
                 _old: Option<Option<&Self>>,
                 _written: u128,
-            ) {
+            ) -> Result<()> {
+                Ok(())
             }
         }
 

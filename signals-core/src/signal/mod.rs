@@ -26,6 +26,7 @@ pub(crate) mod any;
 pub(crate) mod batch;
 pub(crate) mod context;
 pub(crate) mod custom;
+pub mod durable;
 pub(crate) mod hooks;
 pub(crate) mod m2m;
 pub(crate) mod muting;

@@ -17,6 +17,7 @@ use crate::conn::{ConnRef, Db, TxConn};
 use crate::error::{Error, Result};
 
 mod exec;
+pub(crate) mod outbox;
 mod savepoint;
 mod scope;
 
@@ -240,8 +241,9 @@ impl Tx {
         self.inner_mut()?.conn()
     }
 
-    /// Commits, then runs the work scheduled with [`on_commit`](Self::on_commit) and the
-    /// models' `#[on_commit]` receivers. Errors of those receivers cannot undo the commit:
+    /// Writes the events of durable receivers (`#[on_commit(.., durable)]`) to the outbox
+    /// table, commits, then runs the work scheduled with [`on_commit`](Self::on_commit) and
+    /// the models' `#[on_commit]` receivers. If the outbox write fails, nothing commits. Errors of those receivers cannot undo the commit:
     /// they are logged; [`commit_reporting`](Self::commit_reporting) returns them.
     pub async fn commit(self) -> Result<()> {
         self.commit_reporting().await.map(drop)
@@ -261,12 +263,22 @@ impl Tx {
         self.repair().await?;
         // No savepoint is open here but those of operations still running elsewhere, which
         // `&mut` borrowing rules out; COMMIT would release them anyway.
-        let hooks = self.scopes.finish().hooks;
+        let frame = self.scopes.finish();
+        let durable = !frame.outbox.is_empty();
+        if durable {
+            // In the transaction, so that the events commit with the rows they report, or
+            // fail the commit: a durable event is never lost once its save committed.
+            let backend = self.backend;
+            outbox::write(&mut Target::Tx(&mut self), backend, &frame.outbox).await?;
+        }
         match self.inner.take() {
             None => return Err(Error::Transaction("transaction already finished".into())),
             Some(inner) => inner.commit().await?,
         }
-        Ok(scope::run_after_commit(hooks, self.on_commit_timeout).await)
+        if durable {
+            outbox::committed();
+        }
+        Ok(scope::run_after_commit(frame.hooks, self.on_commit_timeout).await)
     }
 
     /// Rolls back everything and drops the scheduled work.

@@ -4,7 +4,7 @@
 //!
 //! State that belongs to a savepoint goes here, as a field of [`Frame`] with its line in
 //! [`Frame::absorb`]; nothing else of the transaction needs to know of it. Also runs the
-//! after-commit work of a committed transaction. Uses `error`.
+//! after-commit work of a committed transaction. Uses `error` and the outbox rows of `tx`.
 
 use std::any::Any;
 use std::future::Future;
@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use futures_util::FutureExt as _;
 
+use super::outbox::OutboxRow;
 use crate::error::{Error, Result};
 
 /// Work to run after the outermost commit.
@@ -26,6 +27,9 @@ pub(crate) struct Frame {
     pub(crate) hooks: Vec<Hook>,
     /// Errors of robust receivers that ran inside it, not yet taken by their save or delete.
     pub(crate) robust_errors: Vec<Error>,
+    /// Durable receivers' events of the saves and deletes inside it, written just before
+    /// the commit.
+    pub(crate) outbox: Vec<OutboxRow>,
 }
 
 impl Frame {
@@ -33,6 +37,7 @@ impl Frame {
     fn absorb(&mut self, inner: Frame) {
         self.hooks.extend(inner.hooks);
         self.robust_errors.extend(inner.robust_errors);
+        self.outbox.extend(inner.outbox);
     }
 }
 

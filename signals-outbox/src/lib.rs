@@ -1,0 +1,129 @@
+//! Durable model-signal receivers: a transactional outbox, relayed through NATS JetStream to
+//! workers on any number of machines, or run in-process when no broker is configured.
+//!
+//! A receiver listed with `durable` in `#[on_commit(..)]` does not run after the commit as a
+//! future of this process: the save writes an event (the instance as JSON, what committed,
+//! the receiver's name) to the `signals_outbox` table **in its own transaction**. A rolled
+//! back save leaves no event; a committed one cannot lose it, whatever happens to the process
+//! or the broker after the commit. Then:
+//!
+//! - with no broker, an [`Embedded`] runner in the application runs the receivers from the
+//!   outbox table;
+//! - with NATS, [`Relay`]s publish the outbox to a JetStream stream (the event id as
+//!   `Nats-Msg-Id`, so republished events are dropped), and [`Worker`]s on any machines
+//!   share one durable consumer and run the receivers.
+//!
+//! Either way, each delivery runs in a transaction that first records the event id in the
+//! inbox table: the receiver's database work (through [`Delivery::tx`]) happens exactly
+//! once, however often the event is delivered. A failing receiver is retried with backoff;
+//! after [`Config::max_attempts`] the event goes to the dead letters with its last error, and
+//! the other events keep flowing. [`stats`] reads the counters.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> signals_outbox::Result<()> {
+//! use signals_core::{Db, Model};
+//! use signals_core::durable::Delivery;
+//!
+//! #[derive(Model, Clone, serde::Serialize, serde::Deserialize)]
+//! #[on_commit(send_welcome, durable)]
+//! struct User { id: Option<i64>, username: String }
+//!
+//! async fn send_welcome(user: User, delivery: &mut Delivery<'_>) -> signals_core::Result<()> {
+//!     println!("welcome, {} (delivery {})", user.username, delivery.event().attempt);
+//!     Ok(())
+//! }
+//!
+//! let db = Db::connect("sqlite::memory:").await?;
+//! db.execute_unprepared("CREATE TABLE user (id INTEGER PRIMARY KEY, username TEXT NOT NULL)").await?;
+//! signals_outbox::install(&db).await?;
+//!
+//! User { id: None, username: "ada".into() }.save(&db).await?;
+//! assert_eq!(signals_outbox::stats(&db).await?.pending, 1);
+//!
+//! // No NATS URL: the receivers run in this process.
+//! let running = signals_outbox::spawn(db.clone(), None, signals_outbox::Config::default()).await?;
+//! while signals_outbox::stats(&db).await?.handled < 1 {
+//!     tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+//! }
+//! running.stop().await?;
+//! # Ok(()) }
+//! ```
+//!
+//! [`Delivery::tx`]: signals_core::durable::Delivery::tx
+
+mod config;
+mod db;
+mod embedded;
+mod error;
+mod handle;
+mod relay;
+pub mod schema;
+mod store;
+mod worker;
+
+use signals_core::Db;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+pub use async_nats;
+pub use config::Config;
+pub use embedded::Embedded;
+pub use error::{Error, Result};
+pub use relay::{Relay, ensure_stream};
+pub use schema::install;
+pub use store::{MAX_BATCH, Stats, stats};
+pub use worker::Worker;
+
+/// Runners started by [`spawn`], stopped together by [`stop`](Self::stop).
+#[derive(Debug)]
+pub struct Running {
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<Result<()>>>,
+}
+
+impl Running {
+    /// Stops the runners: each finishes the delivery or round it is in, then returns.
+    pub async fn stop(self) -> Result<()> {
+        let _ = self.stop.send(true);
+        for task in self.tasks {
+            task.await
+                .map_err(|e| Error::Config(format!("a runner task failed: {e}")))??;
+        }
+        Ok(())
+    }
+}
+
+/// Starts what runs the durable receivers of this program on tokio tasks: with no `nats_url`,
+/// an [`Embedded`] runner; with one, a [`Relay`] and a [`Worker`] on that server (run more of
+/// either elsewhere to spread the work). The same receivers run either way.
+pub async fn spawn(db: Db, nats_url: Option<&str>, config: Config) -> Result<Running> {
+    config.check()?;
+    let (stop, _) = watch::channel(false);
+    let stopped = |stop: &watch::Sender<bool>| {
+        let mut rx = stop.subscribe();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }
+    };
+    let mut tasks = Vec::new();
+    match nats_url {
+        None => {
+            let runner = Embedded::new(db, config)?;
+            let until = stopped(&stop);
+            tasks.push(tokio::spawn(async move { runner.run(until).await }));
+        }
+        Some(url) => {
+            let client = async_nats::connect(url)
+                .await
+                .map_err(|e| error::broker(&format!("connecting to {url}"), e))?;
+            let js = async_nats::jetstream::new(client);
+            let relay = Relay::new(db.clone(), js.clone(), config.clone()).await?;
+            let worker = Worker::new(db, js, config).await?;
+            let until = stopped(&stop);
+            tasks.push(tokio::spawn(async move { relay.run(until).await }));
+            let until = stopped(&stop);
+            tasks.push(tokio::spawn(async move { worker.run(until).await }));
+        }
+    }
+    Ok(Running { stop, tasks })
+}

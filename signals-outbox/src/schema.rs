@@ -1,0 +1,117 @@
+//! The outbox's tables on each backend: the outbox itself (written by saves, read by relays
+//! and the embedded runner), its partitions (who publishes which), the inbox (events handled)
+//! and the dead letters.
+
+use signals_core::durable::{OUTBOX_TABLE, PARTITIONS};
+use signals_core::{Backend, Db};
+
+use crate::error::Result;
+
+/// Partitions of the outbox and who holds them.
+pub const PARTITION_TABLE: &str = "signals_outbox_part";
+/// Events handled, by id: a delivery of an event found here is not run again.
+pub const INBOX_TABLE: &str = "signals_inbox";
+/// Events that failed every attempt, with their last error.
+pub const DEAD_LETTER_TABLE: &str = "signals_dead_letter";
+
+/// The statements that create the tables (when missing) on `backend`.
+///
+/// ```
+/// use signals_core::Backend;
+/// let ddl = signals_outbox::schema::statements(Backend::Postgres);
+/// assert!(ddl[0].starts_with("CREATE TABLE IF NOT EXISTS signals_outbox ("));
+/// ```
+pub fn statements(backend: Backend) -> Vec<String> {
+    let (id, text, long, index_inline) = match backend {
+        Backend::Sqlite => ("INTEGER PRIMARY KEY AUTOINCREMENT", "TEXT", "TEXT", false),
+        Backend::Postgres => ("BIGSERIAL PRIMARY KEY", "VARCHAR(255)", "TEXT", false),
+        _ => (
+            "BIGINT AUTO_INCREMENT PRIMARY KEY",
+            "VARCHAR(255)",
+            "LONGTEXT",
+            true,
+        ),
+    };
+    let index = if index_inline {
+        ",\n    KEY signals_outbox_pending (state, part, id)"
+    } else {
+        ""
+    };
+    let mut out = vec![format!(
+        "CREATE TABLE IF NOT EXISTS {OUTBOX_TABLE} (
+    id {id},
+    event_id VARCHAR(36) NOT NULL UNIQUE,
+    model {text} NOT NULL,
+    receiver {text} NOT NULL,
+    instance_key {text} NOT NULL,
+    part BIGINT NOT NULL,
+    event VARCHAR(16) NOT NULL,
+    payload {long} NOT NULL,
+    created_at BIGINT NOT NULL,
+    state BIGINT NOT NULL DEFAULT 0,
+    attempts BIGINT NOT NULL DEFAULT 0,
+    next_at BIGINT NOT NULL DEFAULT 0,
+    last_error {long},
+    published_at BIGINT{index}
+)"
+    )];
+    if !index_inline {
+        out.push(format!(
+            "CREATE INDEX IF NOT EXISTS signals_outbox_pending ON {OUTBOX_TABLE} (state, part, id)"
+        ));
+    }
+    out.push(format!(
+        "CREATE TABLE IF NOT EXISTS {PARTITION_TABLE} (
+    part BIGINT PRIMARY KEY,
+    owner {text},
+    lease_until BIGINT NOT NULL DEFAULT 0
+)"
+    ));
+    out.push(format!(
+        "CREATE TABLE IF NOT EXISTS {INBOX_TABLE} (
+    event_id VARCHAR(36) PRIMARY KEY,
+    receiver {text} NOT NULL,
+    handled_at BIGINT NOT NULL
+)"
+    ));
+    out.push(format!(
+        "CREATE TABLE IF NOT EXISTS {DEAD_LETTER_TABLE} (
+    event_id VARCHAR(36) PRIMARY KEY,
+    model {text} NOT NULL,
+    receiver {text} NOT NULL,
+    event VARCHAR(16) NOT NULL,
+    payload {long} NOT NULL,
+    error {long} NOT NULL,
+    attempts BIGINT NOT NULL,
+    failed_at BIGINT NOT NULL
+)"
+    ));
+    let parts: Vec<String> = (0..PARTITIONS).map(|p| format!("({p})")).collect();
+    let parts = parts.join(", ");
+    out.push(match backend {
+        Backend::Sqlite => format!("INSERT OR IGNORE INTO {PARTITION_TABLE} (part) VALUES {parts}"),
+        Backend::Postgres => {
+            format!("INSERT INTO {PARTITION_TABLE} (part) VALUES {parts} ON CONFLICT DO NOTHING")
+        }
+        _ => format!("INSERT IGNORE INTO {PARTITION_TABLE} (part) VALUES {parts}"),
+    });
+    out
+}
+
+/// Creates the outbox's tables where missing: run it once at start-up, as migrations do.
+/// Saves of models with durable receivers fail (and roll back) until the tables exist.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> signals_outbox::Result<()> {
+/// let db = signals_core::Db::connect("sqlite::memory:").await?;
+/// signals_outbox::install(&db).await?;
+/// signals_outbox::install(&db).await?; // again: nothing to do
+/// assert_eq!(signals_outbox::stats(&db).await?.pending, 0);
+/// # Ok(()) }
+/// ```
+pub async fn install(db: &Db) -> Result<()> {
+    for sql in statements(db.backend()) {
+        db.execute_unprepared(&sql).await?;
+    }
+    Ok(())
+}

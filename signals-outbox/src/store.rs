@@ -1,0 +1,372 @@
+//! The outbox's rows: claiming partitions, reading pending events, marking them, the inbox and
+//! the dead letters, and the counters.
+
+use std::time::Duration;
+
+use signals_core::durable::{Event, OUTBOX_TABLE, committed_from_name, now_millis};
+use signals_core::{Backend, Db, Tx};
+
+use crate::db::{Col, On, V, execute, fetch, marks};
+use crate::error::{Error, Result};
+use crate::schema::{DEAD_LETTER_TABLE, INBOX_TABLE, PARTITION_TABLE};
+
+/// States of an outbox row.
+pub(crate) const PENDING: i64 = 0;
+pub(crate) const PUBLISHED: i64 = 1;
+pub(crate) const HANDLED: i64 = 2;
+pub(crate) const DEAD: i64 = 3;
+
+/// One event read from the outbox.
+#[derive(Debug, Clone)]
+pub(crate) struct OutboxEvent {
+    pub(crate) id: i64,
+    pub(crate) event_id: String,
+    pub(crate) model: String,
+    pub(crate) receiver: String,
+    pub(crate) event: String,
+    pub(crate) payload: String,
+    pub(crate) attempts: i64,
+}
+
+impl OutboxEvent {
+    /// The event as its receiver sees it, for delivery number `attempt`.
+    pub(crate) fn to_event(&self, attempt: u32) -> Result<Event> {
+        let committed = committed_from_name(&self.event).ok_or_else(|| {
+            Error::Config(format!(
+                "outbox event {} says `{}` committed; expected created, updated or deleted",
+                self.event_id, self.event
+            ))
+        })?;
+        Ok(Event {
+            id: self.event_id.clone(),
+            model: self.model.clone(),
+            receiver: self.receiver.clone(),
+            committed,
+            attempt,
+        })
+    }
+}
+
+/// The partitions a runner holds for one round: on PostgreSQL and MySQL, row locks
+/// (`FOR UPDATE SKIP LOCKED`) of a transaction that ends with the round, so a runner that dies
+/// releases them with its connection; on SQLite, a lease in the table, renewed each round.
+pub(crate) struct Claim {
+    pub(crate) parts: Vec<i64>,
+    pub(crate) tx: Option<Tx>,
+}
+
+impl Claim {
+    pub(crate) async fn take(db: &Db, owner: &str, lease: Duration) -> Result<Claim> {
+        let backend = db.backend();
+        if backend == Backend::Sqlite {
+            let now = now_millis();
+            let until = now + lease.as_millis() as i64;
+            execute(
+                On::Pool(db.pool()),
+                backend,
+                &format!(
+                    "UPDATE {PARTITION_TABLE} SET owner = ?, lease_until = ? \
+                     WHERE owner IS NULL OR owner = ? OR lease_until < ?"
+                ),
+                &[
+                    V::T(owner.into()),
+                    V::I(until),
+                    V::T(owner.into()),
+                    V::I(now),
+                ],
+            )
+            .await?;
+            let rows = fetch(
+                On::Pool(db.pool()),
+                backend,
+                &format!("SELECT part FROM {PARTITION_TABLE} WHERE owner = ? ORDER BY part"),
+                &[V::T(owner.into())],
+                &[Col::I],
+            )
+            .await?;
+            return Ok(Claim {
+                parts: rows.iter().map(|r| r[0].int()).collect(),
+                tx: None,
+            });
+        }
+        let mut tx = db.begin().await?;
+        let rows = fetch(
+            On::Conn(tx.conn().await?),
+            backend,
+            &format!("SELECT part FROM {PARTITION_TABLE} ORDER BY part FOR UPDATE SKIP LOCKED"),
+            &[],
+            &[Col::I],
+        )
+        .await?;
+        Ok(Claim {
+            parts: rows.iter().map(|r| r[0].int()).collect(),
+            tx: Some(tx),
+        })
+    }
+
+    /// Ends the round: the transaction commits (releasing the partitions); a SQLite lease
+    /// stays for the next round.
+    pub(crate) async fn end(self) -> Result<()> {
+        if let Some(tx) = self.tx {
+            tx.commit().await?;
+        }
+        Ok(())
+    }
+
+    /// Up to `limit` pending events of the claimed partitions, due by now, oldest first.
+    pub(crate) async fn pending(&mut self, db: &Db, limit: usize) -> Result<Vec<OutboxEvent>> {
+        let parts = std::mem::take(&mut self.parts);
+        let res = pending(self.on(db).await?, db.backend(), &parts, limit).await;
+        self.parts = parts;
+        res
+    }
+
+    /// Where the round's reads and marks run: the claim's transaction, or the pool.
+    pub(crate) async fn on<'a>(&'a mut self, db: &'a Db) -> Result<On<'a>> {
+        Ok(match &mut self.tx {
+            Some(tx) => On::Conn(tx.conn().await?),
+            None => On::Pool(db.pool()),
+        })
+    }
+}
+
+/// Gives up a SQLite lease at once (a clean shutdown), so another runner need not wait for it
+/// to expire.
+pub(crate) async fn release(db: &Db, owner: &str) -> Result<()> {
+    if db.backend() == Backend::Sqlite {
+        execute(
+            On::Pool(db.pool()),
+            db.backend(),
+            &format!("UPDATE {PARTITION_TABLE} SET owner = NULL, lease_until = 0 WHERE owner = ?"),
+            &[V::T(owner.into())],
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// Up to `limit` pending events of `parts`, due by now, oldest first.
+async fn pending(
+    on: On<'_>,
+    backend: Backend,
+    parts: &[i64],
+    limit: usize,
+) -> Result<Vec<OutboxEvent>> {
+    if parts.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!(
+        "SELECT id, event_id, model, receiver, event, payload, attempts \
+         FROM {OUTBOX_TABLE} WHERE state = ? AND next_at <= ? AND part IN ({}) \
+         ORDER BY id LIMIT {limit}",
+        marks(parts.len())
+    );
+    let mut vals = vec![V::I(PENDING), V::I(now_millis())];
+    vals.extend(parts.iter().map(|p| V::I(*p)));
+    let rows = fetch(
+        on,
+        backend,
+        &sql,
+        &vals,
+        &[Col::I, Col::T, Col::T, Col::T, Col::T, Col::T, Col::I],
+    )
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            let mut r = r.into_iter();
+            let mut next = || r.next().unwrap_or(V::I(0));
+            OutboxEvent {
+                id: next().int(),
+                event_id: next().into_text(),
+                model: next().into_text(),
+                receiver: next().into_text(),
+                event: next().into_text(),
+                payload: next().into_text(),
+                attempts: next().int(),
+            }
+        })
+        .collect())
+}
+
+/// Marks outbox rows published (their broker ack came back); a round has at most
+/// `MAX_BATCH` of them.
+pub(crate) async fn mark_published(on: On<'_>, backend: Backend, ids: &[i64]) -> Result<()> {
+    let sql = format!(
+        "UPDATE {OUTBOX_TABLE} SET state = ?, published_at = ? WHERE id IN ({})",
+        marks(ids.len())
+    );
+    let mut vals = vec![V::I(PUBLISHED), V::I(now_millis())];
+    vals.extend(ids.iter().map(|i| V::I(*i)));
+    execute(on, backend, &sql, &vals).await?;
+    Ok(())
+}
+
+/// The most events one round reads, publishes and marks.
+pub const MAX_BATCH: usize = 1000;
+
+/// Records `event` as handled in `tx`; `false` when it was already (the delivery is a
+/// duplicate, and `tx` must not run the receiver).
+pub(crate) async fn record_handled(tx: &mut Tx, event: &Event) -> Result<bool> {
+    let backend = tx.backend();
+    let insert = match backend {
+        Backend::Sqlite => "INSERT OR IGNORE INTO",
+        Backend::Postgres => "INSERT INTO",
+        _ => "INSERT IGNORE INTO",
+    };
+    let tail = if backend == Backend::Postgres {
+        " ON CONFLICT DO NOTHING"
+    } else {
+        ""
+    };
+    let sql =
+        format!("{insert} {INBOX_TABLE} (event_id, receiver, handled_at) VALUES (?, ?, ?){tail}");
+    let vals = [
+        V::T(event.id.clone()),
+        V::T(format!("{}.{}", event.model, event.receiver)),
+        V::I(now_millis()),
+    ];
+    Ok(execute(On::Conn(tx.conn().await?), backend, &sql, &vals).await? == 1)
+}
+
+/// Sets one outbox row's state in `tx` (the embedded runner, with the receiver's work).
+pub(crate) async fn set_state(tx: &mut Tx, id: i64, state: i64) -> Result<()> {
+    let backend = tx.backend();
+    execute(
+        On::Conn(tx.conn().await?),
+        backend,
+        &format!("UPDATE {OUTBOX_TABLE} SET state = ? WHERE id = ?"),
+        &[V::I(state), V::I(id)],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Sets one outbox row's state on its own.
+pub(crate) async fn set_state_on(db: &Db, id: i64, state: i64) -> Result<()> {
+    execute(
+        On::Pool(db.pool()),
+        db.backend(),
+        &format!("UPDATE {OUTBOX_TABLE} SET state = ? WHERE id = ?"),
+        &[V::I(state), V::I(id)],
+    )
+    .await?;
+    Ok(())
+}
+
+/// A failed attempt of the embedded runner: tried again after `delay`.
+pub(crate) async fn retry_later(
+    db: &Db,
+    id: i64,
+    attempts: i64,
+    delay: Duration,
+    error: &str,
+) -> Result<()> {
+    execute(
+        On::Pool(db.pool()),
+        db.backend(),
+        &format!(
+            "UPDATE {OUTBOX_TABLE} SET attempts = ?, next_at = ?, last_error = ? WHERE id = ?"
+        ),
+        &[
+            V::I(attempts),
+            V::I(now_millis() + delay.as_millis() as i64),
+            V::T(error.into()),
+            V::I(id),
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Writes a dead letter for `event` (once: a repeated one is ignored) and, for the embedded
+/// runner, marks its outbox row dead, in one transaction.
+pub(crate) async fn dead_letter(
+    db: &Db,
+    event: &Event,
+    payload: &str,
+    error: &str,
+    outbox_id: Option<i64>,
+) -> Result<()> {
+    let backend = db.backend();
+    let mut tx = db.begin().await?;
+    let insert = match backend {
+        Backend::Sqlite => "INSERT OR IGNORE INTO",
+        Backend::Postgres => "INSERT INTO",
+        _ => "INSERT IGNORE INTO",
+    };
+    let tail = if backend == Backend::Postgres {
+        " ON CONFLICT DO NOTHING"
+    } else {
+        ""
+    };
+    let sql = format!(
+        "{insert} {DEAD_LETTER_TABLE} \
+         (event_id, model, receiver, event, payload, error, attempts, failed_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?){tail}"
+    );
+    let vals = [
+        V::T(event.id.clone()),
+        V::T(event.model.clone()),
+        V::T(event.receiver.clone()),
+        V::T(signals_core::durable::committed_name(event.committed).into()),
+        V::T(payload.into()),
+        V::T(error.into()),
+        V::I(i64::from(event.attempt)),
+        V::I(now_millis()),
+    ];
+    execute(On::Conn(tx.conn().await?), backend, &sql, &vals).await?;
+    if let Some(id) = outbox_id {
+        set_state(&mut tx, id, DEAD).await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// How many events are where, read from the tables: the same figures from every process.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// Committed, neither published nor handled yet.
+    pub pending: u64,
+    /// Published to the broker by a relay.
+    pub published: u64,
+    /// Handled by a receiver (the inbox), through the broker or in-process.
+    pub handled: u64,
+    /// Failed every attempt (the dead letters).
+    pub dead: u64,
+}
+
+/// The counters of the outbox in `db`.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> signals_outbox::Result<()> {
+/// let db = signals_core::Db::connect("sqlite::memory:").await?;
+/// signals_outbox::install(&db).await?;
+/// let stats = signals_outbox::stats(&db).await?;
+/// assert_eq!((stats.pending, stats.published, stats.handled, stats.dead), (0, 0, 0, 0));
+/// # Ok(()) }
+/// ```
+pub async fn stats(db: &Db) -> Result<Stats> {
+    let sql = format!(
+        "SELECT (SELECT COUNT(*) FROM {OUTBOX_TABLE} WHERE state = {PENDING}), \
+         (SELECT COUNT(*) FROM {OUTBOX_TABLE} WHERE state = {PUBLISHED}), \
+         (SELECT COUNT(*) FROM {INBOX_TABLE}), \
+         (SELECT COUNT(*) FROM {DEAD_LETTER_TABLE})"
+    );
+    let rows = fetch(
+        On::Pool(db.pool()),
+        db.backend(),
+        &sql,
+        &[],
+        &[Col::I, Col::I, Col::I, Col::I],
+    )
+    .await?;
+    let n = |i: usize| rows.first().map_or(0, |r| r[i].int().max(0) as u64);
+    Ok(Stats {
+        pending: n(0),
+        published: n(1),
+        handled: n(2),
+        dead: n(3),
+    })
+}

@@ -1,0 +1,160 @@
+//! Workers: share one durable JetStream consumer and run the receivers of the events it
+//! delivers, each in a transaction with its inbox row; failures are delivered again after a
+//! backoff, and dead-lettered after the last attempt.
+
+use std::future::Future;
+
+use async_nats::jetstream::{self, AckKind, consumer};
+use futures_util::StreamExt as _;
+use signals_core::Db;
+use signals_core::durable::{Event, committed_from_name};
+
+use crate::config::Config;
+use crate::error::{Error, Result, broker};
+use crate::handle::{Outcome, handle};
+use crate::relay::{EVENT_HEADER, MODEL_HEADER, RECEIVER_HEADER, ensure_stream};
+use crate::store;
+
+/// Runs durable receivers from JetStream. Start any number, on any machines, with the same
+/// [`Config`]: they share the durable consumer, so each event goes to one of them at a time,
+/// and the inbox makes a second delivery (after a worker died before its ack) run nothing.
+///
+/// ```no_run
+/// # #[tokio::main] async fn main() -> signals_outbox::Result<()> {
+/// let db = signals_core::Db::connect("postgres://postgres@127.0.0.1/app").await?;
+/// let nats = async_nats::connect("127.0.0.1:4222").await.expect("NATS");
+/// let worker = signals_outbox::Worker::new(db, async_nats::jetstream::new(nats), Default::default()).await?;
+/// worker.run(async { tokio::signal::ctrl_c().await.ok(); }).await?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct Worker {
+    db: Db,
+    consumer: consumer::PullConsumer,
+    config: Config,
+}
+
+impl Worker {
+    /// A worker on `db` for the stream and consumer of `config`, creating them when missing.
+    pub async fn new(db: Db, js: jetstream::Context, config: Config) -> Result<Self> {
+        let stream = ensure_stream(&js, &config).await?;
+        let consumer = stream
+            .get_or_create_consumer(
+                &config.consumer,
+                consumer::pull::Config {
+                    durable_name: Some(config.consumer.clone()),
+                    ack_policy: consumer::AckPolicy::Explicit,
+                    ack_wait: config.ack_wait,
+                    // Attempts are counted here, to dead-letter with the last error.
+                    max_deliver: -1,
+                    filter_subject: format!("{}.>", config.subject_prefix),
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(|e| broker(&format!("creating consumer `{}`", config.consumer), e))?;
+        Ok(Worker {
+            db,
+            consumer,
+            config,
+        })
+    }
+
+    /// Handles deliveries until `shutdown` completes. A delivery being handled when it does
+    /// is finished first. Broker and database failures are logged and retried: the events
+    /// wait in the stream.
+    pub async fn run(&self, shutdown: impl Future<Output = ()>) -> Result<()> {
+        let mut shutdown = std::pin::pin!(shutdown);
+        loop {
+            // Few messages at a time: what a worker holds, the others cannot take.
+            let messages = self
+                .consumer
+                .stream()
+                .max_messages_per_batch(16)
+                .messages()
+                .await;
+            let mut messages = match messages {
+                Ok(m) => m,
+                Err(err) => {
+                    tracing::warn!(error = %err, "cannot pull from JetStream; retrying");
+                    tokio::select! {
+                        () = &mut shutdown => return Ok(()),
+                        () = tokio::time::sleep(self.config.poll.max(std::time::Duration::from_millis(200))) => continue,
+                    }
+                }
+            };
+            loop {
+                let next = tokio::select! {
+                    () = &mut shutdown => return Ok(()),
+                    next = messages.next() => next,
+                };
+                match next {
+                    Some(Ok(message)) => self.deliver(&message).await,
+                    Some(Err(err)) => {
+                        tracing::warn!(error = %err, "pulling from JetStream failed");
+                    }
+                    None => break,
+                }
+            }
+        }
+    }
+
+    async fn deliver(&self, message: &jetstream::Message) {
+        if let Err(err) = self.try_deliver(message).await {
+            // The database is away, say: the message is delivered again after a while.
+            tracing::warn!(error = %err, "delivery not handled; it will come again");
+            let _ = message
+                .ack_with(AckKind::Nak(Some(self.config.delay(1))))
+                .await;
+        }
+    }
+
+    async fn try_deliver(&self, message: &jetstream::Message) -> Result<()> {
+        let info = message
+            .info()
+            .map_err(|e| broker("reading a delivery", e))?;
+        let attempt = u32::try_from(info.delivered).unwrap_or(u32::MAX);
+        let headers = message.headers.as_ref();
+        let header = |name: &str| -> Option<String> {
+            headers
+                .and_then(|h| h.get(name))
+                .map(|v| v.as_str().to_owned())
+        };
+        let payload = std::str::from_utf8(&message.payload).unwrap_or_default();
+        let (Some(id), Some(model), Some(receiver)) = (
+            header("Nats-Msg-Id"),
+            header(MODEL_HEADER),
+            header(RECEIVER_HEADER),
+        ) else {
+            tracing::error!(subject = %message.subject, "not an outbox event; terminated");
+            return message
+                .ack_with(AckKind::Term)
+                .await
+                .map_err(|e| broker("terminating a foreign message", e));
+        };
+        let committed = header(EVENT_HEADER)
+            .as_deref()
+            .and_then(committed_from_name)
+            .unwrap_or(signals_core::Committed::Saved { created: false });
+        let event = Event {
+            id,
+            model,
+            receiver,
+            committed,
+            attempt,
+        };
+        let ack = match handle(&self.db, &event, payload, None).await? {
+            Outcome::Ran | Outcome::Duplicate => AckKind::Ack,
+            Outcome::Failed(error) if attempt >= self.config.max_attempts => {
+                tracing::error!(event_id = %event.id, %error, attempt, "dead-lettered");
+                store::dead_letter(&self.db, &event, payload, &error, None).await?;
+                AckKind::Ack
+            }
+            Outcome::Failed(_) => AckKind::Nak(Some(self.config.delay(attempt))),
+        };
+        message
+            .ack_with(ack)
+            .await
+            .map_err(|e| Error::Broker(format!("acknowledging a delivery: {e}")))
+    }
+}

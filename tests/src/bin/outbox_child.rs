@@ -1,0 +1,52 @@
+//! A relay or a worker of the outbox fixture, as a process of its own, for `tests/outbox.rs`
+//! to kill with SIGKILL: `outbox-child relay|worker <database-url> <nats-url> <stream>
+//! <subject-prefix> <consumer>`. It runs until killed.
+
+use std::time::Duration;
+
+use signals_outbox::{Config, Relay, Worker};
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let [role, db_url, nats_url, stream, prefix, consumer] = args.as_slice() else {
+        eprintln!(
+            "usage: outbox-child relay|worker <database-url> <nats-url> <stream> <subject-prefix> <consumer>"
+        );
+        std::process::exit(2);
+    };
+    signals_tests::outbox::assert_registered();
+    let config = Config::default()
+        .stream(stream)
+        .subject_prefix(prefix)
+        .consumer(consumer)
+        .poll(Duration::from_millis(20))
+        .lease(Duration::from_secs(1))
+        .ack_wait(Duration::from_secs(2))
+        .max_attempts(3)
+        .backoff(Duration::from_millis(50), Duration::from_millis(200));
+    let db = signals_core::Db::connect(db_url).await.expect("database");
+    let nats = signals_outbox::async_nats::connect(nats_url.as_str())
+        .await
+        .expect("NATS");
+    let js = signals_outbox::async_nats::jetstream::new(nats);
+    let forever = std::future::pending::<()>();
+    let res = match role.as_str() {
+        "relay" => {
+            let relay = Relay::new(db, js, config).await.expect("relay");
+            relay.run(forever).await
+        }
+        "worker" => {
+            let worker = Worker::new(db, js, config).await.expect("worker");
+            worker.run(forever).await
+        }
+        other => {
+            eprintln!("unknown role `{other}`: relay or worker");
+            std::process::exit(2);
+        }
+    };
+    if let Err(err) = res {
+        eprintln!("outbox-child {role}: {err}");
+        std::process::exit(1);
+    }
+}

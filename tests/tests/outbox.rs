@@ -1,0 +1,627 @@
+//! Durable receivers (`signals-outbox`): the embedded runner, and relays and workers through
+//! NATS JetStream killed with SIGKILL, a broker stopped mid-stream, a poison event; on
+//! SQLite, PostgreSQL and MySQL.
+//!
+//! The broker tests use the NATS server at `SIGNALS_TEST_NATS_URL` (default
+//! `127.0.0.1:4222`) with streams of their own, deleted afterwards, except the one that stops
+//! its broker: it runs a private `nats-server` (`SIGNALS_TEST_NATS_SERVER`, default
+//! `/usr/sbin/nats-server`). Without a broker they skip, except under `CI`, where they fail.
+
+use std::collections::{HashMap, HashSet};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use signals_core::{Backend, Db, Model, Tx};
+use signals_outbox::async_nats::{self, jetstream};
+use signals_outbox::{Config, Embedded, Relay, Worker, stats};
+use signals_tests::outbox::{OutboxEffect, OutboxOrder, install};
+use signals_tests::{servers_required, with_scratch};
+
+/// Runs `$body` with a fresh database (outbox installed) on each backend.
+macro_rules! outbox_test {
+    ($name:ident, |$url:ident, $db:ident| $body:block) => {
+        mod $name {
+            use super::*;
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                run(
+                    Backend::Sqlite,
+                    stringify!($name),
+                    async |$url: String, $db: Db| $body,
+                )
+                .await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                run(
+                    Backend::Postgres,
+                    stringify!($name),
+                    async |$url: String, $db: Db| $body,
+                )
+                .await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn mysql() {
+                run(
+                    Backend::MySql,
+                    stringify!($name),
+                    async |$url: String, $db: Db| $body,
+                )
+                .await
+            }
+        }
+    };
+}
+
+async fn run(backend: Backend, test: &str, body: impl AsyncFnOnce(String, Db)) {
+    with_scratch(backend, test, async |url: String| {
+        let db = Db::connect(&url).await.expect("connect");
+        install(&db).await;
+        body(url, db.clone()).await;
+        db.close().await;
+    })
+    .await;
+}
+
+fn quick(config: Config) -> Config {
+    config
+        .poll(Duration::from_millis(20))
+        .lease(Duration::from_secs(1))
+        .ack_wait(Duration::from_secs(2))
+        .max_attempts(3)
+        .backoff(Duration::from_millis(20), Duration::from_millis(100))
+}
+
+async fn effects(db: &Db) -> Vec<OutboxEffect> {
+    OutboxEffect::all(db).await.expect("effects")
+}
+
+/// Every effect's event handled once: no event id twice.
+fn assert_once(effects: &[OutboxEffect]) {
+    let mut seen = HashMap::new();
+    for e in effects {
+        *seen.entry(e.event_id.as_str()).or_insert(0) += 1;
+    }
+    let twice: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(twice.is_empty(), "events handled more than once: {twice:?}");
+}
+
+async fn orders(db: &Db, n: usize, note: &str) -> Vec<OutboxOrder> {
+    let mut rows: Vec<OutboxOrder> = (0..n)
+        .map(|_| OutboxOrder {
+            id: None,
+            note: note.into(),
+        })
+        .collect();
+    let mut tx = db.begin().await.expect("begin");
+    OutboxOrder::bulk_save(&mut tx, &mut rows)
+        .await
+        .expect("bulk save");
+    tx.commit().await.expect("commit");
+    rows
+}
+
+/// Saves `n` orders in a transaction that rolls back: they must never be handled.
+async fn rolled_back(db: &Db, n: usize) {
+    let mut tx = db.begin().await.expect("begin");
+    let mut rows: Vec<OutboxOrder> = (0..n)
+        .map(|_| OutboxOrder {
+            id: None,
+            note: "rolled back".into(),
+        })
+        .collect();
+    OutboxOrder::bulk_save(&mut tx, &mut rows)
+        .await
+        .expect("bulk save");
+    tx.rollback().await.expect("rollback");
+}
+
+async fn wait_for(
+    db: &Db,
+    what: &str,
+    limit: Duration,
+    done: impl Fn(signals_outbox::Stats) -> bool,
+) {
+    let start = Instant::now();
+    loop {
+        let s = stats(db).await.expect("stats");
+        if done(s) {
+            return;
+        }
+        assert!(
+            start.elapsed() < limit,
+            "{what}: not after {limit:?}; {s:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+outbox_test!(embedded_runs_each_committed_event_once, |_url, db| {
+    let kept = orders(&db, 10, "kept").await;
+    rolled_back(&db, 5).await;
+    // A savepoint rolled back takes its events with it; the rest of the transaction commits.
+    let mut tx = db.begin().await.expect("begin");
+    let mut updated = kept[0].clone();
+    updated.note = "updated".into();
+    updated.save(&mut tx).await.expect("update");
+    let undone = tx
+        .savepoint(async |tx: &mut Tx| {
+            OutboxOrder {
+                id: None,
+                note: "rolled back".into(),
+            }
+            .save(tx)
+            .await?;
+            Err::<(), _>(signals_core::Error::Config("undo".into()))
+        })
+        .await;
+    assert!(undone.is_err());
+    let mut gone = kept[1].clone();
+    gone.delete(&mut tx).await.expect("delete");
+    tx.commit().await.expect("commit");
+    assert_eq!(stats(&db).await.expect("stats").pending, 12);
+
+    let runner = Embedded::new(db.clone(), quick(Config::default())).expect("runner");
+    assert_eq!(runner.drain().await.expect("drain"), 12);
+    let done = effects(&db).await;
+    assert_eq!(done.len(), 12);
+    assert_once(&done);
+    let kinds: Vec<&str> = done.iter().map(|e| e.committed.as_str()).collect();
+    assert_eq!(kinds.iter().filter(|k| **k == "created").count(), 10);
+    assert_eq!(kinds.iter().filter(|k| **k == "updated").count(), 1);
+    assert_eq!(kinds.iter().filter(|k| **k == "deleted").count(), 1);
+    let orders: HashSet<i64> = kept.iter().filter_map(|o| o.id).collect();
+    assert!(
+        done.iter().all(|e| orders.contains(&e.order_id)),
+        "only committed orders"
+    );
+    let s = stats(&db).await.expect("stats");
+    assert_eq!((s.pending, s.handled, s.dead), (0, 12, 0));
+
+    // Delivered again (as after a crash between a handling and its record): the inbox
+    // recognises every event, and nothing runs twice.
+    db.execute_unprepared("UPDATE signals_outbox SET state = 0")
+        .await
+        .expect("reset");
+    assert_eq!(runner.drain().await.expect("drain"), 12);
+    assert_eq!(effects(&db).await.len(), 12);
+    assert_eq!(stats(&db).await.expect("stats").pending, 0);
+});
+
+outbox_test!(embedded_dead_letters_a_poison_event, |_url, db| {
+    orders(&db, 1, "poison").await;
+    orders(&db, 5, "fine").await;
+    let runner = Embedded::new(db.clone(), quick(Config::default())).expect("runner");
+    let start = Instant::now();
+    while stats(&db).await.expect("stats").dead == 0 {
+        runner.drain().await.expect("drain");
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "never dead-lettered"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let s = stats(&db).await.expect("stats");
+    assert_eq!((s.pending, s.handled, s.dead), (0, 5, 1));
+    assert_eq!(effects(&db).await.len(), 5);
+    let dead = dead_letters(&db).await;
+    assert_eq!(dead.len(), 1);
+    assert!(
+        dead[0].0.contains("poison"),
+        "the last error is kept: {dead:?}"
+    );
+    assert_eq!(dead[0].1, 3, "three attempts");
+});
+
+/// `(error, attempts)` of each dead letter.
+async fn dead_letters(db: &Db) -> Vec<(String, i64)> {
+    use signals_core::sqlx::{self, Row as _};
+    let sql = "SELECT error, attempts FROM signals_dead_letter";
+    match db.pool() {
+        signals_core::PoolRef::Sqlite(p) => sqlx::query(sql)
+            .fetch_all(p)
+            .await
+            .expect("dead")
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect(),
+        signals_core::PoolRef::Postgres(p) => sqlx::query(sql)
+            .fetch_all(p)
+            .await
+            .expect("dead")
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect(),
+        signals_core::PoolRef::MySql(p) => sqlx::query(sql)
+            .fetch_all(p)
+            .await
+            .expect("dead")
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect(),
+        _ => unreachable!("three backends"),
+    }
+}
+
+// ---- the broker ----
+
+fn nats_url() -> String {
+    std::env::var("SIGNALS_TEST_NATS_URL").unwrap_or_else(|_| "127.0.0.1:4222".into())
+}
+
+/// A stream, subject prefix and consumer of this test's own, deleted when dropped.
+struct Names {
+    config: Config,
+    stream: String,
+    prefix: String,
+    consumer: String,
+    url: String,
+}
+
+impl Names {
+    /// `None` (the test skips) when the broker cannot be reached and servers are optional.
+    async fn new(url: &str) -> Option<(Names, jetstream::Context)> {
+        let client = match async_nats::ConnectOptions::new()
+            .connection_timeout(Duration::from_secs(3))
+            .connect(url)
+            .await
+        {
+            Ok(c) => c,
+            Err(e) if !servers_required() => {
+                eprintln!("SKIPPED: no NATS at {url} ({e}); set CI=true to make this a failure");
+                return None;
+            }
+            Err(e) => panic!("NATS required (CI is set) but {url} failed: {e}"),
+        };
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let (stream, prefix, consumer) = (format!("T{id}"), format!("t{id}"), format!("c{id}"));
+        let config = quick(Config::default())
+            .stream(&stream)
+            .subject_prefix(&prefix)
+            .consumer(&consumer);
+        Some((
+            Names {
+                config,
+                stream,
+                prefix,
+                consumer,
+                url: url.into(),
+            },
+            jetstream::new(client),
+        ))
+    }
+
+    fn child(&self, role: &str, db_url: &str) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_outbox-child"));
+        cmd.args([
+            role,
+            db_url,
+            &self.url,
+            &self.stream,
+            &self.prefix,
+            &self.consumer,
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit());
+        cmd
+    }
+}
+
+impl Drop for Names {
+    fn drop(&mut self) {
+        let (url, stream) = (self.url.clone(), self.stream.clone());
+        let _ = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            rt.block_on(async {
+                if let Ok(client) = async_nats::connect(url).await {
+                    let _ = jetstream::new(client).delete_stream(&stream).await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+/// Kills with SIGKILL and reaps.
+fn kill(child: &mut Child) {
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// A small xorshift generator for kill times; the seed is printed for a rerun.
+struct Dice(u64);
+impl Dice {
+    fn new() -> Dice {
+        let seed = std::env::var("OUTBOX_SEED")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| {
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(1, |d| d.as_nanos() as u64)
+                    | 1
+            });
+        eprintln!("kill times from OUTBOX_SEED={seed}");
+        Dice(seed)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
+
+outbox_test!(
+    relay_killed_with_sigkill_loses_and_repeats_nothing,
+    |url, db| {
+        let Some((names, js)) = Names::new(&nats_url()).await else {
+            return;
+        };
+        signals_tests::outbox::assert_registered();
+        orders(&db, 10_000, "kept").await;
+        rolled_back(&db, 100).await;
+        let worker = Worker::new(db.clone(), js.clone(), names.config.clone())
+            .await
+            .expect("worker");
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let workers: Vec<_> = (0..2)
+            .map(|_| {
+                let (worker, mut stopped) = (worker.clone(), stopped.clone());
+                tokio::spawn(async move {
+                    worker
+                        .run(async move {
+                            let _ = stopped.wait_for(|s| *s).await;
+                        })
+                        .await
+                })
+            })
+            .collect();
+        let mut dice = Dice::new();
+        let mut kills = 0;
+        let start = Instant::now();
+        while stats(&db).await.expect("stats").pending > 0 {
+            assert!(
+                start.elapsed() < Duration::from_secs(240),
+                "the relays never finished"
+            );
+            let mut relay = names.child("relay", &url).spawn().expect("relay process");
+            tokio::time::sleep(Duration::from_millis(50 + dice.below(700))).await;
+            kill(&mut relay);
+            kills += 1;
+        }
+        eprintln!("{kills} relays killed");
+        assert!(kills >= 2, "the relay was killed mid-stream at least once");
+        wait_for(&db, "every event handled", Duration::from_secs(240), |s| {
+            s.handled >= 10_000
+        })
+        .await;
+        let _ = stop.send(true);
+        for w in workers {
+            w.await.expect("worker task").expect("worker");
+        }
+        let done = effects(&db).await;
+        assert_eq!(
+            done.len(),
+            10_000,
+            "every committed event handled, none from the rollback"
+        );
+        assert_once(&done);
+        let s = stats(&db).await.expect("stats");
+        assert_eq!((s.pending, s.handled, s.dead), (0, 10_000, 0));
+    }
+);
+
+outbox_test!(
+    three_workers_one_killed_mid_event_and_a_poison_event,
+    |url, db| {
+        let Some((names, js)) = Names::new(&nats_url()).await else {
+            return;
+        };
+        let marker = std::env::temp_dir().join(format!("outbox-slow-{}", names.consumer));
+        orders(&db, 1, "slow").await;
+        orders(&db, 1, "poison").await;
+        orders(&db, 10_000, "kept").await;
+        let relay = Relay::new(db.clone(), js.clone(), names.config.clone())
+            .await
+            .expect("relay");
+        let (stop, mut stopped) = tokio::sync::watch::channel(false);
+        let relay_task = tokio::spawn(async move {
+            relay
+                .run(async move {
+                    let _ = stopped.wait_for(|s| *s).await;
+                })
+                .await
+        });
+        let mut workers: Vec<Child> = (0..3)
+            .map(|_| {
+                names
+                    .child("worker", &url)
+                    .env("OUTBOX_SLOW_MARKER", &marker)
+                    .spawn()
+                    .expect("worker")
+            })
+            .collect();
+        // The worker that took the slow event says so; kill it in the middle of it.
+        let start = Instant::now();
+        let pid = loop {
+            if let Ok(pid) = std::fs::read_to_string(&marker)
+                && let Ok(pid) = pid.trim().parse::<u32>()
+            {
+                break pid;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "no worker took the slow event"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        let victim = workers
+            .iter()
+            .position(|w| w.id() == pid)
+            .expect("the slow worker is ours");
+        kill(&mut workers[victim]);
+        let _ = std::fs::remove_file(&marker);
+        wait_for(
+            &db,
+            "every event handled or dead",
+            Duration::from_secs(300),
+            |s| s.handled >= 10_001 && s.dead >= 1,
+        )
+        .await;
+        for w in &mut workers {
+            kill(w);
+        }
+        let _ = stop.send(true);
+        relay_task.await.expect("relay task").expect("relay");
+        let done = effects(&db).await;
+        assert_eq!(
+            done.len(),
+            10_001,
+            "the slow event redelivered and handled, once"
+        );
+        assert_once(&done);
+        let s = stats(&db).await.expect("stats");
+        assert_eq!(
+            (s.pending, s.published, s.handled, s.dead),
+            (0, 10_002, 10_001, 1)
+        );
+        let dead = dead_letters(&db).await;
+        assert!(dead[0].0.contains("poison") && dead[0].1 == 3, "{dead:?}");
+    }
+);
+
+// ---- a private broker, stopped for ten seconds ----
+
+struct Broker {
+    child: Option<Child>,
+    port: u16,
+    dir: std::path::PathBuf,
+}
+
+impl Broker {
+    fn binary() -> String {
+        std::env::var("SIGNALS_TEST_NATS_SERVER").unwrap_or_else(|_| "/usr/sbin/nats-server".into())
+    }
+
+    /// `None` (skip) without the binary, unless servers are required.
+    fn start() -> Option<Broker> {
+        if !std::path::Path::new(&Self::binary()).exists() {
+            assert!(
+                !servers_required(),
+                "nats-server required (CI is set) but {} is missing",
+                Self::binary()
+            );
+            eprintln!("SKIPPED: no {}", Self::binary());
+            return None;
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let dir =
+            std::env::temp_dir().join(format!("outbox-broker-{}", uuid::Uuid::new_v4().simple()));
+        let mut broker = Broker {
+            child: None,
+            port,
+            dir,
+        };
+        broker.up();
+        Some(broker)
+    }
+
+    fn up(&mut self) {
+        let child = Command::new(Self::binary())
+            .args([
+                "-a",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-js",
+                "-sd",
+            ])
+            .arg(&self.dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("nats-server");
+        self.child = Some(child);
+        let start = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "nats-server did not start"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn down(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            kill(&mut child);
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        self.down();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+outbox_test!(broker_stopped_for_ten_seconds_loses_nothing, |_url, db| {
+    let Some(mut broker) = Broker::start() else {
+        return;
+    };
+    let config = quick(Config::default());
+    let running = signals_outbox::spawn(db.clone(), Some(&broker.url()), config)
+        .await
+        .expect("spawn");
+    let producer = {
+        let db = db.clone();
+        tokio::spawn(async move {
+            for i in 0..1_500 {
+                OutboxOrder {
+                    id: None,
+                    note: format!("n{i}"),
+                }
+                .save(&db)
+                .await
+                .expect("save");
+                tokio::time::sleep(Duration::from_millis(8)).await;
+            }
+        })
+    };
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    broker.down();
+    let stopped_at = stats(&db).await.expect("stats");
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    broker.up();
+    producer.await.expect("producer");
+    wait_for(
+        &db,
+        "the backlog delivered",
+        Duration::from_secs(120),
+        |s| s.handled >= 1_500,
+    )
+    .await;
+    running.stop().await.expect("stop");
+    assert!(
+        stopped_at.handled < 1_500,
+        "the broker stopped mid-stream: {stopped_at:?}"
+    );
+    let done = effects(&db).await;
+    assert_eq!(done.len(), 1_500);
+    assert_once(&done);
+});
