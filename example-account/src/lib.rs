@@ -23,6 +23,7 @@
 //! ```
 
 pub mod admin;
+pub mod durable;
 mod import;
 mod media;
 mod models;
@@ -40,7 +41,7 @@ pub use media::{
     DEFAULT_MAX_UPLOAD_SIZE, MAX_FILE_NAME, check_image, max_upload_size, media_root, path_of,
     set_max_upload_size, set_media_root, valid_file_name,
 };
-pub use models::{Account, Profile, User};
+pub use models::{Account, Profile, User, WelcomeNote};
 pub use schema::{migrate, schema_sql};
 
 /// What can go wrong; every message is one line that names the thing at fault.
@@ -50,6 +51,12 @@ pub enum Error {
     /// No user has that username.
     #[error("no user named `{0}`")]
     UnknownUser(String),
+    /// The durable receivers' runner, relay or worker failed (the broker is away, say).
+    #[error("durable receivers: {0}")]
+    Durable(#[from] signals_outbox::Error),
+    /// `relay` and `worker` need a broker.
+    #[error("`{0}` needs NATS: pass --nats-url nats://127.0.0.1:4222 or set NATS_URL")]
+    NoBroker(&'static str),
     /// The username is taken.
     #[error("the username `{0}` is already taken")]
     UsernameTaken(String),
@@ -397,6 +404,31 @@ pub async fn demo(db: &Db, out: &mut String) -> Result<(), Error> {
         let _ = writeln!(out, "   {line}");
     }
     Ok(())
+}
+
+/// The welcome notes, newest last, one per line.
+pub async fn render_notes(db: &Db) -> Result<String, Error> {
+    let notes = WelcomeNote::all(db).await?;
+    if notes.is_empty() {
+        return Ok("no welcome notes yet\n".into());
+    }
+    Ok(notes
+        .iter()
+        .map(|n| format!("to {}: {}\n", printable(&n.username), printable(&n.body)))
+        .collect())
+}
+
+/// The newest welcome note, as the demo and `createuser` show it once it was written.
+pub async fn render_new_notes(db: &Db) -> Result<String, Error> {
+    let newest = WelcomeNote::all(db).await?.into_iter().max_by_key(|n| n.id);
+    Ok(match newest {
+        Some(n) => format!(
+            "welcome note (durable receiver send_welcome) to {}: {}\n",
+            printable(&n.username),
+            printable(&n.body)
+        ),
+        None => String::new(),
+    })
 }
 
 /// The default database: an SQLite file in the working directory.

@@ -16,9 +16,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use example_account::{
-    Account, DEFAULT_DATABASE_URL, Error, User, accounts, delete_user, demo, migrate, printable,
-    render_account, render_list, set_dob, set_max_upload_size, set_media_root, set_photo,
-    validate_email, validate_username,
+    Account, DEFAULT_DATABASE_URL, Error, User, accounts, delete_user, demo, durable, migrate,
+    printable, render_account, render_list, set_dob, set_max_upload_size, set_media_root,
+    set_photo, validate_email, validate_username,
 };
 use signals_core::Db;
 
@@ -37,6 +37,16 @@ struct Cli {
     /// The largest photo accepted: bytes, or with a K, M or G suffix (KiB, MiB, GiB).
     #[arg(long, default_value = "5M", value_parser = parse_size, global = true)]
     max_upload_size: u64,
+
+    /// NATS with JetStream for the durable receivers (`relay`, `worker`); without it they
+    /// run in this process.
+    #[arg(long, env = "NATS_URL", global = true)]
+    nats_url: Option<String>,
+
+    /// The JetStream stream of `relay` and `worker`; its subjects are the name in lower case,
+    /// its workers' consumer `<NAME>-workers`.
+    #[arg(long, env = "NATS_STREAM", default_value = "SIGNALS", global = true)]
+    nats_stream: String,
 
     #[command(subcommand)]
     command: Option<Command>,
@@ -107,6 +117,13 @@ enum Command {
     },
     /// List the profiles: user, date of birth, photo.
     List,
+    /// Show the welcome notes the durable receiver `send_welcome` wrote.
+    Notes,
+    /// Publish the outbox's durable events to NATS JetStream (needs --nats-url) until stopped.
+    Relay,
+    /// Run durable receivers from NATS JetStream (needs --nats-url) until stopped; start as
+    /// many as you like, on any machines.
+    Worker,
     /// Show one user and its profile.
     Show {
         /// The user.
@@ -242,6 +259,14 @@ async fn run(cli: Cli) -> Result<String, Error> {
         return Ok(sql);
     }
     migrate(&db).await?;
+    let long_running = matches!(
+        cli.command,
+        Some(Command::Serve { .. } | Command::Relay | Command::Worker)
+    );
+    let show_notes = matches!(
+        cli.command,
+        None | Some(Command::Createuser { .. } | Command::Createsuperuser { .. })
+    );
     let out = match cli.command {
         None => {
             let mut out = String::new();
@@ -278,9 +303,26 @@ async fn run(cli: Cli) -> Result<String, Error> {
             )
         }
         Some(Command::Serve { bind }) => {
+            // Without a broker, the durable receivers run beside the admin.
+            let running = match &cli.nats_url {
+                None => Some(durable::spawn(&db).await?),
+                Some(_) => None,
+            };
             example_account::admin::serve(db.clone(), &bind).await?;
+            if let Some(running) = running {
+                running.stop().await.map_err(durable::error)?;
+            }
             String::new()
         }
+        Some(Command::Relay) => {
+            durable::relay(&db, cli.nats_url.as_deref(), &cli.nats_stream).await?;
+            String::new()
+        }
+        Some(Command::Worker) => {
+            durable::worker(&db, cli.nats_url.as_deref(), &cli.nats_stream).await?;
+            String::new()
+        }
+        Some(Command::Notes) => example_account::render_notes(&db).await?,
         Some(Command::SetDob { username, date }) => {
             let account = set_dob(&db, &username, &date).await?;
             format!(
@@ -321,6 +363,17 @@ async fn run(cli: Cli) -> Result<String, Error> {
             format!("deleted {username} and its profile ({rows} rows)\n")
         }
         Some(Command::Schema) => unreachable!("printed before migrating"),
+    };
+    let out = if cli.nats_url.is_none() && !long_running {
+        // No broker: what this command committed is handled before it exits.
+        let mut out = out;
+        let handled = durable::drain(&db).await?;
+        if show_notes && handled > 0 {
+            out.push_str(&example_account::render_new_notes(&db).await?);
+        }
+        out
+    } else {
+        out
     };
     db.close().await;
     Ok(out)

@@ -3,17 +3,22 @@
 use std::fmt;
 
 use chrono::{DateTime, NaiveDate, Utc};
+use signals_core::durable::Delivery;
 use signals_core::{
-    Db, ErrorKind, Executor, Model, PostDelete, PostSave, PostSaveBatch, Result, Tx,
+    Committed, Db, ErrorKind, Executor, Model, PostDelete, PostSave, PostSaveBatch, Result, Tx,
 };
 
 use crate::{media, password};
 
 /// Django's `auth.User`, with what the seed's app uses.
-#[derive(Debug, Clone, PartialEq, Model)]
+///
+/// Serialisable for its durable receiver (`send_welcome`): the outbox keeps the instance as
+/// JSON, without the password hash, which stays in the user table.
+#[derive(Debug, Clone, PartialEq, Model, serde::Serialize, serde::Deserialize)]
 #[model(table = "account_user")]
 #[post_save(create_profile, save_profile, batch)]
 #[post_save(email_changed, changed(email))]
+#[on_commit(send_welcome, durable)]
 pub struct User {
     /// Assigned by the database on the first save.
     pub id: Option<i64>,
@@ -25,6 +30,7 @@ pub struct User {
     pub email: String,
     /// The Argon2id hash of the password, never the password itself.
     #[model(max_length = 255)]
+    #[serde(skip)]
     pub password: String,
     /// When the account was created.
     pub date_joined: DateTime<Utc>,
@@ -49,6 +55,47 @@ pub struct Profile {
     /// The photo's path under the media root (`users/%Y/%m/%d/<name>`), "" when none.
     #[model(max_length = 255)]
     pub photo: String,
+}
+
+/// The welcome note a new user gets from the durable receiver `send_welcome` (the app has no
+/// mail server: `example-account notes` shows them).
+#[derive(Debug, Clone, PartialEq, Model)]
+#[model(table = "account_welcomenote")]
+pub struct WelcomeNote {
+    /// Assigned by the database.
+    pub id: Option<i64>,
+    /// The user welcomed (no reference: the note outlives a deleted user, as a sent mail does).
+    pub user_id: i64,
+    /// The user's name when welcomed.
+    #[model(max_length = 150)]
+    pub username: String,
+    /// The note.
+    #[model(max_length = 255)]
+    pub body: String,
+    /// The outbox event that wrote it.
+    #[model(unique, max_length = 36)]
+    pub event_id: String,
+}
+
+/// Welcomes a new user, durably: the event is written with the user's own transaction and
+/// handled by a runner (in-process, or a worker behind NATS), which writes the note in the
+/// same transaction as its inbox record, so each user gets exactly one.
+async fn send_welcome(user: User, delivery: &mut Delivery<'_>) -> Result<()> {
+    if delivery.committed() != (Committed::Saved { created: true }) {
+        return Ok(());
+    }
+    let mut note = WelcomeNote {
+        id: None,
+        user_id: user.id.unwrap_or_default(),
+        body: format!(
+            "Welcome, {}! Your account and profile are ready.",
+            user.username
+        ),
+        username: user.username,
+        event_id: delivery.event().id.clone(),
+    };
+    note.save(delivery.tx()).await?;
+    Ok(())
 }
 
 impl User {

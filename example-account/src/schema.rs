@@ -6,7 +6,7 @@ use signals_core::Backend;
 use signals_core::schema::Schema;
 use signals_core::sqlx::migrate::{Migration, MigrationType, Migrator};
 
-use crate::{Profile, User};
+use crate::{Profile, User, WelcomeNote};
 use signals_core::sqlx::{AssertSqlSafe, SqlSafeStr};
 use signals_core::{Db, PoolRef};
 
@@ -29,6 +29,13 @@ const MIGRATIONS: &[Entry] = &[
         include_str!("../migrations/sqlite/0002_staff.sql"),
         include_str!("../migrations/postgres/0002_staff.sql"),
         include_str!("../migrations/mysql/0002_staff.sql"),
+    ),
+    (
+        3,
+        "outbox",
+        include_str!("../migrations/sqlite/0003_outbox.sql"),
+        include_str!("../migrations/postgres/0003_outbox.sql"),
+        include_str!("../migrations/mysql/0003_outbox.sql"),
     ),
 ];
 
@@ -72,14 +79,19 @@ pub async fn migrate(db: &Db) -> Result<(), Error> {
         _ => return Err(Error::Unsupported(db.backend().to_string())),
     };
     res.map_err(|e| Error::Migrate(e.to_string()))?;
-    db.check_schema::<(User, Profile)>().await?;
+    db.check_schema::<(User, Profile, WelcomeNote)>().await?;
     Ok(())
 }
 
 /// The SQL that creates the app's tables from its models on `backend` (what the migrations
 /// hold, written by the crate): `example-account schema` prints it.
 pub fn schema_sql(backend: Backend) -> String {
-    Schema::of::<(User, Profile)>().create_sql(backend)
+    let mut sql = Schema::of::<(User, Profile, WelcomeNote)>().create_sql(backend);
+    for statement in signals_outbox::schema::statements(backend) {
+        sql.push_str(&statement);
+        sql.push_str(";\n");
+    }
+    sql
 }
 
 /// Takes the exclusive migration lock of the SQLite file `db`, waiting for another process
@@ -98,4 +110,42 @@ async fn lock(db: &std::path::Path) -> Result<std::fs::File, Error> {
         .await
         .map_err(|e| Error::Migrate(e.to_string()))?
         .map_err(|e| Error::io(&path, e))
+}
+
+#[cfg(test)]
+mod migration_tests {
+    use super::*;
+
+    /// What migration 0003 holds on `backend`: the welcome notes' table, from the model, and the
+    /// outbox's tables, from `signals-outbox`.
+    fn outbox_migration(backend: Backend) -> String {
+        let mut statements = Schema::of::<WelcomeNote>().create_statements(backend);
+        statements.extend(signals_outbox::schema::statements(backend));
+        statements.iter().map(|s| format!("{s};\n")).collect()
+    }
+
+    /// Migration 0003 is what the model and `signals-outbox` create; `UPDATE_MIGRATIONS=1`
+    /// rewrites it after a change to either.
+    #[test]
+    fn outbox_migration_matches_its_sources() {
+        for (backend, dir, entry) in [
+            (Backend::Sqlite, "sqlite", MIGRATIONS[2].2),
+            (Backend::Postgres, "postgres", MIGRATIONS[2].3),
+            (Backend::MySql, "mysql", MIGRATIONS[2].4),
+        ] {
+            let expected = outbox_migration(backend);
+            if std::env::var_os("UPDATE_MIGRATIONS").is_some() {
+                let path = format!(
+                    "{}/migrations/{dir}/0003_outbox.sql",
+                    env!("CARGO_MANIFEST_DIR")
+                );
+                std::fs::write(path, &expected).expect("write the migration");
+                continue;
+            }
+            assert_eq!(
+                entry, expected,
+                "migrations/{dir}/0003_outbox.sql is stale: run with UPDATE_MIGRATIONS=1"
+            );
+        }
+    }
 }

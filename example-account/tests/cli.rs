@@ -35,6 +35,7 @@ impl App {
             .unwrap()
             .current_dir(self.dir.path())
             .env("DATABASE_URL", &self.url)
+            .env_remove("NATS_URL")
             .args(args)
             .write_stdin(stdin)
             .output()
@@ -557,4 +558,76 @@ url_test!(async fn staff_users_for_the_admin(url) {
         assert_eq!(user.is_staff, staff, "{name}");
     }
     assert_eq!(count(&db, "account_profile").await, 3);
+});
+
+url_test!(async fn a_new_user_gets_one_welcome_note_without_a_broker(url) {
+    let app = App::new(&url);
+    let first = app.ok(&[]);
+    assert!(first.contains("welcome note (durable receiver send_welcome) to johndoe"), "{first}");
+    app.ok(&[]);
+    app.createuser("alice");
+    let notes = app.ok(&["notes"]);
+    assert_eq!(notes.lines().count(), 2, "one note per new user, none for a resave: {notes}");
+    assert!(notes.contains("to alice: Welcome, alice!"), "{notes}");
+    let db = app.db().await;
+    let s = signals_outbox::stats(&db).await.unwrap();
+    // Three events (two creations, one update), all handled in-process; the update writes no note.
+    assert_eq!((s.pending, s.handled, s.dead), (0, 3, 0));
+    app.fails(&["relay"], "", "`relay` needs NATS");
+    app.fails(&["worker"], "", "`worker` needs NATS");
+});
+
+url_test!(async fn relay_and_two_workers_deliver_the_welcome_notes_through_nats(url) {
+    use signals_outbox::async_nats;
+    let nats = std::env::var("SIGNALS_TEST_NATS_URL").unwrap_or_else(|_| "127.0.0.1:4222".into());
+    let client = match async_nats::connect(nats.as_str()).await {
+        Ok(c) => c,
+        Err(e) if !signals_tests::servers_required() => {
+            eprintln!("SKIPPED: no NATS at {nats} ({e})");
+            return;
+        }
+        Err(e) => panic!("NATS required (CI is set) but {nats} failed: {e}"),
+    };
+    let app = App::new(&url);
+    let stream = format!("ACCOUNTS{}", uuid::Uuid::new_v4().simple());
+    let spawn = |role: &str| {
+        std::process::Command::new(assert_cmd::cargo::cargo_bin("example-account"))
+            .current_dir(app.dir.path())
+            .env("DATABASE_URL", &app.url)
+            .env("NATS_URL", &nats)
+            .env("NATS_STREAM", &stream)
+            .arg(role)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    app.ok(&["list"]); // migrated before the runners start
+    let mut children = vec![spawn("relay"), spawn("worker"), spawn("worker")];
+    for name in ["u1", "u2", "u3", "u4", "u5"] {
+        let out = Command::cargo_bin("example-account").unwrap()
+            .current_dir(app.dir.path())
+            .env("DATABASE_URL", &app.url)
+            .env("NATS_URL", &nats)
+            .args(["createuser", name, "--password-stdin"])
+            .write_stdin("pw\n")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    let db = app.db().await;
+    let start = std::time::Instant::now();
+    while signals_outbox::stats(&db).await.unwrap().handled < 5 {
+        assert!(start.elapsed() < std::time::Duration::from_secs(60), "the workers never handled the events");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    for child in &mut children {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    let _ = async_nats::jetstream::new(client).delete_stream(&stream).await;
+    let notes = app.ok(&["notes"]);
+    assert_eq!(notes.lines().count(), 5, "{notes}");
+    let s = signals_outbox::stats(&db).await.unwrap();
+    assert_eq!((s.pending, s.published, s.handled), (0, 5, 5));
 });

@@ -32,6 +32,12 @@ pub fn statements(backend: Backend) -> Vec<String> {
             true,
         ),
     };
+    // MySQL's default character set may not hold every instance's text.
+    let charset = if index_inline {
+        " DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin"
+    } else {
+        ""
+    };
     let index = if index_inline {
         ",\n    KEY signals_outbox_pending (state, part, id)"
     } else {
@@ -53,7 +59,7 @@ pub fn statements(backend: Backend) -> Vec<String> {
     next_at BIGINT NOT NULL DEFAULT 0,
     last_error {long},
     published_at BIGINT{index}
-)"
+){charset}"
     )];
     if !index_inline {
         out.push(format!(
@@ -65,14 +71,14 @@ pub fn statements(backend: Backend) -> Vec<String> {
     part BIGINT PRIMARY KEY,
     owner {text},
     lease_until BIGINT NOT NULL DEFAULT 0
-)"
+){charset}"
     ));
     out.push(format!(
         "CREATE TABLE IF NOT EXISTS {INBOX_TABLE} (
     event_id VARCHAR(36) PRIMARY KEY,
     receiver {text} NOT NULL,
     handled_at BIGINT NOT NULL
-)"
+){charset}"
     ));
     out.push(format!(
         "CREATE TABLE IF NOT EXISTS {DEAD_LETTER_TABLE} (
@@ -84,7 +90,7 @@ pub fn statements(backend: Backend) -> Vec<String> {
     error {long} NOT NULL,
     attempts BIGINT NOT NULL,
     failed_at BIGINT NOT NULL
-)"
+){charset}"
     ));
     let parts: Vec<String> = (0..PARTITIONS).map(|p| format!("({p})")).collect();
     let parts = parts.join(", ");
