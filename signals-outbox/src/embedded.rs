@@ -25,7 +25,7 @@ use crate::store::{self, Claim, OutboxEvent};
 /// struct Guest { id: Option<i64>, name: String }
 ///
 /// async fn greet(guest: Guest, delivery: &mut Delivery<'_>) -> signals_core::Result<()> {
-///     let note = Note { id: None, text: format!("hello, {}", guest.name) };
+///     let mut note = Note { id: None, text: format!("hello, {}", guest.name) };
 ///     note.save(delivery.tx()).await?; // once, however often the event is delivered
 ///     Ok(())
 /// }
