@@ -31,6 +31,7 @@ pub struct Config {
     pub(crate) ack_wait: Duration,
     pub(crate) duplicate_window: Duration,
     pub(crate) name: String,
+    pub(crate) claim: usize,
 }
 
 impl Default for Config {
@@ -48,6 +49,7 @@ impl Default for Config {
             ack_wait: Duration::from_secs(30),
             duplicate_window: Duration::from_secs(120),
             name: format!("runner-{}", uuid::Uuid::new_v4()),
+            claim: signals_core::durable::PARTITIONS as usize,
         }
     }
 }
@@ -126,6 +128,14 @@ impl Config {
         self
     }
 
+    /// How many of the outbox's 16 partitions a round claims at most (default all 16). With
+    /// several relays (or embedded runners), a lower number spreads the partitions over them
+    /// so they publish side by side; events of one instance stay in one partition, in order.
+    pub fn claim(mut self, partitions: usize) -> Self {
+        self.claim = partitions;
+        self
+    }
+
     /// The subject of receiver `receiver`'s events of model `model`. Characters NATS keeps
     /// for itself (`.`, `*`, `>`, white space) become `_`.
     pub fn subject(&self, model: &str, receiver: &str) -> String {
@@ -182,6 +192,9 @@ impl Config {
                 "batch must be between 1 and {MAX_BATCH} events, not {}",
                 self.batch
             )));
+        }
+        if self.claim == 0 {
+            return Err(Error::Config("claim must be at least 1 partition".into()));
         }
         if self.max_attempts == 0 {
             return Err(Error::Config("max_attempts must be at least 1".into()));

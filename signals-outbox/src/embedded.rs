@@ -61,7 +61,8 @@ impl Embedded {
     /// deliveries it made (handled, duplicates and failures alike).
     pub async fn run_once(&self) -> Result<usize> {
         let db = &self.db;
-        let mut claim = Claim::take(db, &self.config.name, self.config.lease).await?;
+        let mut claim =
+            Claim::take(db, &self.config.name, self.config.lease, self.config.claim).await?;
         let events = claim.pending(db, self.config.batch).await?;
         let n = events.len();
         for event in events {

@@ -71,7 +71,7 @@ pub use embedded::Embedded;
 pub use error::{Error, Result};
 pub use relay::{Relay, ensure_stream};
 pub use schema::install;
-pub use store::{MAX_BATCH, Stats, stats};
+pub use store::{MAX_BATCH, Purged, Stats, purge, stats};
 pub use worker::Worker;
 
 /// Runners started by [`spawn`], stopped together by [`stop`](Self::stop).

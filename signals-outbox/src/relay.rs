@@ -67,7 +67,8 @@ impl Relay {
     /// those JetStream acknowledged. Returns how many it marked.
     pub async fn run_once(&self) -> Result<usize> {
         let db = &self.db;
-        let mut claim = Claim::take(db, &self.config.name, self.config.lease).await?;
+        let mut claim =
+            Claim::take(db, &self.config.name, self.config.lease, self.config.claim).await?;
         let events = claim.pending(db, self.config.batch).await?;
         if events.is_empty() {
             claim.end().await?;

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use signals_core::durable::{Event, OUTBOX_TABLE, committed_from_name, now_millis};
+use signals_core::durable::{Event, OUTBOX_TABLE, PARTITIONS, committed_from_name, now_millis};
 use signals_core::{Backend, Db, Tx};
 
 use crate::db::{Col, On, V, execute, fetch, marks};
@@ -47,6 +47,17 @@ impl OutboxEvent {
     }
 }
 
+/// The condition that partition `p` has an event waiting: a probe of the outbox's
+/// `(state, part, id)` index.
+const HAS_PENDING: &str =
+    "EXISTS (SELECT 1 FROM signals_outbox o WHERE o.state = 0 AND o.part = p.part)";
+
+/// Where a round starts among the partitions: random, so that a runner claiming fewer than
+/// all of them starves none.
+fn rotation() -> i64 {
+    (uuid::Uuid::new_v4().as_u128() % PARTITIONS as u128) as i64
+}
+
 /// The partitions a runner holds for one round: on PostgreSQL and MySQL, row locks
 /// (`FOR UPDATE SKIP LOCKED`) of a transaction that ends with the round, so a runner that dies
 /// releases them with its connection; on SQLite, a lease in the table, renewed each round.
@@ -56,31 +67,40 @@ pub(crate) struct Claim {
 }
 
 impl Claim {
-    pub(crate) async fn take(db: &Db, owner: &str, lease: Duration) -> Result<Claim> {
+    pub(crate) async fn take(db: &Db, owner: &str, lease: Duration, most: usize) -> Result<Claim> {
         let backend = db.backend();
         if backend == Backend::Sqlite {
             let now = now_millis();
             let until = now + lease.as_millis() as i64;
+            // Its own partitions first (renewed), then free or expired ones, up to `most`: one
+            // statement, so two runners never take the same partition.
             execute(
                 On::Pool(db.pool()),
                 backend,
                 &format!(
                     "UPDATE {PARTITION_TABLE} SET owner = ?, lease_until = ? \
-                     WHERE owner IS NULL OR owner = ? OR lease_until < ?"
+                     WHERE part IN (SELECT part FROM {PARTITION_TABLE} p \
+                     WHERE (owner IS NULL OR owner = ? OR lease_until < ?) AND {HAS_PENDING} \
+                     ORDER BY owner IS NOT ?, (part + ?) % {PARTITIONS} LIMIT {most})"
                 ),
                 &[
                     V::T(owner.into()),
                     V::I(until),
                     V::T(owner.into()),
                     V::I(now),
+                    V::T(owner.into()),
+                    V::I(rotation()),
                 ],
             )
             .await?;
             let rows = fetch(
                 On::Pool(db.pool()),
                 backend,
-                &format!("SELECT part FROM {PARTITION_TABLE} WHERE owner = ? ORDER BY part"),
-                &[V::T(owner.into())],
+                &format!(
+                    "SELECT part FROM {PARTITION_TABLE} WHERE owner = ? AND lease_until = ? \
+                     ORDER BY part"
+                ),
+                &[V::T(owner.into()), V::I(until)],
                 &[Col::I],
             )
             .await?;
@@ -93,8 +113,11 @@ impl Claim {
         let rows = fetch(
             On::Conn(tx.conn().await?),
             backend,
-            &format!("SELECT part FROM {PARTITION_TABLE} ORDER BY part FOR UPDATE SKIP LOCKED"),
-            &[],
+            &format!(
+                "SELECT part FROM {PARTITION_TABLE} p WHERE {HAS_PENDING} \
+                 ORDER BY (part + ?) % {PARTITIONS} LIMIT {most} FOR UPDATE SKIP LOCKED"
+            ),
+            &[V::I(rotation())],
             &[Col::I],
         )
         .await?;
@@ -369,4 +392,49 @@ pub async fn stats(db: &Db) -> Result<Stats> {
         handled: n(2),
         dead: n(3),
     })
+}
+
+/// What [`purge`] removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Purged {
+    /// Outbox rows published or handled.
+    pub outbox: u64,
+    /// Inbox rows.
+    pub inbox: u64,
+}
+
+/// Removes what a busy outbox accumulates: published and handled outbox rows, and inbox rows,
+/// older than `age`. Pending events and dead letters stay.
+///
+/// The inbox is what stops a late duplicate: keep `age` well above the longest time an
+/// event may still be delivered again (a relay's republish after a crash, a worker's
+/// `ack_wait`), hours rather than minutes.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> signals_outbox::Result<()> {
+/// use std::time::Duration;
+/// let db = signals_core::Db::connect("sqlite::memory:").await?;
+/// signals_outbox::install(&db).await?;
+/// let purged = signals_outbox::purge(&db, Duration::from_secs(7 * 24 * 3600)).await?;
+/// assert_eq!((purged.outbox, purged.inbox), (0, 0));
+/// # Ok(()) }
+/// ```
+pub async fn purge(db: &Db, age: Duration) -> Result<Purged> {
+    let before = now_millis() - age.as_millis() as i64;
+    let outbox = execute(
+        On::Pool(db.pool()),
+        db.backend(),
+        &format!("DELETE FROM {OUTBOX_TABLE} WHERE state IN (?, ?) AND created_at < ?"),
+        &[V::I(PUBLISHED), V::I(HANDLED), V::I(before)],
+    )
+    .await?;
+    let inbox = execute(
+        On::Pool(db.pool()),
+        db.backend(),
+        &format!("DELETE FROM {INBOX_TABLE} WHERE handled_at < ?"),
+        &[V::I(before)],
+    )
+    .await?;
+    Ok(Purged { outbox, inbox })
 }

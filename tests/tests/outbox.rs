@@ -625,3 +625,195 @@ outbox_test!(broker_stopped_for_ten_seconds_loses_nothing, |_url, db| {
     assert_eq!(done.len(), 1_500);
     assert_once(&done);
 });
+
+outbox_test!(
+    a_missing_outbox_fails_the_save_and_writes_nothing,
+    |_url, db| {
+        // A database whose outbox was never installed: the save must fail whole, and say why.
+        db.execute_unprepared("DROP TABLE signals_outbox")
+            .await
+            .expect("drop");
+        let mut order = OutboxOrder {
+            id: None,
+            note: "lost?".into(),
+        };
+        let err = order.save(&db).await.expect_err("no outbox table");
+        assert!(err.to_string().contains("signals_outbox::install"), "{err}");
+        assert_eq!(order.id, None, "the key of a rolled-back insert is cleared");
+        assert!(
+            OutboxOrder::all(&db).await.expect("usable").is_empty(),
+            "no order without its event"
+        );
+        signals_outbox::install(&db).await.expect("install");
+        order.save(&db).await.expect("saves once the outbox exists");
+        assert_eq!(stats(&db).await.expect("stats").pending, 1);
+    }
+);
+
+outbox_test!(events_no_receiver_can_run_are_dead_lettered, |_url, db| {
+    // A receiver removed from the program, and an instance that no longer reads as the model.
+    for (id, receiver, payload) in [
+        (
+            "00000000-0000-4000-8000-000000000001",
+            "gone",
+            r#"{"id":1,"note":"x"}"#,
+        ),
+        (
+            "00000000-0000-4000-8000-000000000002",
+            "record_order",
+            r#"{"renamed":true}"#,
+        ),
+    ] {
+        db.execute_unprepared(&format!(
+            "INSERT INTO signals_outbox (event_id, model, receiver, instance_key, part, event, payload, created_at) \
+             VALUES ('{id}', 'OutboxOrder', '{receiver}', 'Some(1)', 0, 'created', '{payload}', 0)"
+        ))
+        .await
+        .expect("insert");
+    }
+    orders(&db, 2, "fine").await;
+    let runner = Embedded::new(db.clone(), quick(Config::default())).expect("runner");
+    let start = Instant::now();
+    while stats(&db).await.expect("stats").dead < 2 {
+        runner.drain().await.expect("drain");
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "never dead-lettered"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let s = stats(&db).await.expect("stats");
+    assert_eq!((s.pending, s.handled, s.dead), (0, 2, 2));
+    let mut errors: Vec<String> = dead_letters(&db).await.into_iter().map(|d| d.0).collect();
+    errors.sort();
+    assert!(
+        errors[0].contains("cannot read column `payload` of `OutboxOrder`"),
+        "{errors:?}"
+    );
+    assert!(
+        errors[1].contains("no durable receiver `gone` of `OutboxOrder`"),
+        "{errors:?}"
+    );
+});
+
+outbox_test!(purge_keeps_pending_events_and_dead_letters, |_url, db| {
+    orders(&db, 3, "fine").await;
+    orders(&db, 1, "poison").await;
+    let runner = Embedded::new(db.clone(), quick(Config::default())).expect("runner");
+    while stats(&db).await.expect("stats").dead == 0 {
+        runner.drain().await.expect("drain");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    orders(&db, 2, "later").await;
+    assert_eq!(
+        signals_outbox::purge(&db, Duration::from_secs(3600))
+            .await
+            .expect("purge")
+            .outbox,
+        0,
+        "nothing that old"
+    );
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let purged = signals_outbox::purge(&db, Duration::ZERO)
+        .await
+        .expect("purge");
+    assert_eq!((purged.outbox, purged.inbox), (3, 3));
+    let s = stats(&db).await.expect("stats");
+    assert_eq!(
+        (s.pending, s.handled, s.dead),
+        (2, 0, 1),
+        "pending events and dead letters stay"
+    );
+    assert_eq!(runner.drain().await.expect("drain"), 2);
+});
+
+outbox_test!(
+    two_relays_side_by_side_keep_each_instance_in_order,
+    |_url, db| {
+        let Some((names, js)) = Names::new(&nats_url()).await else {
+            return;
+        };
+        // 40 orders, each created then updated 10 times, the updates of different orders
+        // interleaved in separate transactions.
+        let mut all = orders(&db, 40, "v0").await;
+        for v in 1..=10 {
+            for order in &mut all {
+                order.note = format!("v{v}");
+                order.save(&db).await.expect("update");
+            }
+        }
+        // Both relays exist before either publishes; small rounds, so they overlap.
+        let mut relays = Vec::new();
+        for i in 0..2 {
+            let config = names
+                .config
+                .clone()
+                .claim(8)
+                .batch(10)
+                .name(format!("relay-{i}"));
+            relays.push(
+                Relay::new(db.clone(), js.clone(), config)
+                    .await
+                    .expect("relay"),
+            );
+        }
+        let relays: Vec<_> = relays
+            .into_iter()
+            .map(|relay| {
+                let db = db.clone();
+                tokio::spawn(async move {
+                    let mut rounds = 0;
+                    while stats(&db).await.expect("stats").pending > 0 {
+                        if relay.run_once().await.expect("round") > 0 {
+                            rounds += 1;
+                        }
+                    }
+                    rounds
+                })
+            })
+            .collect();
+        let mut busy = 0;
+        for r in relays {
+            if r.await.expect("relay task") > 0 {
+                busy += 1;
+            }
+        }
+        assert_eq!(busy, 2, "both relays published");
+        // Read the stream back in its order.
+        let stream = js.get_stream(&names.stream).await.expect("stream");
+        let reader = stream
+            .create_consumer(jetstream::consumer::pull::Config {
+                ack_policy: jetstream::consumer::AckPolicy::None,
+                ..Default::default()
+            })
+            .await
+            .expect("reader");
+        let mut last: HashMap<i64, i64> = HashMap::new();
+        let mut read = 0;
+        while read < 440 {
+            let mut batch = reader
+                .fetch()
+                .max_messages(500)
+                .expires(Duration::from_secs(2))
+                .messages()
+                .await
+                .expect("fetch");
+            use futures_util::StreamExt as _;
+            let mut got = 0;
+            while let Some(msg) = batch.next().await {
+                let msg = msg.expect("message");
+                let order: OutboxOrder = serde_json::from_slice(&msg.payload).expect("an order");
+                let v: i64 = order.note.trim_start_matches('v').parse().expect("version");
+                let key = order.id.expect("key");
+                if let Some(prev) = last.insert(key, v) {
+                    assert!(v > prev, "order {key}: version {v} published after {prev}");
+                }
+                got += 1;
+            }
+            assert!(got > 0, "the stream has {read} of 440 events");
+            read += got;
+        }
+        assert_eq!(read, 440);
+        assert!(last.values().all(|v| *v == 10));
+    }
+);

@@ -269,7 +269,9 @@ impl Tx {
             // In the transaction, so that the events commit with the rows they report, or
             // fail the commit: a durable event is never lost once its save committed.
             let backend = self.backend;
-            outbox::write(&mut Target::Tx(&mut self), backend, &frame.outbox).await?;
+            outbox::write(&mut Target::Tx(&mut self), backend, &frame.outbox)
+                .await
+                .map_err(outbox::missing_table_hint)?;
         }
         match self.inner.take() {
             None => return Err(Error::Transaction("transaction already finished".into())),

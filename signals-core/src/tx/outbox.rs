@@ -10,7 +10,7 @@ use tokio::sync::watch;
 
 use super::exec::Target;
 use crate::backend::Backend;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::value::Args;
 
 /// The table durable events are written to.
@@ -73,6 +73,28 @@ pub(crate) async fn write(
         target.execute(sqlx::AssertSqlSafe(sql), args).await?;
     }
     Ok(())
+}
+
+/// The outbox write's error, naming the fix when the table is missing (PostgreSQL's SQLSTATE
+/// 42P01, MySQL's error 1146, SQLite's "no such table").
+pub(crate) fn missing_table_hint(err: Error) -> Error {
+    let missing = match &err {
+        Error::Database(sqlx::Error::Database(e)) => {
+            e.code().as_deref() == Some("42P01")
+                || e.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>()
+                    .is_some_and(|e| e.number() == 1146)
+                || e.message().starts_with("no such table")
+        }
+        _ => false,
+    };
+    if !missing {
+        return err;
+    }
+    Error::Config(format!(
+        "a durable receiver's event cannot be written: the table `{OUTBOX_TABLE}` is missing \
+         ({err}); create the outbox's tables with `signals_outbox::install(&db)` (or its \
+         `schema::statements` in a migration). Nothing was committed."
+    ))
 }
 
 fn insert_sql(backend: Backend, n: usize) -> String {
