@@ -21,7 +21,7 @@ use signals_core::sqlx::{self, Row as _};
 use signals_core::{Db, Model, PoolRef};
 use signals_outbox::async_nats::{self, HeaderMap, jetstream};
 use signals_outbox::{Config, Relay, Worker};
-use signals_tests::outbox::{OutboxOrder, install};
+use signals_tests::outbox::install;
 
 #[derive(Model, Clone, Serialize, Deserialize)]
 #[model(table = "bench_ping")]
@@ -44,18 +44,20 @@ async fn pong(ping: Ping, _: &mut Delivery<'_>) -> signals_core::Result<()> {
     Ok(())
 }
 
+/// `$body` once per backend, `$p` bound to the pool.
+macro_rules! on_pool {
+    ($db:expr, |$p:ident| $body:expr) => {
+        match $db.pool() {
+            PoolRef::Postgres($p) => $body,
+            PoolRef::MySql($p) => $body,
+            PoolRef::Sqlite($p) => $body,
+            _ => unreachable!("three backends"),
+        }
+    };
+}
+
 async fn commit_events(db: &Db, n: usize) {
-    let mut rows: Vec<OutboxOrder> = (0..n)
-        .map(|i| OutboxOrder {
-            id: None,
-            note: format!("order {i}"),
-        })
-        .collect();
-    let mut tx = db.begin().await.expect("begin");
-    OutboxOrder::bulk_save(&mut tx, &mut rows)
-        .await
-        .expect("bulk save");
-    tx.commit().await.expect("commit");
+    signals_tests::outbox::commit_orders(db, n, "order").await;
 }
 
 async fn ours(relay: &Relay, n: usize) -> Duration {
@@ -74,30 +76,13 @@ async fn hand_written(db: &Db, js: &jetstream::Context, prefix: &str, n: usize) 
     while done < n {
         let select = "SELECT id, event_id, model, receiver, payload, event FROM signals_outbox WHERE state = 0 ORDER BY id LIMIT 500";
         type R = (i64, String, String, String, String, String);
-        let rows: Vec<R> = match db.pool() {
-            PoolRef::Postgres(p) => sqlx::query(select)
-                .fetch_all(p)
-                .await
-                .expect("select")
-                .iter()
-                .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5)))
-                .collect(),
-            PoolRef::MySql(p) => sqlx::query(select)
-                .fetch_all(p)
-                .await
-                .expect("select")
-                .iter()
-                .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5)))
-                .collect(),
-            PoolRef::Sqlite(p) => sqlx::query(select)
-                .fetch_all(p)
-                .await
-                .expect("select")
-                .iter()
-                .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5)))
-                .collect(),
-            _ => unreachable!("three backends"),
-        };
+        let rows: Vec<R> = on_pool!(db, |p| sqlx::query(select)
+            .fetch_all(p)
+            .await
+            .expect("select")
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5)))
+            .collect());
         let mut acks = Vec::with_capacity(rows.len());
         for (_, event_id, model, receiver, payload, event) in &rows {
             // The same headers as the relay's, so the worker can run these too.
@@ -124,18 +109,9 @@ async fn hand_written(db: &Db, js: &jetstream::Context, prefix: &str, n: usize) 
             "UPDATE signals_outbox SET state = 1 WHERE id IN ({})",
             ids.join(", ")
         ));
-        match db.pool() {
-            PoolRef::Postgres(p) => {
-                sqlx::query(update).execute(p).await.expect("update");
-            }
-            PoolRef::MySql(p) => {
-                sqlx::query(update).execute(p).await.expect("update");
-            }
-            PoolRef::Sqlite(p) => {
-                sqlx::query(update).execute(p).await.expect("update");
-            }
-            _ => unreachable!("three backends"),
-        }
+        on_pool!(db, |p| {
+            sqlx::query(update).execute(p).await.expect("update");
+        });
         done += rows.len();
     }
     start.elapsed()

@@ -47,6 +47,19 @@ pub(crate) fn text(backend: Backend, sql: &str) -> String {
     out
 }
 
+/// `INSERT .. VALUES (values)` that does nothing when the row's key exists:
+/// `INSERT OR IGNORE` on SQLite, `ON CONFLICT DO NOTHING` on PostgreSQL, `INSERT IGNORE` on
+/// MySQL.
+pub(crate) fn insert_ignore(backend: Backend, table: &str, columns: &str, values: &str) -> String {
+    match backend {
+        Backend::Sqlite => format!("INSERT OR IGNORE INTO {table} ({columns}) VALUES {values}"),
+        Backend::Postgres => {
+            format!("INSERT INTO {table} ({columns}) VALUES {values} ON CONFLICT DO NOTHING")
+        }
+        _ => format!("INSERT IGNORE INTO {table} ({columns}) VALUES {values}"),
+    }
+}
+
 /// `?, ?, ..` for `n` values.
 pub(crate) fn marks(n: usize) -> String {
     vec!["?"; n].join(", ")

@@ -94,13 +94,12 @@ pub fn statements(backend: Backend) -> Vec<String> {
     ));
     let parts: Vec<String> = (0..PARTITIONS).map(|p| format!("({p})")).collect();
     let parts = parts.join(", ");
-    out.push(match backend {
-        Backend::Sqlite => format!("INSERT OR IGNORE INTO {PARTITION_TABLE} (part) VALUES {parts}"),
-        Backend::Postgres => {
-            format!("INSERT INTO {PARTITION_TABLE} (part) VALUES {parts} ON CONFLICT DO NOTHING")
-        }
-        _ => format!("INSERT IGNORE INTO {PARTITION_TABLE} (part) VALUES {parts}"),
-    });
+    out.push(crate::db::insert_ignore(
+        backend,
+        PARTITION_TABLE,
+        "part",
+        &parts,
+    ));
     out
 }
 

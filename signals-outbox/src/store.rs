@@ -6,7 +6,7 @@ use std::time::Duration;
 use signals_core::durable::{Event, OUTBOX_TABLE, PARTITIONS, committed_from_name, now_millis};
 use signals_core::{Backend, Db, Tx};
 
-use crate::db::{Col, On, V, execute, fetch, marks};
+use crate::db::{Col, On, V, execute, fetch, insert_ignore, marks};
 use crate::error::{Error, Result};
 use crate::schema::{DEAD_LETTER_TABLE, INBOX_TABLE, PARTITION_TABLE};
 
@@ -232,18 +232,12 @@ pub const MAX_BATCH: usize = 1000;
 /// duplicate, and `tx` must not run the receiver).
 pub(crate) async fn record_handled(tx: &mut Tx, event: &Event) -> Result<bool> {
     let backend = tx.backend();
-    let insert = match backend {
-        Backend::Sqlite => "INSERT OR IGNORE INTO",
-        Backend::Postgres => "INSERT INTO",
-        _ => "INSERT IGNORE INTO",
-    };
-    let tail = if backend == Backend::Postgres {
-        " ON CONFLICT DO NOTHING"
-    } else {
-        ""
-    };
-    let sql =
-        format!("{insert} {INBOX_TABLE} (event_id, receiver, handled_at) VALUES (?, ?, ?){tail}");
+    let sql = insert_ignore(
+        backend,
+        INBOX_TABLE,
+        "event_id, receiver, handled_at",
+        "(?, ?, ?)",
+    );
     let vals = [
         V::T(event.id.clone()),
         V::T(format!("{}.{}", event.model, event.receiver)),
@@ -313,20 +307,11 @@ pub(crate) async fn dead_letter(
 ) -> Result<()> {
     let backend = db.backend();
     let mut tx = db.begin().await?;
-    let insert = match backend {
-        Backend::Sqlite => "INSERT OR IGNORE INTO",
-        Backend::Postgres => "INSERT INTO",
-        _ => "INSERT IGNORE INTO",
-    };
-    let tail = if backend == Backend::Postgres {
-        " ON CONFLICT DO NOTHING"
-    } else {
-        ""
-    };
-    let sql = format!(
-        "{insert} {DEAD_LETTER_TABLE} \
-         (event_id, model, receiver, event, payload, error, attempts, failed_at) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?){tail}"
+    let sql = insert_ignore(
+        backend,
+        DEAD_LETTER_TABLE,
+        "event_id, model, receiver, event, payload, error, attempts, failed_at",
+        "(?, ?, ?, ?, ?, ?, ?, ?)",
     );
     let vals = [
         V::T(event.id.clone()),

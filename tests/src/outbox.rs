@@ -66,6 +66,22 @@ pub async fn record_order(
     Ok(())
 }
 
+/// Commits `n` new orders with note `note` in one bulk save (one durable event each).
+pub async fn commit_orders(db: &Db, n: usize, note: &str) -> Vec<OutboxOrder> {
+    let mut rows: Vec<OutboxOrder> = (0..n)
+        .map(|_| OutboxOrder {
+            id: None,
+            note: note.into(),
+        })
+        .collect();
+    let mut tx = db.begin().await.expect("begin");
+    OutboxOrder::bulk_save(&mut tx, &mut rows)
+        .await
+        .expect("bulk save");
+    tx.commit().await.expect("commit");
+    rows
+}
+
 /// Creates the fixture's tables and the outbox's.
 pub async fn install(db: &Db) {
     Schema::new()

@@ -87,18 +87,7 @@ fn assert_once(effects: &[OutboxEffect]) {
 }
 
 async fn orders(db: &Db, n: usize, note: &str) -> Vec<OutboxOrder> {
-    let mut rows: Vec<OutboxOrder> = (0..n)
-        .map(|_| OutboxOrder {
-            id: None,
-            note: note.into(),
-        })
-        .collect();
-    let mut tx = db.begin().await.expect("begin");
-    OutboxOrder::bulk_save(&mut tx, &mut rows)
-        .await
-        .expect("bulk save");
-    tx.commit().await.expect("commit");
-    rows
+    signals_tests::outbox::commit_orders(db, n, note).await
 }
 
 /// Saves `n` orders in a transaction that rolls back: they must never be handled.
