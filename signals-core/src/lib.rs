@@ -13,6 +13,10 @@
 //!   error instead of recursing without end.
 //! - **After commit.** Work scheduled with `signal.on_commit(..)` runs only once the outermost
 //!   transaction commits.
+//! - **Durable.** `#[on_commit(f, durable)]` writes an outbox event in the save's transaction
+//!   instead; the `signals-outbox` crate runs `f` from it, in-process or through NATS
+//!   JetStream on other machines, at least once and with its database work exactly once (see
+//!   [`durable`]).
 //!
 //! # The seed example: a profile for every user
 //!
