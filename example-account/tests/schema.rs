@@ -2,15 +2,16 @@
 #![recursion_limit = "256"]
 #![allow(clippy::unwrap_used)]
 
-use example_account::{Profile, User, migrate, schema_sql};
+use example_account::{Profile, User, WelcomeNote, migrate, schema_sql};
 use signals_core::{Backend, ErrorKind, Model};
 use signals_tests::db_test;
 
 // The migrations and the schema the crate writes from the models agree: each passes the
 // models' check, and a table that drifts from the models is reported at start-up.
 db_test!(async fn migrations_and_the_schema_from_the_models_agree(db) {
-    db.create_tables::<(User, Profile)>().await.unwrap();
-    db.check_schema::<(User, Profile)>().await.unwrap();
+    db.create_tables::<(User, Profile, WelcomeNote)>().await.unwrap();
+    signals_outbox::install(&db).await.unwrap(); // `User` has a durable receiver
+    db.check_schema::<(User, Profile, WelcomeNote)>().await.unwrap();
     let user = User::create_user(&db, "alice", "a@example.com", "pw").await.unwrap();
     assert!(Profile::for_user(&db, &user).await.unwrap().is_some());
     // A drifted table: `migrate` (which checks) refuses to start on it, naming the column.
