@@ -8,8 +8,10 @@
 //! `Nats-Msg-Id`, one `UPDATE .. IN`, no partitions), alternating, on the local NATS. The
 //! ratio is the median of per-round ratios (ours / hand-written time).
 //!
-//! Latency: a relay and a worker in this process; 200 single saves, one at a time, each timed
-//! from the save's return (its commit) to its durable receiver starting on the worker.
+//! Then one worker's rate on the rounds' backlog. Latency: a relay and a worker in this
+//! process; 200 single saves, one at a time, each timed from the save's return (its commit) to
+//! its durable receiver starting on the worker; once with the relay woken by this process's
+//! commits, once as a relay in another process (NOTIFY on PostgreSQL, else the poll).
 
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -117,6 +119,55 @@ async fn hand_written(db: &Db, js: &jetstream::Context, prefix: &str, n: usize) 
     start.elapsed()
 }
 
+async fn until(mut rx: tokio::sync::watch::Receiver<bool>) {
+    let _ = rx.wait_for(|s| *s).await;
+}
+
+/// 200 single saves, one at a time, each from its commit to its receiver starting, in ms, with
+/// `relay` and `worker` running.
+async fn latency(db: &Db, relay: &Relay, worker: &Worker) -> Vec<f64> {
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let r = {
+        let (relay, u) = (relay.clone(), until(stopped.clone()));
+        tokio::spawn(async move { relay.run(u).await })
+    };
+    let w = {
+        let (worker, u) = (worker.clone(), until(stopped.clone()));
+        tokio::spawn(async move { worker.run(u).await })
+    };
+    let mut latencies = Vec::new();
+    for _ in 0..200 {
+        let mut ping = Ping { id: None };
+        ping.save(db).await.expect("save");
+        let committed = Instant::now();
+        let key = ping.id.unwrap_or_default();
+        let arrived = loop {
+            let found = arrivals()
+                .lock()
+                .expect("arrivals")
+                .iter()
+                .find(|(k, _)| *k == key)
+                .map(|(_, t)| *t);
+            if let Some(t) = found {
+                break t;
+            }
+            tokio::time::sleep(Duration::from_micros(200)).await;
+        };
+        latencies.push(arrived.saturating_duration_since(committed).as_secs_f64() * 1000.0);
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let _ = stop.send(true);
+    r.await.expect("relay task").expect("relay");
+    w.await.expect("worker task").expect("worker");
+    latencies
+}
+
+fn percentiles(mut ms: Vec<f64>) -> String {
+    ms.sort_by(f64::total_cmp);
+    let pct = |p: f64| ms[((ms.len() as f64 * p) as usize).min(ms.len() - 1)];
+    format!("{:.1} / {:.1} / {:.1} ms", pct(0.5), pct(0.9), pct(0.99))
+}
+
 #[tokio::main]
 async fn main() {
     let rounds: usize = arg("--rounds").and_then(|r| r.parse().ok()).unwrap_or(5);
@@ -162,67 +213,45 @@ async fn main() {
             ratios.push(a / b);
         }
 
-        // Latency: relay and worker running here, one save at a time.
+        // The backlog of the throughput rounds (their receivers write a row each), handled
+        // by one worker: its rate.
         let worker = Worker::new(db.clone(), js.clone(), config.clone())
             .await
             .expect("worker");
-        // Let the worker take the throughput rounds' events first (their receivers run too).
+        let backlog = 2 * rounds * events;
+        let start = Instant::now();
         let (stop, stopped) = tokio::sync::watch::channel(false);
-        let until = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
-            let _ = rx.wait_for(|s| *s).await;
-        };
-        let r = {
-            let relay = relay.clone();
-            let u = until(stopped.clone());
-            tokio::spawn(async move { relay.run(u).await })
-        };
         let w = {
-            let u = until(stopped.clone());
+            let (worker, u) = (worker.clone(), until(stopped.clone()));
             tokio::spawn(async move { worker.run(u).await })
         };
-        loop {
-            let s = signals_outbox::stats(db).await.expect("stats");
-            if s.pending == 0 && s.handled as usize >= 2 * rounds * events {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+        while (signals_outbox::stats(db).await.expect("stats").handled as usize) < backlog {
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        let mut latencies = Vec::new();
-        for _ in 0..200 {
-            let mut ping = Ping { id: None };
-            ping.save(db).await.expect("save");
-            let committed = Instant::now();
-            let key = ping.id.unwrap_or_default();
-            let arrived = loop {
-                let found = arrivals()
-                    .lock()
-                    .expect("arrivals")
-                    .iter()
-                    .find(|(k, _)| *k == key)
-                    .map(|(_, t)| *t);
-                if let Some(t) = found {
-                    break t;
-                }
-                tokio::time::sleep(Duration::from_micros(200)).await;
-            };
-            latencies.push(arrived.saturating_duration_since(committed).as_secs_f64() * 1000.0);
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        let worker_rate = backlog as f64 / start.elapsed().as_secs_f64();
         let _ = stop.send(true);
-        r.await.expect("relay task").expect("relay");
         w.await.expect("worker task").expect("worker");
+
+        // Latency, with the relay woken by this process's commits, then as a relay in another
+        // process would be (PostgreSQL's NOTIFY, elsewhere the 100 ms poll).
+        let local = latency(db, &relay, &worker).await;
+        let other = Relay::new(
+            db.clone(),
+            js.clone(),
+            config.clone().__without_local_wakeups(),
+        )
+        .await
+        .expect("relay");
+        let remote = latency(db, &other, &worker).await;
         let _ = js.delete_stream(format!("B{id}")).await;
-        latencies.sort_by(f64::total_cmp);
-        let pct =
-            |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)];
         println!(
-            "| {label} | {:.0} | {:.0} | {:.2} | {:.2} ms | {:.2} ms | {:.2} ms |",
+            "| {label} | {:.0} | {:.0} | {:.2} | {:.0} | {} | {} |",
             median(&ours_t),
             median(&theirs_t),
             median(&ratios),
-            pct(0.5),
-            pct(0.9),
-            pct(0.99)
+            worker_rate,
+            percentiles(local),
+            percentiles(remote),
         );
     })
     .await;

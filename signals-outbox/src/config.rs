@@ -32,6 +32,7 @@ pub struct Config {
     pub(crate) duplicate_window: Duration,
     pub(crate) name: String,
     pub(crate) claim: usize,
+    pub(crate) local_wakeups: bool,
 }
 
 impl Default for Config {
@@ -50,6 +51,7 @@ impl Default for Config {
             duplicate_window: Duration::from_secs(120),
             name: format!("runner-{}", uuid::Uuid::new_v4()),
             claim: signals_core::durable::PARTITIONS as usize,
+            local_wakeups: true,
         }
     }
 }
@@ -81,7 +83,9 @@ impl Config {
     }
 
     /// How long a runner waits for new events before it looks at the table again (default
-    /// 100 ms). Commits in the runner's own process wake it at once.
+    /// 100 ms). Commits in the runner's own process wake it at once, and on PostgreSQL so do
+    /// every process's (`LISTEN`/`NOTIFY`): the poll bounds the latency of other processes'
+    /// commits on SQLite and MySQL.
     pub fn poll(mut self, every: Duration) -> Self {
         self.poll = every;
         self
@@ -133,6 +137,14 @@ impl Config {
     /// so they publish side by side; events of one instance stay in one partition, in order.
     pub fn claim(mut self, partitions: usize) -> Self {
         self.claim = partitions;
+        self
+    }
+
+    /// Ignores the commits of this process as wake-ups, as a runner in another process would
+    /// (for benchmarks of cross-process latency).
+    #[doc(hidden)]
+    pub fn __without_local_wakeups(mut self) -> Self {
+        self.local_wakeups = false;
         self
     }
 

@@ -4,12 +4,12 @@
 use std::future::Future;
 
 use signals_core::Db;
-use signals_core::durable::commits;
 
 use crate::config::Config;
 use crate::error::Result;
 use crate::handle::{Outcome, handle};
 use crate::store::{self, Claim, OutboxEvent};
+use crate::wake::Wake;
 
 /// Runs durable receivers in this process, straight from the outbox: the default when no
 /// broker is configured. Several may run, in one process or many, against one database: each
@@ -88,10 +88,10 @@ impl Embedded {
     }
 
     /// Runs until `shutdown` completes: a round whenever events may be due, waking at once
-    /// for commits of this process and every poll interval for the others'. A failing round
-    /// (the database away) is logged and tried again.
+    /// for commits of this process (and on PostgreSQL of every process), and every poll
+    /// interval otherwise. A failing round (the database away) is logged and tried again.
     pub async fn run(&self, shutdown: impl Future<Output = ()>) -> Result<()> {
-        let mut commits = commits();
+        let mut wake = Wake::new(&self.db, self.config.local_wakeups).await;
         let mut shutdown = std::pin::pin!(shutdown);
         loop {
             let full = match self.run_once().await {
@@ -106,8 +106,7 @@ impl Embedded {
             }
             tokio::select! {
                 () = &mut shutdown => break,
-                _ = commits.changed() => {}
-                () = tokio::time::sleep(self.config.poll) => {}
+                () = wake.wait(self.config.poll) => {}
             }
         }
         store::release(&self.db, &self.config.name).await

@@ -59,6 +59,7 @@ mod handle;
 mod relay;
 pub mod schema;
 mod store;
+mod wake;
 mod worker;
 
 use signals_core::Db;

@@ -8,12 +8,12 @@ use std::time::Duration;
 use async_nats::HeaderMap;
 use async_nats::jetstream::{self, message::PublishMessage, stream};
 use signals_core::Db;
-use signals_core::durable::commits;
 use tracing::Instrument as _;
 
 use crate::config::Config;
 use crate::error::{Result, broker};
 use crate::store::{self, Claim};
+use crate::wake::Wake;
 
 /// Headers every published event carries besides `Nats-Msg-Id`.
 pub(crate) const MODEL_HEADER: &str = "Signals-Model";
@@ -131,11 +131,12 @@ impl Relay {
         Ok(ids.len())
     }
 
-    /// Publishes until `shutdown` completes. Commits of this process wake it at once, the
-    /// others' within the poll interval. While the broker or the database is away it logs and
-    /// retries, waiting longer each time up to the backoff cap; nothing is lost meanwhile.
+    /// Publishes until `shutdown` completes. Commits of this process wake it at once, and on
+    /// PostgreSQL every process's (`LISTEN signals_outbox`); otherwise it looks every poll
+    /// interval. While the broker or the database is away it logs and retries, waiting longer
+    /// each time up to the backoff cap; nothing is lost meanwhile.
     pub async fn run(&self, shutdown: impl Future<Output = ()>) -> Result<()> {
-        let mut commits = commits();
+        let mut wake = Wake::new(&self.db, self.config.local_wakeups).await;
         let mut shutdown = std::pin::pin!(shutdown);
         let mut failures = 0u32;
         loop {
@@ -156,8 +157,8 @@ impl Relay {
             };
             tokio::select! {
                 () = &mut shutdown => break,
-                _ = commits.changed(), if failures == 0 => {}
-                () = tokio::time::sleep(wait) => {}
+                () = wake.wait(wait), if failures == 0 => {}
+                () = tokio::time::sleep(wait), if failures > 0 => {}
             }
         }
         store::release(&self.db, &self.config.name).await

@@ -21,7 +21,7 @@ use crate::model::Model;
 use crate::tx::Tx;
 use crate::tx::outbox::OutboxRow;
 
-pub use crate::tx::outbox::{OUTBOX_TABLE, commits, now_millis};
+pub use crate::tx::outbox::{NOTIFY_CHANNEL, OUTBOX_TABLE, commits, now_millis};
 
 /// How many partitions the outbox's events are spread over, by instance: events of one
 /// instance share a partition, and one runner at a time publishes a partition, in order.

@@ -29,6 +29,10 @@ pub(crate) struct OutboxRow {
     pub(crate) payload: String,
 }
 
+/// The PostgreSQL channel a transaction that wrote durable events notifies at its commit, so
+/// relays in other processes wake at once (`LISTEN signals_outbox`).
+pub const NOTIFY_CHANNEL: &str = "signals_outbox";
+
 /// The columns written, in order; the others take their defaults.
 const COLUMNS: [&str; 8] = [
     "event_id",
@@ -71,6 +75,12 @@ pub(crate) async fn write(
         }
         // Text of the crate's own: the table, columns and placeholders; values are bound.
         target.execute(sqlx::AssertSqlSafe(sql), args).await?;
+    }
+    if backend == Backend::Postgres {
+        // Delivered when (and only if) the transaction commits; one per transaction.
+        let mut args = Args::new(backend, 1);
+        args.bind_builtin(&NOTIFY_CHANNEL.to_owned(), "channel")?;
+        target.execute("SELECT pg_notify($1, '')", args).await?;
     }
     Ok(())
 }

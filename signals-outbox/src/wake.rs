@@ -1,0 +1,75 @@
+//! What wakes a waiting runner: a commit of durable events in this process, a PostgreSQL
+//! notification of one in another process (`LISTEN signals_outbox`), or the poll interval.
+
+use std::time::Duration;
+
+use signals_core::durable::{NOTIFY_CHANNEL, commits};
+use signals_core::sqlx::postgres::PgListener;
+use signals_core::{Db, PoolRef};
+use tokio::sync::watch;
+
+pub(crate) struct Wake {
+    commits: Option<watch::Receiver<u64>>,
+    listener: Option<PgListener>,
+}
+
+impl Wake {
+    /// Wakes for this process's commits (unless `local` is off) and, on PostgreSQL, for every
+    /// process's: without the notifications (the listener cannot connect) it polls.
+    pub(crate) async fn new(db: &Db, local: bool) -> Wake {
+        let listener = match db.pool() {
+            PoolRef::Postgres(pool) => match PgListener::connect_with(pool).await {
+                Ok(mut listener) => match listener.listen(NOTIFY_CHANNEL).await {
+                    Ok(()) => Some(listener),
+                    Err(err) => {
+                        tracing::warn!(error = %err, "cannot LISTEN for outbox commits; polling");
+                        None
+                    }
+                },
+                Err(err) => {
+                    tracing::warn!(error = %err, "cannot LISTEN for outbox commits; polling");
+                    None
+                }
+            },
+            _ => None,
+        };
+        Wake {
+            commits: local.then(commits),
+            listener,
+        }
+    }
+
+    /// Returns at the first commit seen, or after `limit`.
+    pub(crate) async fn wait(&mut self, limit: Duration) {
+        let local = async {
+            match &mut self.commits {
+                Some(rx) => {
+                    if rx.changed().await.is_err() {
+                        std::future::pending::<()>().await;
+                    }
+                }
+                None => std::future::pending().await,
+            }
+        };
+        let mut lost = false;
+        let remote = async {
+            match &mut self.listener {
+                Some(listener) => {
+                    if let Err(err) = listener.recv().await {
+                        tracing::warn!(error = %err, "outbox notifications lost; polling");
+                        lost = true;
+                    }
+                }
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            () = local => {}
+            () = remote => {}
+            () = tokio::time::sleep(limit) => {}
+        }
+        if lost {
+            self.listener = None;
+        }
+    }
+}
