@@ -3,11 +3,12 @@
 
 use std::future::Future;
 
-use signals_core::Db;
+use signals_core::durable::Event;
+use signals_core::{Db, Tx};
 
 use crate::config::Config;
 use crate::error::Result;
-use crate::handle::{Outcome, handle};
+use crate::handle::{Outcome, deliver_in};
 use crate::store::{self, Claim, OutboxEvent};
 use crate::wake::Wake;
 
@@ -59,14 +60,34 @@ impl Embedded {
 
     /// One round: claims partitions, runs up to a batch of due events. Returns how many
     /// deliveries it made (handled, duplicates and failures alike).
+    ///
+    /// The round's events run in one transaction, each in a savepoint of its own with its
+    /// inbox row: a failing receiver undoes only its own event, and the round pays one commit
+    /// instead of one per event. Should that commit fail (a deferred constraint, say), the
+    /// round's events run again one transaction each, so one event cannot hold up the rest.
     pub async fn run_once(&self) -> Result<usize> {
         let db = &self.db;
         let mut claim =
             Claim::take(db, &self.config.name, self.config.lease, self.config.claim).await?;
-        let events = claim.pending(db, self.config.batch).await?;
-        let n = events.len();
-        for event in events {
-            self.deliver(event).await?;
+        let rows = claim.pending(db, self.config.batch).await?;
+        let n = rows.len();
+        if n > 0 {
+            let failures = match self.deliver_together(&rows).await {
+                Ok(failures) => failures,
+                Err(err) => {
+                    tracing::warn!(error = %err, "the round's commit failed; one event at a time");
+                    let mut failures = Vec::new();
+                    for row in &rows {
+                        if let Some(failure) = self.deliver_alone(row).await? {
+                            failures.push(failure);
+                        }
+                    }
+                    failures
+                }
+            };
+            for (row, event, error) in failures {
+                self.settle(row, event, error).await?;
+            }
         }
         claim.end().await?;
         Ok(n)
@@ -112,33 +133,93 @@ impl Embedded {
         store::release(&self.db, &self.config.name).await
     }
 
-    async fn deliver(&self, row: OutboxEvent) -> Result<()> {
-        let attempt = u32::try_from(row.attempts + 1).unwrap_or(u32::MAX);
-        let event = match row.to_event(attempt) {
-            Ok(event) => event,
-            Err(err) => {
-                let event = signals_core::durable::Event {
-                    id: row.event_id.clone(),
-                    model: row.model.clone(),
-                    receiver: row.receiver.clone(),
-                    committed: signals_core::Committed::Deleted,
-                    attempt,
-                };
-                let error = err.to_string();
-                return store::dead_letter(&self.db, &event, &row.payload, &error, Some(row.id))
-                    .await;
-            }
-        };
-        match handle(&self.db, &event, &row.payload, Some(row.id)).await? {
-            Outcome::Ran | Outcome::Duplicate => Ok(()),
-            Outcome::Failed(error) if attempt >= self.config.max_attempts => {
-                tracing::error!(event_id = %event.id, %error, attempt, "dead-lettered");
-                store::dead_letter(&self.db, &event, &row.payload, &error, Some(row.id)).await
-            }
-            Outcome::Failed(error) => {
-                let delay = self.config.delay(attempt);
-                store::retry_later(&self.db, row.id, i64::from(attempt), delay, &error).await
+    /// Runs `rows` in one transaction, a savepoint each; returns those that failed.
+    async fn deliver_together<'r>(&self, rows: &'r [OutboxEvent]) -> Result<Vec<Failure<'r>>> {
+        let mut failures = Vec::new();
+        let mut tx = self.db.begin().await?;
+        for row in rows {
+            let event = match row.to_event(attempt(row)) {
+                Ok(event) => event,
+                Err(err) => {
+                    failures.push((row, None, err.to_string()));
+                    continue;
+                }
+            };
+            let res = tx
+                .savepoint(async |tx: &mut Tx| {
+                    match deliver_in(tx, &event, &row.payload, Some(row.id)).await? {
+                        Outcome::Failed(error) => Err(Undo(error)),
+                        outcome => Ok(outcome),
+                    }
+                })
+                .await;
+            if let Err(Undo(error)) = res {
+                failures.push((row, Some(event), error));
             }
         }
+        tx.commit().await?;
+        Ok(failures)
+    }
+
+    /// Runs `row` in a transaction of its own; returns it when it failed.
+    async fn deliver_alone<'r>(&self, row: &'r OutboxEvent) -> Result<Option<Failure<'r>>> {
+        let event = match row.to_event(attempt(row)) {
+            Ok(event) => event,
+            Err(err) => return Ok(Some((row, None, err.to_string()))),
+        };
+        let mut tx = self.db.begin().await?;
+        let error = match deliver_in(&mut tx, &event, &row.payload, Some(row.id)).await? {
+            Outcome::Failed(error) => error,
+            _ => match tx.commit().await {
+                Ok(()) => return Ok(None),
+                Err(err) => format!("commit failed: {err}"),
+            },
+        };
+        Ok(Some((row, Some(event), error)))
+    }
+
+    /// A failed delivery: tried again after the backoff, or dead-lettered after the last
+    /// attempt (at once for an event that cannot be read).
+    async fn settle(&self, row: &OutboxEvent, event: Option<Event>, error: String) -> Result<()> {
+        let attempt = attempt(row);
+        let Some(event) = event else {
+            let event = Event {
+                id: row.event_id.clone(),
+                model: row.model.clone(),
+                receiver: row.receiver.clone(),
+                committed: signals_core::Committed::Deleted,
+                attempt,
+            };
+            return store::dead_letter(&self.db, &event, &row.payload, &error, Some(row.id)).await;
+        };
+        if attempt >= self.config.max_attempts {
+            tracing::error!(event_id = %event.id, %error, attempt, "dead-lettered");
+            return store::dead_letter(&self.db, &event, &row.payload, &error, Some(row.id)).await;
+        }
+        let delay = self.config.delay(attempt);
+        store::retry_later(&self.db, row.id, i64::from(attempt), delay, &error).await
+    }
+}
+
+/// A failed delivery: the row, its event (`None` when it cannot be read) and the error.
+type Failure<'r> = (&'r OutboxEvent, Option<Event>, String);
+
+/// Which delivery of `row` this is, from 1.
+fn attempt(row: &OutboxEvent) -> u32 {
+    u32::try_from(row.attempts + 1).unwrap_or(u32::MAX)
+}
+
+/// A savepoint's failure: rolled back, the error kept.
+struct Undo(String);
+
+impl From<signals_core::Error> for Undo {
+    fn from(err: signals_core::Error) -> Self {
+        Undo(err.to_string())
+    }
+}
+
+impl From<crate::error::Error> for Undo {
+    fn from(err: crate::error::Error) -> Self {
+        Undo(err.to_string())
     }
 }

@@ -1,11 +1,12 @@
-//! Running one delivery of an event: in a transaction that first records the event in the
-//! inbox, so a repeated delivery runs nothing and the receiver's database work happens once.
+//! Running one delivery of an event: in a transaction (or a savepoint of one) that first
+//! records the event in the inbox, so a repeated delivery runs nothing and the receiver's
+//! database work happens once.
 
 use std::panic::AssertUnwindSafe;
 
 use futures_util::FutureExt as _;
-use signals_core::Db;
 use signals_core::durable::{self, Delivery, Event};
+use signals_core::{Db, Tx};
 use tracing::Instrument as _;
 
 use crate::error::Result;
@@ -14,18 +15,20 @@ use crate::store;
 /// What became of a delivery.
 #[derive(Debug)]
 pub(crate) enum Outcome {
-    /// The receiver ran and its transaction committed.
+    /// The receiver ran.
     Ran,
     /// The inbox had the event: an earlier delivery was handled.
     Duplicate,
-    /// The receiver failed (or panicked, or is not in this program); nothing it did stays.
+    /// The receiver failed (or panicked, or is not in this program): the caller rolls back
+    /// what it did.
     Failed(String),
 }
 
-/// Runs `event`'s receiver with its instance `payload`. `outbox_row` (the embedded runner)
-/// is marked handled in the same transaction.
-pub(crate) async fn handle(
-    db: &Db,
+/// Runs `event`'s receiver with its instance `payload` inside `tx`, after recording the event
+/// in the inbox; `outbox_row` (the embedded runner) is marked handled there too. On
+/// [`Outcome::Failed`] the caller must roll `tx` (or its savepoint) back.
+pub(crate) async fn deliver_in(
+    tx: &mut Tx,
     event: &Event,
     payload: &str,
     outbox_row: Option<i64>,
@@ -44,43 +47,49 @@ pub(crate) async fn handle(
                 event.receiver, event.model
             )));
         };
-        let mut tx = db.begin().await?;
-        if !store::record_handled(&mut tx, event).await? {
-            tx.rollback().await?;
+        if !store::record_handled(tx, event).await? {
             if let Some(id) = outbox_row {
-                store::set_state_on(db, id, store::HANDLED).await?;
+                store::set_state(tx, id, store::HANDLED).await?;
             }
             tracing::debug!("already handled");
             return Ok(Outcome::Duplicate);
         }
         let run = async {
-            let mut delivery = Delivery::new(&mut tx, event);
+            let mut delivery = Delivery::new(&mut *tx, event);
             receiver.run(payload, &mut delivery).await
         };
-        let res = AssertUnwindSafe(run).catch_unwind().await;
-        let err = match res {
+        let err = match AssertUnwindSafe(run).catch_unwind().await {
             Ok(Ok(())) => {
                 if let Some(id) = outbox_row {
-                    store::set_state(&mut tx, id, store::HANDLED).await?;
+                    store::set_state(tx, id, store::HANDLED).await?;
                 }
-                match tx.commit().await {
-                    Ok(()) => {
-                        tracing::debug!("handled");
-                        return Ok(Outcome::Ran);
-                    }
-                    Err(err) => return Ok(Outcome::Failed(format!("commit failed: {err}"))),
-                }
+                tracing::debug!("handled");
+                return Ok(Outcome::Ran);
             }
             Ok(Err(err)) => err.to_string(),
             Err(panic) => format!("the receiver panicked: {}", panic_message(panic.as_ref())),
         };
-        // The receiver's work and the inbox row go together.
-        let _ = tx.rollback().await;
         tracing::warn!(error = %err, "receiver failed");
         Ok(Outcome::Failed(err))
     }
     .instrument(span)
     .await
+}
+
+/// One delivery in a transaction of its own (a worker's): committed when the receiver ran,
+/// rolled back when it failed.
+pub(crate) async fn handle(db: &Db, event: &Event, payload: &str) -> Result<Outcome> {
+    let mut tx = db.begin().await?;
+    let outcome = deliver_in(&mut tx, event, payload, None).await?;
+    if let Outcome::Failed(_) = outcome {
+        // The receiver's work and the inbox row go together.
+        let _ = tx.rollback().await;
+        return Ok(outcome);
+    }
+    match tx.commit().await {
+        Ok(()) => Ok(outcome),
+        Err(err) => Ok(Outcome::Failed(format!("commit failed: {err}"))),
+    }
 }
 
 fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {

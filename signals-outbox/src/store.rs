@@ -259,18 +259,6 @@ pub(crate) async fn set_state(tx: &mut Tx, id: i64, state: i64) -> Result<()> {
     Ok(())
 }
 
-/// Sets one outbox row's state on its own.
-pub(crate) async fn set_state_on(db: &Db, id: i64, state: i64) -> Result<()> {
-    execute(
-        On::Pool(db.pool()),
-        db.backend(),
-        &format!("UPDATE {OUTBOX_TABLE} SET state = ? WHERE id = ?"),
-        &[V::I(state), V::I(id)],
-    )
-    .await?;
-    Ok(())
-}
-
 /// A failed attempt of the embedded runner: tried again after `delay`.
 pub(crate) async fn retry_later(
     db: &Db,

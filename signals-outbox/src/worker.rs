@@ -143,7 +143,7 @@ impl Worker {
             committed,
             attempt,
         };
-        let ack = match handle(&self.db, &event, payload, None).await? {
+        let ack = match handle(&self.db, &event, payload).await? {
             Outcome::Ran | Outcome::Duplicate => AckKind::Ack,
             Outcome::Failed(error) if attempt >= self.config.max_attempts => {
                 tracing::error!(event_id = %event.id, %error, attempt, "dead-lettered");

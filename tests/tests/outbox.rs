@@ -808,7 +808,9 @@ outbox_test!(
 );
 
 outbox_test!(commits_of_other_processes_wake_the_relay, |_url, db| {
-    let Some((names, js)) = Names::new(&nats_url()).await else { return };
+    let Some((names, js)) = Names::new(&nats_url()).await else {
+        return;
+    };
     // A relay deaf to this process's commits, as one running elsewhere: on PostgreSQL the
     // commit's NOTIFY wakes it (its poll is 30 s), on the others its poll does.
     let poll = if db.backend() == Backend::Postgres {
@@ -817,15 +819,24 @@ outbox_test!(commits_of_other_processes_wake_the_relay, |_url, db| {
         Duration::from_millis(200)
     };
     let config = names.config.clone().poll(poll).__without_local_wakeups();
-    let relay = Relay::new(db.clone(), js.clone(), config).await.expect("relay");
+    let relay = Relay::new(db.clone(), js.clone(), config)
+        .await
+        .expect("relay");
     let (stop, mut stopped) = tokio::sync::watch::channel(false);
     let task = tokio::spawn(async move {
-        relay.run(async move { let _ = stopped.wait_for(|s| *s).await; }).await
+        relay
+            .run(async move {
+                let _ = stopped.wait_for(|s| *s).await;
+            })
+            .await
     });
     // Its first round found nothing: it is waiting.
     tokio::time::sleep(Duration::from_millis(500)).await;
     orders(&db, 1, "wake up").await;
-    wait_for(&db, "the event published", Duration::from_secs(5), |s| s.published == 1).await;
+    wait_for(&db, "the event published", Duration::from_secs(5), |s| {
+        s.published == 1
+    })
+    .await;
     let _ = stop.send(true);
     task.await.expect("relay task").expect("relay");
 });
