@@ -177,7 +177,7 @@ async fn main() {
     let nats = std::env::var("NATS_URL").unwrap_or_else(|_| "127.0.0.1:4222".into());
     println!("relay: {events} events per round, {rounds} rounds, NATS at {nats}");
     println!(
-        "| backend | relay events/s | hand-written events/s | ratio (median) | commit→worker p50 | p90 | p99 |"
+        "| backend | relay events/s | hand-written events/s | ratio (median) | one worker events/s | commit→worker p50 / p90 / p99, relay woken in-process | the same, relay in another process |"
     );
     println!("|---|---:|---:|---:|---:|---:|---:|");
     each_backend("bench_outbox", async |label, db| {
