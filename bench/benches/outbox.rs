@@ -126,6 +126,8 @@ async fn until(mut rx: tokio::sync::watch::Receiver<bool>) {
 /// 200 single saves, one at a time, each from its commit to its receiver starting, in ms, with
 /// `relay` and `worker` running.
 async fn latency(db: &Db, relay: &Relay, worker: &Worker) -> Vec<f64> {
+    // Keys start again in each database: forget the last one's arrivals.
+    arrivals().lock().expect("arrivals").clear();
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let r = {
         let (relay, u) = (relay.clone(), until(stopped.clone()));
