@@ -1,6 +1,6 @@
 //! The outbox relay against a hand-written one, and commit-to-worker latency.
 //!
-//! `cargo bench -p signals-bench --bench outbox -- [--only postgres] [--rounds 5] [--events 10000]`
+//! `cargo bench -p signals-bench --bench outbox -- [--only postgres] [--rounds 5] [--events 10000] [--concurrency 8]`
 //!
 //! Throughput: each round commits `--events` durable events (untimed), then times
 //! `Relay::run_once` until they are all published and marked; then the same with a
@@ -176,8 +176,13 @@ async fn main() {
     let events: usize = arg("--events")
         .and_then(|r| r.parse().ok())
         .unwrap_or(10_000);
+    let concurrency: usize = arg("--concurrency")
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(8);
     let nats = std::env::var("NATS_URL").unwrap_or_else(|_| "127.0.0.1:4222".into());
-    println!("relay: {events} events per round, {rounds} rounds, NATS at {nats}");
+    println!(
+        "relay: {events} events per round, {rounds} rounds, NATS at {nats}; the worker handles {concurrency} at once"
+    );
     println!(
         "| backend | relay events/s | hand-written events/s | ratio (median) | one worker events/s | commit→worker p50 / p90 / p99, relay woken in-process | the same, relay in another process |"
     );
@@ -217,9 +222,13 @@ async fn main() {
 
         // The backlog of the throughput rounds (their receivers write a row each), handled
         // by one worker: its rate.
-        let worker = Worker::new(db.clone(), js.clone(), config.clone())
-            .await
-            .expect("worker");
+        let worker = Worker::new(
+            db.clone(),
+            js.clone(),
+            config.clone().concurrency(concurrency),
+        )
+        .await
+        .expect("worker");
         let backlog = 2 * rounds * events;
         let start = Instant::now();
         let (stop, stopped) = tokio::sync::watch::channel(false);

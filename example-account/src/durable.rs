@@ -49,6 +49,8 @@ pub fn config(stream: &str) -> Config {
         .stream(stream)
         .subject_prefix(stream.to_lowercase())
         .consumer(format!("{stream}-workers"))
+        // A welcome note per user: the order between users does not matter.
+        .concurrency(4)
 }
 
 /// Publishes the outbox to JetStream stream `stream` until Ctrl-C.

@@ -33,6 +33,7 @@ pub struct Config {
     pub(crate) name: String,
     pub(crate) claim: usize,
     pub(crate) local_wakeups: bool,
+    pub(crate) concurrency: usize,
 }
 
 impl Default for Config {
@@ -52,6 +53,7 @@ impl Default for Config {
             name: format!("runner-{}", uuid::Uuid::new_v4()),
             claim: signals_core::durable::PARTITIONS as usize,
             local_wakeups: true,
+            concurrency: 1,
         }
     }
 }
@@ -140,6 +142,16 @@ impl Config {
         self
     }
 
+    /// How many deliveries one worker handles at once, each in a transaction of its own
+    /// (default 1: one after the other, in the order the stream holds them). More raise a
+    /// worker's throughput when receivers wait on the database; each takes a connection of
+    /// the pool while it runs. Events of one instance may then be handled out of order, as
+    /// they may be with several workers.
+    pub fn concurrency(mut self, deliveries: usize) -> Self {
+        self.concurrency = deliveries;
+        self
+    }
+
     /// Ignores the commits of this process as wake-ups, as a runner in another process would
     /// (for benchmarks of cross-process latency).
     #[doc(hidden)]
@@ -204,6 +216,11 @@ impl Config {
                 "batch must be between 1 and {MAX_BATCH} events, not {}",
                 self.batch
             )));
+        }
+        if self.concurrency == 0 {
+            return Err(Error::Config(
+                "concurrency must be at least 1 delivery".into(),
+            ));
         }
         if self.claim == 0 {
             return Err(Error::Config("claim must be at least 1 partition".into()));

@@ -6,6 +6,7 @@ use std::future::Future;
 
 use async_nats::jetstream::{self, AckKind, consumer};
 use futures_util::StreamExt as _;
+use futures_util::stream::FuturesUnordered;
 use signals_core::Db;
 use signals_core::durable::{Event, committed_from_name};
 
@@ -60,17 +61,18 @@ impl Worker {
         })
     }
 
-    /// Handles deliveries until `shutdown` completes. A delivery being handled when it does
-    /// is finished first. Broker and database failures are logged and retried: the events
-    /// wait in the stream.
+    /// Handles deliveries until `shutdown` completes; the deliveries being handled when it
+    /// does are finished first. Up to [`Config::concurrency`] run at once. Broker and
+    /// database failures are logged and retried: the events wait in the stream.
     pub async fn run(&self, shutdown: impl Future<Output = ()>) -> Result<()> {
         let mut shutdown = std::pin::pin!(shutdown);
+        let concurrency = self.config.concurrency;
         loop {
             // Few messages at a time: what a worker holds, the others cannot take.
             let messages = self
                 .consumer
                 .stream()
-                .max_messages_per_batch(16)
+                .max_messages_per_batch((2 * concurrency).max(16))
                 .messages()
                 .await;
             let mut messages = match messages {
@@ -83,17 +85,26 @@ impl Worker {
                     }
                 }
             };
+            let mut in_flight = FuturesUnordered::new();
             loop {
-                let next = tokio::select! {
-                    () = &mut shutdown => return Ok(()),
-                    next = messages.next() => next,
-                };
-                match next {
-                    Some(Ok(message)) => self.deliver(&message).await,
-                    Some(Err(err)) => {
-                        tracing::warn!(error = %err, "pulling from JetStream failed");
+                tokio::select! {
+                    () = &mut shutdown => {
+                        while in_flight.next().await.is_some() {}
+                        return Ok(());
                     }
-                    None => break,
+                    Some(()) = in_flight.next(), if !in_flight.is_empty() => {}
+                    next = messages.next(), if in_flight.len() < concurrency => match next {
+                        Some(Ok(message)) => {
+                            in_flight.push(async move { self.deliver(&message).await });
+                        }
+                        Some(Err(err)) => {
+                            tracing::warn!(error = %err, "pulling from JetStream failed");
+                        }
+                        None => {
+                            while in_flight.next().await.is_some() {}
+                            break;
+                        }
+                    },
                 }
             }
         }

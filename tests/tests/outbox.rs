@@ -356,7 +356,8 @@ outbox_test!(
         signals_tests::outbox::assert_registered();
         orders(&db, 10_000, "kept").await;
         rolled_back(&db, 100).await;
-        let worker = Worker::new(db.clone(), js.clone(), names.config.clone())
+        // Two workers, four deliveries at once each.
+        let worker = Worker::new(db.clone(), js.clone(), names.config.clone().concurrency(4))
             .await
             .expect("worker");
         let (stop, stopped) = tokio::sync::watch::channel(false);
