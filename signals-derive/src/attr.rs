@@ -493,12 +493,8 @@ fn parse_receivers(attr: &Attribute, name: &str, out: &mut Vec<Receiver>, errors
         );
     }
     // The bare word `batch` marks every receiver of this attribute as batched.
-    let (batch_flags, paths): (Vec<Path>, Vec<Path>) =
-        paths.into_iter().partition(|p| p.is_ident("batch"));
+    let (batch_flags, paths) = take_flag(paths, "batch", errors);
     let batch = batch_flags.first().map(Spanned::span);
-    if let Some(extra) = batch_flags.get(1) {
-        errors.spanned(extra, "duplicate `batch`");
-    }
     if let Some(word) = batch_flags.first() {
         if !SIGNALS.iter().any(|s| s.name == name) {
             errors.spanned(
@@ -513,12 +509,8 @@ fn parse_receivers(attr: &Attribute, name: &str, out: &mut Vec<Receiver>, errors
         }
     }
     // The bare word `durable` marks every receiver of this attribute.
-    let (durable_flags, paths): (Vec<Path>, Vec<Path>) =
-        paths.into_iter().partition(|p| p.is_ident("durable"));
+    let (durable_flags, paths) = take_flag(paths, "durable", errors);
     let durable = durable_flags.first().map(Spanned::span);
-    if let Some(extra) = durable_flags.get(1) {
-        errors.spanned(extra, "duplicate `durable`");
-    }
     if let Some(word) = durable_flags.first() {
         if name != "on_commit" {
             errors.spanned(
@@ -538,12 +530,8 @@ fn parse_receivers(attr: &Attribute, name: &str, out: &mut Vec<Receiver>, errors
         }
     }
     // The bare word `robust` marks every receiver of this attribute.
-    let (flags, paths): (Vec<Path>, Vec<Path>) =
-        paths.into_iter().partition(|p| p.is_ident("robust"));
+    let (flags, paths) = take_flag(paths, "robust", errors);
     let robust = flags.first().map(Spanned::span);
-    if let Some(extra) = flags.get(1) {
-        errors.spanned(extra, "duplicate `robust`");
-    }
     if robust.is_some() && paths.is_empty() {
         errors.spanned(
             &flags[0],
@@ -578,6 +566,20 @@ fn parse_receivers(attr: &Attribute, name: &str, out: &mut Vec<Receiver>, errors
             changed: changed.clone(),
         });
     }
+}
+
+/// Separates the bare word `word` (a flag marking every receiver of the attribute) from the
+/// receiver paths, reporting it when written twice.
+fn take_flag(
+    paths: impl IntoIterator<Item = Path>,
+    word: &str,
+    errors: &mut Errors,
+) -> (Vec<Path>, Vec<Path>) {
+    let (flags, paths): (Vec<Path>, Vec<Path>) = paths.into_iter().partition(|p| p.is_ident(word));
+    if let Some(extra) = flags.get(1) {
+        errors.spanned(extra, format!("duplicate `{word}`"));
+    }
+    (flags, paths)
 }
 
 pub(crate) fn parse_field_attrs(attrs: &[Attribute], errors: &mut Errors) -> FieldAttrs {
