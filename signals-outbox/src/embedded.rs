@@ -187,14 +187,31 @@ impl Embedded {
                 id: row.event_id.clone(),
                 model: row.model.clone(),
                 receiver: row.receiver.clone(),
+                // Not written: the dead letter keeps the row's own `event`, unreadable as it is.
                 committed: signals_core::Committed::Deleted,
                 attempt,
             };
-            return store::dead_letter(&self.db, &event, &row.payload, &error, Some(row.id)).await;
+            return store::dead_letter(
+                &self.db,
+                &event,
+                &row.event,
+                &row.payload,
+                &error,
+                Some(row.id),
+            )
+            .await;
         };
         if attempt >= self.config.max_attempts {
             tracing::error!(event_id = %event.id, %error, attempt, "dead-lettered");
-            return store::dead_letter(&self.db, &event, &row.payload, &error, Some(row.id)).await;
+            return store::dead_letter(
+                &self.db,
+                &event,
+                &row.event,
+                &row.payload,
+                &error,
+                Some(row.id),
+            )
+            .await;
         }
         let delay = self.config.delay(attempt);
         store::retry_later(&self.db, row.id, i64::from(attempt), delay, &error).await

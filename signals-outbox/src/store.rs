@@ -284,11 +284,13 @@ pub(crate) async fn retry_later(
     Ok(())
 }
 
-/// Writes a dead letter for `event` (once: a repeated one is ignored) and, for the embedded
+/// Writes a dead letter for `event`, whose commit was `kind` as the outbox names it (once: a
+/// repeated one is ignored) and, for the embedded
 /// runner, marks its outbox row dead, in one transaction.
 pub(crate) async fn dead_letter(
     db: &Db,
     event: &Event,
+    kind: &str,
     payload: &str,
     error: &str,
     outbox_id: Option<i64>,
@@ -305,7 +307,7 @@ pub(crate) async fn dead_letter(
         V::T(event.id.clone()),
         V::T(event.model.clone()),
         V::T(event.receiver.clone()),
-        V::T(signals_core::durable::committed_name(event.committed).into()),
+        V::T(kind.into()),
         V::T(payload.into()),
         V::T(error.into()),
         V::I(i64::from(event.attempt)),

@@ -158,7 +158,8 @@ impl Worker {
             Outcome::Ran | Outcome::Duplicate => AckKind::Ack,
             Outcome::Failed(error) if attempt >= self.config.max_attempts => {
                 tracing::error!(event_id = %event.id, %error, attempt, "dead-lettered");
-                store::dead_letter(&self.db, &event, payload, &error, None).await?;
+                let kind = signals_core::durable::committed_name(event.committed);
+                store::dead_letter(&self.db, &event, kind, payload, &error, None).await?;
                 AckKind::Ack
             }
             Outcome::Failed(_) => AckKind::Nak(Some(self.config.delay(attempt))),
