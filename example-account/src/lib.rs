@@ -110,9 +110,6 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
-    /// The schema could not be brought up to date.
-    #[error("cannot migrate the database: {0}")]
-    Migrate(String),
     /// A backend this app has no migrations for.
     #[error("no migrations for {0}")]
     Unsupported(String),

@@ -7,8 +7,8 @@ use signals_core::schema::Schema;
 use signals_core::sqlx::migrate::{Migration, MigrationType, Migrator};
 
 use crate::{Profile, User, WelcomeNote};
+use signals_core::Db;
 use signals_core::sqlx::{AssertSqlSafe, SqlSafeStr};
-use signals_core::{Db, PoolRef};
 
 use crate::Error;
 
@@ -37,6 +37,13 @@ const MIGRATIONS: &[Entry] = &[
         include_str!("../migrations/postgres/0003_outbox.sql"),
         include_str!("../migrations/mysql/0003_outbox.sql"),
     ),
+    (
+        4,
+        "outbox meta",
+        include_str!("../migrations/sqlite/0004_outbox_meta.sql"),
+        include_str!("../migrations/postgres/0004_outbox_meta.sql"),
+        include_str!("../migrations/mysql/0004_outbox_meta.sql"),
+    ),
 ];
 
 fn migrator(pick: fn(&Entry) -> &'static str) -> Migrator {
@@ -60,25 +67,17 @@ fn migrator(pick: fn(&Entry) -> &'static str) -> Migrator {
 /// checks the tables against the models (Django's system checks): a migration that does not
 /// match the models is reported here, every mismatch at once, not on the first read.
 ///
-/// Safe to run from several processes at once, as concurrent first runs of the command line do:
-/// sqlx's migrator takes a lock of the server's on PostgreSQL and MySQL, and on an SQLite file
-/// this holds an exclusive lock on `<database>.migrate-lock` beside it while migrating.
+/// Safe to run from several processes at once, as concurrent first runs of the command line
+/// do: `signals_core::migrate::run` takes a lock that holds on every backend (MariaDB's
+/// included, where sqlx's own takes none) and applies each migration once.
 pub async fn migrate(db: &Db) -> Result<(), Error> {
-    let res = match db.pool() {
-        PoolRef::Sqlite(pool) => {
-            let file = pool.connect_options().get_filename().to_path_buf();
-            let _lock = if file.is_file() {
-                Some(lock(&file).await?)
-            } else {
-                None
-            };
-            migrator(|m| m.2).run(pool).await
-        }
-        PoolRef::Postgres(pool) => migrator(|m| m.3).run(pool).await,
-        PoolRef::MySql(pool) => migrator(|m| m.4).run(pool).await,
-        _ => return Err(Error::Unsupported(db.backend().to_string())),
+    let migrator = match db.backend() {
+        Backend::Sqlite => migrator(|m| m.2),
+        Backend::Postgres => migrator(|m| m.3),
+        Backend::MySql => migrator(|m| m.4),
+        other => return Err(Error::Unsupported(other.to_string())),
     };
-    res.map_err(|e| Error::Migrate(e.to_string()))?;
+    signals_core::migrate::run(db, &migrator).await?;
     db.check_schema::<(User, Profile, WelcomeNote)>().await?;
     Ok(())
 }
@@ -94,58 +93,59 @@ pub fn schema_sql(backend: Backend) -> String {
     sql
 }
 
-/// Takes the exclusive migration lock of the SQLite file `db`, waiting for another process
-/// that holds it; released when the returned file is dropped.
-async fn lock(db: &std::path::Path) -> Result<std::fs::File, Error> {
-    let mut name = db.as_os_str().to_owned();
-    name.push(".migrate-lock");
-    let path = std::path::PathBuf::from(name);
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(|e| Error::io(&path, e))?;
-    tokio::task::spawn_blocking(move || file.lock().map(|()| file))
-        .await
-        .map_err(|e| Error::Migrate(e.to_string()))?
-        .map_err(|e| Error::io(&path, e))
-}
-
 #[cfg(test)]
 mod migration_tests {
     use super::*;
 
-    /// What migration 0003 holds on `backend`: the welcome notes' table, from the model, and the
-    /// outbox's tables, from `signals-outbox`.
-    fn outbox_migration(backend: Backend) -> String {
-        let mut statements = Schema::of::<WelcomeNote>().create_statements(backend);
-        statements.extend(signals_outbox::schema::statements(backend));
-        statements.iter().map(|s| format!("{s};\n")).collect()
+    /// The tables `signals-outbox` makes on `backend`, as a migration holds them.
+    fn outbox_statements(backend: Backend) -> String {
+        signals_outbox::schema::statements(backend)
+            .iter()
+            .map(|s| format!("{s};\n"))
+            .collect()
     }
 
-    /// Migration 0003 is what the model and `signals-outbox` create; `UPDATE_MIGRATIONS=1`
-    /// rewrites it after a change to either.
+    /// Rewrites (`UPDATE_MIGRATIONS=1`) or checks a migration file against what its sources
+    /// make now.
+    fn check(file: &str, entry: &str, expected: &str) {
+        if std::env::var_os("UPDATE_MIGRATIONS").is_some() {
+            let path = format!("{}/migrations/{file}", env!("CARGO_MANIFEST_DIR"));
+            std::fs::write(path, expected).expect("write the migration");
+            return;
+        }
+        assert_eq!(
+            entry, expected,
+            "migrations/{file} is stale: run with UPDATE_MIGRATIONS=1"
+        );
+    }
+
+    /// Migration 0004 holds every statement of `signals-outbox`'s schema as it is now (each
+    /// idempotent, so it brings 0003's tables up to date); `UPDATE_MIGRATIONS=1` rewrites it
+    /// after a change there. (Once applied, a migration never changes: a later version of
+    /// the outbox's tables goes in a new one.)
     #[test]
-    fn outbox_migration_matches_its_sources() {
+    fn the_outbox_migration_matches_its_source() {
         for (backend, dir, entry) in [
-            (Backend::Sqlite, "sqlite", MIGRATIONS[2].2),
-            (Backend::Postgres, "postgres", MIGRATIONS[2].3),
-            (Backend::MySql, "mysql", MIGRATIONS[2].4),
+            (Backend::Sqlite, "sqlite", MIGRATIONS[3].2),
+            (Backend::Postgres, "postgres", MIGRATIONS[3].3),
+            (Backend::MySql, "mysql", MIGRATIONS[3].4),
         ] {
-            let expected = outbox_migration(backend);
-            if std::env::var_os("UPDATE_MIGRATIONS").is_some() {
-                let path = format!(
-                    "{}/migrations/{dir}/0003_outbox.sql",
-                    env!("CARGO_MANIFEST_DIR")
-                );
-                std::fs::write(path, &expected).expect("write the migration");
-                continue;
+            let file = format!("{dir}/0004_outbox_meta.sql");
+            check(&file, entry, &outbox_statements(backend));
+        }
+    }
+
+    /// Migration 0003 made the welcome notes' table from the model.
+    #[test]
+    fn the_welcome_notes_migration_matches_the_model() {
+        for (backend, entry) in [
+            (Backend::Sqlite, MIGRATIONS[2].2),
+            (Backend::Postgres, MIGRATIONS[2].3),
+            (Backend::MySql, MIGRATIONS[2].4),
+        ] {
+            for statement in Schema::of::<WelcomeNote>().create_statements(backend) {
+                assert!(entry.contains(&statement), "{backend}: {statement}");
             }
-            assert_eq!(
-                entry, expected,
-                "migrations/{dir}/0003_outbox.sql is stale: run with UPDATE_MIGRATIONS=1"
-            );
         }
     }
 }

@@ -465,18 +465,26 @@ url_test!(async fn length_limits_are_the_same_on_every_backend(url) {
 #[test]
 fn concurrent_first_runs_on_a_fresh_file_all_succeed() {
     for round in 0..4 {
-        first_runs_at_once(round);
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("fresh.db").display());
+        first_runs_at_once(round, &url, dir.path());
     }
 }
 
-fn first_runs_at_once(round: usize) {
+// Eight first runs at once on a new database of each backend, MariaDB included (whose
+// `GET_LOCK(name, -1)` is no lock: sqlx's own migration lock let 7 of 8 runs fail there).
+url_test!(async fn concurrent_first_runs_on_a_fresh_database_all_succeed(url) {
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("fresh.db").display());
+    let path = dir.path().to_owned();
+    tokio::task::spawn_blocking(move || first_runs_at_once(0, &url, &path)).await.unwrap();
+});
+
+fn first_runs_at_once(round: usize, url: &str, dir: &std::path::Path) {
     let children: Vec<_> = (0..8)
         .map(|i| {
             std::process::Command::new(assert_cmd::cargo::cargo_bin("example-account"))
-                .current_dir(dir.path())
-                .env("DATABASE_URL", &url)
+                .current_dir(dir)
+                .env("DATABASE_URL", url)
                 .args(["createuser", &format!("user{i}"), "--password-stdin"])
                 .stdin(std::process::Stdio::piped())
                 .stdout(std::process::Stdio::piped())
@@ -497,8 +505,8 @@ fn first_runs_at_once(round: usize) {
     }
     let out = Command::cargo_bin("example-account")
         .unwrap()
-        .current_dir(dir.path())
-        .env("DATABASE_URL", &url)
+        .current_dir(dir)
+        .env("DATABASE_URL", url)
         .arg("list")
         .output()
         .unwrap();

@@ -82,9 +82,9 @@ impl<M: Hooks> Operations<M> for Ops {
         crate::ops::load::all(target)
     }
 
-    fn filter<T: FieldType>(
+    fn filter<T: FieldType, R>(
         target: Target<'_>,
-        column: Column<M, T>,
+        column: Column<M, T, R>,
         value: T,
     ) -> impl Future<Output = Result<Vec<M>>> + Send {
         crate::ops::load::filter(target, column, value)
@@ -136,9 +136,9 @@ impl<M: Model> Operations<M> for Fallback {
         std::future::pending()
     }
 
-    fn filter<T: FieldType>(
+    fn filter<T: FieldType, R>(
         _: Target<'_>,
-        _: Column<M, T>,
+        _: Column<M, T, R>,
         _: T,
     ) -> impl Future<Output = Result<Vec<M>>> + Send {
         std::future::pending()
@@ -197,7 +197,7 @@ impl StatementCache {
 }
 
 /// The column constant of the field at `index`.
-pub const fn column<M, T>(index: usize, name: &'static str) -> Column<M, T> {
+pub const fn column<M, T, R>(index: usize, name: &'static str) -> Column<M, T, R> {
     Column::new(index, name)
 }
 

@@ -202,10 +202,15 @@ pub enum Error {
     #[error("database connection failed: {}", server_message(.0))]
     Connection(#[source] sqlx::Error),
 
-    /// The connection failed while COMMIT was under way: the transaction may or may not have
+    /// The connection failed while COMMIT was under way (or, for a statement that ran alone
+    /// on a pool in autocommit, once it was sent): the transaction may or may not have
     /// committed, and only the database can tell. Do not simply retry a save that inserts (it
     /// could insert twice, or fail on a unique key): look the rows up first, or make the write
-    /// idempotent. On SQLite a COMMIT fails with a definite answer, never this.
+    /// idempotent. A save or bulk save in a transaction of its own keeps the keys it assigned,
+    /// so `Model::get(&db, key)` tells whether its row committed, and saving the instance
+    /// again updates that row rather than inserting another; an autocommit INSERT whose answer
+    /// was lost never learned its key: look the row up by what it holds. On SQLite a COMMIT
+    /// fails with a definite answer, never this.
     #[error(
         "the connection failed during COMMIT, so whether the transaction committed is unknown; \
          check the database before retrying: {}", server_message(.0)
@@ -260,6 +265,27 @@ pub enum Error {
         operation: &'static str,
     },
 
+    /// No connection of the pool came free in time while saves or deletes of that pool were
+    /// running receivers, each holding one. The usual cause is a receiver that awaits work on
+    /// another task (`tokio::spawn`) using the same `Db` instead of `signal.tx()`: that work
+    /// waits for a connection the receiver's own save holds. (The receiver's own statements on
+    /// the `Db` are refused at once with [`Error::ReceiverUsedPool`]; another task's cannot be
+    /// told apart.) Run such work on `signal.tx()` in the receiver, or after the commit
+    /// (`signal.on_commit`). [`kind`](Error::kind) is [`ErrorKind::Connection`].
+    #[error(
+        "timed out waiting for a database connection while {receivers} save(s) or delete(s) \
+         of this pool run receivers, each holding one: a receiver that awaits work on another \
+         task (`tokio::spawn`) using this `Db` waits for itself; run that work on \
+         `signal.tx()`, or after the commit with `signal.on_commit`"
+    )]
+    PoolTimedOut {
+        /// How many saves and deletes were running receivers on the pool.
+        receivers: usize,
+        /// sqlx's pool timeout.
+        #[source]
+        source: sqlx::Error,
+    },
+
     /// Work that ran after a commit panicked; the commit stands, the rest of the work ran.
     #[error("after-commit work panicked (the commit stands): {message}")]
     Panicked {
@@ -273,6 +299,11 @@ pub enum Error {
     /// [`Db::with_on_commit_timeout`]: crate::Db::with_on_commit_timeout
     #[error("after-commit work did not finish within {0:?} and was stopped (the commit stands)")]
     TimedOut(std::time::Duration),
+
+    /// Applying migrations failed ([`migrate::run`](crate::migrate::run)): a migration's SQL,
+    /// the lock, or sqlx's bookkeeping of what was applied.
+    #[error("migrating failed: {0}")]
+    Migrate(String),
 
     /// Any other error reported by the database or the driver.
     #[error("database error: {}", server_message(.0))]
@@ -318,7 +349,7 @@ pub enum ErrorKind {
     Decode,
     /// [`Error::Transaction`].
     Transaction,
-    /// [`Error::Connect`] or [`Error::Connection`].
+    /// [`Error::Connect`], [`Error::Connection`] or [`Error::PoolTimedOut`].
     Connection,
     /// [`Error::CommitOutcomeUnknown`].
     CommitOutcomeUnknown,
@@ -335,6 +366,8 @@ pub enum ErrorKind {
     Database,
     /// [`Error::SchemaMismatch`].
     SchemaMismatch,
+    /// [`Error::Migrate`].
+    Migrate,
     /// [`Error::Other`].
     Other,
 }
@@ -386,7 +419,9 @@ impl Error {
             Error::InvalidValue { .. } => ErrorKind::InvalidValue,
             Error::Decode { .. } => ErrorKind::Decode,
             Error::Transaction(_) => ErrorKind::Transaction,
-            Error::Connect { .. } | Error::Connection(_) => ErrorKind::Connection,
+            Error::Connect { .. } | Error::Connection(_) | Error::PoolTimedOut { .. } => {
+                ErrorKind::Connection
+            }
             Error::CommitOutcomeUnknown(_) => ErrorKind::CommitOutcomeUnknown,
             Error::Conflict(_) => ErrorKind::Conflict,
             Error::KeyInUpdateFields { .. }
@@ -395,6 +430,7 @@ impl Error {
             Error::Panicked { .. } => ErrorKind::Panicked,
             Error::TimedOut(_) => ErrorKind::TimedOut,
             Error::Database(_) => ErrorKind::Database,
+            Error::Migrate(_) => ErrorKind::Migrate,
             Error::Other(_) => ErrorKind::Other,
             // `root` never returns a receiver wrapper.
             Error::Receiver { .. } | Error::Signal { .. } | Error::Bulk { .. } => ErrorKind::Other,

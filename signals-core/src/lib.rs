@@ -99,7 +99,11 @@
 //! forever for its locks. A receiver that uses the `Db` of its own save or delete fails at once
 //! with [`Error::ReceiverUsedPool`]. Work for after the commit (mail, files, other services)
 //! goes in `signal.on_commit(..)` or an `#[on_commit]` receiver; see
-//! [`Db::with_on_commit_timeout`] to bound it.
+//! [`Db::with_on_commit_timeout`] to bound it. The check follows the receiver's own task only:
+//! a receiver that awaits work it spawned onto another task (`tokio::spawn`) using the `Db`
+//! cannot be told apart from other users of the pool, and that work waits for the connection
+//! the save holds. It ends at the pool's acquire timeout with [`Error::PoolTimedOut`], which
+//! says so; give the spawned work no `Db`, or run it after the commit.
 //!
 //! For each field the derive adds a column constant (`User::USERNAME`) for [`Model::filter`],
 //! and for each reference field `user_id` two loaders: `profile.user(&db)` (the parent) and
@@ -216,6 +220,8 @@ mod conn;
 mod error;
 mod kind;
 mod meta;
+#[cfg(feature = "migrate")]
+pub mod migrate;
 mod model;
 mod ops;
 mod query;
@@ -233,7 +239,10 @@ pub use meta::{Column, ColumnDef, FieldSet, ModelMeta, Receivers};
 pub use model::{BulkSaved, Deleted, Model, SaveOptions, Saved};
 pub use ops::cascade::{OnDelete, Relation, RelationKind, relations_to};
 pub use ops::m2m::{ManyToMany, SetLinks};
-pub use query::{Filter, Numeric, Order, Query, Set, Text};
+#[doc(hidden)]
+pub use ops::query::HoldsKeys;
+pub use ops::query::Subquery;
+pub use query::{Filter, Numeric, Order, Query, Selected, Set, Text};
 pub use signal::durable;
 pub use signal::{
     BoxFuture, Change, Committed, Fired, Instance, M2mAction, M2mChange, M2mChanged, MuteGuard,

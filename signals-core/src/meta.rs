@@ -156,22 +156,40 @@ impl fmt::Debug for ColumnDef {
 /// upper case (`User::USERNAME` for `username`), so a misspelled column does not compile and a
 /// value of the wrong type does not either.
 ///
+/// `R` says whose keys the column holds: the model itself for its primary key, the parent
+/// for a reference (`#[model(foreign_key = Post)]` makes `Comment::POST_ID` a
+/// `Column<Comment, i64, Post>`), `()` for any other column. Conditions across relations
+/// ([`Column::in_query`]) read it, so a key can only be compared with keys of its own model.
+///
 /// ```
 /// use signals_core::{Column, Model};
 ///
 /// #[derive(Model)]
 /// struct User { id: Option<i64>, #[model(column = "login")] username: String }
 ///
+/// #[derive(Model)]
+/// struct Post {
+///     id: Option<i64>,
+///     #[model(foreign_key = User, on_delete = cascade)]
+///     author_id: i64,
+/// }
+///
 /// let column: Column<User, String> = User::USERNAME;
 /// assert_eq!(column.name(), "login");
+/// let key: Column<User, Option<i64>, User> = User::ID;
+/// let author: Column<Post, i64, User> = Post::AUTHOR_ID;
+/// # let _ = (key, author);
 /// ```
-pub struct Column<M, T> {
+pub struct Column<M, T, R = ()> {
     index: usize,
     name: &'static str,
-    _marker: PhantomData<fn() -> (M, T)>,
+    _marker: Marker<M, T, R>,
 }
 
-impl<M, T> Column<M, T> {
+/// What a [`Column`] is of, holds and refers to, as types only.
+type Marker<M, T, R> = PhantomData<fn() -> (M, T, R)>;
+
+impl<M, T, R> Column<M, T, R> {
     pub(crate) const fn new(index: usize, name: &'static str) -> Self {
         Column {
             index,
@@ -219,7 +237,7 @@ impl<M> FieldSet<M> {
     }
 
     /// Whether `column` is in the set.
-    pub fn contains<T>(&self, column: Column<M, T>) -> bool {
+    pub fn contains<T, R>(&self, column: Column<M, T, R>) -> bool {
         self.bits & (1u128 << column.index) != 0
     }
 
@@ -256,8 +274,8 @@ impl<M> fmt::Debug for FieldSet<M> {
     }
 }
 
-impl<M, T> From<Column<M, T>> for FieldSet<M> {
-    fn from(column: Column<M, T>) -> Self {
+impl<M, T, R> From<Column<M, T, R>> for FieldSet<M> {
+    fn from(column: Column<M, T, R>) -> Self {
         FieldSet {
             bits: 1u128 << column.index,
             _marker: PhantomData,
@@ -265,16 +283,16 @@ impl<M, T> From<Column<M, T>> for FieldSet<M> {
     }
 }
 
-impl<M, T, U> std::ops::BitOr<Column<M, U>> for Column<M, T> {
+impl<M, T, R, U, S> std::ops::BitOr<Column<M, U, S>> for Column<M, T, R> {
     type Output = FieldSet<M>;
-    fn bitor(self, rhs: Column<M, U>) -> FieldSet<M> {
+    fn bitor(self, rhs: Column<M, U, S>) -> FieldSet<M> {
         FieldSet::from(self) | FieldSet::from(rhs)
     }
 }
 
-impl<M, T> std::ops::BitOr<Column<M, T>> for FieldSet<M> {
+impl<M, T, R> std::ops::BitOr<Column<M, T, R>> for FieldSet<M> {
     type Output = FieldSet<M>;
-    fn bitor(self, rhs: Column<M, T>) -> FieldSet<M> {
+    fn bitor(self, rhs: Column<M, T, R>) -> FieldSet<M> {
         self | FieldSet::from(rhs)
     }
 }
@@ -289,14 +307,14 @@ impl<M> std::ops::BitOr for FieldSet<M> {
     }
 }
 
-impl<M, T> Clone for Column<M, T> {
+impl<M, T, R> Clone for Column<M, T, R> {
     fn clone(&self) -> Self {
         *self
     }
 }
-impl<M, T> Copy for Column<M, T> {}
+impl<M, T, R> Copy for Column<M, T, R> {}
 
-impl<M, T> fmt::Debug for Column<M, T> {
+impl<M, T, R> fmt::Debug for Column<M, T, R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_tuple("Column").field(&self.name).finish()
     }

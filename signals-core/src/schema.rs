@@ -548,11 +548,17 @@ async fn server_types(
             column_type(def, backend, false),
         ));
     };
-    /// The columns as the server describes them, each checked by the field's rule.
+    /// The columns as the server describes them, each checked by the field's rule. Described
+    /// on a connection of its own: a pooled connection keeps the statements it prepared, and
+    /// would describe a table as it was when it last checked, not as it is.
     macro_rules! check {
         ($pool:expr, $compatible:ident) => {{
+            use sqlx::Connection as _;
             let sql = sqlx::SqlSafeStr::into_sql_str(sqlx::AssertSqlSafe(sql.clone()));
-            let statement = $pool.prepare(sql).await?;
+            let mut conn = sqlx::ConnectOptions::connect(&*$pool.connect_options()).await?;
+            let statement = (&mut conn).prepare(sql).await;
+            let _ = conn.close().await;
+            let statement = statement?;
             for (def, column) in present.iter().zip(statement.columns()) {
                 if !(def.$compatible)(column.type_info()) {
                     report(def, column.type_info().name());

@@ -21,6 +21,7 @@ const LAYERS: &[&str] = &[
     "signal",
     "ops",
     "schema",
+    "migrate",
     "__private",
     "lib",
 ];

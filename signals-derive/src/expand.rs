@@ -132,11 +132,17 @@ fn expand(model: &Model<'_>) -> TokenStream {
 
     // Both go through `<T as FieldType>`, spanned on the type: an unsupported type is one
     // error, on the user's type.
+    // A decimal with declared places reads with exactly that many, on every backend.
     let reads = model.fields.iter().enumerate().map(|(i, f)| {
         let field = f.ident;
         let column = &f.column;
         let field_type = field_type(f.ty);
-        quote!(#field: #field_type::__read(row, #i, #name, #column)?,)
+        match &f.decimal_places {
+            Some(places) => {
+                quote!(#field: #field_type::__read_scaled(row, #i, #name, #column, #places)?,)
+            }
+            None => quote!(#field: #field_type::__read(row, #i, #name, #column)?,),
+        }
     });
 
     let primary_key =
@@ -147,14 +153,24 @@ fn expand(model: &Model<'_>) -> TokenStream {
         .zip(&model.receivers)
         .map(|(s, receivers)| dispatcher(model, s, receivers));
 
+    // The third parameter says whose keys the column holds: this model's for its key, the
+    // parent's for a reference, nobody's (`()`) otherwise.
     let column_consts = model.fields.iter().enumerate().map(|(i, f)| {
         let konst = format_ident!("{}", f.name.to_uppercase(), span = f.ident.span());
         let ty = f.ty;
         let column = &f.column;
         let doc = format!("The `{}` column, for [`Model::filter`](::signals_core::Model::filter).", f.column);
+        let keys_of = match &f.relation {
+            _ if i == model.primary_key => quote!(#ident),
+            Some(relation) => {
+                let parent = &relation.parent;
+                quote!(#parent)
+            }
+            None => quote!(()),
+        };
         quote! {
             #[doc = #doc]
-            #vis const #konst: ::signals_core::Column<#ident, #ty> = ::signals_core::__private::column(#i, #column);
+            #vis const #konst: ::signals_core::Column<#ident, #ty, #keys_of> = ::signals_core::__private::column(#i, #column);
         }
     });
 

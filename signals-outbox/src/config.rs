@@ -30,6 +30,7 @@ pub struct Config {
     pub(crate) max_backoff: Duration,
     pub(crate) ack_wait: Duration,
     pub(crate) duplicate_window: Duration,
+    pub(crate) retention: Duration,
     pub(crate) name: String,
     pub(crate) claim: usize,
     pub(crate) local_wakeups: bool,
@@ -50,6 +51,7 @@ impl Default for Config {
             max_backoff: Duration::from_secs(30),
             ack_wait: Duration::from_secs(30),
             duplicate_window: Duration::from_secs(120),
+            retention: Duration::from_secs(7 * 24 * 3600),
             name: format!("runner-{}", uuid::Uuid::new_v4()),
             claim: signals_core::durable::PARTITIONS as usize,
             local_wakeups: true,
@@ -124,6 +126,16 @@ impl Config {
     /// The stream's window for dropping a republished event (default 2 minutes).
     pub fn duplicate_window(mut self, window: Duration) -> Self {
         self.duplicate_window = window;
+        self
+    }
+
+    /// How long the stream keeps an event (default 7 days; its `max_age`): the window in which
+    /// JetStream can deliver an event again, to a consumer made anew (which starts from the
+    /// stream's first message) or after a worker's failure. Keep the inbox at least this long
+    /// ([`purge`](crate::purge)'s age): an event replayed after the inbox forgot it is
+    /// dead-lettered, not run. A relay or worker brings an existing stream to this retention.
+    pub fn retention(mut self, retention: Duration) -> Self {
+        self.retention = retention;
         self
     }
 

@@ -9,7 +9,7 @@ use signals_core::{Db, Tx};
 use crate::config::Config;
 use crate::error::Result;
 use crate::handle::{Outcome, deliver_in};
-use crate::store::{self, Claim, OutboxEvent};
+use crate::store::{self, Claim, DeadLetter, OutboxEvent};
 use crate::wake::Wake;
 
 /// Runs durable receivers in this process, straight from the outbox: the default when no
@@ -147,7 +147,7 @@ impl Embedded {
             };
             let res = tx
                 .savepoint(async |tx: &mut Tx| {
-                    match deliver_in(tx, &event, &row.payload, Some(row.id)).await? {
+                    match deliver_in(tx, &event, &row.payload, Some(row.id), None).await? {
                         Outcome::Failed(error) => Err(Undo(error)),
                         outcome => Ok(outcome),
                     }
@@ -168,7 +168,7 @@ impl Embedded {
             Err(err) => return Ok(Some((row, None, err.to_string()))),
         };
         let mut tx = self.db.begin().await?;
-        let error = match deliver_in(&mut tx, &event, &row.payload, Some(row.id)).await? {
+        let error = match deliver_in(&mut tx, &event, &row.payload, Some(row.id), None).await? {
             Outcome::Failed(error) => error,
             _ => match tx.commit().await {
                 Ok(()) => return Ok(None),
@@ -182,36 +182,15 @@ impl Embedded {
     /// attempt (at once for an event that cannot be read).
     async fn settle(&self, row: &OutboxEvent, event: Option<Event>, error: String) -> Result<()> {
         let attempt = attempt(row);
+        let letter = DeadLetter::of(row, &error, i64::from(attempt));
         let Some(event) = event else {
-            let event = Event {
-                id: row.event_id.clone(),
-                model: row.model.clone(),
-                receiver: row.receiver.clone(),
-                // Not written: the dead letter keeps the row's own `event`, unreadable as it is.
-                committed: signals_core::Committed::Deleted,
-                attempt,
-            };
-            return store::dead_letter(
-                &self.db,
-                &event,
-                &row.event,
-                &row.payload,
-                &error,
-                Some(row.id),
-            )
-            .await;
+            // The row's own `event` is kept in the dead letter, unreadable as it is.
+            tracing::error!(event_id = %row.event_id, %error, "unreadable event dead-lettered");
+            return store::dead_letter(&self.db, &letter, Some(row.id)).await;
         };
         if attempt >= self.config.max_attempts {
             tracing::error!(event_id = %event.id, %error, attempt, "dead-lettered");
-            return store::dead_letter(
-                &self.db,
-                &event,
-                &row.event,
-                &row.payload,
-                &error,
-                Some(row.id),
-            )
-            .await;
+            return store::dead_letter(&self.db, &letter, Some(row.id)).await;
         }
         let delay = self.config.delay(attempt);
         store::retry_later(&self.db, row.id, i64::from(attempt), delay, &error).await

@@ -22,16 +22,26 @@ pub(crate) enum Outcome {
     /// The receiver failed (or panicked, or is not in this program): the caller rolls back
     /// what it did.
     Failed(String),
+    /// The event committed before the inbox's horizon and is not in it: it may have been
+    /// handled and purged since, so it is not run; the caller rolls back and dead-letters it
+    /// with this reason.
+    Forgotten(String),
 }
 
 /// Runs `event`'s receiver with its instance `payload` inside `tx`, after recording the event
 /// in the inbox; `outbox_row` (the embedded runner) is marked handled there too. On
-/// [`Outcome::Failed`] the caller must roll `tx` (or its savepoint) back.
+/// [`Outcome::Failed`] and [`Outcome::Forgotten`] the caller must roll `tx` (or its
+/// savepoint) back.
+///
+/// `committed_at` (a broker's delivery, which may be a replay from the stream) is checked
+/// against the inbox's horizon (see [`purge`](crate::purge)): an event the inbox does not know
+/// that committed before it is [`Outcome::Forgotten`].
 pub(crate) async fn deliver_in(
     tx: &mut Tx,
     event: &Event,
     payload: &str,
     outbox_row: Option<i64>,
+    committed_at: Option<i64>,
 ) -> Result<Outcome> {
     let span = tracing::info_span!(
         "handle",
@@ -53,6 +63,18 @@ pub(crate) async fn deliver_in(
             }
             tracing::debug!("already handled");
             return Ok(Outcome::Duplicate);
+        }
+        if let Some(committed_at) = committed_at {
+            let horizon = store::inbox_horizon(tx).await?;
+            if committed_at < horizon {
+                let reason = format!(
+                    "the event committed at {committed_at} ms, before the inbox's horizon \
+                     ({horizon} ms: `purge` removed what was handled earlier), so whether it \
+                     was handled is unknown; not run again (replay it if it never ran)"
+                );
+                tracing::warn!(%reason, "event older than the inbox's memory");
+                return Ok(Outcome::Forgotten(reason));
+            }
         }
         let run = async {
             let mut delivery = Delivery::new(&mut *tx, event);
@@ -78,10 +100,15 @@ pub(crate) async fn deliver_in(
 
 /// One delivery in a transaction of its own (a worker's): committed when the receiver ran,
 /// rolled back when it failed.
-pub(crate) async fn handle(db: &Db, event: &Event, payload: &str) -> Result<Outcome> {
+pub(crate) async fn handle(
+    db: &Db,
+    event: &Event,
+    payload: &str,
+    committed_at: i64,
+) -> Result<Outcome> {
     let mut tx = db.begin().await?;
-    let outcome = deliver_in(&mut tx, event, payload, None).await?;
-    if let Outcome::Failed(_) = outcome {
+    let outcome = deliver_in(&mut tx, event, payload, None, Some(committed_at)).await?;
+    if let Outcome::Failed(_) | Outcome::Forgotten(_) = outcome {
         // The receiver's work and the inbox row go together.
         let _ = tx.rollback().await;
         return Ok(outcome);

@@ -6,33 +6,104 @@ use std::future::Future;
 use std::time::Duration;
 
 use async_nats::HeaderMap;
+use async_nats::jetstream::context::PublishErrorKind;
 use async_nats::jetstream::{self, message::PublishMessage, stream};
 use signals_core::Db;
+use signals_core::durable::committed_from_name;
 use tracing::Instrument as _;
 
 use crate::config::Config;
-use crate::error::{Result, broker};
-use crate::store::{self, Claim};
+use crate::error::{Error, Result, broker};
+use crate::store::{self, Claim, DeadLetter, OutboxEvent};
 use crate::wake::Wake;
 
 /// Headers every published event carries besides `Nats-Msg-Id`.
 pub(crate) const MODEL_HEADER: &str = "Signals-Model";
 pub(crate) const RECEIVER_HEADER: &str = "Signals-Receiver";
 pub(crate) const EVENT_HEADER: &str = "Signals-Event";
+/// When the event committed (milliseconds since the epoch): a worker compares it with the
+/// inbox's memory (see [`purge`](crate::purge)).
+pub(crate) const COMMITTED_AT_HEADER: &str = "Signals-Committed-At";
 
 /// Creates the stream events go to, or checks it exists: subjects `<prefix>.>`, file
-/// storage, the configured duplicate window.
+/// storage, the configured duplicate window, and events kept for
+/// [`Config::retention`] (an existing stream is brought to it, so the stream never grows
+/// without bound).
 pub async fn ensure_stream(js: &jetstream::Context, config: &Config) -> Result<stream::Stream> {
     config.check()?;
-    js.get_or_create_stream(stream::Config {
+    let wanted = stream::Config {
         name: config.stream.clone(),
         subjects: vec![format!("{}.>", config.subject_prefix)],
         duplicate_window: config.duplicate_window,
+        max_age: config.retention,
         storage: stream::StorageType::File,
         ..Default::default()
-    })
-    .await
-    .map_err(|e| broker(&format!("creating stream `{}`", config.stream), e))
+    };
+    let doing = || format!("creating stream `{}`", config.stream);
+    let mut stream = js
+        .get_or_create_stream(wanted)
+        .await
+        .map_err(|e| broker(&doing(), e))?;
+    let info = stream.info().await.map_err(|e| broker(&doing(), e))?;
+    if info.config.max_age != config.retention {
+        let mut updated = info.config.clone();
+        updated.max_age = config.retention;
+        js.update_stream(updated)
+            .await
+            .map_err(|e| broker(&format!("setting the retention of `{}`", config.stream), e))?;
+        stream = js
+            .get_stream(&config.stream)
+            .await
+            .map_err(|e| broker(&doing(), e))?;
+    }
+    Ok(stream)
+}
+
+/// The message of one outbox event: its instance as the payload, its id as `Nats-Msg-Id`, its
+/// model, receiver, kind and commit time as headers.
+fn message(event: &OutboxEvent) -> PublishMessage {
+    let mut headers = HeaderMap::new();
+    headers.insert(MODEL_HEADER, event.model.as_str());
+    headers.insert(RECEIVER_HEADER, event.receiver.as_str());
+    headers.insert(EVENT_HEADER, event.event.as_str());
+    headers.insert(COMMITTED_AT_HEADER, event.created_at.to_string().as_str());
+    PublishMessage::build()
+        .payload(event.payload.clone().into())
+        .headers(headers)
+        .message_id(&event.event_id)
+}
+
+/// Why `event` can never be published, if it cannot: a row changed by hand (no model or
+/// receiver to name its subject, an unknown kind).
+fn unpublishable(event: &OutboxEvent) -> Option<String> {
+    if event.model.is_empty() || event.receiver.is_empty() {
+        return Some(format!(
+            "the event names no {} (the outbox row was changed by hand?)",
+            if event.model.is_empty() {
+                "model"
+            } else {
+                "receiver"
+            }
+        ));
+    }
+    if committed_from_name(&event.event).is_none() {
+        return Some(format!(
+            "the event says `{}` committed; expected created, updated or deleted (the outbox \
+             row was changed by hand?)",
+            event.event
+        ));
+    }
+    None
+}
+
+/// Whether a publish ack's error is the stream refusing this message whatever happens: too
+/// large for the stream's `max_msg_size` (JetStream error 10054) or its headers too large
+/// (10097).
+fn refused_for_good(err: &async_nats::jetstream::context::PublishError) -> bool {
+    use std::error::Error as _;
+    err.source()
+        .and_then(|e| e.downcast_ref::<async_nats::jetstream::Error>())
+        .is_some_and(|e| matches!(e.error_code().0, 10054 | 10097))
 }
 
 /// Publishes the outbox of one database to JetStream. Run one or several (on any machines):
@@ -64,7 +135,14 @@ impl Relay {
     }
 
     /// One round: claims partitions, publishes up to a batch of their pending events, marks
-    /// those JetStream acknowledged. Returns how many it marked.
+    /// those JetStream acknowledged. Returns how many it marked (published or refused).
+    ///
+    /// An event the broker can never take is dead-lettered with the reason and logged, so it
+    /// does not hold back the events after it: a message larger than the server's
+    /// `max_payload` (or the stream's maximum message size), an event whose model or receiver
+    /// name is empty (no subject can hold it), or whose kind is none of `created`, `updated`
+    /// and `deleted` (a row changed by hand). A refusal that may pass later (the broker away,
+    /// a timeout) leaves the event and those after it for the next round.
     pub async fn run_once(&self) -> Result<usize> {
         let db = &self.db;
         let mut claim =
@@ -75,62 +153,90 @@ impl Relay {
             return Ok(0);
         }
         let span = tracing::info_span!("publish", events = events.len());
-        let published = async {
-            // Sent back to back, then the acks awaited: one round trip for the batch.
-            let mut acks = Vec::with_capacity(events.len());
-            for event in &events {
-                let mut headers = HeaderMap::new();
-                headers.insert(MODEL_HEADER, event.model.as_str());
-                headers.insert(RECEIVER_HEADER, event.receiver.as_str());
-                headers.insert(EVENT_HEADER, event.event.as_str());
-                let message = PublishMessage::build()
-                    .payload(event.payload.clone().into())
-                    .headers(headers)
-                    .message_id(&event.event_id);
-                let subject = self.config.subject(&event.model, &event.receiver);
-                match self.js.send_publish(subject, message).await {
-                    Ok(ack) => acks.push(ack),
-                    Err(err) => {
-                        tracing::warn!(error = %err, "publish failed");
-                        break;
-                    }
-                }
-            }
-            // Only the events up to the first one not acknowledged are marked: the rest are
-            // published again next round, in order (the stream drops those it has).
-            let mut ids = Vec::with_capacity(acks.len());
-            let mut failure = None;
-            for (event, ack) in events.iter().zip(acks) {
-                match ack.await {
-                    Ok(_) => ids.push(event.id),
-                    Err(err) => {
-                        failure = Some(broker("waiting for a publish ack", err));
-                        break;
-                    }
-                }
-            }
-            (ids, failure)
-        }
-        .instrument(span)
-        .await;
-        let (ids, failure) = published;
+        let (ids, refused, failure) = self.publish(&events).instrument(span).await;
         if !ids.is_empty() {
             store::mark_published(claim.on(db).await?, db.backend(), &ids).await?;
         }
         claim.end().await?;
-        if ids.len() == events.len() {
-            return Ok(ids.len());
+        for (event, reason) in &refused {
+            tracing::error!(
+                event_id = %event.event_id,
+                model = %event.model,
+                receiver = %event.receiver,
+                %reason,
+                "the broker refuses this event; dead-lettered"
+            );
+            store::dead_letter(
+                db,
+                &DeadLetter::of(event, reason, event.attempts.max(0)),
+                Some(event.id),
+            )
+            .await?;
         }
-        let err = failure.unwrap_or_else(|| {
-            crate::error::Error::Broker("publishing failed; the events stay in the outbox".into())
-        });
-        if ids.is_empty() {
-            return Err(err);
+        let done = ids.len() + refused.len();
+        match failure {
+            None => Ok(done),
+            Some(err) if done == 0 => Err(err),
+            Some(err) => {
+                tracing::warn!(error = %err, published = done, "publishing stopped mid-batch");
+                Ok(done)
+            }
         }
-        tracing::warn!(error = %err, published = ids.len(), "publishing stopped mid-batch");
-        Ok(ids.len())
     }
 
+    /// Publishes `events` back to back, then awaits the acks: one round trip for the batch.
+    /// Returns the outbox ids to mark published (those acknowledged before the first event
+    /// the broker may take later but did not now: that one and those after it are published
+    /// again next round, in order, and the stream drops the copies it has), the events
+    /// refused for good, with the reason, and the failure that stopped the batch, if any.
+    async fn publish<'e>(
+        &self,
+        events: &'e [OutboxEvent],
+    ) -> (Vec<i64>, Vec<(&'e OutboxEvent, String)>, Option<Error>) {
+        let mut refused = Vec::new();
+        let mut acks = Vec::with_capacity(events.len());
+        let mut failure = None;
+        for event in events {
+            if let Some(reason) = unpublishable(event) {
+                refused.push((event, reason));
+                continue;
+            }
+            let message = message(event);
+            let subject = self.config.subject(&event.model, &event.receiver);
+            match self.js.send_publish(subject, message).await {
+                Ok(ack) => acks.push((event, ack)),
+                Err(err) if err.kind() == PublishErrorKind::MaxPayloadExceeded => {
+                    refused.push((event, format!("the broker refuses the message: {err}")));
+                }
+                Err(err) => {
+                    failure = Some(broker("publishing", err));
+                    break;
+                }
+            }
+        }
+        let mut ids = Vec::with_capacity(acks.len());
+        for (event, ack) in acks {
+            match ack.await {
+                Ok(_) => ids.push(event.id),
+                Err(err) if refused_for_good(&err) => {
+                    refused.push((event, format!("the stream refuses the message: {err}")));
+                }
+                Err(err) => {
+                    if err.kind() == PublishErrorKind::StreamNotFound {
+                        // Deleted by an operator: made again for the next round.
+                        if let Err(err) = ensure_stream(&self.js, &self.config).await {
+                            tracing::warn!(error = %err, "cannot create the stream again");
+                        }
+                    }
+                    failure = Some(broker("waiting for a publish ack", err));
+                    break;
+                }
+            }
+        }
+        // A refused event is dead-lettered whatever happened to the others: it publishes
+        // nothing, so it cannot come out of order.
+        (ids, refused, failure)
+    }
     /// Publishes until `shutdown` completes. Commits of this process wake it at once, and on
     /// PostgreSQL every process's (`LISTEN signals_outbox`); otherwise it looks every poll
     /// interval. While the broker or the database is away it logs and retries, waiting longer

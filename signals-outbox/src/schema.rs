@@ -1,6 +1,10 @@
 //! The outbox's tables on each backend: the outbox itself (written by saves, read by relays
-//! and the embedded runner), its partitions (who publishes which), the inbox (events handled)
-//! and the dead letters.
+//! and the embedded runner), its partitions (who publishes which), the inbox (events handled),
+//! the dead letters, and the runners' shared settings (`signals_outbox_meta`).
+//!
+//! Every statement is idempotent (`IF NOT EXISTS`, insert-or-ignore): a newer version of this
+//! crate adds tables, and running [`statements`] again (as [`install`] does, or a migration
+//! holding them) brings an older database up to date.
 
 use signals_core::durable::{OUTBOX_TABLE, PARTITIONS};
 use signals_core::{Backend, Db};
@@ -13,6 +17,9 @@ pub const PARTITION_TABLE: &str = "signals_outbox_part";
 pub const INBOX_TABLE: &str = "signals_inbox";
 /// Events that failed every attempt, with their last error.
 pub const DEAD_LETTER_TABLE: &str = "signals_dead_letter";
+/// Settings the runners share through the database: the inbox's horizon (see
+/// [`purge`](crate::purge)).
+pub const META_TABLE: &str = "signals_outbox_meta";
 
 /// The statements that create the tables (when missing) on `backend`.
 ///
@@ -91,6 +98,18 @@ pub fn statements(backend: Backend) -> Vec<String> {
     attempts BIGINT NOT NULL,
     failed_at BIGINT NOT NULL
 ){charset}"
+    ));
+    out.push(format!(
+        "CREATE TABLE IF NOT EXISTS {META_TABLE} (
+    name VARCHAR(64) PRIMARY KEY,
+    value BIGINT NOT NULL
+){charset}"
+    ));
+    out.push(crate::db::insert_ignore(
+        backend,
+        META_TABLE,
+        "name, value",
+        &format!("('{}', 0)", crate::store::INBOX_HORIZON),
     ));
     let parts: Vec<String> = (0..PARTITIONS).map(|p| format!("({p})")).collect();
     let parts = parts.join(", ");

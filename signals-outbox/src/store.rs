@@ -8,7 +8,7 @@ use signals_core::{Backend, Db, Tx};
 
 use crate::db::{Col, On, V, execute, fetch, insert_ignore, marks};
 use crate::error::{Error, Result};
-use crate::schema::{DEAD_LETTER_TABLE, INBOX_TABLE, PARTITION_TABLE};
+use crate::schema::{DEAD_LETTER_TABLE, INBOX_TABLE, META_TABLE, PARTITION_TABLE};
 
 /// States of an outbox row.
 pub(crate) const PENDING: i64 = 0;
@@ -26,6 +26,8 @@ pub(crate) struct OutboxEvent {
     pub(crate) event: String,
     pub(crate) payload: String,
     pub(crate) attempts: i64,
+    /// When the event committed, in milliseconds since the epoch.
+    pub(crate) created_at: i64,
 }
 
 impl OutboxEvent {
@@ -179,7 +181,7 @@ async fn pending(
         return Ok(Vec::new());
     }
     let sql = format!(
-        "SELECT id, event_id, model, receiver, event, payload, attempts \
+        "SELECT id, event_id, model, receiver, event, payload, attempts, created_at \
          FROM {OUTBOX_TABLE} WHERE state = ? AND next_at <= ? AND part IN ({}) \
          ORDER BY id LIMIT {limit}",
         marks(parts.len())
@@ -191,7 +193,16 @@ async fn pending(
         backend,
         &sql,
         &vals,
-        &[Col::I, Col::T, Col::T, Col::T, Col::T, Col::T, Col::I],
+        &[
+            Col::I,
+            Col::T,
+            Col::T,
+            Col::T,
+            Col::T,
+            Col::T,
+            Col::I,
+            Col::I,
+        ],
     )
     .await?;
     Ok(rows
@@ -207,6 +218,7 @@ async fn pending(
                 event: next().into_text(),
                 payload: next().into_text(),
                 attempts: next().int(),
+                created_at: next().int(),
             }
         })
         .collect())
@@ -284,15 +296,38 @@ pub(crate) async fn retry_later(
     Ok(())
 }
 
-/// Writes a dead letter for `event`, whose commit was `kind` as the outbox names it (once: a
-/// repeated one is ignored) and, for the embedded
-/// runner, marks its outbox row dead, in one transaction.
+/// A dead letter: an event as the outbox or the broker gave it (its kind as written, readable
+/// or not), the last error, and how many deliveries were tried.
+pub(crate) struct DeadLetter<'a> {
+    pub(crate) event_id: &'a str,
+    pub(crate) model: &'a str,
+    pub(crate) receiver: &'a str,
+    pub(crate) kind: &'a str,
+    pub(crate) payload: &'a str,
+    pub(crate) error: &'a str,
+    pub(crate) attempts: i64,
+}
+
+impl<'a> DeadLetter<'a> {
+    /// The dead letter of an outbox row.
+    pub(crate) fn of(row: &'a OutboxEvent, error: &'a str, attempts: i64) -> Self {
+        DeadLetter {
+            event_id: &row.event_id,
+            model: &row.model,
+            receiver: &row.receiver,
+            kind: &row.event,
+            payload: &row.payload,
+            error,
+            attempts,
+        }
+    }
+}
+
+/// Writes a dead letter (once: a repeated one is ignored) and, when `outbox_id` names its
+/// outbox row, marks that row dead, in one transaction.
 pub(crate) async fn dead_letter(
     db: &Db,
-    event: &Event,
-    kind: &str,
-    payload: &str,
-    error: &str,
+    letter: &DeadLetter<'_>,
     outbox_id: Option<i64>,
 ) -> Result<()> {
     let backend = db.backend();
@@ -304,13 +339,13 @@ pub(crate) async fn dead_letter(
         "(?, ?, ?, ?, ?, ?, ?, ?)",
     );
     let vals = [
-        V::T(event.id.clone()),
-        V::T(event.model.clone()),
-        V::T(event.receiver.clone()),
-        V::T(kind.into()),
-        V::T(payload.into()),
-        V::T(error.into()),
-        V::I(i64::from(event.attempt)),
+        V::T(letter.event_id.into()),
+        V::T(letter.model.into()),
+        V::T(letter.receiver.into()),
+        V::T(letter.kind.into()),
+        V::T(letter.payload.into()),
+        V::T(letter.error.into()),
+        V::I(letter.attempts),
         V::I(now_millis()),
     ];
     execute(On::Conn(tx.conn().await?), backend, &sql, &vals).await?;
@@ -382,9 +417,13 @@ pub struct Purged {
 /// Removes what a busy outbox accumulates: published and handled outbox rows, and inbox rows,
 /// older than `age`. Pending events and dead letters stay.
 ///
-/// The inbox is what stops a late duplicate: keep `age` well above the longest time an
-/// event may still be delivered again (a relay's republish after a crash, a worker's
-/// `ack_wait`), hours rather than minutes.
+/// The inbox is what stops a late duplicate, so `age` is how long it remembers: keep it at
+/// least the stream's retention ([`Config::retention`](crate::Config::retention), 7 days by
+/// default), the longest time JetStream may deliver an event again (a consumer made anew
+/// starts from the stream's first message). The time before which the inbox was purged is
+/// recorded: a worker given an event that committed before it (the inbox may have forgotten
+/// that it handled it) does not run it but dead-letters it, saying so, for an operator to
+/// replay if it was never handled.
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> signals_outbox::Result<()> {
@@ -404,6 +443,15 @@ pub async fn purge(db: &Db, age: Duration) -> Result<Purged> {
         &[V::I(PUBLISHED), V::I(HANDLED), V::I(before)],
     )
     .await?;
+    // The horizon first: a worker that reads it late refuses an event it could still have
+    // recognized, never the other way round.
+    execute(
+        On::Pool(db.pool()),
+        db.backend(),
+        &format!("UPDATE {META_TABLE} SET value = ? WHERE name = ? AND value < ?"),
+        &[V::I(before), V::T(INBOX_HORIZON.into()), V::I(before)],
+    )
+    .await?;
     let inbox = execute(
         On::Pool(db.pool()),
         db.backend(),
@@ -412,4 +460,23 @@ pub async fn purge(db: &Db, age: Duration) -> Result<Purged> {
     )
     .await?;
     Ok(Purged { outbox, inbox })
+}
+
+/// The meta row holding the inbox's horizon: events handled before it may have been purged
+/// from the inbox.
+pub(crate) const INBOX_HORIZON: &str = "inbox_horizon";
+
+/// The time (milliseconds since the epoch) before which the inbox may have forgotten events,
+/// read in `tx`: 0 when it was never purged.
+pub(crate) async fn inbox_horizon(tx: &mut Tx) -> Result<i64> {
+    let backend = tx.backend();
+    let rows = fetch(
+        On::Conn(tx.conn().await?),
+        backend,
+        &format!("SELECT value FROM {META_TABLE} WHERE name = ?"),
+        &[V::T(INBOX_HORIZON.into())],
+        &[Col::I],
+    )
+    .await?;
+    Ok(rows.first().map_or(0, |r| r[0].int()))
 }

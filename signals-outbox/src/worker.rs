@@ -13,8 +13,10 @@ use signals_core::durable::{Event, committed_from_name};
 use crate::config::Config;
 use crate::error::{Error, Result, broker};
 use crate::handle::{Outcome, handle};
-use crate::relay::{EVENT_HEADER, MODEL_HEADER, RECEIVER_HEADER, ensure_stream};
-use crate::store;
+use crate::relay::{
+    COMMITTED_AT_HEADER, EVENT_HEADER, MODEL_HEADER, RECEIVER_HEADER, ensure_stream,
+};
+use crate::store::{self, DeadLetter};
 
 /// Runs durable receivers from JetStream. Start any number, on any machines, with the same
 /// [`Config`]: they share the durable consumer, so each event goes to one of them at a time,
@@ -143,23 +145,73 @@ impl Worker {
                 .await
                 .map_err(|e| broker("terminating a foreign message", e));
         };
-        let committed = header(EVENT_HEADER)
-            .as_deref()
-            .and_then(committed_from_name)
-            .unwrap_or(signals_core::Committed::Saved { created: false });
+        // When the event committed: the relay's header, or (a message without one) when the
+        // stream stored it, which is later still.
+        let committed_at = header(COMMITTED_AT_HEADER)
+            .and_then(|ms| ms.parse::<i64>().ok())
+            .unwrap_or_else(|| (info.published.unix_timestamp_nanos() / 1_000_000) as i64);
+        let kind = header(EVENT_HEADER).unwrap_or_default();
+        let letter = DeadLetter {
+            event_id: &id,
+            model: &model,
+            receiver: &receiver,
+            kind: &kind,
+            payload,
+            error: "",
+            attempts: i64::from(attempt),
+        };
+        let Some(committed) = committed_from_name(&kind) else {
+            // Not a kind this crate writes: running it as another kind would mislead the
+            // receiver. Dead-lettered at once, never retried.
+            let error =
+                format!("the event says `{kind}` committed; expected created, updated or deleted");
+            tracing::error!(event_id = %id, %error, "unreadable event dead-lettered");
+            store::dead_letter(
+                &self.db,
+                &DeadLetter {
+                    error: &error,
+                    ..letter
+                },
+                None,
+            )
+            .await?;
+            return message
+                .ack_with(AckKind::Ack)
+                .await
+                .map_err(|e| broker("acknowledging a delivery", e));
+        };
         let event = Event {
-            id,
-            model,
-            receiver,
+            id: id.clone(),
+            model: model.clone(),
+            receiver: receiver.clone(),
             committed,
             attempt,
         };
-        let ack = match handle(&self.db, &event, payload).await? {
+        let ack = match handle(&self.db, &event, payload, committed_at).await? {
             Outcome::Ran | Outcome::Duplicate => AckKind::Ack,
+            Outcome::Forgotten(error) => {
+                store::dead_letter(
+                    &self.db,
+                    &DeadLetter {
+                        error: &error,
+                        ..letter
+                    },
+                    None,
+                )
+                .await?;
+                AckKind::Ack
+            }
             Outcome::Failed(error) if attempt >= self.config.max_attempts => {
                 tracing::error!(event_id = %event.id, %error, attempt, "dead-lettered");
-                let kind = signals_core::durable::committed_name(event.committed);
-                store::dead_letter(&self.db, &event, kind, payload, &error, None).await?;
+                store::dead_letter(
+                    &self.db,
+                    &DeadLetter {
+                        error: &error,
+                        ..letter
+                    },
+                    None,
+                )
+                .await?;
                 AckKind::Ack
             }
             Outcome::Failed(_) => AckKind::Nak(Some(self.config.delay(attempt))),

@@ -14,6 +14,7 @@
 //! anything but `false` or `0`) or `SIGNALS_REQUIRE_SERVERS=1`: then it fails them.
 
 pub mod outbox;
+pub mod proxy;
 
 use std::cell::RefCell;
 use std::future::Future;

@@ -9,7 +9,16 @@ use std::time::Duration;
 use common::{User, setup};
 use signals_core::sqlx;
 use signals_core::{Backend, Db, ErrorKind, Model, PostSave, SaveOptions, Tx, record_signals};
-use signals_tests::{count, create_tables, db_test, exec};
+use signals_tests::proxy::{Proxy, host_port};
+use signals_tests::{count, create_tables, db_test, exec, url_test};
+
+/// A model without receivers: its save is one statement, in autocommit on a pool.
+#[derive(Debug, Clone, Model)]
+#[model(table = "tag")]
+struct Tag {
+    id: Option<i64>,
+    name: String,
+}
 
 /// Every credential form the drivers accept, in URLs of servers that refuse the connection.
 #[tokio::test]
@@ -97,6 +106,64 @@ db_test!(async fn a_connection_lost_during_commit_is_commit_outcome_unknown(db) 
     assert!(err.to_string().contains("whether the transaction committed is unknown"), "{err}");
     // The pool carries on.
     User::new("after").save(&db).await.unwrap();
+});
+
+// Item 5 of the third reliability round: a connection cut after the server received the
+// COMMIT (through a proxy that forwards it, then drops the answer) leaves the outcome unknown;
+// the instance keeps the key its save assigned, so the caller can look the row up, and the
+// obvious retry after that finds it instead of inserting a second one.
+url_test!(async fn a_save_whose_commit_answer_is_lost_keeps_its_key(url) {
+    if url.starts_with("sqlite") {
+        return; // embedded: a COMMIT gets a definite answer
+    }
+    let db = Db::connect(&url).await.unwrap();
+    setup(&db).await;
+    create_tables(&db, "CREATE TABLE tag (id {pk}, name {varchar} NOT NULL)").await;
+    let proxy = Proxy::start(&host_port(&url)).await;
+    let cut = Db::connect(&proxy.url(&url)).await.unwrap();
+    // The COMMIT statement's packet (not "READ COMMITTED" of a new connection's settings):
+    // PostgreSQL's simple query ends in NUL, MySQL's COM_QUERY starts with byte 3.
+    let commit = if url.starts_with("postgres") { "COMMIT\0" } else { "\x03COMMIT" };
+
+    // A save with receivers: its own transaction.
+    let mut user = User::new("maybe");
+    proxy.cut_after(commit, 0);
+    let err = user.save(&cut).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::CommitOutcomeUnknown, "{err}");
+    assert_eq!(proxy.cuts(), 1);
+    let key = user.id.expect("the key stays: its row may exist");
+    // How a caller settles it: look the key up.
+    let stored = User::get(&db, key).await.unwrap().expect("the COMMIT reached the server");
+    assert_eq!(stored.username, "maybe");
+    assert_eq!(count(&db, "account_user").await, 1);
+    assert_eq!(count(&db, "account_profile").await, 1);
+    // Saving the instance again updates that row: no second user.
+    user.save(&db).await.unwrap();
+    assert_eq!(count(&db, "account_user").await, 1);
+
+    // A bulk save keeps every key.
+    let mut users: Vec<User> = (0..5).map(|i| User::new(&format!("bulk{i}"))).collect();
+    proxy.cut_after(commit, 0);
+    let err = User::bulk_save(&cut, &mut users).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::CommitOutcomeUnknown, "{err}");
+    assert!(users.iter().all(|u| u.id.is_some()), "every key stays");
+    assert_eq!(count(&db, "account_user").await, 6);
+    User::bulk_save(&db, &mut users).await.unwrap();
+    assert_eq!(count(&db, "account_user").await, 6, "the retry updates, never duplicates");
+
+    // A model without receivers saves with one statement in autocommit: that statement is its
+    // commit. Cut after it reached the server (its text is prepared first, then executed).
+    let mut tag = Tag { id: None, name: "solo".into() };
+    proxy.cut_after("INSERT INTO", 1);
+    let err = tag.save(&cut).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::CommitOutcomeUnknown, "{err}");
+    assert_eq!(tag.id, None, "the key never came back: look the row up by what it holds");
+    let found = Tag::filter(&db, Tag::NAME, "solo").await.unwrap();
+    assert_eq!(found.len(), 1, "the statement committed");
+    // The pools carry on.
+    User::new("after").save(&cut).await.unwrap();
+    cut.close().await;
+    db.close().await;
 });
 
 // Conflicts are retryable -------------------------------------------------------------------
@@ -299,6 +366,63 @@ db_test!(async fn a_receiver_using_the_pool_of_its_save_fails_at_once(db) {
     assert_eq!(count(&db, "ledger").await, 0, "every failed save was rolled back");
     // Outside receivers the same Db works as ever.
     LedgerCopy { id: None, note: "fine".into() }.save(&db).await.unwrap();
+});
+
+/// Awaits work spawned onto another task that uses the `Db` (which the task-local check of
+/// its own statements cannot see): that work waits for the connection the save holds.
+#[derive(Debug, Clone, Model)]
+#[model(table = "ledger")]
+#[post_save(awaits_spawned_work)]
+struct SpawningLedger {
+    id: Option<i64>,
+    note: String,
+}
+
+async fn awaits_spawned_work(_: &SpawningLedger, _: &mut PostSave<'_>) -> signals_core::Result<()> {
+    let db = TEST_DB.with(Db::clone);
+    let copies = tokio::spawn(async move { LedgerCopy::all(&db).await.map(|c| c.len()) });
+    copies
+        .await
+        .map_err(|e| signals_core::BoxError::from(e.to_string()))??;
+    Ok(())
+}
+
+// Item 10 of the third reliability round: the pool's timeout, met by work a receiver awaits on
+// another task, says what probably happened and how to fix it.
+url_test!(async fn a_receiver_awaiting_spawned_work_on_its_pool_is_told_why_it_timed_out(url) {
+    use signals_core::sqlx::{mysql::MySqlPoolOptions, postgres::PgPoolOptions, sqlite::SqlitePoolOptions};
+    let full = Db::connect(&url).await.unwrap();
+    create_tables(&full, "CREATE TABLE ledger (id {pk}, note {text} NOT NULL);
+                          CREATE TABLE ledger_copy (id {pk}, note {text} NOT NULL)").await;
+    let timeout = Duration::from_millis(500);
+    // One connection, which the save's transaction holds.
+    let db = match full.backend() {
+        Backend::Sqlite => Db::from(
+            SqlitePoolOptions::new().max_connections(1).acquire_timeout(timeout).connect(&url).await.unwrap(),
+        ),
+        Backend::Postgres => Db::from(
+            PgPoolOptions::new().max_connections(1).acquire_timeout(timeout).connect(&url).await.unwrap(),
+        ),
+        _ => Db::from(
+            MySqlPoolOptions::new().max_connections(1).acquire_timeout(timeout).connect(&url).await.unwrap(),
+        ),
+    };
+    let err = TEST_DB
+        .scope(db.clone(), SpawningLedger { id: None, note: "spawns".into() }.save(&db))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Connection, "{err}");
+    assert!(matches!(err.root(), signals_core::Error::PoolTimedOut { receivers: 1, .. }), "{err:?}");
+    let text = err.to_string();
+    assert!(text.contains("tokio::spawn") && text.contains("signal.tx()"), "{text}");
+    assert_eq!(count(&full, "ledger").await, 0, "the save was rolled back");
+    // Without receivers running, a timeout is a plain connection error.
+    let held = db.begin().await.unwrap();
+    let err = LedgerCopy::all(&db).await.unwrap_err();
+    assert!(matches!(err, signals_core::Error::Connection(_)), "{err:?}");
+    drop(held);
+    db.close().await;
+    full.close().await;
 });
 
 // Too long for the column ---------------------------------------------------------------------

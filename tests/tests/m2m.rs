@@ -5,7 +5,7 @@
 use signals_core::{
     BoxError, ErrorKind, M2mAction, M2mChange, M2mChanged, Model, PostSave, Result,
 };
-use signals_tests::{db_test, record, take_events};
+use signals_tests::{db_test, exec, record, take_events};
 
 #[derive(Debug, Clone, PartialEq, Model)]
 #[model(table = "author")]
@@ -324,4 +324,365 @@ db_test!(async fn a_link_is_unique_in_the_database_too(db) {
     assert_eq!(PostTag::query().count(&db).await.unwrap(), 1);
     let ddl = signals_core::schema::Schema::of::<PostTag>().create_sql(db.backend());
     assert!(ddl.contains("UNIQUE (") && ddl.contains("post_id") && ddl.contains("tag_id"), "{ddl}");
+});
+
+// Item 2 of the third reliability round: many-to-many changes under concurrency, from both
+// sides at once, each link's history read back from a log its receivers write in the change's
+// own transaction.
+
+#[derive(Debug, Clone, PartialEq, Model)]
+#[model(table = "doc")]
+#[model(many_to_many(labels: Label, through = DocLabel, related_name = docs))]
+#[model(many_to_many(marks: Label, through = DocMark, related_name = marked_docs))]
+struct Doc {
+    id: Option<i64>,
+    title: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Model)]
+#[model(table = "label")]
+struct Label {
+    id: Option<i64>,
+    name: String,
+}
+
+/// A through model without a unique constraint: only the crate's locking keeps a link single.
+#[derive(Debug, Clone, PartialEq, Model)]
+#[model(table = "doc_label")]
+#[m2m_changed(log_label)]
+struct DocLabel {
+    id: Option<i64>,
+    #[model(foreign_key = Doc, on_delete = cascade)]
+    doc_id: i64,
+    #[model(foreign_key = Label, on_delete = cascade)]
+    label_id: i64,
+}
+
+/// The same with `unique_together`, where a stale read shows as a unique violation.
+#[derive(Debug, Clone, PartialEq, Model)]
+#[model(table = "doc_mark", unique_together(doc_id, label_id))]
+#[m2m_changed(log_mark)]
+struct DocMark {
+    id: Option<i64>,
+    #[model(foreign_key = Doc, on_delete = cascade)]
+    doc_id: i64,
+    #[model(foreign_key = Label, on_delete = cascade)]
+    label_id: i64,
+}
+
+/// One reported change of a link, in the order the changes committed (changes of one link run
+/// one after the other, each holding its document's row until it commits).
+#[derive(Debug, Clone, PartialEq, Model)]
+#[model(table = "link_log")]
+struct LinkLog {
+    id: Option<i64>,
+    through: String,
+    doc_id: i64,
+    label_id: i64,
+    added: bool,
+}
+
+async fn log_links(
+    through: &str,
+    change: &M2mChange<'_, Doc, Label>,
+    signal: &mut M2mChanged<'_>,
+) -> Result<()> {
+    let added = match change.action() {
+        M2mAction::PostAdd => true,
+        M2mAction::PostRemove | M2mAction::PostClear => false,
+        _ => return Ok(()),
+    };
+    let mut rows: Vec<LinkLog> = change
+        .pairs()
+        .into_iter()
+        .map(|(doc_id, label_id)| LinkLog {
+            id: None,
+            through: through.into(),
+            doc_id,
+            label_id,
+            added,
+        })
+        .collect();
+    LinkLog::bulk_save(signal.tx(), &mut rows).await?;
+    Ok(())
+}
+
+async fn log_label(change: &M2mChange<'_, Doc, Label>, signal: &mut M2mChanged<'_>) -> Result<()> {
+    log_links("label", change, signal).await
+}
+
+async fn log_mark(change: &M2mChange<'_, Doc, Label>, signal: &mut M2mChanged<'_>) -> Result<()> {
+    log_links("mark", change, signal).await
+}
+
+/// A tiny deterministic generator (xorshift), one per task.
+struct Dice(u64);
+
+impl Dice {
+    fn roll(&mut self, n: usize) -> usize {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 % n as u64) as usize
+    }
+
+    fn some(&mut self, keys: &[i64]) -> Vec<i64> {
+        keys.iter().copied().filter(|_| self.roll(2) == 0).collect()
+    }
+}
+
+async fn library(db: &signals_core::Db) -> (Vec<Doc>, Vec<Label>) {
+    db.create_tables::<(Doc, Label, DocLabel, DocMark, LinkLog)>()
+        .await
+        .unwrap();
+    let mut docs = Vec::new();
+    let mut labels = Vec::new();
+    for i in 0..3 {
+        let mut doc = Doc {
+            id: None,
+            title: format!("doc{i}"),
+        };
+        doc.save(db).await.unwrap();
+        docs.push(doc);
+        let mut label = Label {
+            id: None,
+            name: format!("label{i}"),
+        };
+        label.save(db).await.unwrap();
+        labels.push(label);
+    }
+    (docs, labels)
+}
+
+/// One random change of the links of `through` ("label" or "mark"), from a random side; the
+/// links it reports changed, as `(doc, label, added)`.
+async fn random_change(
+    db: &signals_core::Db,
+    dice: &mut Dice,
+    through: &str,
+    docs: &[Doc],
+    labels: &[Label],
+) -> Result<Vec<(i64, i64, bool)>> {
+    let doc_keys: Vec<i64> = docs.iter().map(|d| d.id.unwrap()).collect();
+    let label_keys: Vec<i64> = labels.iter().map(|l| l.id.unwrap()).collect();
+    let op = dice.roll(4);
+    let mut out = Vec::new();
+    if dice.roll(2) == 0 {
+        let doc = &docs[dice.roll(docs.len())];
+        let d = doc.id.unwrap();
+        let keys = dice.some(&label_keys);
+        macro_rules! forward {
+            ($handle:expr) => {{
+                let handle = $handle;
+                match op {
+                    0 => out.extend(
+                        handle
+                            .add(db, keys)
+                            .await?
+                            .into_iter()
+                            .map(|l| (d, l, true)),
+                    ),
+                    1 => out.extend(
+                        handle
+                            .remove(db, keys)
+                            .await?
+                            .into_iter()
+                            .map(|l| (d, l, false)),
+                    ),
+                    2 => {
+                        let set = handle.set(db, keys).await?;
+                        out.extend(set.removed.into_iter().map(|l| (d, l, false)));
+                        out.extend(set.added.into_iter().map(|l| (d, l, true)));
+                    }
+                    _ => out.extend(handle.clear(db).await?.into_iter().map(|l| (d, l, false))),
+                }
+            }};
+        }
+        if through == "label" {
+            forward!(doc.labels())
+        } else {
+            forward!(doc.marks())
+        }
+    } else {
+        let label = &labels[dice.roll(labels.len())];
+        let l = label.id.unwrap();
+        let keys = dice.some(&doc_keys);
+        macro_rules! reverse {
+            ($handle:expr) => {{
+                let handle = $handle;
+                match op {
+                    0 => out.extend(
+                        handle
+                            .add(db, keys)
+                            .await?
+                            .into_iter()
+                            .map(|d| (d, l, true)),
+                    ),
+                    1 => out.extend(
+                        handle
+                            .remove(db, keys)
+                            .await?
+                            .into_iter()
+                            .map(|d| (d, l, false)),
+                    ),
+                    2 => {
+                        let set = handle.set(db, keys).await?;
+                        out.extend(set.removed.into_iter().map(|d| (d, l, false)));
+                        out.extend(set.added.into_iter().map(|d| (d, l, true)));
+                    }
+                    _ => out.extend(handle.clear(db).await?.into_iter().map(|d| (d, l, false))),
+                }
+            }};
+        }
+        if through == "label" {
+            reverse!(label.docs())
+        } else {
+            reverse!(label.marked_docs())
+        }
+    }
+    Ok(out)
+}
+
+db_test!(async fn mixed_changes_from_both_sides_keep_each_links_history(db) {
+    let (docs, labels) = library(&db).await;
+    const TASKS: u64 = 8;
+    const CALLS: usize = 36; // 288 calls in all
+    let mut tasks = Vec::new();
+    for t in 0..TASKS {
+        let (db, docs, labels) = (db.clone(), docs.clone(), labels.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut dice = Dice(0x9E37_79B9_7F4A_7C15 ^ (t + 1));
+            let mut reported = Vec::new();
+            for call in 0..CALLS {
+                let through = if call % 2 == 0 { "label" } else { "mark" };
+                match random_change(&db, &mut dice, through, &docs, &labels).await {
+                    Ok(changes) => reported.extend(changes.into_iter().map(|c| (through, c))),
+                    Err(err) => panic!("task {t} call {call} ({through}): {err}"),
+                }
+            }
+            reported
+        }));
+    }
+    let mut reported = Vec::new();
+    for task in tasks {
+        reported.extend(task.await.unwrap());
+    }
+    let log = LinkLog::query().order_by(LinkLog::ID.asc()).all(&db).await.unwrap();
+    for through in ["label", "mark"] {
+        let rows: Vec<(i64, i64)> = if through == "label" {
+            DocLabel::all(&db).await.unwrap().into_iter().map(|r| (r.doc_id, r.label_id)).collect()
+        } else {
+            DocMark::all(&db).await.unwrap().into_iter().map(|r| (r.doc_id, r.label_id)).collect()
+        };
+        for doc in &docs {
+            for label in &labels {
+                let link = (doc.id.unwrap(), label.id.unwrap());
+                let history: Vec<bool> = log
+                    .iter()
+                    .filter(|e| e.through == through && (e.doc_id, e.label_id) == link)
+                    .map(|e| e.added)
+                    .collect();
+                let alternates = history.iter().enumerate().all(|(i, added)| *added == (i % 2 == 0));
+                assert!(alternates, "{through} {link:?}: history {history:?}");
+                let rows_of_link = rows.iter().filter(|r| **r == link).count();
+                assert!(rows_of_link <= 1, "{through} {link:?}: {rows_of_link} rows");
+                let linked = history.last() == Some(&true);
+                assert_eq!(rows_of_link == 1, linked, "{through} {link:?}: rows against history {history:?}");
+                let net: i64 = reported
+                    .iter()
+                    .filter(|(t, (d, l, _))| *t == through && (*d, *l) == link)
+                    .map(|(_, (_, _, added))| if *added { 1 } else { -1 })
+                    .sum();
+                assert_eq!(net, i64::from(linked), "{through} {link:?}: the calls' returns net to the rows");
+            }
+        }
+    }
+    assert!(log.len() > 50, "the calls changed links ({} changes)", log.len());
+});
+
+// A transaction that read before another connection linked a document finds the link there
+// when it adds it: no change, no error, one row (MariaDB's REPEATABLE READ showed the old
+// snapshot: a unique violation, or without the constraint a second row and a false PostAdd).
+db_test!(async fn an_add_after_another_connection_linked_finds_the_link(db) {
+    if db.backend() == signals_core::Backend::Sqlite {
+        return; // a write transaction excludes every other writer: nothing commits between
+    }
+    let (docs, labels) = library(&db).await;
+    let (doc, label) = (&docs[0], &labels[0]);
+    for forward in [true, false] {
+        for through in ["label", "mark"] {
+            let mut tx = db.begin().await.unwrap();
+            assert_eq!(Doc::query().count(&mut tx).await.unwrap(), 3); // a read: a snapshot
+            assert_eq!(DocLabel::query().count(&mut tx).await.unwrap(), 0);
+            assert_eq!(DocMark::query().count(&mut tx).await.unwrap(), 0);
+            // Another connection links them and commits.
+            let linked = if through == "label" {
+                doc.labels().add(&db, [label.id.unwrap()]).await.unwrap()
+            } else {
+                doc.marks().add(&db, [label.id.unwrap()]).await.unwrap()
+            };
+            assert_eq!(linked.len(), 1);
+            let again = match (forward, through) {
+                (true, "label") => doc.labels().add(&mut tx, [label.id.unwrap()]).await,
+                (true, _) => doc.marks().add(&mut tx, [label.id.unwrap()]).await,
+                (false, "label") => label.docs().add(&mut tx, [doc.id.unwrap()]).await,
+                (false, _) => label.marked_docs().add(&mut tx, [doc.id.unwrap()]).await,
+            };
+            assert_eq!(again.unwrap(), Vec::<i64>::new(), "{through} forward={forward}: no change");
+            tx.commit().await.unwrap();
+            let rows = if through == "label" {
+                DocLabel::query().count(&db).await.unwrap()
+            } else {
+                DocMark::query().count(&db).await.unwrap()
+            };
+            assert_eq!(rows, 1, "{through} forward={forward}");
+            let adds = LinkLog::query()
+                .filter(LinkLog::THROUGH.eq(through) & LinkLog::ADDED.eq(true))
+                .count(&db)
+                .await
+                .unwrap();
+            assert_eq!(adds, 1, "{through} forward={forward}: one PostAdd");
+            doc.labels().clear(&db).await.unwrap();
+            doc.marks().clear(&db).await.unwrap();
+            exec(&db, "DELETE FROM link_log").await;
+        }
+    }
+});
+
+// The race PostgreSQL lost: a reverse-side clear reads the links, waits for a document's lock,
+// and meanwhile another document is linked and then unlinked by a change still open. The
+// clear acts only on the links of the rows it locked, so the unlink is reported once, by the
+// change that made it.
+db_test!(async fn a_link_made_while_a_reverse_clear_waits_is_left_to_its_own_change(db) {
+    if db.backend() == signals_core::Backend::Sqlite {
+        return; // a write transaction excludes every other writer
+    }
+    let (docs, labels) = library(&db).await;
+    let (d1, d2, label) = (docs[0].clone(), docs[1].clone(), labels[0].clone());
+    let l = label.id.unwrap();
+    d1.labels().add(&db, [l]).await.unwrap();
+    // X holds d1's row: the clear below reads the links, then waits for it.
+    let mut x = db.begin().await.unwrap();
+    Doc::get_for_update(&mut x, d1.id.unwrap()).await.unwrap().unwrap();
+    let clear = {
+        let (db, label) = (db.clone(), label.clone());
+        tokio::spawn(async move { label.docs().clear(&db).await })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    // Meanwhile d2 is linked (committed), then unlinked by Y, which stays open.
+    assert_eq!(d2.labels().add(&db, [l]).await.unwrap(), [l]);
+    let mut y = db.begin().await.unwrap();
+    assert_eq!(d2.labels().remove(&mut y, [l]).await.unwrap(), [l]);
+    x.rollback().await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    y.commit().await.unwrap();
+    let cleared = clear.await.unwrap().unwrap();
+    assert_eq!(cleared, [d1.id.unwrap()], "the clear removed what it had locked");
+    let removals = LinkLog::query()
+        .filter(LinkLog::DOC_ID.eq(d2.id.unwrap()) & LinkLog::ADDED.eq(false))
+        .count(&db)
+        .await
+        .unwrap();
+    assert_eq!(removals, 1, "d2's unlink reported once");
+    assert_eq!(DocLabel::query().count(&db).await.unwrap(), 0);
 });

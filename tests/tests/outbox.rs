@@ -841,3 +841,187 @@ outbox_test!(commits_of_other_processes_wake_the_relay, |_url, db| {
     let _ = stop.send(true);
     task.await.expect("relay task").expect("relay");
 });
+
+// Item 3 of the third reliability round: an event the broker refuses (a 2 MiB instance, over
+// NATS' 1 MiB `max_payload`) and outbox rows changed by hand (an unknown kind, no model) are
+// dead-lettered with the reason; the events after them flow, each handled once.
+outbox_test!(
+    events_the_broker_refuses_are_dead_lettered_and_the_rest_flow,
+    |_url, db| {
+        let Some((names, _js)) = Names::new(&nats_url()).await else {
+            return;
+        };
+        let big = OutboxOrder {
+            id: None,
+            note: "x".repeat(2 << 20),
+        };
+        let mut big = big;
+        big.save(&db).await.expect("a large instance saves");
+        let corrupt = orders(&db, 2, "hand-edited").await;
+        let set = |column: &str, value: &str, order: &OutboxOrder| {
+            format!(
+                "UPDATE signals_outbox SET {column} = '{value}' WHERE instance_key = 'Some({})'",
+                order.id.expect("saved")
+            )
+        };
+        db.execute_unprepared(&set("event", "bogus", &corrupt[0]))
+            .await
+            .expect("corrupt");
+        db.execute_unprepared(&set("model", "", &corrupt[1]))
+            .await
+            .expect("corrupt");
+        let after = orders(&db, 5, "after").await;
+        let running = signals_outbox::spawn(db.clone(), Some(&names.url), names.config.clone())
+            .await
+            .expect("relay and worker");
+        wait_for(
+            &db,
+            "refused events dead-lettered, the rest handled",
+            Duration::from_secs(30),
+            |s| s.dead == 3 && s.handled == 5 && s.pending == 0,
+        )
+        .await;
+        running.stop().await.expect("stopped cleanly");
+        let handled = effects(&db).await;
+        assert_once(&handled);
+        let ids: HashSet<i64> = handled.iter().map(|e| e.order_id).collect();
+        assert_eq!(ids, after.iter().map(|o| o.id.expect("saved")).collect());
+        let dead = dead_letters(&db).await;
+        let reasons: Vec<&str> = dead.iter().map(|(e, _)| e.as_str()).collect();
+        assert!(
+            reasons.iter().any(|r| r.contains("max payload")),
+            "{reasons:?}"
+        );
+        assert!(reasons.iter().any(|r| r.contains("`bogus`")), "{reasons:?}");
+        assert!(
+            reasons.iter().any(|r| r.contains("names no model")),
+            "{reasons:?}"
+        );
+    }
+);
+
+// The worker refuses a kind it does not know rather than run it as another (a message of
+// another publisher, or of a relay of an older version).
+outbox_test!(
+    a_worker_dead_letters_an_event_of_an_unknown_kind,
+    |_url, db| {
+        let Some((names, js)) = Names::new(&nats_url()).await else {
+            return;
+        };
+        signals_outbox::ensure_stream(&js, &names.config)
+            .await
+            .expect("stream");
+        let order = orders(&db, 1, "odd").await.remove(0);
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert("Signals-Model", "OutboxOrder");
+        headers.insert("Signals-Receiver", "record_order");
+        headers.insert("Signals-Event", "renamed");
+        let payload = format!(r#"{{"id":{},"note":"odd"}}"#, order.id.expect("saved"));
+        js.send_publish(
+            names.config.subject("OutboxOrder", "record_order"),
+            jetstream::message::PublishMessage::build()
+                .payload(payload.into())
+                .headers(headers)
+                .message_id("00000000-0000-0000-0000-00000000cafe"),
+        )
+        .await
+        .expect("publish")
+        .await
+        .expect("ack");
+        let worker = Worker::new(db.clone(), js.clone(), names.config.clone())
+            .await
+            .expect("worker");
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            worker
+                .run(async {
+                    let _ = stopped.await;
+                })
+                .await
+        });
+        wait_for(
+            &db,
+            "the odd event dead-lettered",
+            Duration::from_secs(20),
+            |s| s.dead == 1,
+        )
+        .await;
+        let _ = stop.send(());
+        task.await.expect("worker task").expect("worker");
+        assert!(effects(&db).await.is_empty(), "not run as an update");
+        let dead = dead_letters(&db).await;
+        assert!(dead[0].0.contains("`renamed`"), "{dead:?}");
+    }
+);
+
+// Item 12: the stream keeps events for the configured retention, and an event delivered
+// again after `purge` made the inbox forget it (a consumer made anew starts from the first
+// message) is dead-lettered as such, never run a second time.
+outbox_test!(
+    a_replay_older_than_the_inbox_memory_is_not_run_again,
+    |_url, db| {
+        let Some((names, js)) = Names::new(&nats_url()).await else {
+            return;
+        };
+        let config = names.config.clone().retention(Duration::from_secs(3600));
+        orders(&db, 5, "once").await;
+        let running = signals_outbox::spawn(db.clone(), Some(&names.url), config.clone())
+            .await
+            .expect("relay and worker");
+        wait_for(&db, "handled", Duration::from_secs(20), |s| s.handled == 5).await;
+        running.stop().await.expect("stopped");
+        let stream = js.get_stream(&names.stream).await.expect("stream");
+        assert_eq!(
+            stream.cached_info().config.max_age,
+            Duration::from_secs(3600)
+        );
+
+        tokio::time::sleep(Duration::from_millis(1_100)).await;
+        let purged = signals_outbox::purge(&db, Duration::from_secs(1))
+            .await
+            .expect("purge");
+        assert_eq!(purged.inbox, 5);
+        // An operator resets the consumer: the new one starts from the stream's first message.
+        js.get_stream(&names.stream)
+            .await
+            .expect("stream")
+            .delete_consumer(&names.consumer)
+            .await
+            .expect("delete consumer");
+        let worker = Worker::new(db.clone(), js.clone(), config.clone())
+            .await
+            .expect("worker");
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            worker
+                .run(async {
+                    let _ = stopped.await;
+                })
+                .await
+        });
+        wait_for(&db, "replays refused", Duration::from_secs(20), |s| {
+            s.dead == 5
+        })
+        .await;
+        let _ = stop.send(());
+        task.await.expect("worker task").expect("worker");
+        let handled = effects(&db).await;
+        assert_eq!(handled.len(), 5, "each effect once: {handled:?}");
+        let dead = dead_letters(&db).await;
+        assert!(
+            dead.iter().all(|(e, _)| e.contains("inbox's horizon")),
+            "{dead:?}"
+        );
+        // A new event still runs.
+        orders(&db, 1, "new").await;
+        let running = signals_outbox::spawn(db.clone(), Some(&names.url), config)
+            .await
+            .expect("again");
+        wait_for(&db, "the new one handled", Duration::from_secs(20), |s| {
+            s.handled == 1
+        })
+        .await;
+        running.stop().await.expect("stopped");
+        assert_eq!(effects(&db).await.len(), 6);
+    }
+);

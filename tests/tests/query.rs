@@ -275,3 +275,207 @@ db_test!(async fn filters_across_a_reference(db) {
         .unwrap_err();
     assert_eq!(err.kind(), signals_core::ErrorKind::Usage, "{err}");
 });
+
+// Items 7 and 11 of the third reliability round: text conditions give the same rows on every
+// backend whatever the text holds (`%`, `_`, `\`, `!`, NUL), and under MariaDB's
+// `NO_BACKSLASH_ESCAPES` and `ANSI` modes too; a filtered delete removes exactly those rows.
+
+#[derive(Debug, Clone, PartialEq, Model)]
+#[model(table = "q_note")]
+struct Note {
+    id: Option<i64>,
+    body: String,
+}
+
+/// Notes, NUL included where the backend can store it (PostgreSQL text cannot).
+fn note_bodies(db: &Db) -> Vec<&'static str> {
+    let mut bodies = vec![
+        "100%", "50% off", "a_b", "a\\b", "plain", "x!y", "ab", "a%b",
+    ];
+    if db.backend() != signals_core::Backend::Postgres {
+        bodies.push("a\0b");
+    }
+    bodies
+}
+
+async fn text_conditions_hold(db: &Db, mode: &str) {
+    use signals_core::Filter;
+    create_tables(db, "CREATE TABLE q_note (id {pk}, body {text} NOT NULL)").await;
+    let bodies = note_bodies(db);
+    for body in &bodies {
+        Note {
+            id: None,
+            body: (*body).into(),
+        }
+        .save(db)
+        .await
+        .unwrap();
+    }
+    let nul = db.backend() != signals_core::Backend::Postgres;
+    let expect = |f: fn(&str) -> bool| -> Vec<String> {
+        bodies
+            .iter()
+            .filter(|b| f(b))
+            .map(|b| (*b).to_owned())
+            .collect()
+    };
+    let cases: Vec<(&str, Filter<Note>, Vec<String>)> = vec![
+        (
+            "contains %",
+            Note::BODY.contains("%"),
+            expect(|b| b.contains('%')),
+        ),
+        (
+            "contains 100%",
+            Note::BODY.contains("100%"),
+            expect(|b| b.contains("100%")),
+        ),
+        (
+            "contains _",
+            Note::BODY.contains("_"),
+            expect(|b| b.contains('_')),
+        ),
+        (
+            "contains \\",
+            Note::BODY.contains("\\"),
+            expect(|b| b.contains('\\')),
+        ),
+        (
+            "contains !",
+            Note::BODY.contains("!"),
+            expect(|b| b.contains('!')),
+        ),
+        (
+            "starts a",
+            Note::BODY.starts_with("a"),
+            expect(|b| b.starts_with('a')),
+        ),
+        (
+            "starts a%",
+            Note::BODY.starts_with("a%"),
+            expect(|b| b.starts_with("a%")),
+        ),
+        (
+            "ends b",
+            Note::BODY.ends_with("b"),
+            expect(|b| b.ends_with('b')),
+        ),
+        (
+            "ends %",
+            Note::BODY.ends_with("%"),
+            expect(|b| b.ends_with('%')),
+        ),
+        (
+            "contains NUL",
+            Note::BODY.contains("\0"),
+            expect(|b| b.contains('\0')),
+        ),
+        (
+            "ends NUL b",
+            Note::BODY.ends_with("\0b"),
+            expect(|b| b.ends_with("\0b")),
+        ),
+        (
+            "starts a NUL",
+            Note::BODY.starts_with("a\0"),
+            expect(|b| b.starts_with("a\0")),
+        ),
+        (
+            "not contains %",
+            !Note::BODY.contains("%"),
+            expect(|b| !b.contains('%')),
+        ),
+        (
+            "not contains NUL",
+            !Note::BODY.contains("\0"),
+            expect(|b| !b.contains('\0')),
+        ),
+        (
+            "equals a NUL b",
+            Note::BODY.eq("a\0b"),
+            expect(|b| b == "a\0b"),
+        ),
+        (
+            "differs a NUL b",
+            Note::BODY.ne("a\0b"),
+            expect(|b| b != "a\0b"),
+        ),
+        (
+            "in",
+            Note::BODY.in_(["a\0b", "ab"]),
+            expect(|b| b == "a\0b" || b == "ab"),
+        ),
+        ("contains empty", Note::BODY.contains(""), expect(|_| true)),
+        ("ends empty", Note::BODY.ends_with(""), expect(|_| true)),
+    ];
+    for (what, filter, mut want) in cases {
+        let mut got: Vec<String> = Note::query()
+            .filter(filter)
+            .all(db)
+            .await
+            .unwrap_or_else(|e| panic!("{mode} {what}: {e}"))
+            .into_iter()
+            .map(|n| n.body)
+            .collect();
+        got.sort();
+        want.sort();
+        assert_eq!(got, want, "{mode}: {what} on {}", db.backend());
+    }
+    assert_eq!(nul, bodies.iter().any(|b| b.contains('\0')));
+    // A filtered delete removes exactly the rows the filter matches.
+    let deleted = Note::query()
+        .filter(Note::BODY.contains("%"))
+        .delete(db)
+        .await
+        .unwrap();
+    assert_eq!(
+        deleted.total() as usize,
+        bodies.iter().filter(|b| b.contains('%')).count(),
+        "{mode}"
+    );
+    let left: Vec<String> = Note::all(db)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|n| n.body)
+        .collect();
+    assert!(left.iter().all(|b| !b.contains('%')), "{mode}: {left:?}");
+    assert_eq!(
+        left.len(),
+        bodies.iter().filter(|b| !b.contains('%')).count(),
+        "{mode}: {left:?}"
+    );
+    db.execute_unprepared("DROP TABLE q_note").await.unwrap();
+}
+
+db_test!(async fn text_conditions_are_the_same_on_every_backend_and_mode(db) {
+    text_conditions_hold(&db, "default").await;
+    let signals_core::PoolRef::MySql(pool) = db.pool() else { return };
+    for mode in ["NO_BACKSLASH_ESCAPES", "ANSI"] {
+        let sql = format!("SET SESSION sql_mode = CONCAT(@@sql_mode, ',{mode}')");
+        let moded = Db::from(
+            signals_core::sqlx::mysql::MySqlPoolOptions::new()
+                .after_connect(move |conn, _| {
+                    let sql = sql.clone();
+                    Box::pin(async move {
+                        use signals_core::sqlx::Executor as _;
+                        conn.execute(signals_core::sqlx::AssertSqlSafe(sql)).await?;
+                        Ok(())
+                    })
+                })
+                .connect_with((*pool.connect_options()).clone())
+                .await
+                .unwrap(),
+        );
+        let current: String = signals_core::sqlx::query_scalar("SELECT CAST(@@SESSION.sql_mode AS CHAR)")
+            .fetch_one(match moded.pool() {
+                signals_core::PoolRef::MySql(p) => p,
+                _ => unreachable!(),
+            })
+            .await
+            .unwrap();
+        assert!(current.contains(mode) || mode == "ANSI" && current.contains("ANSI_QUOTES"), "{current}");
+        text_conditions_hold(&moded, mode).await;
+        moded.close().await;
+    }
+});

@@ -199,11 +199,21 @@ where
 /// Every operation of the seed, cancelled at each of its await points in turn.
 async fn cancel_every_operation(db: &Db, tag: &str) {
     // Signups, each cancelled one await point later than the one before.
+    // The caller's instance too: a key stays only on a user whose row exists (a signup
+    // cancelled after its COMMIT was sent may have committed), never on one rolled back.
     let points = cancel_everywhere(db, "signup", |waits| {
         let db = db.clone();
         async move {
-            let mut user = User::new(&format!("{tag}signup{waits}"));
-            finishes(waits, user.save(&db)).await
+            let name = format!("{tag}signup{waits}");
+            let mut user = User::new(&name);
+            let finished = finishes(waits, user.save(&db)).await;
+            let stored = User::filter(&db, User::USERNAME, name).await.unwrap();
+            match (user.id, stored.first()) {
+                (Some(id), Some(row)) => assert_eq!(Some(id), row.id, "signup at {waits}"),
+                (Some(id), None) => panic!("signup cancelled at {waits} kept key {id}, no row"),
+                (None, _) => assert!(!finished, "a finished signup has its key"),
+            }
+            finished
         }
     })
     .await;

@@ -245,3 +245,131 @@ db_test!(async fn tables_made_by_django_pass_the_check(db) {
         1
     );
 });
+
+// Item 6 of the third reliability round: `check_schema` describes the tables as they are now,
+// also on a connection that checked them before (a pooled connection keeps the statements it
+// prepared, with the column types of then).
+db_test!(async fn check_schema_sees_a_type_changed_since_the_last_check(db) {
+    use signals_core::{Db, PoolRef};
+    let alter = match db.backend() {
+        Backend::Postgres => "ALTER TABLE shelf_review ALTER COLUMN stars TYPE TEXT",
+        Backend::MySql => "ALTER TABLE shelf_review MODIFY stars TEXT NOT NULL",
+        _ => return, // SQLite's declared types are read afresh from `pragma_table_info`
+    };
+    // One connection, so the second check runs where the first one did.
+    let one = match db.pool() {
+        PoolRef::Postgres(p) => Db::from(
+            signals_core::sqlx::postgres::PgPoolOptions::new()
+                .max_connections(1)
+                .connect_with((*p.connect_options()).clone())
+                .await
+                .unwrap(),
+        ),
+        PoolRef::MySql(p) => Db::from(
+            signals_core::sqlx::mysql::MySqlPoolOptions::new()
+                .max_connections(1)
+                .connect_with((*p.connect_options()).clone())
+                .await
+                .unwrap(),
+        ),
+        _ => unreachable!(),
+    };
+    one.create_tables::<(Author, Book, Review)>().await.unwrap();
+    one.check_schema::<(Author, Book, Review)>().await.unwrap();
+    one.execute_unprepared(alter).await.unwrap();
+    for _ in 0..2 {
+        let err = one.check_schema::<(Author, Book, Review)>().await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::SchemaMismatch, "{err}");
+        assert!(err.to_string().contains("shelf_review.stars"), "{err}");
+    }
+    one.close().await;
+});
+
+// Item 8: a decimal reads back with the places its column declares, on every backend
+// (SQLite keeps the text it was given: `1.5` read as `1.5` where the servers said `1.50`).
+db_test!(async fn decimals_read_back_with_their_declared_places(db) {
+    db.create_tables::<(Author, Book, Review)>().await.unwrap();
+    let mut ann = Author { id: None, name: "Ann".into(), mentor_id: None };
+    ann.save(&db).await.unwrap();
+    for (i, (given, read)) in [("1.5", "1.50"), ("7", "7.00"), ("-0.1", "-0.10"), ("12.345", "12.35"), ("0", "0.00")]
+        .into_iter()
+        .enumerate()
+    {
+        let mut book = Book {
+            isbn: format!("d{i}"),
+            author_id: ann.id.unwrap(),
+            kind: Kind::Essay,
+            price: given.parse().unwrap(),
+            extra: None,
+            uid: uuid::Uuid::new_v4(),
+            published: None,
+        };
+        book.save(&db).await.unwrap();
+        let got = Book::get(&db, book.isbn.clone()).await.unwrap().unwrap();
+        assert_eq!(got.price.to_string(), read, "{given} on {}", db.backend());
+        assert_eq!(got.price.scale(), 2);
+        let queried = Book::query().filter(Book::ISBN.eq(book.isbn.clone())).all(&db).await.unwrap();
+        assert_eq!(queried[0].price.to_string(), read);
+    }
+});
+
+// Item 4 of the third reliability round: `migrate::run` from eight connections at once applies
+// each migration once, on every backend (MariaDB answers sqlx's `GET_LOCK(name, -1)` with
+// NULL, no lock: concurrent first runs found migrations half applied, or applied them twice).
+db_test!(async fn concurrent_migrations_apply_each_migration_once(db) {
+    use std::borrow::Cow;
+    use signals_core::sqlx::migrate::{Migration, MigrationType, Migrator};
+    use signals_core::sqlx::{AssertSqlSafe, SqlSafeStr};
+    use signals_core::{Db, PoolRef};
+    let migration = |version: i64, sql: &'static str| {
+        Migration::new(version, Cow::Borrowed("m"), MigrationType::Simple, AssertSqlSafe(sql).into_sql_str(), false)
+    };
+    let migrator = std::sync::Arc::new(Migrator::with_migrations(vec![
+        migration(1, "CREATE TABLE mig_a (id BIGINT PRIMARY KEY, note VARCHAR(20) NOT NULL)"),
+        migration(2, "ALTER TABLE mig_a ADD COLUMN extra BIGINT"),
+        migration(3, "INSERT INTO mig_a (id, note) VALUES (1, 'once')"),
+    ]));
+    // Eight pools, as eight processes would have.
+    let mut pools = Vec::new();
+    for _ in 0..8 {
+        pools.push(match db.pool() {
+            PoolRef::Sqlite(p) => Db::from(
+                signals_core::sqlx::sqlite::SqlitePoolOptions::new()
+                    .connect_with((*p.connect_options()).clone())
+                    .await
+                    .unwrap(),
+            ),
+            PoolRef::Postgres(p) => Db::from(
+                signals_core::sqlx::postgres::PgPoolOptions::new()
+                    .connect_with((*p.connect_options()).clone())
+                    .await
+                    .unwrap(),
+            ),
+            PoolRef::MySql(p) => Db::from(
+                signals_core::sqlx::mysql::MySqlPoolOptions::new()
+                    .connect_with((*p.connect_options()).clone())
+                    .await
+                    .unwrap(),
+            ),
+            _ => unreachable!(),
+        });
+    }
+    let tasks: Vec<_> = pools
+        .into_iter()
+        .map(|pool| {
+            let migrator = migrator.clone();
+            tokio::spawn(async move {
+                let res = signals_core::migrate::run(&pool, &migrator).await;
+                pool.close().await;
+                res
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap().unwrap();
+    }
+    assert_eq!(signals_tests::scalar(&db, "SELECT COUNT(*) FROM _sqlx_migrations").await, 3);
+    assert_eq!(signals_tests::scalar(&db, "SELECT COUNT(*) FROM mig_a").await, 1);
+    // Run again: nothing to do.
+    signals_core::migrate::run(&db, &migrator).await.unwrap();
+});

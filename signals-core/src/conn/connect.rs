@@ -23,7 +23,11 @@ impl Db {
     ///   (`BEGIN IMMEDIATE`), so concurrent saves wait instead of failing with
     ///   "database is locked";
     /// - `postgres://user@host:5432/db` (or `postgresql://`);
-    /// - `mysql://user@host:3306/db` (MySQL or MariaDB; `mariadb://` is accepted too).
+    /// - `mysql://user@host:3306/db` (MySQL or MariaDB; `mariadb://` is accepted too). Its
+    ///   sessions run at `READ COMMITTED`, as Django's do (MySQL's default is `REPEATABLE
+    ///   READ`): a plain read in a transaction sees the latest commit, which the crate's
+    ///   many-to-many changes rely on. A pool you configure yourself (`Db::from`) should set
+    ///   the same in its `after_connect`.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")] async fn main() {
@@ -92,6 +96,7 @@ impl Db {
                 check_connect::<MySqlConnection>(&url, &opts).await?;
                 Pool::MySql(
                     MySqlPoolOptions::new()
+                        .after_connect(|conn, _| Box::pin(read_committed(conn)))
                         .connect_with(opts)
                         .await
                         .map_err(|e| connect_error(&url, e))?,
@@ -107,6 +112,20 @@ impl Db {
         };
         Ok(Db::from_pool(pool))
     }
+}
+
+/// The isolation level of the crate's MySQL/MariaDB sessions: `READ COMMITTED`, as Django
+/// sets it (and PostgreSQL's default). Under MySQL's default, `REPEATABLE READ`, a plain
+/// `SELECT` in a transaction reads the snapshot of its first read, not the latest commit: a
+/// many-to-many change that reads which links exist after locking the rows that guard them
+/// would act on links as they were, adding a second row for a link another connection just
+/// made, or reporting a removal twice. The crate's reads that decide a write take their locks
+/// first, so under `READ COMMITTED` they see what the locks protect.
+pub(crate) const MYSQL_ISOLATION: &str = "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED";
+
+async fn read_committed(conn: &mut MySqlConnection) -> std::result::Result<(), sqlx::Error> {
+    use sqlx::Executor as _;
+    conn.execute(MYSQL_ISOLATION).await.map(drop)
 }
 
 fn is_sqlite_memory(url: &str) -> bool {

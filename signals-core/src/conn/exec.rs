@@ -126,24 +126,47 @@ pub(crate) enum Handle<'a> {
 /// Runs `$body` with `$e` bound to the sqlx executor and `$a` to the sqlx arguments, once per
 /// backend and handle kind; `$row` names the `Row` variant for that backend. SQLite
 /// transactions do not come here: they run on the handle (`Handle::route`).
+///
+/// With `write`, a statement on a pool takes its connection first and then runs on it: the
+/// statement is its own transaction (autocommit), so a connection that fails once it was sent
+/// leaves its outcome unknown ([`autocommit`]), while one that could not be had ran nothing.
 macro_rules! dispatch {
     ($handle:expr, $args:expr, |$e:ident, $a:ident, $row:ident| $body:expr) => {
+        dispatch!(@arms $handle, $args, false, |$e, $a, $row| $body)
+    };
+    ($handle:expr, $args:expr, write = $write:expr, |$e:ident, $a:ident, $row:ident| $body:expr) => {
+        dispatch!(@arms $handle, $args, $write, |$e, $a, $row| $body)
+    };
+    (@pool $pool:ident, $write:expr, |$e:ident| $body:expr) => {
+        if $write {
+            // Boxed: sqlx's `acquire` future is larger than everything else a statement keeps,
+            // and would sit inline in every operation's future (and on the stack of every
+            // poll), nested saves included.
+            let mut conn = Box::pin($pool.acquire()).await?;
+            let $e = &mut *conn;
+            autocommit(async { $body }.await)
+        } else {
+            let $e = $pool;
+            $body
+        }
+    };
+    (@arms $handle:expr, $args:expr, $write:expr, |$e:ident, $a:ident, $row:ident| $body:expr) => {
         match ($handle, $args) {
-            (Handle::Pool(Pool::Sqlite($e)), Args::Sqlite(values)) => {
+            (Handle::Pool(Pool::Sqlite(pool)), Args::Sqlite(values)) => {
                 let $a = sqlx_sqlite_args(values)?;
                 #[allow(unused_imports)]
                 use Row::Sqlite as $row;
-                $body
+                dispatch!(@pool pool, $write, |$e| $body)
             }
-            (Handle::Pool(Pool::Postgres($e)), Args::Postgres($a)) => {
+            (Handle::Pool(Pool::Postgres(pool)), Args::Postgres($a)) => {
                 #[allow(unused_imports)]
                 use Row::Postgres as $row;
-                $body
+                dispatch!(@pool pool, $write, |$e| $body)
             }
-            (Handle::Pool(Pool::MySql($e)), Args::MySql($a)) => {
+            (Handle::Pool(Pool::MySql(pool)), Args::MySql($a)) => {
                 #[allow(unused_imports)]
                 use Row::MySql as $row;
-                $body
+                dispatch!(@pool pool, $write, |$e| $body)
             }
             (Handle::Tx(TxConn::Postgres(t)), Args::Postgres($a)) => {
                 let $e = &mut **t;
@@ -166,6 +189,16 @@ macro_rules! dispatch {
             _ => return Err(mismatch()),
         }
     };
+}
+
+/// The outcome of a statement that ran on a pool in autocommit, where it is its own
+/// transaction: the connection failing once it was sent leaves unknown whether it committed,
+/// as a connection failing during COMMIT does.
+fn autocommit<T>(res: Result<T>) -> Result<T> {
+    res.map_err(|err| match err {
+        Error::Connection(source) => Error::CommitOutcomeUnknown(source),
+        err => err,
+    })
 }
 
 /// See [`Handle::route`].
@@ -197,7 +230,8 @@ impl<'a> Handle<'a> {
         let sql = sql.into_sql_str();
         match self.route(args)? {
             Route::Raw(raw, values) => raw.execute(sql.as_str(), &values).await,
-            Route::Sqlx(handle, args) => dispatch!(handle, args, |e, a, _R| {
+            // Statements run with `execute` write: on a pool, in autocommit.
+            Route::Sqlx(handle, args) => dispatch!(handle, args, write = true, |e, a, _R| {
                 let res = sqlx::query_with(sql, a).execute(e).await?;
                 Ok(outcome(res))
             }),
@@ -256,11 +290,13 @@ impl<'a> Handle<'a> {
         }
     }
 
-    /// Runs a statement that returns one integer (`COUNT(*)`, `RETURNING id`).
+    /// Runs a statement that returns one integer (`COUNT(*)`, or with `write`, an INSERT's
+    /// `RETURNING id`).
     pub(crate) async fn fetch_i64(
         self,
         sql: impl sqlx::SqlSafeStr + Send,
         args: Args,
+        write: bool,
     ) -> Result<i64> {
         use sqlx::Row as _;
         let sql = sql.into_sql_str();
@@ -276,7 +312,7 @@ impl<'a> Handle<'a> {
                 .await?;
                 value.ok_or_else(|| Error::Database(sqlx::Error::RowNotFound))
             }
-            Route::Sqlx(handle, args) => dispatch!(handle, args, |e, a, _R| {
+            Route::Sqlx(handle, args) => dispatch!(handle, args, write = write, |e, a, _R| {
                 let row = sqlx::query_with(sql, a).fetch_one(e).await?;
                 Ok(row.try_get::<i64, _>(0)?)
             }),

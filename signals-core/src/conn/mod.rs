@@ -8,7 +8,8 @@
 
 use std::fmt;
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use sqlx::mysql::{MySqlConnection, MySqlPool};
@@ -57,6 +58,9 @@ pub struct Db {
     pub(crate) on_commit_timeout: Option<Duration>,
     /// Tells this pool from others (clones share it): see [`receivers_running`].
     pub(crate) id: u64,
+    /// How many saves and deletes of this pool are running receivers in a transaction of
+    /// their own (each holding a connection): see [`Db::explain_pool_timeout`].
+    pub(crate) busy: Arc<AtomicUsize>,
 }
 
 impl fmt::Debug for Db {
@@ -77,6 +81,7 @@ impl Db {
             max_depth: DEFAULT_MAX_DEPTH,
             on_commit_timeout: None,
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            busy: Arc::new(AtomicUsize::new(0)),
         }
     }
 
@@ -212,7 +217,40 @@ pub(crate) fn receivers_running<F: Future>(
     RUNNING.scope(running, work)
 }
 
+/// Counts an operation running receivers on a connection of its `Db` until dropped.
+pub(crate) struct Busy(Arc<AtomicUsize>);
+
+impl Busy {
+    pub(crate) fn new(db: &Db) -> Busy {
+        db.busy.fetch_add(1, Ordering::Relaxed);
+        Busy(db.busy.clone())
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 impl Db {
+    /// A pool timeout while saves or deletes of this pool run receivers, each holding one of
+    /// its connections, most likely comes from work those receivers wait for on other tasks
+    /// (`tokio::spawn`), which the task-local check of [`Db::check_not_reentered`] cannot
+    /// see: [`Error::PoolTimedOut`](crate::Error::PoolTimedOut) says so.
+    pub(crate) fn explain_pool_timeout(&self, err: Error) -> Error {
+        match err {
+            Error::Connection(source @ sqlx::Error::PoolTimedOut) => {
+                let receivers = self.busy.load(Ordering::Relaxed);
+                if receivers == 0 {
+                    return Error::Connection(source);
+                }
+                Error::PoolTimedOut { receivers, source }
+            }
+            err => err,
+        }
+    }
+
     /// Refuses a statement on this pool from a receiver of a save or delete that holds one of
     /// its connections: [`Error::ReceiverUsedPool`](crate::Error::ReceiverUsedPool).
     pub(crate) fn check_not_reentered(&self) -> Result<()> {
@@ -244,7 +282,23 @@ impl From<PgPool> for Db {
 }
 
 impl From<MySqlPool> for Db {
-    /// Wraps a pool you configured yourself.
+    /// Wraps a pool you configured yourself. Give its sessions the isolation level the crate
+    /// needs, `READ COMMITTED` (see [`Db::connect`]), in its `after_connect`:
+    ///
+    /// ```no_run
+    /// # async fn f() -> signals_core::Result<()> {
+    /// use signals_core::sqlx::{Executor as _, mysql::MySqlPoolOptions};
+    ///
+    /// let pool = MySqlPoolOptions::new()
+    ///     .after_connect(|conn, _| Box::pin(async move {
+    ///         conn.execute("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED").await?;
+    ///         Ok(())
+    ///     }))
+    ///     .connect("mysql://root@127.0.0.1/app")
+    ///     .await?;
+    /// let db = signals_core::Db::from(pool);
+    /// # Ok(()) }
+    /// ```
     fn from(pool: MySqlPool) -> Db {
         Db::from_pool(Pool::MySql(pool))
     }

@@ -509,9 +509,9 @@ pub trait Model: Sized + Send + Sync + 'static {
     /// assert_eq!(Tag::filter(&db, Tag::NOTE, None).await?.len(), 1);
     /// # Ok(()) }
     /// ```
-    fn filter<'e, T: FieldType>(
+    fn filter<'e, T: FieldType, R>(
         ex: impl Executor<'e>,
-        column: Column<Self, T>,
+        column: Column<Self, T, R>,
         value: impl Into<T>,
     ) -> impl Future<Output = Result<Vec<Self>>> + Send {
         Self::__Ops::filter(ex.__target(), column, value.into())
@@ -562,9 +562,9 @@ pub trait Operations<M: Model> {
     /// [`Model::all`].
     fn all(target: Target<'_>) -> impl Future<Output = Result<Vec<M>>> + Send;
     /// [`Model::filter`].
-    fn filter<T: FieldType>(
+    fn filter<T: FieldType, R>(
         target: Target<'_>,
-        column: Column<M, T>,
+        column: Column<M, T, R>,
         value: T,
     ) -> impl Future<Output = Result<Vec<M>>> + Send;
 }

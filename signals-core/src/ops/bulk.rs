@@ -5,9 +5,9 @@
 //! Uses `backend`, `error`, `kind`, `meta`, `value`, `tx`, `model`, `signal`, and `save` of
 //! `ops`.
 
-use super::atomically;
 use super::bulk_write::{parameter_limit, write_chunk};
 use super::save::{self, name_the_column};
+use super::{AssignedKeys, atomically};
 use crate::backend::Backend;
 use crate::error::{Error, Result};
 use crate::kind::SignalKind;
@@ -59,15 +59,18 @@ pub(crate) async fn bulk_save<M: Hooks>(
     if rows.is_empty() {
         return Ok(BulkSaved::default());
     }
-    let had_key: Vec<bool> = rows.iter().map(|r| r.__key().is_some()).collect();
+    // Keys the bulk assigns stay only if their rows may exist, on every path, cancellation
+    // included: see `AssignedKeys`.
+    let mut keys = AssignedKeys::many(rows);
     // Boxed: a bulk save often runs inside a receiver of another save, whose future would
     // otherwise hold this one inline (and grow past the compiler's layout depth).
     let res = Box::pin(atomically(
         target,
         M::META.name,
         operation,
+        Some(&keys.commit),
         async |tx: &mut Tx| {
-            let created = save_all(&mut *rows, tx, fields).await?;
+            let created = save_all(&mut *keys.rows, tx, fields).await?;
             Ok((
                 created,
                 std::mem::take(&mut tx.scopes.current().robust_errors),
@@ -75,21 +78,14 @@ pub(crate) async fn bulk_save<M: Hooks>(
         },
     ))
     .await;
+    keys.settle(&res);
     match res {
         Ok(((created, receiver_errors), post_commit_errors)) => Ok(BulkSaved {
             created,
             receiver_errors,
             post_commit_errors,
         }),
-        Err(err) => {
-            // The INSERTs were rolled back: no instance may claim a row.
-            for (row, had) in rows.iter_mut().zip(had_key) {
-                if !had {
-                    row.__clear_key();
-                }
-            }
-            Err(name_the_row(err, rows, operation))
-        }
+        Err(err) => Err(name_the_row(err, keys.rows, operation)),
     }
 }
 

@@ -36,6 +36,7 @@ pub(crate) async fn bulk_delete<M: Hooks>(rows: &mut [M], target: Target<'_>) ->
         target,
         M::META.name,
         "delete",
+        None,
         async |tx: &mut Tx| {
             let mut deleted = delete_all(all, tx).await?;
             deleted.receiver_errors = std::mem::take(&mut tx.scopes.current().robust_errors);

@@ -62,7 +62,7 @@ async fn delete_inner<M: Hooks>(m: &mut M, target: Target<'_>) -> Result<Deleted
     } else {
         let root: &M = m;
         let (mut deleted, post_commit_errors) =
-            atomically(target, M::META.name, "delete", async |tx: &mut Tx| {
+            atomically(target, M::META.name, "delete", None, async |tx: &mut Tx| {
                 let mut deleted = delete_tree(root, key, tx).await?;
                 deleted.receiver_errors = std::mem::take(&mut tx.scopes.current().robust_errors);
                 Ok(deleted)

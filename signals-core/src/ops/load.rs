@@ -66,9 +66,9 @@ pub(crate) async fn all<M: Model>(mut target: Target<'_>) -> Result<Vec<M>> {
 }
 
 /// [`Model::filter`](crate::Model::filter).
-pub(crate) async fn filter<M: Model, T: FieldType>(
+pub(crate) async fn filter<M: Model, T: FieldType, R>(
     mut target: Target<'_>,
-    column: Column<M, T>,
+    column: Column<M, T, R>,
     value: T,
 ) -> Result<Vec<M>> {
     let backend = target.backend();

@@ -15,9 +15,97 @@ pub(crate) mod m2m;
 pub(crate) mod query;
 pub(crate) mod save;
 
-use crate::conn::{Running, receivers_running};
-use crate::error::{Error, Result};
-use crate::tx::{Target, Tx};
+use crate::conn::{Busy, Running, receivers_running};
+use crate::error::{Error, ErrorKind, Result};
+use crate::model::Model;
+use crate::tx::{CommitSent, Target, Tx};
+
+/// Which instances had a key before a save that may assign them one.
+enum Had {
+    One(bool),
+    Many(Vec<bool>),
+}
+
+/// The keys a save or bulk save assigns to instances that had none, cleared again on every
+/// path on which their rows were not written: an error (after rollback), or the operation's
+/// future dropped (cancelled) before its COMMIT was sent. No instance then claims a row that
+/// does not exist; on SQLite, whose key counter rolls back with the transaction, such a key
+/// would soon name another row, and a retried save would overwrite it.
+///
+/// Kept when the rows may exist: the operation succeeded, its commit's outcome is unknown
+/// ([`ErrorKind::CommitOutcomeUnknown`]), or it was cancelled after its COMMIT was sent. The
+/// key then tells the caller which row to look up before retrying.
+pub(crate) struct AssignedKeys<'r, M: Model> {
+    pub(crate) rows: &'r mut [M],
+    had: Had,
+    /// Set by the operation once its own COMMIT is under way.
+    pub(crate) commit: CommitSent,
+    /// `Some(keep)` once the operation has finished; `None` while it runs (and when dropped
+    /// unfinished).
+    decided: Option<bool>,
+}
+
+impl<'r, M: Model> AssignedKeys<'r, M> {
+    pub(crate) fn one(row: &'r mut M) -> Self {
+        let had = Had::One(row.__key().is_some());
+        AssignedKeys {
+            rows: std::slice::from_mut(row),
+            had,
+            commit: CommitSent::default(),
+            decided: None,
+        }
+    }
+
+    pub(crate) fn many(rows: &'r mut [M]) -> Self {
+        let had = Had::Many(rows.iter().map(|r| r.__key().is_some()).collect());
+        AssignedKeys {
+            rows,
+            had,
+            commit: CommitSent::default(),
+            decided: None,
+        }
+    }
+
+    /// The operation ended with `res`: keys stay on success and when the commit's outcome is
+    /// unknown, and are cleared now otherwise.
+    pub(crate) fn settle<T>(&mut self, res: &Result<T>) {
+        let keep = match res {
+            Ok(_) => true,
+            Err(err) => err.kind() == ErrorKind::CommitOutcomeUnknown,
+        };
+        self.decided = Some(keep);
+        if !keep {
+            self.clear();
+        }
+    }
+
+    fn clear(&mut self) {
+        match &self.had {
+            Had::One(had) => {
+                if !had && let Some(row) = self.rows.first_mut() {
+                    row.__clear_key();
+                }
+            }
+            Had::Many(had) => {
+                for (row, had) in self.rows.iter_mut().zip(had) {
+                    if !had {
+                        row.__clear_key();
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl<M: Model> Drop for AssignedKeys<'_, M> {
+    fn drop(&mut self) {
+        // Dropped unfinished: the operation was cancelled. Before its COMMIT was sent, its
+        // transaction (or savepoint) is rolled back; after, it may have committed.
+        if self.decided.is_none() && !self.commit.get() {
+            self.clear();
+        }
+    }
+}
 
 /// Runs `f` atomically: in a transaction of its own on a pool, in a savepoint inside a caller's
 /// transaction. Everything `f` did is rolled back if it fails. Also returns the errors of the
@@ -26,10 +114,14 @@ use crate::tx::{Target, Tx};
 ///
 /// While `f` runs, the task is marked as running receivers on the pool: a receiver that uses
 /// the `Db` instead of `signal.tx()` gets [`Error::ReceiverUsedPool`] at once.
+///
+/// `commit`, when given, is marked just before the operation's own COMMIT (not inside a
+/// caller's transaction, whose commit is the caller's).
 async fn atomically<T>(
     target: Target<'_>,
     model: &'static str,
     operation: &'static str,
+    commit: Option<&CommitSent>,
     f: impl AsyncFnOnce(&mut Tx) -> Result<T>,
 ) -> Result<(T, Vec<Error>)> {
     let running = |pool| Running {
@@ -40,8 +132,12 @@ async fn atomically<T>(
     match target {
         Target::Db(db) => {
             let mark = running(db.id);
-            db.transaction_reporting(async |tx: &mut Tx| receivers_running(mark, f(tx)).await)
-                .await
+            let _busy = Busy::new(db);
+            db.transaction_reporting(
+                async |tx: &mut Tx| receivers_running(mark, f(tx)).await,
+                commit,
+            )
+            .await
         }
         Target::Tx(tx) => {
             let mark = running(tx.pool);

@@ -7,7 +7,7 @@ use super::atomically;
 use crate::error::Result;
 use crate::meta::Column;
 use crate::model::{Deleted, Model};
-use crate::query::{Filter, Query, Set, Shape};
+use crate::query::{Filter, Query, Selected, Set, Shape};
 use crate::signal::hooks::Hooks;
 use crate::tx::{Executor, Tx};
 use crate::value::RefersTo;
@@ -107,6 +107,7 @@ impl<M: Hooks> Query<M> {
             ex.__target(),
             M::META.name,
             "delete",
+            None,
             async |tx: &mut Tx| {
                 let rows = self.all(&mut *tx).await?;
                 // The rows were not the caller's slice: errors say what failed, not an index.
@@ -123,12 +124,71 @@ impl<M: Hooks> Query<M> {
     }
 }
 
-impl<C, T> Column<C, T> {
-    /// Rows whose reference names a row that `query` matches: Django's lookups across a
-    /// relation (`Comment.objects.filter(post__author_id=3)`), as a subquery. The column must
-    /// hold the queried model's key (`T` is `P::Key` or `Option<P::Key>`), else it does not
-    /// compile; `query` takes conditions only (an ordering or a window makes the query fail
-    /// with [`Error::InvalidQuery`](crate::Error::InvalidQuery) when it runs).
+/// What a key column can be compared with across a relation, in [`Column::in_query`]: the
+/// rows of a query of `K` itself (their keys), or a column selected from a query of another
+/// model that refers to `K` ([`Query::select`]). Keys of another model do not fit, so they
+/// cannot be compared by mistake.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` does not give keys of `{K}`",
+    label = "expected a query of `{K}`, or `.select(..)` of a column that refers to `{K}`",
+    note = "a column's third type parameter says whose keys it holds: its own model for the \
+            primary key, the parent for a `foreign_key` or `one_to_one` field"
+)]
+pub trait Subquery<K> {
+    #[doc(hidden)]
+    fn __filter<C>(self, column: &'static str) -> Filter<C>;
+}
+
+impl<K: Model> Subquery<K> for Query<K> {
+    fn __filter<C>(self, column: &'static str) -> Filter<C> {
+        Filter::in_query(
+            column,
+            K::META.table,
+            K::META.columns[K::META.primary_key],
+            self,
+        )
+    }
+}
+
+impl<P: Model, T, K> Subquery<K> for Selected<P, T, K> {
+    fn __filter<C>(self, column: &'static str) -> Filter<C> {
+        Filter::in_query(column, P::META.table, self.column, self.query)
+    }
+}
+
+/// Never implemented: it only says, where a column holding no model's keys is compared with
+/// a query, what to do instead.
+#[doc(hidden)]
+#[diagnostic::on_unimplemented(
+    message = "this column holds no model's keys, so it cannot be compared with a query",
+    label = "declare the field a reference, `#[model(foreign_key = Parent, on_delete = ..)]` (or \
+             `one_to_one`), to compare it with `Parent`'s rows"
+)]
+pub trait HoldsKeys<Q> {}
+
+impl<C, T> Column<C, T, ()> {
+    /// Not available on this column: it is neither a key nor a reference (see [`Column`]), so
+    /// no query's keys can be compared with it. Declare the field a reference to use
+    /// `in_query`.
+    pub fn in_query<Q>(self, _query: Q) -> Filter<C>
+    where
+        Self: HoldsKeys<Q>,
+    {
+        Filter::invalid(format!("`{}` holds no model's keys", self.name()))
+    }
+}
+
+impl<C, T, R: Model> Column<C, T, R> {
+    /// Rows whose key or reference names a row that `query` matches: Django's lookups across
+    /// a relation (`Comment.objects.filter(post__author_id=3)`), as a subquery.
+    ///
+    /// The column says whose keys it holds (see [`Column`]): a reference to `Post` takes a
+    /// query of `Post` (`Comment::POST_ID.in_query(Post::query()..)`), and a key takes a
+    /// column of another query that refers to it (`Author::ID.in_query(Post::query()
+    /// ..select(Post::AUTHOR_ID))`, the reverse direction). Keys of another model
+    /// (`Author::ID.in_query(Post::query())`) do not compile. `query` takes conditions only (an
+    /// ordering or a window makes the query fail with
+    /// [`Error::InvalidQuery`](crate::Error::InvalidQuery) when it runs).
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")] async fn main() -> signals_core::Result<()> {
@@ -161,15 +221,10 @@ impl<C, T> Column<C, T> {
     /// assert_eq!(on_adas_posts, 2);
     /// # Ok(()) }
     /// ```
-    pub fn in_query<P: Model>(self, query: Query<P>) -> Filter<C>
+    pub fn in_query(self, query: impl Subquery<R>) -> Filter<C>
     where
-        T: RefersTo<P::Key>,
+        T: RefersTo<R::Key>,
     {
-        Filter::in_query(
-            self.name(),
-            P::META.table,
-            P::META.columns[P::META.primary_key],
-            query,
-        )
+        query.__filter(self.name())
     }
 }

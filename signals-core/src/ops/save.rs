@@ -3,9 +3,9 @@
 //!
 //! Uses `error`, `kind`, `meta`, `sql`, `value`, `tx`, `model` and `signal`.
 
-use super::atomically;
 use super::cascade::relations_from;
 use super::load;
+use super::{AssignedKeys, atomically};
 use crate::backend::Backend;
 use crate::error::{Error, Result};
 use crate::kind::SignalKind;
@@ -15,7 +15,7 @@ use crate::signal::context::{Committed, Old, PostSave, PreSave, SaveFlags};
 use crate::signal::hooks::{self, Hooks, any_receivers};
 use crate::signal::muting;
 use crate::sql::partial_update;
-use crate::tx::{Target, Tx};
+use crate::tx::{CommitSent, Target, Tx};
 use crate::value::Args;
 use crate::value::sqlite::SqlValue;
 
@@ -46,14 +46,11 @@ pub(crate) async fn save<M: Hooks>(
             });
         }
     }
-    let had_key = m.__key().is_some();
-    let res = save_inner(m, target, options)
-        .await
-        .map_err(|err| name_the_column(err, m));
-    if res.is_err() && !had_key {
-        // The INSERT that assigned a key was rolled back: the instance must not claim a row.
-        m.__clear_key();
-    }
+    // A key the save assigns stays only if its row may exist: see `AssignedKeys`.
+    let mut keys = AssignedKeys::one(m);
+    let res = save_inner(&mut keys.rows[0], target, options, &keys.commit).await;
+    let res = res.map_err(|err| name_the_column(err, &keys.rows[0]));
+    keys.settle(&res);
     res
 }
 
@@ -61,6 +58,7 @@ async fn save_inner<M: Hooks>(
     m: &mut M,
     target: Target<'_>,
     options: SaveOptions<M>,
+    commit: &CommitSent,
 ) -> Result<Saved> {
     let fields = options.update_fields;
     let signalled = any_receivers::<M>(&[
@@ -74,15 +72,21 @@ async fn save_inner<M: Hooks>(
             update_fields: names.as_deref(),
             raw: options.raw,
         };
-        atomically(target, M::META.name, "save", async |tx: &mut Tx| {
-            let created = save_signalled(m, tx, flags, fields).await?;
-            // Robust receivers' errors, from this save's own scope: those of saves nested in
-            // its receivers went with those saves.
-            Ok((
-                created,
-                std::mem::take(&mut tx.scopes.current().robust_errors),
-            ))
-        })
+        atomically(
+            target,
+            M::META.name,
+            "save",
+            Some(commit),
+            async |tx: &mut Tx| {
+                let created = save_signalled(m, tx, flags, fields).await?;
+                // Robust receivers' errors, from this save's own scope: those of saves nested in
+                // its receivers went with those saves.
+                Ok((
+                    created,
+                    std::mem::take(&mut tx.scopes.current().robust_errors),
+                ))
+            },
+        )
         .await?
     } else {
         let mut target = target;
@@ -160,7 +164,9 @@ pub(crate) async fn write<M: Hooks>(
             let mut args = Args::new(backend, columns);
             m.__bind_values(&mut args)?;
             let id = if backend.returns_generated_key() {
-                target.fetch_i64(st.insert.as_str(), args).await?
+                target
+                    .insert_returning_key(st.insert.as_str(), args)
+                    .await?
             } else {
                 target.execute(st.insert.as_str(), args).await?.last_id
             };

@@ -114,38 +114,94 @@ pub(super) enum Anchor {
     End,
 }
 
+/// The escape character of the crate's `LIKE` patterns, given in an explicit `ESCAPE` clause:
+/// a backslash would depend on the server's mode (MySQL's `NO_BACKSLASH_ESCAPES` makes it an
+/// ordinary character, and `%` matched anything after it), and `!` is no wildcard anywhere.
+const LIKE_ESCAPE: char = '!';
+
 impl Anchor {
-    /// The pattern matching `text` here: a `LIKE` pattern (`%` and `_` escaped with `\`, the
-    /// default escape character of PostgreSQL and MySQL), or on SQLite, whose `LIKE` ignores
-    /// case, a case-sensitive `GLOB` pattern (`*`, `?` and `[` escaped in brackets).
-    fn pattern(self, text: &str, backend: Backend) -> String {
-        let (any, mut out) = if backend == Backend::Sqlite {
-            ('*', String::new())
-        } else {
-            ('%', String::new())
-        };
+    /// The `LIKE` pattern matching `text` here (PostgreSQL and MySQL): `%`, `_` and the escape
+    /// character escaped with [`LIKE_ESCAPE`].
+    fn like_pattern(self, text: &str) -> String {
+        let mut out = String::with_capacity(text.len() + 2);
         if matches!(self, Anchor::Anywhere | Anchor::End) {
-            out.push(any);
+            out.push('%');
         }
         for c in text.chars() {
-            match (backend, c) {
-                (Backend::Sqlite, '*' | '?' | '[') => {
-                    out.push('[');
-                    out.push(c);
-                    out.push(']');
-                }
-                (Backend::Sqlite, c) => out.push(c),
-                (_, '%' | '_' | '\\') => {
-                    out.push('\\');
-                    out.push(c);
-                }
-                (_, c) => out.push(c),
+            if matches!(c, '%' | '_' | LIKE_ESCAPE) {
+                out.push(LIKE_ESCAPE);
             }
+            out.push(c);
         }
         if matches!(self, Anchor::Anywhere | Anchor::Start) {
-            out.push(any);
+            out.push('%');
         }
         out
+    }
+
+    /// Writes the condition that `column` holds `text` here, binding `text`, on `backend`.
+    ///
+    /// - PostgreSQL and MySQL: `LIKE` (MySQL: `LIKE BINARY`, case-sensitive whatever the
+    ///   column's collation) with an explicit `ESCAPE`, which holds in every `sql_mode`.
+    /// - SQLite, whose `LIKE` ignores case and whose `GLOB` stops at a NUL character (so
+    ///   `"a\0b"` did not end with `"b"`, and a pattern with a NUL matched every row): byte
+    ///   comparisons, which count NULs like any other character, `instr` for "anywhere" and
+    ///   `substr` of the value as a BLOB for either end (UTF-8 makes a byte match a character
+    ///   match).
+    /// - PostgreSQL text cannot hold NUL, so no value there holds a text with one: the
+    ///   condition is false for every value (and NULL for NULL, as `LIKE` would be).
+    fn write(
+        self,
+        backend: Backend,
+        out: &mut String,
+        args: &mut Args,
+        column: &'static str,
+        text: &str,
+        mut placeholder: impl FnMut(&mut String),
+    ) -> Result<()> {
+        match backend {
+            Backend::Sqlite => {
+                let bytes = text.len();
+                if bytes == 0 || matches!(self, Anchor::Anywhere) {
+                    out.push_str("instr(");
+                    backend.quote(out, column);
+                    out.push_str(", ");
+                    placeholder(out);
+                    out.push_str(") > 0");
+                } else {
+                    out.push_str("substr(CAST(");
+                    backend.quote(out, column);
+                    // Numbers of the crate's own, written as numbers.
+                    out.push_str(&if matches!(self, Anchor::Start) {
+                        format!(" AS BLOB), 1, {bytes}) = CAST(")
+                    } else {
+                        format!(" AS BLOB), -{bytes}) = CAST(")
+                    });
+                    placeholder(out);
+                    out.push_str(" AS BLOB)");
+                }
+                args.bind(&text.to_owned(), column)
+            }
+            Backend::Postgres if text.contains('\0') => {
+                out.push('(');
+                backend.quote(out, column);
+                out.push_str(" IS NULL AND NULL)");
+                Ok(())
+            }
+            _ => {
+                backend.quote(out, column);
+                out.push_str(if backend == Backend::MySql {
+                    " LIKE BINARY "
+                } else {
+                    " LIKE "
+                });
+                placeholder(out);
+                out.push_str(" ESCAPE '");
+                out.push(LIKE_ESCAPE);
+                out.push('\'');
+                args.bind(&self.like_pattern(text), column)
+            }
+        }
     }
 }
 
@@ -167,7 +223,9 @@ mod text {
 
 /// Text conditions, case-sensitive on every backend (Django's `contains`, `startswith`,
 /// `endswith`, which on SQLite ignore case: here they never do). The text is matched as it is:
-/// `%`, `_` and the like are not wildcards.
+/// `%`, `_`, `\` and the like are not wildcards, in every MySQL `sql_mode`
+/// (`NO_BACKSLASH_ESCAPES` and `ANSI` included), and a NUL character is a character like
+/// any other (PostgreSQL text cannot hold one, so there no value holds a text with NUL).
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> signals_core::Result<()> {
@@ -187,7 +245,7 @@ mod text {
 /// assert_eq!(Post::query().filter(Post::TITLE.ends_with("y")).count(&db).await?, 1);
 /// # Ok(()) }
 /// ```
-impl<M, T: Text> Column<M, T> {
+impl<M, T: Text, R> Column<M, T, R> {
     fn text(self, text: impl Into<String>, at: Anchor) -> Filter<M> {
         Filter::new(Node::Text {
             column: self.name(),
@@ -305,7 +363,7 @@ impl<M> fmt::Debug for Filter<M> {
 }
 
 /// The conditions on a column, from the column constants the derive generates.
-impl<M, T: FieldType> Column<M, T> {
+impl<M, T: FieldType, R> Column<M, T, R> {
     fn compare(self, op: &'static str, value: T) -> Filter<M> {
         Filter::new(Node::Compare {
             column: self.name(),
@@ -420,6 +478,24 @@ impl Node {
             backend.placeholder(out, *params);
         };
         match self {
+            // PostgreSQL text cannot hold NUL: no value there equals (or differs from, but
+            // for NULL) a text with one; an order against one would be the server's guess.
+            Node::Compare {
+                column, op, value, ..
+            } if backend == Backend::Postgres && value.is_text_with_nul() => {
+                out.push('(');
+                backend.quote(out, column);
+                match *op {
+                    "=" => out.push_str(" IS NULL AND NULL)"),
+                    "<>" => out.push_str(" IS NOT NULL OR NULL)"),
+                    _ => {
+                        return Err(crate::error::Error::InvalidQuery(format!(
+                            "`{column}` is compared ({op}) with a text holding NUL (U+0000), \
+                             which PostgreSQL text cannot hold"
+                        )));
+                    }
+                }
+            }
             Node::Compare {
                 column,
                 op,
@@ -438,18 +514,22 @@ impl Node {
                 backend.quote(out, column);
                 out.push_str(if *negated { " IS NOT NULL" } else { " IS NULL" });
             }
-            Node::In { values, .. } if values.is_empty() => {
-                out.push_str("1 = 0");
-            }
             Node::In {
                 column,
                 values,
                 numeric_text,
             } => {
+                // A text with NUL matches no PostgreSQL value (its text cannot hold one).
+                let storable =
+                    |v: &dyn DynField| backend != Backend::Postgres || !v.is_text_with_nul();
+                if !values.iter().any(|v| storable(v.as_ref())) {
+                    out.push_str("1 = 0");
+                    return Ok(());
+                }
                 let cast = *numeric_text && backend == Backend::Sqlite;
                 write_column(backend, out, column, cast);
                 out.push_str(" IN (");
-                for (i, value) in values.iter().enumerate() {
+                for (i, value) in values.iter().filter(|v| storable(v.as_ref())).enumerate() {
                     if i > 0 {
                         out.push_str(", ");
                     }
@@ -459,14 +539,7 @@ impl Node {
                 out.push(')');
             }
             Node::Text { column, text, at } => {
-                backend.quote(out, column);
-                out.push_str(match backend {
-                    Backend::Sqlite => " GLOB ",
-                    Backend::MySql => " LIKE BINARY ",
-                    _ => " LIKE ",
-                });
-                placeholder(out);
-                args.bind(&at.pattern(text, backend), column)?;
+                at.write(backend, out, args, column, text, placeholder)?;
             }
             Node::InQuery {
                 column,

@@ -96,7 +96,65 @@ pub(crate) enum Shape {
     Exists,
 }
 
+/// One column of a query's rows, as the subquery of a condition across a relation:
+/// `Post::query().select(Post::AUTHOR_ID)` are the authors of the posts the query matches (see
+/// [`Column::in_query`](crate::Column::in_query)). `R` is whose keys the column holds.
+pub struct Selected<M, T, R> {
+    pub(crate) query: Query<M>,
+    pub(crate) column: &'static str,
+    _marker: PhantomData<fn() -> (T, R)>,
+}
+
+impl<M, T, R> fmt::Debug for Selected<M, T, R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Selected")
+            .field("column", &self.column)
+            .field("query", &self.query)
+            .finish()
+    }
+}
+
 impl<M> Query<M> {
+    /// This query's values of `column`, for a condition across a relation: with a reference
+    /// column, the keys of the rows it refers to (Django's `.values("author_id")` in an
+    /// `__in` lookup).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> signals_core::Result<()> {
+    /// use signals_core::{Db, Model};
+    ///
+    /// #[derive(Model)]
+    /// struct Author { id: Option<i64>, name: String }
+    ///
+    /// #[derive(Model)]
+    /// struct Post {
+    ///     id: Option<i64>,
+    ///     #[model(foreign_key = Author, on_delete = cascade)]
+    ///     author_id: i64,
+    ///     published: bool,
+    /// }
+    ///
+    /// let db = Db::connect("sqlite::memory:").await?;
+    /// db.create_tables::<(Author, Post)>().await?;
+    /// for name in ["ada", "bob"] {
+    ///     Author { id: None, name: name.into() }.save(&db).await?;
+    /// }
+    /// Post { id: None, author_id: 1, published: true }.save(&db).await?;
+    /// Post { id: None, author_id: 2, published: false }.save(&db).await?;
+    /// // Authors with a published post: Django's `Author.objects.filter(post__published=True)`.
+    /// let published = Post::query().filter(Post::PUBLISHED.eq(true)).select(Post::AUTHOR_ID);
+    /// let authors = Author::query().filter(Author::ID.in_query(published)).all(&db).await?;
+    /// assert_eq!(authors.iter().map(|a| a.name.as_str()).collect::<Vec<_>>(), ["ada"]);
+    /// # Ok(()) }
+    /// ```
+    pub fn select<T, R>(self, column: crate::meta::Column<M, T, R>) -> Selected<M, T, R> {
+        Selected {
+            query: self,
+            column: column.name(),
+            _marker: PhantomData,
+        }
+    }
+
     /// Keeps only the rows `filter` matches; several filters must all match.
     pub fn filter(mut self, filter: Filter<M>) -> Self {
         self.filter = Some(match self.filter.take() {

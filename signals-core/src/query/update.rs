@@ -65,14 +65,14 @@ numeric!(i8, i16, i32, i64, u8, u16, u32, f32, f64);
 #[cfg(feature = "decimal")]
 numeric!(rust_decimal::Decimal);
 
-impl<M, T: FieldType> Column<M, T> {
+impl<M, T: FieldType, R> Column<M, T, R> {
     /// Sets the column to `value`, in [`Query::update`].
     pub fn set(self, value: impl Into<T>) -> Set<M> {
         Set::one(self.name(), Assign::Value(Box::new(value.into())))
     }
 }
 
-impl<M, T: Numeric> Column<M, T> {
+impl<M, T: Numeric, R> Column<M, T, R> {
     /// Adds `n` to the column (subtracts, when negative) in the database, in [`Query::update`]:
     /// Django's `F("count") + n`, safe against concurrent updates. A NULL stays NULL.
     #[allow(clippy::should_implement_trait)] // an assignment `col = col + n`, not a sum

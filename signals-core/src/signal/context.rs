@@ -69,7 +69,7 @@ macro_rules! old_values {
 
         /// The value `column` held before this save; `None` when the save creates the row.
         /// Panics as [`old`](Self::old) does.
-        pub fn was<M: Model, T: FieldType>(&self, column: Column<M, T>) -> Option<&T> {
+        pub fn was<M: Model, T: FieldType, R>(&self, column: Column<M, T, R>) -> Option<&T> {
             self.old::<M>().map(|old| {
                 old.__field(column.index())
                     .downcast_ref::<T>()
@@ -275,10 +275,10 @@ impl<'t> PreSave<'t> {
     ///     Ok(())
     /// }
     /// ```
-    pub fn changed<M: Model, T: FieldType + PartialEq>(
+    pub fn changed<M: Model, T: FieldType + PartialEq, R>(
         &self,
         instance: &M,
-        column: Column<M, T>,
+        column: Column<M, T, R>,
     ) -> bool {
         let Some(old) = self.old::<M>() else {
             return true;
@@ -384,7 +384,7 @@ impl<'t> PostSave<'t> {
     ///     Ok(())
     /// }
     /// ```
-    pub fn changed<M: Model, T: FieldType + PartialEq>(&self, column: Column<M, T>) -> bool {
+    pub fn changed<M: Model, T: FieldType + PartialEq, R>(&self, column: Column<M, T, R>) -> bool {
         let Some(old) = self.old::<M>() else {
             return true;
         };

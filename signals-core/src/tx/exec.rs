@@ -53,6 +53,15 @@ impl Target<'_> {
         }
     }
 
+    /// A pool's timeout explained when receivers of the pool hold its connections (see
+    /// [`Error::PoolTimedOut`](crate::Error::PoolTimedOut)).
+    fn explain<T>(&self, res: Result<T>) -> Result<T> {
+        match self {
+            Target::Db(db) => res.map_err(|err| db.explain_pool_timeout(err)),
+            Target::Tx(_) => res,
+        }
+    }
+
     /// The connection the next statement runs on; in a transaction, after undoing the
     /// savepoints of cancelled operations.
     async fn handle(&mut self) -> Result<Handle<'_>> {
@@ -69,13 +78,17 @@ impl Target<'_> {
     }
 
     /// Runs a statement, text of the crate's own (a model's statements, or SQL built at run
-    /// time), its values bound, never interpolated.
+    /// time), its values bound, never interpolated. On a pool it runs in autocommit, as its
+    /// own transaction: a connection that fails once the statement was sent gives
+    /// [`Error::CommitOutcomeUnknown`](crate::Error::CommitOutcomeUnknown), since it may have
+    /// committed.
     pub(crate) async fn execute(
         &mut self,
         sql: impl sqlx::SqlSafeStr + Send,
         args: Args,
     ) -> Result<Outcome> {
-        self.handle().await?.execute(sql, args).await
+        let res = self.handle().await?.execute(sql, args).await;
+        self.explain(res)
     }
 
     pub(crate) async fn fetch_all<M>(
@@ -84,7 +97,8 @@ impl Target<'_> {
         args: Args,
         decode: fn(&Row<'_>) -> Result<M>,
     ) -> Result<Vec<M>> {
-        self.handle().await?.fetch_all(sql, args, decode).await
+        let res = self.handle().await?.fetch_all(sql, args, decode).await;
+        self.explain(res)
     }
 
     pub(crate) async fn fetch_optional<M>(
@@ -93,7 +107,8 @@ impl Target<'_> {
         args: Args,
         decode: fn(&Row<'_>) -> Result<M>,
     ) -> Result<Option<M>> {
-        self.handle().await?.fetch_optional(sql, args, decode).await
+        let res = self.handle().await?.fetch_optional(sql, args, decode).await;
+        self.explain(res)
     }
 
     /// Runs a statement that returns one integer (`COUNT(*)`, `RETURNING id`).
@@ -102,6 +117,18 @@ impl Target<'_> {
         sql: impl sqlx::SqlSafeStr + Send,
         args: Args,
     ) -> Result<i64> {
-        self.handle().await?.fetch_i64(sql, args).await
+        let res = self.handle().await?.fetch_i64(sql, args, false).await;
+        self.explain(res)
+    }
+
+    /// Runs an INSERT that returns the key it generated (`RETURNING id`): on a pool, a write
+    /// in autocommit (see [`Target::execute`]).
+    pub(crate) async fn insert_returning_key(
+        &mut self,
+        sql: impl sqlx::SqlSafeStr + Send,
+        args: Args,
+    ) -> Result<i64> {
+        let res = self.handle().await?.fetch_i64(sql, args, true).await;
+        self.explain(res)
     }
 }

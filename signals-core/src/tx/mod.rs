@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::AtomicU32;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use crate::backend::Backend;
@@ -47,7 +47,9 @@ impl Db {
     /// ```
     pub async fn begin(&self) -> Result<Tx> {
         self.check_not_reentered()?;
-        let inner = TxConn::begin(&self.pool).await?;
+        let inner = TxConn::begin(&self.pool)
+            .await
+            .map_err(|err| self.explain_pool_timeout(err))?;
         Ok(Tx {
             row_states: HashMap::new(),
             backend: self.backend(),
@@ -86,14 +88,18 @@ impl Db {
         F: AsyncFnOnce(&mut Tx) -> std::result::Result<T, E>,
         E: From<Error>,
     {
-        self.transaction_reporting(f).await.map(|(value, _)| value)
+        self.transaction_reporting(f, None)
+            .await
+            .map(|(value, _)| value)
     }
 
     /// [`transaction`](Self::transaction), also returning the errors of the work that ran
-    /// after the commit (see [`Tx::commit_reporting`]).
+    /// after the commit (see [`Tx::commit_reporting`]); `commit`, when given, is marked just
+    /// before COMMIT is sent.
     pub(crate) async fn transaction_reporting<T, E, F>(
         &self,
         f: F,
+        commit: Option<&CommitSent>,
     ) -> std::result::Result<(T, Vec<Error>), E>
     where
         F: AsyncFnOnce(&mut Tx) -> std::result::Result<T, E>,
@@ -102,7 +108,7 @@ impl Db {
         let mut tx = self.begin().await?;
         match f(&mut tx).await {
             Ok(value) => {
-                let errors = tx.commit_reporting().await?;
+                let errors = tx.commit_marking(commit).await?;
                 Ok((value, errors))
             }
             Err(err) => {
@@ -112,6 +118,21 @@ impl Db {
                 Err(err)
             }
         }
+    }
+}
+
+/// Whether an operation's own COMMIT has been sent: from then on its outcome is the
+/// database's to tell, so a failure or a cancellation may have committed it.
+#[derive(Debug, Default)]
+pub(crate) struct CommitSent(std::sync::atomic::AtomicBool);
+
+impl CommitSent {
+    pub(crate) fn mark(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+
+    pub(crate) fn get(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
     }
 }
 
@@ -259,7 +280,16 @@ impl Tx {
     /// assert!(tx.commit_reporting().await?.is_empty());
     /// # Ok(()) }
     /// ```
-    pub async fn commit_reporting(mut self) -> Result<Vec<Error>> {
+    pub async fn commit_reporting(self) -> Result<Vec<Error>> {
+        self.commit_marking(None).await
+    }
+
+    /// [`commit_reporting`](Self::commit_reporting), marking `commit` just before COMMIT is
+    /// sent (after the outbox's rows are written).
+    pub(crate) async fn commit_marking(
+        mut self,
+        commit: Option<&CommitSent>,
+    ) -> Result<Vec<Error>> {
         self.repair().await?;
         // No savepoint is open here but those of operations still running elsewhere, which
         // `&mut` borrowing rules out; COMMIT would release them anyway.
@@ -275,7 +305,12 @@ impl Tx {
         }
         match self.inner.take() {
             None => return Err(Error::Transaction("transaction already finished".into())),
-            Some(inner) => inner.commit().await?,
+            Some(inner) => {
+                if let Some(commit) = commit {
+                    commit.mark();
+                }
+                inner.commit().await?;
+            }
         }
         if durable {
             outbox::committed();

@@ -90,10 +90,17 @@ pub(crate) fn sqlx_sqlite_args(values: Vec<SqlValue>) -> Result<SqliteArguments>
 #[doc(hidden)]
 pub(crate) trait DynField: Debug + Send + Sync {
     fn bind_to(&self, args: &mut Args, column: &'static str) -> Result<()>;
+
+    /// Whether the value is text holding a NUL character, which PostgreSQL text cannot hold.
+    fn is_text_with_nul(&self) -> bool;
 }
 
 impl<T: FieldType> DynField for T {
     fn bind_to(&self, args: &mut Args, column: &'static str) -> Result<()> {
         args.bind(self, column)
+    }
+
+    fn is_text_with_nul(&self) -> bool {
+        matches!(self.to_stored().__to_sqlite(), Ok(SqlValue::Text(text)) if text.contains('\0'))
     }
 }

@@ -320,6 +320,15 @@ mod decimal {
     impl BuiltinType for Decimal {
         const SQL_TYPE: SqlType = SqlType::Decimal;
         sqlite_codec!(encode_decimal, decode_decimal);
+        fn __rescale(&mut self, places: u32) {
+            if self.scale() != places {
+                *self = self.round_dp_with_strategy(
+                    places,
+                    rust_decimal::RoundingStrategy::MidpointAwayFromZero,
+                );
+                self.rescale(places);
+            }
+        }
         fn __to_json(&self) -> serde_json::Value {
             super::to_json::display(self)
         }
@@ -368,6 +377,20 @@ where
     ) -> Result<Self> {
         T::__read_option(row, index, model, column)
     }
+
+    #[inline]
+    fn __read_scaled(
+        row: &Row<'_>,
+        index: usize,
+        model: &'static str,
+        column: &'static str,
+        places: u32,
+    ) -> Result<Self> {
+        if row.is_null(index, model, column)? {
+            return Ok(None);
+        }
+        T::__read_scaled(row, index, model, column, places).map(Some)
+    }
 }
 
 impl<T: BuiltinType + sealed::NonOption> BuiltinType for Option<T> {
@@ -402,6 +425,12 @@ impl<T: BuiltinType + sealed::NonOption> BuiltinType for Option<T> {
         match self {
             Some(value) => value.__check(backend),
             None => Ok(()),
+        }
+    }
+
+    fn __rescale(&mut self, places: u32) {
+        if let Some(value) = self {
+            value.__rescale(places);
         }
     }
 

@@ -140,6 +140,27 @@ pub trait FieldType: Debug + Send + Sync + Sized + 'static {
         })
     }
 
+    /// Reads a column declared with `decimal_places = places`: its decimals with exactly
+    /// that many places, as PostgreSQL and MySQL return them (SQLite keeps the text it was
+    /// given, `1.5` for `1.50`), as Django does.
+    #[doc(hidden)]
+    #[inline]
+    fn __read_scaled(
+        row: &Row<'_>,
+        index: usize,
+        model: &'static str,
+        column: &'static str,
+        places: u32,
+    ) -> Result<Self> {
+        let mut stored = <Self::Stored as FieldType>::__read(row, index, model, column)?;
+        stored.__rescale(places);
+        Self::from_stored(stored).map_err(|source| Error::Decode {
+            model,
+            column,
+            source: sqlx::Error::Decode(source),
+        })
+    }
+
     /// The value as JSON, for type-erased instances.
     #[doc(hidden)]
     fn __json(&self) -> serde_json::Value {
@@ -210,6 +231,12 @@ pub trait BuiltinType:
     fn __check(&self, _backend: Backend) -> std::result::Result<(), String> {
         Ok(())
     }
+
+    /// Brings a decimal to `places` decimal places (rounding half away from zero, as
+    /// PostgreSQL and MySQL store it); other types are left as they are.
+    #[doc(hidden)]
+    #[inline]
+    fn __rescale(&mut self, _places: u32) {}
 
     /// The value as SQLite stores it, exactly as sqlx's SQLite driver encodes it, so rows
     /// written through sqlx and through SQLite's own handle are the same.

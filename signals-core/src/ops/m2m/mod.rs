@@ -9,6 +9,7 @@ mod links;
 pub use links::{Links, M2mLink};
 pub(crate) use links::{Removed, has_links, links_of, send_removed};
 
+use std::collections::BTreeSet;
 use std::marker::PhantomData;
 
 use super::atomically;
@@ -321,7 +322,7 @@ async fn within<'e, R>(
     operation: &'static str,
     f: impl AsyncFnOnce(&mut Tx) -> Result<R>,
 ) -> Result<R> {
-    atomically(ex.__target(), model, operation, f)
+    atomically(ex.__target(), model, operation, None, f)
         .await
         .map(|(r, _)| r)
 }
@@ -415,19 +416,30 @@ async fn locked_among<F: Model, T: Model, Th: Through<F, T>>(
     linked::<F, T, Th>(&mut Target::Tx(tx), key, Some(wanted)).await
 }
 
-/// Every `T` key linked to `key`, read under the lock of the rows a change of them and of
-/// `also` takes: from the second side, the linked keys are read first to know what to lock,
-/// then read again under the lock.
+/// The `T` keys linked to `key` that a change of them and of `also` may act on, read under
+/// the lock of the rows such a change takes.
+///
+/// From the first side the instance's own row is the lock, and every link of the instance is
+/// read under it. From the second side each link `(a, key)` is guarded by `a`'s row, so the
+/// links are read once to know which rows to lock, the rows are locked (in key order), and
+/// the links are read again **among the locked rows only**: a link that another side added
+/// between the two reads, to a row not locked here, is left alone, as if that change had come
+/// just after this one (it has not been reported here, and its own change reports it). Reading
+/// it as well would act on a link whose row another change holds: removed twice, or reported
+/// twice.
 async fn locked_links<F: Model, T: Model, Th: Through<F, T>>(
     tx: &mut Tx,
     key: &F::Key,
     also: &[T::Key],
 ) -> Result<Vec<T::Key>> {
-    let mut touched = also.to_vec();
     if Th::__REVERSE && tx.backend() != Backend::Sqlite {
+        let mut touched: BTreeSet<T::Key> = also.iter().cloned().collect();
         touched.extend(linked::<F, T, Th>(&mut Target::Tx(tx), key, None).await?);
+        let touched: Vec<T::Key> = touched.into_iter().collect();
+        lock::<F, T, Th>(tx, key, &touched).await?;
+        return linked::<F, T, Th>(&mut Target::Tx(tx), key, Some(&touched)).await;
     }
-    lock::<F, T, Th>(tx, key, &touched).await?;
+    lock::<F, T, Th>(tx, key, also).await?;
     linked::<F, T, Th>(&mut Target::Tx(tx), key, None).await
 }
 

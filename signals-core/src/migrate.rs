@@ -1,0 +1,199 @@
+//! Applying sqlx migrations under one lock that holds on every backend.
+//!
+//! sqlx's migrator locks the database itself on PostgreSQL and MySQL, but on MariaDB its
+//! `GET_LOCK(name, -1)` returns NULL, which is no lock at all (MariaDB takes a negative timeout
+//! as an error, where MySQL waits forever), and the migrator ignores the answer: concurrent
+//! first runs then apply one migration twice, or find it half applied. On SQLite it takes no
+//! lock. [`run`] takes one of its own, checks that the server granted it, and runs the
+//! migrations with sqlx's own lock turned off:
+//!
+//! - PostgreSQL: a session advisory lock (`pg_advisory_lock`) keyed by the database's name;
+//! - MySQL/MariaDB: `GET_LOCK` with a finite timeout, asked again until it answers 1 (granted);
+//! - SQLite: an exclusive lock on the file `<database>.migrate-lock` beside a database file (an
+//!   in-memory database is one connection's, and needs none).
+//!
+//! The lock and the migrations run on a connection of their own, not one of the pool's: a run
+//! cancelled or killed midway closes it, which releases a server's lock, and no pooled
+//! connection is ever handed on while holding one.
+//!
+//! Uses `error` and `conn`.
+
+use std::borrow::Cow;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use sqlx::migrate::{MigrateError, Migrator};
+use sqlx::{ConnectOptions as _, Connection as _};
+
+use crate::conn::{Db, PoolRef};
+use crate::error::{Error, Result};
+
+/// How long one `GET_LOCK` waits before it is asked again (MariaDB and MySQL answer 0 then).
+const MYSQL_LOCK_WAIT: Duration = Duration::from_secs(5);
+
+/// Applies the migrations of `migrator` that `db` has not applied yet, under one lock per
+/// database that holds on every backend (see the [module](self)): any number of processes may
+/// run it at once, as every instance of an application does at start-up, and each migration
+/// is applied once.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> signals_core::Result<()> {
+/// use std::borrow::Cow;
+/// use signals_core::sqlx::migrate::{Migration, MigrationType, Migrator};
+/// use signals_core::sqlx::{AssertSqlSafe, SqlSafeStr};
+///
+/// let migrator = Migrator::with_migrations(vec![Migration::new(
+///     1,
+///     Cow::Borrowed("tags"),
+///     MigrationType::Simple,
+///     AssertSqlSafe("CREATE TABLE tag (id INTEGER PRIMARY KEY, name TEXT NOT NULL)").into_sql_str(),
+///     false,
+/// )]);
+/// let db = signals_core::Db::connect("sqlite::memory:").await?;
+/// signals_core::migrate::run(&db, &migrator).await?;
+/// signals_core::migrate::run(&db, &migrator).await?; // nothing left to apply
+/// db.execute_unprepared("INSERT INTO tag (name) VALUES ('rust')").await?;
+/// # Ok(()) }
+/// ```
+pub async fn run(db: &Db, migrator: &Migrator) -> Result<()> {
+    db.check_not_reentered()?;
+    let migrator = unlocked(migrator);
+    match db.pool() {
+        PoolRef::Sqlite(pool) => {
+            // A file (which `Db::connect` created if missing) is locked beside it; an
+            // in-memory database is one connection's, which serializes everything.
+            let file = pool.connect_options().get_filename().to_path_buf();
+            let _lock = if file.is_file() {
+                Some(lock_file(&file).await?)
+            } else {
+                None
+            };
+            migrator.run(pool).await.map_err(migrate_error)
+        }
+        PoolRef::Postgres(pool) => {
+            let mut conn = pool.connect_options().connect().await?;
+            let res = async {
+                sqlx::query(
+                    "SELECT pg_advisory_lock(hashtext('signals.migrate.' || current_database()))",
+                )
+                .execute(&mut conn)
+                .await?;
+                let res = migrator
+                    .run_direct(None, &mut conn, false)
+                    .await
+                    .map_err(migrate_error);
+                sqlx::query(
+                    "SELECT pg_advisory_unlock(hashtext('signals.migrate.' || current_database()))",
+                )
+                .execute(&mut conn)
+                .await?;
+                res
+            }
+            .await;
+            let _ = conn.close().await;
+            res
+        }
+        PoolRef::MySql(pool) => {
+            let mut conn = pool.connect_options().connect().await?;
+            let res = async {
+                mysql_lock(&mut conn).await?;
+                let res = migrator
+                    .run_direct(None, &mut conn, false)
+                    .await
+                    .map_err(migrate_error);
+                sqlx::query("SELECT RELEASE_LOCK(CONCAT('signals_migrate_', MD5(DATABASE())))")
+                    .execute(&mut conn)
+                    .await?;
+                res
+            }
+            .await;
+            let _ = conn.close().await;
+            res
+        }
+    }
+}
+
+/// `migrator` without sqlx's own lock, which [`run`] replaces.
+fn unlocked(migrator: &Migrator) -> Migrator {
+    Migrator {
+        migrations: Cow::Owned(migrator.migrations.to_vec()),
+        ignore_missing: migrator.ignore_missing,
+        locking: false,
+        no_tx: migrator.no_tx,
+        table_name: migrator.table_name.clone(),
+        create_schemas: migrator.create_schemas.clone(),
+    }
+}
+
+/// Takes the database's migration lock on a MySQL or MariaDB connection, waiting for another
+/// run that holds it. `GET_LOCK` answers 1 when granted, 0 when it timed out (asked again) and
+/// NULL on an error, which is refused: never run migrations unlocked.
+async fn mysql_lock(conn: &mut sqlx::MySqlConnection) -> Result<()> {
+    loop {
+        let granted: Option<i64> = sqlx::query_scalar(
+            "SELECT CAST(GET_LOCK(CONCAT('signals_migrate_', MD5(DATABASE())), ?) AS SIGNED)",
+        )
+        .bind(MYSQL_LOCK_WAIT.as_secs() as i64)
+        .fetch_one(&mut *conn)
+        .await?;
+        match granted {
+            Some(1) => return Ok(()),
+            Some(_) => tracing::info!("waiting for another run's migration lock"),
+            None => {
+                return Err(Error::Migrate(
+                    "the server refused the migration lock (GET_LOCK answered NULL); nothing \
+                     was applied"
+                        .into(),
+                ));
+            }
+        }
+    }
+}
+
+/// Takes the exclusive lock of the file `<db>.migrate-lock` beside the SQLite database `db`,
+/// waiting (on a blocking thread) for another process that holds it; released when the
+/// returned file is dropped (or the process ends).
+async fn lock_file(db: &Path) -> Result<std::fs::File> {
+    let mut name = db.as_os_str().to_owned();
+    name.push(".migrate-lock");
+    let path = PathBuf::from(name);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| lock_error(&path, &e))?;
+    let locked = tokio::task::spawn_blocking(move || file.lock().map(|()| file)).await;
+    match locked {
+        Ok(Ok(file)) => Ok(file),
+        Ok(Err(e)) => Err(lock_error(&path, &e)),
+        Err(e) => Err(Error::Migrate(format!(
+            "waiting for the migration lock `{}` failed: {e}",
+            path.display()
+        ))),
+    }
+}
+
+fn lock_error(path: &Path, err: &std::io::Error) -> Error {
+    Error::Migrate(format!(
+        "cannot take the migration lock `{}`: {err}",
+        path.display()
+    ))
+}
+
+/// sqlx's migration error, its database errors keeping their kind, and a migration left
+/// unfinished explained without inviting an edit of the bookkeeping table.
+fn migrate_error(err: MigrateError) -> Error {
+    match err {
+        MigrateError::Execute(err) => Error::from(err),
+        MigrateError::ExecuteMigration(err, version) => {
+            Error::Migrate(format!("migration {version} failed: {}", Error::from(err)))
+        }
+        MigrateError::Dirty(version) => Error::Migrate(format!(
+            "migration {version} did not finish in an earlier run (MySQL and MariaDB cannot \
+             roll back DDL, so part of it may be in the database); compare the database with \
+             the migration and complete or undo it before migrating again"
+        )),
+        err => Error::Migrate(err.to_string()),
+    }
+}
