@@ -22,8 +22,8 @@ use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use sqlx::ConnectOptions as _;
 use sqlx::migrate::{MigrateError, Migrator};
-use sqlx::{ConnectOptions as _, Connection as _};
 
 use crate::conn::{Db, PoolRef};
 use crate::error::{Error, Result};
@@ -71,46 +71,52 @@ pub async fn run(db: &Db, migrator: &Migrator) -> Result<()> {
             migrator.run(pool).await.map_err(migrate_error)
         }
         PoolRef::Postgres(pool) => {
-            let mut conn = pool.connect_options().connect().await?;
-            let res = async {
-                sqlx::query(
-                    "SELECT pg_advisory_lock(hashtext('signals.migrate.' || current_database()))",
-                )
-                .execute(&mut conn)
-                .await?;
-                let res = migrator
-                    .run_direct(None, &mut conn, false)
-                    .await
-                    .map_err(migrate_error);
-                sqlx::query(
-                    "SELECT pg_advisory_unlock(hashtext('signals.migrate.' || current_database()))",
-                )
-                .execute(&mut conn)
-                .await?;
-                res
-            }
-            .await;
-            let _ = conn.close().await;
-            res
+            let conn = pool.connect_options().connect().await?;
+            locked(conn, &migrator, pg_lock, PG_UNLOCK).await
         }
         PoolRef::MySql(pool) => {
-            let mut conn = pool.connect_options().connect().await?;
-            let res = async {
-                mysql_lock(&mut conn).await?;
-                let res = migrator
-                    .run_direct(None, &mut conn, false)
-                    .await
-                    .map_err(migrate_error);
-                sqlx::query("SELECT RELEASE_LOCK(CONCAT('signals_migrate_', MD5(DATABASE())))")
-                    .execute(&mut conn)
-                    .await?;
-                res
-            }
-            .await;
-            let _ = conn.close().await;
-            res
+            let conn = pool.connect_options().connect().await?;
+            locked(conn, &migrator, mysql_lock, MYSQL_UNLOCK).await
         }
     }
+}
+
+const PG_LOCK: &str = "SELECT pg_advisory_lock(hashtext('signals.migrate.' || current_database()))";
+const PG_UNLOCK: &str =
+    "SELECT pg_advisory_unlock(hashtext('signals.migrate.' || current_database()))";
+const MYSQL_UNLOCK: &str = "SELECT RELEASE_LOCK(CONCAT('signals_migrate_', MD5(DATABASE())))";
+
+/// Runs the migrations on `conn`, a server connection of their own, holding the lock `lock`
+/// takes, then releases it (`unlock`) and closes the connection (which releases it too).
+async fn locked<C>(
+    mut conn: C,
+    migrator: &Migrator,
+    lock: impl AsyncFnOnce(&mut C) -> Result<()>,
+    unlock: &'static str,
+) -> Result<()>
+where
+    C: sqlx::Connection + sqlx::migrate::Migrate,
+    for<'c> &'c mut C: sqlx::Executor<'c, Database = C::Database>,
+{
+    let res = async {
+        lock(&mut conn).await?;
+        let res = migrator
+            .run_direct(None, &mut conn, false)
+            .await
+            .map_err(migrate_error);
+        sqlx::raw_sql(unlock).execute(&mut conn).await?;
+        res
+    }
+    .await;
+    let _ = conn.close().await;
+    res
+}
+
+/// Takes the database's migration lock on a PostgreSQL connection, waiting for another run
+/// that holds it (a session advisory lock, keyed by the database's name).
+async fn pg_lock(conn: &mut sqlx::PgConnection) -> Result<()> {
+    sqlx::raw_sql(PG_LOCK).execute(conn).await?;
+    Ok(())
 }
 
 /// `migrator` without sqlx's own lock, which [`run`] replaces.

@@ -11,7 +11,7 @@ use signals_core::Db;
 use signals_core::durable::{Event, committed_from_name};
 
 use crate::config::Config;
-use crate::error::{Error, Result, broker};
+use crate::error::{Result, broker};
 use crate::handle::{Outcome, handle};
 use crate::relay::{
     COMMITTED_AT_HEADER, EVENT_HEADER, MODEL_HEADER, RECEIVER_HEADER, ensure_stream,
@@ -160,65 +160,45 @@ impl Worker {
             error: "",
             attempts: i64::from(attempt),
         };
-        let Some(committed) = committed_from_name(&kind) else {
+        let dead = match committed_from_name(&kind) {
             // Not a kind this crate writes: running it as another kind would mislead the
             // receiver. Dead-lettered at once, never retried.
-            let error =
-                format!("the event says `{kind}` committed; expected created, updated or deleted");
-            tracing::error!(event_id = %id, %error, "unreadable event dead-lettered");
-            store::dead_letter(
-                &self.db,
-                &DeadLetter {
-                    error: &error,
-                    ..letter
-                },
-                None,
-            )
-            .await?;
-            return message
-                .ack_with(AckKind::Ack)
-                .await
-                .map_err(|e| broker("acknowledging a delivery", e));
-        };
-        let event = Event {
-            id: id.clone(),
-            model: model.clone(),
-            receiver: receiver.clone(),
-            committed,
-            attempt,
-        };
-        let ack = match handle(&self.db, &event, payload, committed_at).await? {
-            Outcome::Ran | Outcome::Duplicate => AckKind::Ack,
-            Outcome::Forgotten(error) => {
-                store::dead_letter(
-                    &self.db,
-                    &DeadLetter {
-                        error: &error,
-                        ..letter
-                    },
-                    None,
-                )
-                .await?;
-                AckKind::Ack
+            None => Some(format!(
+                "the event says `{kind}` committed; expected created, updated or deleted"
+            )),
+            Some(committed) => {
+                let event = Event {
+                    id: id.clone(),
+                    model: model.clone(),
+                    receiver: receiver.clone(),
+                    committed,
+                    attempt,
+                };
+                match handle(&self.db, &event, payload, committed_at).await? {
+                    Outcome::Ran | Outcome::Duplicate => None,
+                    Outcome::Forgotten(error) => Some(error),
+                    Outcome::Failed(error) if attempt >= self.config.max_attempts => Some(error),
+                    Outcome::Failed(_) => {
+                        let again = AckKind::Nak(Some(self.config.delay(attempt)));
+                        return message
+                            .ack_with(again)
+                            .await
+                            .map_err(|e| broker("acknowledging a delivery", e));
+                    }
+                }
             }
-            Outcome::Failed(error) if attempt >= self.config.max_attempts => {
-                tracing::error!(event_id = %event.id, %error, attempt, "dead-lettered");
-                store::dead_letter(
-                    &self.db,
-                    &DeadLetter {
-                        error: &error,
-                        ..letter
-                    },
-                    None,
-                )
-                .await?;
-                AckKind::Ack
-            }
-            Outcome::Failed(_) => AckKind::Nak(Some(self.config.delay(attempt))),
         };
+        if let Some(error) = dead {
+            tracing::error!(event_id = %id, %error, attempt, "dead-lettered");
+            let letter = DeadLetter {
+                error: &error,
+                ..letter
+            };
+            store::dead_letter(&self.db, &letter, None).await?;
+        }
         message
-            .ack_with(ack)
+            .ack_with(AckKind::Ack)
             .await
-            .map_err(|e| Error::Broker(format!("acknowledging a delivery: {e}")))
+            .map_err(|e| broker("acknowledging a delivery", e))
     }
 }

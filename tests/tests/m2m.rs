@@ -467,77 +467,53 @@ async fn random_change(
     let label_keys: Vec<i64> = labels.iter().map(|l| l.id.unwrap()).collect();
     let op = dice.roll(4);
     let mut out = Vec::new();
+    // One change through `$handle`, its keys made `(doc, label)` links by `$link`.
+    macro_rules! change {
+        ($handle:expr, $keys:expr, $link:expr) => {{
+            let (handle, keys, link) = ($handle, $keys, $link);
+            match op {
+                0 => out.extend(
+                    handle
+                        .add(db, keys)
+                        .await?
+                        .into_iter()
+                        .map(|k| link(k, true)),
+                ),
+                1 => out.extend(
+                    handle
+                        .remove(db, keys)
+                        .await?
+                        .into_iter()
+                        .map(|k| link(k, false)),
+                ),
+                2 => {
+                    let set = handle.set(db, keys).await?;
+                    out.extend(set.removed.into_iter().map(|k| link(k, false)));
+                    out.extend(set.added.into_iter().map(|k| link(k, true)));
+                }
+                _ => out.extend(handle.clear(db).await?.into_iter().map(|k| link(k, false))),
+            }
+        }};
+    }
     if dice.roll(2) == 0 {
         let doc = &docs[dice.roll(docs.len())];
         let d = doc.id.unwrap();
         let keys = dice.some(&label_keys);
-        macro_rules! forward {
-            ($handle:expr) => {{
-                let handle = $handle;
-                match op {
-                    0 => out.extend(
-                        handle
-                            .add(db, keys)
-                            .await?
-                            .into_iter()
-                            .map(|l| (d, l, true)),
-                    ),
-                    1 => out.extend(
-                        handle
-                            .remove(db, keys)
-                            .await?
-                            .into_iter()
-                            .map(|l| (d, l, false)),
-                    ),
-                    2 => {
-                        let set = handle.set(db, keys).await?;
-                        out.extend(set.removed.into_iter().map(|l| (d, l, false)));
-                        out.extend(set.added.into_iter().map(|l| (d, l, true)));
-                    }
-                    _ => out.extend(handle.clear(db).await?.into_iter().map(|l| (d, l, false))),
-                }
-            }};
-        }
+        let link = |l: i64, added: bool| (d, l, added);
         if through == "label" {
-            forward!(doc.labels())
+            change!(doc.labels(), keys, link)
         } else {
-            forward!(doc.marks())
+            change!(doc.marks(), keys, link)
         }
     } else {
         let label = &labels[dice.roll(labels.len())];
         let l = label.id.unwrap();
         let keys = dice.some(&doc_keys);
-        macro_rules! reverse {
-            ($handle:expr) => {{
-                let handle = $handle;
-                match op {
-                    0 => out.extend(
-                        handle
-                            .add(db, keys)
-                            .await?
-                            .into_iter()
-                            .map(|d| (d, l, true)),
-                    ),
-                    1 => out.extend(
-                        handle
-                            .remove(db, keys)
-                            .await?
-                            .into_iter()
-                            .map(|d| (d, l, false)),
-                    ),
-                    2 => {
-                        let set = handle.set(db, keys).await?;
-                        out.extend(set.removed.into_iter().map(|d| (d, l, false)));
-                        out.extend(set.added.into_iter().map(|d| (d, l, true)));
-                    }
-                    _ => out.extend(handle.clear(db).await?.into_iter().map(|d| (d, l, false))),
-                }
-            }};
-        }
+        let link = |d: i64, added: bool| (d, l, added);
         if through == "label" {
-            reverse!(label.docs())
+            change!(label.docs(), keys, link)
         } else {
-            reverse!(label.marked_docs())
+            change!(label.marked_docs(), keys, link)
         }
     }
     Ok(out)
