@@ -31,9 +31,10 @@ async fn jetstream(
     let client = signals_outbox::async_nats::connect(url)
         .await
         .map_err(|e| {
-            Error::Durable(signals_outbox::Error::Broker(format!(
-                "connecting to {url}: {e}"
-            )))
+            Error::Durable(signals_outbox::Error::Broker {
+                doing: format!("connecting to {url}"),
+                source: Box::new(e),
+            })
         })?;
     Ok(signals_outbox::async_nats::jetstream::new(client))
 }

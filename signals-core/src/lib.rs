@@ -232,6 +232,7 @@ mod tx;
 mod value;
 
 pub use backend::Backend;
+pub use backend::MAX_CHUNK_ROWS;
 pub use conn::{ConnRef, DEFAULT_MAX_DEPTH, Db, PoolRef};
 pub use error::{BoxError, Error, ErrorKind, Result};
 pub use kind::SignalKind;
@@ -252,9 +253,9 @@ pub use signal::{
     connect_pre_delete, connect_pre_save, disconnect, disconnect_any, mute, mute_receiver,
     receivers, record_signals,
 };
-pub use sql::MAX_CHUNK_ROWS;
+pub use sql::Sql;
 pub use tx::{Executor, Tx};
-pub use value::{BuiltinType, FieldType, PrimaryKey, SqlType};
+pub use value::{BuiltinType, FieldType, PrimaryKey, Record, SqlType};
 
 /// `#[derive(Model)]`: see the [crate documentation](crate#the-derive).
 pub use signals_derive::Model;

@@ -148,7 +148,7 @@ impl Embedded {
             let res = tx
                 .savepoint(async |tx: &mut Tx| {
                     match deliver_in(tx, &event, &row.payload, Some(row.id), None).await? {
-                        Outcome::Failed(error) => Err(Undo(error)),
+                        Outcome::Failed(failure) => Err(Undo(failure.error)),
                         outcome => Ok(outcome),
                     }
                 })
@@ -169,7 +169,7 @@ impl Embedded {
         };
         let mut tx = self.db.begin().await?;
         let error = match deliver_in(&mut tx, &event, &row.payload, Some(row.id), None).await? {
-            Outcome::Failed(error) => error,
+            Outcome::Failed(failure) => failure.error,
             _ => match tx.commit().await {
                 Ok(()) => return Ok(None),
                 Err(err) => format!("commit failed: {err}"),

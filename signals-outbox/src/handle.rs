@@ -21,11 +21,29 @@ pub(crate) enum Outcome {
     Duplicate,
     /// The receiver failed (or panicked, or is not in this program): the caller rolls back
     /// what it did.
-    Failed(String),
+    Failed(Failure),
     /// The event committed before the inbox's horizon and is not in it: it may have been
     /// handled and purged since, so it is not run; the caller rolls back and dead-letters it
     /// with this reason.
     Forgotten(String),
+}
+
+/// Why a delivery failed, and whether delivering it again may ever succeed.
+#[derive(Debug)]
+pub(crate) struct Failure {
+    /// The error, as the dead letter keeps it.
+    pub(crate) error: String,
+    /// No later delivery can succeed in this program: the receiver is not in it.
+    pub(crate) permanent: bool,
+}
+
+impl Failure {
+    fn passing(error: String) -> Self {
+        Failure {
+            error,
+            permanent: false,
+        }
+    }
 }
 
 /// Runs `event`'s receiver with its instance `payload` inside `tx`, after recording the event
@@ -52,14 +70,17 @@ pub(crate) async fn deliver_in(
     );
     async {
         let Some(receiver) = durable::find(&event.model, &event.receiver) else {
-            return Ok(Outcome::Failed(format!(
-                "no durable receiver `{}` of `{}` in this program",
-                event.receiver, event.model
-            )));
+            return Ok(Outcome::Failed(Failure {
+                error: format!(
+                    "no durable receiver `{}` of `{}` in this program",
+                    event.receiver, event.model
+                ),
+                permanent: true,
+            }));
         };
         if !store::record_handled(tx, event).await? {
             if let Some(id) = outbox_row {
-                store::set_state(tx, id, store::HANDLED).await?;
+                store::set_state(tx, id, store::State::Handled).await?;
             }
             tracing::debug!("already handled");
             return Ok(Outcome::Duplicate);
@@ -83,7 +104,7 @@ pub(crate) async fn deliver_in(
         let err = match AssertUnwindSafe(run).catch_unwind().await {
             Ok(Ok(())) => {
                 if let Some(id) = outbox_row {
-                    store::set_state(tx, id, store::HANDLED).await?;
+                    store::set_state(tx, id, store::State::Handled).await?;
                 }
                 tracing::debug!("handled");
                 return Ok(Outcome::Ran);
@@ -92,7 +113,7 @@ pub(crate) async fn deliver_in(
             Err(panic) => format!("the receiver panicked: {}", panic_message(panic.as_ref())),
         };
         tracing::warn!(error = %err, "receiver failed");
-        Ok(Outcome::Failed(err))
+        Ok(Outcome::Failed(Failure::passing(err)))
     }
     .instrument(span)
     .await
@@ -115,7 +136,9 @@ pub(crate) async fn handle(
     }
     match tx.commit().await {
         Ok(()) => Ok(outcome),
-        Err(err) => Ok(Outcome::Failed(format!("commit failed: {err}"))),
+        Err(err) => Ok(Outcome::Failed(Failure::passing(format!(
+            "commit failed: {err}"
+        )))),
     }
 }
 

@@ -52,7 +52,6 @@
 //! [`Delivery::tx`]: signals_core::durable::Delivery::tx
 
 mod config;
-mod db;
 mod embedded;
 mod error;
 mod handle;
@@ -63,13 +62,13 @@ mod wake;
 mod worker;
 
 use signals_core::Db;
-use tokio::sync::watch;
-use tokio::task::JoinHandle;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
 
 pub use async_nats;
 pub use config::Config;
 pub use embedded::Embedded;
-pub use error::{Error, Result};
+pub use error::{BrokerError, Error, Result};
 pub use relay::{Relay, ensure_stream};
 pub use schema::install;
 pub use store::{MAX_BATCH, Purged, Stats, purge, stats};
@@ -78,19 +77,35 @@ pub use worker::Worker;
 /// Runners started by [`spawn`], stopped together by [`stop`](Self::stop).
 #[derive(Debug)]
 pub struct Running {
-    stop: watch::Sender<bool>,
-    tasks: Vec<JoinHandle<Result<()>>>,
+    stop: CancellationToken,
+    tasks: JoinSet<(&'static str, Result<()>)>,
 }
 
 impl Running {
-    /// Stops the runners: each finishes the delivery or round it is in, then returns.
-    pub async fn stop(self) -> Result<()> {
-        let _ = self.stop.send(true);
-        for task in self.tasks {
-            task.await
-                .map_err(|e| Error::Config(format!("a runner task failed: {e}")))??;
+    /// Stops the runners: each finishes the delivery or round it is in, then returns. Every
+    /// runner is awaited; the first error is returned and the others logged.
+    pub async fn stop(mut self) -> Result<()> {
+        self.stop.cancel();
+        let mut first = None;
+        while let Some(joined) = self.tasks.join_next().await {
+            let err = match joined {
+                Ok((_, Ok(()))) => continue,
+                Ok((task, Err(err))) => {
+                    tracing::error!(task, error = %err, "a runner failed");
+                    err
+                }
+                Err(source) => Error::Task {
+                    task: "runner",
+                    source,
+                },
+            };
+            if first.is_none() {
+                first = Some(err);
+            } else {
+                tracing::error!(error = %err, "a further runner failed");
+            }
         }
-        Ok(())
+        first.map_or(Ok(()), Err)
     }
 }
 
@@ -99,19 +114,13 @@ impl Running {
 /// either elsewhere to spread the work). The same receivers run either way.
 pub async fn spawn(db: Db, nats_url: Option<&str>, config: Config) -> Result<Running> {
     config.check()?;
-    let (stop, _) = watch::channel(false);
-    let stopped = |stop: &watch::Sender<bool>| {
-        let mut rx = stop.subscribe();
-        async move {
-            let _ = rx.wait_for(|s| *s).await;
-        }
-    };
-    let mut tasks = Vec::new();
+    let stop = CancellationToken::new();
+    let mut tasks = JoinSet::new();
     match nats_url {
         None => {
             let runner = Embedded::new(db, config)?;
-            let until = stopped(&stop);
-            tasks.push(tokio::spawn(async move { runner.run(until).await }));
+            let until = stop.clone().cancelled_owned();
+            tasks.spawn(async move { ("embedded runner", runner.run(until).await) });
         }
         Some(url) => {
             let client = async_nats::connect(url)
@@ -120,10 +129,10 @@ pub async fn spawn(db: Db, nats_url: Option<&str>, config: Config) -> Result<Run
             let js = async_nats::jetstream::new(client);
             let relay = Relay::new(db.clone(), js.clone(), config.clone()).await?;
             let worker = Worker::new(db, js, config).await?;
-            let until = stopped(&stop);
-            tasks.push(tokio::spawn(async move { relay.run(until).await }));
-            let until = stopped(&stop);
-            tasks.push(tokio::spawn(async move { worker.run(until).await }));
+            let until = stop.clone().cancelled_owned();
+            tasks.spawn(async move { ("relay", relay.run(until).await) });
+            let until = stop.clone().cancelled_owned();
+            tasks.spawn(async move { ("worker", worker.run(until).await) });
         }
     }
     Ok(Running { stop, tasks })

@@ -155,7 +155,7 @@ impl Relay {
         let span = tracing::info_span!("publish", events = events.len());
         let (ids, refused, failure) = self.publish(&events).instrument(span).await;
         if !ids.is_empty() {
-            store::mark_published(claim.on(db).await?, db.backend(), &ids).await?;
+            claim.mark_published(db, &ids).await?;
         }
         claim.end().await?;
         for (event, reason) in &refused {

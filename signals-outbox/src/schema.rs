@@ -105,19 +105,15 @@ pub fn statements(backend: Backend) -> Vec<String> {
     value BIGINT NOT NULL
 ){charset}"
     ));
-    out.push(crate::db::insert_ignore(
-        backend,
-        META_TABLE,
-        "name, value",
-        &format!("('{}', 0)", crate::store::INBOX_HORIZON),
+    let (insert, ignore) = backend.insert_or_ignore();
+    out.push(format!(
+        "{insert}{META_TABLE} (name, value) VALUES ('{}', 0){ignore}",
+        crate::store::INBOX_HORIZON
     ));
     let parts: Vec<String> = (0..PARTITIONS).map(|p| format!("({p})")).collect();
-    let parts = parts.join(", ");
-    out.push(crate::db::insert_ignore(
-        backend,
-        PARTITION_TABLE,
-        "part",
-        &parts,
+    out.push(format!(
+        "{insert}{PARTITION_TABLE} (part) VALUES {}{ignore}",
+        parts.join(", ")
     ));
     out
 }

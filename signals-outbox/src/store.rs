@@ -1,20 +1,28 @@
 //! The outbox's rows: claiming partitions, reading pending events, marking them, the inbox and
-//! the dead letters, and the counters.
+//! the dead letters, and the counters. Statements are written with signals-core's [`Sql`]
+//! (placeholders numbered from the values bound) and rows read into typed tuples.
 
 use std::time::Duration;
 
 use signals_core::durable::{Event, OUTBOX_TABLE, PARTITIONS, committed_from_name, now_millis};
-use signals_core::{Backend, Db, Tx};
+use signals_core::{Backend, Db, FieldType, Sql, Tx};
 
-use crate::db::{Col, On, V, execute, fetch, insert_ignore, marks};
 use crate::error::{Error, Result};
 use crate::schema::{DEAD_LETTER_TABLE, INBOX_TABLE, META_TABLE, PARTITION_TABLE};
 
-/// States of an outbox row.
-pub(crate) const PENDING: i64 = 0;
-pub(crate) const PUBLISHED: i64 = 1;
-pub(crate) const HANDLED: i64 = 2;
-pub(crate) const DEAD: i64 = 3;
+/// Where an outbox row is: the `state` column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, FieldType)]
+#[field(integer)]
+pub(crate) enum State {
+    /// Committed, neither published nor handled yet.
+    Pending = 0,
+    /// Published to the broker by a relay.
+    Published = 1,
+    /// Handled by the embedded runner.
+    Handled = 2,
+    /// Dead-lettered.
+    Dead = 3,
+}
 
 /// One event read from the outbox.
 #[derive(Debug, Clone)]
@@ -30,14 +38,33 @@ pub(crate) struct OutboxEvent {
     pub(crate) created_at: i64,
 }
 
+/// The columns of [`OutboxEvent`], in its order.
+type EventRow = (i64, String, String, String, String, String, i64, i64);
+
 impl OutboxEvent {
+    fn from_row(
+        (id, event_id, model, receiver, event, payload, attempts, created_at): EventRow,
+    ) -> Self {
+        OutboxEvent {
+            id,
+            event_id,
+            model,
+            receiver,
+            event,
+            payload,
+            attempts,
+            created_at,
+        }
+    }
+
     /// The event as its receiver sees it, for delivery number `attempt`.
     pub(crate) fn to_event(&self, attempt: u32) -> Result<Event> {
-        let committed = committed_from_name(&self.event).ok_or_else(|| {
-            Error::Config(format!(
-                "outbox event {} says `{}` committed; expected created, updated or deleted",
-                self.event_id, self.event
-            ))
+        let committed = committed_from_name(&self.event).ok_or_else(|| Error::Corrupt {
+            event_id: self.event_id.clone(),
+            reason: format!(
+                "the outbox row says `{}` committed; expected created, updated or deleted",
+                self.event
+            ),
         })?;
         Ok(Event {
             id: self.event_id.clone(),
@@ -71,60 +98,56 @@ pub(crate) struct Claim {
 impl Claim {
     pub(crate) async fn take(db: &Db, owner: &str, lease: Duration, most: usize) -> Result<Claim> {
         let backend = db.backend();
+        let owner = owner.to_owned();
         if backend == Backend::Sqlite {
             let now = now_millis();
             let until = now + lease.as_millis() as i64;
             // Its own partitions first (renewed), then free or expired ones, up to `most`: one
             // statement, so two runners never take the same partition.
-            execute(
-                On::Pool(db.pool()),
-                backend,
-                &format!(
-                    "UPDATE {PARTITION_TABLE} SET owner = ?, lease_until = ? \
-                     WHERE part IN (SELECT part FROM {PARTITION_TABLE} p \
-                     WHERE (owner IS NULL OR owner = ? OR lease_until < ?) AND {HAS_PENDING} \
-                     ORDER BY owner IS NOT ?, (part + ?) % {PARTITIONS} LIMIT {most})"
-                ),
-                &[
-                    V::T(owner.into()),
-                    V::I(until),
-                    V::T(owner.into()),
-                    V::I(now),
-                    V::T(owner.into()),
-                    V::I(rotation()),
-                ],
-            )
-            .await?;
-            let rows = fetch(
-                On::Pool(db.pool()),
-                backend,
-                &format!(
-                    "SELECT part FROM {PARTITION_TABLE} WHERE owner = ? AND lease_until = ? \
-                     ORDER BY part"
-                ),
-                &[V::T(owner.into()), V::I(until)],
-                &[Col::I],
-            )
-            .await?;
+            let mut sql = Sql::new(backend);
+            sql.push(&format!("UPDATE {PARTITION_TABLE} SET owner = "))
+                .bind(&owner)?
+                .push(", lease_until = ")
+                .bind(&until)?
+                .push(&format!(
+                    " WHERE part IN (SELECT part FROM {PARTITION_TABLE} p \
+                     WHERE (owner IS NULL OR owner = "
+                ))
+                .bind(&owner)?
+                .push(" OR lease_until < ")
+                .bind(&now)?
+                .push(&format!(") AND {HAS_PENDING} ORDER BY owner IS NOT "))
+                .bind(&owner)?
+                .push(", (part + ")
+                .bind(&rotation())?
+                .push(&format!(") % {PARTITIONS} LIMIT {most})"));
+            sql.execute(db).await?;
+            let mut sql = Sql::new(backend);
+            sql.push(&format!(
+                "SELECT part FROM {PARTITION_TABLE} WHERE owner = "
+            ))
+            .bind(&owner)?
+            .push(" AND lease_until = ")
+            .bind(&until)?
+            .push(" ORDER BY part");
+            let parts: Vec<(i64,)> = sql.fetch_all(db).await?;
             return Ok(Claim {
-                parts: rows.iter().map(|r| r[0].int()).collect(),
+                parts: parts.into_iter().map(|(p,)| p).collect(),
                 tx: None,
             });
         }
         let mut tx = db.begin().await?;
-        let rows = fetch(
-            On::Conn(tx.conn().await?),
-            backend,
-            &format!(
-                "SELECT part FROM {PARTITION_TABLE} p WHERE {HAS_PENDING} \
-                 ORDER BY (part + ?) % {PARTITIONS} LIMIT {most} FOR UPDATE SKIP LOCKED"
-            ),
-            &[V::I(rotation())],
-            &[Col::I],
-        )
-        .await?;
+        let mut sql = Sql::new(backend);
+        sql.push(&format!(
+            "SELECT part FROM {PARTITION_TABLE} p WHERE {HAS_PENDING} ORDER BY (part + "
+        ))
+        .bind(&rotation())?
+        .push(&format!(
+            ") % {PARTITIONS} LIMIT {most} FOR UPDATE SKIP LOCKED"
+        ));
+        let parts: Vec<(i64,)> = sql.fetch_all(&mut tx).await?;
         Ok(Claim {
-            parts: rows.iter().map(|r| r[0].int()).collect(),
+            parts: parts.into_iter().map(|(p,)| p).collect(),
             tx: Some(tx),
         })
     }
@@ -140,18 +163,43 @@ impl Claim {
 
     /// Up to `limit` pending events of the claimed partitions, due by now, oldest first.
     pub(crate) async fn pending(&mut self, db: &Db, limit: usize) -> Result<Vec<OutboxEvent>> {
-        let parts = std::mem::take(&mut self.parts);
-        let res = pending(self.on(db).await?, db.backend(), &parts, limit).await;
-        self.parts = parts;
-        res
+        if self.parts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut sql = Sql::new(db.backend());
+        sql.push(&format!(
+            "SELECT id, event_id, model, receiver, event, payload, attempts, created_at \
+             FROM {OUTBOX_TABLE} WHERE state = "
+        ))
+        .bind(&State::Pending)?
+        .push(" AND next_at <= ")
+        .bind(&now_millis())?
+        .push(" AND part IN (");
+        sql.list(&self.parts, |sql, part| sql.bind(part).map(drop))?;
+        sql.push(&format!(") ORDER BY id LIMIT {limit}"));
+        let rows: Vec<EventRow> = match &mut self.tx {
+            Some(tx) => sql.fetch_all(tx).await?,
+            None => sql.fetch_all(db).await?,
+        };
+        Ok(rows.into_iter().map(OutboxEvent::from_row).collect())
     }
 
-    /// Where the round's reads and marks run: the claim's transaction, or the pool.
-    pub(crate) async fn on<'a>(&'a mut self, db: &'a Db) -> Result<On<'a>> {
-        Ok(match &mut self.tx {
-            Some(tx) => On::Conn(tx.conn().await?),
-            None => On::Pool(db.pool()),
-        })
+    /// Marks outbox rows published (their broker ack came back), in the round's transaction;
+    /// a round has at most [`MAX_BATCH`] of them.
+    pub(crate) async fn mark_published(&mut self, db: &Db, ids: &[i64]) -> Result<()> {
+        let mut sql = Sql::new(db.backend());
+        sql.push(&format!("UPDATE {OUTBOX_TABLE} SET state = "))
+            .bind(&State::Published)?
+            .push(", published_at = ")
+            .bind(&now_millis())?
+            .push(" WHERE id IN (");
+        sql.list(ids, |sql, id| sql.bind(id).map(drop))?;
+        sql.push(")");
+        match &mut self.tx {
+            Some(tx) => sql.execute(tx).await?,
+            None => sql.execute(db).await?,
+        };
+        Ok(())
     }
 }
 
@@ -159,115 +207,58 @@ impl Claim {
 /// to expire.
 pub(crate) async fn release(db: &Db, owner: &str) -> Result<()> {
     if db.backend() == Backend::Sqlite {
-        execute(
-            On::Pool(db.pool()),
-            db.backend(),
-            &format!("UPDATE {PARTITION_TABLE} SET owner = NULL, lease_until = 0 WHERE owner = ?"),
-            &[V::T(owner.into())],
-        )
-        .await?;
+        let mut sql = Sql::new(db.backend());
+        sql.push(&format!(
+            "UPDATE {PARTITION_TABLE} SET owner = NULL, lease_until = 0 WHERE owner = "
+        ))
+        .bind(&owner.to_owned())?;
+        sql.execute(db).await?;
     }
-    Ok(())
-}
-
-/// Up to `limit` pending events of `parts`, due by now, oldest first.
-async fn pending(
-    on: On<'_>,
-    backend: Backend,
-    parts: &[i64],
-    limit: usize,
-) -> Result<Vec<OutboxEvent>> {
-    if parts.is_empty() {
-        return Ok(Vec::new());
-    }
-    let sql = format!(
-        "SELECT id, event_id, model, receiver, event, payload, attempts, created_at \
-         FROM {OUTBOX_TABLE} WHERE state = ? AND next_at <= ? AND part IN ({}) \
-         ORDER BY id LIMIT {limit}",
-        marks(parts.len())
-    );
-    let mut vals = vec![V::I(PENDING), V::I(now_millis())];
-    vals.extend(parts.iter().map(|p| V::I(*p)));
-    let rows = fetch(
-        on,
-        backend,
-        &sql,
-        &vals,
-        &[
-            Col::I,
-            Col::T,
-            Col::T,
-            Col::T,
-            Col::T,
-            Col::T,
-            Col::I,
-            Col::I,
-        ],
-    )
-    .await?;
-    Ok(rows
-        .into_iter()
-        .map(|r| {
-            let mut r = r.into_iter();
-            let mut next = || r.next().unwrap_or(V::I(0));
-            OutboxEvent {
-                id: next().int(),
-                event_id: next().into_text(),
-                model: next().into_text(),
-                receiver: next().into_text(),
-                event: next().into_text(),
-                payload: next().into_text(),
-                attempts: next().int(),
-                created_at: next().int(),
-            }
-        })
-        .collect())
-}
-
-/// Marks outbox rows published (their broker ack came back); a round has at most
-/// `MAX_BATCH` of them.
-pub(crate) async fn mark_published(on: On<'_>, backend: Backend, ids: &[i64]) -> Result<()> {
-    let sql = format!(
-        "UPDATE {OUTBOX_TABLE} SET state = ?, published_at = ? WHERE id IN ({})",
-        marks(ids.len())
-    );
-    let mut vals = vec![V::I(PUBLISHED), V::I(now_millis())];
-    vals.extend(ids.iter().map(|i| V::I(*i)));
-    execute(on, backend, &sql, &vals).await?;
     Ok(())
 }
 
 /// The most events one round reads, publishes and marks.
 pub const MAX_BATCH: usize = 1000;
 
+/// `INSERT .. (columns) VALUES (` that skips a row whose key exists, on `backend`; the caller
+/// binds the values, closes with `)` and calls [`ignored`].
+fn insert_ignore(backend: Backend, table: &str, columns: &str) -> Sql {
+    let mut sql = Sql::new(backend);
+    sql.push(backend.insert_or_ignore().0)
+        .push(table)
+        .push(" (")
+        .push(columns)
+        .push(") VALUES (");
+    sql
+}
+
+/// Ends an [`insert_ignore`].
+fn ignored(sql: &mut Sql) {
+    let end = sql.backend().insert_or_ignore().1;
+    sql.push(")").push(end);
+}
+
 /// Records `event` as handled in `tx`; `false` when it was already (the delivery is a
 /// duplicate, and `tx` must not run the receiver).
 pub(crate) async fn record_handled(tx: &mut Tx, event: &Event) -> Result<bool> {
-    let backend = tx.backend();
-    let sql = insert_ignore(
-        backend,
-        INBOX_TABLE,
-        "event_id, receiver, handled_at",
-        "(?, ?, ?)",
-    );
-    let vals = [
-        V::T(event.id.clone()),
-        V::T(format!("{}.{}", event.model, event.receiver)),
-        V::I(now_millis()),
-    ];
-    Ok(execute(On::Conn(tx.conn().await?), backend, &sql, &vals).await? == 1)
+    let mut sql = insert_ignore(tx.backend(), INBOX_TABLE, "event_id, receiver, handled_at");
+    sql.bind(&event.id)?
+        .push(", ")
+        .bind(&format!("{}.{}", event.model, event.receiver))?
+        .push(", ")
+        .bind(&now_millis())?;
+    ignored(&mut sql);
+    Ok(sql.execute(tx).await? == 1)
 }
 
 /// Sets one outbox row's state in `tx` (the embedded runner, with the receiver's work).
-pub(crate) async fn set_state(tx: &mut Tx, id: i64, state: i64) -> Result<()> {
-    let backend = tx.backend();
-    execute(
-        On::Conn(tx.conn().await?),
-        backend,
-        &format!("UPDATE {OUTBOX_TABLE} SET state = ? WHERE id = ?"),
-        &[V::I(state), V::I(id)],
-    )
-    .await?;
+pub(crate) async fn set_state(tx: &mut Tx, id: i64, state: State) -> Result<()> {
+    let mut sql = Sql::new(tx.backend());
+    sql.push(&format!("UPDATE {OUTBOX_TABLE} SET state = "))
+        .bind(&state)?
+        .push(" WHERE id = ")
+        .bind(&id)?;
+    sql.execute(tx).await?;
     Ok(())
 }
 
@@ -279,25 +270,22 @@ pub(crate) async fn retry_later(
     delay: Duration,
     error: &str,
 ) -> Result<()> {
-    execute(
-        On::Pool(db.pool()),
-        db.backend(),
-        &format!(
-            "UPDATE {OUTBOX_TABLE} SET attempts = ?, next_at = ?, last_error = ? WHERE id = ?"
-        ),
-        &[
-            V::I(attempts),
-            V::I(now_millis() + delay.as_millis() as i64),
-            V::T(error.into()),
-            V::I(id),
-        ],
-    )
-    .await?;
+    let mut sql = Sql::new(db.backend());
+    sql.push(&format!("UPDATE {OUTBOX_TABLE} SET attempts = "))
+        .bind(&attempts)?
+        .push(", next_at = ")
+        .bind(&(now_millis() + delay.as_millis() as i64))?
+        .push(", last_error = ")
+        .bind(&error.to_owned())?
+        .push(" WHERE id = ")
+        .bind(&id)?;
+    sql.execute(db).await?;
     Ok(())
 }
 
 /// A dead letter: an event as the outbox or the broker gave it (its kind as written, readable
 /// or not), the last error, and how many deliveries were tried.
+#[derive(Clone, Copy)]
 pub(crate) struct DeadLetter<'a> {
     pub(crate) event_id: &'a str,
     pub(crate) model: &'a str,
@@ -330,27 +318,29 @@ pub(crate) async fn dead_letter(
     letter: &DeadLetter<'_>,
     outbox_id: Option<i64>,
 ) -> Result<()> {
-    let backend = db.backend();
     let mut tx = db.begin().await?;
-    let sql = insert_ignore(
-        backend,
+    let mut sql = insert_ignore(
+        db.backend(),
         DEAD_LETTER_TABLE,
         "event_id, model, receiver, event, payload, error, attempts, failed_at",
-        "(?, ?, ?, ?, ?, ?, ?, ?)",
     );
-    let vals = [
-        V::T(letter.event_id.into()),
-        V::T(letter.model.into()),
-        V::T(letter.receiver.into()),
-        V::T(letter.kind.into()),
-        V::T(letter.payload.into()),
-        V::T(letter.error.into()),
-        V::I(letter.attempts),
-        V::I(now_millis()),
+    let texts = [
+        letter.event_id,
+        letter.model,
+        letter.receiver,
+        letter.kind,
+        letter.payload,
+        letter.error,
     ];
-    execute(On::Conn(tx.conn().await?), backend, &sql, &vals).await?;
+    sql.list(texts, |sql, text| sql.bind(&text.to_owned()).map(drop))?;
+    sql.push(", ")
+        .bind(&letter.attempts)?
+        .push(", ")
+        .bind(&now_millis())?;
+    ignored(&mut sql);
+    sql.execute(&mut tx).await?;
     if let Some(id) = outbox_id {
-        set_state(&mut tx, id, DEAD).await?;
+        set_state(&mut tx, id, State::Dead).await?;
     }
     tx.commit().await?;
     Ok(())
@@ -381,26 +371,26 @@ pub struct Stats {
 /// # Ok(()) }
 /// ```
 pub async fn stats(db: &Db) -> Result<Stats> {
-    let sql = format!(
-        "SELECT (SELECT COUNT(*) FROM {OUTBOX_TABLE} WHERE state = {PENDING}), \
-         (SELECT COUNT(*) FROM {OUTBOX_TABLE} WHERE state = {PUBLISHED}), \
-         (SELECT COUNT(*) FROM {INBOX_TABLE}), \
-         (SELECT COUNT(*) FROM {DEAD_LETTER_TABLE})"
-    );
-    let rows = fetch(
-        On::Pool(db.pool()),
-        db.backend(),
-        &sql,
-        &[],
-        &[Col::I, Col::I, Col::I, Col::I],
-    )
-    .await?;
-    let n = |i: usize| rows.first().map_or(0, |r| r[i].int().max(0) as u64);
+    let mut sql = Sql::new(db.backend());
+    sql.push(&format!(
+        "SELECT (SELECT COUNT(*) FROM {OUTBOX_TABLE} WHERE state = "
+    ))
+    .bind(&State::Pending)?
+    .push(&format!(
+        "), (SELECT COUNT(*) FROM {OUTBOX_TABLE} WHERE state = "
+    ))
+    .bind(&State::Published)?
+    .push(&format!(
+        "), (SELECT COUNT(*) FROM {INBOX_TABLE}), (SELECT COUNT(*) FROM {DEAD_LETTER_TABLE})"
+    ));
+    let counts: Option<(i64, i64, i64, i64)> = sql.fetch_optional(db).await?;
+    let (pending, published, handled, dead) = counts.unwrap_or_default();
+    let n = |count: i64| count.max(0) as u64;
     Ok(Stats {
-        pending: n(0),
-        published: n(1),
-        handled: n(2),
-        dead: n(3),
+        pending: n(pending),
+        published: n(published),
+        handled: n(handled),
+        dead: n(dead),
     })
 }
 
@@ -436,29 +426,29 @@ pub struct Purged {
 /// ```
 pub async fn purge(db: &Db, age: Duration) -> Result<Purged> {
     let before = now_millis() - age.as_millis() as i64;
-    let outbox = execute(
-        On::Pool(db.pool()),
-        db.backend(),
-        &format!("DELETE FROM {OUTBOX_TABLE} WHERE state IN (?, ?) AND created_at < ?"),
-        &[V::I(PUBLISHED), V::I(HANDLED), V::I(before)],
-    )
-    .await?;
+    let backend = db.backend();
+    let mut sql = Sql::new(backend);
+    sql.push(&format!("DELETE FROM {OUTBOX_TABLE} WHERE state IN ("))
+        .bind(&State::Published)?
+        .push(", ")
+        .bind(&State::Handled)?
+        .push(") AND created_at < ")
+        .bind(&before)?;
+    let outbox = sql.execute(db).await?;
     // The horizon first: a worker that reads it late refuses an event it could still have
     // recognized, never the other way round.
-    execute(
-        On::Pool(db.pool()),
-        db.backend(),
-        &format!("UPDATE {META_TABLE} SET value = ? WHERE name = ? AND value < ?"),
-        &[V::I(before), V::T(INBOX_HORIZON.into()), V::I(before)],
-    )
-    .await?;
-    let inbox = execute(
-        On::Pool(db.pool()),
-        db.backend(),
-        &format!("DELETE FROM {INBOX_TABLE} WHERE handled_at < ?"),
-        &[V::I(before)],
-    )
-    .await?;
+    let mut sql = Sql::new(backend);
+    sql.push(&format!("UPDATE {META_TABLE} SET value = "))
+        .bind(&before)?
+        .push(" WHERE name = ")
+        .bind(&INBOX_HORIZON.to_owned())?
+        .push(" AND value < ")
+        .bind(&before)?;
+    sql.execute(db).await?;
+    let mut sql = Sql::new(backend);
+    sql.push(&format!("DELETE FROM {INBOX_TABLE} WHERE handled_at < "))
+        .bind(&before)?;
+    let inbox = sql.execute(db).await?;
     Ok(Purged { outbox, inbox })
 }
 
@@ -469,14 +459,9 @@ pub(crate) const INBOX_HORIZON: &str = "inbox_horizon";
 /// The time (milliseconds since the epoch) before which the inbox may have forgotten events,
 /// read in `tx`: 0 when it was never purged.
 pub(crate) async fn inbox_horizon(tx: &mut Tx) -> Result<i64> {
-    let backend = tx.backend();
-    let rows = fetch(
-        On::Conn(tx.conn().await?),
-        backend,
-        &format!("SELECT value FROM {META_TABLE} WHERE name = ?"),
-        &[V::T(INBOX_HORIZON.into())],
-        &[Col::I],
-    )
-    .await?;
-    Ok(rows.first().map_or(0, |r| r[0].int()))
+    let mut sql = Sql::new(tx.backend());
+    sql.push(&format!("SELECT value FROM {META_TABLE} WHERE name = "))
+        .bind(&INBOX_HORIZON.to_owned())?;
+    let horizon: Option<(i64,)> = sql.fetch_optional(tx).await?;
+    Ok(horizon.map_or(0, |(h,)| h))
 }

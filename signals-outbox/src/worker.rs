@@ -6,7 +6,7 @@ use std::future::Future;
 
 use async_nats::jetstream::{self, AckKind, consumer};
 use futures_util::StreamExt as _;
-use futures_util::stream::FuturesUnordered;
+use futures_util::future::{FusedFuture as _, FutureExt as _};
 use signals_core::Db;
 use signals_core::durable::{Event, committed_from_name};
 
@@ -67,9 +67,9 @@ impl Worker {
     /// does are finished first. Up to [`Config::concurrency`] run at once. Broker and
     /// database failures are logged and retried: the events wait in the stream.
     pub async fn run(&self, shutdown: impl Future<Output = ()>) -> Result<()> {
-        let mut shutdown = std::pin::pin!(shutdown);
+        let mut shutdown = std::pin::pin!(shutdown.fuse());
         let concurrency = self.config.concurrency;
-        loop {
+        while !shutdown.is_terminated() {
             // Few messages at a time: what a worker holds, the others cannot take.
             let messages = self
                 .consumer
@@ -77,39 +77,28 @@ impl Worker {
                 .max_messages_per_batch((2 * concurrency).max(16))
                 .messages()
                 .await;
-            let mut messages = match messages {
+            let messages = match messages {
                 Ok(m) => m,
                 Err(err) => {
                     tracing::warn!(error = %err, "cannot pull from JetStream; retrying");
-                    tokio::select! {
-                        () = &mut shutdown => return Ok(()),
-                        () = tokio::time::sleep(self.config.poll.max(std::time::Duration::from_millis(200))) => continue,
-                    }
+                    let pause = self.config.poll.max(std::time::Duration::from_millis(200));
+                    let _ = tokio::time::timeout(pause, &mut shutdown).await;
+                    continue;
                 }
             };
-            let mut in_flight = FuturesUnordered::new();
-            loop {
-                tokio::select! {
-                    () = &mut shutdown => {
-                        while in_flight.next().await.is_some() {}
-                        return Ok(());
+            // Up to `concurrency` deliveries at once; at shutdown the stream ends and those
+            // under way finish first.
+            messages
+                .take_until(&mut shutdown)
+                .for_each_concurrent(concurrency, |next| async move {
+                    match next {
+                        Ok(message) => self.deliver(&message).await,
+                        Err(err) => tracing::warn!(error = %err, "pulling from JetStream failed"),
                     }
-                    Some(()) = in_flight.next(), if !in_flight.is_empty() => {}
-                    next = messages.next(), if in_flight.len() < concurrency => match next {
-                        Some(Ok(message)) => {
-                            in_flight.push(async move { self.deliver(&message).await });
-                        }
-                        Some(Err(err)) => {
-                            tracing::warn!(error = %err, "pulling from JetStream failed");
-                        }
-                        None => {
-                            while in_flight.next().await.is_some() {}
-                            break;
-                        }
-                    },
-                }
-            }
+                })
+                .await;
         }
+        Ok(())
     }
 
     async fn deliver(&self, message: &jetstream::Message) {
@@ -177,8 +166,15 @@ impl Worker {
                 match handle(&self.db, &event, payload, committed_at).await? {
                     Outcome::Ran | Outcome::Duplicate => None,
                     Outcome::Forgotten(error) => Some(error),
-                    Outcome::Failed(error) if attempt >= self.config.max_attempts => Some(error),
-                    Outcome::Failed(_) => {
+                    Outcome::Failed(failure) if attempt >= self.config.max_attempts => {
+                        Some(failure.error)
+                    }
+                    Outcome::Failed(failure) => {
+                        if failure.permanent {
+                            // Another worker (a newer version of the program) may have it.
+                            tracing::error!(event_id = %id, error = %failure.error, attempt,
+                                "this worker cannot run the event; delivered again for another");
+                        }
                         let again = AckKind::Nak(Some(self.config.delay(attempt)));
                         return message
                             .ack_with(again)

@@ -5,10 +5,11 @@
 //! Uses `backend`, `error`, `kind`, `meta`, `value`, `tx`, `model`, `signal`, and `save` of
 //! `ops`.
 
-use super::bulk_write::{parameter_limit, write_chunk};
+use super::bulk_write::write_chunk;
 use super::save::{self, name_the_column};
 use super::{AssignedKeys, atomically};
 use crate::backend::Backend;
+use crate::backend::MAX_CHUNK_ROWS;
 use crate::error::{Error, Result};
 use crate::kind::SignalKind;
 use crate::meta::FieldSet;
@@ -17,14 +18,13 @@ use crate::signal::batch::{PostSaveBatch, PreSaveBatch};
 use crate::signal::context::{Committed, SaveFlags};
 use crate::signal::hooks::{self, Hooks, any_receivers, at_row, wants_old_values};
 use crate::signal::muting;
-use crate::sql::MAX_CHUNK_ROWS;
 use crate::tx::{Target, Tx};
 
 /// How many rows of `M` go in one multi-row statement (and one batch) on `backend`: under the
 /// backend's limit of bound parameters per statement (SQLite 32,766; PostgreSQL and MySQL
 /// 65,535), and at most [`MAX_CHUNK_ROWS`].
 pub fn chunk_rows<M: Hooks>(backend: Backend) -> usize {
-    (parameter_limit(backend) / M::META.columns.len().max(1)).clamp(1, MAX_CHUNK_ROWS)
+    (backend.max_params() / M::META.columns.len().max(1)).clamp(1, MAX_CHUNK_ROWS)
 }
 
 /// Saves `rows` with their signals: [`Model::bulk_save`](crate::Model::bulk_save), and, with

@@ -18,14 +18,6 @@ use crate::sql::{multi_row_insert, multi_row_update};
 use crate::tx::{Target, Tx};
 use crate::value::{Args, Row};
 
-/// The backend's limit of bound parameters per statement.
-pub(crate) fn parameter_limit(backend: Backend) -> usize {
-    match backend {
-        Backend::Sqlite => 32_766,
-        Backend::Postgres | Backend::MySql => 65_535,
-    }
-}
-
 /// Tests only: on MySQL, read generated keys as on MySQL 8 (which has no `INSERT ..
 /// RETURNING`) even on a MariaDB that has it.
 static MYSQL_KEYS_FROM_LAST_INSERT_ID: AtomicBool = AtomicBool::new(false);
@@ -218,7 +210,7 @@ async fn run<M: Hooks>(
         Statement::Insert => insert_rows(rows, idx, tx).await.map(Written::Keys),
         Statement::Update(fields) => {
             let per_row = 2 * fields.len() + 1;
-            let size = (parameter_limit(tx.backend()) / per_row).max(1);
+            let size = (tx.backend().max_params() / per_row).max(1);
             let mut n = 0;
             for part in idx.chunks(size) {
                 n += update_rows(rows, part, fields, tx).await?;

@@ -10,6 +10,7 @@ use std::fmt;
 use std::sync::{Arc, OnceLock};
 
 use super::m2m::{self, Removed};
+use crate::backend::MAX_CHUNK_ROWS;
 use crate::error::{Error, Result};
 use crate::kind::SignalKind;
 use crate::model::{Deleted, Model};
@@ -19,7 +20,7 @@ use crate::signal::custom::BoxFuture;
 use crate::signal::hooks::{self, Hooks, any_receivers, at_row};
 use crate::signal::m2m::M2mAction;
 use crate::signal::muting;
-use crate::sql::{InList, MAX_CHUNK_ROWS, where_in};
+use crate::sql::{InList, where_in};
 use crate::tx::{Target, Tx};
 use crate::value::{Args, DynField};
 

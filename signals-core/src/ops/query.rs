@@ -10,13 +10,15 @@ use crate::model::{Deleted, Model};
 use crate::query::{Filter, Query, Selected, Set, Shape};
 use crate::signal::hooks::Hooks;
 use crate::tx::{Executor, Tx};
-use crate::value::RefersTo;
+use crate::value::{FieldType, RefersTo};
 
 impl<M: Model> Query<M> {
     /// The rows, as models, in the query's order.
     pub async fn all<'e>(self, ex: impl Executor<'e>) -> Result<Vec<M>> {
         let mut target = ex.__target();
-        let (sql, args) = self.sql(&M::META, target.backend(), Shape::Rows)?;
+        let (sql, args) = self
+            .sql(&M::META, target.backend(), Shape::Rows)?
+            .into_parts();
         target
             .fetch_all(sqlx::AssertSqlSafe(sql), args, M::__from_row)
             .await
@@ -25,7 +27,10 @@ impl<M: Model> Query<M> {
     /// The first row, if any (the query limited to one row).
     pub async fn first<'e>(self, ex: impl Executor<'e>) -> Result<Option<M>> {
         let mut target = ex.__target();
-        let (sql, args) = self.limit(1).sql(&M::META, target.backend(), Shape::Rows)?;
+        let (sql, args) = self
+            .limit(1)
+            .sql(&M::META, target.backend(), Shape::Rows)?
+            .into_parts();
         target
             .fetch_optional(sqlx::AssertSqlSafe(sql), args, M::__from_row)
             .await
@@ -34,18 +39,37 @@ impl<M: Model> Query<M> {
     /// How many rows the query returns (its limit and offset applied).
     pub async fn count<'e>(self, ex: impl Executor<'e>) -> Result<i64> {
         let mut target = ex.__target();
-        let (sql, args) = self.sql(&M::META, target.backend(), Shape::Count)?;
+        let (sql, args) = self
+            .sql(&M::META, target.backend(), Shape::Count)?
+            .into_parts();
         target.fetch_i64(sqlx::AssertSqlSafe(sql), args).await
     }
 
     /// Whether the query returns any row (reading at most one).
     pub async fn exists<'e>(self, ex: impl Executor<'e>) -> Result<bool> {
         let mut target = ex.__target();
-        let (sql, args) = self.sql(&M::META, target.backend(), Shape::Exists)?;
+        let (sql, args) = self
+            .sql(&M::META, target.backend(), Shape::Exists)?
+            .into_parts();
         let found = target
             .fetch_optional(sqlx::AssertSqlSafe(sql), args, |_| Ok(()))
             .await?;
         Ok(found.is_some())
+    }
+
+    /// Locks the matched rows (`FOR UPDATE`, in the query's order) in `tx` and returns their
+    /// keys; on SQLite, whose write transaction holds the database, it only reads them.
+    pub(crate) async fn lock_keys(mut self, tx: &mut Tx) -> Result<Vec<M::Key>> {
+        self.lock = true;
+        let mut target = crate::tx::Target::Tx(tx);
+        let (sql, args) = self
+            .sql(&M::META, target.backend(), Shape::Keys)?
+            .into_parts();
+        target
+            .fetch_all(sqlx::AssertSqlSafe(sql), args, |row| {
+                M::Key::__read(row, 0, M::META.name, M::META.columns[M::META.primary_key])
+            })
+            .await
     }
 
     /// Updates the matched rows in one statement and returns how many matched: Django's
@@ -72,7 +96,9 @@ impl<M: Model> Query<M> {
     /// ```
     pub async fn update<'e>(self, ex: impl Executor<'e>, set: Set<M>) -> Result<u64> {
         let mut target = ex.__target();
-        let (sql, args) = self.update_sql(&M::META, target.backend(), &set)?;
+        let (sql, args) = self
+            .update_sql(&M::META, target.backend(), &set)?
+            .into_parts();
         Ok(target.execute(sqlx::AssertSqlSafe(sql), args).await?.rows)
     }
 }

@@ -10,7 +10,8 @@ use super::Query;
 use crate::backend::Backend;
 use crate::error::Result;
 use crate::meta::Column;
-use crate::value::{Args, BuiltinType, DynField, FieldType, SqlType};
+use crate::sql::Sql;
+use crate::value::{BuiltinType, DynField, FieldType, SqlType};
 
 /// A condition on the rows of model `M`, built from its column constants: `Post::VIEWS.gt(5)`.
 /// Combine conditions with `&` (and), `|` (or) and `!` (not). A column of another model, or a
@@ -92,17 +93,19 @@ fn numeric_text<T: FieldType>() -> bool {
 }
 
 /// The column, as a number when `cast` (a decimal on SQLite).
-pub(super) fn write_column(backend: Backend, out: &mut String, column: &str, cast: bool) {
-    as_number(out, cast, |out| backend.quote(out, column));
+pub(super) fn write_column(sql: &mut Sql, column: &str, cast: bool) {
+    as_number(sql, cast, |sql| {
+        sql.ident(column);
+    });
 }
 
-fn as_number(out: &mut String, cast: bool, write: impl FnOnce(&mut String)) {
+fn as_number(sql: &mut Sql, cast: bool, write: impl FnOnce(&mut Sql)) {
     if cast {
-        out.push_str("CAST(");
+        sql.push("CAST(");
     }
-    write(out);
+    write(sql);
     if cast {
-        out.push_str(" AS REAL)");
+        sql.push(" AS REAL)");
     }
 }
 
@@ -118,6 +121,7 @@ pub(super) enum Anchor {
 /// a backslash would depend on the server's mode (MySQL's `NO_BACKSLASH_ESCAPES` makes it an
 /// ordinary character, and `%` matched anything after it), and `!` is no wildcard anywhere.
 const LIKE_ESCAPE: char = '!';
+const LIKE_ESCAPE_STR: &str = "!";
 
 impl Anchor {
     /// The `LIKE` pattern matching `text` here (PostgreSQL and MySQL): `%`, `_` and the escape
@@ -139,7 +143,7 @@ impl Anchor {
         out
     }
 
-    /// Writes the condition that `column` holds `text` here, binding `text`, on `backend`.
+    /// Writes the condition that `column` holds `text` here, binding `text`.
     ///
     /// - PostgreSQL and MySQL: `LIKE` (MySQL: `LIKE BINARY`, case-sensitive whatever the
     ///   column's collation) with an explicit `ESCAPE`, which holds in every `sql_mode`.
@@ -150,58 +154,40 @@ impl Anchor {
     ///   match).
     /// - PostgreSQL text cannot hold NUL, so no value there holds a text with one: the
     ///   condition is false for every value (and NULL for NULL, as `LIKE` would be).
-    fn write(
-        self,
-        backend: Backend,
-        out: &mut String,
-        args: &mut Args,
-        column: &'static str,
-        text: &str,
-        mut placeholder: impl FnMut(&mut String),
-    ) -> Result<()> {
-        match backend {
+    fn write(self, sql: &mut Sql, column: &'static str, text: &str) -> Result<()> {
+        match sql.backend() {
             Backend::Sqlite => {
                 let bytes = text.len();
                 if bytes == 0 || matches!(self, Anchor::Anywhere) {
-                    out.push_str("instr(");
-                    backend.quote(out, column);
-                    out.push_str(", ");
-                    placeholder(out);
-                    out.push_str(") > 0");
+                    sql.push("instr(").ident(column).push(", ");
+                    sql.bind_as(&text.to_owned(), column)?.push(") > 0");
                 } else {
-                    out.push_str("substr(CAST(");
-                    backend.quote(out, column);
+                    sql.push("substr(CAST(").ident(column);
                     // Numbers of the crate's own, written as numbers.
-                    out.push_str(&if matches!(self, Anchor::Start) {
+                    sql.push(&if matches!(self, Anchor::Start) {
                         format!(" AS BLOB), 1, {bytes}) = CAST(")
                     } else {
                         format!(" AS BLOB), -{bytes}) = CAST(")
                     });
-                    placeholder(out);
-                    out.push_str(" AS BLOB)");
+                    sql.bind_as(&text.to_owned(), column)?.push(" AS BLOB)");
                 }
-                args.bind(&text.to_owned(), column)
             }
             Backend::Postgres if text.contains('\0') => {
-                out.push('(');
-                backend.quote(out, column);
-                out.push_str(" IS NULL AND NULL)");
-                Ok(())
+                sql.push("(").ident(column).push(" IS NULL AND NULL)");
             }
-            _ => {
-                backend.quote(out, column);
-                out.push_str(if backend == Backend::MySql {
+            backend => {
+                sql.ident(column).push(if backend == Backend::MySql {
                     " LIKE BINARY "
                 } else {
                     " LIKE "
                 });
-                placeholder(out);
-                out.push_str(" ESCAPE '");
-                out.push(LIKE_ESCAPE);
-                out.push('\'');
-                args.bind(&self.like_pattern(text), column)
+                sql.bind_as(&self.like_pattern(text), column)?
+                    .push(" ESCAPE '")
+                    .push(LIKE_ESCAPE_STR)
+                    .push("'");
             }
         }
+        Ok(())
     }
 }
 
@@ -353,12 +339,9 @@ impl<M> std::ops::Not for Filter<M> {
 
 impl<M> fmt::Debug for Filter<M> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut text = String::new();
-        let mut args = Args::new(Backend::Sqlite, 0);
-        let _ = self
-            .node
-            .write(Backend::Sqlite, &mut text, &mut args, &mut 0);
-        f.debug_tuple("Filter").field(&text).finish()
+        let mut sql = Sql::new(Backend::Sqlite);
+        let _ = self.node.write(&mut sql);
+        f.debug_tuple("Filter").field(&sql.text()).finish()
     }
 }
 
@@ -464,37 +447,26 @@ impl<M, T: FieldType, R> Column<M, T, R> {
 }
 
 impl Node {
-    /// Appends the condition's SQL to `out` and binds its values, `params` counting the
-    /// placeholders so far.
-    pub(super) fn write(
-        &self,
-        backend: Backend,
-        out: &mut String,
-        args: &mut Args,
-        params: &mut usize,
-    ) -> Result<()> {
-        let mut placeholder = |out: &mut String| {
-            *params += 1;
-            backend.placeholder(out, *params);
-        };
+    /// Appends the condition's SQL and binds its values.
+    pub(super) fn write(&self, sql: &mut Sql) -> Result<()> {
+        let backend = sql.backend();
         match self {
             // PostgreSQL text cannot hold NUL: no value there equals (or differs from, but
             // for NULL) a text with one; an order against one would be the server's guess.
             Node::Compare {
                 column, op, value, ..
             } if backend == Backend::Postgres && value.is_text_with_nul() => {
-                out.push('(');
-                backend.quote(out, column);
+                sql.push("(").ident(column);
                 match *op {
-                    "=" => out.push_str(" IS NULL AND NULL)"),
-                    "<>" => out.push_str(" IS NOT NULL OR NULL)"),
+                    "=" => sql.push(" IS NULL AND NULL)"),
+                    "<>" => sql.push(" IS NOT NULL OR NULL)"),
                     _ => {
                         return Err(crate::error::Error::InvalidQuery(format!(
                             "`{column}` is compared ({op}) with a text holding NUL (U+0000), \
                              which PostgreSQL text cannot hold"
                         )));
                     }
-                }
+                };
             }
             Node::Compare {
                 column,
@@ -503,16 +475,17 @@ impl Node {
                 numeric_text,
             } => {
                 let cast = *numeric_text && backend == Backend::Sqlite;
-                write_column(backend, out, column, cast);
-                out.push(' ');
-                out.push_str(op);
-                out.push(' ');
-                as_number(out, cast, |out| placeholder(out));
-                value.bind_to(args, column)?;
+                write_column(sql, column, cast);
+                sql.push(" ").push(op).push(" ");
+                let mut bound = Ok(());
+                as_number(sql, cast, |sql| {
+                    bound = sql.bind_dyn(value.as_ref(), column)
+                });
+                bound?;
             }
             Node::Null { column, negated } => {
-                backend.quote(out, column);
-                out.push_str(if *negated { " IS NOT NULL" } else { " IS NULL" });
+                sql.ident(column)
+                    .push(if *negated { " IS NOT NULL" } else { " IS NULL" });
             }
             Node::In {
                 column,
@@ -523,40 +496,39 @@ impl Node {
                 let storable =
                     |v: &dyn DynField| backend != Backend::Postgres || !v.is_text_with_nul();
                 if !values.iter().any(|v| storable(v.as_ref())) {
-                    out.push_str("1 = 0");
+                    sql.push("1 = 0");
                     return Ok(());
                 }
                 let cast = *numeric_text && backend == Backend::Sqlite;
-                write_column(backend, out, column, cast);
-                out.push_str(" IN (");
-                for (i, value) in values.iter().filter(|v| storable(v.as_ref())).enumerate() {
-                    if i > 0 {
-                        out.push_str(", ");
-                    }
-                    as_number(out, cast, |out| placeholder(out));
-                    value.bind_to(args, column)?;
-                }
-                out.push(')');
+                write_column(sql, column, cast);
+                sql.push(" IN (");
+                let storable = values.iter().filter(|v| storable(v.as_ref()));
+                sql.list(storable, |sql, value| {
+                    let mut bound = Ok(());
+                    as_number(sql, cast, |sql| {
+                        bound = sql.bind_dyn(value.as_ref(), column)
+                    });
+                    bound
+                })?;
+                sql.push(")");
             }
-            Node::Text { column, text, at } => {
-                at.write(backend, out, args, column, text, placeholder)?;
-            }
+            Node::Text { column, text, at } => at.write(sql, column, text)?,
             Node::InQuery {
                 column,
                 table,
                 key,
                 filter,
             } => {
-                backend.quote(out, column);
-                out.push_str(" IN (SELECT ");
-                backend.quote(out, key);
-                out.push_str(" FROM ");
-                backend.quote(out, table);
+                sql.ident(column)
+                    .push(" IN (SELECT ")
+                    .ident(key)
+                    .push(" FROM ")
+                    .ident(table);
                 if let Some(filter) = filter {
-                    out.push_str(" WHERE ");
-                    filter.write(backend, out, args, params)?;
+                    sql.push(" WHERE ");
+                    filter.write(sql)?;
                 }
-                out.push(')');
+                sql.push(")");
             }
             Node::All(nodes) | Node::Any(nodes) => {
                 let joiner = if matches!(self, Node::All(_)) {
@@ -564,22 +536,22 @@ impl Node {
                 } else {
                     " OR "
                 };
-                out.push('(');
+                sql.push("(");
                 for (i, node) in nodes.iter().enumerate() {
                     if i > 0 {
-                        out.push_str(joiner);
+                        sql.push(joiner);
                     }
-                    node.write(backend, out, args, params)?;
+                    node.write(sql)?;
                 }
-                out.push(')');
+                sql.push(")");
             }
             Node::Invalid(reason) => {
                 return Err(crate::error::Error::InvalidQuery(reason.clone()));
             }
             Node::Not(node) => {
-                out.push_str("NOT (");
-                node.write(backend, out, args, params)?;
-                out.push(')');
+                sql.push("NOT (");
+                node.write(sql)?;
+                sql.push(")");
             }
         }
         Ok(())

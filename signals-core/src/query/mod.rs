@@ -11,7 +11,7 @@ use std::marker::PhantomData;
 use crate::backend::Backend;
 use crate::error::Result;
 use crate::meta::ModelMeta;
-use crate::value::Args;
+use crate::sql::Sql;
 
 mod filter;
 mod update;
@@ -90,6 +90,8 @@ impl<M> fmt::Debug for Query<M> {
 pub(crate) enum Shape {
     /// Every column, for models.
     Rows,
+    /// The primary key only, in the query's order (with `lock`, to lock the rows).
+    Keys,
     /// `COUNT(*)` of the rows the query would return.
     Count,
     /// One constant row when there is any.
@@ -189,47 +191,46 @@ impl<M> Query<M> {
     }
 
     /// The SQL text and arguments of the query on `backend`.
-    pub(crate) fn sql(
-        &self,
-        meta: &ModelMeta,
-        backend: Backend,
-        shape: Shape,
-    ) -> Result<(String, Args)> {
-        let mut out = String::from("SELECT ");
+    pub(crate) fn sql(&self, meta: &ModelMeta, backend: Backend, shape: Shape) -> Result<Sql> {
+        let mut sql = Sql::with_capacity(backend, 4);
+        sql.push("SELECT ");
         let windowed = self.limit.is_some() || self.offset.is_some();
+        let key = meta.columns[meta.primary_key];
         match shape {
             Shape::Rows => {
-                for (i, column) in meta.columns.iter().enumerate() {
-                    if i > 0 {
-                        out.push_str(", ");
-                    }
-                    backend.quote(&mut out, column);
-                }
+                sql.each(meta.columns, |sql, column| {
+                    sql.ident(column);
+                });
             }
-            Shape::Count if windowed => out.push_str("COUNT(*) FROM (SELECT 1 AS one"),
-            Shape::Count => out.push_str("COUNT(*)"),
-            Shape::Exists => out.push('1'),
+            Shape::Keys => {
+                sql.ident(key);
+            }
+            Shape::Count if windowed => {
+                sql.push("COUNT(*) FROM (SELECT 1 AS one");
+            }
+            Shape::Count => {
+                sql.push("COUNT(*)");
+            }
+            Shape::Exists => {
+                sql.push("1");
+            }
         }
-        out.push_str(" FROM ");
-        backend.quote(&mut out, meta.table);
-        let mut args = Args::new(backend, 4);
+        sql.push(" FROM ").ident(meta.table);
         if let Some(filter) = &self.filter {
-            out.push_str(" WHERE ");
-            filter.write(backend, &mut out, &mut args, &mut 0)?;
+            sql.push(" WHERE ");
+            filter.write(&mut sql)?;
         }
-        if shape == Shape::Rows || (shape == Shape::Count && windowed) {
-            out.push_str(" ORDER BY ");
+        let ordered = matches!(shape, Shape::Rows | Shape::Keys);
+        if ordered || (shape == Shape::Count && windowed) {
+            sql.push(" ORDER BY ");
             if self.order.is_empty() {
-                backend.quote(&mut out, meta.columns[meta.primary_key]);
+                sql.ident(key);
             }
-            for (i, (column, descending, numeric_text)) in self.order.iter().enumerate() {
-                if i > 0 {
-                    out.push_str(", ");
-                }
+            sql.each(&self.order, |sql, (column, descending, numeric_text)| {
                 let cast = *numeric_text && backend == Backend::Sqlite;
-                filter::write_column(backend, &mut out, column, cast);
-                out.push_str(if *descending { " DESC" } else { " ASC" });
-            }
+                filter::write_column(sql, column, cast);
+                sql.push(if *descending { " DESC" } else { " ASC" });
+            });
         }
         let limit = if shape == Shape::Exists {
             Some(1)
@@ -238,26 +239,24 @@ impl<M> Query<M> {
         };
         // Numbers of the caller's, written as numbers: no text of theirs reaches the SQL.
         match (limit, self.offset) {
-            (Some(limit), None) => out.push_str(&format!(" LIMIT {limit}")),
-            (Some(limit), Some(offset)) => {
-                out.push_str(&format!(" LIMIT {limit} OFFSET {offset}"));
-            }
-            (None, Some(offset)) => out.push_str(&match backend {
+            (Some(limit), None) => sql.push(&format!(" LIMIT {limit}")),
+            (Some(limit), Some(offset)) => sql.push(&format!(" LIMIT {limit} OFFSET {offset}")),
+            (None, Some(offset)) => sql.push(&match backend {
                 // MySQL has no OFFSET without LIMIT; SQLite takes -1 for "no limit".
                 Backend::MySql => format!(" LIMIT 18446744073709551615 OFFSET {offset}"),
                 Backend::Sqlite => format!(" LIMIT -1 OFFSET {offset}"),
                 _ => format!(" OFFSET {offset}"),
             }),
-            (None, None) => {}
-        }
+            (None, None) => &mut sql,
+        };
         if shape == Shape::Count && windowed {
-            out.push_str(") AS counted");
+            sql.push(") AS counted");
         }
-        if self.lock && shape == Shape::Rows && backend != Backend::Sqlite {
+        if self.lock && ordered && backend != Backend::Sqlite {
             // SQLite's write transactions hold the whole database already.
-            out.push_str(" FOR UPDATE");
+            sql.push(" FOR UPDATE");
         }
-        Ok((out, args))
+        Ok(sql)
     }
 }
 
@@ -282,7 +281,7 @@ mod tests {
 
     fn text(q: &Query<Post>, backend: Backend, shape: Shape) -> String {
         q.sql(&META, backend, shape)
-            .map(|(sql, _)| sql)
+            .map(|sql| sql.text().to_owned())
             .unwrap_or_default()
     }
 

@@ -9,7 +9,8 @@ use super::Query;
 use crate::backend::Backend;
 use crate::error::Result;
 use crate::meta::{Column, ModelMeta};
-use crate::value::{Args, DynField, FieldType};
+use crate::sql::Sql;
+use crate::value::{DynField, FieldType};
 
 /// The assignments of an atomic update ([`Query::update`]): `Author::POST_COUNT.add(1)`,
 /// `Post::STATUS.set("archived")`, several joined with `&`.
@@ -89,7 +90,7 @@ impl<M> Query<M> {
         meta: &ModelMeta,
         backend: Backend,
         set: &Set<M>,
-    ) -> Result<(String, Args)> {
+    ) -> Result<Sql> {
         if !self.order.is_empty() || self.limit.is_some() || self.offset.is_some() {
             return Err(crate::error::Error::InvalidQuery(format!(
                 "`update` of `{}` rows takes conditions only: drop `order_by`, `limit` and \
@@ -97,33 +98,23 @@ impl<M> Query<M> {
                 meta.name
             )));
         }
-        let mut out = String::from("UPDATE ");
-        backend.quote(&mut out, meta.table);
-        out.push_str(" SET ");
-        let mut args = Args::new(backend, set.items.len() + 4);
-        let mut params = 0;
-        for (i, (column, assign)) in set.items.iter().enumerate() {
-            if i > 0 {
-                out.push_str(", ");
-            }
-            backend.quote(&mut out, column);
-            out.push_str(" = ");
+        let mut sql = Sql::with_capacity(backend, set.items.len() + 4);
+        sql.push("UPDATE ").ident(meta.table).push(" SET ");
+        sql.list(&set.items, |sql, (column, assign)| {
+            sql.ident(column).push(" = ");
             let value = match assign {
                 Assign::Value(value) => value,
                 Assign::Add(value) => {
-                    backend.quote(&mut out, column);
-                    out.push_str(" + ");
+                    sql.ident(column).push(" + ");
                     value
                 }
             };
-            params += 1;
-            backend.placeholder(&mut out, params);
-            value.bind_to(&mut args, column)?;
-        }
+            sql.bind_dyn(value.as_ref(), column)
+        })?;
         if let Some(filter) = &self.filter {
-            out.push_str(" WHERE ");
-            filter.write(backend, &mut out, &mut args, &mut params)?;
+            sql.push(" WHERE ");
+            filter.write(&mut sql)?;
         }
-        Ok((out, args))
+        Ok(sql)
     }
 }

@@ -7,7 +7,8 @@ use super::Tx;
 use crate::backend::Backend;
 use crate::conn::{Db, Handle, Outcome};
 use crate::error::Result;
-use crate::value::{Args, Row};
+use crate::sql::Sql;
+use crate::value::{Args, Record, Row};
 
 /// Where statements run: `&Db` (a pooled connection per statement) or `&mut Tx`.
 ///
@@ -130,5 +131,37 @@ impl Target<'_> {
     ) -> Result<i64> {
         let res = self.handle().await?.fetch_i64(sql, args, true).await;
         self.explain(res)
+    }
+}
+
+/// Running a statement of your own: on `&Db` (a pooled connection, in autocommit) or in a
+/// transaction (`&mut Tx`, on SQLite on the transaction's own handle), as the crate runs its
+/// own statements.
+impl Sql {
+    /// Runs the statement; returns how many rows it changed. On a pool the statement is its
+    /// own transaction: a connection lost once it was sent is
+    /// [`ErrorKind::CommitOutcomeUnknown`](crate::ErrorKind::CommitOutcomeUnknown).
+    pub async fn execute<'e>(self, ex: impl Executor<'e>) -> Result<u64> {
+        let (sql, args) = self.into_parts();
+        let mut target = ex.__target();
+        Ok(target.execute(sqlx::AssertSqlSafe(sql), args).await?.rows)
+    }
+
+    /// Runs the query; returns its rows, each read into `R` (a tuple of field types).
+    pub async fn fetch_all<'e, R: Record>(self, ex: impl Executor<'e>) -> Result<Vec<R>> {
+        let (sql, args) = self.into_parts();
+        let mut target = ex.__target();
+        target
+            .fetch_all(sqlx::AssertSqlSafe(sql), args, R::__decode)
+            .await
+    }
+
+    /// Runs the query; returns its first row, if any, read into `R`.
+    pub async fn fetch_optional<'e, R: Record>(self, ex: impl Executor<'e>) -> Result<Option<R>> {
+        let (sql, args) = self.into_parts();
+        let mut target = ex.__target();
+        target
+            .fetch_optional(sqlx::AssertSqlSafe(sql), args, R::__decode)
+            .await
     }
 }

@@ -9,9 +9,9 @@ use std::sync::OnceLock;
 use tokio::sync::watch;
 
 use super::exec::Target;
-use crate::backend::Backend;
+use crate::backend::{Backend, MAX_CHUNK_ROWS};
 use crate::error::{Error, Result};
-use crate::value::Args;
+use crate::sql::Sql;
 
 /// The table durable events are written to.
 pub const OUTBOX_TABLE: &str = "signals_outbox";
@@ -45,42 +45,31 @@ const COLUMNS: [&str; 8] = [
     "created_at",
 ];
 
-/// Rows per INSERT: 8,000 parameters, under every backend's limit.
-const CHUNK: usize = 1000;
-
 /// Milliseconds since the Unix epoch: the outbox's clock.
 pub fn now_millis() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
-/// Writes `rows` to the outbox inside the transaction `target` runs on.
+/// Writes `rows` to the outbox inside the transaction `target` runs on: one multi-row INSERT
+/// per [`MAX_CHUNK_ROWS`] rows (8,000 values, under every backend's limit).
 pub(crate) async fn write(
     target: &mut Target<'_>,
     backend: Backend,
     rows: &[OutboxRow],
 ) -> Result<()> {
     let now = now_millis();
-    for chunk in rows.chunks(CHUNK) {
-        let sql = insert_sql(backend, chunk.len());
-        let mut args = Args::new(backend, chunk.len() * COLUMNS.len());
-        for row in chunk {
-            args.bind_builtin(&row.event_id, "event_id")?;
-            args.bind_builtin(&row.model.to_owned(), "model")?;
-            args.bind_builtin(&row.receiver.to_owned(), "receiver")?;
-            args.bind_builtin(&row.instance_key, "instance_key")?;
-            args.bind_builtin(&row.part, "part")?;
-            args.bind_builtin(&row.event.to_owned(), "event")?;
-            args.bind_builtin(&row.payload, "payload")?;
-            args.bind_builtin(&now, "created_at")?;
-        }
-        // Text of the crate's own: the table, columns and placeholders; values are bound.
+    for chunk in rows.chunks(MAX_CHUNK_ROWS) {
+        let (sql, args) = insert(backend, chunk, now)?.into_parts();
         target.execute(sqlx::AssertSqlSafe(sql), args).await?;
     }
     if backend == Backend::Postgres {
         // Delivered when (and only if) the transaction commits; one per transaction.
-        let mut args = Args::new(backend, 1);
-        args.bind_builtin(&NOTIFY_CHANNEL.to_owned(), "channel")?;
-        target.execute("SELECT pg_notify($1, '')", args).await?;
+        let mut sql = Sql::with_capacity(backend, 1);
+        sql.push("SELECT pg_notify(")
+            .bind_as(&NOTIFY_CHANNEL.to_owned(), "channel")?
+            .push(", '')");
+        let (sql, args) = sql.into_parts();
+        target.execute(sqlx::AssertSqlSafe(sql), args).await?;
     }
     Ok(())
 }
@@ -107,24 +96,35 @@ pub(crate) fn missing_table_hint(err: Error) -> Error {
     ))
 }
 
-fn insert_sql(backend: Backend, n: usize) -> String {
-    let mut s = format!(
-        "INSERT INTO {OUTBOX_TABLE} ({}) VALUES ",
-        COLUMNS.join(", ")
-    );
-    let mut param = 0;
-    for r in 0..n {
-        s.push_str(if r == 0 { "(" } else { ", (" });
-        for c in 0..COLUMNS.len() {
-            if c > 0 {
-                s.push_str(", ");
-            }
-            param += 1;
-            backend.placeholder(&mut s, param);
-        }
-        s.push(')');
-    }
-    s
+/// One multi-row INSERT of `rows`, committed at `now`.
+fn insert(backend: Backend, rows: &[OutboxRow], now: i64) -> Result<Sql> {
+    let mut sql = Sql::with_capacity(backend, rows.len() * COLUMNS.len());
+    sql.push("INSERT INTO ")
+        .push(OUTBOX_TABLE)
+        .push(" (")
+        .push(&COLUMNS.join(", "))
+        .push(") VALUES ");
+    sql.list(rows, |sql, row| {
+        sql.push("(")
+            .bind_as(&row.event_id, "event_id")?
+            .push(", ")
+            .bind_as(&row.model.to_owned(), "model")?
+            .push(", ")
+            .bind_as(&row.receiver.to_owned(), "receiver")?
+            .push(", ")
+            .bind_as(&row.instance_key, "instance_key")?
+            .push(", ")
+            .bind_as(&row.part, "part")?
+            .push(", ")
+            .bind_as(&row.event.to_owned(), "event")?
+            .push(", ")
+            .bind_as(&row.payload, "payload")?
+            .push(", ")
+            .bind_as(&now, "created_at")?
+            .push(")");
+        Ok(())
+    })?;
+    Ok(sql)
 }
 
 fn commits_sender() -> &'static watch::Sender<u64> {
@@ -157,9 +157,25 @@ mod tests {
 
     #[test]
     fn insert_binds_eight_per_row() {
-        let sql = insert_sql(Backend::Postgres, 2);
-        assert!(sql.starts_with("INSERT INTO signals_outbox (event_id, model,"));
-        assert!(sql.ends_with("($9, $10, $11, $12, $13, $14, $15, $16)"));
-        assert_eq!(insert_sql(Backend::Sqlite, 1).matches('?').count(), 8);
+        let row = || OutboxRow {
+            event_id: "e".into(),
+            model: "M",
+            receiver: "r",
+            instance_key: "Some(1)".into(),
+            part: 3,
+            event: "created",
+            payload: "{}".into(),
+        };
+        let sql = insert(Backend::Postgres, &[row(), row()], 0).expect("binds");
+        assert!(
+            sql.text()
+                .starts_with("INSERT INTO signals_outbox (event_id, model,")
+        );
+        assert!(
+            sql.text()
+                .ends_with("($9, $10, $11, $12, $13, $14, $15, $16)")
+        );
+        let sql = insert(Backend::Sqlite, &[row()], 0).expect("binds");
+        assert_eq!(sql.text().matches('?').count(), 8);
     }
 }

@@ -21,7 +21,7 @@ pub(crate) mod sqlite;
 
 pub use args::Args;
 pub(crate) use args::{DynField, sqlx_sqlite_args};
-pub use row::Row;
+pub use row::{Record, Row};
 use sqlite::{SqlRef, SqlValue};
 
 mod sealed {

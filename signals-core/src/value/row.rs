@@ -210,3 +210,57 @@ where
     }
     row.try_get::<T, _>(index)
 }
+
+/// What a row of a statement of your own ([`Sql`](crate::Sql)) reads into: a tuple of field
+/// types, one per column in order (`(i64,)` for one column). A column that does not fit its
+/// field type is a [`Decode`](crate::Error::Decode) error naming its position.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be read from a row",
+    label = "read rows into a tuple of field types, one per column: `(i64, String)`, `(i64,)`"
+)]
+pub trait Record: Sized + Send + 'static {
+    #[doc(hidden)]
+    fn __decode(row: &Row<'_>) -> Result<Self>;
+}
+
+/// The names of a statement's columns in errors: their positions.
+const POSITIONS: [&str; 12] = [
+    "column 1",
+    "column 2",
+    "column 3",
+    "column 4",
+    "column 5",
+    "column 6",
+    "column 7",
+    "column 8",
+    "column 9",
+    "column 10",
+    "column 11",
+    "column 12",
+];
+
+macro_rules! tuple_records {
+    ($(($($t:ident $i:tt),+))*) => {$(
+        impl<$($t: super::FieldType),+> Record for ($($t,)+) {
+            #[inline]
+            fn __decode(row: &Row<'_>) -> Result<Self> {
+                Ok(($($t::__read(row, $i, "a statement of your own", POSITIONS[$i])?,)+))
+            }
+        }
+    )*};
+}
+
+tuple_records! {
+    (A 0)
+    (A 0, B 1)
+    (A 0, B 1, C 2)
+    (A 0, B 1, C 2, D 3)
+    (A 0, B 1, C 2, D 3, E 4)
+    (A 0, B 1, C 2, D 3, E 4, F 5)
+    (A 0, B 1, C 2, D 3, E 4, F 5, G 6)
+    (A 0, B 1, C 2, D 3, E 4, F 5, G 6, H 7)
+    (A 0, B 1, C 2, D 3, E 4, F 5, G 6, H 7, I 8)
+    (A 0, B 1, C 2, D 3, E 4, F 5, G 6, H 7, I 8, J 9)
+    (A 0, B 1, C 2, D 3, E 4, F 5, G 6, H 7, I 8, J 9, K 10)
+    (A 0, B 1, C 2, D 3, E 4, F 5, G 6, H 7, I 8, J 9, K 10, L 11)
+}

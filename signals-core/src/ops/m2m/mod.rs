@@ -14,7 +14,7 @@ use std::marker::PhantomData;
 
 use super::atomically;
 use super::load;
-use crate::backend::Backend;
+use crate::backend::{Backend, MAX_CHUNK_ROWS};
 use crate::error::{Error, Result};
 use crate::kind::SignalKind;
 use crate::meta::Column;
@@ -22,11 +22,9 @@ use crate::model::Model;
 use crate::query::{Filter, Query};
 use crate::signal::m2m::{M2mAction, M2mChanged, Through};
 use crate::signal::muting::{self, Fired};
+use crate::sql::Sql;
 use crate::tx::{Executor, Target, Tx};
-use crate::value::{Args, FieldType, Row};
-
-/// Keys per statement: well under every backend's limit on parameters.
-const CHUNK: usize = 1_000;
+use crate::value::{FieldType, Row};
 
 /// The links of one instance of `F` to instances of `T`, through the model `Th`: what
 /// `#[model(many_to_many(tags: Tag, through = PostTag))]` gives as `post.tags()` (and, from
@@ -161,7 +159,10 @@ impl<'a, F: Model, T: Model, Th: Through<F, T>> ManyToMany<'a, F, T, Th> {
         let wanted = distinct(keys);
         let instance = self.instance;
         within(ex, Th::META.name, "m2m add", async |tx: &mut Tx| {
-            let there = locked_among::<F, T, Th>(tx, key, &wanted).await?;
+            let there: BTreeSet<T::Key> = locked_among::<F, T, Th>(tx, key, &wanted)
+                .await?
+                .into_iter()
+                .collect();
             let new: Vec<T::Key> = wanted.into_iter().filter(|k| !there.contains(k)).collect();
             add_links::<F, T, Th>(tx, instance, key, &new).await?;
             Ok(new)
@@ -236,10 +237,14 @@ impl<'a, F: Model, T: Model, Th: Through<F, T>> ManyToMany<'a, F, T, Th> {
         }
         let instance = self.instance;
         within(ex, Th::META.name, "m2m add", async |tx: &mut Tx| {
-            let there = locked_among::<F, T, Th>(tx, key, &wanted).await?;
+            let there: BTreeSet<T::Key> = locked_among::<F, T, Th>(tx, key, &wanted)
+                .await?
+                .into_iter()
+                .collect();
             let mut new: Vec<T::Key> = Vec::new();
+            let mut taken = BTreeSet::new();
             rows.retain(|row| match row.__link().1 {
-                Some(to) if !there.contains(to) && !new.contains(to) => {
+                Some(to) if !there.contains(to) && taken.insert(to.clone()) => {
                     new.push(to.clone());
                     true
                 }
@@ -288,11 +293,13 @@ impl<'a, F: Model, T: Model, Th: Through<F, T>> ManyToMany<'a, F, T, Th> {
         let instance = self.instance;
         within(ex, Th::META.name, "m2m set", async |tx: &mut Tx| {
             let there = locked_links::<F, T, Th>(tx, key, &wanted).await?;
+            let wanted_set: BTreeSet<&T::Key> = wanted.iter().collect();
             let removed: Vec<T::Key> = there
                 .iter()
-                .filter(|k| !wanted.contains(k))
+                .filter(|k| !wanted_set.contains(k))
                 .cloned()
                 .collect();
+            let there: BTreeSet<T::Key> = there.into_iter().collect();
             let added: Vec<T::Key> = wanted.into_iter().filter(|k| !there.contains(k)).collect();
             remove_links::<F, T, Th>(tx, instance, key, &removed, false).await?;
             add_links::<F, T, Th>(tx, instance, key, &added).await?;
@@ -339,14 +346,11 @@ impl<F: Model, T: Model, Th: Through<F, T>> std::fmt::Debug for ManyToMany<'_, F
 }
 
 /// `keys` without repeats, in the order given.
-fn distinct<K: PartialEq>(keys: impl IntoIterator<Item = K>) -> Vec<K> {
-    let mut out: Vec<K> = Vec::new();
-    for key in keys {
-        if !out.contains(&key) {
-            out.push(key);
-        }
-    }
-    out
+fn distinct<K: Ord + Clone>(keys: impl IntoIterator<Item = K>) -> Vec<K> {
+    let mut seen = BTreeSet::new();
+    keys.into_iter()
+        .filter(|k| seen.insert(k.clone()))
+        .collect()
 }
 
 /// Locks the rows of the through model's first side that the change touches (servers;
@@ -375,31 +379,16 @@ async fn lock<F: Model, T: Model, Th: Through<F, T>>(
         }
         return Ok(());
     }
-    let backend = tx.backend();
-    let mut sorted: Vec<&T::Key> = others.iter().collect();
+    // Locked in key order, a chunk at a time: a query of the crate's own.
+    let mut sorted: Vec<T::Key> = others.to_vec();
     sorted.sort();
-    let pk = T::META.columns[T::META.primary_key];
-    for chunk in sorted.chunks(CHUNK) {
-        let mut sql = String::from("SELECT ");
-        backend.quote(&mut sql, pk);
-        sql.push_str(" FROM ");
-        backend.quote(&mut sql, T::META.table);
-        sql.push_str(" WHERE ");
-        backend.quote(&mut sql, pk);
-        sql.push_str(" IN (");
-        let mut args = Args::new(backend, chunk.len());
-        for (i, k) in chunk.iter().enumerate() {
-            if i > 0 {
-                sql.push_str(", ");
-            }
-            backend.placeholder(&mut sql, i + 1);
-            args.bind(*k, pk)?;
-        }
-        sql.push_str(") ORDER BY ");
-        backend.quote(&mut sql, pk);
-        sql.push_str(" FOR UPDATE");
-        Target::Tx(tx)
-            .fetch_all(sqlx::AssertSqlSafe(sql), args, read_key::<T::Key>)
+    sorted.dedup();
+    let pk = Column::<T, T::Key>::new(T::META.primary_key, T::META.columns[T::META.primary_key]);
+    for chunk in sorted.chunks(MAX_CHUNK_ROWS) {
+        T::query()
+            .filter(pk.in_(chunk.iter().cloned()))
+            .order_by(pk.asc())
+            .lock_keys(tx)
             .await?;
     }
     Ok(())
@@ -453,23 +442,18 @@ pub(super) async fn linked<F: Model, T: Model, Th: Through<F, T>>(
     key: &F::Key,
     among: Option<&[T::Key]>,
 ) -> Result<Vec<T::Key>> {
-    let backend = target.backend();
     let chunks: Vec<Option<&[T::Key]>> = match among {
         None => vec![None],
         Some([]) => return Ok(Vec::new()),
-        Some(keys) => keys.chunks(CHUNK).map(Some).collect(),
+        Some(keys) => keys.chunks(MAX_CHUNK_ROWS).map(Some).collect(),
     };
     let mut out = Vec::new();
     for chunk in chunks {
-        let mut sql = String::from("SELECT ");
-        backend.quote(&mut sql, Th::TO);
-        let mut args = Args::new(backend, 1 + chunk.map_or(0, <[_]>::len));
-        from_links_of::<F, T, Th>(backend, &mut sql, &mut args, key)?;
-        if let Some(chunk) = chunk {
-            in_list(backend, &mut sql, &mut args, Th::TO, chunk, 2)?;
-        }
-        sql.push_str(" ORDER BY ");
-        backend.quote(&mut sql, Th::TO);
+        let mut sql = Sql::with_capacity(target.backend(), 1 + chunk.map_or(0, <[_]>::len));
+        sql.push("SELECT ").ident(Th::TO);
+        where_links_of::<F, T, Th>(&mut sql, key, chunk)?;
+        sql.push(" ORDER BY ").ident(Th::TO);
+        let (sql, args) = sql.into_parts();
         out.extend(
             target
                 .fetch_all(sqlx::AssertSqlSafe(sql), args, read_key::<T::Key>)
@@ -482,42 +466,24 @@ pub(super) async fn linked<F: Model, T: Model, Th: Through<F, T>>(
     Ok(out)
 }
 
-/// ` FROM <through> WHERE <from> = ?`, binding `key`: the links of one instance.
-fn from_links_of<F: Model, T: Model, Th: Through<F, T>>(
-    backend: Backend,
-    sql: &mut String,
-    args: &mut Args,
+/// ` FROM <through> WHERE <from> = ?`, binding `key`: the links of one instance; with `to`,
+/// only those to these keys (` AND <to> IN (?, ..)`).
+fn where_links_of<F: Model, T: Model, Th: Through<F, T>>(
+    sql: &mut Sql,
     key: &F::Key,
+    to: Option<&[T::Key]>,
 ) -> Result<()> {
-    sql.push_str(" FROM ");
-    backend.quote(sql, Th::META.table);
-    sql.push_str(" WHERE ");
-    backend.quote(sql, Th::FROM);
-    sql.push_str(" = ");
-    backend.placeholder(sql, 1);
-    args.bind(key, Th::FROM)
-}
-
-/// ` AND <column> IN (?, ..)`, binding `keys` from placeholder `first` on.
-fn in_list<K: FieldType>(
-    backend: Backend,
-    sql: &mut String,
-    args: &mut Args,
-    column: &'static str,
-    keys: &[K],
-    first: usize,
-) -> Result<()> {
-    sql.push_str(" AND ");
-    backend.quote(sql, column);
-    sql.push_str(" IN (");
-    for (i, k) in keys.iter().enumerate() {
-        if i > 0 {
-            sql.push_str(", ");
-        }
-        backend.placeholder(sql, first + i);
-        args.bind(k, column)?;
+    sql.push(" FROM ")
+        .ident(Th::META.table)
+        .push(" WHERE ")
+        .ident(Th::FROM)
+        .push(" = ")
+        .bind_as(key, Th::FROM)?;
+    if let Some(keys) = to {
+        sql.push(" AND ").ident(Th::TO).push(" IN (");
+        sql.list(keys, |sql, k| sql.bind_as(k, Th::TO).map(drop))?;
+        sql.push(")");
     }
-    sql.push(')');
     Ok(())
 }
 
@@ -558,28 +524,21 @@ async fn add_links<F: Model, T: Model, Th: Through<F, T>>(
 ) -> Result<()> {
     let adding = (M2mAction::PreAdd, M2mAction::PostAdd);
     around::<F, T, Th>(tx, instance, keys, adding, async |tx: &mut Tx| {
-        let backend = tx.backend();
-        for chunk in keys.chunks(CHUNK) {
-            let mut sql = String::from("INSERT INTO ");
-            backend.quote(&mut sql, Th::META.table);
-            sql.push_str(" (");
-            backend.quote(&mut sql, Th::FROM);
-            sql.push_str(", ");
-            backend.quote(&mut sql, Th::TO);
-            sql.push_str(") VALUES ");
-            let mut args = Args::new(backend, 2 * chunk.len());
-            for (i, k) in chunk.iter().enumerate() {
-                if i > 0 {
-                    sql.push_str(", ");
-                }
-                sql.push('(');
-                backend.placeholder(&mut sql, 2 * i + 1);
-                sql.push_str(", ");
-                backend.placeholder(&mut sql, 2 * i + 2);
-                sql.push(')');
-                args.bind(key, Th::FROM)?;
-                args.bind(k, Th::TO)?;
-            }
+        for chunk in keys.chunks(MAX_CHUNK_ROWS) {
+            let mut sql = Sql::with_capacity(tx.backend(), 2 * chunk.len());
+            sql.push("INSERT INTO ")
+                .ident(Th::META.table)
+                .push(" (")
+                .ident(Th::FROM)
+                .push(", ")
+                .ident(Th::TO)
+                .push(") VALUES ");
+            sql.list(chunk, |sql, k| {
+                sql.push("(").bind_as(key, Th::FROM)?.push(", ");
+                sql.bind_as(k, Th::TO)?.push(")");
+                Ok(())
+            })?;
+            let (sql, args) = sql.into_parts();
             Target::Tx(tx)
                 .execute(sqlx::AssertSqlSafe(sql), args)
                 .await?;
@@ -604,12 +563,11 @@ async fn remove_links<F: Model, T: Model, Th: Through<F, T>>(
     around::<F, T, Th>(tx, instance, keys, actions, async |tx: &mut Tx| {
         // Only the keys read (under the lock) and reported, `clear` included: a link another
         // side adds meanwhile is not removed unreported.
-        let backend = tx.backend();
-        for chunk in keys.chunks(CHUNK) {
-            let mut sql = String::from("DELETE");
-            let mut args = Args::new(backend, 1 + chunk.len());
-            from_links_of::<F, T, Th>(backend, &mut sql, &mut args, key)?;
-            in_list(backend, &mut sql, &mut args, Th::TO, chunk, 2)?;
+        for chunk in keys.chunks(MAX_CHUNK_ROWS) {
+            let mut sql = Sql::with_capacity(tx.backend(), 1 + chunk.len());
+            sql.push("DELETE");
+            where_links_of::<F, T, Th>(&mut sql, key, Some(chunk))?;
+            let (sql, args) = sql.into_parts();
             Target::Tx(tx)
                 .execute(sqlx::AssertSqlSafe(sql), args)
                 .await?;
