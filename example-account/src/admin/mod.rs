@@ -10,6 +10,8 @@
 //!   a confirmation page listing what the cascade deletes.
 //! - Templates are minijinja's, auto-escaping every value; form errors show beside the field.
 
+mod error;
+mod extract;
 mod session;
 mod views;
 

@@ -5,11 +5,11 @@
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use axum::response::{IntoResponse, Redirect, Response};
 use axum_extra::extract::PrivateCookieJar;
 use axum_extra::extract::cookie::{Cookie, SameSite};
 
 use super::AdminState;
+use super::error::AdminError;
 use crate::User;
 
 const COOKIE: &str = "admin_session";
@@ -62,45 +62,37 @@ impl Session {
         jar.remove(Cookie::build(COOKIE).path("/"))
     }
 
-    /// Whether `token` (from a form) is this session's.
+    /// Whether `token` (from a form) is this session's, compared in constant time.
     pub(crate) fn token_matches(&self, token: &str) -> bool {
-        // Same length, every byte compared: no early exit that times the match.
-        self.csrf.len() == token.len()
-            && self
-                .csrf
-                .bytes()
-                .zip(token.bytes())
-                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-                == 0
+        use subtle::ConstantTimeEq as _;
+        self.csrf.as_bytes().ct_eq(token.as_bytes()).into()
     }
 }
 
 /// A request from a logged-in, active staff user, with the session's CSRF token. Anyone
-/// else is sent to the login page.
+/// else is sent to the login page; a database that cannot tell is a server error, never a
+/// login page.
 pub(crate) struct Staff {
     pub(crate) user: User,
     pub(crate) session: Session,
 }
 
 impl FromRequestParts<AdminState> for Staff {
-    type Rejection = Response;
+    type Rejection = AdminError;
 
     async fn from_request_parts(
         parts: &mut Parts,
         state: &AdminState,
     ) -> Result<Self, Self::Rejection> {
-        let to_login = || Redirect::to("/admin/login/").into_response();
         let jar = PrivateCookieJar::from_request_parts(parts, state)
             .await
-            .map_err(|_| to_login())?;
-        let session = Session::read(&jar).ok_or_else(to_login)?;
-        let id = session.user_id.ok_or_else(to_login)?;
+            .map_err(|_| AdminError::Login)?;
+        let session = Session::read(&jar).ok_or(AdminError::Login)?;
+        let id = session.user_id.ok_or(AdminError::Login)?;
         let user = <User as signals_core::Model>::get(state.db(), id)
-            .await
-            .ok()
-            .flatten()
+            .await?
             .filter(|u| u.is_active && u.is_staff)
-            .ok_or_else(to_login)?;
+            .ok_or(AdminError::Login)?;
         Ok(Staff { user, session })
     }
 }

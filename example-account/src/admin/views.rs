@@ -4,9 +4,7 @@
 
 use std::collections::HashMap;
 
-use axum::Form;
 use axum::extract::{Multipart, Path, Query, State};
-use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum_extra::extract::PrivateCookieJar;
 use minijinja::context;
@@ -14,54 +12,20 @@ use serde::{Deserialize, Serialize};
 use signals_core::Model;
 
 use super::AdminState;
+use super::error::AdminError;
+use super::extract::{CsrfForm, CsrfMultipart, MultipartForm, Tokened};
 use super::session::{Session, Staff};
 use crate::{Error, Profile, User};
 
 /// Rows per page of the list, as Django's `list_per_page`.
 pub(crate) const PER_PAGE: usize = 25;
 
-fn render(state: &AdminState, name: &str, ctx: minijinja::Value) -> Response {
-    match state
-        .templates()
-        .get_template(name)
-        .and_then(|t| t.render(ctx))
-    {
-        Ok(html) => Html(html).into_response(),
-        Err(err) => message(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "Server error",
-            &format!("the page could not be rendered: {err}"),
-        ),
-    }
-}
+/// A handler's result: its page, or the page of what went wrong.
+type Page = Result<Response, AdminError>;
 
-/// A page that only says something, with its status.
-fn message(status: StatusCode, title: &str, text: &str) -> Response {
-    let env = super::templates();
-    let html = env
-        .get_template("message.html")
-        .and_then(|t| t.render(context! { title, text }))
-        .unwrap_or_else(|_| "error".to_owned());
-    (status, Html(html)).into_response()
-}
-
-/// A database failure: a page saying so (with status 500), never a panic.
-fn failed(err: impl std::fmt::Display) -> Response {
-    message(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "Server error",
-        &format!("the database said no: {err}"),
-    )
-}
-
-/// A POST whose CSRF token is missing or not the session's: refused, nothing done.
-fn csrf_refused() -> Response {
-    message(
-        StatusCode::FORBIDDEN,
-        "Forbidden (403)",
-        "CSRF verification failed: the form did not carry this session's token. Reload the \
-         page and submit it again.",
-    )
+fn render(state: &AdminState, name: &str, ctx: minijinja::Value) -> Page {
+    let html = state.templates().get_template(name)?.render(ctx)?;
+    Ok(Html(html).into_response())
 }
 
 pub(crate) async fn home() -> Redirect {
@@ -78,32 +42,29 @@ pub(crate) struct LoginForm {
     csrf_token: String,
 }
 
-pub(crate) async fn login_form(State(state): State<AdminState>, jar: PrivateCookieJar) -> Response {
+impl Tokened for LoginForm {
+    fn csrf_token(&self) -> &str {
+        &self.csrf_token
+    }
+}
+
+pub(crate) async fn login_form(State(state): State<AdminState>, jar: PrivateCookieJar) -> Page {
     let session = Session::read(&jar).unwrap_or_else(|| Session::new(None));
     let jar = session.store(jar);
     let page = render(
         &state,
         "login.html",
         context! { csrf_token => session.csrf, username => "", error => "" },
-    );
-    (jar, page).into_response()
+    )?;
+    Ok((jar, page).into_response())
 }
 
 pub(crate) async fn login(
     State(state): State<AdminState>,
     jar: PrivateCookieJar,
-    Form(form): Form<LoginForm>,
-) -> Response {
-    let Some(session) = Session::read(&jar) else {
-        return csrf_refused();
-    };
-    if !session.token_matches(&form.csrf_token) {
-        return csrf_refused();
-    }
-    let user = match User::by_username(state.db(), &form.username).await {
-        Ok(user) => user,
-        Err(err) => return failed(err),
-    };
+    CsrfForm(form): CsrfForm<LoginForm>,
+) -> Page {
+    let user = User::by_username(state.db(), &form.username).await?;
     let password = form.password.clone();
     let accepted = match user {
         Some(user) if user.is_active && user.is_staff => {
@@ -116,26 +77,22 @@ pub(crate) async fn login(
         }
         _ => None,
     };
-    match accepted {
-        Some(user) => {
-            // A new session, with a new token, for the logged-in user.
-            let jar = Session::new(user.id).store(jar);
-            (jar, Redirect::to("/admin/account/profile/")).into_response()
-        }
-        None => {
-            let page = render(
-                &state,
-                "login.html",
-                context! {
-                    csrf_token => session.csrf,
-                    username => form.username,
-                    error => "Please enter the correct username and password for a staff \
-                              account. Note that both fields may be case-sensitive.",
-                },
-            );
-            (StatusCode::OK, page).into_response()
-        }
+    if let Some(user) = accepted {
+        // A new session, with a new token, for the logged-in user.
+        let jar = Session::new(user.id).store(jar);
+        return Ok((jar, Redirect::to("/admin/account/profile/")).into_response());
     }
+    let session = Session::read(&jar).ok_or(AdminError::Csrf)?;
+    render(
+        &state,
+        "login.html",
+        context! {
+            csrf_token => session.csrf,
+            username => form.username,
+            error => "Please enter the correct username and password for a staff \
+                      account. Note that both fields may be case-sensitive.",
+        },
+    )
 }
 
 #[derive(Deserialize)]
@@ -144,14 +101,17 @@ pub(crate) struct TokenForm {
     csrf_token: String,
 }
 
-pub(crate) async fn logout(
-    staff: Staff,
-    jar: PrivateCookieJar,
-    Form(form): Form<TokenForm>,
-) -> Response {
-    if !staff.session.token_matches(&form.csrf_token) {
-        return csrf_refused();
+impl Tokened for TokenForm {
+    fn csrf_token(&self) -> &str {
+        &self.csrf_token
     }
+}
+
+pub(crate) async fn logout(
+    _staff: Staff,
+    jar: PrivateCookieJar,
+    CsrfForm(_): CsrfForm<TokenForm>,
+) -> Response {
     (Session::clear(jar), Redirect::to("/admin/login/")).into_response()
 }
 
@@ -189,12 +149,8 @@ pub(crate) async fn list(
     staff: Staff,
     State(state): State<AdminState>,
     Query(query): Query<ListQuery>,
-) -> Response {
-    let (users, profiles) = match tokio::try_join!(User::all(state.db()), Profile::all(state.db()))
-    {
-        Ok(both) => both,
-        Err(err) => return failed(err),
-    };
+) -> Page {
+    let (users, profiles) = tokio::try_join!(User::all(state.db()), Profile::all(state.db()))?;
     let users: HashMap<i64, User> = users.into_iter().filter_map(|u| Some((u.id?, u))).collect();
     let needle = query.q.trim().to_lowercase();
     let mut rows: Vec<Row> = profiles
@@ -286,12 +242,18 @@ pub(crate) struct AddForm {
     csrf_token: String,
 }
 
+impl Tokened for AddForm {
+    fn csrf_token(&self) -> &str {
+        &self.csrf_token
+    }
+}
+
 fn add_page(
     state: &AdminState,
     staff: &Staff,
     form: &AddForm,
     errors: &HashMap<&str, String>,
-) -> Response {
+) -> Page {
     render(
         state,
         "user_add.html",
@@ -305,18 +267,15 @@ fn add_page(
     )
 }
 
-pub(crate) async fn add_form(staff: Staff, State(state): State<AdminState>) -> Response {
+pub(crate) async fn add_form(staff: Staff, State(state): State<AdminState>) -> Page {
     add_page(&state, &staff, &AddForm::default(), &HashMap::new())
 }
 
 pub(crate) async fn add(
     staff: Staff,
     State(state): State<AdminState>,
-    Form(form): Form<AddForm>,
-) -> Response {
-    if !staff.session.token_matches(&form.csrf_token) {
-        return csrf_refused();
-    }
+    CsrfForm(form): CsrfForm<AddForm>,
+) -> Page {
     let mut errors: HashMap<&str, String> = HashMap::new();
     if form.password1.is_empty() {
         errors.insert("password1", "This field is required.".into());
@@ -334,19 +293,19 @@ pub(crate) async fn add(
     }
     match User::create_user(state.db(), &form.username, &form.email, &form.password1).await {
         Ok(user) => {
-            let profile = Profile::for_user(state.db(), &user).await.ok().flatten();
-            match profile.and_then(|p| p.id) {
+            let profile = Profile::for_user(state.db(), &user).await?;
+            Ok(match profile.and_then(|p| p.id) {
                 Some(id) => Redirect::to(&format!("/admin/account/profile/{id}/change/?added=1"))
                     .into_response(),
                 None => Redirect::to("/admin/account/profile/").into_response(),
-            }
+            })
         }
         Err(err) => {
             let field = match err {
                 Error::UsernameTaken(_) | Error::BadUsername(_) => "username",
                 Error::BadEmail(_) => "email",
                 Error::EmptyPassword | Error::Password(_) => "password1",
-                _ => return failed(err),
+                err => return Err(err.into()),
             };
             errors.insert(field, err.to_string());
             add_page(&state, &staff, &form, &errors)
@@ -355,23 +314,14 @@ pub(crate) async fn add(
 }
 
 /// The profile with key `id` and its user.
-async fn account(state: &AdminState, id: i64) -> Result<Option<(Profile, User)>, Response> {
-    let profile = Profile::get(state.db(), id).await.map_err(failed)?;
-    let Some(profile) = profile else {
-        return Ok(None);
-    };
+async fn account(state: &AdminState, id: i64) -> Result<(Profile, User), AdminError> {
+    let profile = Profile::get(state.db(), id)
+        .await?
+        .ok_or(AdminError::NotFound("profile"))?;
     let user = User::get(state.db(), profile.user_id)
-        .await
-        .map_err(failed)?;
-    Ok(user.map(|u| (profile, u)))
-}
-
-fn not_found(what: &str) -> Response {
-    message(
-        StatusCode::NOT_FOUND,
-        "Not found",
-        &format!("no {what} with that key"),
-    )
+        .await?
+        .ok_or(AdminError::NotFound("profile"))?;
+    Ok((profile, user))
 }
 
 #[derive(Deserialize)]
@@ -388,7 +338,7 @@ fn change_page(
     date: &str,
     errors: &HashMap<&str, String>,
     note: &str,
-) -> Response {
+) -> Page {
     render(
         state,
         "profile_change.html",
@@ -411,12 +361,8 @@ pub(crate) async fn change_form(
     State(state): State<AdminState>,
     Path(id): Path<i64>,
     Query(query): Query<ChangeQuery>,
-) -> Response {
-    let (profile, user) = match account(&state, id).await {
-        Ok(Some(found)) => found,
-        Ok(None) => return not_found("profile"),
-        Err(page) => return page,
-    };
+) -> Page {
+    let (profile, user) = account(&state, id).await?;
     let date = profile
         .date_of_birth
         .map(|d| d.to_string())
@@ -439,58 +385,72 @@ pub(crate) async fn change_form(
 
 /// What the change form posted.
 #[derive(Default)]
-struct ChangeForm {
+pub(crate) struct ChangeForm {
     csrf_token: String,
     date_of_birth: String,
     photo: Option<(String, Vec<u8>)>,
 }
 
-async fn read_change_form(mut multipart: Multipart) -> Result<ChangeForm, String> {
-    let mut form = ChangeForm::default();
-    while let Some(field) = multipart.next_field().await.map_err(|e| e.to_string())? {
-        let name = field.name().unwrap_or_default().to_owned();
-        match name.as_str() {
-            "csrf_token" => form.csrf_token = field.text().await.map_err(|e| e.to_string())?,
-            "date_of_birth" => {
-                form.date_of_birth = field.text().await.map_err(|e| e.to_string())?;
-            }
-            "photo" => {
-                let file_name = field.file_name().unwrap_or_default().to_owned();
-                let bytes = field.bytes().await.map_err(|e| e.to_string())?;
-                if !file_name.is_empty() || !bytes.is_empty() {
-                    form.photo = Some((file_name, bytes.to_vec()));
-                }
-            }
-            _ => {}
-        }
+impl Tokened for ChangeForm {
+    fn csrf_token(&self) -> &str {
+        &self.csrf_token
     }
-    Ok(form)
+}
+
+impl MultipartForm for ChangeForm {
+    async fn read(mut multipart: Multipart) -> Result<Self, String> {
+        let mut form = ChangeForm::default();
+        while let Some(field) = multipart.next_field().await.map_err(|e| e.to_string())? {
+            let name = field.name().unwrap_or_default().to_owned();
+            match name.as_str() {
+                "csrf_token" => form.csrf_token = field.text().await.map_err(|e| e.to_string())?,
+                "date_of_birth" => {
+                    form.date_of_birth = field.text().await.map_err(|e| e.to_string())?;
+                }
+                "photo" => {
+                    let file_name = field.file_name().unwrap_or_default().to_owned();
+                    let bytes = field.bytes().await.map_err(|e| e.to_string())?;
+                    if !file_name.is_empty() || !bytes.is_empty() {
+                        form.photo = Some((file_name, bytes.to_vec()));
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(form)
+    }
+}
+
+/// Keeps an uploaded file as `set-photo` reads one: in a folder of its own (removed with the
+/// returned `TempDir`, whatever happens next), under its cleaned name. `Err` says why it
+/// cannot be used, for the form.
+fn keep_upload(
+    name: &str,
+    bytes: &[u8],
+) -> Result<(tempfile::TempDir, std::path::PathBuf), String> {
+    let dir = tempfile::Builder::new()
+        .prefix("admin-upload-")
+        .tempdir()
+        .map_err(|e| format!("the upload could not be kept: {e}"))?;
+    let name = crate::valid_file_name(name);
+    let name = if name.is_empty() {
+        "upload".to_owned()
+    } else {
+        name
+    };
+    let path = dir.path().join(name);
+    std::fs::write(&path, bytes).map_err(|e| format!("the upload could not be kept: {e}"))?;
+    crate::check_image(&path).map_err(|e| e.to_string())?;
+    Ok((dir, path))
 }
 
 pub(crate) async fn change(
     staff: Staff,
     State(state): State<AdminState>,
     Path(id): Path<i64>,
-    multipart: Multipart,
-) -> Response {
-    let form = match read_change_form(multipart).await {
-        Ok(form) => form,
-        Err(err) => {
-            return message(
-                StatusCode::BAD_REQUEST,
-                "Bad request",
-                &format!("the form could not be read: {err}"),
-            );
-        }
-    };
-    if !staff.session.token_matches(&form.csrf_token) {
-        return csrf_refused();
-    }
-    let (profile, user) = match account(&state, id).await {
-        Ok(Some(found)) => found,
-        Ok(None) => return not_found("profile"),
-        Err(page) => return page,
-    };
+    CsrfMultipart(form): CsrfMultipart<ChangeForm>,
+) -> Page {
+    let (profile, user) = account(&state, id).await?;
     let mut errors: HashMap<&str, String> = HashMap::new();
     let date = form.date_of_birth.trim();
     let parsed = if date.is_empty() {
@@ -504,59 +464,34 @@ pub(crate) async fn change(
             }
         }
     };
-    // The upload, as `set-photo` reads a file: in a directory of its own, under its name.
-    let upload = tempdir_for_upload();
-    let mut photo_path = None;
-    if let Some((name, bytes)) = &form.photo {
-        match &upload {
-            Ok(dir) => {
-                let name = crate::valid_file_name(name);
-                let name = if name.is_empty() {
-                    "upload".to_owned()
-                } else {
-                    name
-                };
-                let path = dir.join(name);
-                match std::fs::write(&path, bytes) {
-                    Ok(()) => match crate::check_image(&path) {
-                        Ok(()) => photo_path = Some(path),
-                        Err(err) => {
-                            errors.insert("photo", err.to_string());
-                        }
-                    },
-                    Err(err) => {
-                        errors.insert("photo", format!("the upload could not be kept: {err}"));
-                    }
-                }
-            }
+    let upload = match &form.photo {
+        Some((name, bytes)) => match keep_upload(name, bytes) {
+            Ok(kept) => Some(kept),
             Err(err) => {
-                errors.insert("photo", format!("the upload could not be kept: {err}"));
+                errors.insert("photo", err);
+                None
             }
-        }
-    }
+        },
+        None => None,
+    };
     if !errors.is_empty() {
-        if let Ok(dir) = &upload {
-            let _ = std::fs::remove_dir_all(dir);
-        }
         return change_page(&state, &staff, &profile, &user, date, &errors, "");
     }
-    let res = apply_change(&state, &user, parsed, photo_path.as_deref()).await;
-    if let Ok(dir) = &upload {
-        let _ = std::fs::remove_dir_all(dir);
-    }
-    match res {
-        Ok(()) => Redirect::to(&format!(
-            "/admin/account/profile/?q={}",
-            urlencode(&user.username)
-        ))
-        .into_response(),
+    let photo = upload.as_ref().map(|(_, path)| path.as_path());
+    match apply_change(&state, &user, parsed, photo).await {
+        Ok(()) => {
+            let query: String = form_urlencoded::Serializer::new(String::new())
+                .append_pair("q", &user.username)
+                .finish();
+            Ok(Redirect::to(&format!("/admin/account/profile/?{query}")).into_response())
+        }
         Err(
             err @ (Error::NotAnImage(_) | Error::TooLarge { .. } | Error::WrongExtension { .. }),
         ) => {
             errors.insert("photo", err.to_string());
             change_page(&state, &staff, &profile, &user, date, &errors, "")
         }
-        Err(err) => failed(err),
+        Err(err) => Err(err.into()),
     }
 }
 
@@ -573,46 +508,20 @@ async fn apply_change(
     Ok(())
 }
 
-fn tempdir_for_upload() -> std::io::Result<std::path::PathBuf> {
-    let dir = std::env::temp_dir().join(format!("admin-upload-{}", uuid::Uuid::new_v4().simple()));
-    std::fs::create_dir_all(&dir)?;
-    Ok(dir)
-}
-
-fn urlencode(text: &str) -> String {
-    let mut out = String::new();
-    for b in text.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
-/// The user with key `id`, or the page saying there is none.
-async fn user(state: &AdminState, id: i64) -> Result<User, Response> {
-    match User::get(state.db(), id).await {
-        Ok(Some(user)) => Ok(user),
-        Ok(None) => Err(not_found("user")),
-        Err(err) => Err(failed(err)),
-    }
+/// The user with key `id`.
+async fn user(state: &AdminState, id: i64) -> Result<User, AdminError> {
+    User::get(state.db(), id)
+        .await?
+        .ok_or(AdminError::NotFound("user"))
 }
 
 pub(crate) async fn delete_form(
     staff: Staff,
     State(state): State<AdminState>,
     Path(id): Path<i64>,
-) -> Response {
-    let user = match user(&state, id).await {
-        Ok(user) => user,
-        Err(page) => return page,
-    };
-    let profile = match Profile::for_user(state.db(), &user).await {
-        Ok(profile) => profile,
-        Err(err) => return failed(err),
-    };
+) -> Page {
+    let user = user(&state, id).await?;
+    let profile = Profile::for_user(state.db(), &user).await?;
     render(
         &state,
         "delete.html",
@@ -628,20 +537,12 @@ pub(crate) async fn delete_form(
 }
 
 pub(crate) async fn delete(
-    staff: Staff,
+    _staff: Staff,
     State(state): State<AdminState>,
     Path(id): Path<i64>,
-    Form(form): Form<TokenForm>,
-) -> Response {
-    if !staff.session.token_matches(&form.csrf_token) {
-        return csrf_refused();
-    }
-    let user = match user(&state, id).await {
-        Ok(user) => user,
-        Err(page) => return page,
-    };
-    match crate::delete_user(state.db(), &user.username).await {
-        Ok(_) => Redirect::to("/admin/account/profile/?deleted=1").into_response(),
-        Err(err) => failed(err),
-    }
+    CsrfForm(_): CsrfForm<TokenForm>,
+) -> Page {
+    let user = user(&state, id).await?;
+    crate::delete_user(state.db(), &user.username).await?;
+    Ok(Redirect::to("/admin/account/profile/?deleted=1").into_response())
 }

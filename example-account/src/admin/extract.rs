@@ -1,0 +1,89 @@
+//! The checks every request needs, as extractors, so that no handler can forget them: the
+//! staff session ([`Staff`](super::session::Staff), in `session`), and the CSRF token of
+//! every form ([`CsrfForm`] for URL-encoded forms, [`CsrfMultipart`] for forms with files),
+//! checked against the session's before the handler runs.
+
+use std::future::Future;
+
+use axum::Form;
+use axum::extract::{FromRequest, FromRequestParts, Multipart, Request};
+use axum_extra::extract::PrivateCookieJar;
+use serde::de::DeserializeOwned;
+
+use super::AdminState;
+use super::error::AdminError;
+use super::session::Session;
+
+/// A form that carries the session's CSRF token.
+pub(crate) trait Tokened {
+    /// The token the form posted (empty when it posted none).
+    fn csrf_token(&self) -> &str;
+}
+
+/// A form read from a `multipart/form-data` body (one with files).
+pub(crate) trait MultipartForm: Sized {
+    /// Reads the whole form; `Err` says why it cannot be read.
+    fn read(multipart: Multipart) -> impl Future<Output = Result<Self, String>> + Send;
+}
+
+/// A URL-encoded form whose CSRF token is this session's: otherwise the request is refused
+/// ([`AdminError::Csrf`]) before the handler runs.
+pub(crate) struct CsrfForm<T>(pub(crate) T);
+
+/// A multipart form whose CSRF token is this session's (read with the whole form first, as
+/// the token is one of its fields).
+pub(crate) struct CsrfMultipart<T>(pub(crate) T);
+
+/// The session of the request's cookie; a request without one carries no token to match.
+async fn session(
+    parts: &mut axum::http::request::Parts,
+    state: &AdminState,
+) -> Result<Session, AdminError> {
+    let jar =
+        PrivateCookieJar::<axum_extra::extract::cookie::Key>::from_request_parts(parts, state)
+            .await
+            .map_err(|_| AdminError::Csrf)?;
+    Session::read(&jar).ok_or(AdminError::Csrf)
+}
+
+/// `form` when its token is `session`'s.
+fn checked<T: Tokened>(session: &Session, form: T) -> Result<T, AdminError> {
+    if session.token_matches(form.csrf_token()) {
+        Ok(form)
+    } else {
+        Err(AdminError::Csrf)
+    }
+}
+
+impl<T> FromRequest<AdminState> for CsrfForm<T>
+where
+    T: DeserializeOwned + Tokened + Send,
+{
+    type Rejection = AdminError;
+
+    async fn from_request(req: Request, state: &AdminState) -> Result<Self, AdminError> {
+        let (mut parts, body) = req.into_parts();
+        let session = session(&mut parts, state).await;
+        let Form(form) = Form::<T>::from_request(Request::from_parts(parts, body), state)
+            .await
+            .map_err(|e| AdminError::BadRequest(e.body_text()))?;
+        checked(&session?, form).map(CsrfForm)
+    }
+}
+
+impl<T> FromRequest<AdminState> for CsrfMultipart<T>
+where
+    T: MultipartForm + Tokened + Send,
+{
+    type Rejection = AdminError;
+
+    async fn from_request(req: Request, state: &AdminState) -> Result<Self, AdminError> {
+        let (mut parts, body) = req.into_parts();
+        let session = session(&mut parts, state).await?;
+        let multipart = Multipart::from_request(Request::from_parts(parts, body), state)
+            .await
+            .map_err(|e| AdminError::BadRequest(e.body_text()))?;
+        let form = T::read(multipart).await.map_err(AdminError::BadRequest)?;
+        checked(&session, form).map(CsrfMultipart)
+    }
+}
