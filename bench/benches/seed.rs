@@ -476,6 +476,8 @@ fn direct_round(c: &rusqlite::Connection, names: &[String], out: &mut Phases) {
 /// The pool connection's settings that change what a statement costs, to give the direct
 /// connection the same.
 async fn sqlite_pragmas(db: &Db) -> Vec<(String, i64)> {
+    // (On an in-memory database `pool()` makes a `Db` stop keeping its connection: this is
+    // the hand-written side's `Db`.)
     let PoolRef::Sqlite(pool) = db.pool() else {
         unreachable!()
     };
@@ -509,17 +511,24 @@ async fn sqlite_wal_normal(url: &str) -> Db {
         .connect_with(opts)
         .await
         .unwrap();
-    Db::from(pool)
+    // As `Db::connect` does for the files it opens.
+    Db::from(pool).with_kept_connection(true)
 }
 
+/// `hand`: the `Db` whose sqlx pool the hand-written side uses: `db` itself, except on
+/// `:memory:`, where asking a `Db` for its pool makes it stop keeping its one connection, so
+/// the hand-written side gets an in-memory database of its own.
 /// `direct`: for SQLite, the database's path (`:memory:` for a database of its own).
-async fn bench(label: &str, db: &Db, direct: Option<&str>, users: usize, rounds: usize) {
+async fn bench(label: &str, db: &Db, hand: &Db, direct: Option<&str>, users: usize, rounds: usize) {
     signals_tests::create_tables(db, SCHEMA).await;
+    if !std::ptr::eq(db, hand) {
+        signals_tests::create_tables(hand, SCHEMA).await;
+    }
     let (mut ours, mut theirs, mut floor) =
         (Phases::default(), Phases::default(), Phases::default());
     let direct = match direct {
         Some(path) => {
-            let c = direct::open(path, &sqlite_pragmas(db).await);
+            let c = direct::open(path, &sqlite_pragmas(hand).await);
             if path == ":memory:" {
                 let ddl = SCHEMA
                     .replace("{pk}", "INTEGER PRIMARY KEY")
@@ -536,7 +545,7 @@ async fn bench(label: &str, db: &Db, direct: Option<&str>, users: usize, rounds:
     let warm: Vec<String> = (0..users.min(50)).map(|i| format!("warm{i}")).collect();
     crate_round(db, &warm, &mut Phases::default()).await;
     let warm: Vec<String> = (0..users.min(50)).map(|i| format!("warmh{i}")).collect();
-    hand_round(db, &warm, &mut Phases::default()).await;
+    hand_round(hand, &warm, &mut Phases::default()).await;
     if let Some(c) = &direct {
         let warm: Vec<String> = (0..users.min(50)).map(|i| format!("warmd{i}")).collect();
         direct_round(c, &warm, &mut Phases::default());
@@ -551,9 +560,9 @@ async fn bench(label: &str, db: &Db, direct: Option<&str>, users: usize, rounds:
         // Alternate which goes first, so drift (WAL growth, autovacuum) hits both alike.
         if round % 2 == 0 {
             crate_round(db, &a, &mut ours).await;
-            hand_round(db, &b, &mut theirs).await;
+            hand_round(hand, &b, &mut theirs).await;
         } else {
-            hand_round(db, &b, &mut theirs).await;
+            hand_round(hand, &b, &mut theirs).await;
             crate_round(db, &a, &mut ours).await;
         }
     }
@@ -601,8 +610,10 @@ async fn main() {
         }
         if label == "sqlite-memory" {
             let db = Db::connect("sqlite::memory:").await.unwrap();
-            bench(label, &db, Some(":memory:"), users, rounds).await;
+            let hand = Db::connect("sqlite::memory:").await.unwrap();
+            bench(label, &db, &hand, Some(":memory:"), users, rounds).await;
             db.close().await;
+            hand.close().await;
             continue;
         }
         let Some(scratch) = signals_tests::Scratch::create(backend, "bench").await else {
@@ -615,7 +626,7 @@ async fn main() {
             Db::connect(&scratch.url).await.unwrap()
         };
         let path = scratch.url.strip_prefix("sqlite://");
-        bench(label, &db, path, users, rounds).await;
+        bench(label, &db, &db, path, users, rounds).await;
         db.close().await;
         scratch.drop_now().await;
     }

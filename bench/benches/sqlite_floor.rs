@@ -21,6 +21,9 @@ async fn main() {
     let n: usize = signals_bench::arg("--n")
         .and_then(|s| s.parse().ok())
         .unwrap_or(3000);
+    // A `Db` keeps a connection, handle held, between its transactions; asked for its pool
+    // (on `:memory:`), it stops: `db` measures the pooled path, `kept` the kept one.
+    let kept = Db::connect("sqlite::memory:").await.unwrap();
     let db = Db::connect("sqlite::memory:").await.unwrap();
     let PoolRef::Sqlite(pool) = db.pool() else {
         unreachable!()
@@ -36,10 +39,15 @@ async fn main() {
             db.begin().await.unwrap().commit().await.unwrap();
         }
         report(
-            &format!("empty transaction: db.begin(), commit(){suffix}"),
+            &format!("empty transaction, pooled connection{suffix}"),
             t,
             n,
         );
+        let t = Instant::now();
+        for _ in 0..n {
+            kept.begin().await.unwrap().commit().await.unwrap();
+        }
+        report(&format!("empty transaction, kept connection{suffix}"), t, n);
 
         let t = Instant::now();
         for _ in 0..n {

@@ -12,9 +12,10 @@
 //! - SQLite: an exclusive lock on the file `<database>.migrate-lock` beside a database file (an
 //!   in-memory database is one connection's, and needs none).
 //!
-//! The lock and the migrations run on a connection of their own, not one of the pool's: a run
-//! cancelled or killed midway closes it, which releases a server's lock, and no pooled
-//! connection is ever handed on while holding one.
+//! The lock and the migrations run on a connection taken from the pool (so with the session
+//! its `after_connect` sets up: a `search_path`, an `sql_mode`) and detached from it: closed
+//! when the run ends, cancelled or killed midway included, which releases a server's lock, so
+//! no pooled connection is ever handed on while holding one.
 //!
 //! Uses `error` and `conn`.
 
@@ -22,7 +23,6 @@ use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use sqlx::ConnectOptions as _;
 use sqlx::migrate::{MigrateError, Migrator};
 
 use crate::conn::{Db, PoolRef};
@@ -58,8 +58,10 @@ const MYSQL_LOCK_WAIT: Duration = Duration::from_secs(5);
 pub async fn run(db: &Db, migrator: &Migrator) -> Result<()> {
     db.check_not_reentered()?;
     let migrator = unlocked(migrator);
-    match db.pool() {
+    match db.sqlx_pool() {
         PoolRef::Sqlite(pool) => {
+            // An in-memory database's one connection, given back to the pool meanwhile.
+            let _lent = db.lend_to_pool().await;
             // A file (which `Db::connect` created if missing) is locked beside it; an
             // in-memory database is one connection's, which serializes everything.
             let file = pool.connect_options().get_filename().to_path_buf();
@@ -71,11 +73,11 @@ pub async fn run(db: &Db, migrator: &Migrator) -> Result<()> {
             migrator.run(pool).await.map_err(migrate_error)
         }
         PoolRef::Postgres(pool) => {
-            let conn = pool.connect_options().connect().await?;
+            let conn = pool.acquire().await?.detach();
             locked(conn, &migrator, pg_lock, PG_UNLOCK).await
         }
         PoolRef::MySql(pool) => {
-            let conn = pool.connect_options().connect().await?;
+            let conn = pool.acquire().await?.detach();
             locked(conn, &migrator, mysql_lock, MYSQL_UNLOCK).await
         }
     }

@@ -487,17 +487,19 @@ async fn live_columns(db: &Db, table: &str) -> Result<Vec<LiveColumn>> {
                 .collect()
         };
     }
-    Ok(match db.pool() {
-        PoolRef::Sqlite(pool) => {
-            sqlx::query(r#"SELECT name, type, "notnull" FROM pragma_table_info(?)"#)
-                .bind(table)
-                .fetch_all(pool)
-                .await?
-                .iter()
-                .map(|row| LiveColumn {
-                    name: row.get(0),
-                    declared: Some(row.get(1)),
-                    nullable: row.get::<i64, _>(2) == 0,
+    Ok(match db.sqlx_pool() {
+        // Through the crate's own statements: on the connection the `Db` keeps, if free.
+        PoolRef::Sqlite(_) => {
+            let mut sql = crate::sql::Sql::new(Backend::Sqlite);
+            sql.push(r#"SELECT name, type, "notnull" FROM pragma_table_info("#)
+                .bind(&table.to_owned())?
+                .push(")");
+            let rows: Vec<(String, String, i64)> = sql.fetch_all(db).await?;
+            rows.into_iter()
+                .map(|(name, declared, notnull)| LiveColumn {
+                    name,
+                    declared: Some(declared),
+                    nullable: notnull == 0,
                 })
                 .collect()
         }
@@ -548,17 +550,16 @@ async fn server_types(
             column_type(def, backend, false),
         ));
     };
-    /// The columns as the server describes them, each checked by the field's rule. Described
-    /// on a connection of its own: a pooled connection keeps the statements it prepared, and
-    /// would describe a table as it was when it last checked, not as it is.
+    /// The columns as the server describes them, each checked by the field's rule. A pooled
+    /// connection keeps the statements it prepared, and would describe a table as it was when
+    /// it last checked: its cache is cleared first, so the description is the table's now.
     macro_rules! check {
         ($pool:expr, $compatible:ident) => {{
             use sqlx::Connection as _;
             let sql = sqlx::SqlSafeStr::into_sql_str(sqlx::AssertSqlSafe(sql.clone()));
-            let mut conn = sqlx::ConnectOptions::connect(&*$pool.connect_options()).await?;
-            let statement = (&mut conn).prepare(sql).await;
-            let _ = conn.close().await;
-            let statement = statement?;
+            let mut conn = $pool.acquire().await?;
+            conn.clear_cached_statements().await?;
+            let statement = (&mut *conn).prepare(sql).await?;
             for (def, column) in present.iter().zip(statement.columns()) {
                 if !(def.$compatible)(column.type_info()) {
                     report(def, column.type_info().name());
@@ -566,7 +567,7 @@ async fn server_types(
             }
         }};
     }
-    match db.pool() {
+    match db.sqlx_pool() {
         PoolRef::Postgres(pool) => check!(pool, compatible_postgres),
         PoolRef::MySql(pool) => check!(pool, compatible_mysql),
         PoolRef::Sqlite(_) => {}

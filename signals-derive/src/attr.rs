@@ -50,6 +50,9 @@ pub(crate) struct Signal {
     pub(crate) batch_hook: &'static str,
     /// The context type batched receivers get.
     pub(crate) batch_context: &'static str,
+    /// Whether the per-row context made from a batch's (a per-row receiver run in a bulk)
+    /// takes the row itself: `PostSave`'s does, for its old values.
+    pub(crate) row_takes_instance: bool,
 }
 
 /// The model signals, in the order their attributes are documented.
@@ -62,6 +65,7 @@ pub(crate) const SIGNALS: [Signal; 4] = [
         batch_hook: "__pre_save_batch",
         batch_context: "PreSaveBatch",
         mutable: true,
+        row_takes_instance: false,
     },
     Signal {
         name: "post_save",
@@ -71,6 +75,7 @@ pub(crate) const SIGNALS: [Signal; 4] = [
         batch_hook: "__post_save_batch",
         batch_context: "PostSaveBatch",
         mutable: false,
+        row_takes_instance: true,
     },
     Signal {
         name: "pre_delete",
@@ -80,6 +85,7 @@ pub(crate) const SIGNALS: [Signal; 4] = [
         batch_hook: "__pre_delete_batch",
         batch_context: "PreDeleteBatch",
         mutable: false,
+        row_takes_instance: false,
     },
     Signal {
         name: "post_delete",
@@ -89,6 +95,7 @@ pub(crate) const SIGNALS: [Signal; 4] = [
         batch_hook: "__post_delete_batch",
         batch_context: "PostDeleteBatch",
         mutable: false,
+        row_takes_instance: false,
     },
 ];
 
@@ -302,6 +309,81 @@ pub(crate) fn key_name(meta: &ParseNestedMeta) -> String {
 }
 
 /// Skips whatever follows a key we reported, so parsing goes on with the next key.
+/// A key that `known` (the keys of this place) lacks: the other place's key (`theirs`), said
+/// with where it goes, or unknown, with the nearest known key suggested. Its value is skipped.
+fn not_here(
+    meta: &ParseNestedMeta,
+    key: &str,
+    known: &[&str],
+    theirs: &[&str],
+    errors: &mut Errors,
+) -> syn::Result<()> {
+    let message = if !theirs.contains(&key) {
+        format!(
+            "unknown model attribute `{key}`{}",
+            did_you_mean(key, known)
+        )
+    } else if known == FIELD_KEYS {
+        format!(
+            "`{key}` is a struct attribute; put `#[model({key} = ..)]` on the struct, not on a field"
+        )
+    } else {
+        format!("`{key}` is a field attribute; put `#[model({key})]` on a field, not on the struct")
+    };
+    errors.spanned(&meta.path, message);
+    skip_value(meta)
+}
+
+/// A value quoted where `wanted` (a type, a bare word, a number) goes, a common slip from
+/// other crates: reported with the unquoted form and consumed; whether it was one.
+fn quoted(
+    value: syn::parse::ParseStream,
+    key: &str,
+    wanted: &str,
+    errors: &mut Errors,
+) -> syn::Result<bool> {
+    if !value.peek(LitStr) {
+        return Ok(false);
+    }
+    let lit: LitStr = value.parse()?;
+    errors.spanned(
+        &lit,
+        format!(
+            "`{key}` takes {wanted}, not a string: write `{key} = {}`",
+            lit.value()
+        ),
+    );
+    Ok(true)
+}
+
+/// Sets an attribute that may be written once, as serde_derive's `Attr<T>::set`: written
+/// again, the repeat is reported at its own token (`at`) and the first value kept.
+fn set_once<T>(
+    slot: &mut Option<T>,
+    value: T,
+    at: &ParseNestedMeta,
+    key: &str,
+    errors: &mut Errors,
+) {
+    if slot.is_some() {
+        errors.spanned(&at.path, format!("duplicate model attribute `{key}`"));
+    } else {
+        *slot = Some(value);
+    }
+}
+
+/// A flag attribute (`#[model(unique)]`): reports and skips a value written after it.
+fn no_value(meta: &ParseNestedMeta, key: &str, errors: &mut Errors) -> syn::Result<()> {
+    if !meta.input.is_empty() && !meta.input.peek(Token![,]) {
+        errors.spanned(
+            &meta.path,
+            format!("`{key}` takes no value: write `#[model({key})]`"),
+        );
+        skip_value(meta)?;
+    }
+    Ok(())
+}
+
 pub(crate) fn skip_value(meta: &ParseNestedMeta) -> syn::Result<()> {
     if meta.input.peek(Token![=]) {
         let _: Token![=] = meta.input.parse()?;
@@ -314,6 +396,7 @@ pub(crate) fn skip_value(meta: &ParseNestedMeta) -> syn::Result<()> {
 
 pub(crate) fn parse_struct_attrs(attrs: &[Attribute], errors: &mut Errors) -> StructAttrs {
     let mut out = StructAttrs::default();
+    let mut old_values = None;
     for attr in attrs {
         if let Some(signal) = signal_of(attr) {
             parse_receivers(
@@ -371,39 +454,18 @@ pub(crate) fn parse_struct_attrs(attrs: &[Attribute], errors: &mut Errors) -> St
                     }
                 }
                 "old_values" => {
-                    if out.old_values {
-                        errors.spanned(&meta.path, "duplicate model attribute `old_values`");
-                    }
-                    out.old_values = true;
-                    if !meta.input.is_empty() && !meta.input.peek(Token![,]) {
-                        errors.spanned(&meta.path, "`old_values` takes no value: write `#[model(old_values)]`");
-                        skip_value(&meta)?;
-                    }
+                    set_once(&mut old_values, (), &meta, "old_values", errors);
+                    no_value(&meta, "old_values", errors)?;
                 }
                 "table" => {
                     let lit: LitStr = meta.value()?.parse()?;
-                    if out.table.is_some() {
-                        errors.spanned(&meta.path, "duplicate model attribute `table`");
-                    } else if lit.value().trim().is_empty() {
+                    if lit.value().trim().is_empty() {
                         errors.spanned(&lit, "`table` must not be empty");
                     } else {
-                        out.table = Some(lit);
+                        set_once(&mut out.table, lit, &meta, "table", errors);
                     }
                 }
-                k if FIELD_KEYS.contains(&k) => {
-                    errors.spanned(
-                        &meta.path,
-                        format!("`{k}` is a field attribute; put `#[model({k})]` on a field, not on the struct"),
-                    );
-                    skip_value(&meta)?;
-                }
-                k => {
-                    errors.spanned(
-                        &meta.path,
-                        format!("unknown model attribute `{k}`{}", did_you_mean(k, STRUCT_KEYS)),
-                    );
-                    skip_value(&meta)?;
-                }
+                k => not_here(&meta, k, STRUCT_KEYS, FIELD_KEYS, errors)?,
             }
             Ok(())
         });
@@ -411,6 +473,7 @@ pub(crate) fn parse_struct_attrs(attrs: &[Attribute], errors: &mut Errors) -> St
             errors.push(err);
         }
     }
+    out.old_values = old_values.is_some();
     out
 }
 
@@ -600,29 +663,17 @@ pub(crate) fn parse_field_attrs(attrs: &[Attribute], errors: &mut Errors) -> Fie
         }
         let res = attr.parse_nested_meta(|meta| {
             let key = key_name(&meta);
-            let dup = |errors: &mut Errors| {
-                errors.spanned(&meta.path, format!("duplicate model attribute `{key}`"));
-            };
             match key.as_str() {
                 "primary_key" => {
-                    if out.primary_key.is_some() {
-                        dup(errors);
-                    } else {
-                        out.primary_key = Some(meta.path.span());
-                    }
-                    if !meta.input.is_empty() && !meta.input.peek(Token![,]) {
-                        errors.spanned(&meta.path, "`primary_key` takes no value: write `#[model(primary_key)]`");
-                        skip_value(&meta)?;
-                    }
+                    set_once(&mut out.primary_key, meta.path.span(), &meta, &key, errors);
+                    no_value(&meta, &key, errors)?;
                 }
                 "column" => {
                     let lit: LitStr = meta.value()?.parse()?;
-                    if out.column.is_some() {
-                        dup(errors);
-                    } else if lit.value().trim().is_empty() {
+                    if lit.value().trim().is_empty() {
                         errors.spanned(&lit, "`column` must not be empty");
                     } else {
-                        out.column = Some(lit);
+                        set_once(&mut out.column, lit, &meta, &key, errors);
                     }
                 }
                 "one_to_one" | "foreign_key" => {
@@ -632,18 +683,15 @@ pub(crate) fn parse_field_attrs(attrs: &[Attribute], errors: &mut Errors) -> Fie
                         RelationKind::ForeignKey
                     };
                     let value = meta.value()?;
-                    if value.peek(LitStr) {
-                        let lit: LitStr = value.parse()?;
-                        errors.spanned(
-                            &lit,
-                            format!("`{key}` takes the model's type, not a string: write `{key} = {}`", lit.value()),
-                        );
+                    if quoted(value, &key, "the model's type", errors)? {
                         out.relation_reported = true;
                         return Ok(());
                     }
                     let path: Path = value.parse()?;
                     match &out.relation {
-                        Some((prev, _, _)) if *prev == kind => dup(errors),
+                        Some((prev, _, _)) if *prev == kind => {
+                            errors.spanned(&meta.path, format!("duplicate model attribute `{key}`"));
+                        }
                         Some((prev, _, _)) => errors.spanned(
                             &meta.path,
                             format!("a field is either `one_to_one` or `foreign_key`, not both; this one is already `{}`", prev.key()),
@@ -653,12 +701,7 @@ pub(crate) fn parse_field_attrs(attrs: &[Attribute], errors: &mut Errors) -> Fie
                 }
                 "on_delete" => {
                     let value = meta.value()?;
-                    if value.peek(LitStr) {
-                        let lit: LitStr = value.parse()?;
-                        errors.spanned(
-                            &lit,
-                            format!("`on_delete` takes a bare word, not a string: write `on_delete = {}`", lit.value()),
-                        );
+                    if quoted(value, &key, "a bare word", errors)? {
                         out.on_delete_reported = true;
                         return Ok(());
                     }
@@ -676,31 +719,22 @@ pub(crate) fn parse_field_attrs(attrs: &[Attribute], errors: &mut Errors) -> Fie
                             None
                         }
                     };
-                    if out.on_delete.is_some() {
-                        dup(errors);
-                    } else if let Some(action) = action {
-                        out.on_delete = Some((action, ident));
+                    match action {
+                        Some(action) => set_once(&mut out.on_delete, (action, ident), &meta, &key, errors),
+                        // Reported above; a repeat is still one.
+                        None if out.on_delete.is_some() => {
+                            errors.spanned(&meta.path, format!("duplicate model attribute `{key}`"));
+                        }
+                        None => {}
                     }
                 }
                 "unique" => {
-                    if out.unique.is_some() {
-                        dup(errors);
-                    } else {
-                        out.unique = Some(meta.path.span());
-                    }
-                    if !meta.input.is_empty() && !meta.input.peek(Token![,]) {
-                        errors.spanned(&meta.path, "`unique` takes no value: write `#[model(unique)]`");
-                        skip_value(&meta)?;
-                    }
+                    set_once(&mut out.unique, meta.path.span(), &meta, &key, errors);
+                    no_value(&meta, &key, errors)?;
                 }
                 "max_length" | "max_digits" | "decimal_places" => {
                     let value = meta.value()?;
-                    if value.peek(LitStr) {
-                        let lit: LitStr = value.parse()?;
-                        errors.spanned(
-                            &lit,
-                            format!("`{key}` takes a number, not a string: write `{key} = {}`", lit.value()),
-                        );
+                    if quoted(value, &key, "a number", errors)? {
                         return Ok(());
                     }
                     let lit: syn::LitInt = value.parse()?;
@@ -718,26 +752,9 @@ pub(crate) fn parse_field_attrs(attrs: &[Attribute], errors: &mut Errors) -> Fie
                         "max_digits" => &mut out.max_digits,
                         _ => &mut out.decimal_places,
                     };
-                    if slot.is_some() {
-                        dup(errors);
-                    } else {
-                        *slot = Some(lit);
-                    }
+                    set_once(slot, lit, &meta, &key, errors);
                 }
-                k if STRUCT_KEYS.contains(&k) => {
-                    errors.spanned(
-                        &meta.path,
-                        format!("`{k}` is a struct attribute; put `#[model({k} = ..)]` on the struct, not on a field"),
-                    );
-                    skip_value(&meta)?;
-                }
-                k => {
-                    errors.spanned(
-                        &meta.path,
-                        format!("unknown model attribute `{k}`{}", did_you_mean(k, FIELD_KEYS)),
-                    );
-                    skip_value(&meta)?;
-                }
+                k => not_here(&meta, k, FIELD_KEYS, STRUCT_KEYS, errors)?,
             }
             Ok(())
         });

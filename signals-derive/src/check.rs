@@ -23,7 +23,7 @@ pub(crate) fn check(model: &mut Model<'_>, errors: &mut Errors) {
     schema(model, errors);
     changed_fields(model, errors);
     fields_exist(model, model.unique_together.iter().flatten(), errors);
-    if !model.m2m_changed.is_empty() && crate::expand::through_refs(model).is_none() {
+    if !model.m2m_changed.is_empty() && model.through_refs().is_none() {
         errors.spanned(
             model.ident,
             format!(

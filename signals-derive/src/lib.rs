@@ -6,6 +6,7 @@ mod attr;
 mod check;
 mod expand;
 mod field_type;
+mod props;
 
 #[cfg(test)]
 mod never_panics;

@@ -74,8 +74,22 @@ fn message(event: &OutboxEvent) -> PublishMessage {
 }
 
 /// Why `event` can never be published, if it cannot: a row changed by hand (no model or
-/// receiver to name its subject, an unknown kind).
+/// receiver to name its subject, an unknown kind, a control character where a header holds
+/// it: NATS headers are lines).
 fn unpublishable(event: &OutboxEvent) -> Option<String> {
+    for (what, value) in [
+        ("model", &event.model),
+        ("receiver", &event.receiver),
+        ("event id", &event.event_id),
+        ("kind", &event.event),
+    ] {
+        if value.chars().any(char::is_control) {
+            return Some(format!(
+                "the event's {what} {value:?} holds a control character, which no message \
+                 header can carry (the outbox row was changed by hand?)"
+            ));
+        }
+    }
     if event.model.is_empty() || event.receiver.is_empty() {
         return Some(format!(
             "the event names no {} (the outbox row was changed by hand?)",

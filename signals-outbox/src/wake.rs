@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use signals_core::durable::{NOTIFY_CHANNEL, commits};
 use signals_core::sqlx::postgres::PgListener;
-use signals_core::{Db, PoolRef};
+use signals_core::{Backend, Db, PoolRef};
 use tokio::sync::watch;
 
 pub(crate) struct Wake {
@@ -17,8 +17,11 @@ impl Wake {
     /// Wakes for this process's commits (unless `local` is off) and, on PostgreSQL, for every
     /// process's: without the notifications (the listener cannot connect) it polls.
     pub(crate) async fn new(db: &Db, local: bool) -> Wake {
-        let listener = match db.pool() {
-            PoolRef::Postgres(pool) => match PgListener::connect_with(pool).await {
+        // Only PostgreSQL's pool is asked for (`Db::pool` on an in-memory SQLite database
+        // would make it stop keeping its connection).
+        let postgres = (db.backend() == Backend::Postgres).then(|| db.pool());
+        let listener = match postgres {
+            Some(PoolRef::Postgres(pool)) => match PgListener::connect_with(pool).await {
                 Ok(mut listener) => match listener.listen(NOTIFY_CHANNEL).await {
                     Ok(()) => Some(listener),
                     Err(err) => {

@@ -27,6 +27,42 @@ use signals_core::{Backend, Db, PoolRef};
 
 pub use signals_core;
 
+/// Declares the three tests `<name>::sqlite`, `<name>::postgres` and `<name>::mysql`, each
+/// running `$run` (a future) with `$backend` bound to its backend: the one place the three
+/// are spelled out, under [`db_test!`], [`url_test!`] and the outbox tests' own setup.
+///
+/// ```ignore
+/// each_backend!(my_test, |backend| run_my_way(backend, stringify!(my_test)));
+/// ```
+#[macro_export]
+macro_rules! each_backend {
+    ($(#[$meta:meta])* $name:ident, |$backend:ident| $run:expr) => {
+        $(#[$meta])*
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                let $backend = $crate::signals_core::Backend::Sqlite;
+                $run.await
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                let $backend = $crate::signals_core::Backend::Postgres;
+                $run.await
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn mysql() {
+                let $backend = $crate::signals_core::Backend::MySql;
+                $run.await
+            }
+        }
+    };
+}
+
 /// Declares a test that runs on all three databases.
 ///
 /// ```ignore
@@ -38,26 +74,9 @@ pub use signals_core;
 #[macro_export]
 macro_rules! db_test {
     ($(#[$meta:meta])* async fn $name:ident($db:ident) $body:block) => {
-        $(#[$meta])*
-        mod $name {
-            #[allow(unused_imports)]
-            use super::*;
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                $crate::run($crate::signals_core::Backend::Sqlite, stringify!($name), |$db| async move $body).await
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                $crate::run($crate::signals_core::Backend::Postgres, stringify!($name), |$db| async move $body).await
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn mysql() {
-                $crate::run($crate::signals_core::Backend::MySql, stringify!($name), |$db| async move $body).await
-            }
-        }
+        $crate::each_backend!($(#[$meta])* $name, |backend| {
+            $crate::run(backend, stringify!($name), |$db| async move $body)
+        });
     };
 }
 
@@ -328,26 +347,9 @@ where
 #[macro_export]
 macro_rules! url_test {
     ($(#[$meta:meta])* async fn $name:ident($url:ident) $body:block) => {
-        $(#[$meta])*
-        mod $name {
-            #[allow(unused_imports)]
-            use super::*;
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                $crate::with_scratch($crate::signals_core::Backend::Sqlite, stringify!($name), async |$url: String| $body).await
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                $crate::with_scratch($crate::signals_core::Backend::Postgres, stringify!($name), async |$url: String| $body).await
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn mysql() {
-                $crate::with_scratch($crate::signals_core::Backend::MySql, stringify!($name), async |$url: String| $body).await
-            }
-        }
+        $crate::each_backend!($(#[$meta])* $name, |backend| {
+            $crate::with_scratch(backend, stringify!($name), async |$url: String| $body)
+        });
     };
 }
 
@@ -442,6 +444,35 @@ pub async fn scalar(db: &Db, sql: &str) -> i64 {
 pub async fn exec(db: &Db, sql: &str) {
     if let Err(e) = db.execute_unprepared(sql).await {
         panic!("`{sql}` failed: {e}");
+    }
+}
+
+/// Polls `probe` every 20 ms until it gives `Ok(value)`, and returns that value; once `limit`
+/// has passed, fails the test with `what` and the last `Err` (what was seen instead). For
+/// what happens in another task or process (a worker handling events, a file a child writes).
+///
+/// ```ignore
+/// let pid = eventually("the worker's pid", Duration::from_secs(60), async || {
+///     let text = std::fs::read_to_string(&marker).map_err(|e| e.to_string())?;
+///     text.trim().parse::<u32>().map_err(|e| e.to_string())
+/// })
+/// .await;
+/// ```
+pub async fn eventually<T, E: std::fmt::Debug>(
+    what: &str,
+    limit: std::time::Duration,
+    mut probe: impl AsyncFnMut() -> Result<T, E>,
+) -> T {
+    let start = std::time::Instant::now();
+    loop {
+        match probe().await {
+            Ok(value) => return value,
+            Err(seen) => assert!(
+                start.elapsed() < limit,
+                "{what}: not after {limit:?}; {seen:?}"
+            ),
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 }
 

@@ -15,41 +15,17 @@ use signals_core::{Backend, Db, Model, Tx};
 use signals_outbox::async_nats::{self, jetstream};
 use signals_outbox::{Config, Embedded, Relay, Worker, stats};
 use signals_tests::outbox::{OutboxEffect, OutboxOrder, install};
-use signals_tests::{servers_required, with_scratch};
+use signals_tests::{eventually, servers_required, with_scratch};
+use tokio_util::sync::CancellationToken;
 
 /// Runs `$body` with a fresh database (outbox installed) on each backend.
 macro_rules! outbox_test {
     ($name:ident, |$url:ident, $db:ident| $body:block) => {
-        mod $name {
-            use super::*;
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                run(
-                    Backend::Sqlite,
-                    stringify!($name),
-                    async |$url: String, $db: Db| $body,
-                )
-                .await
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                run(
-                    Backend::Postgres,
-                    stringify!($name),
-                    async |$url: String, $db: Db| $body,
-                )
-                .await
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn mysql() {
-                run(
-                    Backend::MySql,
-                    stringify!($name),
-                    async |$url: String, $db: Db| $body,
-                )
-                .await
-            }
-        }
+        signals_tests::each_backend!($name, |backend| {
+            run(backend, stringify!($name), async |$url: String, $db: Db| {
+                $body
+            })
+        });
     };
 }
 
@@ -111,18 +87,11 @@ async fn wait_for(
     limit: Duration,
     done: impl Fn(signals_outbox::Stats) -> bool,
 ) {
-    let start = Instant::now();
-    loop {
+    eventually(what, limit, async || {
         let s = stats(db).await.expect("stats");
-        if done(s) {
-            return;
-        }
-        assert!(
-            start.elapsed() < limit,
-            "{what}: not after {limit:?}; {s:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        if done(s) { Ok(()) } else { Err(s) }
+    })
+    .await
 }
 
 outbox_test!(embedded_runs_each_committed_event_once, |_url, db| {
@@ -181,15 +150,12 @@ outbox_test!(embedded_dead_letters_a_poison_event, |_url, db| {
     orders(&db, 1, "poison").await;
     orders(&db, 5, "fine").await;
     let runner = Embedded::new(db.clone(), quick(Config::default())).expect("runner");
-    let start = Instant::now();
-    while stats(&db).await.expect("stats").dead == 0 {
+    eventually("dead-lettered", Duration::from_secs(30), async || {
         runner.drain().await.expect("drain");
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "never dead-lettered"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+        let s = stats(&db).await.expect("stats");
+        if s.dead > 0 { Ok(()) } else { Err(s) }
+    })
+    .await;
     let s = stats(&db).await.expect("stats");
     assert_eq!((s.pending, s.handled, s.dead), (0, 5, 1));
     assert_eq!(effects(&db).await.len(), 5);
@@ -204,32 +170,9 @@ outbox_test!(embedded_dead_letters_a_poison_event, |_url, db| {
 
 /// `(error, attempts)` of each dead letter.
 async fn dead_letters(db: &Db) -> Vec<(String, i64)> {
-    use signals_core::sqlx::{self, Row as _};
-    let sql = "SELECT error, attempts FROM signals_dead_letter";
-    match db.pool() {
-        signals_core::PoolRef::Sqlite(p) => sqlx::query(sql)
-            .fetch_all(p)
-            .await
-            .expect("dead")
-            .iter()
-            .map(|r| (r.get(0), r.get(1)))
-            .collect(),
-        signals_core::PoolRef::Postgres(p) => sqlx::query(sql)
-            .fetch_all(p)
-            .await
-            .expect("dead")
-            .iter()
-            .map(|r| (r.get(0), r.get(1)))
-            .collect(),
-        signals_core::PoolRef::MySql(p) => sqlx::query(sql)
-            .fetch_all(p)
-            .await
-            .expect("dead")
-            .iter()
-            .map(|r| (r.get(0), r.get(1)))
-            .collect(),
-        _ => unreachable!("three backends"),
-    }
+    let mut sql = signals_core::Sql::new(db.backend());
+    sql.push("SELECT error, attempts FROM signals_dead_letter");
+    sql.fetch_all(db).await.expect("dead letters")
 }
 
 // ---- the broker ----
@@ -360,39 +303,39 @@ outbox_test!(
         let worker = Worker::new(db.clone(), js.clone(), names.config.clone().concurrency(4))
             .await
             .expect("worker");
-        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let stop = CancellationToken::new();
         let workers: Vec<_> = (0..2)
             .map(|_| {
-                let (worker, mut stopped) = (worker.clone(), stopped.clone());
-                tokio::spawn(async move {
-                    worker
-                        .run(async move {
-                            let _ = stopped.wait_for(|s| *s).await;
-                        })
-                        .await
-                })
+                let (worker, stopped) = (worker.clone(), stop.clone().cancelled_owned());
+                tokio::spawn(async move { worker.run(stopped).await })
             })
             .collect();
         let mut dice = Dice::new();
         let mut kills = 0;
-        let start = Instant::now();
-        while stats(&db).await.expect("stats").pending > 0 {
-            assert!(
-                start.elapsed() < Duration::from_secs(240),
-                "the relays never finished"
-            );
-            let mut relay = names.child("relay", &url).spawn().expect("relay process");
-            tokio::time::sleep(Duration::from_millis(50 + dice.below(700))).await;
-            kill(&mut relay);
-            kills += 1;
-        }
+        // Each round starts a relay and kills it mid-stream, until none is left to relay.
+        eventually(
+            "the relays finished",
+            Duration::from_secs(240),
+            async || {
+                let s = stats(&db).await.expect("stats");
+                if s.pending == 0 {
+                    return Ok(());
+                }
+                let mut relay = names.child("relay", &url).spawn().expect("relay process");
+                tokio::time::sleep(Duration::from_millis(50 + dice.below(700))).await;
+                kill(&mut relay);
+                kills += 1;
+                Err(s)
+            },
+        )
+        .await;
         eprintln!("{kills} relays killed");
         assert!(kills >= 2, "the relay was killed mid-stream at least once");
         wait_for(&db, "every event handled", Duration::from_secs(240), |s| {
             s.handled >= 10_000
         })
         .await;
-        let _ = stop.send(true);
+        stop.cancel();
         for w in workers {
             w.await.expect("worker task").expect("worker");
         }
@@ -421,14 +364,9 @@ outbox_test!(
         let relay = Relay::new(db.clone(), js.clone(), names.config.clone())
             .await
             .expect("relay");
-        let (stop, mut stopped) = tokio::sync::watch::channel(false);
-        let relay_task = tokio::spawn(async move {
-            relay
-                .run(async move {
-                    let _ = stopped.wait_for(|s| *s).await;
-                })
-                .await
-        });
+        let stop = CancellationToken::new();
+        let stopped = stop.clone().cancelled_owned();
+        let relay_task = tokio::spawn(async move { relay.run(stopped).await });
         let mut workers: Vec<Child> = (0..3)
             .map(|_| {
                 names
@@ -439,19 +377,15 @@ outbox_test!(
             })
             .collect();
         // The worker that took the slow event says so; kill it in the middle of it.
-        let start = Instant::now();
-        let pid = loop {
-            if let Ok(pid) = std::fs::read_to_string(&marker)
-                && let Ok(pid) = pid.trim().parse::<u32>()
-            {
-                break pid;
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(60),
-                "no worker took the slow event"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        };
+        let pid = eventually(
+            "a worker took the slow event",
+            Duration::from_secs(60),
+            async || {
+                let text = std::fs::read_to_string(&marker).map_err(|e| e.to_string())?;
+                text.trim().parse::<u32>().map_err(|e| e.to_string())
+            },
+        )
+        .await;
         let victim = workers
             .iter()
             .position(|w| w.id() == pid)
@@ -468,7 +402,7 @@ outbox_test!(
         for w in &mut workers {
             kill(w);
         }
-        let _ = stop.send(true);
+        stop.cancel();
         relay_task.await.expect("relay task").expect("relay");
         let done = effects(&db).await;
         assert_eq!(
@@ -663,15 +597,12 @@ outbox_test!(events_no_receiver_can_run_are_dead_lettered, |_url, db| {
     }
     orders(&db, 2, "fine").await;
     let runner = Embedded::new(db.clone(), quick(Config::default())).expect("runner");
-    let start = Instant::now();
-    while stats(&db).await.expect("stats").dead < 2 {
+    eventually("dead-lettered", Duration::from_secs(30), async || {
         runner.drain().await.expect("drain");
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "never dead-lettered"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+        let s = stats(&db).await.expect("stats");
+        if s.dead >= 2 { Ok(()) } else { Err(s) }
+    })
+    .await;
     let s = stats(&db).await.expect("stats");
     assert_eq!((s.pending, s.handled, s.dead), (0, 2, 2));
     let mut errors: Vec<String> = dead_letters(&db).await.into_iter().map(|d| d.0).collect();
@@ -823,14 +754,9 @@ outbox_test!(commits_of_other_processes_wake_the_relay, |_url, db| {
     let relay = Relay::new(db.clone(), js.clone(), config)
         .await
         .expect("relay");
-    let (stop, mut stopped) = tokio::sync::watch::channel(false);
-    let task = tokio::spawn(async move {
-        relay
-            .run(async move {
-                let _ = stopped.wait_for(|s| *s).await;
-            })
-            .await
-    });
+    let stop = CancellationToken::new();
+    let stopped = stop.clone().cancelled_owned();
+    let task = tokio::spawn(async move { relay.run(stopped).await });
     // Its first round found nothing: it is waiting.
     tokio::time::sleep(Duration::from_millis(500)).await;
     orders(&db, 1, "wake up").await;
@@ -838,7 +764,7 @@ outbox_test!(commits_of_other_processes_wake_the_relay, |_url, db| {
         s.published == 1
     })
     .await;
-    let _ = stop.send(true);
+    stop.cancel();
     task.await.expect("relay task").expect("relay");
 });
 
@@ -870,6 +796,19 @@ outbox_test!(
         db.execute_unprepared(&set("model", "", &corrupt[1]))
             .await
             .expect("corrupt");
+        // A line break where a header carries the value: NATS headers are lines.
+        let broken = orders(&db, 1, "hand-edited").await.remove(0);
+        let line_break = match db.backend() {
+            Backend::Sqlite => "'record_order' || char(10) || 'x'",
+            Backend::Postgres => "'record_order' || chr(10) || 'x'",
+            _ => "CONCAT('record_order', CHAR(10), 'x')",
+        };
+        db.execute_unprepared(&format!(
+            "UPDATE signals_outbox SET receiver = {line_break} WHERE instance_key = 'Some({})'",
+            broken.id.expect("saved")
+        ))
+        .await
+        .expect("corrupt");
         let after = orders(&db, 5, "after").await;
         let running = signals_outbox::spawn(db.clone(), Some(&names.url), names.config.clone())
             .await
@@ -878,7 +817,7 @@ outbox_test!(
             &db,
             "refused events dead-lettered, the rest handled",
             Duration::from_secs(30),
-            |s| s.dead == 3 && s.handled == 5 && s.pending == 0,
+            |s| s.dead == 4 && s.handled == 5 && s.pending == 0,
         )
         .await;
         running.stop().await.expect("stopped cleanly");
@@ -895,6 +834,10 @@ outbox_test!(
         assert!(reasons.iter().any(|r| r.contains("`bogus`")), "{reasons:?}");
         assert!(
             reasons.iter().any(|r| r.contains("names no model")),
+            "{reasons:?}"
+        );
+        assert!(
+            reasons.iter().any(|r| r.contains("control character")),
             "{reasons:?}"
         );
     }

@@ -323,6 +323,17 @@ async fn a_many_to_many_action_is_one_statement_on_the_through_table(db: Db, log
         _ => &["SELECT", "SELECT", "DELETE"],
     };
     assert_eq!(data(&sent), expected, "{sent:?}");
+    // From the other side, the servers hold the label's own row shared first (so that its
+    // delete, which holds it for update and then the articles' rows, cannot deadlock with
+    // the change), then the articles' rows: one statement more.
+    let label = Label { id: Some(3) };
+    label.article_set().add(&db, [1]).await.unwrap();
+    let sent = log.take();
+    let expected: &[&str] = match db.backend() {
+        Backend::Sqlite => &["SELECT", "INSERT"],
+        _ => &["SELECT", "SELECT", "SELECT", "INSERT"],
+    };
+    assert_eq!(data(&sent), expected, "{sent:?}");
 }
 
 async fn a_bulk_sends_one_statement_per_chunk_and_model(db: Db, log: &Statements) {

@@ -10,7 +10,7 @@ use sqlx::mysql::{MySqlConnectOptions, MySqlConnection, MySqlPoolOptions};
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePoolOptions};
 
-use super::{Db, Pool};
+use super::{Db, Keeper, Pool};
 use crate::error::{Error, Result};
 
 impl Db {
@@ -22,6 +22,9 @@ impl Db {
     ///   mode with foreign keys enforced; write transactions take the write lock up front
     ///   (`BEGIN IMMEDIATE`), so concurrent saves wait instead of failing with
     ///   "database is locked";
+    /// - on both, the `Db` keeps one connection out of the pool between its operations, its
+    ///   SQLite handle held and its statements prepared, so that a save runs without handing
+    ///   work to sqlx's worker thread (see [`Db::with_kept_connection`]);
     /// - `postgres://user@host:5432/db` (or `postgresql://`);
     /// - `mysql://user@host:3306/db` (MySQL or MariaDB; `mariadb://` is accepted too). Its
     ///   sessions run at `READ COMMITTED`, as Django's do (MySQL's default is `REPEATABLE
@@ -69,11 +72,12 @@ impl Db {
                     opts = opts.journal_mode(SqliteJournalMode::Wal);
                     check_connect::<SqliteConnection>(url, &opts).await?;
                 }
-                Pool::Sqlite(
-                    pool.connect_with(opts)
-                        .await
-                        .map_err(|e| connect_error(url, e))?,
-                )
+                let pool = pool
+                    .connect_with(opts)
+                    .await
+                    .map_err(|e| connect_error(url, e))?;
+                let keeper = Keeper::new(&pool);
+                Pool::Sqlite(pool, Some(keeper))
             }
             "postgres" | "postgresql" => {
                 let opts = PgConnectOptions::from_str(url).map_err(|e| config_error(url, e))?;

@@ -7,6 +7,8 @@ use sqlx::mysql::MySql;
 use sqlx::postgres::Postgres;
 
 use super::server::ServerTx;
+use super::sqlite_handle::{error, execute_on, is_busy, query_on};
+use super::sqlite_keep::Entered;
 use super::sqlite_raw::RawTx;
 use super::{ConnRef, Pool};
 use crate::backend::Backend;
@@ -33,7 +35,7 @@ impl TxConn {
     /// IMMEDIATE` on the handle, taking the write lock up front).
     pub(crate) async fn begin(pool: &Pool) -> Result<TxConn> {
         Ok(match pool {
-            Pool::Sqlite(p) => TxConn::Sqlite(RawTx::begin(p).await?),
+            Pool::Sqlite(p, keeper) => TxConn::Sqlite(RawTx::begin(p, keeper.as_ref()).await?),
             Pool::Postgres(p) => TxConn::Postgres(ServerTx::begin(p).await?),
             Pool::MySql(p) => TxConn::MySql(ServerTx::begin(p).await?),
         })
@@ -101,7 +103,44 @@ impl TxConn {
                 t.discard();
                 true
             }
+            // Given up (see `give_up`): its state is unknown.
+            TxConn::Postgres(t) if t.in_flight => {
+                t.discard();
+                true
+            }
             _ => false,
+        }
+    }
+
+    /// Notes the savepoint depth of the statements that follow.
+    pub(crate) fn set_depth(&mut self, depth: u32) {
+        if let TxConn::Postgres(t) = self {
+            t.depth = depth;
+        }
+    }
+
+    /// On PostgreSQL, the savepoint depth of a write that was cancelled midway (it may have
+    /// run), taken: `None` when none was.
+    pub(crate) fn cancelled_write(&mut self) -> Option<u32> {
+        match self {
+            TxConn::Postgres(t) => t.write_depth.take(),
+            _ => None,
+        }
+    }
+
+    /// Gives up a transaction whose state is unknown: it is never used again, and its
+    /// connection is closed (which rolls it back) when it is dropped.
+    pub(crate) fn give_up(&mut self) {
+        match self {
+            TxConn::Postgres(t) => {
+                t.in_flight = true;
+                t.discard();
+            }
+            TxConn::MySql(t) => {
+                t.in_flight = true;
+                t.discard();
+            }
+            TxConn::Sqlite(_) => {}
         }
     }
 
@@ -152,7 +191,7 @@ macro_rules! dispatch {
     };
     (@arms $handle:expr, $args:expr, $write:expr, |$e:ident, $a:ident, $row:ident| $body:expr) => {
         match ($handle, $args) {
-            (Handle::Pool(Pool::Sqlite(pool)), Args::Sqlite(values)) => {
+            (Handle::Pool(Pool::Sqlite(pool, _)), Args::Sqlite(values)) => {
                 let $a = sqlx_sqlite_args(values)?;
                 #[allow(unused_imports)]
                 use Row::Sqlite as $row;
@@ -169,10 +208,18 @@ macro_rules! dispatch {
                 dispatch!(@pool pool, $write, |$e| $body)
             }
             (Handle::Tx(TxConn::Postgres(t)), Args::Postgres($a)) => {
-                let $e = &mut **t;
-                #[allow(unused_imports)]
-                use Row::Postgres as $row;
-                $body
+                // A write cancelled inside leaves its depth: see `TxConn::cancelled_write`.
+                if $write {
+                    t.write_depth = Some(t.depth);
+                }
+                let res = {
+                    let $e = &mut **t;
+                    #[allow(unused_imports)]
+                    use Row::Postgres as $row;
+                    async { $body }.await
+                };
+                t.write_depth = None;
+                res
             }
             (Handle::Tx(TxConn::MySql(t)), Args::MySql($a)) => {
                 // Cancelled inside, the flag stays set: see `discard_if_cancelled_midway`.
@@ -204,7 +251,43 @@ fn autocommit<T>(res: Result<T>) -> Result<T> {
 /// See [`Handle::route`].
 enum Route<'a> {
     Raw(&'a mut RawTx, Vec<SqlValue>),
+    /// A SQLite `Db`'s kept connection, entered, and its pool to fall back on.
+    Kept(Entered, &'a Pool, Vec<SqlValue>),
     Sqlx(Handle<'a>, Args),
+}
+
+impl Route<'_> {
+    /// Runs `f` on the kept connection's handle, in autocommit, without waiting for another
+    /// connection's lock. `Ok(Err(route))`: it could not run there (the lock is taken, or the
+    /// connection could not be had), and runs through sqlx instead, which waits for the lock
+    /// on sqlx's worker thread, not on this one. A statement refused as busy did nothing.
+    async fn on_kept<T>(
+        entered: &mut Entered,
+        pool: &Pool,
+        f: impl FnOnce(&rusqlite::Connection) -> Result<T>,
+    ) -> Option<Result<T>> {
+        let Pool::Sqlite(sqlite, _) = pool else {
+            return None;
+        };
+        let held = match entered.held(sqlite).await {
+            Ok(held) => held,
+            Err(err) => return Some(Err(err)),
+        };
+        let db = &held.locked.db;
+        if let Err(err) = db.busy_timeout(std::time::Duration::ZERO) {
+            return Some(Err(error(err)));
+        }
+        let res = f(db);
+        let _ = db.busy_timeout(held.busy_timeout);
+        match res {
+            Err(err) if is_busy(&err) => {
+                // Through the pool, which must find the connection there on `:memory:`.
+                entered.give_back();
+                None
+            }
+            res => Some(res),
+        }
+    }
 }
 
 fn mismatch() -> Error {
@@ -212,11 +295,18 @@ fn mismatch() -> Error {
 }
 
 impl<'a> Handle<'a> {
-    /// Where a statement runs: on a SQLite transaction's handle, or through sqlx.
-    fn route(self, args: Args) -> Result<Route<'a>> {
+    /// Where a statement runs: on a SQLite transaction's handle, on a SQLite `Db`'s kept
+    /// connection when it is free, or through sqlx.
+    async fn route(self, args: Args) -> Result<Route<'a>> {
         match (self, args) {
             (Handle::Tx(TxConn::Sqlite(raw)), Args::Sqlite(values)) => Ok(Route::Raw(raw, values)),
             (Handle::Tx(TxConn::Sqlite(_)), _) => Err(mismatch()),
+            (Handle::Pool(pool @ Pool::Sqlite(_, Some(keeper))), Args::Sqlite(values)) => {
+                Ok(match keeper.enter().await? {
+                    Some(entered) => Route::Kept(entered, pool, values),
+                    None => Route::Sqlx(Handle::Pool(pool), Args::Sqlite(values)),
+                })
+            }
             (handle, args) => Ok(Route::Sqlx(handle, args)),
         }
     }
@@ -228,14 +318,22 @@ impl<'a> Handle<'a> {
         args: Args,
     ) -> Result<Outcome> {
         let sql = sql.into_sql_str();
-        match self.route(args)? {
-            Route::Raw(raw, values) => raw.execute(sql.as_str(), &values).await,
-            // Statements run with `execute` write: on a pool, in autocommit.
-            Route::Sqlx(handle, args) => dispatch!(handle, args, write = true, |e, a, _R| {
-                let res = sqlx::query_with(sql, a).execute(e).await?;
-                Ok(outcome(res))
-            }),
-        }
+        let (handle, args) = match self.route(args).await? {
+            Route::Raw(raw, values) => return raw.execute(sql.as_str(), &values).await,
+            Route::Kept(mut entered, pool, values) => {
+                let text = sql.as_str();
+                match Route::on_kept(&mut entered, pool, |db| execute_on(db, text, &values)).await {
+                    Some(res) => return res,
+                    None => (Handle::Pool(pool), Args::Sqlite(values)),
+                }
+            }
+            Route::Sqlx(handle, args) => (handle, args),
+        };
+        // Statements run with `execute` write: on a pool, in autocommit.
+        dispatch!(handle, args, write = true, |e, a, _R| {
+            let res = sqlx::query_with(sql, a).execute(e).await?;
+            Ok(outcome(res))
+        })
     }
 
     pub(crate) async fn fetch_all<M>(
@@ -245,21 +343,32 @@ impl<'a> Handle<'a> {
         decode: fn(&Row<'_>) -> Result<M>,
     ) -> Result<Vec<M>> {
         let sql = sql.into_sql_str();
-        match self.route(args)? {
+        let all = |db: &rusqlite::Connection, text: &str, values: &[SqlValue]| {
+            let mut all = Vec::new();
+            query_on(db, text, values, |row| {
+                all.push(decode(row)?);
+                Ok(())
+            })?;
+            Ok(all)
+        };
+        let (handle, args) = match self.route(args).await? {
             Route::Raw(raw, values) => {
-                let mut all = Vec::new();
-                raw.query(sql.as_str(), &values, |row| {
-                    all.push(decode(row)?);
-                    Ok(())
-                })
-                .await?;
-                Ok(all)
+                let text = sql.as_str();
+                return all(raw.lock().await?, text, &values);
             }
-            Route::Sqlx(handle, args) => dispatch!(handle, args, |e, a, R| {
-                let rows = sqlx::query_with(sql, a).fetch_all(e).await?;
-                rows.iter().map(|r| decode(&R(r))).collect()
-            }),
-        }
+            Route::Kept(mut entered, pool, values) => {
+                let text = sql.as_str();
+                match Route::on_kept(&mut entered, pool, |db| all(db, text, &values)).await {
+                    Some(res) => return res,
+                    None => (Handle::Pool(pool), Args::Sqlite(values)),
+                }
+            }
+            Route::Sqlx(handle, args) => (handle, args),
+        };
+        dispatch!(handle, args, |e, a, R| {
+            let rows = sqlx::query_with(sql, a).fetch_all(e).await?;
+            rows.iter().map(|r| decode(&R(r))).collect()
+        })
     }
 
     pub(crate) async fn fetch_optional<M>(
@@ -269,25 +378,36 @@ impl<'a> Handle<'a> {
         decode: fn(&Row<'_>) -> Result<M>,
     ) -> Result<Option<M>> {
         let sql = sql.into_sql_str();
-        match self.route(args)? {
-            Route::Raw(raw, values) => {
-                let mut first = None;
-                raw.query(sql.as_str(), &values, |row| {
-                    if first.is_none() {
-                        first = Some(decode(row)?);
-                    }
-                    Ok(())
-                })
-                .await?;
-                Ok(first)
-            }
-            Route::Sqlx(handle, args) => dispatch!(handle, args, |e, a, R| {
-                match sqlx::query_with(sql, a).fetch_optional(e).await? {
-                    Some(r) => decode(&R(&r)).map(Some),
-                    None => Ok(None),
+        let first = |db: &rusqlite::Connection, text: &str, values: &[SqlValue]| {
+            let mut first = None;
+            query_on(db, text, values, |row| {
+                if first.is_none() {
+                    first = Some(decode(row)?);
                 }
-            }),
-        }
+                Ok(())
+            })?;
+            Ok(first)
+        };
+        let (handle, args) = match self.route(args).await? {
+            Route::Raw(raw, values) => {
+                let text = sql.as_str();
+                return first(raw.lock().await?, text, &values);
+            }
+            Route::Kept(mut entered, pool, values) => {
+                let text = sql.as_str();
+                match Route::on_kept(&mut entered, pool, |db| first(db, text, &values)).await {
+                    Some(res) => return res,
+                    None => (Handle::Pool(pool), Args::Sqlite(values)),
+                }
+            }
+            Route::Sqlx(handle, args) => (handle, args),
+        };
+        dispatch!(handle, args, |e, a, R| {
+            match sqlx::query_with(sql, a).fetch_optional(e).await? {
+                Some(r) => decode(&R(&r)).map(Some),
+                None => Ok(None),
+            }
+        })
     }
 
     /// Runs a statement that returns one integer (`COUNT(*)`, or with `write`, an INSERT's
@@ -300,23 +420,34 @@ impl<'a> Handle<'a> {
     ) -> Result<i64> {
         use sqlx::Row as _;
         let sql = sql.into_sql_str();
-        match self.route(args)? {
+        let one = |db: &rusqlite::Connection, text: &str, values: &[SqlValue]| {
+            let mut value = None;
+            query_on(db, text, values, |row| {
+                if value.is_none() {
+                    value = Some(row.get::<i64>(0, "", "")?);
+                }
+                Ok(())
+            })?;
+            value.ok_or_else(|| Error::Database(sqlx::Error::RowNotFound))
+        };
+        let (handle, args) = match self.route(args).await? {
             Route::Raw(raw, values) => {
-                let mut value = None;
-                raw.query(sql.as_str(), &values, |row| {
-                    if value.is_none() {
-                        value = Some(row.get::<i64>(0, "", "")?);
-                    }
-                    Ok(())
-                })
-                .await?;
-                value.ok_or_else(|| Error::Database(sqlx::Error::RowNotFound))
+                let text = sql.as_str();
+                return one(raw.lock().await?, text, &values);
             }
-            Route::Sqlx(handle, args) => dispatch!(handle, args, write = write, |e, a, _R| {
-                let row = sqlx::query_with(sql, a).fetch_one(e).await?;
-                Ok(row.try_get::<i64, _>(0)?)
-            }),
-        }
+            Route::Kept(mut entered, pool, values) => {
+                let text = sql.as_str();
+                match Route::on_kept(&mut entered, pool, |db| one(db, text, &values)).await {
+                    Some(res) => return res,
+                    None => (Handle::Pool(pool), Args::Sqlite(values)),
+                }
+            }
+            Route::Sqlx(handle, args) => (handle, args),
+        };
+        dispatch!(handle, args, write = write, |e, a, _R| {
+            let row = sqlx::query_with(sql, a).fetch_one(e).await?;
+            Ok(row.try_get::<i64, _>(0)?)
+        })
     }
 }
 

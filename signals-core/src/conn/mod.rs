@@ -1,7 +1,8 @@
 //! Connections: the [`Db`] pool handle and connecting (`connect`), one transaction's
-//! connection per backend (`server` for PostgreSQL and MySQL, `sqlite_raw` for SQLite's own
-//! handle, the crate's only `unsafe`), and running one statement on a pool or a transaction's
-//! connection (`exec`).
+//! connection per backend (`server` for PostgreSQL and MySQL, `sqlite_raw` for SQLite, run on
+//! the connection's own handle: `sqlite_handle`, the crate's only `unsafe`), the connection a
+//! SQLite `Db` keeps between its operations (`sqlite_keep`), and running one statement on a
+//! pool, the kept connection or a transaction's connection (`exec`).
 //!
 //! Uses `error`, `backend` and `value`. Knows nothing of savepoints or signals: those are
 //! `tx`'s and `signal`'s.
@@ -22,16 +23,20 @@ use crate::error::{Error, Result};
 mod connect;
 mod exec;
 mod server;
+mod sqlite_handle;
+mod sqlite_keep;
 mod sqlite_raw;
 
 pub(crate) use exec::{Handle, Outcome, TxConn};
+use sqlite_keep::{Keeper, Lent};
 
 /// Default limit of saves nested inside receivers; see [`Db::with_max_depth`].
 pub const DEFAULT_MAX_DEPTH: u32 = 16;
 
 #[derive(Clone)]
 pub(crate) enum Pool {
-    Sqlite(SqlitePool),
+    /// With the connection a `Db` keeps, when it keeps one (see `sqlite_keep`).
+    Sqlite(SqlitePool, Option<Keeper>),
     Postgres(PgPool),
     MySql(MySqlPool),
 }
@@ -114,6 +119,44 @@ impl Db {
         self
     }
 
+    /// SQLite: whether this `Db` keeps one connection out of the pool between its operations
+    /// ([`Db::connect`] does; a pool you wrap with `Db::from` does not unless you ask). Other
+    /// backends ignore it.
+    ///
+    /// A kept connection holds its SQLite handle (taken once from sqlx's worker thread) and
+    /// the statements it prepared, so transactions and statements on it involve no other
+    /// thread: a save with receivers costs a few microseconds over SQLite's own work instead
+    /// of a chain of thread wake-ups (BENCHMARKS.md). Operations that find it busy take a
+    /// connection from the pool as before, except when the pool has only one connection (an
+    /// in-memory database): they wait for it then, as they would for the pool. It goes back
+    /// to the pool on [`Db::close`], and for good when [`Db::pool`] is asked for on a
+    /// one-connection pool, so that your SQL finds it there. Keep it off for a one-connection
+    /// pool you also use directly through a clone of the sqlx pool.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> signals_core::Result<()> {
+    /// use signals_core::Db;
+    /// use signals_core::sqlx::sqlite::SqlitePoolOptions;
+    ///
+    /// let pool = SqlitePoolOptions::new().max_connections(4).connect("sqlite::memory:").await?;
+    /// let db = Db::from(pool).with_kept_connection(true);
+    /// assert!(db.keeps_connection());
+    /// let db = db.with_kept_connection(false);
+    /// assert!(!db.keeps_connection());
+    /// # Ok(()) }
+    /// ```
+    pub fn with_kept_connection(mut self, keep: bool) -> Self {
+        if let Pool::Sqlite(pool, keeper) = &mut self.pool {
+            *keeper = keep.then(|| Keeper::new(pool));
+        }
+        self
+    }
+
+    /// Whether this `Db` keeps a connection: see [`with_kept_connection`](Self::with_kept_connection).
+    pub fn keeps_connection(&self) -> bool {
+        matches!(&self.pool, Pool::Sqlite(_, Some(keeper)) if keeper.keeping())
+    }
+
     /// The limit set by [`with_on_commit_timeout`](Self::with_on_commit_timeout), if any.
     pub fn on_commit_timeout(&self) -> Option<Duration> {
         self.on_commit_timeout
@@ -141,7 +184,7 @@ impl Db {
     /// Which database this is.
     pub fn backend(&self) -> Backend {
         match self.pool {
-            Pool::Sqlite(_) => Backend::Sqlite,
+            Pool::Sqlite(..) => Backend::Sqlite,
             Pool::Postgres(_) => Backend::Postgres,
             Pool::MySql(_) => Backend::MySql,
         }
@@ -149,6 +192,13 @@ impl Db {
 
     /// The underlying sqlx pool, for SQL of your own (sqlx is re-exported as
     /// [`signals_core::sqlx`](crate::sqlx)).
+    ///
+    /// A SQLite `Db` from [`Db::connect`] keeps one connection out of the pool between its
+    /// operations, its handle held and statements prepared (see [`Db::connect`]). On an
+    /// in-memory database that is the pool's only connection, so calling `pool()` there makes
+    /// this `Db` stop keeping it for good: SQL of your own then finds it in the pool, and the
+    /// crate's operations take it from the pool as yours do. On a file the pool has other
+    /// connections, and nothing changes.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")] async fn main() -> signals_core::Result<()> {
@@ -162,8 +212,17 @@ impl Db {
     /// # Ok(()) }
     /// ```
     pub fn pool(&self) -> PoolRef<'_> {
+        // SQL of your own on an in-memory SQLite database needs its one connection.
+        if let Pool::Sqlite(_, Some(keeper)) = &self.pool {
+            keeper.stop_if_single();
+        }
+        self.sqlx_pool()
+    }
+
+    /// The pool, for the crate's own use: with [`Db::lend_to_pool`] around it on SQLite.
+    pub(crate) fn sqlx_pool(&self) -> PoolRef<'_> {
         match &self.pool {
-            Pool::Sqlite(p) => PoolRef::Sqlite(p),
+            Pool::Sqlite(p, _) => PoolRef::Sqlite(p),
             Pool::Postgres(p) => PoolRef::Postgres(p),
             Pool::MySql(p) => PoolRef::MySql(p),
         }
@@ -175,17 +234,42 @@ impl Db {
         self.check_not_reentered()?;
         let sql = sqlx::AssertSqlSafe(sql.to_owned());
         match &self.pool {
-            Pool::Sqlite(p) => p.execute(sql).await.map(drop)?,
+            Pool::Sqlite(p, keeper) => {
+                let _lent = Db::lend(keeper).await;
+                p.execute(sql).await.map(drop)?
+            }
             Pool::Postgres(p) => p.execute(sql).await.map(drop)?,
             Pool::MySql(p) => p.execute(sql).await.map(drop)?,
         }
         Ok(())
     }
 
+    /// For the crate's own SQL on the sqlx pool: on an in-memory SQLite database, its one
+    /// connection, given back by the keeper for as long as the guard lives.
+    pub(crate) async fn lend_to_pool(&self) -> Option<Lent> {
+        match &self.pool {
+            Pool::Sqlite(_, keeper) => Db::lend(keeper).await,
+            _ => None,
+        }
+    }
+
+    async fn lend(keeper: &Option<Keeper>) -> Option<Lent> {
+        match keeper {
+            Some(keeper) => keeper.lend_to_pool().await,
+            None => None,
+        }
+    }
+
     /// Closes every connection of the pool, waiting for those in use to come back.
     pub async fn close(&self) {
         match &self.pool {
-            Pool::Sqlite(p) => p.close().await,
+            Pool::Sqlite(p, keeper) => {
+                if let Some(keeper) = keeper {
+                    keeper.stop();
+                    // Given back by its user when busy: `close` waits for it as for the rest.
+                }
+                p.close().await
+            }
             Pool::Postgres(p) => p.close().await,
             Pool::MySql(p) => p.close().await,
         }
@@ -270,7 +354,7 @@ impl From<SqlitePool> for Db {
     /// embedded connection has nothing to test, and the test costs a round trip to the
     /// connection's worker thread on every use.
     fn from(pool: SqlitePool) -> Db {
-        Db::from_pool(Pool::Sqlite(pool))
+        Db::from_pool(Pool::Sqlite(pool, None))
     }
 }
 

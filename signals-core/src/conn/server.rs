@@ -18,6 +18,12 @@ pub(crate) struct ServerTx<DB: Database> {
     /// every MySQL statement, and around COMMIT and ROLLBACK): the connection may expect an
     /// answer to a query it never sent, so it is never used again (see `tx::repair`).
     pub(crate) in_flight: bool,
+    /// The savepoint depth of the transaction's next statement (set by `tx` before each).
+    pub(crate) depth: u32,
+    /// On PostgreSQL, a write was under way at this savepoint depth when the operation
+    /// running it was cancelled: it may have run, and only a rollback to a savepoint around it
+    /// undoes it (see `tx::repair`).
+    pub(crate) write_depth: Option<u32>,
 }
 
 impl<DB: Database> ServerTx<DB> {
@@ -29,6 +35,8 @@ impl<DB: Database> ServerTx<DB> {
             Some(conn) => Ok(ServerTx {
                 conn,
                 in_flight: false,
+                depth: 0,
+                write_depth: None,
             }),
             None => Err(Error::Transaction("connection lost while beginning".into())),
         }

@@ -216,8 +216,9 @@ pub enum Error {
     /// was lost never learned its key: look the row up by what it holds. On SQLite a COMMIT
     /// fails with a definite answer, never this.
     #[error(
-        "the connection failed during COMMIT, so whether the transaction committed is unknown; \
-         check the database before retrying: {}", server_message(.0)
+        "the connection failed while a commit was under way (a COMMIT, or a statement \
+         running alone in autocommit, perhaps before it ran), so whether the transaction \
+         committed is unknown; check the database before retrying: {}", server_message(.0)
     )]
     CommitOutcomeUnknown(#[source] sqlx::Error),
 

@@ -33,8 +33,9 @@ enum Had {
 /// would soon name another row, and a retried save would overwrite it.
 ///
 /// Kept when the rows may exist: the operation succeeded, its commit's outcome is unknown
-/// ([`ErrorKind::CommitOutcomeUnknown`]), or it was cancelled after its COMMIT was sent. The
-/// key then tells the caller which row to look up before retrying.
+/// ([`ErrorKind::CommitOutcomeUnknown`]), or it was cancelled after its COMMIT (or, in a
+/// caller's transaction, its savepoint's RELEASE) was sent. The key then tells the caller
+/// which row to look up before retrying.
 pub(crate) struct AssignedKeys<'r, M: Model> {
     pub(crate) rows: &'r mut [M],
     had: Had,
@@ -115,8 +116,9 @@ impl<M: Model> Drop for AssignedKeys<'_, M> {
 /// While `f` runs, the task is marked as running receivers on the pool: a receiver that uses
 /// the `Db` instead of `signal.tx()` gets [`Error::ReceiverUsedPool`] at once.
 ///
-/// `commit`, when given, is marked just before the operation's own COMMIT (not inside a
-/// caller's transaction, whose commit is the caller's).
+/// `commit`, when given, is marked as the operation's work is made to stay: just before its
+/// own COMMIT, or inside a caller's transaction as its savepoint's RELEASE is sent (the
+/// transaction's next use completes a release that was cancelled midway).
 async fn atomically<T>(
     target: Target<'_>,
     model: &'static str,
@@ -142,7 +144,7 @@ async fn atomically<T>(
         Target::Tx(tx) => {
             let mark = running(tx.pool);
             let value = tx
-                .atomically(model, async |tx: &mut Tx| {
+                .atomically(model, commit, async |tx: &mut Tx| {
                     receivers_running(mark, f(tx)).await
                 })
                 .await?;

@@ -7,7 +7,7 @@ use super::atomically;
 use crate::error::Result;
 use crate::meta::Column;
 use crate::model::{Deleted, Model};
-use crate::query::{Filter, Query, Selected, Set, Shape};
+use crate::query::{Filter, Lock, Query, Selected, Set, Shape};
 use crate::signal::hooks::Hooks;
 use crate::tx::{Executor, Tx};
 use crate::value::{FieldType, RefersTo};
@@ -57,10 +57,10 @@ impl<M: Model> Query<M> {
         Ok(found.is_some())
     }
 
-    /// Locks the matched rows (`FOR UPDATE`, in the query's order) in `tx` and returns their
-    /// keys; on SQLite, whose write transaction holds the database, it only reads them.
-    pub(crate) async fn lock_keys(mut self, tx: &mut Tx) -> Result<Vec<M::Key>> {
-        self.lock = true;
+    /// Locks the matched rows (`lock`, in the query's order) in `tx` and returns their keys;
+    /// on SQLite, whose write transaction holds the database, it only reads them.
+    pub(crate) async fn lock_keys(mut self, tx: &mut Tx, lock: Lock) -> Result<Vec<M::Key>> {
+        self.lock = lock;
         let mut target = crate::tx::Target::Tx(tx);
         let (sql, args) = self
             .sql(&M::META, target.backend(), Shape::Keys)?
@@ -128,7 +128,7 @@ impl<M: Hooks> Query<M> {
     /// # Ok(()) }
     /// ```
     pub async fn delete<'e>(mut self, ex: impl Executor<'e>) -> Result<Deleted> {
-        self.lock = true;
+        self.lock = Lock::Update;
         let (mut deleted, post_commit_errors) = atomically(
             ex.__target(),
             M::META.name,

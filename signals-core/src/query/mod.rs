@@ -57,8 +57,8 @@ pub struct Query<M> {
     order: Vec<(&'static str, bool, bool)>,
     limit: Option<u64>,
     offset: Option<u64>,
-    /// Lock the rows read until the transaction ends (`FOR UPDATE`).
-    pub(crate) lock: bool,
+    /// Lock the rows read until the transaction ends.
+    pub(crate) lock: Lock,
     _model: PhantomData<fn() -> M>,
 }
 
@@ -69,7 +69,7 @@ impl<M> Default for Query<M> {
             order: Vec::new(),
             limit: None,
             offset: None,
-            lock: false,
+            lock: Lock::None,
             _model: PhantomData,
         }
     }
@@ -83,6 +83,18 @@ impl<M> fmt::Debug for Query<M> {
             .field("offset", &self.offset)
             .finish_non_exhaustive()
     }
+}
+
+/// How a query locks the rows it reads, until the transaction ends (servers only: SQLite's
+/// write transactions hold the whole database already).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Lock {
+    None,
+    /// `FOR UPDATE`: no other transaction changes, deletes or locks the rows.
+    Update,
+    /// A shared lock that only a delete (or a key change, or `FOR UPDATE`) waits for:
+    /// PostgreSQL's `FOR KEY SHARE`, MySQL's `LOCK IN SHARE MODE`.
+    KeyShare,
 }
 
 /// What a query's SQL selects.
@@ -252,9 +264,20 @@ impl<M> Query<M> {
         if shape == Shape::Count && windowed {
             sql.push(") AS counted");
         }
-        if self.lock && ordered && backend != Backend::Sqlite {
+        if ordered && backend != Backend::Sqlite {
             // SQLite's write transactions hold the whole database already.
-            sql.push(" FOR UPDATE");
+            match (self.lock, backend) {
+                (Lock::None, _) => {}
+                (Lock::Update, _) => {
+                    sql.push(" FOR UPDATE");
+                }
+                (Lock::KeyShare, Backend::Postgres) => {
+                    sql.push(" FOR KEY SHARE");
+                }
+                (Lock::KeyShare, _) => {
+                    sql.push(" LOCK IN SHARE MODE");
+                }
+            }
         }
         Ok(sql)
     }

@@ -3,18 +3,19 @@
 //! the same transaction, muted and recorded as the others.
 //!
 //! Uses `error`, `kind`, `meta`, `model`, and of `signal` the contexts, muting, the receiver
-//! runner and the runtime receivers' trait.
+//! runner, the registry and the runtime receivers' trait.
 
 use std::any::{Any, TypeId};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, RwLock};
 
 use serde_json::Value;
 
 use super::context::{PostDelete, PostSave, PreDelete, PreSave};
-use super::custom::{BoxFuture, intern};
+use super::custom::BoxFuture;
 use super::muting::is_muted;
 use super::receiver::receive;
+use super::registry::Registry;
 use super::runtime::Receiver;
 use crate::error::Result;
 use crate::kind::{SignalKind, model_signals};
@@ -194,49 +195,33 @@ mod erased {
     model_signals!(erased);
 }
 
-struct Entry {
-    signal: SignalKind,
-    uid: &'static str,
-    /// An `Arc<erased::Kind>` for the entry's signal.
-    receiver: Arc<dyn Any + Send + Sync>,
-}
-
-static RECEIVERS: RwLock<Vec<Entry>> = RwLock::new(Vec::new());
-static CONNECTED: AtomicUsize = AtomicUsize::new(0);
+/// Receivers for every model, keyed by signal; each an `Arc<erased::Kind>` for its signal.
+static RECEIVERS: Registry<SignalKind, Arc<dyn Any + Send + Sync>> = Registry::new();
 /// How many are connected to `pre_save` or `post_save`: saves then read old values.
 static SAVE_RECEIVERS: AtomicUsize = AtomicUsize::new(0);
 
-/// The dispatch id under which muting and recording name these receivers' model: they are
-/// muted with `mute_receiver::<M>(uid)` for a model, like the others.
+fn is_save(signal: SignalKind) -> bool {
+    matches!(signal, SignalKind::PreSave | SignalKind::PostSave)
+}
+
+/// Muting and recording name these receivers by their dispatch id, for the model saved: they
+/// are muted with `mute_receiver::<M>(uid)` for a model, like the others.
 fn connect(signal: SignalKind, uid: &str, receiver: Arc<dyn Any + Send + Sync>) -> bool {
-    let mut all = RECEIVERS.write().unwrap_or_else(|e| e.into_inner());
-    if all.iter().any(|e| e.signal == signal && e.uid == uid) {
-        return false;
-    }
-    all.push(Entry {
-        signal,
-        uid: intern(uid),
-        receiver,
-    });
-    CONNECTED.fetch_add(1, Ordering::SeqCst);
-    if matches!(signal, SignalKind::PreSave | SignalKind::PostSave) {
+    let connected = RECEIVERS.connect(signal, uid, receiver);
+    if connected && is_save(signal) {
         SAVE_RECEIVERS.fetch_add(1, Ordering::SeqCst);
     }
-    true
+    connected
 }
 
 /// Disconnects the receiver `dispatch_uid` connected to every model's `signal`; returns
 /// whether there was one.
 pub fn disconnect_any(signal: SignalKind, dispatch_uid: &str) -> bool {
-    let mut all = RECEIVERS.write().unwrap_or_else(|e| e.into_inner());
-    let before = all.len();
-    all.retain(|e| !(e.signal == signal && e.uid == dispatch_uid));
-    let removed = before - all.len();
-    CONNECTED.fetch_sub(removed, Ordering::SeqCst);
-    if matches!(signal, SignalKind::PreSave | SignalKind::PostSave) {
-        SAVE_RECEIVERS.fetch_sub(removed, Ordering::SeqCst);
+    let removed = RECEIVERS.disconnect(&signal, dispatch_uid);
+    if removed && is_save(signal) {
+        SAVE_RECEIVERS.fetch_sub(1, Ordering::SeqCst);
     }
-    removed > 0
+    removed
 }
 
 /// The receivers connected to every model's `signal`, in the order they run.
@@ -245,21 +230,12 @@ pub fn any_receivers(signal: SignalKind) -> Vec<&'static str> {
 }
 
 fn snapshot(signal: SignalKind) -> Vec<(&'static str, Arc<dyn Any + Send + Sync>)> {
-    if CONNECTED.load(Ordering::SeqCst) == 0 {
-        return Vec::new();
-    }
-    RECEIVERS
-        .read()
-        .unwrap_or_else(|e| e.into_inner())
-        .iter()
-        .filter(|e| e.signal == signal)
-        .map(|e| (e.uid, e.receiver.clone()))
-        .collect()
+    RECEIVERS.snapshot(&signal)
 }
 
 /// Whether receivers for every model are connected to any of `signals`.
 pub(crate) fn connected(signals: &[SignalKind]) -> bool {
-    CONNECTED.load(Ordering::SeqCst) > 0 && signals.iter().any(|s| !snapshot(*s).is_empty())
+    !RECEIVERS.is_empty() && signals.iter().any(|s| RECEIVERS.has(s))
 }
 
 /// Whether saves must read the rows they replace for receivers of every model.

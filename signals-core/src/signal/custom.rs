@@ -1,12 +1,13 @@
 //! Custom signals: a typed payload, receivers connected at run time (Django's `Signal()`).
 //!
-//! Uses `error` only.
+//! Uses `error`, and of `signal` the registry of receivers.
 
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
+use super::registry::Registry;
 use crate::error::{Error, Result};
 
 /// A boxed, sendable future, as runtime receivers return.
@@ -53,7 +54,7 @@ type Receiver<T> = Arc<dyn for<'a> Fn(&'a T) -> BoxFuture<'a, Result<()>> + Send
 /// ```
 pub struct Signal<T> {
     name: &'static str,
-    receivers: RwLock<Vec<(&'static str, Receiver<T>)>>,
+    receivers: Registry<(), Receiver<T>>,
 }
 
 impl<T> Signal<T> {
@@ -61,7 +62,7 @@ impl<T> Signal<T> {
     pub const fn new(name: &'static str) -> Self {
         Signal {
             name,
-            receivers: RwLock::new(Vec::new()),
+            receivers: Registry::new(),
         }
     }
 
@@ -76,20 +77,12 @@ impl<T> Signal<T> {
     where
         F: for<'a> Fn(&'a T) -> BoxFuture<'a, Result<()>> + Send + Sync + 'static,
     {
-        let mut receivers = self.receivers.write().unwrap_or_else(|e| e.into_inner());
-        if receivers.iter().any(|(uid, _)| *uid == dispatch_uid) {
-            return false;
-        }
-        receivers.push((intern(dispatch_uid), Arc::new(receiver)));
-        true
+        self.receivers.connect((), dispatch_uid, Arc::new(receiver))
     }
 
     /// Disconnects the receiver connected under `dispatch_uid`; returns whether there was one.
     pub fn disconnect(&self, dispatch_uid: &str) -> bool {
-        let mut receivers = self.receivers.write().unwrap_or_else(|e| e.into_inner());
-        let before = receivers.len();
-        receivers.retain(|(uid, _)| *uid != dispatch_uid);
-        receivers.len() != before
+        self.receivers.disconnect(&(), dispatch_uid)
     }
 
     /// The dispatch ids of the connected receivers, in the order they run.
@@ -98,10 +91,7 @@ impl<T> Signal<T> {
     }
 
     fn snapshot(&self) -> Vec<(&'static str, Receiver<T>)> {
-        self.receivers
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.receivers.snapshot(&())
     }
 
     /// Runs every receiver in connection order, stopping at the first error, which names the
@@ -146,19 +136,4 @@ impl<T> fmt::Debug for Signal<T> {
             .field("receivers", &self.receivers())
             .finish()
     }
-}
-
-/// Dispatch ids live as long as the program, once each, so errors can name them.
-pub(crate) fn intern(id: &str) -> &'static str {
-    use std::collections::HashSet;
-    use std::sync::Mutex;
-    static IDS: Mutex<Option<HashSet<&'static str>>> = Mutex::new(None);
-    let mut ids = IDS.lock().unwrap_or_else(|e| e.into_inner());
-    let ids = ids.get_or_insert_with(HashSet::new);
-    if let Some(existing) = ids.get(id) {
-        return existing;
-    }
-    let leaked: &'static str = Box::leak(id.to_owned().into_boxed_str());
-    ids.insert(leaked);
-    leaked
 }

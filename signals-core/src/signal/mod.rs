@@ -31,6 +31,7 @@ pub(crate) mod hooks;
 pub(crate) mod m2m;
 pub(crate) mod muting;
 pub(crate) mod receiver;
+pub(crate) mod registry;
 pub(crate) mod runtime;
 
 pub use any::connect_post_delete as connect_any_post_delete;

@@ -3,17 +3,17 @@
 //! generated from the table of signal kinds.
 //!
 //! Uses `error`, `kind`, `model`, and of `signal` the contexts, muting, the receiver runner
-//! and the interned dispatch ids of `custom`.
+//! and the registry.
 
 use std::any::{Any, TypeId};
 use std::future::Future;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use super::context::{PostDelete, PostSave, PreDelete, PreSave};
-use super::custom::{BoxFuture, intern};
+use super::custom::BoxFuture;
 use super::muting::is_muted;
 use super::receiver::receive;
+use super::registry::Registry;
 use crate::error::Result;
 use crate::kind::{SignalKind, model_signals};
 use crate::model::Model;
@@ -58,47 +58,19 @@ mod erased {
     model_signals!(erased);
 }
 
-struct Entry {
-    model: TypeId,
-    signal: SignalKind,
-    uid: &'static str,
-    /// An `Arc<erased::Kind<M>>` for the entry's model and signal.
-    receiver: Arc<dyn Any + Send + Sync>,
-}
+/// Runtime receivers, keyed by model and signal; each an `Arc<erased::Kind<M>>` for its key.
+type Entries = Registry<(TypeId, SignalKind), Arc<dyn Any + Send + Sync>>;
 
-static RECEIVERS: RwLock<Vec<Entry>> = RwLock::new(Vec::new());
-/// How many runtime receivers are connected: saves skip the registry while it is zero.
-static CONNECTED: AtomicUsize = AtomicUsize::new(0);
+static RECEIVERS: Entries = Registry::new();
 
 fn connect<M: Model>(signal: SignalKind, uid: &str, receiver: Arc<dyn Any + Send + Sync>) -> bool {
-    let model = TypeId::of::<M>();
-    let mut all = RECEIVERS.write().unwrap_or_else(|e| e.into_inner());
-    if all
-        .iter()
-        .any(|e| e.model == model && e.signal == signal && e.uid == uid)
-    {
-        return false;
-    }
-    all.push(Entry {
-        model,
-        signal,
-        uid: intern(uid),
-        receiver,
-    });
-    CONNECTED.fetch_add(1, Ordering::SeqCst);
-    true
+    RECEIVERS.connect((TypeId::of::<M>(), signal), uid, receiver)
 }
 
 /// Disconnects the runtime receiver `dispatch_uid` of `M`'s `signal`; returns whether there
 /// was one. Receivers wired by the derive cannot be disconnected: they are part of the type.
 pub fn disconnect<M: Model>(signal: SignalKind, dispatch_uid: &str) -> bool {
-    let model = TypeId::of::<M>();
-    let mut all = RECEIVERS.write().unwrap_or_else(|e| e.into_inner());
-    let before = all.len();
-    all.retain(|e| !(e.model == model && e.signal == signal && e.uid == dispatch_uid));
-    let removed = before - all.len();
-    CONNECTED.fetch_sub(removed, Ordering::SeqCst);
-    removed > 0
+    RECEIVERS.disconnect(&(TypeId::of::<M>(), signal), dispatch_uid)
 }
 
 /// The receivers of `M`'s `signal`, in the order they run: the derive's (by path), then the
@@ -110,25 +82,15 @@ pub fn receivers<M: Model>(signal: SignalKind) -> Vec<&'static str> {
 }
 
 fn snapshot<M: Model>(signal: SignalKind) -> Vec<(&'static str, Arc<dyn Any + Send + Sync>)> {
-    if CONNECTED.load(Ordering::SeqCst) == 0 {
-        return Vec::new();
-    }
-    let model = TypeId::of::<M>();
-    RECEIVERS
-        .read()
-        .unwrap_or_else(|e| e.into_inner())
-        .iter()
-        .filter(|e| e.model == model && e.signal == signal)
-        .map(|e| (e.uid, e.receiver.clone()))
-        .collect()
+    RECEIVERS.snapshot(&(TypeId::of::<M>(), signal))
 }
 
 /// Whether `M` has runtime receivers for any of `signals`.
 pub(crate) fn connected<M: Model>(signals: &[SignalKind]) -> bool {
-    CONNECTED.load(Ordering::SeqCst) > 0
+    !RECEIVERS.is_empty()
         && signals
             .iter()
-            .any(|signal| !snapshot::<M>(*signal).is_empty())
+            .any(|signal| RECEIVERS.has(&(TypeId::of::<M>(), *signal)))
 }
 
 macro_rules! runtime {

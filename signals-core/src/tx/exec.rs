@@ -56,10 +56,17 @@ impl Target<'_> {
 
     /// A pool's timeout explained when receivers of the pool hold its connections (see
     /// [`Error::PoolTimedOut`](crate::Error::PoolTimedOut)).
-    fn explain<T>(&self, res: Result<T>) -> Result<T> {
+    /// In a transaction, a failed statement is noted (on PostgreSQL it aborts the
+    /// transaction up to the innermost savepoint around it; see [`Tx::note_failure`]).
+    fn explain<T>(&mut self, res: Result<T>) -> Result<T> {
         match self {
             Target::Db(db) => res.map_err(|err| db.explain_pool_timeout(err)),
-            Target::Tx(_) => res,
+            Target::Tx(tx) => {
+                if let Err(err) = &res {
+                    tx.note_failure(err);
+                }
+                res
+            }
         }
     }
 
@@ -73,7 +80,10 @@ impl Target<'_> {
             }
             Target::Tx(tx) => {
                 tx.repair().await?;
-                Ok(Handle::Tx(tx.inner_mut()?))
+                let depth = tx.depth();
+                let inner = tx.inner_mut()?;
+                inner.set_depth(depth);
+                Ok(Handle::Tx(inner))
             }
         }
     }

@@ -62,6 +62,8 @@ impl Db {
             pool: self.id,
             mysql_returning: None,
             mysql_increment: None,
+            aborted: None,
+            lent: false,
         })
     }
 
@@ -198,6 +200,13 @@ pub struct Tx {
     /// On MySQL-family servers, once a bulk save asked: `@@auto_increment_increment`, the
     /// step between the keys of one INSERT (a session setting, so read once per transaction).
     pub(crate) mysql_increment: Option<i64>,
+    /// On PostgreSQL, the savepoint depth at which a statement of the crate's failed: the
+    /// failure aborted the transaction up to the innermost savepoint around it, and COMMIT
+    /// would quietly roll it back. `None` when no statement failed, or when a rollback to a
+    /// savepoint around the failure undid it.
+    aborted: Option<u32>,
+    /// `conn()` lent the connection out: SQL of the caller's own may have failed unseen.
+    lent: bool,
 }
 
 impl fmt::Debug for Tx {
@@ -259,6 +268,7 @@ impl Tx {
     /// within a transaction".
     pub async fn conn(&mut self) -> Result<ConnRef<'_>> {
         self.repair().await?;
+        self.lent = true;
         self.inner_mut()?.conn()
     }
 
@@ -303,6 +313,7 @@ impl Tx {
                 .await
                 .map_err(outbox::missing_table_hint)?;
         }
+        self.refuse_aborted().await?;
         match self.inner.take() {
             None => return Err(Error::Transaction("transaction already finished".into())),
             Some(inner) => {
@@ -316,6 +327,70 @@ impl Tx {
             outbox::committed();
         }
         Ok(scope::run_after_commit(frame.hooks, self.on_commit_timeout).await)
+    }
+
+    /// A statement of the crate's failed in this transaction with `err`: when the server
+    /// refused it, on PostgreSQL that aborts the transaction up to the innermost savepoint
+    /// (whose rollback undoes the failure). Errors of the crate's own (a value refused before
+    /// it was sent, a row that does not decode) abort nothing.
+    pub(crate) fn note_failure(&mut self, err: &Error) {
+        let refused = match err {
+            Error::UniqueViolation { .. }
+            | Error::ForeignKeyViolation { .. }
+            | Error::ConstraintViolation { .. } => true,
+            Error::Conflict(source) | Error::Database(source) => {
+                matches!(source, sqlx::Error::Database(_))
+            }
+            _ => false,
+        };
+        if refused && self.backend == Backend::Postgres {
+            let depth = self.scopes.depth();
+            self.aborted = Some(self.aborted.map_or(depth, |a| a.min(depth)));
+        }
+    }
+
+    /// The savepoint at `level` was rolled back to: a failure inside it is undone.
+    pub(crate) fn rolled_back_to(&mut self, level: u32) {
+        if self.aborted.is_some_and(|a| a >= level) {
+            self.aborted = None;
+        }
+    }
+
+    /// On PostgreSQL, refuses to commit a transaction a failed statement aborted, since its
+    /// COMMIT would quietly roll it back and report success: rolls it back and says so. A
+    /// failure of the crate's own statements is known; after SQL of the caller's own
+    /// (`conn()`), one statement asks the server.
+    async fn refuse_aborted(&mut self) -> Result<()> {
+        if self.backend != Backend::Postgres {
+            return Ok(());
+        }
+        let aborted = match self.aborted {
+            Some(_) => true,
+            // 25P02: "current transaction is aborted". Any other failure is the connection's
+            // (lost before COMMIT was sent: nothing committed), reported as it is.
+            None if self.lent => match self.inner_mut()?.run("SELECT 1").await {
+                Ok(()) => false,
+                Err(Error::Database(sqlx::Error::Database(db)))
+                    if db.code().as_deref() == Some("25P02") =>
+                {
+                    true
+                }
+                Err(other) => return Err(other),
+            },
+            None => false,
+        };
+        if !aborted {
+            return Ok(());
+        }
+        if let Some(inner) = self.inner.take() {
+            let _ = inner.rollback().await;
+        }
+        Err(Error::Transaction(
+            "a statement of this transaction failed, which aborts a PostgreSQL transaction: \
+             nothing was committed (it was rolled back). To carry on after a statement that may \
+             fail, run it in `tx.savepoint(..)` (saves of models with receivers do so already)"
+                .into(),
+        ))
     }
 
     /// Rolls back everything and drops the scheduled work.

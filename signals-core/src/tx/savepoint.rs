@@ -94,13 +94,16 @@ impl Tx {
         F: AsyncFnOnce(&mut Tx) -> std::result::Result<T, E>,
         E: From<Error>,
     {
-        self.atomically("savepoint", f).await
+        self.atomically("savepoint", None, f).await
     }
 
-    /// [`savepoint`](Self::savepoint), naming the model in a depth-limit error.
+    /// [`savepoint`](Self::savepoint), naming the model in a depth-limit error; `release`,
+    /// when given, is marked as the savepoint's RELEASE is sent (from then on the operation's
+    /// work stays, even if it is cancelled: the transaction's next use completes the release).
     pub(crate) async fn atomically<T, E, F>(
         &mut self,
         model: &'static str,
+        release: Option<&super::CommitSent>,
         f: F,
     ) -> std::result::Result<T, E>
     where
@@ -110,7 +113,7 @@ impl Tx {
         let sp = self.enter(model).await?;
         match f(&mut *self).await {
             Ok(value) => {
-                self.leave(sp, true).await?;
+                self.leave_marking(sp, true, release).await?;
                 Ok(value)
             }
             Err(err) => {
@@ -154,7 +157,17 @@ impl Tx {
     /// Closes the savepoint: releases it when `ok`, rolls back to it otherwise (dropping the
     /// work scheduled inside it). If that fails, the savepoint stays open and marked
     /// abandoned, and the next use of the transaction rolls back to it.
-    pub(crate) async fn leave(&mut self, mut sp: Savepoint, ok: bool) -> Result<()> {
+    pub(crate) async fn leave(&mut self, sp: Savepoint, ok: bool) -> Result<()> {
+        self.leave_marking(sp, ok, None).await
+    }
+
+    /// [`leave`](Self::leave), marking `release` as the RELEASE statement is sent.
+    async fn leave_marking(
+        &mut self,
+        mut sp: Savepoint,
+        ok: bool,
+        release: Option<&super::CommitSent>,
+    ) -> Result<()> {
         // An operation cancelled inside this one is settled first.
         self.repair().await?;
         let level = self.depth();
@@ -168,11 +181,22 @@ impl Tx {
             )
         };
         self.in_doubt = Some(doubt);
+        // Cancelled in the middle of its RELEASE, the operation is kept (the next use of the
+        // transaction completes the release), except on MySQL, where a statement cancelled
+        // midway gives the whole transaction up.
+        if let (true, Some(release)) = (ok, release)
+            && self.backend() != Backend::MySql
+        {
+            release.mark();
+        }
         let res = self.inner_mut()?.run(&sql).await;
         self.in_doubt = None;
         res?;
         // A savepoint rolled back to stays open, empty, as sqlx leaves its own: the next one
         // at this level takes the same name, and the enclosing release or commit ends both.
+        if !ok {
+            self.rolled_back_to(level);
+        }
         self.scopes.close_to(level - 1, ok);
         sp.armed = false;
         Ok(())
@@ -198,12 +222,29 @@ impl Tx {
             self.in_doubt = None;
         }
         let level = self.abandoned.load(Ordering::SeqCst);
+        // A PostgreSQL write cancelled midway may have run: a rollback to a savepoint around
+        // it (the abandoned operation's, below) undoes it; without one (a save of a model
+        // without receivers, which has no savepoint) nothing can tell, and the transaction is
+        // given up whole, as on MySQL.
+        if let Some(inner) = &mut self.inner
+            && let Some(depth) = inner.cancelled_write()
+            && (level == NONE_ABANDONED || level > depth)
+        {
+            inner.give_up();
+            return Err(Error::Transaction(
+                "a write of this transaction was cancelled in the middle of its statement, \
+                 outside any savepoint that could undo it, so whether it ran is unknown: the \
+                 transaction is rolled back (its connection is closed); begin a new one"
+                    .into(),
+            ));
+        }
         if level != NONE_ABANDONED && self.scopes.depth() >= level {
             // Its savepoint exists: it was opened and neither released nor rolled back to.
             let sql = format!("ROLLBACK TO SAVEPOINT {}", savepoint_name(level));
             self.in_doubt = Some(InDoubt::Rollback(level));
             self.inner_mut()?.run(&sql).await.map_err(unrepaired)?;
             self.in_doubt = None;
+            self.rolled_back_to(level);
             self.scopes.close_to(level - 1, false);
         }
         self.abandoned.store(NONE_ABANDONED, Ordering::SeqCst);
@@ -228,6 +269,7 @@ impl Tx {
             InDoubt::Rollback(level) => {
                 let sql = format!("ROLLBACK TO SAVEPOINT {}", savepoint_name(level));
                 self.inner_mut()?.run(&sql).await?;
+                self.rolled_back_to(level);
                 self.scopes.close_to(level - 1, false);
                 Ok(())
             }

@@ -329,6 +329,22 @@ mod decimal {
                 self.rescale(places);
             }
         }
+        fn __check_digits(&self, digits: u32, places: u32) -> std::result::Result<(), String> {
+            let whole = self.trunc().abs();
+            let room = digits.saturating_sub(places);
+            let held = if whole.is_zero() {
+                0
+            } else {
+                whole.to_string().len() as u32
+            };
+            if held > room {
+                return Err(format!(
+                    "{self} has {held} digits before its point, more than the {room} a \
+                     DECIMAL({digits}, {places}) column holds"
+                ));
+            }
+            Ok(())
+        }
         fn __to_json(&self) -> serde_json::Value {
             super::to_json::display(self)
         }
@@ -431,6 +447,13 @@ impl<T: BuiltinType + sealed::NonOption> BuiltinType for Option<T> {
     fn __rescale(&mut self, places: u32) {
         if let Some(value) = self {
             value.__rescale(places);
+        }
+    }
+
+    fn __check_digits(&self, digits: u32, places: u32) -> std::result::Result<(), String> {
+        match self {
+            Some(value) => value.__check_digits(digits, places),
+            None => Ok(()),
         }
     }
 

@@ -140,6 +140,28 @@ pub trait FieldType: Debug + Send + Sync + Sized + 'static {
         })
     }
 
+    /// Binds the value of a column declared `max_digits = digits, decimal_places = places`:
+    /// decimals rounded to the places (half away from zero) as PostgreSQL and MySQL store
+    /// them, so SQLite stores (and compares) the same value; one with more digits than the
+    /// column holds is refused on every backend ([`Error::InvalidValue`]), as the servers
+    /// refuse it.
+    #[doc(hidden)]
+    #[inline]
+    fn __bind_scaled(
+        &self,
+        args: &mut Args,
+        column: &'static str,
+        digits: u32,
+        places: u32,
+    ) -> Result<()> {
+        let mut stored = self.to_stored();
+        stored.__rescale(places);
+        stored
+            .__check_digits(digits, places)
+            .map_err(|reason| Error::InvalidValue { column, reason })?;
+        args.bind_builtin(&stored, column)
+    }
+
     /// Reads a column declared with `decimal_places = places`: its decimals with exactly
     /// that many places, as PostgreSQL and MySQL return them (SQLite keeps the text it was
     /// given, `1.5` for `1.50`), as Django does.
@@ -237,6 +259,14 @@ pub trait BuiltinType:
     #[doc(hidden)]
     #[inline]
     fn __rescale(&mut self, _places: u32) {}
+
+    /// Refuses a decimal with more digits before its point than a `DECIMAL(digits, places)`
+    /// column holds; other types pass.
+    #[doc(hidden)]
+    #[inline]
+    fn __check_digits(&self, _digits: u32, _places: u32) -> std::result::Result<(), String> {
+        Ok(())
+    }
 
     /// The value as SQLite stores it, exactly as sqlx's SQLite driver encodes it, so rows
     /// written through sqlx and through SQLite's own handle are the same.

@@ -6,9 +6,11 @@
 
 use std::any::{Any, TypeId};
 
-use super::{linked, note};
+use super::{linked, lock_rows, note};
+use crate::backend::Backend;
 use crate::error::Result;
 use crate::model::Model;
+use crate::query::Lock;
 use crate::signal::custom::BoxFuture;
 use crate::signal::m2m::{M2mAction, M2mChanged, Through};
 use crate::tx::{Target, Tx};
@@ -78,19 +80,22 @@ where
     Th: Through<A, B> + Through<B, A>,
 {
     Box::pin(async move {
-        let mut target = Target::Tx(tx);
         let (keys, count): (Keys, usize) = match (
             from_a,
             key.downcast_ref::<A::Key>(),
             key.downcast_ref::<B::Key>(),
         ) {
             (true, Some(key), _) => {
-                let keys = linked::<A, B, Th>(&mut target, key, None).await?;
+                // The first side's row guards its links: held, no change of them runs.
+                if tx.backend() != Backend::Sqlite {
+                    lock_rows::<A>(tx, std::slice::from_ref(key), Lock::Update).await?;
+                }
+                let keys = linked::<A, B, Th>(&mut Target::Tx(tx), key, None).await?;
                 let count = keys.len();
                 (Box::new(keys), count)
             }
             (false, _, Some(key)) => {
-                let keys = linked::<B, A, Th>(&mut target, key, None).await?;
+                let keys = second_side_links::<Th, A, B>(tx, key).await?;
                 let count = keys.len();
                 (Box::new(keys), count)
             }
@@ -98,6 +103,25 @@ where
         };
         Ok((keys, count))
     })
+}
+
+/// The links of the second side's row `key`, read for its delete under the locks a change
+/// of them takes (servers): the row itself for update first (no link to it can be added
+/// meanwhile, nor changed from its side, which holds it shared), then the first side's rows
+/// it is linked to, in key order, and the links read again among those.
+async fn second_side_links<Th, A, B>(tx: &mut Tx, key: &B::Key) -> Result<Vec<A::Key>>
+where
+    A: Model,
+    B: Model,
+    Th: Through<A, B> + Through<B, A>,
+{
+    if tx.backend() == Backend::Sqlite {
+        return linked::<B, A, Th>(&mut Target::Tx(tx), key, None).await;
+    }
+    lock_rows::<B>(tx, std::slice::from_ref(key), Lock::Update).await?;
+    let hint = linked::<B, A, Th>(&mut Target::Tx(tx), key, None).await?;
+    let locked = lock_rows::<A>(tx, &hint, Lock::Update).await?;
+    linked::<B, A, Th>(&mut Target::Tx(tx), key, Some(&locked)).await
 }
 
 fn send_links<'a, Th, A, B>(

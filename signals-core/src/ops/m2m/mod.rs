@@ -13,13 +13,12 @@ use std::collections::BTreeSet;
 use std::marker::PhantomData;
 
 use super::atomically;
-use super::load;
 use crate::backend::{Backend, MAX_CHUNK_ROWS};
 use crate::error::{Error, Result};
 use crate::kind::SignalKind;
 use crate::meta::Column;
 use crate::model::Model;
-use crate::query::{Filter, Query};
+use crate::query::{Filter, Lock, Query};
 use crate::signal::m2m::{M2mAction, M2mChanged, Through};
 use crate::signal::muting::{self, Fired};
 use crate::sql::Sql;
@@ -358,7 +357,10 @@ fn distinct<K: Ord + Clone>(keys: impl IntoIterator<Item = K>) -> Vec<K> {
 /// from that side, else the rows of `others`, in key order. Every change of a link `(a, b)`,
 /// from either side, locks `a`'s row first, so two changes of one link run one after the
 /// other and the second sees the first's work; a single row, or rows in key order, cannot
-/// deadlock. The instance's row that is gone is `NotFound`.
+/// deadlock. From the second side the instance's own row `b` is held first with a shared lock
+/// that only its delete waits for (a delete of `b` holds it for update, then the rows of its
+/// links: taken in this order by both, they cannot deadlock). The instance's row that is gone
+/// is `NotFound`.
 async fn lock<F: Model, T: Model, Th: Through<F, T>>(
     tx: &mut Tx,
     key: &F::Key,
@@ -367,31 +369,47 @@ async fn lock<F: Model, T: Model, Th: Through<F, T>>(
     if tx.backend() == Backend::Sqlite {
         return Ok(());
     }
-    if !Th::__REVERSE {
-        if Box::pin(load::get_for_update::<F>(Target::Tx(tx), key.clone()))
-            .await?
-            .is_none()
-        {
-            return Err(Error::NotFound {
-                model: F::META.name,
-                key: format!("{key:?}"),
-            });
-        }
-        return Ok(());
+    let instance = if Th::__REVERSE {
+        Lock::KeyShare
+    } else {
+        Lock::Update
+    };
+    if lock_rows::<F>(tx, std::slice::from_ref(key), instance)
+        .await?
+        .is_empty()
+    {
+        return Err(Error::NotFound {
+            model: F::META.name,
+            key: format!("{key:?}"),
+        });
     }
-    // Locked in key order, a chunk at a time: a query of the crate's own.
-    let mut sorted: Vec<T::Key> = others.to_vec();
-    sorted.sort();
-    sorted.dedup();
-    let pk = Column::<T, T::Key>::new(T::META.primary_key, T::META.columns[T::META.primary_key]);
-    for chunk in sorted.chunks(MAX_CHUNK_ROWS) {
-        T::query()
-            .filter(pk.in_(chunk.iter().cloned()))
-            .order_by(pk.asc())
-            .lock_keys(tx)
-            .await?;
+    if Th::__REVERSE {
+        lock_rows::<T>(tx, others, Lock::Update).await?;
     }
     Ok(())
+}
+
+/// Locks the rows of `M` with `keys` in key order, a chunk at a time (a query of the crate's
+/// own); returns the keys of the rows found.
+pub(super) async fn lock_rows<M: Model>(
+    tx: &mut Tx,
+    keys: &[M::Key],
+    lock: Lock,
+) -> Result<Vec<M::Key>> {
+    let mut sorted: Vec<M::Key> = keys.to_vec();
+    sorted.sort();
+    sorted.dedup();
+    let pk = Column::<M, M::Key>::new(M::META.primary_key, M::META.columns[M::META.primary_key]);
+    let mut found = Vec::with_capacity(sorted.len());
+    for chunk in sorted.chunks(MAX_CHUNK_ROWS) {
+        let locked = M::query()
+            .filter(pk.in_(chunk.iter().cloned()))
+            .order_by(pk.asc())
+            .lock_keys(tx, lock)
+            .await?;
+        found.extend(locked);
+    }
+    Ok(found)
 }
 
 /// The keys among `wanted` linked to `key`, read under the lock of the rows a change of them
