@@ -6,8 +6,7 @@
 //! Alternated over several rounds; prints the medians and the median of per-round ratios.
 //!
 //! `cargo bench -p signals-bench --bench bulk` (options after `--`: `--users N`, `--rounds R`,
-//! `--only sqlite-memory|sqlite-file|postgres|mysql`, `--mysql-keys last-insert-id` to read keys
-//! on MariaDB as on MySQL 8).
+//! `--only sqlite-memory|sqlite-file|postgres|mysql`).
 #![allow(missing_docs, clippy::unwrap_used)]
 
 use std::time::Instant;
@@ -227,9 +226,6 @@ async fn bench(label: &str, db: &Db, n: usize, rounds: usize) {
 
 #[tokio::main]
 async fn main() {
-    if arg("--mysql-keys").as_deref() == Some("last-insert-id") {
-        signals_core::__private::force_mysql_keys_from_last_insert_id(true);
-    }
     let n: usize = arg("--users").map_or(10_000, |v| v.parse().unwrap());
     let rounds: usize = arg("--rounds").map_or(5, |v| v.parse().unwrap());
     println!("{n} users with profiles per round, one transaction each, {rounds} rounds (users/s)");

@@ -15,7 +15,6 @@ use crate::kind::SignalKind;
 use crate::meta::{Column, ColumnDef, FieldSet, ModelMeta};
 use crate::model::{BulkSaved, Deleted, Model, Operations, SaveOptions, Saved};
 pub use crate::ops::bulk::chunk_rows;
-pub use crate::ops::bulk_write::force_mysql_keys_from_last_insert_id;
 pub use crate::ops::cascade::{OnDelete, Relation, RelationKind};
 use crate::ops::load::{children_of, parent_of};
 pub use crate::ops::m2m::{Links, M2mLink};

@@ -42,23 +42,26 @@ macro_rules! each_backend {
             #[allow(unused_imports)]
             use super::*;
 
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                let $backend = $crate::signals_core::Backend::Sqlite;
-                $run.await
-            }
+            $crate::each_backend!(@tests |$backend| $run);
+        }
+    };
+    (@tests |$backend:ident| $run:expr) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn sqlite() {
+            let $backend = $crate::signals_core::Backend::Sqlite;
+            $run.await
+        }
 
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                let $backend = $crate::signals_core::Backend::Postgres;
-                $run.await
-            }
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn postgres() {
+            let $backend = $crate::signals_core::Backend::Postgres;
+            $run.await
+        }
 
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn mysql() {
-                let $backend = $crate::signals_core::Backend::MySql;
-                $run.await
-            }
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn mysql() {
+            let $backend = $crate::signals_core::Backend::MySql;
+            $run.await
         }
     };
 }
@@ -74,9 +77,19 @@ macro_rules! each_backend {
 #[macro_export]
 macro_rules! db_test {
     ($(#[$meta:meta])* async fn $name:ident($db:ident) $body:block) => {
-        $crate::each_backend!($(#[$meta])* $name, |backend| {
-            $crate::run(backend, stringify!($name), |$db| async move $body)
-        });
+        $(#[$meta])*
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            // The body once, run by the three tests (written into each, it would be compiled
+            // three times).
+            async fn body($db: $crate::signals_core::Db) $body
+
+            $crate::each_backend!(@tests |backend| {
+                $crate::run(backend, stringify!($name), body)
+            });
+        }
     };
 }
 
@@ -347,9 +360,17 @@ where
 #[macro_export]
 macro_rules! url_test {
     ($(#[$meta:meta])* async fn $name:ident($url:ident) $body:block) => {
-        $crate::each_backend!($(#[$meta])* $name, |backend| {
-            $crate::with_scratch(backend, stringify!($name), async |$url: String| $body)
-        });
+        $(#[$meta])*
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            async fn body($url: String) $body
+
+            $crate::each_backend!(@tests |backend| {
+                $crate::with_scratch(backend, stringify!($name), body)
+            });
+        }
     };
 }
 

@@ -21,11 +21,15 @@ use tokio_util::sync::CancellationToken;
 /// Runs `$body` with a fresh database (outbox installed) on each backend.
 macro_rules! outbox_test {
     ($name:ident, |$url:ident, $db:ident| $body:block) => {
-        signals_tests::each_backend!($name, |backend| {
-            run(backend, stringify!($name), async |$url: String, $db: Db| {
-                $body
-            })
-        });
+        mod $name {
+            use super::*;
+
+            async fn body($url: String, $db: Db) $body
+
+            signals_tests::each_backend!(@tests |backend| {
+                run(backend, stringify!($name), body)
+            });
+        }
     };
 }
 

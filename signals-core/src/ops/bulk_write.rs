@@ -6,7 +6,6 @@
 //! and the `IN`-list reads of `cascade`.
 
 use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::cascade::{keys_of, select_in};
 use super::save::{self, name_the_column};
@@ -17,16 +16,6 @@ use crate::signal::hooks::{Hooks, at_row};
 use crate::sql::{multi_row_insert, multi_row_update};
 use crate::tx::{Target, Tx};
 use crate::value::{Args, Row};
-
-/// Tests only: on MySQL, read generated keys as on MySQL 8 (which has no `INSERT ..
-/// RETURNING`) even on a MariaDB that has it.
-static MYSQL_KEYS_FROM_LAST_INSERT_ID: AtomicBool = AtomicBool::new(false);
-
-/// Reads keys on MySQL-family servers from `LAST_INSERT_ID()` (MySQL 8's way) rather than
-/// `RETURNING`; for tests of that path on MariaDB.
-pub fn force_mysql_keys_from_last_insert_id(on: bool) {
-    MYSQL_KEYS_FROM_LAST_INSERT_ID.store(on, Ordering::SeqCst);
-}
 
 /// A multi-row statement over some rows of a chunk.
 #[derive(Clone, Copy)]
@@ -257,10 +246,10 @@ async fn update_rows<M: Hooks>(
 async fn insert_rows<M: Hooks>(rows: &[M], new: &[usize], tx: &mut Tx) -> Result<Vec<i64>> {
     let backend = tx.backend();
     let columns = M::META.columns.len() - 1;
-    let returning = match backend {
-        Backend::Postgres | Backend::Sqlite => true,
-        Backend::MySql => mysql_has_returning(tx).await?,
-    };
+    // MySQL 8 has no `INSERT .. RETURNING`; MariaDB has, but streaming a thousand keys back
+    // costs its server more than the arithmetic below (BENCHMARKS.md), so the MySQL family
+    // reads them as MySQL 8 must.
+    let returning = backend != Backend::MySql;
     let sql = multi_row_insert(&M::META, backend, new.len(), returning);
     let mut args = Args::new(backend, columns * new.len());
     for &i in new {
@@ -283,7 +272,7 @@ async fn insert_rows<M: Hooks>(rows: &[M], new: &[usize], tx: &mut Tx) -> Result
         }
         return Ok(keys);
     }
-    // MySQL 8: LAST_INSERT_ID() is the key of the statement's first row, and a multi-row
+    // MySQL and MariaDB: LAST_INSERT_ID() is the key of the statement's first row, and a multi-row
     // INSERT with every key left to the server is a "simple insert", whose keys InnoDB
     // allocates at once, consecutively (in every `innodb_autoinc_lock_mode`), spaced by
     // `auto_increment_increment`.
@@ -311,27 +300,4 @@ async fn insert_rows<M: Hooks>(rows: &[M], new: &[usize], tx: &mut Tx) -> Result
 
 fn first_integer(row: &Row<'_>) -> Result<i64> {
     row.get::<i64>(0, "", "")
-}
-
-/// Whether the MySQL-family server has `INSERT .. RETURNING` (MariaDB 10.5 and later).
-async fn mysql_has_returning(tx: &mut Tx) -> Result<bool> {
-    if MYSQL_KEYS_FROM_LAST_INSERT_ID.load(Ordering::SeqCst) {
-        return Ok(false);
-    }
-    if let Some(known) = tx.mysql_returning {
-        return Ok(known);
-    }
-    let version = Target::Tx(tx)
-        .fetch_all("SELECT VERSION()", Args::new(Backend::MySql, 0), |row| {
-            row.get::<String>(0, "", "")
-        })
-        .await?;
-    let version = version.first().map(String::as_str).unwrap_or("");
-    let mut numbers = version
-        .split(|c: char| !c.is_ascii_digit())
-        .filter_map(|n| n.parse::<u32>().ok());
-    let (major, minor) = (numbers.next().unwrap_or(0), numbers.next().unwrap_or(0));
-    let has = version.contains("MariaDB") && (major, minor) >= (10, 5);
-    tx.mysql_returning = Some(has);
-    Ok(has)
 }

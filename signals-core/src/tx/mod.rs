@@ -60,7 +60,6 @@ impl Db {
             max_depth: self.max_depth(),
             on_commit_timeout: self.on_commit_timeout,
             pool: self.id,
-            mysql_returning: None,
             mysql_increment: None,
             aborted: None,
             lent: false,
@@ -194,9 +193,6 @@ pub struct Tx {
     /// Per row and receiver, what `#[on_commit(.., changed(..))]` receivers compare at commit:
     /// the row before its first save in this transaction (typed in `signal::receiver`).
     pub(crate) row_states: HashMap<(TypeId, &'static str, String), Arc<dyn Any + Send + Sync>>,
-    /// On MySQL-family servers, once a bulk save asked: whether `INSERT .. RETURNING` exists
-    /// (MariaDB 10.5 and later).
-    pub(crate) mysql_returning: Option<bool>,
     /// On MySQL-family servers, once a bulk save asked: `@@auto_increment_increment`, the
     /// step between the keys of one INSERT (a session setting, so read once per transaction).
     pub(crate) mysql_increment: Option<i64>,

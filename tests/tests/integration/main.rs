@@ -1,7 +1,7 @@
 //! The integration tests of signals-core on SQLite, PostgreSQL and MySQL, one module per
 //! area, in one test binary (one link instead of one per file). Tests that change state
 //! of the whole process (receivers for every model, muting a shared model, a global
-//! tracing subscriber, a MySQL 8 emulation flag, models that reference the shared seed
+//! tracing subscriber, models that reference the shared seed
 //! models, whose deletes would then cascade to their tables) and those that run processes of
 //! their own stay binaries of their own beside this one.
 #![allow(clippy::unwrap_used)]
@@ -11,6 +11,7 @@ mod common;
 
 mod blog;
 mod bulk;
+mod bulk_keys;
 mod changed;
 mod derive_pass;
 mod errors;
@@ -18,6 +19,7 @@ mod field_types;
 mod harness;
 mod hygiene;
 mod interop;
+mod kept;
 mod load;
 mod m2m;
 mod on_commit;

@@ -1,9 +1,9 @@
-//! Bulk saves reading generated keys as on MySQL 8, which has no `INSERT .. RETURNING`:
-//! `LAST_INSERT_ID()` and `@@auto_increment_increment`. Forced here on the MariaDB the suite
-//! runs against (a process-wide switch, so this file is a test binary of its own).
-#![allow(clippy::unwrap_used)]
+//! Bulk saves read the keys the database generated: through `RETURNING` on PostgreSQL and
+//! SQLite, and on MySQL and MariaDB from `LAST_INSERT_ID()` and `@@auto_increment_increment`
+//! (MySQL 8 has no `INSERT .. RETURNING`, and MariaDB's costs more): every key belongs to its
+//! row, also with a step other than 1.
 
-use signals_core::{__private::force_mysql_keys_from_last_insert_id, Model};
+use signals_core::Model;
 use signals_tests::{create_tables, db_test, exec};
 
 #[derive(Debug, Clone, Model)]
@@ -13,7 +13,6 @@ struct Entry {
 }
 
 db_test!(async fn keys_from_last_insert_id_belong_to_their_rows(db) {
-    force_mysql_keys_from_last_insert_id(true);
     create_tables(&db, "CREATE TABLE entry (id {pk}, label {text} NOT NULL)").await;
     for step in [1, 3] {
         let mut tx = db.begin().await.unwrap();
@@ -40,5 +39,4 @@ db_test!(async fn keys_from_last_insert_id_belong_to_their_rows(db) {
         tx.commit().await.unwrap();
     }
     exec(&db, "DELETE FROM entry").await;
-    force_mysql_keys_from_last_insert_id(false);
 });
