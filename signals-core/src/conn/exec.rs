@@ -336,66 +336,58 @@ impl<'a> Handle<'a> {
         })
     }
 
-    pub(crate) async fn fetch_all<M>(
+    pub(crate) async fn fetch_all<M: Send>(
         self,
         sql: impl sqlx::SqlSafeStr + Send,
         args: Args,
         decode: fn(&Row<'_>) -> Result<M>,
     ) -> Result<Vec<M>> {
-        let sql = sql.into_sql_str();
-        let all = |db: &rusqlite::Connection, text: &str, values: &[SqlValue]| {
-            let mut all = Vec::new();
-            query_on(db, text, values, |row| {
-                all.push(decode(row)?);
-                Ok(())
-            })?;
-            Ok(all)
+        let mut all = Vec::new();
+        let mut each = |row: &Row<'_>| {
+            all.push(decode(row)?);
+            Ok(())
         };
-        let (handle, args) = match self.route(args).await? {
-            Route::Raw(raw, values) => {
-                let text = sql.as_str();
-                return all(raw.lock().await?, text, &values);
-            }
-            Route::Kept(mut entered, pool, values) => {
-                let text = sql.as_str();
-                match Route::on_kept(&mut entered, pool, |db| all(db, text, &values)).await {
-                    Some(res) => return res,
-                    None => (Handle::Pool(pool), Args::Sqlite(values)),
-                }
-            }
-            Route::Sqlx(handle, args) => (handle, args),
-        };
-        dispatch!(handle, args, |e, a, R| {
-            let rows = sqlx::query_with(sql, a).fetch_all(e).await?;
-            rows.iter().map(|r| decode(&R(r))).collect()
-        })
+        self.rows(sql.into_sql_str(), args, false, &mut each)
+            .await?;
+        Ok(all)
     }
 
-    pub(crate) async fn fetch_optional<M>(
+    pub(crate) async fn fetch_optional<M: Send>(
         self,
         sql: impl sqlx::SqlSafeStr + Send,
         args: Args,
         decode: fn(&Row<'_>) -> Result<M>,
     ) -> Result<Option<M>> {
-        let sql = sql.into_sql_str();
-        let first = |db: &rusqlite::Connection, text: &str, values: &[SqlValue]| {
-            let mut first = None;
-            query_on(db, text, values, |row| {
-                if first.is_none() {
-                    first = Some(decode(row)?);
-                }
-                Ok(())
-            })?;
-            Ok(first)
+        let mut first = None;
+        let mut each = |row: &Row<'_>| {
+            if first.is_none() {
+                first = Some(decode(row)?);
+            }
+            Ok(())
         };
+        self.rows(sql.into_sql_str(), args, true, &mut each).await?;
+        Ok(first)
+    }
+
+    /// Runs a query and hands each row to `each` (only the first with `first_only`, where
+    /// the driver can stop early). Not generic: the query paths are compiled once, here, and
+    /// each model's crate compiles only the small wrappers above (see BENCHMARKS.md, "Build
+    /// cost").
+    async fn rows(
+        self,
+        sql: sqlx::SqlStr,
+        args: Args,
+        first_only: bool,
+        each: &mut (dyn FnMut(&Row<'_>) -> Result<()> + Send),
+    ) -> Result<()> {
         let (handle, args) = match self.route(args).await? {
             Route::Raw(raw, values) => {
-                let text = sql.as_str();
-                return first(raw.lock().await?, text, &values);
+                return query_on(raw.lock().await?, sql.as_str(), &values, &mut *each);
             }
             Route::Kept(mut entered, pool, values) => {
                 let text = sql.as_str();
-                match Route::on_kept(&mut entered, pool, |db| first(db, text, &values)).await {
+                let run = |db: &rusqlite::Connection| query_on(db, text, &values, &mut *each);
+                match Route::on_kept(&mut entered, pool, run).await {
                     Some(res) => return res,
                     None => (Handle::Pool(pool), Args::Sqlite(values)),
                 }
@@ -403,9 +395,14 @@ impl<'a> Handle<'a> {
             Route::Sqlx(handle, args) => (handle, args),
         };
         dispatch!(handle, args, |e, a, R| {
-            match sqlx::query_with(sql, a).fetch_optional(e).await? {
-                Some(r) => decode(&R(&r)).map(Some),
-                None => Ok(None),
+            if first_only {
+                match sqlx::query_with(sql, a).fetch_optional(e).await? {
+                    Some(r) => each(&R(&r)),
+                    None => Ok(()),
+                }
+            } else {
+                let rows = sqlx::query_with(sql, a).fetch_all(e).await?;
+                rows.iter().try_for_each(|r| each(&R(r)))
             }
         })
     }

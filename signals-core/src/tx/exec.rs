@@ -102,7 +102,7 @@ impl Target<'_> {
         self.explain(res)
     }
 
-    pub(crate) async fn fetch_all<M>(
+    pub(crate) async fn fetch_all<M: Send>(
         &mut self,
         sql: impl sqlx::SqlSafeStr + Send,
         args: Args,
@@ -112,7 +112,7 @@ impl Target<'_> {
         self.explain(res)
     }
 
-    pub(crate) async fn fetch_optional<M>(
+    pub(crate) async fn fetch_optional<M: Send>(
         &mut self,
         sql: impl sqlx::SqlSafeStr + Send,
         args: Args,

@@ -145,6 +145,7 @@ pub(super) fn expand(model: &Model<'_>) -> TokenStream {
         quote! {
             #[automatically_derived]
             impl<'r> ::signals_core::sqlx::FromRow<'r, ::signals_core::sqlx::#row> for #ident {
+                #[inline]
                 fn from_row(
                     row: &'r ::signals_core::sqlx::#row,
                 ) -> ::core::result::Result<Self, ::signals_core::sqlx::Error> {
@@ -176,6 +177,7 @@ pub(super) fn expand(model: &Model<'_>) -> TokenStream {
             const __COLUMNS: &'static [::signals_core::ColumnDef] = &[#(#column_defs),*];
             const __UNIQUE_TOGETHER: &'static [&'static [&'static str]] = &[#(&[#(#unique_together),*]),*];
 
+            #[inline]
             fn __statements(
                 backend: ::signals_core::Backend,
             ) -> &'static ::signals_core::__private::Statements {
@@ -189,14 +191,17 @@ pub(super) fn expand(model: &Model<'_>) -> TokenStream {
                 #primary_key::key(&self.#pk_ident)
             }
 
+            #[inline]
             fn __set_generated_key(&mut self, id: i64) -> ::signals_core::Result<()> {
                 #primary_key::set_generated(&mut self.#pk_ident, id)
             }
 
+            #[inline]
             fn __clear_key(&mut self) {
                 #primary_key::clear(&mut self.#pk_ident)
             }
 
+            #[inline]
             fn __bind_values(
                 &self,
                 args: &mut ::signals_core::__private::Args,
@@ -205,6 +210,7 @@ pub(super) fn expand(model: &Model<'_>) -> TokenStream {
                 ::core::result::Result::Ok(())
             }
 
+            #[inline]
             fn __bind_field(
                 &self,
                 index: usize,
@@ -216,12 +222,14 @@ pub(super) fn expand(model: &Model<'_>) -> TokenStream {
                 }
             }
 
+            #[inline]
             fn __from_row(
                 row: &::signals_core::__private::Row<'_>,
             ) -> ::signals_core::Result<Self> {
                 ::core::result::Result::Ok(Self { #(#reads)* })
             }
 
+            #[inline]
             fn __field(&self, index: usize) -> &dyn ::core::any::Any {
                 match index {
                     #(#field_refs)*
@@ -229,6 +237,7 @@ pub(super) fn expand(model: &Model<'_>) -> TokenStream {
                 }
             }
 
+            #[inline]
             fn __json(&self, index: usize) -> ::signals_core::__private::serde_json::Value {
                 match index {
                     #(#field_jsons)*

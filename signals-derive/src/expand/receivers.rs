@@ -121,6 +121,7 @@ pub(super) fn dispatcher(
         }
     });
     quote! {
+        #[inline]
         fn #method(
             this: #this,
             signal: &mut #context,
@@ -131,6 +132,7 @@ pub(super) fn dispatcher(
             }
         }
 
+        #[inline]
         fn #batch_method(
             rows: #rows,
             signal: &mut #batch_context,
@@ -255,6 +257,7 @@ pub(super) fn on_commit_dispatcher(model: &Model<'_>) -> TokenStream {
         }
     });
     quote! {
+        #[inline]
         fn __on_commit(
             this: &Self,
             tx: &mut ::signals_core::Tx,

@@ -69,6 +69,7 @@ pub(super) fn through(model: &Model<'_>) -> TokenStream {
                 const FROM: &'static str = #c_from;
                 const TO: &'static str = #c_to;
                 const __REVERSE: bool = #reverse;
+                #[inline]
                 fn __link(
                     &self,
                 ) -> (
@@ -80,6 +81,7 @@ pub(super) fn through(model: &Model<'_>) -> TokenStream {
                         <#t_to as ::signals_core::__private::RefersTo<<#to as ::signals_core::Model>::Key>>::referenced_key(&self.#f_to),
                     )
                 }
+                #[inline]
                 fn __send<'a>(
                     action: ::signals_core::M2mAction,
                     instance: &'a #from,
@@ -128,6 +130,7 @@ pub(super) fn many_to_many(model: &Model<'_>) -> TokenStream {
             #[automatically_derived]
             impl #ident {
                 #[doc = #doc]
+                #[inline]
                 #vis fn #name(&self) -> #handle {
                     ::signals_core::ManyToMany::__new(self)
                 }
@@ -136,6 +139,7 @@ pub(super) fn many_to_many(model: &Model<'_>) -> TokenStream {
             #[automatically_derived]
             impl #target {
                 #[doc = #back_doc]
+                #[inline]
                 #vis fn #reverse(&self) -> #back {
                     ::signals_core::ManyToMany::__new(self)
                 }
