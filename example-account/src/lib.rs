@@ -38,10 +38,10 @@ use signals_core::{Db, ErrorKind, Model, SaveOptions, Tx};
 
 pub use import::{import_users, read_users};
 pub use media::{
-    DEFAULT_MAX_UPLOAD_SIZE, MAX_FILE_NAME, check_image, max_upload_size, media_root, path_of,
-    set_max_upload_size, set_media_root, valid_file_name,
+    DEFAULT_MAX_UPLOAD_SIZE, MAX_FILE_NAME, MAX_IMAGE_PIXELS, check_image, max_upload_size,
+    media_root, path_of, set_max_upload_size, set_media_root, valid_file_name,
 };
-pub use models::{Account, Profile, User, WelcomeNote};
+pub use models::{Account, AdminSession, Profile, User, WelcomeNote};
 pub use schema::{migrate, schema_sql};
 
 /// What can go wrong; every message is one line that names the thing at fault.
@@ -77,6 +77,19 @@ pub enum Error {
         /// Its size.
         size: u64,
         /// The limit.
+        limit: u64,
+    },
+    /// The image declares more pixels than [`MAX_IMAGE_PIXELS`] (a decompression bomb, as
+    /// Pillow refuses one).
+    #[error("`{file}` declares {width}×{height} pixels, more than the {limit} allowed")]
+    TooManyPixels {
+        /// The file.
+        file: String,
+        /// Its declared width.
+        width: u64,
+        /// Its declared height.
+        height: u64,
+        /// The limit, in pixels.
         limit: u64,
     },
     /// The file's extension does not match the image format its content has.
@@ -213,6 +226,76 @@ pub fn printable(text: &str) -> String {
 /// Parses a `YYYY-MM-DD` date.
 pub fn parse_date(text: &str) -> Result<NaiveDate, Error> {
     NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d").map_err(|_| Error::BadDate(text.to_owned()))
+}
+
+impl Error {
+    /// This error with the file it names shown as `name`: the admin names an upload by the
+    /// name it was sent with, never by the server's temporary path.
+    pub fn shown_as(self, name: &str) -> Error {
+        let name = name.to_owned();
+        match self {
+            Error::NotAnImage(_) => Error::NotAnImage(name),
+            Error::NoSuchFile(_) => Error::NoSuchFile(name),
+            Error::TooLarge { size, limit, .. } => Error::TooLarge {
+                file: name,
+                size,
+                limit,
+            },
+            Error::TooManyPixels {
+                width,
+                height,
+                limit,
+                ..
+            } => Error::TooManyPixels {
+                file: name,
+                width,
+                height,
+                limit,
+            },
+            Error::WrongExtension {
+                format, expected, ..
+            } => Error::WrongExtension {
+                file: name,
+                format,
+                expected,
+            },
+            Error::Io { source, .. } => Error::Io { path: name, source },
+            other => other,
+        }
+    }
+}
+
+/// Sets `username`'s date of birth and, when given, photo, in one transaction: two
+/// submissions of the profile form at once land as one or the other, never a mix. The
+/// photo is stored first and removed again if the change fails; the previous one is removed
+/// once the change commits.
+pub async fn set_profile(
+    db: &Db,
+    username: &str,
+    date: Option<NaiveDate>,
+    photo: Option<&Path>,
+) -> Result<Account, Error> {
+    let stored = photo.map(media::store_photo).transpose()?;
+    let saved = db
+        .transaction(async |tx: &mut Tx| {
+            let mut account = Account::load_for_update(tx, username).await?;
+            account.profile.date_of_birth = date;
+            let mut fields = SaveOptions::new().update_fields(Profile::DATE_OF_BIRTH);
+            if let Some(stored) = &stored {
+                let previous = std::mem::replace(&mut account.profile.photo, stored.clone());
+                fields = SaveOptions::new().update_fields(Profile::DATE_OF_BIRTH | Profile::PHOTO);
+                tx.on_commit(async move { media::remove(&previous) });
+            }
+            account.profile.save_with(&mut *tx, fields).await?;
+            Ok::<_, Error>(account)
+        })
+        .await;
+    if saved.is_err()
+        && let Some(stored) = &stored
+    {
+        media::remove(stored);
+    }
+    saved
 }
 
 /// Sets `username`'s date of birth: the profile is read and written in one transaction, its

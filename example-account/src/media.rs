@@ -65,9 +65,15 @@ pub fn path_of(relative: &str) -> PathBuf {
     media_root().join(relative)
 }
 
+/// The most pixels an image may declare: Pillow's `MAX_IMAGE_PIXELS`, above which it refuses
+/// an image as a decompression bomb (a small file declaring 100000×100000 pixels would take
+/// 40 GB to decode).
+pub const MAX_IMAGE_PIXELS: u64 = 89_478_485;
+
 /// Checks that `source` is an image we accept, as Django's `ImageField` does with Pillow: no
-/// larger than [`max_upload_size`], a PNG, JPEG, GIF, WebP, BMP, TIFF or ICO by its header, with
-/// an extension that matches that format (a PNG named `.jpg` is refused).
+/// larger than [`max_upload_size`], a PNG, JPEG, GIF, WebP, BMP, TIFF or ICO by its header,
+/// declaring at most [`MAX_IMAGE_PIXELS`], with an extension that matches that format (a PNG
+/// named `.jpg` is refused).
 pub fn check_image(source: &Path) -> Result<(), Error> {
     let shown = || source.display().to_string();
     let meta = std::fs::metadata(source).map_err(|_| Error::NoSuchFile(shown()))?;
@@ -90,7 +96,16 @@ pub fn check_image(source: &Path) -> Result<(), Error> {
     let Some((_, format, extensions)) = FORMATS.iter().find(|(t, _, _)| *t == kind) else {
         return Err(Error::NotAnImage(shown()));
     };
-    imagesize::blob_size(&header).map_err(|_| Error::NotAnImage(shown()))?;
+    let size = imagesize::blob_size(&header).map_err(|_| Error::NotAnImage(shown()))?;
+    let (width, height) = (size.width as u64, size.height as u64);
+    if width.saturating_mul(height) > MAX_IMAGE_PIXELS {
+        return Err(Error::TooManyPixels {
+            file: shown(),
+            width,
+            height,
+            limit: MAX_IMAGE_PIXELS,
+        });
+    }
     let extension = source
         .extension()
         .and_then(|e| e.to_str())

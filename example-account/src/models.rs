@@ -77,6 +77,30 @@ pub struct WelcomeNote {
     pub event_id: String,
 }
 
+/// A logged-in session of the admin site (Django's `django_session`, for logins only). The
+/// browser's cookie carries the random `key`; the row says whose session it is and until when.
+/// A session ends at logout (its row is deleted), when it expires, when its user is deleted
+/// (the reference's cascade), and when the user's password changes (`password_fingerprint`
+/// no longer matches, as Django keys sessions to the password hash); a user no longer active
+/// or staff is refused and the row deleted.
+#[derive(Debug, Clone, PartialEq, Model)]
+#[model(table = "admin_session")]
+pub struct AdminSession {
+    /// Assigned by the database.
+    pub id: Option<i64>,
+    /// The cookie's secret: 64 random hexadecimal digits.
+    #[model(unique, max_length = 64)]
+    pub key: String,
+    /// The staff user logged in.
+    #[model(foreign_key = User, on_delete = cascade)]
+    pub user_id: i64,
+    /// SHA-256 of the user's password hash when the session began.
+    #[model(max_length = 64)]
+    pub password_fingerprint: String,
+    /// When the session ends, if nothing ends it before.
+    pub expires_at: DateTime<Utc>,
+}
+
 /// Welcomes a new user, durably: the event is written with the user's own transaction and
 /// handled by a runner (in-process, or a worker behind NATS), which writes the note in the
 /// same transaction as its inbox record, so each user gets exactly one.
@@ -134,7 +158,7 @@ impl User {
             id: None,
             username: username.to_owned(),
             email: email.to_owned(),
-            password: password::hash(password)?,
+            password: password::hash_queued(password).await?,
             date_joined: Utc::now(),
             is_active: true,
             is_staff,

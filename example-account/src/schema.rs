@@ -6,7 +6,7 @@ use signals_core::Backend;
 use signals_core::schema::Schema;
 use signals_core::sqlx::migrate::{Migration, MigrationType, Migrator};
 
-use crate::{Profile, User, WelcomeNote};
+use crate::{AdminSession, Profile, User, WelcomeNote};
 use signals_core::Db;
 use signals_core::sqlx::{AssertSqlSafe, SqlSafeStr};
 
@@ -44,6 +44,13 @@ const MIGRATIONS: &[Entry] = &[
         include_str!("../migrations/postgres/0004_outbox_meta.sql"),
         include_str!("../migrations/mysql/0004_outbox_meta.sql"),
     ),
+    (
+        5,
+        "admin session",
+        include_str!("../migrations/sqlite/0005_admin_session.sql"),
+        include_str!("../migrations/postgres/0005_admin_session.sql"),
+        include_str!("../migrations/mysql/0005_admin_session.sql"),
+    ),
 ];
 
 fn migrator(pick: fn(&Entry) -> &'static str) -> Migrator {
@@ -78,14 +85,15 @@ pub async fn migrate(db: &Db) -> Result<(), Error> {
         other => return Err(Error::Unsupported(other.to_string())),
     };
     signals_core::migrate::run(db, &migrator).await?;
-    db.check_schema::<(User, Profile, WelcomeNote)>().await?;
+    db.check_schema::<(User, Profile, WelcomeNote, AdminSession)>()
+        .await?;
     Ok(())
 }
 
 /// The SQL that creates the app's tables from its models on `backend` (what the migrations
 /// hold, written by the crate): `example-account schema` prints it.
 pub fn schema_sql(backend: Backend) -> String {
-    let mut sql = Schema::of::<(User, Profile, WelcomeNote)>().create_sql(backend);
+    let mut sql = Schema::of::<(User, Profile, WelcomeNote, AdminSession)>().create_sql(backend);
     for statement in signals_outbox::schema::statements(backend) {
         sql.push_str(&statement);
         sql.push_str(";\n");
@@ -143,6 +151,35 @@ mod migration_tests {
             assert_eq!(
                 newest, missing,
                 "migrations/{dir}/0004_outbox_meta.sql is stale: run with UPDATE_MIGRATIONS=1"
+            );
+        }
+    }
+
+    /// Migration 0005 makes the admin's session table from its model, as the crate writes it.
+    /// `UPDATE_MIGRATIONS=1` writes it anew (before it is applied anywhere).
+    #[test]
+    fn the_session_migration_makes_its_table() {
+        for (backend, dir, sql) in [
+            (Backend::Sqlite, "sqlite", MIGRATIONS[4].2),
+            (Backend::Postgres, "postgres", MIGRATIONS[4].3),
+            (Backend::MySql, "mysql", MIGRATIONS[4].4),
+        ] {
+            let made: String = Schema::of::<AdminSession>()
+                .create_statements(backend)
+                .into_iter()
+                .map(|s| format!("{s};\n"))
+                .collect();
+            if std::env::var_os("UPDATE_MIGRATIONS").is_some() {
+                let path = format!(
+                    "{}/migrations/{dir}/0005_admin_session.sql",
+                    env!("CARGO_MANIFEST_DIR")
+                );
+                std::fs::write(path, &made).expect("write the migration");
+                continue;
+            }
+            assert_eq!(
+                sql, made,
+                "migrations/{dir}/0005_admin_session.sql is stale: run with UPDATE_MIGRATIONS=1"
             );
         }
     }

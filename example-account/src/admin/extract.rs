@@ -4,9 +4,12 @@
 //! checked against the session's before the handler runs.
 
 use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
 
 use axum::Form;
-use axum::extract::{FromRequest, FromRequestParts, Multipart, Request};
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Multipart, Request};
+use axum::http::request::Parts;
 use axum_extra::extract::PrivateCookieJar;
 use serde::de::DeserializeOwned;
 
@@ -35,10 +38,7 @@ pub(crate) struct CsrfForm<T>(pub(crate) T);
 pub(crate) struct CsrfMultipart<T>(pub(crate) T);
 
 /// The session of the request's cookie; a request without one carries no token to match.
-async fn session(
-    parts: &mut axum::http::request::Parts,
-    state: &AdminState,
-) -> Result<Session, AdminError> {
+async fn session(parts: &mut Parts, state: &AdminState) -> Result<Session, AdminError> {
     let jar =
         PrivateCookieJar::<axum_extra::extract::cookie::Key>::from_request_parts(parts, state)
             .await
@@ -64,10 +64,38 @@ where
     async fn from_request(req: Request, state: &AdminState) -> Result<Self, AdminError> {
         let (mut parts, body) = req.into_parts();
         let session = session(&mut parts, state).await;
+        let bytes = Bytes::from_request(Request::from_parts(parts.clone(), body), state)
+            .await
+            .map_err(|e| AdminError::BadRequest(e.body_text()))?;
+        // No database stores NUL in text alike (PostgreSQL refuses it): a form with one is
+        // refused here, the same on every backend, before any handler sees it.
+        if form_urlencoded::parse(&bytes).any(|(k, v)| k.contains('\0') || v.contains('\0')) {
+            return Err(AdminError::BadRequest(
+                "a field holds a NUL character".into(),
+            ));
+        }
+        let body = axum::body::Body::from(bytes);
         let Form(form) = Form::<T>::from_request(Request::from_parts(parts, body), state)
             .await
             .map_err(|e| AdminError::BadRequest(e.body_text()))?;
         checked(&session?, form).map(CsrfForm)
+    }
+}
+
+/// The client's address, when the server knows it (the connection's peer; none in a test
+/// that sends requests without a connection). Behind a reverse proxy this is the proxy's.
+pub(crate) struct ClientAddr(pub(crate) Option<IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(ClientAddr(
+            parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|ConnectInfo(addr)| addr.ip()),
+        ))
     }
 }
 

@@ -1,9 +1,13 @@
 //! `serve`: the seed's Django admin for `Profile` (`list_display = ['user', 'date_of_birth',
 //! 'photo']`) as a web site on the same models, receivers and database as the CLI.
 //!
-//! - Staff users log in with their Argon2id password; the session is an encrypted, signed
-//!   cookie (`HttpOnly`, `SameSite=Strict`, `axum-extra`'s private jar), and every form carries
+//! - Staff users log in with their Argon2id password (every attempt hashed, queued, and slowed
+//!   down after repeated failures: `guard`); the session is a row of `AdminSession` keyed by an
+//!   encrypted, signed cookie (`HttpOnly`, `SameSite=Strict`, `axum-extra`'s private jar) that
+//!   ends at logout, after two weeks, and when its user changes (`session`); every form carries
 //!   the session's CSRF token, checked before anything is done.
+//! - Every response carries the headers a production admin needs (see [`router`]), and
+//!   [`serve`] closes connections that do not send their headers in time.
 //! - The profile list searches by username, orders by each column and shows 25 a page.
 //! - Users are added through `User::create_user` (their profile comes from `create_profile`),
 //!   profiles changed through `set_dob`/`set_photo`, users deleted through `delete_user` after
@@ -12,19 +16,25 @@
 
 mod error;
 mod extract;
+mod guard;
 mod session;
 mod views;
 
+pub use session::SESSION_AGE;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, FromRef};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRef};
+use axum::http::{HeaderName, HeaderValue, header};
 use axum::routing::{get, post};
 use axum_extra::extract::cookie::Key;
 use minijinja::Environment;
 use signals_core::Db;
 use tower_http::services::ServeDir;
+use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::Error;
 
@@ -35,6 +45,7 @@ pub struct AdminState(Arc<Inner>);
 struct Inner {
     db: Db,
     key: Key,
+    throttle: guard::Throttle,
 }
 
 impl FromRef<AdminState> for Key {
@@ -56,11 +67,19 @@ impl AdminState {
             }
             None => Key::generate(),
         };
-        Ok(AdminState(Arc::new(Inner { db, key })))
+        Ok(AdminState(Arc::new(Inner {
+            db,
+            key,
+            throttle: guard::Throttle::default(),
+        })))
     }
 
     pub(crate) fn db(&self) -> &Db {
         &self.0.db
+    }
+
+    pub(crate) fn throttle(&self) -> &guard::Throttle {
+        &self.0.throttle
     }
 
     pub(crate) fn templates(&self) -> &'static Environment<'static> {
@@ -94,16 +113,33 @@ fn parse_templates() -> Environment<'static> {
     env
 }
 
+/// The Content-Security-Policy of every page: nothing but the site's own stylesheet, images
+/// and forms; no script, no frame, no plugin.
+const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; \
+                   frame-ancestors 'none'; base-uri 'none'";
+
+/// How long a client may take to send a request's headers before the connection is closed
+/// (so idle half-sent requests cannot hold connections open).
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// The admin site's routes, under `/admin/`, and the uploaded photos under `/media/`.
+///
+/// Every response carries `X-Frame-Options: DENY`, `X-Content-Type-Options: nosniff`,
+/// `Referrer-Policy: same-origin` and a Content-Security-Policy allowing only the site's own
+/// stylesheet, images and forms; pages other than the photos also `Cache-Control: no-store`.
 pub fn router(state: AdminState) -> Router {
     // Room for a file up to twice the upload limit, so that one too large is refused beside
     // its field (as `set-photo` refuses it) rather than by the server with a bare 413.
     let upload_limit = crate::media::max_upload_size()
         .saturating_mul(2)
         .saturating_add(1 << 20);
+    let header = |name: HeaderName, value: &'static str| {
+        SetResponseHeaderLayer::overriding(name, HeaderValue::from_static(value))
+    };
     Router::new()
         .route("/", get(views::home))
         .route("/admin/", get(views::home))
+        .route("/admin/static/admin.css", get(stylesheet))
         .route("/admin/login/", get(views::login_form).post(views::login))
         .route("/admin/logout/", post(views::logout))
         .route("/admin/account/profile/", get(views::list))
@@ -119,14 +155,29 @@ pub fn router(state: AdminState) -> Router {
             "/admin/account/user/{id}/delete/",
             get(views::delete_form).post(views::delete),
         )
+        .layer(header(header::CACHE_CONTROL, "no-store"))
         .nest_service("/media", ServeDir::new(crate::media::media_root()))
         .layer(DefaultBodyLimit::max(
             usize::try_from(upload_limit).unwrap_or(usize::MAX),
         ))
+        .layer(header(header::X_FRAME_OPTIONS, "DENY"))
+        .layer(header(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .layer(header(header::REFERRER_POLICY, "same-origin"))
+        .layer(header(header::CONTENT_SECURITY_POLICY, CSP))
         .with_state(state)
 }
 
+async fn stylesheet() -> impl axum::response::IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
+        include_str!("templates/admin.css"),
+    )
+}
+
 /// Serves the admin site on `bind` until the process is stopped; prints where.
+///
+/// HTTP/1 through hyper, with a [`HEADER_READ_TIMEOUT`] (which `axum::serve` does not set),
+/// each request knowing its client's address (for the login throttle).
 pub async fn serve(db: Db, bind: &str) -> Result<(), Error> {
     let addr: SocketAddr = bind
         .parse()
@@ -137,7 +188,34 @@ pub async fn serve(db: Db, bind: &str) -> Result<(), Error> {
     let key = std::env::var("SECRET_KEY").ok();
     let state = AdminState::new(db, key.as_deref().map(str::as_bytes))?;
     println!("admin site at http://{addr}/admin/ (stop with Ctrl-C)");
-    axum::serve(listener, router(state))
-        .await
-        .map_err(|e| Error::Config(format!("the server stopped: {e}")))
+    serve_on(listener, state).await
+}
+
+/// Serves the admin site on connections `listener` accepts, until the process is stopped:
+/// [`serve`] without its setup, for a listener of your own (a test's on port 0, say).
+pub async fn serve_on(listener: tokio::net::TcpListener, state: AdminState) -> Result<(), Error> {
+    let app = router(state);
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(err) => {
+                // Out of file descriptors, say: wait a moment rather than spin.
+                tracing::warn!(error = %err, "accepting a connection failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let app = app.clone().layer(axum::Extension(ConnectInfo(peer)));
+        tokio::spawn(async move {
+            let service = hyper_util::service::TowerToHyperService::new(app);
+            let served = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(HEADER_READ_TIMEOUT)
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                .await;
+            if let Err(err) = served {
+                tracing::debug!(error = %err, %peer, "connection ended");
+            }
+        });
+    }
 }

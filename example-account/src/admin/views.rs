@@ -5,16 +5,17 @@
 use std::collections::HashMap;
 
 use axum::extract::{Multipart, Path, Query, State};
+use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum_extra::extract::PrivateCookieJar;
 use minijinja::context;
 use serde::{Deserialize, Serialize};
 use signals_core::Model;
 
-use super::AdminState;
 use super::error::AdminError;
-use super::extract::{CsrfForm, CsrfMultipart, MultipartForm, Tokened};
+use super::extract::{ClientAddr, CsrfForm, CsrfMultipart, MultipartForm, Tokened};
 use super::session::{Session, Staff};
+use super::{AdminState, guard};
 use crate::{Error, Profile, User};
 
 /// Rows per page of the list, as Django's `list_per_page`.
@@ -49,7 +50,7 @@ impl Tokened for LoginForm {
 }
 
 pub(crate) async fn login_form(State(state): State<AdminState>, jar: PrivateCookieJar) -> Page {
-    let session = Session::read(&jar).unwrap_or_else(|| Session::new(None));
+    let session = Session::read(&jar).unwrap_or_else(Session::anonymous);
     let jar = session.store(jar);
     let page = render(
         &state,
@@ -61,37 +62,50 @@ pub(crate) async fn login_form(State(state): State<AdminState>, jar: PrivateCook
 
 pub(crate) async fn login(
     State(state): State<AdminState>,
+    ClientAddr(addr): ClientAddr,
     jar: PrivateCookieJar,
     CsrfForm(form): CsrfForm<LoginForm>,
 ) -> Page {
-    let user = User::by_username(state.db(), &form.username).await?;
-    let password = form.password.clone();
-    let accepted = match user {
-        Some(user) if user.is_active && user.is_staff => {
-            // Argon2 takes tens of milliseconds: off the async workers.
-            let hash = user.password.clone();
-            let ok = tokio::task::spawn_blocking(move || crate::password::verify(&password, &hash))
-                .await
-                .unwrap_or(false);
-            ok.then_some(user)
-        }
-        _ => None,
+    let session = Session::read(&jar).ok_or(AdminError::Csrf)?;
+    let page = |error: String, status: StatusCode| -> Page {
+        let mut page = render(
+            &state,
+            "login.html",
+            context! { csrf_token => session.csrf, username => form.username, error },
+        )?;
+        *page.status_mut() = status;
+        Ok(page)
     };
-    if let Some(user) = accepted {
-        // A new session, with a new token, for the logged-in user.
-        let jar = Session::new(user.id).store(jar);
+    let throttle = state.throttle();
+    if let Some(wait) = throttle.wait(&form.username, addr) {
+        // Refused before any lookup or hashing: a flood costs nothing here.
+        return page(
+            format!(
+                "Too many failed login attempts. Try again in {} seconds.",
+                wait.as_secs().max(1)
+            ),
+            StatusCode::TOO_MANY_REQUESTS,
+        );
+    }
+    let user = User::by_username(state.db(), &form.username).await?;
+    // One Argon2 check for every attempt, against a dummy hash when the name is no active
+    // staff user's: the answer takes as long whoever it names.
+    let staff = user.filter(|u| u.is_active && u.is_staff);
+    let hash = staff.as_ref().map(|u| u.password.clone());
+    if guard::verify(form.password.clone(), hash).await
+        && let Some(user) = staff
+    {
+        throttle.succeeded(&form.username, addr);
+        // A new session, with a new key and token, for the logged-in user.
+        let jar = Session::begin(&state, &user).await?.store(jar);
         return Ok((jar, Redirect::to("/admin/account/profile/")).into_response());
     }
-    let session = Session::read(&jar).ok_or(AdminError::Csrf)?;
-    render(
-        &state,
-        "login.html",
-        context! {
-            csrf_token => session.csrf,
-            username => form.username,
-            error => "Please enter the correct username and password for a staff \
-                      account. Note that both fields may be case-sensitive.",
-        },
+    throttle.failed(&form.username, addr);
+    page(
+        "Please enter the correct username and password for a staff account. Note that both \
+         fields may be case-sensitive."
+            .into(),
+        StatusCode::OK,
     )
 }
 
@@ -108,11 +122,14 @@ impl Tokened for TokenForm {
 }
 
 pub(crate) async fn logout(
-    _staff: Staff,
+    State(state): State<AdminState>,
+    staff: Staff,
     jar: PrivateCookieJar,
     CsrfForm(_): CsrfForm<TokenForm>,
-) -> Response {
-    (Session::clear(jar), Redirect::to("/admin/login/")).into_response()
+) -> Page {
+    // The row goes: a copy of the cookie opens nothing after this.
+    staff.session.end(&state).await?;
+    Ok((Session::clear(jar), Redirect::to("/admin/login/")).into_response())
 }
 
 #[derive(Deserialize)]
@@ -438,9 +455,10 @@ fn keep_upload(
     } else {
         name
     };
-    let path = dir.path().join(name);
-    std::fs::write(&path, bytes).map_err(|e| format!("the upload could not be kept: {e}"))?;
-    crate::check_image(&path).map_err(|e| e.to_string())?;
+    let path = dir.path().join(&name);
+    std::fs::write(&path, bytes).map_err(|_| "the upload could not be kept".to_owned())?;
+    // Named as it was sent, never by the server's temporary path.
+    crate::check_image(&path).map_err(|e| e.shown_as(&name).to_string())?;
     Ok((dir, path))
 }
 
@@ -486,25 +504,31 @@ pub(crate) async fn change(
             Ok(Redirect::to(&format!("/admin/account/profile/?{query}")).into_response())
         }
         Err(
-            err @ (Error::NotAnImage(_) | Error::TooLarge { .. } | Error::WrongExtension { .. }),
+            err @ (Error::NotAnImage(_)
+            | Error::TooLarge { .. }
+            | Error::TooManyPixels { .. }
+            | Error::WrongExtension { .. }),
         ) => {
-            errors.insert("photo", err.to_string());
+            let name = photo
+                .and_then(|p| p.file_name())
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            errors.insert("photo", err.shown_as(&name).to_string());
             change_page(&state, &staff, &profile, &user, date, &errors, "")
         }
         Err(err) => Err(err.into()),
     }
 }
 
+/// The date and the photo in one transaction: two submissions at once land as one or the
+/// other, never a mix.
 async fn apply_change(
     state: &AdminState,
     user: &User,
     date: Option<chrono::NaiveDate>,
     photo: Option<&std::path::Path>,
 ) -> Result<(), Error> {
-    crate::set_dob_or_clear(state.db(), &user.username, date).await?;
-    if let Some(path) = photo {
-        crate::set_photo(state.db(), &user.username, path).await?;
-    }
+    crate::set_profile(state.db(), &user.username, date, photo).await?;
     Ok(())
 }
 
