@@ -225,7 +225,13 @@ pub fn printable(text: &str) -> String {
 
 /// Parses a `YYYY-MM-DD` date.
 pub fn parse_date(text: &str) -> Result<NaiveDate, Error> {
-    NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d").map_err(|_| Error::BadDate(text.to_owned()))
+    use chrono::Datelike as _;
+    // Years 1 to 9999, as Django's `DateField` takes them and every backend stores them
+    // (MariaDB refuses year 0, and chrono would read `+10000` and negative years).
+    NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d")
+        .ok()
+        .filter(|d| (1..=9999).contains(&d.year()) && text.trim().len() == 10)
+        .ok_or_else(|| Error::BadDate(text.to_owned()))
 }
 
 impl Error {

@@ -303,6 +303,11 @@ async fn run(cli: Cli) -> Result<String, Error> {
             )
         }
         Some(Command::Serve { bind }) => {
+            // What the admin logs (a server error's cause, a failed connection) goes to stderr.
+            let _ = tracing_subscriber::fmt()
+                .with_max_level(tracing::Level::INFO)
+                .with_writer(std::io::stderr)
+                .try_init();
             // Without a broker, the durable receivers run beside the admin.
             let running = match &cli.nats_url {
                 None => Some(durable::spawn(&db).await?),

@@ -318,23 +318,70 @@ url_test!(async fn repeated_failures_are_slowed_down_for_that_user_and_address_o
     User::create_staff_user(&db, "admin", "", "s3cret").await.unwrap();
     let app = router(AdminState::new(db.clone(), None).unwrap());
     let attacker = [10, 3, 0, 1];
-    for _ in 0..6 {
+    for _ in 0..5 {
         let reply = try_login(&app, attacker, "admin", "wrong").await;
         assert_eq!(reply.status, StatusCode::OK);
     }
-    // The seventh, even with the right password, must wait: refused before any check.
-    let reply = try_login(&app, attacker, "admin", "s3cret").await;
-    assert_eq!(reply.status, StatusCode::TOO_MANY_REQUESTS);
-    assert!(reply.body.contains("Too many failed login attempts"), "{}", reply.body);
+    // The sixth, even with the right password and the name written otherwise, must wait:
+    // refused before any check, saying for how long.
+    for name in ["admin", "ADMIN", "admin%20%20"] {
+        let reply = try_login(&app, attacker, name, "s3cret").await;
+        assert_eq!(reply.status, StatusCode::TOO_MANY_REQUESTS, "{name}");
+        assert!(reply.body.contains("Too many failed login attempts"), "{}", reply.body);
+        assert_eq!(reply.headers.get("retry-after").unwrap(), "1");
+    }
     // The real user elsewhere is not locked out.
     let reply = try_login(&app, [10, 3, 0, 2], "admin", "s3cret").await;
     assert_eq!(reply.status, StatusCode::SEE_OTHER);
-    // And the wait is short: a second after the sixth failure the right password works.
+    // And the wait is short: a second after the fifth failure the right password works.
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     let reply = try_login(&app, attacker, "admin", "s3cret").await;
     assert_eq!(reply.status, StatusCode::SEE_OTHER, "{}", reply.body);
+
+    // Attempts sent all at once are counted before any is checked: of 50 wrong passwords
+    // from one new address, five are checked, the rest wait.
+    let replies = futures_util::future::join_all(
+        (0..50).map(|_| try_login(&app, [10, 3, 0, 3], "admin", "wrong")),
+    )
+    .await;
+    let checked = replies.iter().filter(|r| r.status == StatusCode::OK).count();
+    let refused = replies.iter().filter(|r| r.status == StatusCode::TOO_MANY_REQUESTS).count();
+    assert_eq!((checked, refused), (5, 45));
+
+    // A name of megabytes is neither looked up nor kept whole, nor echoed back.
+    let huge = "a".repeat(5_000_000);
+    let reply = try_login(&app, [10, 3, 0, 4], &huge, "wrong").await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert!(reply.body.len() < 20_000, "{} bytes", reply.body.len());
     db.close().await;
 });
+
+/// A request whose body never ends is answered `408` after the request timeout.
+#[tokio::test(flavor = "current_thread")]
+async fn a_body_that_never_ends_times_out() {
+    let db = Db::connect("sqlite::memory:").await.unwrap();
+    migrate(&db).await.unwrap();
+    let app = router(AdminState::new(db, None).unwrap());
+    let page = send(&app, get("/admin/login/", "")).await;
+    let cookie = page.cookie.unwrap();
+    tokio::time::pause();
+    let never = futures_util::stream::pending::<Result<axum::body::Bytes, std::io::Error>>();
+    let req = Request::post("/admin/login/")
+        .header(header::COOKIE, &cookie)
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header(header::CONTENT_LENGTH, "100000")
+        .body(Body::from_stream(never))
+        .unwrap();
+    let started = tokio::time::Instant::now();
+    let reply = send(&app, req).await;
+    assert_eq!(reply.status, StatusCode::REQUEST_TIMEOUT);
+    let waited = started.elapsed();
+    let limit = example_account::admin::REQUEST_TIMEOUT;
+    assert!(
+        waited >= limit && waited < limit + std::time::Duration::from_secs(1),
+        "{waited:?}"
+    );
+}
 
 url_test!(async fn login_timing_does_not_tell_staff_from_other_names(url) {
     let db = Db::connect(&url).await.unwrap();
@@ -380,6 +427,16 @@ url_test!(async fn bad_input_is_a_400_and_every_page_carries_the_security_header
     let reply = send(&app, post_form("/admin/account/user/add/", &cookie, &form)).await;
     assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{}", reply.body);
     assert!(User::by_username(&db, "eve").await.unwrap().is_none());
+    // Dates no backend stores alike (MariaDB refuses year 0, the others would store it) are a
+    // form error everywhere, as in Django: years 1 to 9999.
+    let admin_user = User::by_username(&db, "admin").await.unwrap().unwrap();
+    let profile = Profile::for_user(&db, &admin_user).await.unwrap().unwrap();
+    for date in ["0000-01-01", "-0001-01-01", "+10000-01-01", "10000-01-01"] {
+        let reply = send(&app, profile_form(&profile, &cookie, &token, date, "", b"")).await;
+        assert_eq!(reply.status, StatusCode::OK, "{date}: {}", reply.body);
+        assert!(reply.body.contains("id=\"error-date_of_birth\""), "{date}: {}", reply.body);
+    }
+    assert_eq!(Profile::for_user(&db, &admin_user).await.unwrap().unwrap().date_of_birth, None);
 
     // The headers a production admin needs, on pages, redirects and errors alike.
     for (uri, cookie, status) in [
@@ -403,7 +460,8 @@ url_test!(async fn bad_input_is_a_400_and_every_page_carries_the_security_header
 });
 
 /// 200 connections that send half a request and wait are closed by the server after its
-/// header-read timeout, and it still serves a whole request.
+/// header-read timeout; one address cannot hold more than its share of connections; and the
+/// server still serves a whole request.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn half_sent_requests_are_closed_after_the_header_timeout() {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
@@ -413,15 +471,36 @@ async fn half_sent_requests_are_closed_after_the_header_timeout() {
     let addr = listener.local_addr().unwrap();
     let state = AdminState::new(db, None).unwrap();
     tokio::spawn(example_account::admin::serve_on(listener, state));
+    // From four client addresses (loopback has them all), fifty each: under the per-address cap.
+    let connect_from = |last: u8| async move {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket
+            .bind((std::net::Ipv4Addr::new(127, 0, 0, last), 0).into())
+            .unwrap();
+        socket.connect(addr).await.unwrap()
+    };
     let mut idle = Vec::new();
-    for _ in 0..200 {
-        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    for i in 0..200 {
+        let mut stream = connect_from(10 + (i % 4) as u8).await;
         stream
             .write_all(b"GET /admin/login/ HTTP/1.1\r\nHost: x\r\n")
             .await
             .unwrap();
         idle.push(stream);
     }
+    // One address holding its cap of connections: the next one from it is closed at once.
+    let mut held = Vec::new();
+    for _ in 0..example_account::admin::MAX_CONNECTIONS_PER_ADDRESS {
+        held.push(connect_from(20).await);
+    }
+    let mut extra = connect_from(20).await;
+    let mut buf = [0u8; 16];
+    let read = tokio::time::timeout(std::time::Duration::from_secs(5), extra.read(&mut buf)).await;
+    assert!(
+        matches!(read, Ok(Ok(0)) | Ok(Err(_))),
+        "the connection over the cap is closed: {read:?}"
+    );
+    drop(held);
     let limit = example_account::admin::HEADER_READ_TIMEOUT + std::time::Duration::from_secs(10);
     let closed = tokio::time::timeout(limit, async {
         for mut stream in idle {

@@ -38,12 +38,31 @@ pub(crate) async fn verify(password: String, hash: Option<String>) -> bool {
     crate::password::verify_queued(password, hash).await && real
 }
 
-/// Who is trying: the username as typed and the client's address (none when the server does
-/// not know it, as in a test without a connection).
+/// The longest username a user can have (`validate_username`): a longer one names no one, and
+/// is neither looked up, hashed nor kept whole.
+pub(crate) const MAX_USERNAME: usize = 150;
+/// The longest password checked; a longer one is refused without hashing.
+pub(crate) const MAX_PASSWORD: usize = 4096;
+
+/// Who is trying: the username as the database would find it (NFKC, as Django normalises
+/// usernames; lower case and without trailing spaces, as a case-insensitive, PAD SPACE
+/// collation compares them; at most [`MAX_USERNAME`] characters), and the client's address
+/// (none when the server does not know it, as in a test without a connection).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 enum Who {
     User(String, Option<IpAddr>),
     Address(Option<IpAddr>),
+}
+
+fn user_key(username: &str) -> String {
+    use unicode_normalization::UnicodeNormalization as _;
+    username
+        .nfkc()
+        .flat_map(char::to_lowercase)
+        .take(MAX_USERNAME + 1)
+        .collect::<String>()
+        .trim_end()
+        .to_owned()
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -52,48 +71,53 @@ struct Failures {
     last: Instant,
 }
 
-/// Failed logins, counted in memory (per process: behind a load balancer each server slows
-/// down what reaches it).
+/// Login attempts, counted in memory (per process: behind a load balancer each server slows
+/// down what reaches it), at most [`MAX_ENTRIES`] keys of at most [`MAX_USERNAME`] characters.
 #[derive(Default)]
 pub(crate) struct Throttle {
     failures: Mutex<HashMap<Who, Failures>>,
 }
 
 impl Throttle {
-    /// How long this attempt must still wait, if a run of failures slowed it down.
-    pub(crate) fn wait(&self, username: &str, addr: Option<IpAddr>) -> Option<Duration> {
-        let now = Instant::now();
-        let failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        [
-            (Who::User(username.to_owned(), addr), FREE_PER_USER),
-            (Who::Address(addr), FREE_PER_ADDRESS),
-        ]
-        .into_iter()
-        .filter_map(|(who, free)| {
-            let f = failures.get(&who)?;
-            let until = f.last + delay(f.count, free)?;
-            (until > now && now.duration_since(f.last) < WINDOW).then(|| until - now)
-        })
-        .max()
-    }
-
-    /// Counts a failed attempt.
-    pub(crate) fn failed(&self, username: &str, addr: Option<IpAddr>) {
+    /// Starts an attempt: `Err` with the time it must still wait when a run of failures
+    /// slowed it down; else the attempt is counted at once, as a failure until
+    /// [`succeeded`](Self::succeeded) says otherwise, so that attempts sent all at once are
+    /// counted before any of them is checked.
+    pub(crate) fn attempt(&self, username: &str, addr: Option<IpAddr>) -> Result<(), Duration> {
         let now = Instant::now();
         let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        if failures.len() >= MAX_ENTRIES {
+        let keys = [
+            (Who::User(user_key(username), addr), FREE_PER_USER),
+            (Who::Address(addr), FREE_PER_ADDRESS),
+        ];
+        let wait = keys
+            .iter()
+            .filter_map(|(who, free)| {
+                let f = failures.get(who)?;
+                if now.duration_since(f.last) >= WINDOW {
+                    return None;
+                }
+                let until = f.last + delay(f.count, *free)?;
+                (until > now).then(|| until - now)
+            })
+            .max();
+        if let Some(wait) = wait {
+            return Err(wait);
+        }
+        if failures.len() + 2 > MAX_ENTRIES {
             failures.retain(|_, f| now.duration_since(f.last) < WINDOW);
-            if failures.len() >= MAX_ENTRIES {
+            while failures.len() + 2 > MAX_ENTRIES {
                 let stalest = failures
                     .iter()
                     .min_by_key(|(_, f)| f.last)
                     .map(|(w, _)| w.clone());
-                if let Some(who) = stalest {
-                    failures.remove(&who);
-                }
+                match stalest {
+                    Some(who) => failures.remove(&who),
+                    None => break,
+                };
             }
         }
-        for who in [Who::User(username.to_owned(), addr), Who::Address(addr)] {
+        for (who, _) in keys {
             let f = failures.entry(who).or_insert(Failures {
                 count: 0,
                 last: now,
@@ -104,20 +128,25 @@ impl Throttle {
             f.count += 1;
             f.last = now;
         }
+        Ok(())
     }
 
-    /// A successful login forgets that username's failures from that address.
+    /// A successful login: that username's count from that address is forgotten, and the
+    /// attempt no longer counts against the address.
     pub(crate) fn succeeded(&self, username: &str, addr: Option<IpAddr>) {
         let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        failures.remove(&Who::User(username.to_owned(), addr));
+        failures.remove(&Who::User(user_key(username), addr));
+        if let Some(f) = failures.get_mut(&Who::Address(addr)) {
+            f.count = f.count.saturating_sub(1);
+        }
     }
 }
 
-/// The wait after `count` failures when `free` are allowed: none up to `free`, then 1 s,
-/// doubling with each further failure, at most [`MAX_DELAY`].
+/// The wait after `count` failures when `free` are allowed: none below `free`, then 1 s from
+/// the last failure, doubling with each further one, at most [`MAX_DELAY`].
 fn delay(count: u32, free: u32) -> Option<Duration> {
-    let over = count.checked_sub(free).filter(|&n| n > 0)?;
-    let secs = 1u64.checked_shl(over - 1).unwrap_or(u64::MAX);
+    let over = count.checked_sub(free)?;
+    let secs = 1u64.checked_shl(over).unwrap_or(u64::MAX);
     Some(Duration::from_secs(secs).min(MAX_DELAY))
 }
 
@@ -126,10 +155,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn delays_start_after_the_free_failures_double_and_are_capped() {
-        assert_eq!(delay(5, 5), None);
-        assert_eq!(delay(6, 5), Some(Duration::from_secs(1)));
-        assert_eq!(delay(7, 5), Some(Duration::from_secs(2)));
+    fn delays_start_at_the_free_failures_double_and_are_capped() {
+        assert_eq!(delay(4, 5), None);
+        assert_eq!(delay(5, 5), Some(Duration::from_secs(1)));
+        assert_eq!(delay(6, 5), Some(Duration::from_secs(2)));
         assert_eq!(delay(100, 5), Some(MAX_DELAY));
     }
 
@@ -141,22 +170,38 @@ mod tests {
             Some(IpAddr::from([10, 0, 0, 2])),
         );
         for _ in 0..FREE_PER_USER {
-            assert_eq!(t.wait("admin", a), None);
-            t.failed("admin", a);
+            assert_eq!(t.attempt("admin", a), Ok(()));
         }
-        t.failed("admin", a);
-        assert!(t.wait("admin", a).is_some());
+        assert!(t.attempt("admin", a).is_err(), "the sixth waits");
+        assert!(t.attempt("Admin  ", a).is_err(), "so do its variants");
+        assert!(t.attempt("ａｄｍｉｎ", a).is_err(), "fullwidth too");
         assert_eq!(
-            t.wait("admin", b),
-            None,
+            t.attempt("admin", b),
+            Ok(()),
             "another address is not slowed down"
         );
         assert_eq!(
-            t.wait("alice", a),
-            None,
+            t.attempt("alice", a),
+            Ok(()),
             "another user from that address is not"
         );
         t.succeeded("admin", b);
-        assert!(t.wait("admin", a).is_some());
+        assert!(t.attempt("admin", a).is_err());
+    }
+
+    #[test]
+    fn keys_are_bounded() {
+        let t = Throttle::default();
+        let long = "x".repeat(1_000_000);
+        for i in 0..(MAX_ENTRIES + 100) {
+            let addr = Some(IpAddr::from((i as u32).to_be_bytes()));
+            let _ = t.attempt(&long, addr);
+        }
+        let failures = t.failures.lock().unwrap_or_else(|e| e.into_inner());
+        assert!(failures.len() <= MAX_ENTRIES);
+        assert!(failures.keys().all(|w| match w {
+            Who::User(name, _) => name.chars().count() <= MAX_USERNAME + 1,
+            Who::Address(_) => true,
+        }));
     }
 }

@@ -22,19 +22,21 @@ mod views;
 
 pub use session::SESSION_AGE;
 
-use std::net::SocketAddr;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRef};
-use axum::http::{HeaderName, HeaderValue, header};
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::routing::{get, post};
 use axum_extra::extract::cookie::Key;
 use minijinja::Environment;
 use signals_core::Db;
 use tower_http::services::ServeDir;
 use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::timeout::TimeoutLayer;
 
 use crate::Error;
 
@@ -122,6 +124,16 @@ const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self'; form-ac
 /// (so idle half-sent requests cannot hold connections open).
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How long a request may take, its body included, before it is answered `408 Request
+/// Timeout` (so a body sent slowly, or never finished, cannot hold a connection open).
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Connections served at once; more wait in the listener's backlog.
+pub const MAX_CONNECTIONS: usize = 4096;
+
+/// Connections served at once from one client address; more are closed at once.
+pub const MAX_CONNECTIONS_PER_ADDRESS: usize = 64;
+
 /// The admin site's routes, under `/admin/`, and the uploaded photos under `/media/`.
 ///
 /// Every response carries `X-Frame-Options: DENY`, `X-Content-Type-Options: nosniff`,
@@ -164,6 +176,10 @@ pub fn router(state: AdminState) -> Router {
         .layer(header(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
         .layer(header(header::REFERRER_POLICY, "same-origin"))
         .layer(header(header::CONTENT_SECURITY_POLICY, CSP))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            REQUEST_TIMEOUT,
+        ))
         .with_state(state)
 }
 
@@ -176,8 +192,10 @@ async fn stylesheet() -> impl axum::response::IntoResponse {
 
 /// Serves the admin site on `bind` until the process is stopped; prints where.
 ///
-/// HTTP/1 through hyper, with a [`HEADER_READ_TIMEOUT`] (which `axum::serve` does not set),
-/// each request knowing its client's address (for the login throttle).
+/// HTTP/1 through hyper, with a [`HEADER_READ_TIMEOUT`] (which `axum::serve` does not set)
+/// and a [`REQUEST_TIMEOUT`], at most [`MAX_CONNECTIONS`] connections at once and
+/// [`MAX_CONNECTIONS_PER_ADDRESS`] from one address, each request knowing its client's
+/// address (for the login throttle).
 pub async fn serve(db: Db, bind: &str) -> Result<(), Error> {
     let addr: SocketAddr = bind
         .parse()
@@ -195,7 +213,12 @@ pub async fn serve(db: Db, bind: &str) -> Result<(), Error> {
 /// [`serve`] without its setup, for a listener of your own (a test's on port 0, say).
 pub async fn serve_on(listener: tokio::net::TcpListener, state: AdminState) -> Result<(), Error> {
     let app = router(state);
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    let per_address: Arc<std::sync::Mutex<HashMap<IpAddr, usize>>> = Arc::default();
     loop {
+        let Ok(slot) = Arc::clone(&slots).acquire_owned().await else {
+            return Err(Error::Config("the server's connection slots closed".into()));
+        };
         let (stream, peer) = match listener.accept().await {
             Ok(accepted) => accepted,
             Err(err) => {
@@ -204,6 +227,10 @@ pub async fn serve_on(listener: tokio::net::TcpListener, state: AdminState) -> R
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 continue;
             }
+        };
+        let Some(held) = AddressSlot::take(&per_address, peer.ip()) else {
+            tracing::warn!(%peer, "too many connections from one address; closed");
+            continue;
         };
         let app = app.clone().layer(axum::Extension(ConnectInfo(peer)));
         tokio::spawn(async move {
@@ -216,6 +243,41 @@ pub async fn serve_on(listener: tokio::net::TcpListener, state: AdminState) -> R
             if let Err(err) = served {
                 tracing::debug!(error = %err, %peer, "connection ended");
             }
+            drop((held, slot));
         });
+    }
+}
+
+/// One connection counted against its client address, given back when dropped.
+struct AddressSlot {
+    counts: Arc<std::sync::Mutex<HashMap<IpAddr, usize>>>,
+    addr: IpAddr,
+}
+
+impl AddressSlot {
+    /// Counts a connection from `addr`, unless it has [`MAX_CONNECTIONS_PER_ADDRESS`] already.
+    fn take(counts: &Arc<std::sync::Mutex<HashMap<IpAddr, usize>>>, addr: IpAddr) -> Option<Self> {
+        let mut map = counts.lock().unwrap_or_else(|e| e.into_inner());
+        let n = map.entry(addr).or_default();
+        if *n >= MAX_CONNECTIONS_PER_ADDRESS {
+            return None;
+        }
+        *n += 1;
+        Some(AddressSlot {
+            counts: Arc::clone(counts),
+            addr,
+        })
+    }
+}
+
+impl Drop for AddressSlot {
+    fn drop(&mut self) {
+        let mut map = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = map.get_mut(&self.addr) {
+            *n -= 1;
+            if *n == 0 {
+                map.remove(&self.addr);
+            }
+        }
     }
 }

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use axum::extract::{Multipart, Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum_extra::extract::PrivateCookieJar;
 use minijinja::context;
@@ -67,32 +67,45 @@ pub(crate) async fn login(
     CsrfForm(form): CsrfForm<LoginForm>,
 ) -> Page {
     let session = Session::read(&jar).ok_or(AdminError::Csrf)?;
+    // The name typed, shown back in the form: at most as long as a username can be.
+    let typed: String = form.username.chars().take(guard::MAX_USERNAME).collect();
     let page = |error: String, status: StatusCode| -> Page {
         let mut page = render(
             &state,
             "login.html",
-            context! { csrf_token => session.csrf, username => form.username, error },
+            context! { csrf_token => session.csrf, username => typed, error },
         )?;
         *page.status_mut() = status;
         Ok(page)
     };
     let throttle = state.throttle();
-    if let Some(wait) = throttle.wait(&form.username, addr) {
+    if let Err(wait) = throttle.attempt(&form.username, addr) {
         // Refused before any lookup or hashing: a flood costs nothing here.
-        return page(
-            format!(
-                "Too many failed login attempts. Try again in {} seconds.",
-                wait.as_secs().max(1)
-            ),
+        let secs = wait.as_secs().max(1);
+        let mut reply = page(
+            format!("Too many failed login attempts. Try again in {secs} seconds."),
             StatusCode::TOO_MANY_REQUESTS,
-        );
+        )?;
+        reply
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        return Ok(reply);
     }
-    let user = User::by_username(state.db(), &form.username).await?;
-    // One Argon2 check for every attempt, against a dummy hash when the name is no active
-    // staff user's: the answer takes as long whoever it names.
+    // A name longer than any user's, or a password longer than any checked, is wrong without
+    // a lookup or a hash.
+    let fits = form.username.chars().count() <= guard::MAX_USERNAME
+        && form.password.len() <= guard::MAX_PASSWORD;
+    let user = if fits {
+        User::by_username(state.db(), &form.username).await?
+    } else {
+        None
+    };
+    // One Argon2 check for every attempt that fits, against a dummy hash when the name is no
+    // active staff user's: the answer takes as long whoever it names.
     let staff = user.filter(|u| u.is_active && u.is_staff);
     let hash = staff.as_ref().map(|u| u.password.clone());
-    if guard::verify(form.password.clone(), hash).await
+    if fits
+        && guard::verify(form.password.clone(), hash).await
         && let Some(user) = staff
     {
         throttle.succeeded(&form.username, addr);
@@ -100,7 +113,6 @@ pub(crate) async fn login(
         let jar = Session::begin(&state, &user).await?.store(jar);
         return Ok((jar, Redirect::to("/admin/account/profile/")).into_response());
     }
-    throttle.failed(&form.username, addr);
     page(
         "Please enter the correct username and password for a staff account. Note that both \
          fields may be case-sensitive."
