@@ -307,6 +307,7 @@ async fn run(cli: Cli) -> Result<String, Error> {
             let _ = tracing_subscriber::fmt()
                 .with_max_level(tracing::Level::INFO)
                 .with_writer(std::io::stderr)
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
                 .try_init();
             // Without a broker, the durable receivers run beside the admin.
             let running = match &cli.nats_url {

@@ -330,6 +330,18 @@ url_test!(async fn repeated_failures_are_slowed_down_for_that_user_and_address_o
         assert!(reply.body.contains("Too many failed login attempts"), "{}", reply.body);
         assert_eq!(reply.headers.get("retry-after").unwrap(), "1");
     }
+    // A spelling the database finds as the same account (MariaDB's `utf8mb4_general_ci`
+    // compares `admïn` as `admin`) shares the account's count; elsewhere it names no one.
+    if db.backend() == signals_core::Backend::MySql {
+        let other = [10, 3, 0, 9];
+        for _ in 0..5 {
+            assert_eq!(try_login(&app, other, "admin", "wrong").await.status, StatusCode::OK);
+        }
+        for name in ["adm%C3%AFn", "%C3%A0dmin", "%C3%81DM%C3%8DN"] {
+            let reply = try_login(&app, other, name, "s3cret").await;
+            assert_eq!(reply.status, StatusCode::TOO_MANY_REQUESTS, "{name}");
+        }
+    }
     // The real user elsewhere is not locked out.
     let reply = try_login(&app, [10, 3, 0, 2], "admin", "s3cret").await;
     assert_eq!(reply.status, StatusCode::SEE_OTHER);
@@ -375,6 +387,11 @@ async fn a_body_that_never_ends_times_out() {
     let started = tokio::time::Instant::now();
     let reply = send(&app, req).await;
     assert_eq!(reply.status, StatusCode::REQUEST_TIMEOUT);
+    assert_eq!(
+        reply.headers.get("x-frame-options").unwrap(),
+        "DENY",
+        "a 408 carries the headers"
+    );
     let waited = started.elapsed();
     let limit = example_account::admin::REQUEST_TIMEOUT;
     assert!(

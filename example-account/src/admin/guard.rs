@@ -48,9 +48,14 @@ pub(crate) const MAX_PASSWORD: usize = 4096;
 /// usernames; lower case and without trailing spaces, as a case-insensitive, PAD SPACE
 /// collation compares them; at most [`MAX_USERNAME`] characters), and the client's address
 /// (none when the server does not know it, as in a test without a connection).
+///
+/// A name the database finds is also counted by the account it finds ([`Who::Account`]): a
+/// collation that compares `admïn` or `ÁDMÍN` as `admin` (MariaDB's `utf8mb4_general_ci`) then
+/// gives no fresh count to each spelling.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 enum Who {
     User(String, Option<IpAddr>),
+    Account(i64, Option<IpAddr>),
     Address(Option<IpAddr>),
 }
 
@@ -84,12 +89,21 @@ impl Throttle {
     /// [`succeeded`](Self::succeeded) says otherwise, so that attempts sent all at once are
     /// counted before any of them is checked.
     pub(crate) fn attempt(&self, username: &str, addr: Option<IpAddr>) -> Result<(), Duration> {
-        let now = Instant::now();
-        let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        let keys = [
+        self.count(&[
             (Who::User(user_key(username), addr), FREE_PER_USER),
             (Who::Address(addr), FREE_PER_ADDRESS),
-        ];
+        ])
+    }
+
+    /// Continues an attempt whose name the database found as account `id`: counted (and
+    /// slowed down) by that account too, however the name was spelt.
+    pub(crate) fn attempt_account(&self, id: i64, addr: Option<IpAddr>) -> Result<(), Duration> {
+        self.count(&[(Who::Account(id, addr), FREE_PER_USER)])
+    }
+
+    fn count(&self, keys: &[(Who, u32)]) -> Result<(), Duration> {
+        let now = Instant::now();
+        let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
         let wait = keys
             .iter()
             .filter_map(|(who, free)| {
@@ -104,21 +118,23 @@ impl Throttle {
         if let Some(wait) = wait {
             return Err(wait);
         }
-        if failures.len() + 2 > MAX_ENTRIES {
+        if failures.len() + keys.len() > MAX_ENTRIES {
             failures.retain(|_, f| now.duration_since(f.last) < WINDOW);
-            while failures.len() + 2 > MAX_ENTRIES {
-                let stalest = failures
+            // Still full: the fewest failures go first (the oldest of them), so that a flood
+            // of new names cannot wipe out the counts that slow an attacker down.
+            while failures.len() + keys.len() > MAX_ENTRIES {
+                let least = failures
                     .iter()
-                    .min_by_key(|(_, f)| f.last)
+                    .min_by_key(|(_, f)| (f.count, f.last))
                     .map(|(w, _)| w.clone());
-                match stalest {
+                match least {
                     Some(who) => failures.remove(&who),
                     None => break,
                 };
             }
         }
         for (who, _) in keys {
-            let f = failures.entry(who).or_insert(Failures {
+            let f = failures.entry(who.clone()).or_insert(Failures {
                 count: 0,
                 last: now,
             });
@@ -133,9 +149,10 @@ impl Throttle {
 
     /// A successful login: that username's count from that address is forgotten, and the
     /// attempt no longer counts against the address.
-    pub(crate) fn succeeded(&self, username: &str, addr: Option<IpAddr>) {
+    pub(crate) fn succeeded(&self, username: &str, id: i64, addr: Option<IpAddr>) {
         let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
         failures.remove(&Who::User(user_key(username), addr));
+        failures.remove(&Who::Account(id, addr));
         if let Some(f) = failures.get_mut(&Who::Address(addr)) {
             f.count = f.count.saturating_sub(1);
         }
@@ -185,8 +202,33 @@ mod tests {
             Ok(()),
             "another user from that address is not"
         );
-        t.succeeded("admin", b);
+        t.succeeded("admin", 1, b);
         assert!(t.attempt("admin", a).is_err());
+        // Spellings the database finds as the same account share its count.
+        for _ in 0..FREE_PER_USER {
+            assert_eq!(t.attempt_account(1, b), Ok(()));
+        }
+        assert!(
+            t.attempt_account(1, b).is_err(),
+            "admïn, àdmin: the account's count"
+        );
+    }
+
+    #[test]
+    fn a_flood_of_new_names_does_not_wipe_out_counts() {
+        let t = Throttle::default();
+        let a = Some(IpAddr::from([10, 0, 0, 1]));
+        for _ in 0..FREE_PER_USER {
+            assert_eq!(t.attempt("admin", a), Ok(()));
+        }
+        for i in 0..(2 * MAX_ENTRIES) {
+            let addr = Some(IpAddr::from((i as u32 / 10).to_be_bytes()));
+            let _ = t.attempt(&format!("name{i}"), addr);
+        }
+        let failures = t.failures.lock().unwrap_or_else(|e| e.into_inner());
+        let kept = failures.get(&Who::User("admin".into(), a)).map(|f| f.count);
+        assert_eq!(kept, Some(FREE_PER_USER), "admin's count from a is kept");
+        assert!(failures.len() <= MAX_ENTRIES);
     }
 
     #[test]
@@ -201,7 +243,7 @@ mod tests {
         assert!(failures.len() <= MAX_ENTRIES);
         assert!(failures.keys().all(|w| match w {
             Who::User(name, _) => name.chars().count() <= MAX_USERNAME + 1,
-            Who::Address(_) => true,
+            Who::Account(..) | Who::Address(_) => true,
         }));
     }
 }

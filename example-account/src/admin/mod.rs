@@ -172,14 +172,15 @@ pub fn router(state: AdminState) -> Router {
         .layer(DefaultBodyLimit::max(
             usize::try_from(upload_limit).unwrap_or(usize::MAX),
         ))
-        .layer(header(header::X_FRAME_OPTIONS, "DENY"))
-        .layer(header(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
-        .layer(header(header::REFERRER_POLICY, "same-origin"))
-        .layer(header(header::CONTENT_SECURITY_POLICY, CSP))
+        // Inside the headers' layers: a `408` carries them too.
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             REQUEST_TIMEOUT,
         ))
+        .layer(header(header::X_FRAME_OPTIONS, "DENY"))
+        .layer(header(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .layer(header(header::REFERRER_POLICY, "same-origin"))
+        .layer(header(header::CONTENT_SECURITY_POLICY, CSP))
         .with_state(state)
 }
 

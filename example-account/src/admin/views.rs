@@ -79,17 +79,21 @@ pub(crate) async fn login(
         Ok(page)
     };
     let throttle = state.throttle();
-    if let Err(wait) = throttle.attempt(&form.username, addr) {
-        // Refused before any lookup or hashing: a flood costs nothing here.
-        let secs = wait.as_secs().max(1);
+    // How long a refused attempt must wait, said on the page and in `Retry-After`.
+    let refuse = |wait: std::time::Duration| -> Page {
+        let secs = wait.as_millis().div_ceil(1000).max(1);
         let mut reply = page(
             format!("Too many failed login attempts. Try again in {secs} seconds."),
             StatusCode::TOO_MANY_REQUESTS,
         )?;
-        reply
-            .headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
-        return Ok(reply);
+        let value =
+            HeaderValue::from_str(&secs.to_string()).unwrap_or(HeaderValue::from_static("1"));
+        reply.headers_mut().insert(header::RETRY_AFTER, value);
+        Ok(reply)
+    };
+    if let Err(wait) = throttle.attempt(&form.username, addr) {
+        // Refused before any lookup or hashing: a flood costs nothing here.
+        return refuse(wait);
     }
     // A name longer than any user's, or a password longer than any checked, is wrong without
     // a lookup or a hash.
@@ -100,6 +104,12 @@ pub(crate) async fn login(
     } else {
         None
     };
+    // However the name was spelt, the account it found counts the attempt too.
+    if let Some(id) = user.as_ref().and_then(|u| u.id)
+        && let Err(wait) = throttle.attempt_account(id, addr)
+    {
+        return refuse(wait);
+    }
     // One Argon2 check for every attempt that fits, against a dummy hash when the name is no
     // active staff user's: the answer takes as long whoever it names.
     let staff = user.filter(|u| u.is_active && u.is_staff);
@@ -108,7 +118,7 @@ pub(crate) async fn login(
         && guard::verify(form.password.clone(), hash).await
         && let Some(user) = staff
     {
-        throttle.succeeded(&form.username, addr);
+        throttle.succeeded(&form.username, user.id.unwrap_or_default(), addr);
         // A new session, with a new key and token, for the logged-in user.
         let jar = Session::begin(&state, &user).await?.store(jar);
         return Ok((jar, Redirect::to("/admin/account/profile/")).into_response());
