@@ -275,6 +275,20 @@ impl Error {
 /// submissions of the profile form at once land as one or the other, never a mix. The
 /// photo is stored first and removed again if the change fails; the previous one is removed
 /// once the change commits.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), example_account::Error> {
+/// use example_account::{User, migrate, parse_date, set_profile};
+/// use signals_core::Db;
+///
+/// let db = Db::connect("sqlite::memory:").await?;
+/// migrate(&db).await?;
+/// User::create_user(&db, "alice", "", "pw").await?;
+/// let account = set_profile(&db, "alice", Some(parse_date("1990-05-17")?), None).await?;
+/// assert_eq!(account.profile.date_of_birth, Some(parse_date("1990-05-17")?));
+/// # Ok(()) }
+/// ```
 pub async fn set_profile(
     db: &Db,
     username: &str,

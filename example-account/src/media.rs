@@ -74,6 +74,24 @@ pub const MAX_IMAGE_PIXELS: u64 = 89_478_485;
 /// larger than [`max_upload_size`], a PNG, JPEG, GIF, WebP, BMP, TIFF or ICO by its header,
 /// declaring at most [`MAX_IMAGE_PIXELS`], with an extension that matches that format (a PNG
 /// named `.jpg` is refused).
+///
+/// ```
+/// use example_account::{Error, check_image};
+///
+/// // A few bytes of PNG header declaring 100000 × 100000 pixels: a decompression bomb.
+/// let mut png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR".to_vec();
+/// png.extend(100_000u32.to_be_bytes());
+/// png.extend(100_000u32.to_be_bytes());
+/// png.extend(b"\x08\x06\0\0\0\x1f\x15\xc4\x89");
+/// let dir = tempfile::tempdir()?;
+/// let bomb = dir.path().join("bomb.png");
+/// std::fs::write(&bomb, &png)?;
+/// let err = check_image(&bomb).unwrap_err();
+/// assert!(matches!(err, Error::TooManyPixels { width: 100_000, height: 100_000, .. }));
+/// // Shown by the name it was uploaded with, not the path it was kept at.
+/// assert!(err.shown_as("holiday.png").to_string().starts_with("`holiday.png` declares"));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn check_image(source: &Path) -> Result<(), Error> {
     let shown = || source.display().to_string();
     let meta = std::fs::metadata(source).map_err(|_| Error::NoSuchFile(shown()))?;
