@@ -91,12 +91,9 @@ url_test!(async fn the_admin_refuses_what_it_must(url) {
     static MEDIA: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
     example_account::set_media_root(MEDIA.get_or_init(|| tempfile::tempdir().unwrap()).path());
     example_account::set_max_upload_size(1024);
-    let db = Db::connect(&url).await.unwrap();
-    migrate(&db).await.unwrap();
-    User::create_staff_user(&db, "admin", "", "s3cret").await.unwrap();
+    let (db, app) = site(&url).await;
     let bob = User::create_user(&db, "bob", "", "pw").await.unwrap();
     let profile = Profile::for_user(&db, &bob).await.unwrap().unwrap();
-    let app = router(AdminState::new(db.clone(), None).unwrap());
 
     // Anonymous: every page and every action leads to the login page, and does nothing.
     for req in [
@@ -151,6 +148,18 @@ url_test!(async fn the_admin_refuses_what_it_must(url) {
     assert_eq!(reply.location, "/admin/login/");
     db.close().await;
 });
+
+/// A migrated database at `url` with the staff user `admin` (password `s3cret`), and the
+/// admin site on it.
+async fn site(url: &str) -> (Db, Router) {
+    let db = Db::connect(url).await.unwrap();
+    migrate(&db).await.unwrap();
+    User::create_staff_user(&db, "admin", "", "s3cret")
+        .await
+        .unwrap();
+    let app = router(AdminState::new(db.clone(), None).unwrap());
+    (db, app)
+}
 
 /// Whether `cookie` still opens the list (else it is sent to the login page).
 async fn opens_the_list(app: &Router, cookie: &str) -> bool {
@@ -261,13 +270,10 @@ fn rss_mib() -> u64 {
 }
 
 url_test!(async fn a_flood_of_logins_stays_bounded_and_a_real_login_still_works(url) {
-    let db = Db::connect(&url).await.unwrap();
-    migrate(&db).await.unwrap();
-    User::create_staff_user(&db, "admin", "", "s3cret").await.unwrap();
+    let (db, app) = site(&url).await;
     for i in 0..40 {
         User::create_staff_user(&db, &format!("staff{i}"), "", "pw").await.unwrap();
     }
-    let app = router(AdminState::new(db.clone(), None).unwrap());
 
     // 120 wrong logins at once, from 120 addresses, naming staff users, other users and no
     // one: every one is checked (none is throttled), at most one per core at a time.
@@ -313,10 +319,7 @@ url_test!(async fn a_flood_of_logins_stays_bounded_and_a_real_login_still_works(
 });
 
 url_test!(async fn repeated_failures_are_slowed_down_for_that_user_and_address_only(url) {
-    let db = Db::connect(&url).await.unwrap();
-    migrate(&db).await.unwrap();
-    User::create_staff_user(&db, "admin", "", "s3cret").await.unwrap();
-    let app = router(AdminState::new(db.clone(), None).unwrap());
+    let (db, app) = site(&url).await;
     let attacker = [10, 3, 0, 1];
     for _ in 0..5 {
         let reply = try_login(&app, attacker, "admin", "wrong").await;
@@ -401,11 +404,8 @@ async fn a_body_that_never_ends_times_out() {
 }
 
 url_test!(async fn login_timing_does_not_tell_staff_from_other_names(url) {
-    let db = Db::connect(&url).await.unwrap();
-    migrate(&db).await.unwrap();
-    User::create_staff_user(&db, "admin", "", "s3cret").await.unwrap();
+    let (db, app) = site(&url).await;
     User::create_user(&db, "bob", "", "pw").await.unwrap();
-    let app = router(AdminState::new(db.clone(), None).unwrap());
     let mut medians = Vec::new();
     for (n, name) in ["admin", "bob", "nobody"].into_iter().enumerate() {
         let mut times = Vec::new();
@@ -425,10 +425,7 @@ url_test!(async fn login_timing_does_not_tell_staff_from_other_names(url) {
 });
 
 url_test!(async fn bad_input_is_a_400_and_every_page_carries_the_security_headers(url) {
-    let db = Db::connect(&url).await.unwrap();
-    migrate(&db).await.unwrap();
-    User::create_staff_user(&db, "admin", "", "s3cret").await.unwrap();
-    let app = router(AdminState::new(db.clone(), None).unwrap());
+    let (db, app) = site(&url).await;
 
     // A NUL in the login form (PostgreSQL cannot store one) is a 400 that shows no database's
     // words; so in a staff user's form.
@@ -587,12 +584,9 @@ fn profile_form(
 url_test!(async fn decompression_bombs_are_refused_and_profile_forms_land_whole(url) {
     static MEDIA: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
     example_account::set_media_root(MEDIA.get_or_init(|| tempfile::tempdir().unwrap()).path());
-    let db = Db::connect(&url).await.unwrap();
-    migrate(&db).await.unwrap();
-    User::create_staff_user(&db, "admin", "", "s3cret").await.unwrap();
+    let (db, app) = site(&url).await;
     let bob = User::create_user(&db, "bob", "", "pw").await.unwrap();
     let profile = Profile::for_user(&db, &bob).await.unwrap().unwrap();
-    let app = router(AdminState::new(db.clone(), None).unwrap());
     let (cookie, token) = log_in(&app).await;
 
     // 100000 × 100000 pixels declared in a few bytes: refused beside the field, named as
