@@ -11,6 +11,8 @@ use signals_core::Db;
 use signals_core::sqlx::{AssertSqlSafe, SqlSafeStr};
 
 use crate::Error;
+use signals_core::migrate::{Migrating, POST_MIGRATE};
+use signals_core::{Model, Result as SignalResult};
 
 /// `(version, description, SQLite, PostgreSQL, MySQL)` of each migration, oldest first.
 type Entry = (i64, &'static str, &'static str, &'static str, &'static str);
@@ -77,7 +79,14 @@ fn migrator(pick: fn(&Entry) -> &'static str) -> Migrator {
 /// Safe to run from several processes at once, as concurrent first runs of the command line
 /// do: `signals_core::migrate::run` takes a lock that holds on every backend (MariaDB's
 /// included, where sqlx's own takes none) and applies each migration once.
+///
+/// Its `post_migrate` receiver, [`create_missing_profiles`], gives every user without a profile
+/// one, as a Django app does when `Profile` arrives in a database whose users predate it.
 pub async fn migrate(db: &Db) -> Result<(), Error> {
+    static CONNECTED: std::sync::Once = std::sync::Once::new();
+    CONNECTED.call_once(|| {
+        POST_MIGRATE.connect("account.create_missing_profiles", create_missing_profiles);
+    });
     let migrator = match db.backend() {
         Backend::Sqlite => migrator(|m| m.2),
         Backend::Postgres => migrator(|m| m.3),
@@ -87,6 +96,28 @@ pub async fn migrate(db: &Db) -> Result<(), Error> {
     signals_core::migrate::run(db, &migrator).await?;
     db.check_schema::<(User, Profile, WelcomeNote, AdminSession)>()
         .await?;
+    Ok(())
+}
+
+/// `post_migrate`: creates the profile of every user that has none (users that predate the
+/// profile table, or were loaded raw, as fixtures are, which skips `create_profile`), in one
+/// bulk save with `Profile`'s receivers. Idempotent: it runs after every migrate.
+pub async fn create_missing_profiles(m: &Migrating) -> SignalResult<()> {
+    let with_profile = Profile::query().select(Profile::USER_ID);
+    let users = User::query()
+        .filter(!User::ID.in_query(with_profile))
+        .all(&m.db)
+        .await?;
+    if users.is_empty() {
+        return Ok(());
+    }
+    let mut profiles: Vec<Profile> = users
+        .iter()
+        .filter_map(|u| u.id)
+        .map(Profile::blank)
+        .collect();
+    Profile::bulk_save(&m.db, &mut profiles).await?;
+    tracing::info!(profiles = profiles.len(), "created the missing profiles");
     Ok(())
 }
 

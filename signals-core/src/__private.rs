@@ -22,14 +22,25 @@ pub use crate::signal::Hooks;
 pub use crate::signal::hooks::at_row;
 pub use crate::signal::m2m::Through;
 pub use crate::signal::receiver::{
-    HasTx, ReceiverFuture, receive, robust_enter, robust_leave, schedule_on_commit,
-    schedule_on_commit_changed,
+    HasTx, PostLoadReceiver, ReceiverFuture, post_load, receive, robust_enter, robust_leave,
+    schedule_on_commit, schedule_on_commit_changed,
 };
 pub use crate::sql::Statements;
 pub use crate::tx::{Savepoint, Target};
 pub use crate::value::sqlite::{SqlRef, SqlValue};
 pub use crate::value::{Args, Nullable, PrimaryKey, RefersTo, Row};
 use crate::value::{BuiltinType, FieldType};
+
+/// Whether two values of a field differ as the database stores them (`changed(..)`, once
+/// `!=` says they differ): times to the microsecond, decimals of a column with declared
+/// places at that scale.
+#[inline(never)]
+pub fn stored_differs<T: FieldType>(new: &T, old: &T, places: Option<u32>) -> bool {
+    match places {
+        Some(places) => new.__json_scaled(places) != old.__json_scaled(places),
+        None => new.__json() != old.__json(),
+    }
+}
 
 /// The operations behind `Model`'s methods: a derived model's `__Ops`.
 pub struct Ops;

@@ -44,6 +44,8 @@ macro_rules! signal_kind {
             OnCommit,
             /// Sent before and after the links of a many-to-many relation change.
             M2mChanged,
+            /// Sent for each instance built from a row (`#[post_load(..)]`).
+            PostLoad,
         }
 
         impl SignalKind {
@@ -53,6 +55,7 @@ macro_rules! signal_kind {
                     $(SignalKind::$kind => stringify!($name),)*
                     SignalKind::OnCommit => "on_commit",
                     SignalKind::M2mChanged => "m2m_changed",
+                    SignalKind::PostLoad => "post_load",
                 }
             }
         }

@@ -84,7 +84,11 @@
 //! with one or more receiver paths, repeatable. The word `robust` among them
 //! (`#[post_save(notify, robust)]`) runs those receivers in savepoints of their own and
 //! collects their errors in [`Saved::receiver_errors`] instead of failing the save.
-//! `#[on_commit(..)]` receivers run after the commit; see [`Committed`]. Field attributes, in `#[model(..)]`:
+//! `#[on_commit(..)]` receivers run after the commit; see [`Committed`]. `#[post_load(f)]` runs
+//! the plain function `fn f(&mut Model) -> Result<()>` on every instance built from a row
+//! (loads, queries, loaders, `refresh`, the rows a cascade reads); its error fails the load. It
+//! is not async: it runs as each row is decoded, so it costs a list no future per row, and a
+//! model without one runs the code it always did. Field attributes, in `#[model(..)]`:
 //! `primary_key` (default: the field named `id`), `column = "..."`, and
 //! `one_to_one = Model` or `foreign_key = Model` with `on_delete = cascade | restrict |
 //! set_null`.
@@ -176,31 +180,51 @@
 //! # Ok(()) }
 //! ```
 //!
-//! A closure works too when it returns a boxed future that does not borrow its arguments (the
-//! compiler cannot name their lifetimes in a closure's return type): do what needs the
-//! instance before the future, or write an `async fn`.
+//! An async closure works too, and may hold state (an `Arc<Mutex<..>>`, a channel, a cache
+//! handle) and write in the save's transaction — the receivers a plugin or a test connects.
+//! Name its argument types; its captures are cloned for each call, so share state through an
+//! `Arc` (see [`Receiver`]):
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")] async fn main() -> signals_core::Result<()> {
-//! use signals_core::{Db, Model, PreSave, SignalKind, connect_pre_save, disconnect, receivers};
+//! use std::sync::{Arc, Mutex};
+//! use signals_core::{Db, Model, PostSave, PreSave, connect_post_save, connect_pre_save, disconnect};
+//! use signals_core::SignalKind;
 //!
 //! #[derive(Model)]
 //! struct Tag { id: Option<i64>, name: String }
 //!
-//! assert!(connect_pre_save::<Tag, _>("lowercase", |tag: &mut Tag, _: &mut PreSave<'_>| {
-//!     tag.name = tag.name.to_lowercase();
-//!     Box::pin(async { Ok(()) })
+//! #[derive(Model)]
+//! struct Audit { id: Option<i64>, tag_id: i64 }
+//!
+//! let seen = Arc::new(Mutex::new(Vec::<String>::new()));
+//! let log = seen.clone();
+//! assert!(connect_post_save::<Tag, _>("audit", async move |tag: &Tag, signal: &mut PostSave<'_>| {
+//!     log.lock().unwrap().push(tag.name.clone());
+//!     let tag_id = tag.id.expect("a saved tag has an id");
+//!     Audit { id: None, tag_id }.save(signal.tx()).await?; // same transaction
+//!     Ok(())
 //! }));
-//! assert_eq!(receivers::<Tag>(SignalKind::PreSave), ["lowercase"]);
+//! assert!(connect_pre_save::<Tag, _>("lowercase", async |tag: &mut Tag, _: &mut PreSave<'_>| {
+//!     tag.name = tag.name.to_lowercase();
+//!     Ok(())
+//! }));
 //!
 //! let db = Db::connect("sqlite::memory:").await?;
-//! db.execute_unprepared("CREATE TABLE tag (id INTEGER PRIMARY KEY, name TEXT NOT NULL)").await?;
+//! db.create_tables::<(Tag, Audit)>().await?;
 //! let mut tag = Tag { id: None, name: "Rust".into() };
 //! tag.save(&db).await?;
 //! assert_eq!(tag.name, "rust");
+//! assert_eq!(*seen.lock().unwrap(), ["rust"]);
+//! assert_eq!(Audit::all(&db).await?.len(), 1);
+//! assert!(disconnect::<Tag>(SignalKind::PostSave, "audit"));
 //! assert!(disconnect::<Tag>(SignalKind::PreSave, "lowercase"));
 //! # Ok(()) }
 //! ```
+//!
+//! A closure returning a boxed future (`|tag: &mut Tag, _: &mut PreSave<'_>| { ..;
+//! Box::pin(async { Ok(()) }) }`) still works when the future does not borrow the arguments;
+//! one that does is an async closure now.
 //!
 //! # Tracing
 //!
@@ -248,13 +272,13 @@ pub use signal::durable;
 pub use signal::{
     BoxFuture, Change, Committed, Fired, Instance, M2mAction, M2mChange, M2mChanged, MuteGuard,
     PostDelete, PostDeleteBatch, PostSave, PostSaveBatch, PreDelete, PreDeleteBatch, PreSave,
-    PreSaveBatch, Receiver, Signal, any_receivers, connect_any_post_delete, connect_any_post_save,
-    connect_any_pre_delete, connect_any_pre_save, connect_post_delete, connect_post_save,
-    connect_pre_delete, connect_pre_save, disconnect, disconnect_any, mute, mute_receiver,
-    receivers, record_signals,
+    PreSaveBatch, Receiver, Signal, SignalReceiver, any_receivers, connect_any_post_delete,
+    connect_any_post_save, connect_any_pre_delete, connect_any_pre_save, connect_post_delete,
+    connect_post_save, connect_pre_delete, connect_pre_save, disconnect, disconnect_any,
+    isolate_receivers, mute, mute_receiver, receivers, record_signals,
 };
 pub use sql::Sql;
-pub use tx::{Executor, Tx};
+pub use tx::{Executor, OnCommitWork, Tx};
 pub use value::{BuiltinType, FieldType, PrimaryKey, Record, SqlType};
 
 /// `#[derive(Model)]`: see the [crate documentation](crate#the-derive).

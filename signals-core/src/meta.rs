@@ -26,6 +26,8 @@ macro_rules! receivers {
             pub on_commit: &'static [&'static str],
             /// `#[m2m_changed(..)]` receivers (of a through model).
             pub m2m_changed: &'static [&'static str],
+            /// `#[post_load(..)]` receivers.
+            pub post_load: &'static [&'static str],
         }
 
         impl Receivers {
@@ -34,6 +36,7 @@ macro_rules! receivers {
                 $($name: &[],)*
                 on_commit: &[],
                 m2m_changed: &[],
+                post_load: &[],
             };
 
             /// The receivers wired to `signal`, in the order they run.
@@ -42,6 +45,7 @@ macro_rules! receivers {
                     $(SignalKind::$kind => self.$name,)*
                     SignalKind::OnCommit => self.on_commit,
                     SignalKind::M2mChanged => self.m2m_changed,
+                    SignalKind::PostLoad => self.post_load,
                 }
             }
         }

@@ -17,16 +17,112 @@
 //! when the run ends, cancelled or killed midway included, which releases a server's lock, so
 //! no pooled connection is ever handed on while holding one.
 //!
-//! Uses `error` and `conn`.
+//! [`run`] sends [`PRE_MIGRATE`] before it applies anything and [`POST_MIGRATE`] after, both
+//! while it holds the lock (Django's `pre_migrate` and `post_migrate`).
+//!
+//! Uses `error`, `conn` and of `signal` custom signals.
 
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use sqlx::migrate::{MigrateError, Migrator};
+use sqlx::migrate::{Migrate, MigrateError, Migrator};
 
 use crate::conn::{Db, PoolRef};
 use crate::error::{Error, Result};
+use crate::signal::Signal;
+
+/// Sent by [`run`] once it holds the migration lock, before it applies anything, with the
+/// migrations it is about to apply (none when the database is up to date: it is sent on every
+/// run, as Django sends it on every `migrate`). An error stops the run: nothing is applied.
+pub static PRE_MIGRATE: Signal<Migrating> = Signal::new("pre_migrate");
+
+/// Sent by [`run`] after the migrations were applied, still holding the lock, with those it
+/// applied (none when the database was up to date: it is sent on every run). The place for
+/// data a schema change calls for, such as the rows a new table needs for the existing ones
+/// (Django's `post_migrate`, where the `auth` app creates permissions); write it idempotent,
+/// since it runs every time. An error is [`run`]'s error; the migrations stay applied.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> signals_core::Result<()> {
+/// use std::borrow::Cow;
+/// use signals_core::migrate::{self, Migrating, POST_MIGRATE};
+/// use signals_core::sqlx::migrate::{Migration, MigrationType, Migrator};
+/// use signals_core::sqlx::{AssertSqlSafe, SqlSafeStr};
+///
+/// let tags = Migration::new(1, Cow::Borrowed("tags"), MigrationType::Simple,
+///     AssertSqlSafe("CREATE TABLE tag (id INTEGER PRIMARY KEY, name TEXT NOT NULL)").into_sql_str(), false);
+/// POST_MIGRATE.connect("default_tags", async |m: &Migrating| {
+///     if m.applied(1) {
+///         m.db.execute_unprepared("INSERT INTO tag (name) VALUES ('general')").await?;
+///     }
+///     Ok(())
+/// });
+/// let db = signals_core::Db::connect("sqlite::memory:").await?;
+/// migrate::run(&db, &Migrator::with_migrations(vec![tags])).await?;
+/// # assert!(POST_MIGRATE.disconnect("default_tags"));
+/// # Ok(()) }
+/// ```
+pub static POST_MIGRATE: Signal<Migrating> = Signal::new("post_migrate");
+
+/// What [`PRE_MIGRATE`] and [`POST_MIGRATE`] carry.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Migrating {
+    /// The database being migrated (its pool: receivers read and write through it).
+    pub db: Db,
+    /// For `pre_migrate`, the migrations about to be applied; for `post_migrate`, those
+    /// applied; oldest first.
+    pub migrations: Vec<MigrationInfo>,
+}
+
+impl Migrating {
+    /// Whether migration `version` is among [`migrations`](Self::migrations).
+    pub fn applied(&self, version: i64) -> bool {
+        self.migrations.iter().any(|m| m.version == version)
+    }
+}
+
+/// One migration, as the migrate signals name it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct MigrationInfo {
+    /// Its version (the number its file name starts with).
+    pub version: i64,
+    /// Its description.
+    pub description: String,
+}
+
+/// The migrations of `migrator` not applied on `conn` yet, oldest first.
+async fn pending<C: Migrate>(conn: &mut C, migrator: &Migrator) -> Result<Vec<MigrationInfo>> {
+    conn.ensure_migrations_table(&migrator.table_name)
+        .await
+        .map_err(migrate_error)?;
+    let applied = conn
+        .list_applied_migrations(&migrator.table_name)
+        .await
+        .map_err(migrate_error)?;
+    Ok(migrator
+        .iter()
+        .filter(|m| !m.migration_type.is_down_migration())
+        .filter(|m| !applied.iter().any(|a| a.version == m.version))
+        .map(|m| MigrationInfo {
+            version: m.version,
+            description: m.description.to_string(),
+        })
+        .collect())
+}
+
+/// Sends `signal` for `migrations`.
+async fn send(signal: &Signal<Migrating>, db: &Db, migrations: Vec<MigrationInfo>) -> Result<()> {
+    signal
+        .send(&Migrating {
+            db: db.clone(),
+            migrations,
+        })
+        .await
+        .map(drop)
+}
 
 /// How long one `GET_LOCK` waits before it is asked again (MariaDB and MySQL answer 0 then).
 const MYSQL_LOCK_WAIT: Duration = Duration::from_secs(5);
@@ -34,7 +130,7 @@ const MYSQL_LOCK_WAIT: Duration = Duration::from_secs(5);
 /// Applies the migrations of `migrator` that `db` has not applied yet, under one lock per
 /// database that holds on every backend (see the [module](self)): any number of processes may
 /// run it at once, as every instance of an application does at start-up, and each migration
-/// is applied once.
+/// is applied once. Sends [`PRE_MIGRATE`] and [`POST_MIGRATE`] while it holds the lock.
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> signals_core::Result<()> {
@@ -70,15 +166,27 @@ pub async fn run(db: &Db, migrator: &Migrator) -> Result<()> {
             } else {
                 None
             };
-            migrator.run(pool).await.map_err(migrate_error)
+            let plan = {
+                let mut conn = pool.acquire().await?;
+                pending(&mut *conn, &migrator).await?
+            };
+            // The receivers use the database, through the `Db` (whose SQLite connection the
+            // pool has only while lent): sent with the file lock held, the connection back.
+            drop(_lent);
+            send(&PRE_MIGRATE, db, plan.clone()).await?;
+            {
+                let _lent = db.lend_to_pool().await;
+                migrator.run(pool).await.map_err(migrate_error)?;
+            }
+            send(&POST_MIGRATE, db, plan).await
         }
         PoolRef::Postgres(pool) => {
             let conn = pool.acquire().await?.detach();
-            locked(conn, &migrator, pg_lock, PG_UNLOCK).await
+            locked(db, conn, &migrator, pg_lock, PG_UNLOCK).await
         }
         PoolRef::MySql(pool) => {
             let conn = pool.acquire().await?.detach();
-            locked(conn, &migrator, mysql_lock, MYSQL_UNLOCK).await
+            locked(db, conn, &migrator, mysql_lock, MYSQL_UNLOCK).await
         }
     }
 }
@@ -89,8 +197,10 @@ const PG_UNLOCK: &str =
 const MYSQL_UNLOCK: &str = "SELECT RELEASE_LOCK(CONCAT('signals_migrate_', MD5(DATABASE())))";
 
 /// Runs the migrations on `conn`, a server connection of their own, holding the lock `lock`
-/// takes, then releases it (`unlock`) and closes the connection (which releases it too).
+/// takes, with the migrate signals around them, then releases it (`unlock`) and closes the
+/// connection (which releases it too).
 async fn locked<C>(
+    db: &Db,
     mut conn: C,
     migrator: &Migrator,
     lock: impl AsyncFnOnce(&mut C) -> Result<()>,
@@ -102,10 +212,16 @@ where
 {
     let res = async {
         lock(&mut conn).await?;
-        let res = migrator
-            .run_direct(None, &mut conn, false)
-            .await
-            .map_err(migrate_error);
+        let res = async {
+            let plan = pending(&mut conn, migrator).await?;
+            send(&PRE_MIGRATE, db, plan.clone()).await?;
+            migrator
+                .run_direct(None, &mut conn, false)
+                .await
+                .map_err(migrate_error)?;
+            send(&POST_MIGRATE, db, plan).await
+        }
+        .await;
         sqlx::raw_sql(unlock).execute(&mut conn).await?;
         res
     }

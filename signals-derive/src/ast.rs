@@ -20,6 +20,7 @@ pub(crate) struct Model<'a> {
     pub(crate) old_values: bool,
     pub(crate) many_to_many: Vec<crate::attr::ManyToMany>,
     pub(crate) m2m_changed: Vec<Receiver>,
+    pub(crate) post_load: Vec<Receiver>,
     pub(crate) unique_together: Vec<Vec<Ident>>,
 }
 
@@ -150,6 +151,7 @@ pub(crate) fn parse<'a>(input: &'a DeriveInput, errors: &mut Errors) -> Option<M
         old_values: attrs.old_values,
         many_to_many: attrs.many_to_many,
         m2m_changed: attrs.m2m_changed,
+        post_load: attrs.post_load,
         unique_together: attrs.unique_together,
     })
 }

@@ -239,6 +239,8 @@ pub(crate) struct StructAttrs {
     pub(crate) many_to_many: Vec<ManyToMany>,
     /// `#[m2m_changed(..)]` receivers (of a through model).
     pub(crate) m2m_changed: Vec<Receiver>,
+    /// `#[post_load(..)]` receivers: plain functions given each instance built from a row.
+    pub(crate) post_load: Vec<Receiver>,
     /// `unique_together(a, b)`, each a set of fields unique as a whole.
     pub(crate) unique_together: Vec<Vec<Ident>>,
     /// Per signal of [`SIGNALS`], its receivers in order.
@@ -414,6 +416,16 @@ pub(crate) fn parse_struct_attrs(attrs: &[Attribute], errors: &mut Errors) -> St
             }
             continue;
         }
+        if attr.path().is_ident("post_load") {
+            parse_receivers(attr, "post_load", &mut out.post_load, errors);
+            if let Some(span) = out.post_load.iter().find_map(|r| r.robust) {
+                errors.at(
+                    span,
+                    "`robust` does not apply to `post_load` receivers: an error fails the load",
+                );
+            }
+            continue;
+        }
         if attr.path().is_ident("on_commit") {
             parse_receivers(attr, "on_commit", &mut out.on_commit, errors);
             if let Some(span) = out.on_commit.iter().find_map(|r| r.robust) {
@@ -523,9 +535,14 @@ fn parse_receivers(attr: &Attribute, name: &str, out: &mut Vec<Receiver>, errors
             ListItem::Path(path) => paths.push(path),
             ListItem::Changed(word, fields) => {
                 if !matches!(name, "pre_save" | "post_save" | "on_commit") {
+                    let why = if name == "post_load" {
+                        "a load changes no field"
+                    } else {
+                        "a delete changes no field"
+                    };
                     errors.spanned(
                         &word,
-                        format!("`changed(..)` conditions save receivers (`pre_save`, `post_save`, `on_commit`); a delete changes no field, so `{name}` cannot have it"),
+                        format!("`changed(..)` conditions save receivers (`pre_save`, `post_save`, `on_commit`); {why}, so `{name}` cannot have it"),
                     );
                 } else if changed.is_some() {
                     errors.spanned(&word, "duplicate `changed(..)`: list every field in one");
@@ -575,7 +592,12 @@ fn parse_receivers(attr: &Attribute, name: &str, out: &mut Vec<Receiver>, errors
     let (durable_flags, paths) = take_flag(paths, "durable", errors);
     let durable = durable_flags.first().map(Spanned::span);
     if let Some(word) = durable_flags.first() {
-        if name != "on_commit" {
+        if name == "post_load" {
+            errors.spanned(
+                word,
+                "`durable` applies to `on_commit` receivers, which run after the commit; `post_load` receivers run as each row is read",
+            );
+        } else if name != "on_commit" {
             errors.spanned(
                 word,
                 format!("`durable` applies to `on_commit` receivers, which run after the commit; `{name}` receivers run inside the save's transaction already"),
@@ -648,10 +670,11 @@ fn take_flag(
 pub(crate) fn parse_field_attrs(attrs: &[Attribute], errors: &mut Errors) -> FieldAttrs {
     let mut out = FieldAttrs::default();
     for attr in attrs {
-        if let Some(name) = signal_of(attr)
-            .map(|i| SIGNALS[i].name)
-            .or_else(|| attr.path().is_ident("on_commit").then_some("on_commit"))
-        {
+        if let Some(name) = signal_of(attr).map(|i| SIGNALS[i].name).or_else(|| {
+            ["on_commit", "post_load", "m2m_changed"]
+                .into_iter()
+                .find(|n| attr.path().is_ident(n))
+        }) {
             errors.spanned(
                 attr.path(),
                 format!("`#[{name}(..)]` goes on the struct, not on a field"),

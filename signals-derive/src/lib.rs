@@ -31,7 +31,8 @@ pub fn derive_field_type(input: TokenStream) -> TokenStream {
         pre_delete,
         post_delete,
         on_commit,
-        m2m_changed
+        m2m_changed,
+        post_load
     )
 )]
 pub fn derive_model(input: TokenStream) -> TokenStream {

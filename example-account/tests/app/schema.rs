@@ -60,6 +60,28 @@ db_test!(async fn migrated_schema_has_every_model_column(db) {
     assert_eq!(profile.date_of_birth, None);
 });
 
+// `post_migrate` (issue 27): users without a profile — loaded raw, as fixtures are, or older
+// than the profile table — get one at the next migrate, once.
+db_test!(async fn post_migrate_gives_every_user_without_a_profile_one(db) {
+    use signals_core::SaveOptions;
+    migrate(&db).await.unwrap();
+    let template = User::create_user(&db, "alice", "", "pw").await.unwrap();
+    for name in ["bob", "cy", "dee"] {
+        let mut user = template.clone();
+        user.id = None;
+        user.username = name.into();
+        user.save_with(&db, SaveOptions::new().raw()).await.unwrap();
+        assert!(Profile::for_user(&db, &user).await.unwrap().is_none());
+    }
+    migrate(&db).await.unwrap();
+    for user in User::all(&db).await.unwrap() {
+        assert!(Profile::for_user(&db, &user).await.unwrap().is_some(), "{}", user.username);
+    }
+    assert_eq!(Profile::query().count(&db).await.unwrap(), 4);
+    migrate(&db).await.unwrap();
+    assert_eq!(Profile::query().count(&db).await.unwrap(), 4, "once");
+});
+
 db_test!(async fn raw_saves_touch_no_other_row(db) {
     use signals_core::SaveOptions;
     migrate(&db).await.unwrap();

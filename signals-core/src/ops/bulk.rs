@@ -175,9 +175,10 @@ async fn save_chunk<M: Hooks>(
     let model = M::META.name;
     if signalled {
         let adding: Vec<bool> = rows.iter().map(|r| r.__key().is_none()).collect();
-        for _ in 0..rows.len() {
-            muting::note(|| flags.fired(model, SignalKind::PreSave, None));
-        }
+        let _pre = muting::note_rows(
+            rows.iter()
+                .map(|r| flags.fired(model, SignalKind::PreSave, None, muting::key_json(r))),
+        );
         let mut batch = PreSaveBatch::new(tx, &adding, flags);
         if all_new {
             batch = batch.all_created();
@@ -186,9 +187,10 @@ async fn save_chunk<M: Hooks>(
     }
     let created = write_chunk(rows, tx, fields).await?;
     if signalled {
-        for c in &created {
-            muting::note(|| flags.fired(model, SignalKind::PostSave, Some(*c)));
-        }
+        let _post =
+            muting::note_rows(rows.iter().zip(&created).map(|(r, c)| {
+                flags.fired(model, SignalKind::PostSave, Some(*c), muting::key_json(r))
+            }));
         let mut batch = PostSaveBatch::new(tx, &created, flags);
         if all_new {
             batch = batch.all_created();

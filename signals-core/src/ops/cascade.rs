@@ -322,9 +322,10 @@ pub(crate) async fn send_delete<C: Hooks>(
     kind: SignalKind,
 ) -> Result<()> {
     let post = kind == SignalKind::PostDelete;
-    for _ in rows {
-        muting::note(|| fired_delete(C::META.name, kind));
-    }
+    let _noted = muting::note_rows(
+        rows.iter()
+            .map(|r| fired_delete(C::META.name, kind, muting::key_json(r))),
+    );
     if links.iter().all(Vec::is_empty) {
         for (c, chunk) in rows.chunks(MAX_CHUNK_ROWS).enumerate() {
             let offset = c * MAX_CHUNK_ROWS;

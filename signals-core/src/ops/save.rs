@@ -126,13 +126,20 @@ pub(crate) async fn save_signalled<M: Hooks>(
         (Some(row), true) => Old::Row(row),
         (None, true) => Old::Created,
     };
-    muting::note(|| flags.fired(model, SignalKind::PreSave, None));
+    let _pre = muting::note(|| flags.fired(model, SignalKind::PreSave, None, muting::key_json(m)));
     let span = tracing::debug_span!("pre_save", model, adding, raw = flags.raw);
     tracing::debug!(parent: &span, "sent");
     let mut signal = PreSave::new(tx, adding, flags, old);
     hooks::pre_save(m, &mut signal).instrument(span).await?;
     let created = write(m, &mut Target::Tx(tx), fields).await?;
-    muting::note(|| flags.fired(model, SignalKind::PostSave, Some(created)));
+    let _post = muting::note(|| {
+        flags.fired(
+            model,
+            SignalKind::PostSave,
+            Some(created),
+            muting::key_json(m),
+        )
+    });
     let span = tracing::debug_span!("post_save", model, created, raw = flags.raw);
     tracing::debug!(parent: &span, "sent");
     let mut signal = PostSave::new(tx, created, flags, old, &*m);

@@ -7,7 +7,6 @@
 
 use std::any::{Any, TypeId};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde_json::Value;
 
@@ -197,31 +196,17 @@ mod erased {
 
 /// Receivers for every model, keyed by signal; each an `Arc<erased::Kind>` for its signal.
 static RECEIVERS: Registry<SignalKind, Arc<dyn Any + Send + Sync>> = Registry::new();
-/// How many are connected to `pre_save` or `post_save`: saves then read old values.
-static SAVE_RECEIVERS: AtomicUsize = AtomicUsize::new(0);
-
-fn is_save(signal: SignalKind) -> bool {
-    matches!(signal, SignalKind::PreSave | SignalKind::PostSave)
-}
 
 /// Muting and recording name these receivers by their dispatch id, for the model saved: they
 /// are muted with `mute_receiver::<M>(uid)` for a model, like the others.
 fn connect(signal: SignalKind, uid: &str, receiver: Arc<dyn Any + Send + Sync>) -> bool {
-    let connected = RECEIVERS.connect(signal, uid, receiver);
-    if connected && is_save(signal) {
-        SAVE_RECEIVERS.fetch_add(1, Ordering::SeqCst);
-    }
-    connected
+    RECEIVERS.connect(signal, uid, receiver)
 }
 
 /// Disconnects the receiver `dispatch_uid` connected to every model's `signal`; returns
 /// whether there was one.
 pub fn disconnect_any(signal: SignalKind, dispatch_uid: &str) -> bool {
-    let removed = RECEIVERS.disconnect(&signal, dispatch_uid);
-    if removed && is_save(signal) {
-        SAVE_RECEIVERS.fetch_sub(1, Ordering::SeqCst);
-    }
-    removed
+    RECEIVERS.disconnect(&signal, dispatch_uid)
 }
 
 /// The receivers connected to every model's `signal`, in the order they run.
@@ -238,9 +223,14 @@ pub(crate) fn connected(signals: &[SignalKind]) -> bool {
     !RECEIVERS.is_empty() && signals.iter().any(|s| RECEIVERS.has(s))
 }
 
+/// Drops the receivers of `isolate_receivers` scopes that ended.
+pub(crate) fn purge_ended() {
+    RECEIVERS.purge_ended();
+}
+
 /// Whether saves must read the rows they replace for receivers of every model.
 pub(crate) fn wants_old_values() -> bool {
-    SAVE_RECEIVERS.load(Ordering::SeqCst) > 0
+    connected(&[SignalKind::PreSave, SignalKind::PostSave])
 }
 
 /// What each context gives an [`Instance`]: the replaced row and the saved fields.
@@ -279,23 +269,6 @@ delete_view!(PreDelete PostDelete);
 
 macro_rules! any {
     ($(($kind:ident, $name:ident, $hook:ident, $ctx:ident, [$($inst:tt)*], $connect:ident, $doc:literal))*) => {$(
-        #[doc = concat!("Connects a `", stringify!($name), "` receiver of every model under \
-            `dispatch_uid` (Django's `@receiver(", stringify!($name), ")` with no sender): it \
-            runs after each model's own receivers, in the same transaction, with the instance \
-            as an [`Instance`]. Returns `false`, changing nothing, when that id is connected \
-            to this signal already.")]
-        ///
-        /// Muting a model (`mute::<M>()`) or this receiver for a model
-        /// (`mute_receiver::<M>(dispatch_uid)`) keeps it from running for that model;
-        /// `record_signals` records the signal as for any receiver.
-        pub fn $connect<F>(dispatch_uid: &str, receiver: F) -> bool
-        where
-            F: for<'a> Receiver<'a, &'a Instance<'a>, $ctx<'a>>,
-        {
-            let f: Arc<erased::$kind> = Arc::new(move |m, signal| Box::pin(receiver(m, signal)));
-            connect(SignalKind::$kind, dispatch_uid, Arc::new(f))
-        }
-
         /// Runs the receivers connected to every model's signal, for `m`.
         pub(crate) async fn $name<M: Model>(m: &M, ctx: &mut $ctx<'_>) -> Result<()> {
             let receivers = snapshot(SignalKind::$kind);
@@ -317,3 +290,83 @@ macro_rules! any {
     )*};
 }
 model_signals!(any);
+
+/// Boxing each kind's receivers, for the `connect_*` functions, written out below so that a
+/// receiver of the wrong shape is reported against a signature the user can read.
+macro_rules! any_erase {
+    ($(($kind:ident, $name:ident, $hook:ident, $ctx:ident, [$($inst:tt)*], $connect:ident, $doc:literal))*) => {$(
+        pub(super) fn $connect<F>(receiver: F) -> Arc<dyn Any + Send + Sync>
+        where
+            F: for<'a> Receiver<'a, &'a Instance<'a>, $ctx<'a>>,
+        {
+            let f: Arc<erased::$kind> =
+                Arc::new(move |m, signal| Box::pin(receiver.clone()(m, signal)));
+            Arc::new(f)
+        }
+    )*};
+}
+
+mod stored {
+    use super::*;
+    model_signals!(any_erase);
+}
+
+/// Connects a `pre_save` receiver of every model under `dispatch_uid` (Django's
+/// `@receiver(pre_save)` with no sender): it runs after each model's own receivers, in the
+/// same transaction, with the instance as an [`Instance`]. Returns `false`, changing nothing,
+/// when that id is connected to this signal already.
+///
+/// Muting a model (`mute::<M>()`) or this receiver for a model
+/// (`mute_receiver::<M>(dispatch_uid)`) keeps it from running for that model;
+/// `record_signals` records it as any receiver. While one is connected to `pre_save` or
+/// `post_save`, saves read the rows they replace (for [`Instance::old`]); in tests, connect
+/// it inside [`isolate_receivers`](crate::isolate_receivers) so other tests' saves do not.
+pub fn connect_any_pre_save<F>(dispatch_uid: &str, receiver: F) -> bool
+where
+    F: for<'a> Receiver<'a, &'a Instance<'a>, PreSave<'a>>,
+{
+    connect(
+        SignalKind::PreSave,
+        dispatch_uid,
+        stored::connect_pre_save(receiver),
+    )
+}
+
+/// Connects a `post_save` receiver of every model under `dispatch_uid`; see
+/// [`connect_any_pre_save`] and the example of [`Instance`].
+pub fn connect_any_post_save<F>(dispatch_uid: &str, receiver: F) -> bool
+where
+    F: for<'a> Receiver<'a, &'a Instance<'a>, PostSave<'a>>,
+{
+    connect(
+        SignalKind::PostSave,
+        dispatch_uid,
+        stored::connect_post_save(receiver),
+    )
+}
+
+/// Connects a `pre_delete` receiver of every model under `dispatch_uid`; see
+/// [`connect_any_pre_save`].
+pub fn connect_any_pre_delete<F>(dispatch_uid: &str, receiver: F) -> bool
+where
+    F: for<'a> Receiver<'a, &'a Instance<'a>, PreDelete<'a>>,
+{
+    connect(
+        SignalKind::PreDelete,
+        dispatch_uid,
+        stored::connect_pre_delete(receiver),
+    )
+}
+
+/// Connects a `post_delete` receiver of every model under `dispatch_uid`; see
+/// [`connect_any_pre_save`].
+pub fn connect_any_post_delete<F>(dispatch_uid: &str, receiver: F) -> bool
+where
+    F: for<'a> Receiver<'a, &'a Instance<'a>, PostDelete<'a>>,
+{
+    connect(
+        SignalKind::PostDelete,
+        dispatch_uid,
+        stored::connect_post_delete(receiver),
+    )
+}

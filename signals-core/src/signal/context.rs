@@ -139,22 +139,31 @@ impl SaveFlags<'_> {
         model: &'static str,
         signal: SignalKind,
         created: Option<bool>,
+        key: serde_json::Value,
     ) -> Fired {
         Fired {
             model,
             signal,
+            key,
             created,
             raw: self.raw,
             update_fields: self.update_fields.map(<[_]>::to_vec),
+            receivers: Vec::new(),
         }
     }
 }
 
 /// A delete signal, as `record_signals` keeps it.
-pub(crate) fn fired_delete(model: &'static str, signal: SignalKind) -> Fired {
+pub(crate) fn fired_delete(
+    model: &'static str,
+    signal: SignalKind,
+    key: serde_json::Value,
+) -> Fired {
     Fired {
         model,
         signal,
+        key,
+        receivers: Vec::new(),
         created: None,
         raw: false,
         update_fields: None,
@@ -199,6 +208,17 @@ macro_rules! common {
             F: Future<Output = ()> + Send + 'static,
         {
             self.tx.on_commit(work)
+        }
+
+        #[doc = concat!("Schedules `work` to run once this ", $what, " is rolled back (Rails' \
+            `after_rollback`): when its savepoint or the transaction around it rolls back, \
+            fails, or is cancelled; never after a commit. For compensating work outside the \
+            database. See [`Tx::on_rollback`].")]
+        pub fn on_rollback<F>(&mut self, work: F)
+        where
+            F: Future<Output = ()> + Send + 'static,
+        {
+            self.tx.on_rollback(work)
         }
     };
 }
@@ -283,9 +303,10 @@ impl<'t> PreSave<'t> {
         let Some(old) = self.old::<M>() else {
             return true;
         };
-        saved::<M>(self.flags.update_fields, column.index())
-            && old.__field(column.index()).downcast_ref::<T>()
-                != instance.__field(column.index()).downcast_ref::<T>()
+        let i = column.index();
+        saved::<M>(self.flags.update_fields, i)
+            && old.__field(i).downcast_ref::<T>() != instance.__field(i).downcast_ref::<T>()
+            && old.__json(i) != instance.__json(i)
     }
 
     /// `true` when the instance has no primary key yet, so the save will INSERT (Django's
@@ -392,9 +413,10 @@ impl<'t> PostSave<'t> {
             .this
             .downcast_ref::<M>()
             .unwrap_or_else(|| panic!("`changed` asked in a receiver of another model"));
-        saved::<M>(self.flags.update_fields, column.index())
-            && old.__field(column.index()).downcast_ref::<T>()
-                != this.__field(column.index()).downcast_ref::<T>()
+        let i = column.index();
+        saved::<M>(self.flags.update_fields, i)
+            && old.__field(i).downcast_ref::<T>() != this.__field(i).downcast_ref::<T>()
+            && old.__json(i) != this.__json(i)
     }
 
     /// `true` when the save INSERTed a row, `false` when it UPDATEd one.

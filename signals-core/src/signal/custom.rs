@@ -15,6 +15,30 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 type Receiver<T> = Arc<dyn for<'a> Fn(&'a T) -> BoxFuture<'a, Result<()>> + Send + Sync>;
 
+/// A receiver of a [`Signal<T>`]: an `async fn(&T) -> Result<()>`, an async closure taking
+/// `&T` (capturing state or not), or a closure returning a boxed future that does not borrow
+/// the payload. It is cloned for each call (share a capture's state through an `Arc`) and its
+/// future is `Send`.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a receiver of this signal",
+    label = "expected an `async fn(&Payload) -> signals_core::Result<()>` or such an async closure",
+    note = "for example: `async move |order: &OrderPlaced| {{ .. Ok(()) }}`"
+)]
+pub trait SignalReceiver<'a, T: 'a>:
+    FnOnce(&'a T) -> <Self as SignalReceiver<'a, T>>::Future + Clone + Send + Sync + 'static
+{
+    /// The future the receiver returns.
+    type Future: Future<Output = Result<()>> + Send + 'a;
+}
+
+impl<'a, T: 'a, F, Fut> SignalReceiver<'a, T> for F
+where
+    F: FnOnce(&'a T) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Result<()>> + Send + 'a,
+{
+    type Future = Fut;
+}
+
 /// A signal of your own, carrying a `T` to its receivers (Django's `Signal()`).
 ///
 /// Declare it as a `static`; connect receivers under a dispatch id (connecting the same id
@@ -31,23 +55,27 @@ type Receiver<T> = Arc<dyn for<'a> Fn(&'a T) -> BoxFuture<'a, Result<()>> + Send
 ///
 /// static ORDER_PLACED: Signal<OrderPlaced> = Signal::new("order_placed");
 ///
-/// assert!(ORDER_PLACED.connect("audit", |order: &OrderPlaced| {
-///     Box::pin(async move {
-///         println!("order {} placed", order.id);
-///         Ok(())
-///     })
+/// assert!(ORDER_PLACED.connect("audit", async |order: &OrderPlaced| {
+///     println!("order {} placed", order.id);
+///     Ok(())
 /// }));
-/// assert!(!ORDER_PLACED.connect("audit", |_: &OrderPlaced| Box::pin(async { Ok(()) })));
-/// ORDER_PLACED.connect("fraud_check", |order: &OrderPlaced| {
-///     let big = order.total_cents > 1_000_000;
-///     Box::pin(async move {
-///         if big { Err(BoxError::from("needs review").into()) } else { Ok(()) }
-///     })
+/// assert!(!ORDER_PLACED.connect("audit", async |_: &OrderPlaced| Ok(())));
+///
+/// // A receiver holding state: captures are cloned for each call, so share through an `Arc`.
+/// let flagged = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+/// let list = flagged.clone();
+/// ORDER_PLACED.connect("fraud_check", async move |order: &OrderPlaced| {
+///     if order.total_cents > 1_000_000 {
+///         list.lock().unwrap().push(order.id);
+///         return Err(BoxError::from("needs review").into());
+///     }
+///     Ok(())
 /// });
 ///
 /// assert_eq!(ORDER_PLACED.send(&OrderPlaced { id: 1, total_cents: 500 }).await?, 2);
 /// let results = ORDER_PLACED.send_robust(&OrderPlaced { id: 2, total_cents: 5_000_000 }).await;
 /// assert!(results[0].1.is_ok() && results[1].1.is_err());
+/// assert_eq!(*flagged.lock().unwrap(), [2]);
 /// assert!(ORDER_PLACED.disconnect("fraud_check"));
 /// assert_eq!(ORDER_PLACED.receivers(), ["audit"]);
 /// # Ok(()) }
@@ -73,11 +101,16 @@ impl<T> Signal<T> {
 
     /// Connects `receiver` under `dispatch_uid`, after the receivers already connected.
     /// Returns `false`, changing nothing, when a receiver with that id is connected already.
+    ///
+    /// The receiver is an `async fn(&T) -> Result<()>` or an async closure
+    /// (`async move |payload: &T| { .. }`), capturing state or not; see [`SignalReceiver`].
     pub fn connect<F>(&self, dispatch_uid: &str, receiver: F) -> bool
     where
-        F: for<'a> Fn(&'a T) -> BoxFuture<'a, Result<()>> + Send + Sync + 'static,
+        F: for<'a> SignalReceiver<'a, T>,
+        T: 'static,
     {
-        self.receivers.connect((), dispatch_uid, Arc::new(receiver))
+        let erased: Receiver<T> = Arc::new(move |payload| Box::pin(receiver.clone()(payload)));
+        self.receivers.connect((), dispatch_uid, erased)
     }
 
     /// Disconnects the receiver connected under `dispatch_uid`; returns whether there was one.

@@ -33,15 +33,15 @@ pub(crate) mod muting;
 pub(crate) mod receiver;
 pub(crate) mod registry;
 pub(crate) mod runtime;
+pub(crate) mod scope;
 
-pub use any::connect_post_delete as connect_any_post_delete;
-pub use any::connect_post_save as connect_any_post_save;
-pub use any::connect_pre_delete as connect_any_pre_delete;
-pub use any::connect_pre_save as connect_any_pre_save;
-pub use any::{Change, Instance, any_receivers, disconnect_any};
+pub use any::{
+    Change, Instance, any_receivers, connect_any_post_delete, connect_any_post_save,
+    connect_any_pre_delete, connect_any_pre_save, disconnect_any,
+};
 pub use batch::{PostDeleteBatch, PostSaveBatch, PreDeleteBatch, PreSaveBatch};
 pub use context::{Committed, PostDelete, PostSave, PreDelete, PreSave};
-pub use custom::{BoxFuture, Signal};
+pub use custom::{BoxFuture, Signal, SignalReceiver};
 pub use hooks::Hooks;
 pub use m2m::{M2mAction, M2mChange, M2mChanged};
 pub use muting::{Fired, MuteGuard, mute, mute_receiver, record_signals};
@@ -49,3 +49,4 @@ pub use runtime::{
     Receiver, connect_post_delete, connect_post_save, connect_pre_delete, connect_pre_save,
     disconnect, receivers,
 };
+pub use scope::isolate_receivers;

@@ -100,10 +100,17 @@ pub(crate) fn is_muted(model: TypeId, receiver: &str) -> bool {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Fired {
-    /// The model's name.
+    /// The model's name (for `m2m_changed`, the through model's).
     pub model: &'static str,
     /// The signal.
     pub signal: SignalKind,
+    /// The instance's primary key, as JSON (`null` in the `pre_save` of a creation; for
+    /// `m2m_changed`, the key of the instance whose links changed).
+    pub key: serde_json::Value,
+    /// The receivers it reached, in the order they ran: the derive's by their path as
+    /// written in the attribute (`"create_profile"`), runtime ones by dispatch id. A muted
+    /// receiver is not listed; a batch receiver is listed on every row of its batch.
+    pub receivers: Vec<&'static str>,
     /// For `post_save`: whether the save INSERTed.
     pub created: Option<bool>,
     /// For saves: whether it was a raw save.
@@ -112,8 +119,48 @@ pub struct Fired {
     pub update_fields: Option<Vec<&'static str>>,
 }
 
+/// What a [`record_signals`] has seen so far: the signals, and those being sent now, innermost
+/// last, with the receivers reached so far.
+#[derive(Default)]
+struct Recording {
+    fired: Vec<Fired>,
+    open: Vec<Open>,
+    next: u64,
+}
+
+/// A signal being sent for some rows (one, or a batch's), and how many times each receiver
+/// ran for it, in the order they first ran.
+struct Open {
+    id: u64,
+    rows: std::ops::Range<usize>,
+    signal: SignalKind,
+    reached: Vec<(&'static str, usize)>,
+}
+
+impl Recording {
+    /// Lists the receivers an ended signal reached on its rows: a receiver that ran once
+    /// for a batch (a batch receiver) on every row, one that ran row by row on the rows it
+    /// ran for.
+    fn close(&mut self, id: u64) {
+        let Some(at) = self.open.iter().position(|o| o.id == id) else {
+            return;
+        };
+        let open = self.open.remove(at);
+        let Some(rows) = self.fired.get_mut(open.rows) else {
+            return;
+        };
+        let n = rows.len();
+        for (receiver, times) in open.reached {
+            let reached = if times == 1 { n } else { times.min(n) };
+            for fired in &mut rows[..reached] {
+                fired.receivers.push(receiver);
+            }
+        }
+    }
+}
+
 tokio::task_local! {
-    static RECORDING: RefCell<Vec<Fired>>;
+    static RECORDING: RefCell<Recording>;
 }
 
 /// Runs `work` and returns, with its output, every model signal it sent, in order (a test
@@ -134,19 +181,78 @@ tokio::task_local! {
 /// saved?;
 /// let sent: Vec<_> = fired.iter().map(|f| (f.signal, f.created)).collect();
 /// assert_eq!(sent, [(SignalKind::PreSave, None), (SignalKind::PostSave, Some(true))]);
+/// // "post_save of Tag 1 reached noop":
+/// assert_eq!((fired[1].key.clone(), fired[1].receivers.clone()), (serde_json::json!(1), vec!["noop"]));
 /// # Ok(()) }
 /// ```
 pub async fn record_signals<F: Future>(work: F) -> (F::Output, Vec<Fired>) {
     RECORDING
-        .scope(RefCell::new(Vec::new()), async {
+        .scope(RefCell::new(Recording::default()), async {
             let output = work.await;
-            let fired = RECORDING.with(|r| r.take());
+            let fired = RECORDING.with(|r| std::mem::take(&mut r.borrow_mut().fired));
             (output, fired)
         })
         .await
 }
 
+/// A signal being sent, noted for a surrounding [`record_signals`]: the receivers that run
+/// until it is dropped are listed on its rows.
+#[must_use]
+pub(crate) struct Noted(Option<u64>);
+
+impl Drop for Noted {
+    fn drop(&mut self) {
+        if let Some(id) = self.0 {
+            let _ = RECORDING.try_with(|r| r.borrow_mut().close(id));
+        }
+    }
+}
+
+/// The instance's key as JSON, as `record_signals` lists it.
+pub(crate) fn key_json<M: Model>(m: &M) -> serde_json::Value {
+    m.__json(M::META.primary_key)
+}
+
 /// Notes a signal for a surrounding [`record_signals`], if any.
-pub(crate) fn note(fired: impl FnOnce() -> Fired) {
-    let _ = RECORDING.try_with(|r| r.borrow_mut().push(fired()));
+pub(crate) fn note(fired: impl FnOnce() -> Fired) -> Noted {
+    note_rows(std::iter::once_with(fired))
+}
+
+/// Notes a signal sent for several rows at once (a batch), made only when recording.
+pub(crate) fn note_rows(rows: impl IntoIterator<Item = Fired>) -> Noted {
+    Noted(
+        RECORDING
+            .try_with(|r| {
+                let mut r = r.borrow_mut();
+                let start = r.fired.len();
+                r.fired.extend(rows);
+                let id = r.next;
+                r.next += 1;
+                let end = r.fired.len();
+                let signal = r.fired.get(start).map(|f| f.signal)?;
+                r.open.push(Open {
+                    id,
+                    rows: start..end,
+                    signal,
+                    reached: Vec::new(),
+                });
+                Some(id)
+            })
+            .ok()
+            .flatten(),
+    )
+}
+
+/// Notes that `receiver` runs for the signal being sent (`signal`), if it is recorded.
+pub(crate) fn reached(signal: SignalKind, receiver: &'static str) {
+    let _ = RECORDING.try_with(|r| {
+        let mut r = r.borrow_mut();
+        let Some(open) = r.open.last_mut().filter(|o| o.signal == signal) else {
+            return;
+        };
+        match open.reached.iter_mut().find(|(name, _)| *name == receiver) {
+            Some((_, times)) => *times += 1,
+            None => open.reached.push((receiver, 1)),
+        }
+    });
 }

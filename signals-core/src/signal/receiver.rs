@@ -56,6 +56,9 @@ pub fn receive<F: ReceiverFuture>(
         tracing::debug!(model, %signal, receiver, "receiver muted");
         return Either::Left(std::future::ready(Ok(())));
     }
+    if signal != SignalKind::OnCommit {
+        super::muting::reached(signal, receiver);
+    }
     let span = tracing::debug_span!("receiver", model, %signal, receiver);
     Either::Right(fut.instrument(span.clone()).map(move |res| match res {
         Ok(()) => {
@@ -73,6 +76,45 @@ pub fn receive<F: ReceiverFuture>(
             })
         }
     }))
+}
+
+/// A `#[post_load(..)]` receiver: a plain function given `&mut` each instance built from a
+/// row, returning `Result<(), E>` with `E: Into<Error>`.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a `post_load` receiver of `{M}`",
+    label = "expected a plain (not async) `fn(&mut {M}) -> Result<(), E>` where `E: Into<signals_core::Error>`",
+    note = "`post_load` receivers run while rows are decoded, so they are not async: for example `fn verify(doc: &mut Doc) -> signals_core::Result<()>`"
+)]
+pub trait PostLoadReceiver<M> {
+    /// Runs the receiver.
+    fn call(self, m: &mut M) -> Result<()>;
+}
+
+impl<M, F, E> PostLoadReceiver<M> for F
+where
+    F: FnOnce(&mut M) -> std::result::Result<(), E>,
+    E: Into<Error>,
+{
+    #[inline]
+    fn call(self, m: &mut M) -> Result<()> {
+        self(m).map_err(Into::into)
+    }
+}
+
+/// Runs one `#[post_load]` receiver on an instance just built from a row, naming it in its
+/// error. Not muted, not recorded: it is part of building the instance.
+#[inline]
+pub fn post_load<M: Model>(
+    receiver: &'static str,
+    f: impl PostLoadReceiver<M>,
+    m: &mut M,
+) -> Result<()> {
+    f.call(m).map_err(|err| Error::Receiver {
+        model: M::META.name,
+        signal: SignalKind::PostLoad,
+        receiver,
+        source: Box::new(err),
+    })
 }
 
 /// Schedules one `#[on_commit]` receiver's future to run after the outermost commit, naming

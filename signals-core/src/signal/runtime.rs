@@ -18,19 +18,40 @@ use crate::error::Result;
 use crate::kind::{SignalKind, model_signals};
 use crate::model::Model;
 
-/// A receiver connected at run time: an `async fn` taking the instance (`&mut M` for
-/// `pre_save`, `&M` otherwise) and the signal's context, returning [`Result<()>`], as the
-/// derive's receivers are written; or a closure returning a boxed future (a future that does
-/// not borrow the closure's arguments: one that does is an `async fn`).
+/// A receiver connected at run time, written as the derive's receivers are: an `async fn` or
+/// an async closure (Rust 1.85's `async |..| {..}`) taking the instance (`&mut M` for
+/// `pre_save`, `&M` otherwise) and the signal's context, returning [`Result<()>`]. An async
+/// closure may capture state (an `Arc<Mutex<..>>`, a channel, a cache handle) and use the
+/// save's transaction (`signal.tx()`) in its body:
+///
+/// ```
+/// # use std::sync::{Arc, atomic::{AtomicUsize, Ordering}};
+/// # use signals_core::{Model, PostSave, connect_post_save};
+/// # #[derive(Model)] struct Tag { id: Option<i64> }
+/// let saves = Arc::new(AtomicUsize::new(0));
+/// let seen = saves.clone();
+/// connect_post_save::<Tag, _>("count", async move |_tag: &Tag, signal: &mut PostSave<'_>| {
+///     seen.fetch_add(1, Ordering::SeqCst);
+///     let _ = signal.tx(); // the save's transaction
+///     Ok(())
+/// });
+/// ```
+///
+/// How it is called: the receiver is cloned for each call (so an async closure's captures are
+/// `Clone`: share state through an `Arc`) and its future must be `Send` (saves are spawned on
+/// multi-threaded runtimes). Name the argument types (`|tag: &Tag, signal: &mut
+/// PostSave<'_>|`): the compiler does not infer them for an async closure passed to a generic
+/// function. A closure returning a boxed future works too, when the future does not borrow
+/// the arguments; one that does is written as an async closure.
 ///
 /// Implemented for every such function; see [`connect_pre_save`].
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not a runtime receiver for this signal",
-    label = "expected an `async fn(instance, &mut Context<'_>) -> signals_core::Result<()>`",
-    note = "for example: `async fn audit(user: &User, signal: &mut PostSave<'_>) -> signals_core::Result<()>`; a closure must return a boxed future: `|user: &User, signal: &mut PostSave<'_>| Box::pin(async {{ Ok(()) }})`"
+    label = "expected an `async fn(instance, &mut Context<'_>) -> signals_core::Result<()>` or such an async closure",
+    note = "for example: `async move |user: &User, signal: &mut PostSave<'_>| {{ .. Ok(()) }}`, or `async fn audit(user: &User, signal: &mut PostSave<'_>) -> signals_core::Result<()>`"
 )]
 pub trait Receiver<'a, I: 'a, C: 'a>:
-    Fn(I, &'a mut C) -> <Self as Receiver<'a, I, C>>::Future + Send + Sync + 'static
+    FnOnce(I, &'a mut C) -> <Self as Receiver<'a, I, C>>::Future + Clone + Send + Sync + 'static
 {
     /// The future the receiver returns.
     type Future: Future<Output = Result<()>> + Send + 'a;
@@ -38,7 +59,7 @@ pub trait Receiver<'a, I: 'a, C: 'a>:
 
 impl<'a, I: 'a, C: 'a, F, Fut> Receiver<'a, I, C> for F
 where
-    F: Fn(I, &'a mut C) -> Fut + Send + Sync + 'static,
+    F: FnOnce(I, &'a mut C) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = Result<()>> + Send + 'a,
 {
     type Future = Fut;
@@ -85,6 +106,11 @@ fn snapshot<M: Model>(signal: SignalKind) -> Vec<(&'static str, Arc<dyn Any + Se
     RECEIVERS.snapshot(&(TypeId::of::<M>(), signal))
 }
 
+/// Drops the receivers of `isolate_receivers` scopes that ended.
+pub(crate) fn purge_ended() {
+    RECEIVERS.purge_ended();
+}
+
 /// Whether `M` has runtime receivers for any of `signals`.
 pub(crate) fn connected<M: Model>(signals: &[SignalKind]) -> bool {
     !RECEIVERS.is_empty()
@@ -95,40 +121,6 @@ pub(crate) fn connected<M: Model>(signals: &[SignalKind]) -> bool {
 
 macro_rules! runtime {
     ($(($kind:ident, $name:ident, $hook:ident, $ctx:ident, [$($inst:tt)*], $connect:ident, $doc:literal))*) => {$(
-        #[doc = concat!("Connects a `", stringify!($name), "` receiver of `M` at run time under \
-            `dispatch_uid`: it runs after the derive's receivers and those connected before it, \
-            in the same transaction. Returns `false`, changing nothing, when that id is \
-            connected to this model and signal already.")]
-        ///
-        /// The receiver is written as the derive's are (see [`Receiver`]); the
-        /// [crate documentation](crate#receivers-connected-at-run-time) shows closures too.
-        ///
-        /// ```
-        /// # #[tokio::main(flavor = "current_thread")] async fn main() -> signals_core::Result<()> {
-        #[doc = concat!("use signals_core::{Model, ", stringify!($ctx), ", Result, SignalKind};")]
-        ///
-        /// #[derive(Model)]
-        /// struct Tag { id: Option<i64> }
-        ///
-        #[doc = concat!("async fn audit(tag: &", stringify!($($inst)*), " Tag, signal: &mut ",
-            stringify!($ctx), "<'_>) -> Result<()> {")]
-        ///     let _ = (tag.id, signal.tx());
-        ///     Ok(())
-        /// }
-        ///
-        #[doc = concat!("assert!(signals_core::", stringify!($connect), "::<Tag, _>(\"audit\", audit));")]
-        #[doc = concat!("assert_eq!(signals_core::receivers::<Tag>(SignalKind::", stringify!($kind), "), [\"audit\"]);")]
-        /// # Ok(()) }
-        /// ```
-        pub fn $connect<M, F>(dispatch_uid: &str, receiver: F) -> bool
-        where
-            M: Model,
-            F: for<'a> Receiver<'a, &'a $($inst)* M, $ctx<'a>>,
-        {
-            let f: Arc<erased::$kind<M>> = Arc::new(move |m, signal| Box::pin(receiver(m, signal)));
-            connect::<M>(SignalKind::$kind, dispatch_uid, Arc::new(f))
-        }
-
         /// Runs the receivers of `M` connected at run time to this signal, in connection order.
         /// A muted receiver is not called at all.
         pub(crate) async fn $name<M: Model>(m: &$($inst)* M, ctx: &mut $ctx<'_>) -> Result<()> {
@@ -154,3 +146,155 @@ macro_rules! runtime {
     )*};
 }
 model_signals!(runtime);
+
+/// The functions connecting receivers, written out (not generated) so that a receiver of the
+/// wrong shape is reported against a signature the user can read.
+mod stored {
+    use super::*;
+    model_signals!(runtime_erase);
+}
+
+macro_rules! runtime_erase {
+    ($(($kind:ident, $name:ident, $hook:ident, $ctx:ident, [$($inst:tt)*], $connect:ident, $doc:literal))*) => {$(
+        /// The receiver, stored: its future boxed.
+        pub(super) fn $connect<M, F>(receiver: F) -> Arc<dyn Any + Send + Sync>
+        where
+            M: Model,
+            F: for<'a> Receiver<'a, &'a $($inst)* M, $ctx<'a>>,
+        {
+            let f: Arc<erased::$kind<M>> =
+                Arc::new(move |m, signal| Box::pin(receiver.clone()(m, signal)));
+            Arc::new(f)
+        }
+    )*};
+}
+use runtime_erase;
+
+/// Connects a `pre_save` receiver of `M` at run time under `dispatch_uid`: it runs after the
+/// derive's receivers and those connected before it, in the same transaction, and may change
+/// the instance before it is written. Returns `false`, changing nothing, when that id is
+/// connected to this model and signal already.
+///
+/// The receiver is an `async fn` or an async closure (see [`Receiver`]); the
+/// [crate documentation](crate#receivers-connected-at-run-time) shows both.
+///
+/// ```
+/// use signals_core::{Model, PreSave, Result, SignalKind};
+///
+/// #[derive(Model)]
+/// struct Tag { id: Option<i64>, name: String }
+///
+/// async fn lowercase(tag: &mut Tag, _: &mut PreSave<'_>) -> Result<()> {
+///     tag.name = tag.name.to_lowercase();
+///     Ok(())
+/// }
+///
+/// assert!(signals_core::connect_pre_save::<Tag, _>("lowercase", lowercase));
+/// assert_eq!(signals_core::receivers::<Tag>(SignalKind::PreSave), ["lowercase"]);
+/// ```
+pub fn connect_pre_save<M, F>(dispatch_uid: &str, receiver: F) -> bool
+where
+    M: Model,
+    F: for<'a> Receiver<'a, &'a mut M, PreSave<'a>>,
+{
+    connect::<M>(
+        SignalKind::PreSave,
+        dispatch_uid,
+        stored::connect_pre_save::<M, F>(receiver),
+    )
+}
+
+/// Connects a `post_save` receiver of `M` at run time under `dispatch_uid`: it runs after the
+/// derive's receivers and those connected before it, in the same transaction. Returns
+/// `false`, changing nothing, when that id is connected to this model and signal already.
+///
+/// The receiver is an `async fn` or an async closure (see [`Receiver`]); the
+/// [crate documentation](crate#receivers-connected-at-run-time) shows both.
+///
+/// ```
+/// use signals_core::{Model, PostSave, Result, SignalKind};
+///
+/// #[derive(Model)]
+/// struct Tag { id: Option<i64> }
+///
+/// async fn audit(tag: &Tag, signal: &mut PostSave<'_>) -> Result<()> {
+///     let _ = (tag.id, signal.created(), signal.tx());
+///     Ok(())
+/// }
+///
+/// assert!(signals_core::connect_post_save::<Tag, _>("audit", audit));
+/// assert_eq!(signals_core::receivers::<Tag>(SignalKind::PostSave), ["audit"]);
+/// ```
+pub fn connect_post_save<M, F>(dispatch_uid: &str, receiver: F) -> bool
+where
+    M: Model,
+    F: for<'a> Receiver<'a, &'a M, PostSave<'a>>,
+{
+    connect::<M>(
+        SignalKind::PostSave,
+        dispatch_uid,
+        stored::connect_post_save::<M, F>(receiver),
+    )
+}
+
+/// Connects a `pre_delete` receiver of `M` at run time under `dispatch_uid`: it runs after the
+/// derive's receivers and those connected before it, in the delete's transaction, before the
+/// row goes. Returns `false`, changing nothing, when that id is connected to this model and
+/// signal already.
+///
+/// ```
+/// use signals_core::{Model, PreDelete, Result, SignalKind};
+///
+/// #[derive(Model)]
+/// struct Tag { id: Option<i64> }
+///
+/// async fn archive(tag: &Tag, signal: &mut PreDelete<'_>) -> Result<()> {
+///     let _ = (tag.id, signal.origin(), signal.tx());
+///     Ok(())
+/// }
+///
+/// assert!(signals_core::connect_pre_delete::<Tag, _>("archive", archive));
+/// assert_eq!(signals_core::receivers::<Tag>(SignalKind::PreDelete), ["archive"]);
+/// ```
+pub fn connect_pre_delete<M, F>(dispatch_uid: &str, receiver: F) -> bool
+where
+    M: Model,
+    F: for<'a> Receiver<'a, &'a M, PreDelete<'a>>,
+{
+    connect::<M>(
+        SignalKind::PreDelete,
+        dispatch_uid,
+        stored::connect_pre_delete::<M, F>(receiver),
+    )
+}
+
+/// Connects a `post_delete` receiver of `M` at run time under `dispatch_uid`: it runs after
+/// the derive's receivers and those connected before it, in the delete's transaction, once the
+/// row is gone. Returns `false`, changing nothing, when that id is connected to this model
+/// and signal already.
+///
+/// ```
+/// use signals_core::{Model, PostDelete, Result, SignalKind};
+///
+/// #[derive(Model)]
+/// struct Tag { id: Option<i64> }
+///
+/// async fn forget(tag: &Tag, signal: &mut PostDelete<'_>) -> Result<()> {
+///     let _ = (tag.id, signal.tx());
+///     Ok(())
+/// }
+///
+/// assert!(signals_core::connect_post_delete::<Tag, _>("forget", forget));
+/// assert_eq!(signals_core::receivers::<Tag>(SignalKind::PostDelete), ["forget"]);
+/// ```
+pub fn connect_post_delete<M, F>(dispatch_uid: &str, receiver: F) -> bool
+where
+    M: Model,
+    F: for<'a> Receiver<'a, &'a M, PostDelete<'a>>,
+{
+    connect::<M>(
+        SignalKind::PostDelete,
+        dispatch_uid,
+        stored::connect_post_delete::<M, F>(receiver),
+    )
+}

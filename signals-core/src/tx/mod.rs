@@ -22,9 +22,10 @@ mod savepoint;
 mod scope;
 
 pub use exec::{Executor, Target};
+
 pub use savepoint::Savepoint;
 use savepoint::{InDoubt, NONE_ABANDONED};
-use scope::Scopes;
+use scope::{Scopes, run_after_rollback};
 
 impl Db {
     /// Begins a transaction. Saves and deletes given `&mut tx` run in savepoints inside it;
@@ -119,6 +120,38 @@ impl Db {
                 Err(err)
             }
         }
+    }
+}
+
+/// After-commit work taken out of a transaction by [`Tx::take_on_commit`], to run on demand.
+#[must_use = "the work runs only when `run` is awaited"]
+pub struct OnCommitWork {
+    hooks: Vec<scope::Hook>,
+}
+
+impl OnCommitWork {
+    /// How many pieces of work there are.
+    pub fn len(&self) -> usize {
+        self.hooks.len()
+    }
+
+    /// Whether there is none.
+    pub fn is_empty(&self) -> bool {
+        self.hooks.is_empty()
+    }
+
+    /// Runs the work in the order it was scheduled, as a commit would: each piece on its own,
+    /// a failure or panic reported and the next run all the same. Returns the errors.
+    pub async fn run(self) -> Vec<Error> {
+        scope::run_after_commit(self.hooks, None).await
+    }
+}
+
+impl fmt::Debug for OnCommitWork {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OnCommitWork")
+            .field("len", &self.len())
+            .finish()
     }
 }
 
@@ -246,6 +279,98 @@ impl Tx {
         }));
     }
 
+    /// Schedules `work` to run after what is being done now is rolled back (Rails'
+    /// `after_rollback`): for compensating work outside the database, such as releasing a
+    /// reservation made with another service. Never after a commit.
+    ///
+    /// The work belongs to the innermost savepoint open when it is scheduled (a save's, inside
+    /// its receivers), as [`on_commit`](Self::on_commit) work does:
+    /// - that savepoint rolled back (the save failed, or was cancelled and the transaction's
+    ///   next use undid it): the work runs once the `ROLLBACK TO SAVEPOINT` has succeeded,
+    ///   before the failing operation returns, even if the transaction then commits;
+    /// - released: the work passes to the enclosing savepoint or transaction;
+    /// - the transaction rolled back ([`rollback`](Self::rollback), a failed
+    ///   [`Db::transaction`], a COMMIT the server refused, or the `Tx` dropped — an operation
+    ///   cancelled, a `?` past it): all its pending work runs after the `ROLLBACK`;
+    /// - committed: dropped. When the outcome of a COMMIT is unknown
+    ///   ([`Error::CommitOutcomeUnknown`]) it does not run either.
+    ///
+    /// Work runs in the order it was scheduled, on its own task (a cancelled caller does not
+    /// stop it; a panic or failure in one piece is logged and the next runs); an explicit
+    /// rollback or a failed savepoint waits for it; a dropped `Tx` spawns it on the current
+    /// Tokio runtime, after the rollback.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> signals_core::Result<()> {
+    /// use std::sync::{Arc, atomic::{AtomicBool, Ordering}};
+    ///
+    /// let db = signals_core::Db::connect("sqlite::memory:").await?;
+    /// let released = Arc::new(AtomicBool::new(false));
+    /// let mut tx = db.begin().await?;
+    /// let flag = released.clone();
+    /// tx.on_rollback(async move { flag.store(true, Ordering::SeqCst) }); // release a hold
+    /// tx.rollback().await?;
+    /// assert!(released.load(Ordering::SeqCst));
+    ///
+    /// let mut tx = db.begin().await?;
+    /// tx.on_rollback(async { unreachable!("a commit drops it") });
+    /// tx.commit().await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn on_rollback<F>(&mut self, work: F)
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        self.scopes.current().on_rollback.push(Box::pin(async move {
+            work.await;
+            Ok(())
+        }));
+    }
+
+    /// Takes the after-commit work scheduled in this transaction so far ([`on_commit`] work
+    /// and the models' `#[on_commit]` receivers), to run on demand: Django's
+    /// `captureOnCommitCallbacks`, for a test whose transaction is rolled back at its end and
+    /// so would never run it. The transaction keeps none of it: its commit will not run it.
+    ///
+    /// Events of durable receivers go to the outbox at the commit, not here.
+    ///
+    /// [`on_commit`]: Self::on_commit
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> signals_core::Result<()> {
+    /// use signals_core::{Committed, Db, Model, Result};
+    ///
+    /// #[derive(Clone, Model)]
+    /// #[on_commit(send_welcome)]
+    /// struct User { id: Option<i64>, email: String }
+    ///
+    /// async fn send_welcome(user: User, event: Committed) -> Result<()> {
+    ///     if let Committed::Saved { created: true } = event { println!("welcome, {}", user.email) }
+    ///     Ok(())
+    /// }
+    ///
+    /// let db = Db::connect("sqlite::memory:").await?;
+    /// db.create_tables::<User>().await?;
+    /// let mut tx = db.begin().await?; // a test's transaction, rolled back at its end
+    /// User { id: None, email: "ann@example.com".into() }.save(&mut tx).await?;
+    /// let work = tx.take_on_commit();
+    /// assert_eq!(work.len(), 1);
+    /// assert!(work.run().await.is_empty()); // the welcome is sent, no error
+    /// tx.rollback().await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn take_on_commit(&mut self) -> OnCommitWork {
+        OnCommitWork {
+            hooks: self.scopes.take_hooks(),
+        }
+    }
+
+    /// Runs the after-rollback work of savepoints just rolled back, on a task of its own.
+    pub(crate) async fn run_rolled_back(&mut self) {
+        let work = self.scopes.take_rolled_back();
+        run_after_rollback(work).await;
+    }
+
     /// Schedules after-commit work whose error [`commit_reporting`](Self::commit_reporting)
     /// returns (the `#[on_commit]` receivers).
     pub(crate) fn on_commit_reporting<F>(&mut self, work: F)
@@ -299,13 +424,38 @@ impl Tx {
         self.repair().await?;
         // No savepoint is open here but those of operations still running elsewhere, which
         // `&mut` borrowing rules out; COMMIT would release them anyway.
-        let frame = self.scopes.finish();
-        let durable = !frame.outbox.is_empty();
+        let mut frame = self.scopes.finish();
+        // Kept in the transaction until COMMIT is sent: a failure or a cancellation before
+        // then is a rollback, which runs it.
+        self.scopes.current().on_rollback = std::mem::take(&mut frame.on_rollback);
+        match self.commit_frame(&frame.outbox, commit).await {
+            Ok(()) => {}
+            Err(err) => {
+                // Failed before COMMIT was sent (the outbox write, an aborted transaction):
+                // roll back, then run the work. (Once sent, `commit_frame` saw to it.)
+                let work = self.scopes.abandon();
+                if let Some(inner) = self.inner.take() {
+                    let _ = inner.rollback().await;
+                }
+                run_after_rollback(work).await;
+                return Err(err);
+            }
+        }
+        Ok(scope::run_after_commit(frame.hooks, self.on_commit_timeout).await)
+    }
+
+    /// The outbox write, the check for an aborted transaction and COMMIT.
+    async fn commit_frame(
+        &mut self,
+        rows: &[outbox::OutboxRow],
+        commit: Option<&CommitSent>,
+    ) -> Result<()> {
+        let durable = !rows.is_empty();
         if durable {
             // In the transaction, so that the events commit with the rows they report, or
             // fail the commit: a durable event is never lost once its save committed.
             let backend = self.backend;
-            outbox::write(&mut Target::Tx(&mut self), backend, &frame.outbox)
+            outbox::write(&mut Target::Tx(self), backend, rows)
                 .await
                 .map_err(outbox::missing_table_hint)?;
         }
@@ -316,13 +466,24 @@ impl Tx {
                 if let Some(commit) = commit {
                     commit.mark();
                 }
-                inner.commit().await?;
+                // Sent: from here a cancellation leaves the outcome unknown, and the work
+                // after a rollback must not run (nor when COMMIT's answer is lost).
+                let on_rollback = self.scopes.abandon();
+                match inner.commit().await {
+                    Ok(()) => drop(on_rollback),
+                    Err(err) => {
+                        if !matches!(err, Error::CommitOutcomeUnknown(_)) {
+                            run_after_rollback(on_rollback).await;
+                        }
+                        return Err(err);
+                    }
+                }
             }
         }
         if durable {
             outbox::committed();
         }
-        Ok(scope::run_after_commit(frame.hooks, self.on_commit_timeout).await)
+        Ok(())
     }
 
     /// A statement of the crate's failed in this transaction with `err`: when the server
@@ -389,12 +550,49 @@ impl Tx {
         ))
     }
 
-    /// Rolls back everything and drops the scheduled work.
+    /// Rolls back everything and drops the after-commit work; then runs the work scheduled
+    /// with [`on_rollback`](Self::on_rollback), and waits for it.
     pub async fn rollback(mut self) -> Result<()> {
-        self.scopes = Scopes::default();
-        match self.inner.take() {
+        let work = self.scopes.abandon();
+        let res = match self.inner.take() {
             None => Err(Error::Transaction("transaction already finished".into())),
             Some(inner) => inner.rollback().await,
+        };
+        // A failed ROLLBACK closes the connection, which the server rolls back all the same.
+        run_after_rollback(work).await;
+        res
+    }
+}
+
+impl Drop for Tx {
+    /// A transaction dropped unfinished rolls back (its connection does so on its own); with
+    /// after-rollback work pending, the rollback and then the work run on a task spawned on
+    /// the current Tokio runtime.
+    fn drop(&mut self) {
+        let Some(mut inner) = self.inner.take() else {
+            return;
+        };
+        let work = self.scopes.abandon();
+        if work.is_empty() {
+            return;
         }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            tracing::error!(
+                pieces = work.len(),
+                "a transaction with after-rollback work was dropped outside a Tokio runtime: \
+                 the work cannot run"
+            );
+            return;
+        };
+        runtime.spawn(async move {
+            // A connection cancelled in the middle of a statement is closed instead, which
+            // the server rolls back.
+            if !inner.discard_if_cancelled_midway() {
+                let _ = inner.rollback().await;
+            } else {
+                drop(inner);
+            }
+            scope::run_each_after_rollback(work).await;
+        });
     }
 }

@@ -199,6 +199,9 @@ impl Tx {
         }
         self.scopes.close_to(level - 1, ok);
         sp.armed = false;
+        if !ok {
+            self.run_rolled_back().await;
+        }
         Ok(())
     }
 
@@ -248,6 +251,7 @@ impl Tx {
             self.scopes.close_to(level - 1, false);
         }
         self.abandoned.store(NONE_ABANDONED, Ordering::SeqCst);
+        self.run_rolled_back().await;
         Ok(())
     }
 

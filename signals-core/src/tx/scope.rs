@@ -30,6 +30,9 @@ pub(crate) struct Frame {
     /// Durable receivers' events of the saves and deletes inside it, written just before
     /// the commit.
     pub(crate) outbox: Vec<OutboxRow>,
+    /// Work to run if it is rolled back ([`Tx::on_rollback`](super::Tx::on_rollback)), in
+    /// order; dropped by the commit.
+    pub(crate) on_rollback: Vec<Hook>,
 }
 
 impl Frame {
@@ -38,6 +41,7 @@ impl Frame {
         self.hooks.extend(inner.hooks);
         self.robust_errors.extend(inner.robust_errors);
         self.outbox.extend(inner.outbox);
+        self.on_rollback.extend(inner.on_rollback);
     }
 }
 
@@ -47,6 +51,9 @@ impl Frame {
 pub(crate) struct Scopes {
     base: Frame,
     savepoints: Vec<Frame>,
+    /// The after-rollback work of savepoints rolled back, for the transaction to run once
+    /// the rollback statement has succeeded.
+    rolled_back: Vec<Hook>,
 }
 
 impl Scopes {
@@ -79,8 +86,40 @@ impl Scopes {
             };
             if keep {
                 self.current().absorb(inner);
+            } else {
+                // Innermost first: its work was scheduled last.
+                let mut work = inner.on_rollback;
+                work.append(&mut self.rolled_back);
+                self.rolled_back = work;
             }
         }
+    }
+
+    /// Takes the after-commit work of every frame, in the order it was scheduled.
+    pub(crate) fn take_hooks(&mut self) -> Vec<Hook> {
+        let mut hooks = std::mem::take(&mut self.base.hooks);
+        for frame in &mut self.savepoints {
+            hooks.append(&mut frame.hooks);
+        }
+        hooks
+    }
+
+    /// The after-rollback work of the savepoints rolled back since the last call, in the
+    /// order it was scheduled.
+    pub(crate) fn take_rolled_back(&mut self) -> Vec<Hook> {
+        std::mem::take(&mut self.rolled_back)
+    }
+
+    /// The transaction is rolled back: every frame's after-rollback work, in the order it
+    /// was scheduled (that of savepoints rolled back before included); the rest is dropped.
+    pub(crate) fn abandon(&mut self) -> Vec<Hook> {
+        let mut work = self.take_rolled_back();
+        work.append(&mut self.base.on_rollback);
+        for frame in &mut self.savepoints {
+            work.append(&mut frame.on_rollback);
+        }
+        *self = Scopes::default();
+        work
     }
 
     /// Ends the transaction: every frame, merged in order, for the commit to run.
@@ -90,9 +129,35 @@ impl Scopes {
     }
 }
 
-/// Runs after-commit work in order, each piece on its own: one that fails, panics or (with a
-/// `limit`) runs too long is reported, and the next one runs all the same.
+/// Runs after-rollback work in order on a task of its own (so that a cancelled caller does
+/// not stop it), and waits for it.
+pub(crate) async fn run_after_rollback(hooks: Vec<Hook>) {
+    if hooks.is_empty() {
+        return;
+    }
+    let _ = tokio::spawn(run_each_after_rollback(hooks)).await;
+}
+
+/// Runs after-rollback work in order, each piece on its own (as after-commit work runs); what
+/// fails is logged.
+pub(crate) async fn run_each_after_rollback(hooks: Vec<Hook>) {
+    for err in run_each(hooks, None).await {
+        tracing::error!(error = %err, "after-rollback work failed");
+    }
+}
+
+/// Runs after-commit work in order (see [`run_each`]), logging what fails.
 pub(crate) async fn run_after_commit(hooks: Vec<Hook>, limit: Option<Duration>) -> Vec<Error> {
+    let errors = run_each(hooks, limit).await;
+    for err in &errors {
+        tracing::error!(error = %err, "after-commit work failed; the commit stands");
+    }
+    errors
+}
+
+/// Runs work in order, each piece on its own: one that fails, panics or (with a `limit`) runs
+/// too long is reported, and the next one runs all the same.
+async fn run_each(hooks: Vec<Hook>, limit: Option<Duration>) -> Vec<Error> {
     let mut errors = Vec::new();
     for hook in hooks {
         let guarded = AssertUnwindSafe(hook).catch_unwind();
@@ -109,7 +174,6 @@ pub(crate) async fn run_after_commit(hooks: Vec<Hook>, limit: Option<Duration>) 
             })
         });
         if let Err(err) = res {
-            tracing::error!(error = %err, "after-commit work failed; the commit stands");
             errors.push(err);
         }
     }

@@ -98,7 +98,7 @@ builtin_types! {
     f32 => Real, encode_f32, decode_f32, to_json::f32;
     f64 => Double, encode_f64, decode_f64, to_json::f64;
     Vec<u8> => Bytes, encode_bytes, decode_bytes, to_json::serialized;
-    chrono::NaiveTime => Time, encode_time, decode_time, to_json::display;
+    chrono::NaiveTime => Time, encode_time, decode_time, to_json::time;
     uuid::Uuid => Uuid, encode_uuid, decode_uuid, to_json::display;
 }
 
@@ -131,12 +131,25 @@ mod to_json {
         serde_json::to_value(v).unwrap_or(Value::Null)
     }
 
+    /// Times to the microsecond, the precision PostgreSQL and MySQL store (they drop the
+    /// nanoseconds of `Utc::now()`), so that a change is what the database would store on
+    /// every backend, not a nanosecond the instance kept.
+    fn micros<T: chrono::Timelike + Clone>(v: &T) -> T {
+        let nanos = v.nanosecond();
+        v.with_nanosecond(nanos - nanos % 1_000)
+            .unwrap_or_else(|| v.clone())
+    }
+
+    pub(super) fn time(v: &chrono::NaiveTime) -> Value {
+        Value::String(micros(v).to_string())
+    }
+
     pub(super) fn datetime(v: &chrono::NaiveDateTime) -> Value {
-        Value::String(v.format("%FT%T%.f").to_string())
+        Value::String(micros(v).format("%FT%T%.f").to_string())
     }
 
     pub(super) fn utc(v: &chrono::DateTime<chrono::Utc>) -> Value {
-        Value::String(v.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
+        Value::String(micros(v).to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
     }
 }
 

@@ -183,10 +183,20 @@ pub trait FieldType: Debug + Send + Sync + Sized + 'static {
         })
     }
 
-    /// The value as JSON, for type-erased instances.
+    /// The value as JSON, for type-erased instances: as the database stores it (times to
+    /// the microsecond).
     #[doc(hidden)]
     fn __json(&self) -> serde_json::Value {
         BuiltinType::__to_json(&self.to_stored())
+    }
+
+    /// [`__json`](Self::__json) of a column declared with `decimal_places = places`: its
+    /// decimals with exactly that many places, as they are stored.
+    #[doc(hidden)]
+    fn __json_scaled(&self, places: u32) -> serde_json::Value {
+        let mut stored = self.to_stored();
+        stored.__rescale(places);
+        BuiltinType::__to_json(&stored)
     }
 
     /// Reads a nullable column into `Option<Self>`.

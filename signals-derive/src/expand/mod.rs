@@ -26,12 +26,45 @@ pub(crate) fn derive(input: &DeriveInput) -> TokenStream {
     match (model, errors.finish()) {
         (Some(model), None) => model::expand(&model),
         (_, Some(err)) => {
-            let fallback = fallback(input);
             let errors = err.to_compile_error();
+            // A mistake in a receiver attribute leaves the rest of the model sound: expanded
+            // without its receivers, the model keeps its columns, loaders and relations, so
+            // the code using them shows no errors of its own, only the real one.
+            let fallback = without_receivers(input).unwrap_or_else(|| fallback(input));
             quote!(#errors #fallback)
         }
         // `parse` returns `None` only after reporting an error.
         (None, None) => fallback(input),
+    }
+}
+
+/// The attributes of receivers, which [`without_receivers`] drops.
+const RECEIVER_ATTRS: &[&str] = &[
+    "pre_save",
+    "post_save",
+    "pre_delete",
+    "post_delete",
+    "on_commit",
+    "m2m_changed",
+    "post_load",
+];
+
+/// The whole expansion of the model without its receiver attributes, when that has no error.
+fn without_receivers(input: &DeriveInput) -> Option<TokenStream> {
+    let is_receiver = |a: &syn::Attribute| RECEIVER_ATTRS.iter().any(|n| a.path().is_ident(n));
+    let mut input = input.clone();
+    input.attrs.retain(|a| !is_receiver(a));
+    if let syn::Data::Struct(data) = &mut input.data {
+        for field in data.fields.iter_mut() {
+            field.attrs.retain(|a| !is_receiver(a));
+        }
+    }
+    let mut errors = Errors::default();
+    let mut model = ast::parse(&input, &mut errors)?;
+    check::check(&mut model, &mut errors);
+    match errors.finish() {
+        None => Some(model::expand(&model)),
+        Some(_) => None,
     }
 }
 

@@ -30,6 +30,15 @@ pub(super) fn expand(model: &Model<'_>) -> TokenStream {
     });
     let on_commit_names = model.on_commit.iter().map(|r| &r.name);
     let m2m_changed_names = model.m2m_changed.iter().map(|r| &r.name);
+    let post_load_names = model.post_load.iter().map(|r| &r.name);
+    // Each `#[post_load]` receiver on the instance just read, spanned on the user's path.
+    let post_loads = model.post_load.iter().map(|r| {
+        let path = &r.path;
+        let name = &r.name;
+        quote_spanned! {path.span()=>
+            ::signals_core::__private::post_load::<Self>(#name, #path, &mut this)?;
+        }
+    });
     let through = through(model);
     let many_to_many = many_to_many(model);
     let on_commit = on_commit_dispatcher(model);
@@ -131,7 +140,10 @@ pub(super) fn expand(model: &Model<'_>) -> TokenStream {
     let field_jsons = model.fields.iter().enumerate().map(|(i, f)| {
         let field = f.ident;
         let field_type = field_type(f.ty);
-        quote!(#i => #field_type::__json(&self.#field),)
+        match &f.decimal_places {
+            Some(places) => quote!(#i => #field_type::__json_scaled(&self.#field, #places),),
+            None => quote!(#i => #field_type::__json(&self.#field),),
+        }
     });
     let old_values = model.reads_old_row();
 
@@ -171,6 +183,7 @@ pub(super) fn expand(model: &Model<'_>) -> TokenStream {
                     #(#receiver_fields)*
                     on_commit: &[#(#on_commit_names),*],
                     m2m_changed: &[#(#m2m_changed_names),*],
+                    post_load: &[#(#post_load_names),*],
                 },
             };
 
@@ -226,7 +239,10 @@ pub(super) fn expand(model: &Model<'_>) -> TokenStream {
             fn __from_row(
                 row: &::signals_core::__private::Row<'_>,
             ) -> ::signals_core::Result<Self> {
-                ::core::result::Result::Ok(Self { #(#reads)* })
+                #[allow(unused_mut)]
+                let mut this = Self { #(#reads)* };
+                #(#post_loads)*
+                ::core::result::Result::Ok(this)
             }
 
             #[inline]

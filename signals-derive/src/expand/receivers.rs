@@ -29,8 +29,13 @@ fn differs(
             Some(uf) => quote!(::signals_core::__private::saved_field(#uf, #name)),
             None => quote!(written & (1u128 << #index) != 0),
         };
+        let places = match &field.decimal_places {
+            Some(places) => quote!(::core::option::Option::Some(#places)),
+            None => quote!(::core::option::Option::None),
+        };
         Some(quote_spanned! {f.span()=>
-            (#saved && #new.#member != #old.#member)
+            (#saved && #new.#member != #old.#member
+                && ::signals_core::__private::stored_differs(&#new.#member, &#old.#member, #places))
         })
     });
     quote!(false #(|| #checks)*)

@@ -275,3 +275,88 @@ db_test!(async fn concurrent_saves_of_one_row_each_see_the_one_before(db) {
     assert_eq!(from, expected_from, "{transitions:?}");
     assert_eq!(to, (1..=6).collect::<Vec<_>>(), "{transitions:?}");
 });
+
+// Issue 27, item 6: a change is what the database would store. `Utc::now()` has nanoseconds
+// the servers drop, a decimal column has declared places: re-saving what was saved reports
+// no change, for typed `changed(..)` receivers and `Instance::changes()` alike.
+#[derive(Debug, Clone, Model)]
+#[model(table = "stamp")]
+#[post_save(moved, changed(at))]
+#[post_save(repriced, changed(price))]
+#[post_save(rescaled, changed(ratio, small))]
+#[on_commit(committed_move, changed(at, price))]
+struct Stamp {
+    id: Option<i64>,
+    at: chrono::DateTime<chrono::Utc>,
+    #[model(max_digits = 10, decimal_places = 2)]
+    price: rust_decimal::Decimal,
+    ratio: f64,
+    small: f32,
+}
+
+async fn moved(stamp: &Stamp, signal: &mut PostSave<'_>) -> Result<()> {
+    assert!(signal.changed(Stamp::AT));
+    record(format!("moved {}", stamp.at.timestamp_subsec_micros()));
+    Ok(())
+}
+
+async fn repriced(stamp: &Stamp, signal: &mut PostSave<'_>) -> Result<()> {
+    assert!(signal.changed(Stamp::PRICE));
+    record(format!("repriced {}", stamp.price));
+    Ok(())
+}
+
+async fn rescaled(_: &Stamp, _: &mut PostSave<'_>) -> Result<()> {
+    record("rescaled");
+    Ok(())
+}
+
+async fn committed_move(_: Stamp, _: Committed) -> Result<()> {
+    record("committed");
+    Ok(())
+}
+
+db_test!(async fn a_change_is_what_the_database_would_store(db) {
+    use chrono::{TimeZone, Timelike};
+    use signals_core::{Instance, connect_any_post_save, isolate_receivers};
+    db.create_tables::<Stamp>().await.unwrap();
+    let at = chrono::Utc.with_ymd_and_hms(2026, 12, 4, 10, 0, 0).unwrap().with_nanosecond(123_456_789).unwrap();
+    let mut stamp = Stamp { id: None, at, price: "12.5".parse().unwrap(), ratio: 0.1, small: 0.1, };
+    stamp.save(&db).await.unwrap();
+    assert_eq!(take_events(), ["moved 123456", "repriced 12.5", "rescaled", "committed"]);
+
+    isolate_receivers(async {
+        connect_any_post_save("changes", async |instance: &Instance<'_>, _: &mut PostSave<'_>| {
+            for c in instance.changes() {
+                record(format!("change {} {} -> {}", c.field, c.old, c.new));
+            }
+            Ok(())
+        });
+        // The same instance again, with its nanoseconds and its `12.5`: nothing changed.
+        stamp.save(&db).await.unwrap();
+        assert_eq!(take_events(), Vec::<String>::new());
+        // Loaded and saved: nothing either.
+        let mut loaded = Stamp::get(&db, stamp.id.unwrap()).await.unwrap().unwrap();
+        loaded.save(&db).await.unwrap();
+        assert_eq!(take_events(), Vec::<String>::new());
+        // Below what is stored: a nanosecond, a third decimal place that rounds away.
+        stamp.at = at.with_nanosecond(123_456_999).unwrap();
+        stamp.price = "12.504".parse().unwrap();
+        stamp.save(&db).await.unwrap();
+        assert_eq!(take_events(), Vec::<String>::new());
+        // What is stored changes: a microsecond, a cent, a float's last bit.
+        stamp.at = at.with_nanosecond(123_457_000).unwrap();
+        stamp.price = "12.51".parse().unwrap();
+        stamp.ratio = 0.1 + f64::EPSILON;
+        stamp.save(&db).await.unwrap();
+        let events = take_events();
+        assert_eq!(&events[..3], ["moved 123457", "repriced 12.51", "rescaled"], "{events:?}");
+        let changes: Vec<&str> = events[3..].iter().map(String::as_str).collect();
+        assert_eq!(changes.len(), 4, "{changes:?}");
+        assert!(changes[0].starts_with("change at \"2026-12-04T10:00:00.123456Z\" -> \"2026-12-04T10:00:00.123457Z\""), "{changes:?}");
+        assert_eq!(changes[1], "change price \"12.50\" -> \"12.51\"");
+        assert_eq!(changes[2], format!("change ratio 0.1 -> {}", 0.1 + f64::EPSILON));
+        assert_eq!(changes[3], "committed");
+    })
+    .await;
+});

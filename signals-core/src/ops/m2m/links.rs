@@ -137,7 +137,6 @@ where
     Th: Through<A, B> + Through<B, A>,
 {
     Box::pin(async move {
-        note::<Th>();
         let mut signal = M2mChanged::new(tx);
         if from_a {
             let (Some(a), Some(keys)) = (
@@ -146,6 +145,7 @@ where
             ) else {
                 return Ok(());
             };
+            let _noted = note::<Th, A>(a);
             <Th as Through<A, B>>::__send(action, a, keys, &mut signal).await
         } else {
             let (Some(b), Some(keys)) = (
@@ -154,6 +154,7 @@ where
             ) else {
                 return Ok(());
             };
+            let _noted = note::<Th, B>(b);
             <Th as Through<B, A>>::__send(action, b, keys, &mut signal).await
         }
     })

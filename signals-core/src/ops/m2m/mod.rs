@@ -505,14 +505,17 @@ fn where_links_of<F: Model, T: Model, Th: Through<F, T>>(
     Ok(())
 }
 
-pub(super) fn note<Th: Model>() {
+/// Notes an `m2m_changed` of `instance`'s links for `record_signals`.
+pub(super) fn note<Th: Model, F: Model>(instance: &F) -> muting::Noted {
     muting::note(|| Fired {
         model: Th::META.name,
         signal: SignalKind::M2mChanged,
+        key: muting::key_json(instance),
+        receivers: Vec::new(),
         created: None,
         raw: false,
         update_fields: None,
-    });
+    })
 }
 
 /// Sends `pre`, runs `write`, sends `post`, for a change of the links to `keys`; nothing at
@@ -527,10 +530,11 @@ async fn around<F: Model, T: Model, Th: Through<F, T>>(
     if keys.is_empty() {
         return Ok(());
     }
-    note::<Th>();
+    let noted = note::<Th, F>(instance);
     Th::__send(pre, instance, keys, &mut M2mChanged::new(tx)).await?;
+    drop(noted);
     write(tx).await?;
-    note::<Th>();
+    let _noted = note::<Th, F>(instance);
     Th::__send(post, instance, keys, &mut M2mChanged::new(tx)).await
 }
 
