@@ -166,7 +166,7 @@ where
     for column in M::META.columns {
         ordinals.push(sqlx::Column::ordinal(raw.try_column(*column)?));
     }
-    M::__from_row(&Row::Mapped(&row, &ordinals)).map_err(|err| sqlx::Error::Decode(Box::new(err)))
+    M::__load(&Row::Mapped(&row, &ordinals)).map_err(|err| sqlx::Error::Decode(Box::new(err)))
 }
 
 /// [`from_sqlx_row`] for SQLite rows.

@@ -41,7 +41,9 @@ pub static PRE_MIGRATE: Signal<Migrating> = Signal::new("pre_migrate");
 /// applied (none when the database was up to date: it is sent on every run). The place for
 /// data a schema change calls for, such as the rows a new table needs for the existing ones
 /// (Django's `post_migrate`, where the `auth` app creates permissions); write it idempotent,
-/// since it runs every time. An error is [`run`]'s error; the migrations stay applied.
+/// since it runs every time. An error is [`run`]'s error; the migrations stay applied, and the
+/// next run sends `post_migrate` with none: work from the database's state, not from
+/// [`Migrating::migrations`] alone.
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> signals_core::Result<()> {

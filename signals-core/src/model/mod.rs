@@ -153,8 +153,27 @@ pub trait Model: Sized + Send + Sync + 'static {
     /// Binds the field at `index`.
     #[doc(hidden)]
     fn __bind_field(&self, index: usize, args: &mut Args) -> Result<()>;
+    /// The instance a row holds, as the database holds it (no `post_load` receiver runs: the
+    /// row a save replaces is read so, for `changed(..)` to compare with the database).
     #[doc(hidden)]
     fn __from_row(row: &Row<'_>) -> Result<Self>;
+
+    /// Runs the `#[post_load]` receivers on an instance just read (none by default).
+    #[doc(hidden)]
+    #[inline]
+    fn __post_load(&mut self) -> Result<()> {
+        Ok(())
+    }
+
+    /// An instance loaded from a row: [`__from_row`](Self::__from_row), then its
+    /// `#[post_load]` receivers. Every load goes through it.
+    #[doc(hidden)]
+    #[inline]
+    fn __load(row: &Row<'_>) -> Result<Self> {
+        let mut this = Self::__from_row(row)?;
+        this.__post_load()?;
+        Ok(this)
+    }
 
     /// Saves the instance: INSERT when it has no primary key (reading the new key back into
     /// it), otherwise UPDATE, falling back to INSERT when no row has the key — Django's rules.

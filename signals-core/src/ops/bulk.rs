@@ -175,7 +175,7 @@ async fn save_chunk<M: Hooks>(
     let model = M::META.name;
     if signalled {
         let adding: Vec<bool> = rows.iter().map(|r| r.__key().is_none()).collect();
-        let _pre = muting::note_rows(
+        let pre = muting::note_rows(
             rows.iter()
                 .map(|r| flags.fired(model, SignalKind::PreSave, None, muting::key_json(r))),
         );
@@ -183,11 +183,11 @@ async fn save_chunk<M: Hooks>(
         if all_new {
             batch = batch.all_created();
         }
-        hooks::pre_save_batch(rows, &mut batch).await?;
+        pre.within(hooks::pre_save_batch(rows, &mut batch)).await?;
     }
     let created = write_chunk(rows, tx, fields).await?;
     if signalled {
-        let _post =
+        let post =
             muting::note_rows(rows.iter().zip(&created).map(|(r, c)| {
                 flags.fired(model, SignalKind::PostSave, Some(*c), muting::key_json(r))
             }));
@@ -195,7 +195,8 @@ async fn save_chunk<M: Hooks>(
         if all_new {
             batch = batch.all_created();
         }
-        hooks::post_save_batch(rows, &mut batch).await?;
+        post.within(hooks::post_save_batch(rows, &mut batch))
+            .await?;
         let written = fields.map_or(u128::MAX, |f| f.bits());
         // A new row's old values are "none": `#[on_commit(.., changed(..))]` fires for it.
         let old = all_new.then_some(None);

@@ -237,7 +237,7 @@ pub(crate) async fn select_in<C: Model>(
         }
         rows.extend(
             Target::Tx(tx)
-                .fetch_all(sqlx::AssertSqlSafe(sql), args, C::__from_row)
+                .fetch_all(sqlx::AssertSqlSafe(sql), args, C::__load)
                 .await?,
         );
     }
@@ -322,7 +322,7 @@ pub(crate) async fn send_delete<C: Hooks>(
     kind: SignalKind,
 ) -> Result<()> {
     let post = kind == SignalKind::PostDelete;
-    let _noted = muting::note_rows(
+    let noted = muting::note_rows(
         rows.iter()
             .map(|r| fired_delete(C::META.name, kind, muting::key_json(r))),
     );
@@ -331,19 +331,27 @@ pub(crate) async fn send_delete<C: Hooks>(
             let offset = c * MAX_CHUNK_ROWS;
             let res = if post {
                 let mut batch = PostDeleteBatch::new(tx, origin, chunk.len());
-                hooks::post_delete_batch(chunk, &mut batch).await
+                noted
+                    .within(hooks::post_delete_batch(chunk, &mut batch))
+                    .await
             } else {
                 let mut batch = PreDeleteBatch::new(tx, origin, chunk.len());
-                hooks::pre_delete_batch(chunk, &mut batch).await
+                noted
+                    .within(hooks::pre_delete_batch(chunk, &mut batch))
+                    .await
             };
             res.map_err(|err| err.in_chunk(offset, chunk.len()))?;
         }
     } else {
         for (i, (row, links)) in rows.iter().zip(links).enumerate() {
             let res = if post {
-                hooks::post_delete(row, &mut PostDelete::new(tx, origin)).await
+                noted
+                    .within(hooks::post_delete(row, &mut PostDelete::new(tx, origin)))
+                    .await
             } else {
-                hooks::pre_delete(row, &mut PreDelete::new(tx, origin)).await
+                noted
+                    .within(hooks::pre_delete(row, &mut PreDelete::new(tx, origin)))
+                    .await
             };
             let action = if post {
                 M2mAction::PostRemove

@@ -85,9 +85,10 @@ async fn delete_tree<M: Hooks>(root: &M, key: &M::Key, tx: &mut Tx) -> Result<De
 
     tracing::debug!(model = M::META.name, cascaded = c.batches(), "pre_delete");
     c.pre_delete(tx, origin).await?;
-    let _pre =
+    let pre =
         muting::note(|| fired_delete(M::META.name, SignalKind::PreDelete, muting::key_json(root)));
-    hooks::pre_delete(root, &mut PreDelete::new(tx, origin)).await?;
+    pre.within(hooks::pre_delete(root, &mut PreDelete::new(tx, origin)))
+        .await?;
     m2m::send_removed(tx, root, &links, M2mAction::PreRemove).await?;
 
     let mut deleted = Deleted::default();
@@ -102,9 +103,10 @@ async fn delete_tree<M: Hooks>(root: &M, key: &M::Key, tx: &mut Tx) -> Result<De
     deleted.add(M::META.name, n);
 
     tracing::debug!(model = M::META.name, rows = deleted.total(), "post_delete");
-    let _post =
+    let post =
         muting::note(|| fired_delete(M::META.name, SignalKind::PostDelete, muting::key_json(root)));
-    hooks::post_delete(root, &mut PostDelete::new(tx, origin)).await?;
+    post.within(hooks::post_delete(root, &mut PostDelete::new(tx, origin)))
+        .await?;
     m2m::send_removed(tx, root, &links, M2mAction::PostRemove).await?;
     M::__on_commit(root, tx, Committed::Deleted, None, 0)?;
     Ok(deleted)

@@ -7,16 +7,29 @@ use crate::meta::Column;
 use crate::model::Model;
 use crate::sql::Statements;
 use crate::tx::Target;
-use crate::value::{Args, FieldType, RefersTo};
+use crate::value::{Args, FieldType, RefersTo, Row};
 
 /// [`Model::get`](crate::Model::get).
 pub(crate) async fn get<M: Model>(target: Target<'_>, key: M::Key) -> Result<Option<M>> {
-    by_key(target, key, |st| &st.select_by_key).await
+    by_key(target, key, |st| &st.select_by_key, M::__load).await
 }
 
 /// [`Model::get_for_update`](crate::Model::get_for_update).
 pub(crate) async fn get_for_update<M: Model>(target: Target<'_>, key: M::Key) -> Result<Option<M>> {
-    by_key(target, key, |st| &st.select_by_key_for_update).await
+    by_key(target, key, |st| &st.select_by_key_for_update, M::__load).await
+}
+
+/// The row a save replaces, locked, as the database holds it: no `post_load` receiver runs
+/// (the save builds no instance for the program; `changed(..)` compares with the database,
+/// and a row a `post_load` receiver refuses can still be saved over).
+pub(crate) async fn replaced_row<M: Model>(target: Target<'_>, key: M::Key) -> Result<Option<M>> {
+    by_key(
+        target,
+        key,
+        |st| &st.select_by_key_for_update,
+        M::__from_row,
+    )
+    .await
 }
 
 /// The row with primary key `key`, read by one of the model's by-key statements.
@@ -24,16 +37,13 @@ async fn by_key<M: Model>(
     mut target: Target<'_>,
     key: M::Key,
     statement: fn(&'static Statements) -> &'static String,
+    read: fn(&Row<'_>) -> Result<M>,
 ) -> Result<Option<M>> {
     let backend = target.backend();
     let mut args = Args::new(backend, 1);
     args.bind(&key, M::META.columns[M::META.primary_key])?;
     target
-        .fetch_optional(
-            statement(M::__statements(backend)).as_str(),
-            args,
-            M::__from_row,
-        )
+        .fetch_optional(statement(M::__statements(backend)).as_str(), args, read)
         .await
 }
 
@@ -61,7 +71,7 @@ pub(crate) async fn all<M: Model>(mut target: Target<'_>) -> Result<Vec<M>> {
     let backend = target.backend();
     let st = M::__statements(backend);
     target
-        .fetch_all(st.select_all.as_str(), Args::new(backend, 0), M::__from_row)
+        .fetch_all(st.select_all.as_str(), Args::new(backend, 0), M::__load)
         .await
 }
 
@@ -79,14 +89,14 @@ pub(crate) async fn filter<M: Model, T: FieldType, R>(
             .fetch_all(
                 st.select_where_null[i].as_str(),
                 Args::new(backend, 0),
-                M::__from_row,
+                M::__load,
             )
             .await;
     }
     let mut args = Args::new(backend, 1);
     args.bind(&value, column.name())?;
     target
-        .fetch_all(st.select_where[i].as_str(), args, M::__from_row)
+        .fetch_all(st.select_where[i].as_str(), args, M::__load)
         .await
 }
 
@@ -116,6 +126,6 @@ pub(crate) async fn children_of<C: Model, P: Model>(
     args.bind(key, C::META.columns[field_index])?;
     let st = C::__statements(backend);
     target
-        .fetch_all(st.select_where[field_index].as_str(), args, C::__from_row)
+        .fetch_all(st.select_where[field_index].as_str(), args, C::__load)
         .await
 }

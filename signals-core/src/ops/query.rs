@@ -20,7 +20,7 @@ impl<M: Model> Query<M> {
             .sql(&M::META, target.backend(), Shape::Rows)?
             .into_parts();
         target
-            .fetch_all(sqlx::AssertSqlSafe(sql), args, M::__from_row)
+            .fetch_all(sqlx::AssertSqlSafe(sql), args, M::__load)
             .await
     }
 
@@ -32,7 +32,7 @@ impl<M: Model> Query<M> {
             .sql(&M::META, target.backend(), Shape::Rows)?
             .into_parts();
         target
-            .fetch_optional(sqlx::AssertSqlSafe(sql), args, M::__from_row)
+            .fetch_optional(sqlx::AssertSqlSafe(sql), args, M::__load)
             .await
     }
 

@@ -116,9 +116,7 @@ pub(crate) async fn save_signalled<M: Hooks>(
     let wants_old = hooks::wants_old_values::<M>();
     let old_row: Option<M> = match m.__key() {
         // Boxed: this future sits inside every save's, receivers' nested saves included.
-        Some(key) if wants_old => {
-            Box::pin(load::get_for_update(Target::Tx(tx), key.clone())).await?
-        }
+        Some(key) if wants_old => Box::pin(load::replaced_row(Target::Tx(tx), key.clone())).await?,
         _ => None,
     };
     let old = match (&old_row, wants_old) {
@@ -126,13 +124,15 @@ pub(crate) async fn save_signalled<M: Hooks>(
         (Some(row), true) => Old::Row(row),
         (None, true) => Old::Created,
     };
-    let _pre = muting::note(|| flags.fired(model, SignalKind::PreSave, None, muting::key_json(m)));
+    let pre = muting::note(|| flags.fired(model, SignalKind::PreSave, None, muting::key_json(m)));
     let span = tracing::debug_span!("pre_save", model, adding, raw = flags.raw);
     tracing::debug!(parent: &span, "sent");
     let mut signal = PreSave::new(tx, adding, flags, old);
-    hooks::pre_save(m, &mut signal).instrument(span).await?;
+    pre.within(hooks::pre_save(m, &mut signal))
+        .instrument(span)
+        .await?;
     let created = write(m, &mut Target::Tx(tx), fields).await?;
-    let _post = muting::note(|| {
+    let post = muting::note(|| {
         flags.fired(
             model,
             SignalKind::PostSave,
@@ -143,7 +143,9 @@ pub(crate) async fn save_signalled<M: Hooks>(
     let span = tracing::debug_span!("post_save", model, created, raw = flags.raw);
     tracing::debug!(parent: &span, "sent");
     let mut signal = PostSave::new(tx, created, flags, old, &*m);
-    hooks::post_save(m, &mut signal).instrument(span).await?;
+    post.within(hooks::post_save(m, &mut signal))
+        .instrument(span)
+        .await?;
     let old = wants_old.then_some(old_row.as_ref());
     let written = match fields {
         Some(fields) => fields.bits(),

@@ -145,8 +145,10 @@ impl<'a> Instance<'a> {
     }
 
     /// The fields the save changed, old and new, in declaration order: among the fields it
-    /// wrote, those whose value differs from the row it replaced; every field for a creation
-    /// (old values `null`). Empty for deletes.
+    /// wrote, those whose value differs from the row it replaced, as the database stores it
+    /// (times to the microsecond, decimals at their column's scale: re-saving `Utc::now()` or
+    /// `12.5` into a `DECIMAL(10, 2)` changes nothing); every field for a creation (old values
+    /// `null`). Empty for deletes.
     pub fn changes(&self) -> Vec<Change> {
         (0..self.meta.fields.len())
             .filter(|&i| self.saved.is_none_or(|f| f.contains(&self.meta.fields[i])))

@@ -195,10 +195,53 @@ pub async fn record_signals<F: Future>(work: F) -> (F::Output, Vec<Fired>) {
         .await
 }
 
-/// A signal being sent, noted for a surrounding [`record_signals`]: the receivers that run
-/// until it is dropped are listed on its rows.
+/// A signal being sent, noted for a surrounding [`record_signals`]: the receivers run by the
+/// futures given to [`within`](Self::within) are listed on its rows when it is dropped.
 #[must_use]
 pub(crate) struct Noted(Option<u64>);
+
+std::thread_local! {
+    /// The noted signal whose receivers the future being polled runs (see [`Noted::within`]).
+    static CURRENT: std::cell::Cell<Option<u64>> = const { std::cell::Cell::new(None) };
+}
+
+impl Noted {
+    /// Runs `fut`, the sending of this signal: the receivers it reaches are this signal's,
+    /// even when another save of the same task (`join!`) sends its own signals meanwhile,
+    /// since each poll says whose receivers run. (A struct, not an `async fn`: every save's
+    /// future holds one per signal, and nested saves nest them.)
+    pub(crate) fn within<F: Future>(&self, fut: F) -> Within<F> {
+        Within { id: self.0, fut }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The future of [`Noted::within`].
+    pub(crate) struct Within<F> {
+        id: Option<u64>,
+        #[pin]
+        fut: F,
+    }
+}
+
+impl<F: Future> Future for Within<F> {
+    type Output = F::Output;
+
+    #[inline]
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<F::Output> {
+        let this = self.project();
+        let Some(id) = *this.id else {
+            return this.fut.poll(cx);
+        };
+        let outer = CURRENT.replace(Some(id));
+        let res = this.fut.poll(cx);
+        CURRENT.set(outer);
+        res
+    }
+}
 
 impl Drop for Noted {
     fn drop(&mut self) {
@@ -245,9 +288,16 @@ pub(crate) fn note_rows(rows: impl IntoIterator<Item = Fired>) -> Noted {
 
 /// Notes that `receiver` runs for the signal being sent (`signal`), if it is recorded.
 pub(crate) fn reached(signal: SignalKind, receiver: &'static str) {
+    let Some(current) = CURRENT.get() else {
+        return;
+    };
     let _ = RECORDING.try_with(|r| {
         let mut r = r.borrow_mut();
-        let Some(open) = r.open.last_mut().filter(|o| o.signal == signal) else {
+        let Some(open) = r
+            .open
+            .iter_mut()
+            .find(|o| o.id == current && o.signal == signal)
+        else {
             return;
         };
         match open.reached.iter_mut().find(|(name, _)| *name == receiver) {

@@ -10,23 +10,27 @@
 use std::collections::HashSet;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Mutex, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
+
+/// A scope and those around it, outermost first: what a task inside nested
+/// `isolate_receivers` sees.
+type Chain = Arc<[u64]>;
 
 tokio::task_local! {
-    static SCOPE: u64;
+    static SCOPE: Chain;
 }
 
 static NEXT_SCOPE: AtomicU64 = AtomicU64::new(1);
 /// The scopes still running; entries of the others are purged as the registry changes.
 static LIVE: Mutex<Vec<u64>> = Mutex::new(Vec::new());
 
-/// The scope of the running task, if it runs inside `isolate_receivers`.
-fn current_scope() -> Option<u64> {
-    SCOPE.try_with(|s| *s).ok()
+/// The scopes the running task is inside, if any.
+fn current_chain() -> Option<Chain> {
+    SCOPE.try_with(Arc::clone).ok()
 }
 
-/// Runs `work` in a new scope (see `isolate_receivers`); `ended` runs when it ends or is
-/// dropped, after the scope is no longer live.
+/// Runs `work` in a new scope inside the current ones (see `isolate_receivers`); `ended` runs
+/// when it ends or is dropped, after the scope is no longer live.
 pub(crate) async fn scoped<F: Future>(work: F, ended: fn()) -> F::Output {
     struct Live(u64, fn());
     impl Drop for Live {
@@ -40,7 +44,9 @@ pub(crate) async fn scoped<F: Future>(work: F, ended: fn()) -> F::Output {
     let id = NEXT_SCOPE.fetch_add(1, Ordering::Relaxed);
     LIVE.lock().unwrap_or_else(|e| e.into_inner()).push(id);
     let _live = Live(id, ended);
-    SCOPE.scope(id, work).await
+    let mut chain: Vec<u64> = current_chain().map(|c| c.to_vec()).unwrap_or_default();
+    chain.push(id);
+    SCOPE.scope(Chain::from(chain), work).await
 }
 
 fn is_live(scope: u64) -> bool {
@@ -49,10 +55,27 @@ fn is_live(scope: u64) -> bool {
         .contains(&scope)
 }
 
+/// The innermost scope of a chain.
+fn innermost(chain: &Chain) -> u64 {
+    chain.last().copied().unwrap_or_default()
+}
+
 /// Whether an entry of `scope` is seen from `current`: process-wide ones everywhere, scoped
-/// ones only inside their scope.
-fn visible(scope: Option<u64>, current: Option<u64>) -> bool {
-    scope.is_none() || scope == current
+/// ones inside their scope and the scopes nested in it.
+fn visible(scope: Option<&Chain>, current: Option<&Chain>) -> bool {
+    match scope {
+        None => true,
+        Some(scope) => current.is_some_and(|c| c.contains(&innermost(scope))),
+    }
+}
+
+/// Whether two entries would both be seen somewhere: one process-wide, or one's scope inside
+/// the other's.
+fn overlap(a: Option<&Chain>, b: Option<&Chain>) -> bool {
+    match (a, b) {
+        (Some(a), Some(b)) => a.contains(&innermost(b)) || b.contains(&innermost(a)),
+        _ => true,
+    }
 }
 
 /// Receivers of type `R`, each under a key `K` (which signal of which model) and a dispatch
@@ -67,8 +90,8 @@ struct Entry<K, R> {
     key: K,
     uid: &'static str,
     receiver: R,
-    /// The `isolate_receivers` scope it was connected in, if any.
-    scope: Option<u64>,
+    /// The `isolate_receivers` scopes it was connected in, if any.
+    scope: Option<Chain>,
 }
 
 impl<K: PartialEq, R: Clone> Registry<K, R> {
@@ -82,14 +105,15 @@ impl<K: PartialEq, R: Clone> Registry<K, R> {
 
     /// Connects `receiver` under `key` and `uid`, in the current `isolate_receivers` scope
     /// if any; `false`, changing nothing, when that id is connected under that key already
-    /// (process-wide, or in this scope).
+    /// where this one would be seen: process-wide, in this scope or one around it, or (for a
+    /// process-wide one) in any scope.
     pub(crate) fn connect(&self, key: K, uid: &str, receiver: R) -> bool {
-        let scope = current_scope();
+        let scope = current_chain();
         let mut all = self.entries.write().unwrap_or_else(|e| e.into_inner());
         self.purge(&mut all);
         if all
             .iter()
-            .any(|e| e.key == key && e.uid == uid && visible(e.scope, scope))
+            .any(|e| e.key == key && e.uid == uid && overlap(e.scope.as_ref(), scope.as_ref()))
         {
             return false;
         }
@@ -113,30 +137,26 @@ impl<K: PartialEq, R: Clone> Registry<K, R> {
     fn purge(&self, all: &mut Vec<Entry<K, R>>) {
         if all.iter().any(|e| e.scope.is_some()) {
             let before = all.len();
-            all.retain(|e| e.scope.is_none_or(is_live));
+            all.retain(|e| e.scope.as_ref().is_none_or(|c| is_live(innermost(c))));
             self.connected
                 .fetch_sub(before - all.len(), Ordering::SeqCst);
         }
     }
 
-    /// Disconnects the receiver under `key` and `uid` (the current scope's, or else the
-    /// process-wide one); whether there was one.
+    /// Disconnects the receiver under `key` and `uid` seen from here (there is at most one:
+    /// the current scope's, one around it, or the process-wide one); whether there was one.
     pub(crate) fn disconnect(&self, key: &K, uid: &str) -> bool {
-        let scope = current_scope();
+        let scope = current_chain();
         let mut all = self.entries.write().unwrap_or_else(|e| e.into_inner());
         self.purge(&mut all);
-        let matching =
-            |e: &Entry<K, R>, s: Option<u64>| e.key == *key && e.uid == uid && e.scope == s;
-        let target = if scope.is_some() && all.iter().any(|e| matching(e, scope)) {
-            scope
-        } else {
-            None
+        let Some(at) = all.iter().position(|e| {
+            e.key == *key && e.uid == uid && visible(e.scope.as_ref(), scope.as_ref())
+        }) else {
+            return false;
         };
-        let before = all.len();
-        all.retain(|e| !matching(e, target));
-        let removed = before - all.len();
-        self.connected.fetch_sub(removed, Ordering::SeqCst);
-        removed > 0
+        all.remove(at);
+        self.connected.fetch_sub(1, Ordering::SeqCst);
+        true
     }
 
     /// The receivers under `key` seen from the current scope, in connection order.
@@ -144,15 +164,18 @@ impl<K: PartialEq, R: Clone> Registry<K, R> {
         if self.is_empty() {
             return Vec::new();
         }
-        let scope = current_scope();
+        let scope = current_chain();
         let all = self.entries.read().unwrap_or_else(|e| e.into_inner());
-        if all.iter().any(|e| e.scope.is_some_and(|s| !is_live(s))) {
+        if all
+            .iter()
+            .any(|e| e.scope.as_ref().is_some_and(|c| !is_live(innermost(c))))
+        {
             drop(all);
             self.purge_ended();
             return self.snapshot(key);
         }
         all.iter()
-            .filter(|e| e.key == *key && visible(e.scope, scope))
+            .filter(|e| e.key == *key && visible(e.scope.as_ref(), scope.as_ref()))
             .map(|e| (e.uid, e.receiver.clone()))
             .collect()
     }
@@ -162,12 +185,12 @@ impl<K: PartialEq, R: Clone> Registry<K, R> {
         if self.is_empty() {
             return false;
         }
-        let scope = current_scope();
+        let scope = current_chain();
         self.entries
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .iter()
-            .any(|e| e.key == *key && visible(e.scope, scope))
+            .any(|e| e.key == *key && visible(e.scope.as_ref(), scope.as_ref()))
     }
 
     /// Whether no receiver is connected at all.
@@ -211,6 +234,61 @@ mod tests {
         assert!(!registry.disconnect(&1, "a"));
         assert_eq!(registry.snapshot(&1), [("b", 11)]);
         assert!(registry.disconnect(&1, "b") && registry.disconnect(&2, "a"));
+        assert!(registry.is_empty());
+    }
+
+    #[tokio::test]
+    async fn scoped_entries_are_seen_inside_their_scopes_only_and_go_with_them() {
+        let registry: Registry<u8, u32> = Registry::new();
+        assert!(registry.connect(1, "global", 1));
+        scoped(
+            async {
+                assert!(registry.connect(1, "mine", 2));
+                assert!(!registry.connect(1, "global", 9), "seen here: one id once");
+                assert_eq!(registry.snapshot(&1), [("global", 1), ("mine", 2)]);
+            },
+            || (),
+        )
+        .await;
+        // Another scope, at the same time as one holding "mine", may take it too.
+        let (a, b) = tokio::join!(
+            scoped(async { registry.connect(1, "mine", 3) }, || ()),
+            scoped(async { registry.connect(1, "mine", 4) }, || ()),
+        );
+        assert!(a && b);
+        assert_eq!(
+            registry.snapshot(&1),
+            [("global", 1)],
+            "gone with their scopes"
+        );
+        // Nested: the inner scope sees the outer's; an id is once wherever it is seen.
+        scoped(
+            async {
+                assert!(registry.connect(1, "outer", 5));
+                scoped(
+                    async {
+                        assert_eq!(registry.snapshot(&1), [("global", 1), ("outer", 5)]);
+                        assert!(!registry.connect(1, "outer", 6));
+                        assert!(registry.connect(1, "inner", 7));
+                        assert!(registry.disconnect(&1, "outer"), "one seen from here");
+                    },
+                    || (),
+                )
+                .await;
+                assert_eq!(registry.snapshot(&1), [("global", 1)]);
+                // A process-wide connect elsewhere cannot take an id a live scope holds.
+                assert!(registry.connect(1, "x", 8));
+                let outside =
+                    std::thread::scope(|s| s.spawn(|| registry.connect(1, "x", 9)).join());
+                assert_eq!(outside.ok(), Some(false));
+            },
+            || (),
+        )
+        .await;
+        assert!(
+            registry.disconnect(&1, "global"),
+            "purges the ended scopes too"
+        );
         assert!(registry.is_empty());
     }
 }

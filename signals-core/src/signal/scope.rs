@@ -16,8 +16,10 @@ use super::{any, runtime};
 /// For tests that connect receivers at run time: tests of one binary run in parallel in one
 /// process, and a receiver one test connects would otherwise fire for the others' saves (and a
 /// receiver for every model's `pre_save` or `post_save` makes their saves read the rows they
-/// replace). Dispatch ids are unique within the scope and the process-wide receivers, so two
-/// tests may each connect `"audit"` at once.
+/// replace). Scopes nest: inside an inner one, the outer one's receivers run too. A dispatch
+/// id is connected once wherever it would be seen: two tests may each connect `"audit"` in
+/// their own scopes at once, but a process-wide `"audit"` is refused while a scope holds one,
+/// and the other way round.
 ///
 /// The scope follows the task, as [`record_signals`](crate::record_signals) does: work
 /// spawned onto another task from inside `work` does not see the scope's receivers; wrap the

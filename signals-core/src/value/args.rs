@@ -60,10 +60,15 @@ impl Args {
     pub fn bind_builtin<T: BuiltinType>(&mut self, value: &T, column: &'static str) -> Result<()> {
         let invalid = |reason: String| Error::InvalidValue { column, reason };
         value.__check(self.backend()).map_err(invalid)?;
+        let server_form = match self {
+            Args::Sqlite(_) => None,
+            _ => value.__server_form(),
+        };
+        let value = server_form.as_ref().unwrap_or(value);
         let res = match self {
             Args::Sqlite(a) => value.__to_sqlite().map(|v| a.push(v)),
             Args::Postgres(a) => a.add(value),
-            Args::MySql(a) => a.add(value),
+            Args::MySql(a) => value.__bind_mysql(a),
         };
         res.map_err(|e| invalid(e.to_string()))
     }

@@ -98,9 +98,25 @@ builtin_types! {
     f32 => Real, encode_f32, decode_f32, to_json::f32;
     f64 => Double, encode_f64, decode_f64, to_json::f64;
     Vec<u8> => Bytes, encode_bytes, decode_bytes, to_json::serialized;
-    chrono::NaiveTime => Time, encode_time, decode_time, to_json::time;
     uuid::Uuid => Uuid, encode_uuid, decode_uuid, to_json::display;
 }
+
+impl FieldType for chrono::NaiveTime {
+    stored_as_itself!();
+    read_directly!();
+}
+impl BuiltinType for chrono::NaiveTime {
+    const SQL_TYPE: SqlType = SqlType::Time;
+    sqlite_codec!(encode_time, decode_time);
+    fn __to_json(&self) -> serde_json::Value {
+        to_json::time(self)
+    }
+    fn __server_form(&self) -> Option<Self> {
+        to_json::floored(self)
+    }
+}
+impl sealed::Sealed for chrono::NaiveTime {}
+impl sealed::NonOption for chrono::NaiveTime {}
 
 /// The JSON form of the built-in values.
 mod to_json {
@@ -118,9 +134,10 @@ mod to_json {
         f64(&f64::from(*v))
     }
 
-    /// `null` for NaN and the infinities, which JSON has no numbers for.
+    /// NaN and the infinities, which JSON has no numbers for, as the strings `"NaN"`, `"inf"`
+    /// and `"-inf"` (so that a change between them, or from NULL, shows).
     pub(super) fn f64(v: &f64) -> Value {
-        serde_json::Number::from_f64(*v).map_or(Value::Null, Value::Number)
+        serde_json::Number::from_f64(*v).map_or_else(|| Value::String(v.to_string()), Value::Number)
     }
 
     pub(super) fn display<T: std::fmt::Display>(v: &T) -> Value {
@@ -135,9 +152,16 @@ mod to_json {
     /// nanoseconds of `Utc::now()`), so that a change is what the database would store on
     /// every backend, not a nanosecond the instance kept.
     fn micros<T: chrono::Timelike + Clone>(v: &T) -> T {
+        floored(v).unwrap_or_else(|| v.clone())
+    }
+
+    /// `v` floored to the microsecond, when it has a finer part.
+    pub(super) fn floored<T: chrono::Timelike>(v: &T) -> Option<T> {
         let nanos = v.nanosecond();
-        v.with_nanosecond(nanos - nanos % 1_000)
-            .unwrap_or_else(|| v.clone())
+        match nanos % 1_000 {
+            0 => None,
+            extra => v.with_nanosecond(nanos - extra),
+        }
     }
 
     pub(super) fn time(v: &chrono::NaiveTime) -> Value {
@@ -236,7 +260,7 @@ fn check_year(year: i32, backend: Backend) -> std::result::Result<(), String> {
 }
 
 macro_rules! date_types {
-    ($($ty:ty => $sql:ident, $encode:ident, $decode:ident, $json:path;)*) => {$(
+    ($($ty:ty => $sql:ident, $encode:ident, $decode:ident, $json:path, $server:expr, $mysql:expr;)*) => {$(
         impl FieldType for $ty {
             stored_as_itself!();
             read_directly!();
@@ -251,6 +275,19 @@ macro_rules! date_types {
                 use chrono::Datelike as _;
                 check_year(self.year(), backend)
             }
+            #[inline]
+            fn __server_form(&self) -> Option<Self> {
+                let server: fn(&Self) -> Option<Self> = $server;
+                server(self)
+            }
+            #[inline]
+            fn __bind_mysql(
+                &self,
+                args: &mut sqlx::mysql::MySqlArguments,
+            ) -> std::result::Result<(), BoxDynError> {
+                let bind: fn(&Self, &mut sqlx::mysql::MySqlArguments) -> std::result::Result<(), BoxDynError> = $mysql;
+                bind(self, args)
+            }
         }
         impl sealed::Sealed for $ty {}
         impl sealed::NonOption for $ty {}
@@ -258,9 +295,13 @@ macro_rules! date_types {
 }
 
 date_types! {
-    chrono::NaiveDate => Date, encode_date, decode_date, to_json::display;
-    chrono::NaiveDateTime => DateTime, encode_datetime, decode_datetime, to_json::datetime;
-    chrono::DateTime<chrono::Utc> => Timestamp, encode_utc, decode_utc, to_json::utc;
+    chrono::NaiveDate => Date, encode_date, decode_date, to_json::display,
+        |_| None, |v, args| sqlx::Arguments::add(args, v);
+    chrono::NaiveDateTime => DateTime, encode_datetime, decode_datetime, to_json::datetime,
+        to_json::floored, |v, args| sqlx::Arguments::add(args, v);
+    // As a DATETIME on MySQL: a TIMESTAMP parameter outside 1970–2038 is NULL to MariaDB.
+    chrono::DateTime<chrono::Utc> => Timestamp, encode_utc, decode_utc, to_json::utc,
+        to_json::floored, |v, args| sqlx::Arguments::add(args, v.naive_utc());
 }
 
 /// JSON: JSONB on PostgreSQL, JSON on MySQL, TEXT on SQLite, as sqlx stores it.
@@ -333,6 +374,15 @@ mod decimal {
     impl BuiltinType for Decimal {
         const SQL_TYPE: SqlType = SqlType::Decimal;
         sqlite_codec!(encode_decimal, decode_decimal);
+        fn __unscaled_form(&mut self) {
+            if self.scale() > 10 {
+                *self = self.round_dp_with_strategy(
+                    10,
+                    rust_decimal::RoundingStrategy::MidpointAwayFromZero,
+                );
+            }
+            *self = self.normalize();
+        }
         fn __rescale(&mut self, places: u32) {
             if self.scale() != places {
                 *self = self.round_dp_with_strategy(
@@ -454,6 +504,26 @@ impl<T: BuiltinType + sealed::NonOption> BuiltinType for Option<T> {
         match self {
             Some(value) => value.__check(backend),
             None => Ok(()),
+        }
+    }
+
+    fn __server_form(&self) -> Option<Self> {
+        self.as_ref().and_then(T::__server_form).map(Some)
+    }
+
+    fn __bind_mysql(
+        &self,
+        args: &mut sqlx::mysql::MySqlArguments,
+    ) -> std::result::Result<(), BoxDynError> {
+        match self {
+            Some(value) => value.__bind_mysql(args),
+            None => sqlx::Arguments::add(args, None::<T>),
+        }
+    }
+
+    fn __unscaled_form(&mut self) {
+        if let Some(value) = self {
+            value.__unscaled_form();
         }
     }
 

@@ -184,10 +184,13 @@ pub trait FieldType: Debug + Send + Sync + Sized + 'static {
     }
 
     /// The value as JSON, for type-erased instances: as the database stores it (times to
-    /// the microsecond).
+    /// the microsecond, a decimal of a column without declared places to the 10 that MySQL's
+    /// `DECIMAL(38, 10)` keeps, without trailing zeros).
     #[doc(hidden)]
     fn __json(&self) -> serde_json::Value {
-        BuiltinType::__to_json(&self.to_stored())
+        let mut stored = self.to_stored();
+        stored.__unscaled_form();
+        BuiltinType::__to_json(&stored)
     }
 
     /// [`__json`](Self::__json) of a column declared with `decimal_places = places`: its
@@ -263,6 +266,33 @@ pub trait BuiltinType:
     fn __check(&self, _backend: Backend) -> std::result::Result<(), String> {
         Ok(())
     }
+
+    /// The value as the crate sends it to PostgreSQL and MySQL, when that differs from the
+    /// value: times floored to the microsecond, which both servers keep (left to sqlx, a
+    /// PostgreSQL time before 2000 would be rounded up instead, being counted back from 2000).
+    #[doc(hidden)]
+    #[inline]
+    fn __server_form(&self) -> Option<Self> {
+        None
+    }
+
+    /// Binds the value to a MySQL statement. A `DateTime<Utc>` goes as a `DATETIME` (its UTC
+    /// date and time), since MariaDB stores a `TIMESTAMP` parameter outside 1970–2038 as NULL.
+    #[doc(hidden)]
+    #[inline]
+    fn __bind_mysql(
+        &self,
+        args: &mut sqlx::mysql::MySqlArguments,
+    ) -> std::result::Result<(), BoxDynError> {
+        sqlx::Arguments::add(args, self)
+    }
+
+    /// Brings a decimal of a column without declared places to what every backend keeps of it:
+    /// 10 places at most (MySQL's `DECIMAL(38, 10)`, rounding half away from zero), without
+    /// trailing zeros (`12.5` and `12.5000000000` alike); other types are left as they are.
+    #[doc(hidden)]
+    #[inline]
+    fn __unscaled_form(&mut self) {}
 
     /// Brings a decimal to `places` decimal places (rounding half away from zero, as
     /// PostgreSQL and MySQL store it); other types are left as they are.

@@ -31,12 +31,26 @@ pub(super) fn expand(model: &Model<'_>) -> TokenStream {
     let on_commit_names = model.on_commit.iter().map(|r| &r.name);
     let m2m_changed_names = model.m2m_changed.iter().map(|r| &r.name);
     let post_load_names = model.post_load.iter().map(|r| &r.name);
-    // Each `#[post_load]` receiver on the instance just read, spanned on the user's path.
-    let post_loads = model.post_load.iter().map(|r| {
-        let path = &r.path;
-        let name = &r.name;
-        quote_spanned! {path.span()=>
-            ::signals_core::__private::post_load::<Self>(#name, #path, &mut this)?;
+    // Each `#[post_load]` receiver on the instance just read, spanned on the user's path; no
+    // method at all (the trait's empty default) for a model without one.
+    let post_loads: Vec<_> = model
+        .post_load
+        .iter()
+        .map(|r| {
+            let path = &r.path;
+            let name = &r.name;
+            quote_spanned! {path.span()=>
+                ::signals_core::__private::post_load::<Self>(#name, #path, self)?;
+            }
+        })
+        .collect();
+    let post_load = (!post_loads.is_empty()).then(|| {
+        quote! {
+            #[inline]
+            fn __post_load(&mut self) -> ::signals_core::Result<()> {
+                #(#post_loads)*
+                ::core::result::Result::Ok(())
+            }
         }
     });
     let through = through(model);
@@ -239,11 +253,10 @@ pub(super) fn expand(model: &Model<'_>) -> TokenStream {
             fn __from_row(
                 row: &::signals_core::__private::Row<'_>,
             ) -> ::signals_core::Result<Self> {
-                #[allow(unused_mut)]
-                let mut this = Self { #(#reads)* };
-                #(#post_loads)*
-                ::core::result::Result::Ok(this)
+                ::core::result::Result::Ok(Self { #(#reads)* })
             }
+
+            #post_load
 
             #[inline]
             fn __field(&self, index: usize) -> &dyn ::core::any::Any {

@@ -14,6 +14,7 @@ mod bulk;
 mod bulk_keys;
 mod changed;
 mod derive_pass;
+mod edges;
 mod errors;
 mod field_types;
 mod harness;

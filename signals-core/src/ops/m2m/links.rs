@@ -145,8 +145,10 @@ where
             ) else {
                 return Ok(());
             };
-            let _noted = note::<Th, A>(a);
-            <Th as Through<A, B>>::__send(action, a, keys, &mut signal).await
+            let noted = note::<Th, A>(a);
+            noted
+                .within(<Th as Through<A, B>>::__send(action, a, keys, &mut signal))
+                .await
         } else {
             let (Some(b), Some(keys)) = (
                 instance.downcast_ref::<B>(),
@@ -154,8 +156,10 @@ where
             ) else {
                 return Ok(());
             };
-            let _noted = note::<Th, B>(b);
-            <Th as Through<B, A>>::__send(action, b, keys, &mut signal).await
+            let noted = note::<Th, B>(b);
+            noted
+                .within(<Th as Through<B, A>>::__send(action, b, keys, &mut signal))
+                .await
         }
     })
 }

@@ -531,11 +531,15 @@ async fn around<F: Model, T: Model, Th: Through<F, T>>(
         return Ok(());
     }
     let noted = note::<Th, F>(instance);
-    Th::__send(pre, instance, keys, &mut M2mChanged::new(tx)).await?;
+    noted
+        .within(Th::__send(pre, instance, keys, &mut M2mChanged::new(tx)))
+        .await?;
     drop(noted);
     write(tx).await?;
-    let _noted = note::<Th, F>(instance);
-    Th::__send(post, instance, keys, &mut M2mChanged::new(tx)).await
+    let noted = note::<Th, F>(instance);
+    noted
+        .within(Th::__send(post, instance, keys, &mut M2mChanged::new(tx)))
+        .await
 }
 
 async fn add_links<F: Model, T: Model, Th: Through<F, T>>(
