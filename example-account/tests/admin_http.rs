@@ -86,7 +86,13 @@ async fn log_in_as(app: &Router, username: &str, password: &str) -> (String, Str
     (cookie, token)
 }
 
+/// The tests that time logins or flood the password threads (every Argon2 of the process runs
+/// on one thread per core) run alone; the rest of this binary's tests, which log in too, run
+/// beside each other (tests run eight at a time, `.cargo/config.toml`).
+static ARGON: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
+
 url_test!(async fn the_admin_refuses_what_it_must(url) {
+    let _argon = ARGON.read().await;
     // Process-wide settings, the same for the three backends' tests.
     static MEDIA: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
     example_account::set_media_root(MEDIA.get_or_init(|| tempfile::tempdir().unwrap()).path());
@@ -183,6 +189,7 @@ async fn sessions_of(db: &Db, user: &User) -> i64 {
 }
 
 url_test!(async fn sessions_end_at_logout_expiry_and_when_their_user_changes(url) {
+    let _argon = ARGON.read().await;
     let db = Db::connect(&url).await.unwrap();
     migrate(&db).await.unwrap();
     let mut admin = User::create_staff_user(&db, "admin", "", "s3cret").await.unwrap();
@@ -270,6 +277,7 @@ fn rss_mib() -> u64 {
 }
 
 url_test!(async fn a_flood_of_logins_stays_bounded_and_a_real_login_still_works(url) {
+    let _argon = ARGON.write().await;
     let (db, app) = site(&url).await;
     for i in 0..40 {
         User::create_staff_user(&db, &format!("staff{i}"), "", "pw").await.unwrap();
@@ -319,6 +327,7 @@ url_test!(async fn a_flood_of_logins_stays_bounded_and_a_real_login_still_works(
 });
 
 url_test!(async fn repeated_failures_are_slowed_down_for_that_user_and_address_only(url) {
+    let _argon = ARGON.write().await;
     let (db, app) = site(&url).await;
     let attacker = [10, 3, 0, 1];
     for _ in 0..5 {
@@ -404,6 +413,7 @@ async fn a_body_that_never_ends_times_out() {
 }
 
 url_test!(async fn login_timing_does_not_tell_staff_from_other_names(url) {
+    let _argon = ARGON.write().await;
     let (db, app) = site(&url).await;
     User::create_user(&db, "bob", "", "pw").await.unwrap();
     let mut medians = Vec::new();
@@ -425,6 +435,7 @@ url_test!(async fn login_timing_does_not_tell_staff_from_other_names(url) {
 });
 
 url_test!(async fn bad_input_is_a_400_and_every_page_carries_the_security_headers(url) {
+    let _argon = ARGON.read().await;
     let (db, app) = site(&url).await;
 
     // A NUL in the login form (PostgreSQL cannot store one) is a 400 that shows no database's
@@ -582,6 +593,7 @@ fn profile_form(
 }
 
 url_test!(async fn decompression_bombs_are_refused_and_profile_forms_land_whole(url) {
+    let _argon = ARGON.read().await;
     static MEDIA: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
     example_account::set_media_root(MEDIA.get_or_init(|| tempfile::tempdir().unwrap()).path());
     let (db, app) = site(&url).await;

@@ -47,6 +47,24 @@ async fn notify(_: &Shop, _: &mut PostSave<'_>) -> Result<()> {
     Ok(())
 }
 
+/// Muted in a test (muting is process-wide): a model of its own, so that the other tests'
+/// `Shop` receivers are never muted under them.
+#[derive(Debug, Clone, Model)]
+#[model(table = "th_stall")]
+#[post_save(stall_audit, stall_notify)]
+struct Stall {
+    id: Option<i64>,
+    name: String,
+}
+
+async fn stall_audit(_: &Stall, _: &mut PostSave<'_>) -> Result<()> {
+    Ok(())
+}
+
+async fn stall_notify(_: &Stall, _: &mut PostSave<'_>) -> Result<()> {
+    Ok(())
+}
+
 async fn welcome(shop: Shop, _: Committed) -> Result<()> {
     record(format!("welcome {}", shop.name));
     Ok(())
@@ -100,22 +118,23 @@ db_test!(async fn recorded_signals_name_the_instance_and_the_receivers_reached(d
 
     // Muted receivers are not listed; runtime ones are, by dispatch id; batches list their
     // receivers on every row.
+    db.create_tables::<Stall>().await.unwrap();
     let (_, fired) = isolate_receivers(record_signals(async {
-        connect_pre_save::<Shop, _>("trim", async |shop: &mut Shop, _: &mut PreSave<'_>| {
-            shop.name = shop.name.trim().to_owned();
+        connect_pre_save::<Stall, _>("trim", async |stall: &mut Stall, _: &mut PreSave<'_>| {
+            stall.name = stall.name.trim().to_owned();
             Ok(())
         });
-        let _muted = mute_receiver::<Shop>("notify");
-        let mut shops = vec![Shop { id: None, name: " a ".into() }, Shop { id: None, name: "b".into() }];
-        Shop::bulk_save(&db, &mut shops).await.unwrap();
+        let _muted = mute_receiver::<Stall>("stall_notify");
+        let mut stalls = vec![Stall { id: None, name: " a ".into() }, Stall { id: None, name: "b".into() }];
+        Stall::bulk_save(&db, &mut stalls).await.unwrap();
     }))
     .await;
-    let pre: Vec<_> = fired.iter().filter(|f| f.model == "Shop" && f.signal == SignalKind::PreSave).collect();
+    let pre: Vec<_> = fired.iter().filter(|f| f.model == "Stall" && f.signal == SignalKind::PreSave).collect();
     assert_eq!(pre.len(), 2);
     assert!(pre.iter().all(|f| f.receivers == ["trim"]), "{pre:?}");
-    let post: Vec<_> = fired.iter().filter(|f| f.model == "Shop" && f.signal == SignalKind::PostSave).collect();
+    let post: Vec<_> = fired.iter().filter(|f| f.model == "Stall" && f.signal == SignalKind::PostSave).collect();
     assert_eq!(post.len(), 2);
-    assert!(post.iter().all(|f| f.receivers == ["audit"]), "{post:?}");
+    assert!(post.iter().all(|f| f.receivers == ["stall_audit"]), "{post:?}");
     assert_ne!(post[0].key, post[1].key);
     assert!(post.iter().all(|f| f.key.is_number()));
 });
