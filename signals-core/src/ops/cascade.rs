@@ -322,13 +322,18 @@ pub(crate) async fn send_delete<C: Hooks>(
     kind: SignalKind,
 ) -> Result<()> {
     let post = kind == SignalKind::PostDelete;
-    let noted = muting::note_rows(
-        rows.iter()
-            .map(|r| fired_delete(C::META.name, kind, muting::key_json(r))),
-    );
+    // Noted as sent: per chunk, or per row, so that a batch receiver's one call per chunk
+    // is listed on the chunk's rows.
+    let note = |rows: &[C]| {
+        muting::note_rows(
+            rows.iter()
+                .map(|r| fired_delete(C::META.name, kind, muting::key_json(r))),
+        )
+    };
     if links.iter().all(Vec::is_empty) {
         for (c, chunk) in rows.chunks(MAX_CHUNK_ROWS).enumerate() {
             let offset = c * MAX_CHUNK_ROWS;
+            let noted = note(chunk);
             let res = if post {
                 let mut batch = PostDeleteBatch::new(tx, origin, chunk.len());
                 noted
@@ -344,6 +349,7 @@ pub(crate) async fn send_delete<C: Hooks>(
         }
     } else {
         for (i, (row, links)) in rows.iter().zip(links).enumerate() {
+            let noted = note(std::slice::from_ref(row));
             let res = if post {
                 noted
                     .within(hooks::post_delete(row, &mut PostDelete::new(tx, origin)))

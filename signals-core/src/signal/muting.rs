@@ -109,7 +109,8 @@ pub struct Fired {
     pub key: serde_json::Value,
     /// The receivers it reached, in the order they ran: the derive's by their path as
     /// written in the attribute (`"create_profile"`), runtime ones by dispatch id. A muted
-    /// receiver is not listed; a batch receiver is listed on every row of its batch.
+    /// receiver is not listed; a batch receiver is listed on every row of its chunk (and so is
+    /// a per-row receiver that ran once in a batch, failing on its first row).
     pub receivers: Vec<&'static str>,
     /// For `post_save`: whether the save INSERTed.
     pub created: Option<bool>,
@@ -185,14 +186,17 @@ tokio::task_local! {
 /// assert_eq!((fired[1].key.clone(), fired[1].receivers.clone()), (serde_json::json!(1), vec!["noop"]));
 /// # Ok(()) }
 /// ```
-pub async fn record_signals<F: Future>(work: F) -> (F::Output, Vec<Fired>) {
-    RECORDING
-        .scope(RefCell::new(Recording::default()), async {
-            let output = work.await;
-            let fired = RECORDING.with(|r| std::mem::take(&mut r.borrow_mut().fired));
-            (output, fired)
-        })
-        .await
+///
+/// (A combinator, not an `async fn`, so that it holds `work` once: wrapped in this and in
+/// [`isolate_receivers`](crate::isolate_receivers), a test's future stays the size it was.)
+pub fn record_signals<F: Future>(work: F) -> impl Future<Output = (F::Output, Vec<Fired>)> {
+    use futures_util::FutureExt as _;
+    // The closure runs inside the scope's poll, where the recording is in force.
+    let work = work.map(|output| {
+        let fired = RECORDING.with(|r| std::mem::take(&mut r.borrow_mut().fired));
+        (output, fired)
+    });
+    RECORDING.scope(RefCell::new(Recording::default()), work)
 }
 
 /// A signal being sent, noted for a surrounding [`record_signals`]: the receivers run by the
@@ -236,10 +240,15 @@ impl<F: Future> Future for Within<F> {
         let Some(id) = *this.id else {
             return this.fut.poll(cx);
         };
-        let outer = CURRENT.replace(Some(id));
-        let res = this.fut.poll(cx);
-        CURRENT.set(outer);
-        res
+        /// Puts the outer signal back when the poll ends, by a panic too.
+        struct Restore(Option<u64>);
+        impl Drop for Restore {
+            fn drop(&mut self) {
+                CURRENT.set(self.0);
+            }
+        }
+        let _restore = Restore(CURRENT.replace(Some(id)));
+        this.fut.poll(cx)
     }
 }
 

@@ -29,9 +29,11 @@ fn current_chain() -> Option<Chain> {
     SCOPE.try_with(Arc::clone).ok()
 }
 
-/// Runs `work` in a new scope inside the current ones (see `isolate_receivers`); `ended` runs
-/// when it ends or is dropped, after the scope is no longer live.
-pub(crate) async fn scoped<F: Future>(work: F, ended: fn()) -> F::Output {
+/// Runs `work` in a new scope inside the current ones (see `isolate_receivers`), begun when it
+/// is first polled (in the task that runs it); `ended` runs when it ends or is dropped, after
+/// the scope is no longer live. A combinator, not an `async fn`: it holds `work` once.
+pub(crate) fn scoped<F: Future>(work: F, ended: fn()) -> impl Future<Output = F::Output> {
+    use futures_util::FutureExt as _;
     struct Live(u64, fn());
     impl Drop for Live {
         fn drop(&mut self) {
@@ -41,12 +43,21 @@ pub(crate) async fn scoped<F: Future>(work: F, ended: fn()) -> F::Output {
             (self.1)();
         }
     }
-    let id = NEXT_SCOPE.fetch_add(1, Ordering::Relaxed);
-    LIVE.lock().unwrap_or_else(|e| e.into_inner()).push(id);
-    let _live = Live(id, ended);
-    let mut chain: Vec<u64> = current_chain().map(|c| c.to_vec()).unwrap_or_default();
-    chain.push(id);
-    SCOPE.scope(Chain::from(chain), work).await
+    futures_util::future::lazy(move |_| {
+        let id = NEXT_SCOPE.fetch_add(1, Ordering::Relaxed);
+        LIVE.lock().unwrap_or_else(|e| e.into_inner()).push(id);
+        let live = Live(id, ended);
+        let mut chain: Vec<u64> = current_chain().map(|c| c.to_vec()).unwrap_or_default();
+        chain.push(id);
+        (Chain::from(chain), live)
+    })
+    .then(move |(chain, live)| {
+        // `work` goes first when this is dropped, then the scope.
+        SCOPE.scope(chain, work).map(move |output| {
+            drop(live);
+            output
+        })
+    })
 }
 
 fn is_live(scope: u64) -> bool {

@@ -50,10 +50,9 @@ use super::{any, runtime};
 /// assert!(receivers::<Tag>(SignalKind::PostSave).is_empty()); // gone with its scope
 /// # Ok(()) }
 /// ```
-pub async fn isolate_receivers<F: Future>(work: F) -> F::Output {
+pub fn isolate_receivers<F: Future>(work: F) -> impl Future<Output = F::Output> {
     scoped(work, || {
         runtime::purge_ended();
         any::purge_ended();
     })
-    .await
 }

@@ -296,9 +296,11 @@ impl Tx {
     ///   ([`Error::CommitOutcomeUnknown`]) it does not run either.
     ///
     /// Work runs in the order it was scheduled, on its own task (a cancelled caller does not
-    /// stop it; a panic or failure in one piece is logged and the next runs); an explicit
-    /// rollback or a failed savepoint waits for it; a dropped `Tx` spawns it on the current
-    /// Tokio runtime, after the rollback.
+    /// stop it; a panic or failure in one piece is logged and the next runs), each piece
+    /// bounded by [`Db::with_on_commit_timeout`] as after-commit work is (a piece that runs
+    /// longer is given up, logged, and the next runs); an explicit rollback or a failed
+    /// savepoint waits for it; a dropped `Tx` spawns it on the current Tokio runtime, after the
+    /// rollback.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")] async fn main() -> signals_core::Result<()> {
@@ -368,7 +370,7 @@ impl Tx {
     /// Runs the after-rollback work of savepoints just rolled back, on a task of its own.
     pub(crate) async fn run_rolled_back(&mut self) {
         let work = self.scopes.take_rolled_back();
-        run_after_rollback(work).await;
+        run_after_rollback(work, self.on_commit_timeout).await;
     }
 
     /// Schedules after-commit work whose error [`commit_reporting`](Self::commit_reporting)
@@ -437,7 +439,7 @@ impl Tx {
                 if let Some(inner) = self.inner.take() {
                     let _ = inner.rollback().await;
                 }
-                run_after_rollback(work).await;
+                run_after_rollback(work, self.on_commit_timeout).await;
                 return Err(err);
             }
         }
@@ -473,7 +475,7 @@ impl Tx {
                     Ok(()) => drop(on_rollback),
                     Err(err) => {
                         if !matches!(err, Error::CommitOutcomeUnknown(_)) {
-                            run_after_rollback(on_rollback).await;
+                            run_after_rollback(on_rollback, self.on_commit_timeout).await;
                         }
                         return Err(err);
                     }
@@ -559,7 +561,7 @@ impl Tx {
             Some(inner) => inner.rollback().await,
         };
         // A failed ROLLBACK closes the connection, which the server rolls back all the same.
-        run_after_rollback(work).await;
+        run_after_rollback(work, self.on_commit_timeout).await;
         res
     }
 }
@@ -576,6 +578,7 @@ impl Drop for Tx {
         if work.is_empty() {
             return;
         }
+        let limit = self.on_commit_timeout;
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             tracing::error!(
                 pieces = work.len(),
@@ -592,7 +595,7 @@ impl Drop for Tx {
             } else {
                 drop(inner);
             }
-            scope::run_each_after_rollback(work).await;
+            scope::run_each_after_rollback(work, limit).await;
         });
     }
 }

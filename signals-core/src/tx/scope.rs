@@ -131,17 +131,17 @@ impl Scopes {
 
 /// Runs after-rollback work in order on a task of its own (so that a cancelled caller does
 /// not stop it), and waits for it.
-pub(crate) async fn run_after_rollback(hooks: Vec<Hook>) {
+pub(crate) async fn run_after_rollback(hooks: Vec<Hook>, limit: Option<Duration>) {
     if hooks.is_empty() {
         return;
     }
-    let _ = tokio::spawn(run_each_after_rollback(hooks)).await;
+    let _ = tokio::spawn(run_each_after_rollback(hooks, limit)).await;
 }
 
 /// Runs after-rollback work in order, each piece on its own (as after-commit work runs); what
 /// fails is logged.
-pub(crate) async fn run_each_after_rollback(hooks: Vec<Hook>) {
-    for err in run_each(hooks, None).await {
+pub(crate) async fn run_each_after_rollback(hooks: Vec<Hook>, limit: Option<Duration>) {
+    for err in run_each(hooks, limit).await {
         tracing::error!(error = %err, "after-rollback work failed");
     }
 }

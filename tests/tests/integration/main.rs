@@ -15,6 +15,7 @@ mod bulk_keys;
 mod changed;
 mod derive_pass;
 mod edges;
+mod edges_more;
 mod errors;
 mod field_types;
 mod harness;
