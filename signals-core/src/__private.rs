@@ -31,6 +31,12 @@ pub use crate::value::sqlite::{SqlRef, SqlValue};
 pub use crate::value::{Args, Nullable, PrimaryKey, RefersTo, Row};
 use crate::value::{BuiltinType, FieldType};
 
+/// Notes, for `record_signals`, that a batch receiver runs now (for every row of its batch).
+#[inline]
+pub fn batch_receiver_runs() {
+    crate::signal::muting::batch_starts();
+}
+
 /// Whether two values of a field differ as the database stores them (`changed(..)`, once
 /// `!=` says they differ): times to the microsecond, decimals of a column with declared
 /// places at that scale.

@@ -112,6 +112,7 @@ impl<'t> PreSaveBatch<'t> {
     /// Row `i`'s own context, for the per-row receivers of a bulk save.
     #[doc(hidden)]
     pub fn __row(&mut self, i: usize) -> PreSave<'_> {
+        super::muting::row_starts(i);
         let old = self.old();
         PreSave::new(&mut *self.tx, self.rows[i], self.flags, old)
     }
@@ -163,6 +164,7 @@ impl<'t> PostSaveBatch<'t> {
         i: usize,
         this: &'s (dyn std::any::Any + Send + Sync),
     ) -> PostSave<'s> {
+        super::muting::row_starts(i);
         let old = self.old();
         PostSave::new(&mut *self.tx, self.rows[i], self.flags, old, this)
     }
@@ -218,9 +220,10 @@ macro_rules! delete_batch {
                 $name { tx, origin, len }
             }
 
-            /// A row's own context (every row of a batch shares it).
+            /// Row `i`'s own context (every row of a batch shares what it holds).
             #[doc(hidden)]
-            pub fn __row(&mut self) -> $row<'_> {
+            pub fn __row(&mut self, i: usize) -> $row<'_> {
+                super::muting::row_starts(i);
                 $row::new(&mut *self.tx, self.origin)
             }
 

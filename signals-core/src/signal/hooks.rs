@@ -129,9 +129,9 @@ batch_senders! {
     (post_save_batch, post_save, __post_save_batch, PostSaveBatch, PostSave, [],
         |signal, i, row| signal.__row(i, row))
     (pre_delete_batch, pre_delete, __pre_delete_batch, PreDeleteBatch, PreDelete, [],
-        |signal, i, row| signal.__row())
+        |signal, i, row| signal.__row(i))
     (post_delete_batch, post_delete, __post_delete_batch, PostDeleteBatch, PostDelete, [],
-        |signal, i, row| signal.__row())
+        |signal, i, row| signal.__row(i))
 }
 
 /// An error of row `i` of a batch: [`Error::Bulk`] with the row's index in its batch; the

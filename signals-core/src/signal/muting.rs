@@ -109,8 +109,8 @@ pub struct Fired {
     pub key: serde_json::Value,
     /// The receivers it reached, in the order they ran: the derive's by their path as
     /// written in the attribute (`"create_profile"`), runtime ones by dispatch id. A muted
-    /// receiver is not listed; a batch receiver is listed on every row of its chunk (and so is
-    /// a per-row receiver that ran once in a batch, failing on its first row).
+    /// receiver is not listed; in a bulk write, a per-row receiver is listed on the rows it ran
+    /// for, a batch receiver on every row of its chunk.
     pub receivers: Vec<&'static str>,
     /// For `post_save`: whether the save INSERTed.
     pub created: Option<bool>,
@@ -135,13 +135,20 @@ struct Open {
     id: u64,
     rows: std::ops::Range<usize>,
     signal: SignalKind,
-    reached: Vec<(&'static str, usize)>,
+    /// What ran for it, in order: the receivers, and before each call of a batch's per-row
+    /// receivers the row it is for, before each batch receiver the batch.
+    log: Vec<Event>,
+}
+
+enum Event {
+    Row(usize),
+    Batch,
+    Reached(&'static str),
 }
 
 impl Recording {
-    /// Lists the receivers an ended signal reached on its rows: a receiver that ran once
-    /// for a batch (a batch receiver) on every row, one that ran row by row on the rows it
-    /// ran for.
+    /// Lists the receivers an ended signal reached on its rows: a per-row receiver on the row
+    /// it ran for, a batch receiver (or the receivers of a single row) on every row.
     fn close(&mut self, id: u64) {
         let Some(at) = self.open.iter().position(|o| o.id == id) else {
             return;
@@ -150,11 +157,15 @@ impl Recording {
         let Some(rows) = self.fired.get_mut(open.rows) else {
             return;
         };
-        let n = rows.len();
-        for (receiver, times) in open.reached {
-            let reached = if times == 1 { n } else { times.min(n) };
-            for fired in &mut rows[..reached] {
-                fired.receivers.push(receiver);
+        let mut row = None;
+        for event in open.log {
+            match event {
+                Event::Row(i) => row = Some(i),
+                Event::Batch => row = None,
+                Event::Reached(receiver) => match row.and_then(|i| rows.get_mut(i)) {
+                    Some(fired) => fired.receivers.push(receiver),
+                    None => rows.iter_mut().for_each(|f| f.receivers.push(receiver)),
+                },
             }
         }
     }
@@ -286,7 +297,7 @@ pub(crate) fn note_rows(rows: impl IntoIterator<Item = Fired>) -> Noted {
                     id,
                     rows: start..end,
                     signal,
-                    reached: Vec::new(),
+                    log: Vec::new(),
                 });
                 Some(id)
             })
@@ -297,21 +308,33 @@ pub(crate) fn note_rows(rows: impl IntoIterator<Item = Fired>) -> Noted {
 
 /// Notes that `receiver` runs for the signal being sent (`signal`), if it is recorded.
 pub(crate) fn reached(signal: SignalKind, receiver: &'static str) {
+    log(Some(signal), Event::Reached(receiver));
+}
+
+/// Notes that a batch's per-row receivers run for row `i` of it now.
+pub(crate) fn row_starts(i: usize) {
+    log(None, Event::Row(i));
+}
+
+/// Notes that a batch receiver runs now (for all of its rows).
+pub(crate) fn batch_starts() {
+    log(None, Event::Batch);
+}
+
+/// Adds `event` to the signal being sent by the future being polled, if it is recorded (and
+/// is `signal`, when given).
+fn log(signal: Option<SignalKind>, event: Event) {
     let Some(current) = CURRENT.get() else {
         return;
     };
     let _ = RECORDING.try_with(|r| {
         let mut r = r.borrow_mut();
-        let Some(open) = r
+        if let Some(open) = r
             .open
             .iter_mut()
-            .find(|o| o.id == current && o.signal == signal)
-        else {
-            return;
-        };
-        match open.reached.iter_mut().find(|(name, _)| *name == receiver) {
-            Some((_, times)) => *times += 1,
-            None => open.reached.push((receiver, 1)),
+            .find(|o| o.id == current && signal.is_none_or(|s| o.signal == s))
+        {
+            open.log.push(event);
         }
     });
 }

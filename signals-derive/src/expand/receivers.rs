@@ -94,7 +94,11 @@ pub(super) fn dispatcher(
                 quote_spanned!(span=> rows)
             };
             let ctx = format_ident!("signal", span = span);
-            return receiver_call(model, signal, r, rows, ctx, quote!());
+            let call = receiver_call(model, signal, r, rows, ctx, quote!());
+            return quote! {
+                ::signals_core::__private::batch_receiver_runs();
+                #call
+            };
         }
         let (instance, iter, row_signal) = if signal.mutable {
             (
@@ -106,7 +110,7 @@ pub(super) fn dispatcher(
             let row_signal = if signal.row_takes_instance {
                 quote!(signal.__row(i, this))
             } else {
-                quote!(signal.__row())
+                quote!(signal.__row(i))
             };
             (quote_spanned!(span=> this), quote!(rows.iter()), row_signal)
         };

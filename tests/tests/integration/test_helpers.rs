@@ -198,3 +198,56 @@ db_test!(async fn capturing_async_closures_connect_for_one_test_only(db) {
     let lines: Vec<String> = ShopLog::all(&db).await.unwrap().into_iter().map(|l| l.line).collect();
     assert_eq!(lines, ["created", "saw corner", "created"]);
 });
+
+/// A per-row receiver that refuses a row, and a batch receiver.
+#[derive(Debug, Clone, Model)]
+#[model(table = "th_gate")]
+#[pre_save(gate_check)]
+#[post_save(gate_batch, batch)]
+struct Gate {
+    id: Option<i64>,
+    name: String,
+}
+
+async fn gate_check(gate: &mut Gate, _: &mut PreSave<'_>) -> Result<()> {
+    if gate.name == "bad" {
+        return Err(BoxError::from("bad row").into());
+    }
+    Ok(())
+}
+
+async fn gate_batch(_: &[Gate], _: &mut signals_core::PostSaveBatch<'_>) -> Result<()> {
+    Ok(())
+}
+
+db_test!(async fn recorded_receivers_are_on_the_rows_they_ran_for(db) {
+    db.create_tables::<Gate>().await.unwrap();
+    // Every row passes: the per-row receiver on each row once, the batch one on every row.
+    let (saved, fired) = record_signals(async {
+        let mut gates: Vec<Gate> = ["a", "b", "c"].map(|n| Gate { id: None, name: n.into() }).into();
+        Gate::bulk_save(&db, &mut gates).await
+    })
+    .await;
+    saved.unwrap();
+    let lists: Vec<(SignalKind, Vec<&str>)> = fired.iter().map(|f| (f.signal, f.receivers.clone())).collect();
+    assert_eq!(
+        lists,
+        [
+            (SignalKind::PreSave, vec!["gate_check"]),
+            (SignalKind::PreSave, vec!["gate_check"]),
+            (SignalKind::PreSave, vec!["gate_check"]),
+            (SignalKind::PostSave, vec!["gate_batch"]),
+            (SignalKind::PostSave, vec!["gate_batch"]),
+            (SignalKind::PostSave, vec!["gate_batch"]),
+        ]
+    );
+    // The first row refused: the per-row receiver is listed on that row only.
+    let (saved, fired) = record_signals(async {
+        let mut gates: Vec<Gate> = ["bad", "ok1", "ok2"].map(|n| Gate { id: None, name: n.into() }).into();
+        Gate::bulk_save(&db, &mut gates).await
+    })
+    .await;
+    assert!(saved.is_err());
+    let lists: Vec<Vec<&str>> = fired.iter().map(|f| f.receivers.clone()).collect();
+    assert_eq!(lists, [vec!["gate_check"], vec![], vec![]]);
+});
