@@ -497,6 +497,32 @@ pub async fn eventually<T, E: std::fmt::Debug>(
     }
 }
 
+/// Another pool on the database `db` uses, with the same connect options, as another process
+/// would have (for tests of what runs from several processes at once).
+pub async fn another_pool(db: &Db) -> Db {
+    match db.pool() {
+        PoolRef::Sqlite(p) => Db::from(
+            sqlx::sqlite::SqlitePoolOptions::new()
+                .connect_with((*p.connect_options()).clone())
+                .await
+                .expect("another SQLite pool"),
+        ),
+        PoolRef::Postgres(p) => Db::from(
+            sqlx::postgres::PgPoolOptions::new()
+                .connect_with((*p.connect_options()).clone())
+                .await
+                .expect("another PostgreSQL pool"),
+        ),
+        PoolRef::MySql(p) => Db::from(
+            sqlx::mysql::MySqlPoolOptions::new()
+                .connect_with((*p.connect_options()).clone())
+                .await
+                .expect("another MySQL pool"),
+        ),
+        _ => unreachable!("a backend the harness does not run"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::with_database;

@@ -8,7 +8,7 @@ use std::time::Duration;
 use signals_core::migrate::{self, Migrating, POST_MIGRATE, PRE_MIGRATE};
 use signals_core::sqlx::migrate::{Migration, MigrationType, Migrator};
 use signals_core::sqlx::{AssertSqlSafe, SqlSafeStr};
-use signals_core::{Backend, BoxError, Db, Model, PoolRef, isolate_receivers};
+use signals_core::{Backend, BoxError, Model, isolate_receivers};
 use signals_tests::{count, db_test};
 
 #[derive(Debug, Clone, Model)]
@@ -127,7 +127,7 @@ db_test!(async fn a_failing_pre_migrate_applies_nothing_and_the_signals_hold_the
 
     // While a post_migrate receiver runs, another run (another pool, as another process)
     // waits for the lock.
-    let other = second_pool(&db).await;
+    let other = signals_tests::another_pool(&db).await;
     let (entered_tx, entered_rx) = tokio::sync::oneshot::channel::<()>();
     let entered_tx = Arc::new(Mutex::new(Some(entered_tx)));
     let (go_tx, go_rx) = tokio::sync::oneshot::channel::<()>();
@@ -160,28 +160,3 @@ db_test!(async fn a_failing_pre_migrate_applies_nothing_and_the_signals_hold_the
     second.await.unwrap().unwrap();
     assert_eq!(signals_tests::scalar(&db, "SELECT COUNT(*) FROM _sqlx_migrations").await, 2);
 });
-
-/// A second pool on the same database, as another process would have.
-async fn second_pool(db: &Db) -> Db {
-    match db.pool() {
-        PoolRef::Sqlite(p) => Db::from(
-            signals_core::sqlx::sqlite::SqlitePoolOptions::new()
-                .connect_with((*p.connect_options()).clone())
-                .await
-                .unwrap(),
-        ),
-        PoolRef::Postgres(p) => Db::from(
-            signals_core::sqlx::postgres::PgPoolOptions::new()
-                .connect_with((*p.connect_options()).clone())
-                .await
-                .unwrap(),
-        ),
-        PoolRef::MySql(p) => Db::from(
-            signals_core::sqlx::mysql::MySqlPoolOptions::new()
-                .connect_with((*p.connect_options()).clone())
-                .await
-                .unwrap(),
-        ),
-        _ => unreachable!(),
-    }
-}

@@ -319,7 +319,6 @@ db_test!(async fn concurrent_migrations_apply_each_migration_once(db) {
     use std::borrow::Cow;
     use signals_core::sqlx::migrate::{Migration, MigrationType, Migrator};
     use signals_core::sqlx::{AssertSqlSafe, SqlSafeStr};
-    use signals_core::{Db, PoolRef};
     let migration = |version: i64, sql: &'static str| {
         Migration::new(version, Cow::Borrowed("m"), MigrationType::Simple, AssertSqlSafe(sql).into_sql_str(), false)
     };
@@ -331,27 +330,7 @@ db_test!(async fn concurrent_migrations_apply_each_migration_once(db) {
     // Eight pools, as eight processes would have.
     let mut pools = Vec::new();
     for _ in 0..8 {
-        pools.push(match db.pool() {
-            PoolRef::Sqlite(p) => Db::from(
-                signals_core::sqlx::sqlite::SqlitePoolOptions::new()
-                    .connect_with((*p.connect_options()).clone())
-                    .await
-                    .unwrap(),
-            ),
-            PoolRef::Postgres(p) => Db::from(
-                signals_core::sqlx::postgres::PgPoolOptions::new()
-                    .connect_with((*p.connect_options()).clone())
-                    .await
-                    .unwrap(),
-            ),
-            PoolRef::MySql(p) => Db::from(
-                signals_core::sqlx::mysql::MySqlPoolOptions::new()
-                    .connect_with((*p.connect_options()).clone())
-                    .await
-                    .unwrap(),
-            ),
-            _ => unreachable!(),
-        });
+        pools.push(signals_tests::another_pool(&db).await);
     }
     let tasks: Vec<_> = pools
         .into_iter()
