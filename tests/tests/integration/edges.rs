@@ -85,19 +85,7 @@ db_test!(async fn times_with_nanoseconds_resave_without_change(db) {
             ));
         }
         // Instance::changes() of a receiver for every model.
-        let changes = isolate_receivers(async {
-            let seen = Arc::new(Mutex::new(Vec::<String>::new()));
-            let s2 = seen.clone();
-            connect_any_post_save("br_changes", async move |i: &Instance<'_>, _: &mut PostSave<'_>| {
-                for c in i.changes() {
-                    s2.lock().unwrap().push(format!("{} {} -> {}", c.field, c.old, c.new));
-                }
-                Ok(())
-            });
-            w.save(&db).await.unwrap();
-            seen.lock().unwrap().clone()
-        })
-        .await;
+        let changes = changes_on_resave(&db, &mut w).await;
         take_events();
         if !changes.is_empty() {
             failures.push(format!("{label}: Instance::changes() on re-save: {changes:?}"));
@@ -105,6 +93,28 @@ db_test!(async fn times_with_nanoseconds_resave_without_change(db) {
     }
     assert!(failures.is_empty(), "{:?}: {failures:#?}", db.backend());
 });
+
+/// What `Instance::changes()` lists, for a receiver of every model, when `m` is saved again.
+async fn changes_on_resave<M: Model>(db: &signals_core::Db, m: &mut M) -> Vec<String> {
+    isolate_receivers(async {
+        let seen = Arc::new(Mutex::new(Vec::<String>::new()));
+        let s2 = seen.clone();
+        connect_any_post_save(
+            "br_changes",
+            async move |i: &Instance<'_>, _: &mut PostSave<'_>| {
+                for c in i.changes() {
+                    s2.lock()
+                        .unwrap()
+                        .push(format!("{} {} -> {}", c.field, c.old, c.new));
+                }
+                Ok(())
+            },
+        );
+        m.save(db).await.unwrap();
+        seen.lock().unwrap().clone()
+    })
+    .await
+}
 
 #[derive(Debug, Clone, Model)]
 #[model(table = "br_price")]
@@ -160,19 +170,7 @@ db_test!(async fn decimals_and_floats_resave_without_change(db) {
             let loaded = BrPrice::get(&db, p.id.unwrap()).await.unwrap().unwrap();
             failures.push(format!("{label}: typed re-save reported {ev:?}; stored {loaded:?}"));
         }
-        let changes = isolate_receivers(async {
-            let seen = Arc::new(Mutex::new(Vec::<String>::new()));
-            let s2 = seen.clone();
-            connect_any_post_save("br_changes", async move |i: &Instance<'_>, _: &mut PostSave<'_>| {
-                for c in i.changes() {
-                    s2.lock().unwrap().push(format!("{} {} -> {}", c.field, c.old, c.new));
-                }
-                Ok(())
-            });
-            p.save(&db).await.unwrap();
-            seen.lock().unwrap().clone()
-        })
-        .await;
+        let changes = changes_on_resave(&db, &mut p).await;
         take_events();
         if !changes.is_empty() {
             failures.push(format!("{label}: Instance::changes() on re-save: {changes:?}"));

@@ -851,10 +851,12 @@ on_every_backend!(
     overflow_k_save_and_delete_joined_body
 );
 
-async fn overflow_l_two_plain_saves_joined_body(db: signals_core::Db) {
+/// Two saves joined inside `record_signals` inside `isolate_receivers`, with a receiver for
+/// every model connected under `uid`.
+async fn two_saves_joined(db: &signals_core::Db, uid: &str) {
     db.create_tables::<(B2Jp, B2Jc, B2Jd)>().await.unwrap();
     isolate_receivers(async {
-        connect_any_post_save("b2_any_l", b2_any_noop);
+        connect_any_post_save(uid, b2_any_noop);
         record_signals(async {
             let mut a = B2Jc {
                 id: None,
@@ -864,13 +866,17 @@ async fn overflow_l_two_plain_saves_joined_body(db: signals_core::Db) {
                 id: None,
                 name: "b".into(),
             };
-            let (x, y) = tokio::join!(a.save(&db), b.save(&db));
+            let (x, y) = tokio::join!(a.save(db), b.save(db));
             x.unwrap();
             y.unwrap();
         })
         .await;
     })
     .await;
+}
+
+async fn overflow_l_two_plain_saves_joined_body(db: signals_core::Db) {
+    two_saves_joined(&db, "b2_any_l").await;
 }
 on_every_backend!(
     overflow_l_two_plain_saves_joined,
@@ -882,23 +888,5 @@ on_every_backend!(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn overflow_m_plain_tokio_test() {
     let db = signals_core::Db::connect("sqlite::memory:").await.unwrap();
-    db.create_tables::<(B2Jp, B2Jc, B2Jd)>().await.unwrap();
-    isolate_receivers(async {
-        connect_any_post_save("b2_any_m", b2_any_noop);
-        record_signals(async {
-            let mut a = B2Jc {
-                id: None,
-                name: "a".into(),
-            };
-            let mut b = B2Jc {
-                id: None,
-                name: "b".into(),
-            };
-            let (x, y) = tokio::join!(a.save(&db), b.save(&db));
-            x.unwrap();
-            y.unwrap();
-        })
-        .await;
-    })
-    .await;
+    two_saves_joined(&db, "b2_any_m").await;
 }
