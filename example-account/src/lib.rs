@@ -42,7 +42,9 @@ pub use media::{
     media_root, path_of, set_max_upload_size, set_media_root, valid_file_name,
 };
 pub use models::{Account, AdminSession, Profile, User, WelcomeNote};
-pub use schema::{create_missing_profiles, migrate, schema_sql};
+pub use schema::{
+    MIGRATIONS_DIR, create_missing_profiles, migrate, models, schema_sql, sqlmigrate,
+};
 
 /// What can go wrong; every message is one line that names the thing at fault.
 #[derive(Debug, thiserror::Error)]

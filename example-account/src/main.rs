@@ -134,9 +134,136 @@ enum Command {
         /// The user.
         username: String,
     },
-    /// Print the SQL that creates the tables from the models, for this database (Django's
-    /// `sqlmigrate`); the migrations are checked against the same models at every start.
+    /// Print the SQL that creates the tables from the models, for this database; the
+    /// migrations are checked against the same models at every start.
     Schema,
+    /// Write the migrations the models call for, for every backend (Django's
+    /// `makemigrations`); a tool for the source tree: it writes into its `migrations/`.
+    Makemigrations {
+        /// The migration's name (its files are `NNNN_<name>.sql`); by default named after
+        /// its change.
+        name: Option<String>,
+        /// Write nothing; fail when the models and the migrations disagree (for CI).
+        #[arg(long)]
+        check: bool,
+        /// Allow dropping tables and columns and narrowing types.
+        #[arg(long)]
+        allow_data_loss: bool,
+        /// A table renamed, as OLD=NEW (repeatable); its rows are kept.
+        #[arg(long, value_name = "OLD=NEW")]
+        rename_table: Vec<String>,
+        /// A column renamed, as TABLE.OLD=NEW with the model's table (repeatable).
+        #[arg(long, value_name = "TABLE.OLD=NEW")]
+        rename_column: Vec<String>,
+        /// Record that the migrations written by hand make what the models ask for.
+        #[arg(long)]
+        baseline: bool,
+        /// The migrations directory (one directory per backend).
+        #[arg(long, default_value = example_account::MIGRATIONS_DIR)]
+        dir: PathBuf,
+    },
+    /// Print the SQL of one migration, as it is applied on this database's backend (Django's
+    /// `sqlmigrate`).
+    Sqlmigrate {
+        /// The migration's version (the number its file name starts with).
+        version: i64,
+    },
+}
+
+/// The backend a database URL names, without connecting.
+fn backend_of(url: &str) -> Result<signals_core::Backend, Error> {
+    use signals_core::Backend;
+    let scheme = url.split(':').next().unwrap_or_default();
+    match scheme {
+        "sqlite" => Ok(Backend::Sqlite),
+        "postgres" | "postgresql" => Ok(Backend::Postgres),
+        "mysql" | "mariadb" => Ok(Backend::MySql),
+        other => Err(Error::Unsupported(other.to_owned())),
+    }
+}
+
+/// `makemigrations`: plans, checks or writes; asks about renames on a terminal.
+fn makemigrations(command: &Command) -> Result<String, Error> {
+    use signals_core::makemigrations::MakeMigrations;
+    let Command::Makemigrations {
+        name,
+        check,
+        allow_data_loss,
+        rename_table,
+        rename_column,
+        baseline,
+        dir,
+    } = command
+    else {
+        unreachable!("called for makemigrations")
+    };
+    let mut make =
+        MakeMigrations::new(dir, &example_account::models()).allow_data_loss(*allow_data_loss);
+    if let Some(name) = name {
+        make = make.name(name);
+    }
+    for pair in rename_table {
+        let Some((old, new)) = pair.split_once('=') else {
+            return Err(Error::Config(format!(
+                "`--rename-table {pair}`: write OLD=NEW"
+            )));
+        };
+        make = make.rename_table(old, new);
+    }
+    for pair in rename_column {
+        let parsed = pair
+            .split_once('=')
+            .and_then(|(old, new)| old.split_once('.').map(|(t, o)| (t, o, new)));
+        let Some((table, old, new)) = parsed else {
+            return Err(Error::Config(format!(
+                "`--rename-column {pair}`: write TABLE.OLD=NEW"
+            )));
+        };
+        make = make.rename_column(table, old, new);
+    }
+    if std::io::stdin().is_terminal() {
+        make = make.ask(|question| {
+            eprint!("{question} ");
+            let mut line = String::new();
+            std::io::stdin().lock().read_line(&mut line).is_ok()
+                && matches!(line.trim().to_ascii_lowercase().as_str(), "y" | "yes")
+        });
+    }
+    if *baseline {
+        let files = make.baseline()?;
+        return Ok(format!(
+            "Recorded the models' state in:\n{}\n",
+            list_files(&files)
+        ));
+    }
+    if *check {
+        make.check()?;
+        return Ok("No changes detected\n".into());
+    }
+    let plan = make.plan()?;
+    let mut out = String::new();
+    for note in plan.notes() {
+        out.push_str(&format!("note: {note}\n"));
+    }
+    if plan.is_empty() {
+        out.push_str("No changes detected\n");
+        return Ok(out);
+    }
+    out.push_str(&format!("Migration {:04}:\n", plan.version()));
+    for change in plan.changes() {
+        out.push_str(&format!("  - {change}\n"));
+    }
+    let files = plan.write()?;
+    out.push_str(&format!("Wrote:\n{}\n", list_files(&files)));
+    Ok(out)
+}
+
+fn list_files(files: &[PathBuf]) -> String {
+    files
+        .iter()
+        .map(|f| format!("  {}", f.display()))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// `1048576`, `512K`, `5M`, `1G` (powers of 1024).
@@ -252,6 +379,17 @@ async fn run(cli: Cli) -> Result<String, Error> {
         _ => None,
     };
 
+    // What needs no database.
+    match &cli.command {
+        Some(command @ Command::Makemigrations { .. }) => return makemigrations(command),
+        Some(Command::Sqlmigrate { version }) => {
+            let backend = backend_of(&cli.database_url)?;
+            return example_account::sqlmigrate(backend, *version)
+                .map(str::to_owned)
+                .ok_or_else(|| Error::Config(format!("no migration {version} for {backend}")));
+        }
+        _ => {}
+    }
     let db = Db::connect(&cli.database_url).await?;
     if let Some(Command::Schema) = cli.command {
         let sql = example_account::schema_sql(db.backend());
@@ -368,7 +506,9 @@ async fn run(cli: Cli) -> Result<String, Error> {
             let rows = delete_user(&db, &username).await?;
             format!("deleted {username} and its profile ({rows} rows)\n")
         }
-        Some(Command::Schema) => unreachable!("printed before migrating"),
+        Some(Command::Schema | Command::Makemigrations { .. } | Command::Sqlmigrate { .. }) => {
+            unreachable!("done before migrating")
+        }
     };
     let out = if cli.nats_url.is_none() && !long_running {
         // No broker: what this command committed is handled before it exits.
@@ -395,7 +535,8 @@ async fn main() -> ExitCode {
         }
         Err(err) => {
             // Values from the database or the command line may hold control characters.
-            eprintln!("error: {}", printable(&err.to_string()));
+            let text: Vec<String> = err.to_string().lines().map(printable).collect();
+            eprintln!("error: {}", text.join("\n"));
             ExitCode::FAILURE
         }
     }

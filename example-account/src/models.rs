@@ -26,7 +26,7 @@ pub struct User {
     #[model(unique, max_length = 150)]
     pub username: String,
     /// Contact address ("" when none).
-    #[model(max_length = 254)]
+    #[model(max_length = 254, default = "")]
     pub email: String,
     /// The Argon2id hash of the password, never the password itself.
     #[model(max_length = 255)]
@@ -35,8 +35,10 @@ pub struct User {
     /// When the account was created.
     pub date_joined: DateTime<Utc>,
     /// Whether the user may log in.
+    #[model(default = true)]
     pub is_active: bool,
     /// Whether the user may log in to the admin site (Django's `is_staff`).
+    #[model(default = false)]
     pub is_staff: bool,
 }
 
@@ -53,7 +55,7 @@ pub struct Profile {
     /// Unknown until the user tells.
     pub date_of_birth: Option<NaiveDate>,
     /// The photo's path under the media root (`users/%Y/%m/%d/<name>`), "" when none.
-    #[model(max_length = 255)]
+    #[model(max_length = 255, default = "")]
     pub photo: String,
 }
 

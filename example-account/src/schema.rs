@@ -14,62 +14,50 @@ use crate::Error;
 use signals_core::migrate::{Migrating, POST_MIGRATE};
 use signals_core::{Model, Result as SignalResult};
 
-/// `(version, description, SQLite, PostgreSQL, MySQL)` of each migration, oldest first.
-type Entry = (i64, &'static str, &'static str, &'static str, &'static str);
+// The migrations of each backend, listed by `build.rs` from `migrations/<backend>/`.
+include!(concat!(env!("OUT_DIR"), "/migrations.rs"));
 
-const MIGRATIONS: &[Entry] = &[
-    (
-        1,
-        "account",
-        include_str!("../migrations/sqlite/0001_account.sql"),
-        include_str!("../migrations/postgres/0001_account.sql"),
-        include_str!("../migrations/mysql/0001_account.sql"),
-    ),
-    (
-        2,
-        "staff",
-        include_str!("../migrations/sqlite/0002_staff.sql"),
-        include_str!("../migrations/postgres/0002_staff.sql"),
-        include_str!("../migrations/mysql/0002_staff.sql"),
-    ),
-    (
-        3,
-        "outbox",
-        include_str!("../migrations/sqlite/0003_outbox.sql"),
-        include_str!("../migrations/postgres/0003_outbox.sql"),
-        include_str!("../migrations/mysql/0003_outbox.sql"),
-    ),
-    (
-        4,
-        "outbox meta",
-        include_str!("../migrations/sqlite/0004_outbox_meta.sql"),
-        include_str!("../migrations/postgres/0004_outbox_meta.sql"),
-        include_str!("../migrations/mysql/0004_outbox_meta.sql"),
-    ),
-    (
-        5,
-        "admin session",
-        include_str!("../migrations/sqlite/0005_admin_session.sql"),
-        include_str!("../migrations/postgres/0005_admin_session.sql"),
-        include_str!("../migrations/mysql/0005_admin_session.sql"),
-    ),
-];
+/// Where the app's migrations are, for `makemigrations` (a tool for its source tree).
+pub const MIGRATIONS_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/migrations");
 
-fn migrator(pick: fn(&Entry) -> &'static str) -> Migrator {
+/// The app's models, whose tables the migrations make.
+pub fn models() -> Schema {
+    Schema::of::<(User, Profile, WelcomeNote, AdminSession)>()
+}
+
+/// The embedded migrations of `backend`: (version, description, SQL), oldest first.
+fn embedded(backend: Backend) -> Option<&'static [(i64, &'static str, &'static str)]> {
+    match backend {
+        Backend::Sqlite => Some(SQLITE),
+        Backend::Postgres => Some(POSTGRES),
+        Backend::MySql => Some(MYSQL),
+        _ => None,
+    }
+}
+
+fn migrator(migrations: &[(i64, &'static str, &'static str)]) -> Migrator {
     Migrator::with_migrations(
-        MIGRATIONS
+        migrations
             .iter()
             .map(|m| {
                 Migration::new(
                     m.0,
                     Cow::Borrowed(m.1),
                     MigrationType::Simple,
-                    AssertSqlSafe(pick(m)).into_sql_str(),
+                    AssertSqlSafe(m.2).into_sql_str(),
                     false,
                 )
             })
             .collect(),
     )
+}
+
+/// The SQL of migration `version` for `backend`, as it is applied (Django's `sqlmigrate`).
+pub fn sqlmigrate(backend: Backend, version: i64) -> Option<&'static str> {
+    embedded(backend)?
+        .iter()
+        .find(|m| m.0 == version)
+        .map(|m| m.2)
 }
 
 /// Brings the database's schema up to date (Django's `migrate`), a no-op when it is, then
@@ -87,12 +75,10 @@ pub async fn migrate(db: &Db) -> Result<(), Error> {
     CONNECTED.call_once(|| {
         POST_MIGRATE.connect("account.create_missing_profiles", create_missing_profiles);
     });
-    let migrator = match db.backend() {
-        Backend::Sqlite => migrator(|m| m.2),
-        Backend::Postgres => migrator(|m| m.3),
-        Backend::MySql => migrator(|m| m.4),
-        other => return Err(Error::Unsupported(other.to_string())),
+    let Some(migrations) = embedded(db.backend()) else {
+        return Err(Error::Unsupported(db.backend().to_string()));
     };
+    let migrator = migrator(migrations);
     signals_core::migrate::run(db, &migrator).await?;
     db.check_schema::<(User, Profile, WelcomeNote, AdminSession)>()
         .await?;
@@ -124,7 +110,7 @@ pub async fn create_missing_profiles(m: &Migrating) -> SignalResult<()> {
 /// The SQL that creates the app's tables from its models on `backend` (what the migrations
 /// hold, written by the crate): `example-account schema` prints it.
 pub fn schema_sql(backend: Backend) -> String {
-    let mut sql = Schema::of::<(User, Profile, WelcomeNote, AdminSession)>().create_sql(backend);
+    let mut sql = models().create_sql(backend);
     for statement in signals_outbox::schema::statements(backend) {
         sql.push_str(&statement);
         sql.push_str(";\n");
@@ -135,6 +121,7 @@ pub fn schema_sql(backend: Backend) -> String {
 #[cfg(test)]
 mod migration_tests {
     use super::*;
+    use signals_core::makemigrations::MakeMigrations;
 
     /// The statements of a migration file, as written (each ends in `;` and a newline).
     fn statements_of(sql: &str) -> Vec<String> {
@@ -145,73 +132,58 @@ mod migration_tests {
             .collect()
     }
 
-    /// Migration 0003 made the welcome notes' table from its model and the first version of
-    /// `signals-outbox`'s tables; 0004 holds every statement of that crate's schema 0003 lacks
-    /// (the runners' shared settings), so that together they are its schema as it is now.
-    /// `UPDATE_MIGRATIONS=1` writes 0004 anew after a change there (a migration applied
-    /// somewhere never changes: a later version of the outbox's tables needs a new one).
+    /// Migration 0003 made the first version of `signals-outbox`'s tables; 0004 holds every
+    /// statement of that crate's schema 0003 lacks (the runners' shared settings), so that
+    /// together they are its schema as it is now. `UPDATE_MIGRATIONS=1` writes 0004 anew
+    /// after a change there (a migration applied somewhere never changes: a later version of
+    /// the outbox's tables needs a new one).
     #[test]
     fn the_outbox_migrations_make_its_schema() {
-        for (backend, dir, applied, newest) in [
-            (Backend::Sqlite, "sqlite", MIGRATIONS[2].2, MIGRATIONS[3].2),
-            (
-                Backend::Postgres,
-                "postgres",
-                MIGRATIONS[2].3,
-                MIGRATIONS[3].3,
-            ),
-            (Backend::MySql, "mysql", MIGRATIONS[2].4, MIGRATIONS[3].4),
-        ] {
-            for statement in Schema::of::<WelcomeNote>().create_statements(backend) {
-                assert!(applied.contains(&statement), "{backend}: {statement}");
-            }
-            let before = statements_of(applied);
+        for backend in [Backend::Sqlite, Backend::Postgres, Backend::MySql] {
+            let sql = |v| sqlmigrate(backend, v).expect("embedded");
+            let before = statements_of(sql(3));
             let missing: String = signals_outbox::schema::statements(backend)
                 .into_iter()
                 .filter(|s| !before.contains(s))
                 .map(|s| format!("{s};\n"))
                 .collect();
+            let dir = signals_core::makemigrations::backend_dir(backend);
             if std::env::var_os("UPDATE_MIGRATIONS").is_some() {
-                let path = format!(
-                    "{}/migrations/{dir}/0004_outbox_meta.sql",
-                    env!("CARGO_MANIFEST_DIR")
-                );
+                let path = format!("{MIGRATIONS_DIR}/{dir}/0004_outbox_meta.sql");
                 std::fs::write(path, &missing).expect("write the migration");
                 continue;
             }
             assert_eq!(
-                newest, missing,
+                sql(4),
+                missing,
                 "migrations/{dir}/0004_outbox_meta.sql is stale: run with UPDATE_MIGRATIONS=1"
             );
         }
     }
 
-    /// Migration 0005 makes the admin's session table from its model, as the crate writes it.
-    /// `UPDATE_MIGRATIONS=1` writes it anew (before it is applied anywhere).
+    /// Django's `makemigrations --check`, as CI runs it: the migrations make what the models
+    /// ask for (`example-account makemigrations` writes what a model change needs).
     #[test]
-    fn the_session_migration_makes_its_table() {
-        for (backend, dir, sql) in [
-            (Backend::Sqlite, "sqlite", MIGRATIONS[4].2),
-            (Backend::Postgres, "postgres", MIGRATIONS[4].3),
-            (Backend::MySql, "mysql", MIGRATIONS[4].4),
-        ] {
-            let made: String = Schema::of::<AdminSession>()
-                .create_statements(backend)
-                .into_iter()
-                .map(|s| format!("{s};\n"))
-                .collect();
-            if std::env::var_os("UPDATE_MIGRATIONS").is_some() {
-                let path = format!(
-                    "{}/migrations/{dir}/0005_admin_session.sql",
-                    env!("CARGO_MANIFEST_DIR")
-                );
-                std::fs::write(path, &made).expect("write the migration");
-                continue;
-            }
-            assert_eq!(
-                sql, made,
-                "migrations/{dir}/0005_admin_session.sql is stale: run with UPDATE_MIGRATIONS=1"
-            );
+    fn the_migrations_are_up_to_date_with_the_models() {
+        if let Err(err) = MakeMigrations::new(MIGRATIONS_DIR, &models()).check() {
+            panic!("{err}");
+        }
+    }
+
+    /// Every migration on disk is embedded, for every backend.
+    #[test]
+    fn every_migration_file_is_embedded() {
+        for backend in [Backend::Sqlite, Backend::Postgres, Backend::MySql] {
+            let dir = signals_core::makemigrations::backend_dir(backend);
+            let files = std::fs::read_dir(format!("{MIGRATIONS_DIR}/{dir}"))
+                .expect("the migrations directory")
+                .filter(|e| {
+                    e.as_ref()
+                        .is_ok_and(|e| e.path().extension().is_some_and(|x| x == "sql"))
+                })
+                .count();
+            let embedded = embedded(backend).map_or(0, <[_]>::len);
+            assert_eq!(embedded, files, "{backend}");
         }
     }
 }

@@ -235,15 +235,21 @@ url_test!(async fn sessions_end_at_logout_expiry_and_when_their_user_changes(url
     assert!(cookie_header.cookie.is_some());
 
     // A deleted user's session ends with the user, and never becomes the session of a user
-    // created after with the same id (SQLite reuses the highest id).
+    // created after with the same id (SQLite reused the highest id before migration 0006 gave
+    // its tables AUTOINCREMENT; a restored backup or a row written by hand still can).
     let mallory = User::create_staff_user(&db, "mallory", "", "m4l").await.unwrap();
     let (cookie, _) = log_in_as(&app, "mallory", "m4l").await;
     assert!(opens_the_list(&app, &cookie).await);
     example_account::delete_user(&db, "mallory").await.unwrap();
-    let newadmin = User::create_staff_user(&db, "newadmin", "", "n").await.unwrap();
-    if db.backend() == signals_core::Backend::Sqlite {
-        assert_eq!(newadmin.id, mallory.id, "the id is reused, as in the report");
-    }
+    let mut sql = signals_core::Sql::new(db.backend());
+    sql.push("INSERT INTO account_user (id, username, email, password, date_joined, is_active, is_staff) VALUES (")
+        .bind(&mallory.id.unwrap())
+        .unwrap()
+        .push(", 'newadmin', '', '!', ")
+        .bind(&chrono::Utc::now())
+        .unwrap()
+        .push(", TRUE, TRUE)");
+    sql.execute(&db).await.unwrap();
     assert!(!opens_the_list(&app, &cookie).await, "mallory's cookie is nobody's session");
     db.close().await;
 });
@@ -342,17 +348,14 @@ url_test!(async fn repeated_failures_are_slowed_down_for_that_user_and_address_o
         assert!(reply.body.contains("Too many failed login attempts"), "{}", reply.body);
         assert_eq!(reply.headers.get("retry-after").unwrap(), "1");
     }
-    // A spelling the database finds as the same account (MariaDB's `utf8mb4_general_ci`
-    // compares `admïn` as `admin`) shares the account's count; elsewhere it names no one.
-    if db.backend() == signals_core::Backend::MySql {
-        let other = [10, 3, 0, 9];
-        for _ in 0..5 {
-            assert_eq!(try_login(&app, other, "admin", "wrong").await.status, StatusCode::OK);
-        }
-        for name in ["adm%C3%AFn", "%C3%A0dmin", "%C3%81DM%C3%8DN"] {
-            let reply = try_login(&app, other, name, "s3cret").await;
-            assert_eq!(reply.status, StatusCode::TOO_MANY_REQUESTS, "{name}");
-        }
+    // Another spelling is another name on every backend: MariaDB's tables compared `admïn` as
+    // `admin` (`utf8mb4_general_ci`) until migration 0006 made them `utf8mb4_bin` (issue 28),
+    // so it is throttled for the address alone, and the password of `admin` opens nothing.
+    let other = [10, 3, 0, 9];
+    for name in ["adm%C3%AFn", "%C3%A0dmin", "%C3%81DM%C3%8DN"] {
+        let reply = try_login(&app, other, name, "s3cret").await;
+        assert_eq!(reply.status, StatusCode::OK, "{name}: refused as a wrong login");
+        assert!(reply.body.contains("Please enter the correct"), "{name}: {}", reply.body);
     }
     // The real user elsewhere is not locked out.
     let reply = try_login(&app, [10, 3, 0, 2], "admin", "s3cret").await;

@@ -228,6 +228,8 @@ pub const fn column_def<S: BuiltinType>(
     unique: bool,
     max_length: Option<u32>,
     decimal: Option<(u32, u32)>,
+    index: bool,
+    default: Option<crate::meta::DbDefault>,
 ) -> ColumnDef {
     let mut def = ColumnDef::new::<S>(name, field, rust_type);
     def.primary_key = primary_key;
@@ -235,6 +237,8 @@ pub const fn column_def<S: BuiltinType>(
     def.unique = unique;
     def.max_length = max_length;
     def.decimal = decimal;
+    def.index = index;
+    def.default = default;
     def
 }
 
@@ -264,6 +268,53 @@ pub trait IsDecimal {}
 impl IsDecimal for rust_decimal::Decimal {}
 #[cfg(feature = "decimal")]
 impl IsDecimal for Option<rust_decimal::Decimal> {}
+
+macro_rules! default_literals {
+    ($($check:ident / $store:ident: $doc:literal, $msg:literal, $store_msg:literal for [$($ty:ty),*];)*) => {$(
+        #[doc = $doc]
+        #[diagnostic::on_unimplemented(message = $msg, label = "not a column for this literal")]
+        pub trait $check {}
+        impl<T: FieldType> $check for T where T::Stored: $store {}
+        #[doc(hidden)]
+        #[diagnostic::on_unimplemented(message = $store_msg, label = "not a column for this literal")]
+        pub trait $store {}
+        $(impl $store for $ty {} impl $store for Option<$ty> {})*
+    )*};
+}
+default_literals! {
+    DefaultText / StoresText:
+        "`#[model(default = \"..\")]`: text, decimal and date fields.",
+        "`default` is a string, which this field cannot hold: it is `{Self}`",
+        "`default` is a string, which a column of `{Self}` cannot hold"
+        for [String, chrono::NaiveDate];
+    DefaultInt / StoresInt:
+        "`#[model(default = 0)]`: number fields.",
+        "`default` is an integer, which this field cannot hold: it is `{Self}`",
+        "`default` is an integer, which a column of `{Self}` cannot hold"
+        for [i16, i32, i64, f32, f64];
+    DefaultFloat / StoresFloat:
+        "`#[model(default = 0.5)]`: float and decimal fields.",
+        "`default` is a float, which this field cannot hold: it is `{Self}`",
+        "`default` is a float, which a column of `{Self}` cannot hold"
+        for [f32, f64];
+    DefaultBool / StoresBool:
+        "`#[model(default = false)]`: `bool` fields.",
+        "`default` is a boolean, which this field cannot hold: it is `{Self}`",
+        "`default` is a boolean, which a column of `{Self}` cannot hold"
+        for [bool];
+}
+#[cfg(feature = "decimal")]
+impl StoresText for rust_decimal::Decimal {}
+#[cfg(feature = "decimal")]
+impl StoresText for Option<rust_decimal::Decimal> {}
+#[cfg(feature = "decimal")]
+impl StoresInt for rust_decimal::Decimal {}
+#[cfg(feature = "decimal")]
+impl StoresInt for Option<rust_decimal::Decimal> {}
+#[cfg(feature = "decimal")]
+impl StoresFloat for rust_decimal::Decimal {}
+#[cfg(feature = "decimal")]
+impl StoresFloat for Option<rust_decimal::Decimal> {}
 
 /// Whether field `name` was saved: `update_fields` names it, or every field was saved.
 pub fn saved_field(update_fields: Option<&[&'static str]>, name: &str) -> bool {

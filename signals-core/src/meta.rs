@@ -109,6 +109,10 @@ pub struct ColumnDef {
     pub max_length: Option<u32>,
     /// `#[model(max_digits = P, decimal_places = S)]`: a `NUMERIC(P, S)`.
     pub decimal: Option<(u32, u32)>,
+    /// `#[model(index)]`: an index on the column.
+    pub index: bool,
+    /// `#[model(default = ..)]`: the column's default in the database.
+    pub default: Option<DbDefault>,
     pub(crate) compatible_postgres: fn(&PgTypeInfo) -> bool,
     pub(crate) compatible_mysql: fn(&MySqlTypeInfo) -> bool,
 }
@@ -131,6 +135,8 @@ impl ColumnDef {
             unique: false,
             max_length: None,
             decimal: None,
+            index: false,
+            default: None,
             compatible_postgres: S::__compatible_postgres,
             compatible_mysql: S::__compatible_mysql,
         }
@@ -150,8 +156,45 @@ impl fmt::Debug for ColumnDef {
             .field("unique", &self.unique)
             .field("max_length", &self.max_length)
             .field("decimal", &self.decimal)
+            .field("index", &self.index)
+            .field("default", &self.default)
             .finish()
     }
+}
+
+/// A column's default in the database, from `#[model(default = ..)]` (Django's `db_default`):
+/// what the table gives rows inserted without the column, by other programs or SQL, and what
+/// a migration that adds the column gives the rows already there. The crate's own saves
+/// always write every field, so the default never hides a field's value.
+///
+/// ```
+/// use signals_core::{DbDefault, Model};
+///
+/// #[derive(Model)]
+/// struct Account {
+///     id: Option<i64>,
+///     #[model(default = "")]
+///     email: String,
+///     #[model(default = true)]
+///     active: bool,
+///     #[model(default = 0)]
+///     logins: i32,
+/// }
+///
+/// let defaults: Vec<_> = Account::__COLUMNS.iter().map(|c| c.default).collect();
+/// assert_eq!(defaults, [None, Some(DbDefault::Text("")), Some(DbDefault::Bool(true)), Some(DbDefault::Int(0))]);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
+pub enum DbDefault {
+    /// A string literal: text, and decimals, dates and times written as text (`"0.00"`).
+    Text(&'static str),
+    /// An integer literal.
+    Int(i64),
+    /// A float literal.
+    Float(f64),
+    /// `true` or `false`.
+    Bool(bool),
 }
 
 /// A column of model `M` holding values of type `T`, for [`Model::filter`](crate::Model::filter).

@@ -178,7 +178,12 @@ pub async fn run(db: &Db, migrator: &Migrator) -> Result<()> {
             send(&PRE_MIGRATE, db, plan.clone()).await?;
             {
                 let _lent = db.lend_to_pool().await;
-                migrator.run(pool).await.map_err(migrate_error)?;
+                let mut conn = ReferencesOff::new(pool.acquire().await?).await?;
+                migrator
+                    .run_direct(None, conn.conn(), false)
+                    .await
+                    .map_err(migrate_error)?;
+                conn.restore().await?;
             }
             send(&POST_MIGRATE, db, plan).await
         }
@@ -189,6 +194,61 @@ pub async fn run(db: &Db, migrator: &Migrator) -> Result<()> {
         PoolRef::MySql(pool) => {
             let conn = pool.acquire().await?.detach();
             locked(db, conn, &migrator, mysql_lock, MYSQL_UNLOCK).await
+        }
+    }
+}
+
+/// A SQLite connection that does not enforce references while migrations run: a migration
+/// that rebuilds a table (see [`makemigrations`](crate::makemigrations)) drops the table
+/// others reference, which SQLite allows only so (`PRAGMA foreign_keys` cannot change inside
+/// the migration's transaction). Each such migration checks the references itself before it
+/// commits. Enforcement is turned back on before the connection goes back to the pool: by
+/// [`restore`](Self::restore), or, when the run ends early (an error, a cancelled future),
+/// on a task that holds the connection until it is done, closing it if that fails.
+struct ReferencesOff(Option<sqlx::pool::PoolConnection<sqlx::Sqlite>>);
+
+const REFERENCES_ON: &str = "PRAGMA foreign_keys = ON";
+
+impl ReferencesOff {
+    async fn new(mut conn: sqlx::pool::PoolConnection<sqlx::Sqlite>) -> Result<Self> {
+        sqlx::raw_sql("PRAGMA foreign_keys = OFF")
+            .execute(&mut *conn)
+            .await?;
+        Ok(ReferencesOff(Some(conn)))
+    }
+
+    fn conn(&mut self) -> &mut sqlx::SqliteConnection {
+        self.0.as_mut().expect("held until restored")
+    }
+
+    async fn restore(mut self) -> Result<()> {
+        let mut conn = self.0.take().expect("held until restored");
+        if let Err(err) = sqlx::raw_sql(REFERENCES_ON).execute(&mut *conn).await {
+            conn.close_on_drop();
+            return Err(err.into());
+        }
+        Ok(())
+    }
+}
+
+impl Drop for ReferencesOff {
+    fn drop(&mut self) {
+        let Some(mut conn) = self.0.take() else {
+            return;
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(handle) => {
+                handle.spawn(async move {
+                    if sqlx::raw_sql(REFERENCES_ON)
+                        .execute(&mut *conn)
+                        .await
+                        .is_err()
+                    {
+                        conn.close_on_drop();
+                    }
+                });
+            }
+            Err(_) => conn.close_on_drop(),
         }
     }
 }

@@ -22,6 +22,7 @@ const LAYERS: &[&str] = &[
     "ops",
     "schema",
     "migrate",
+    "makemigrations",
     "__private",
     "lib",
 ];

@@ -39,6 +39,8 @@ pub(crate) struct Field<'a> {
     pub(crate) max_length: Option<syn::LitInt>,
     pub(crate) max_digits: Option<syn::LitInt>,
     pub(crate) decimal_places: Option<syn::LitInt>,
+    pub(crate) index: Option<Span>,
+    pub(crate) default: Option<crate::attr::DefaultLit>,
 }
 
 pub(crate) struct Relation {
@@ -131,6 +133,8 @@ pub(crate) fn parse<'a>(input: &'a DeriveInput, errors: &mut Errors) -> Option<M
                 max_length: fa.max_length,
                 max_digits: fa.max_digits,
                 decimal_places: fa.decimal_places,
+                index: fa.index,
+                default: fa.default,
             })
         })
         .collect();

@@ -267,6 +267,77 @@ pub(crate) struct FieldAttrs {
     pub(crate) max_digits: Option<syn::LitInt>,
     /// `decimal_places = N`: a decimal's scale in the schema.
     pub(crate) decimal_places: Option<syn::LitInt>,
+    /// `index`: an index on the column.
+    pub(crate) index: Option<Span>,
+    /// `default = literal`: the column's default in the database.
+    pub(crate) default: Option<DefaultLit>,
+}
+
+/// A `default = ..` literal: its kind and its value as a token, negative numbers included.
+#[derive(Clone)]
+pub(crate) struct DefaultLit {
+    pub(crate) kind: DefaultKind,
+    /// The literal (with its minus sign), spanned where written.
+    pub(crate) tokens: proc_macro2::TokenStream,
+    pub(crate) span: Span,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum DefaultKind {
+    Text,
+    Int,
+    Float,
+    Bool,
+}
+
+impl DefaultLit {
+    /// A literal, or a minus sign and a number; anything else is reported.
+    fn parse(expr: &syn::Expr, errors: &mut Errors) -> Option<DefaultLit> {
+        let (lit, negative) = match expr {
+            syn::Expr::Lit(e) => (&e.lit, false),
+            syn::Expr::Unary(syn::ExprUnary {
+                op: syn::UnOp::Neg(_),
+                expr: inner,
+                ..
+            }) => match &**inner {
+                syn::Expr::Lit(e) if matches!(e.lit, syn::Lit::Int(_) | syn::Lit::Float(_)) => {
+                    (&e.lit, true)
+                }
+                _ => (
+                    &syn::Lit::Verbatim(proc_macro2::Literal::u8_suffixed(0)),
+                    true,
+                ),
+            },
+            _ => (
+                &syn::Lit::Verbatim(proc_macro2::Literal::u8_suffixed(0)),
+                false,
+            ),
+        };
+        let kind = match lit {
+            syn::Lit::Str(_) if !negative => DefaultKind::Text,
+            syn::Lit::Int(i) if i.suffix().is_empty() && i.base10_parse::<i64>().is_ok() => {
+                DefaultKind::Int
+            }
+            syn::Lit::Float(f)
+                if f.suffix().is_empty() && f.base10_parse::<f64>().is_ok_and(f64::is_finite) =>
+            {
+                DefaultKind::Float
+            }
+            syn::Lit::Bool(_) if !negative => DefaultKind::Bool,
+            _ => {
+                errors.spanned(
+                    expr,
+                    "`default` is a literal the database stores: a string, a number or a boolean, as in `default = \"\"`, `default = 0` or `default = false`",
+                );
+                return None;
+            }
+        };
+        Some(DefaultLit {
+            kind,
+            tokens: quote::quote!(#expr),
+            span: expr.span(),
+        })
+    }
 }
 
 const STRUCT_KEYS: &[&str] = &["table", "old_values", "many_to_many", "unique_together"];
@@ -280,6 +351,8 @@ const FIELD_KEYS: &[&str] = &[
     "max_length",
     "max_digits",
     "decimal_places",
+    "index",
+    "default",
 ];
 const ON_DELETE: &[&str] = &["cascade", "restrict", "set_null"];
 
@@ -754,6 +827,16 @@ pub(crate) fn parse_field_attrs(attrs: &[Attribute], errors: &mut Errors) -> Fie
                 "unique" => {
                     set_once(&mut out.unique, meta.path.span(), &meta, &key, errors);
                     no_value(&meta, &key, errors)?;
+                }
+                "index" => {
+                    set_once(&mut out.index, meta.path.span(), &meta, &key, errors);
+                    no_value(&meta, &key, errors)?;
+                }
+                "default" => {
+                    let expr: syn::Expr = meta.value()?.parse()?;
+                    if let Some(lit) = DefaultLit::parse(&expr, errors) {
+                        set_once(&mut out.default, lit, &meta, &key, errors);
+                    }
                 }
                 "max_length" | "max_digits" | "decimal_places" => {
                     let value = meta.value()?;

@@ -107,6 +107,23 @@ fn schema(model: &Model<'_>, errors: &mut Errors) {
         {
             errors.at(span, "the primary key is unique already; remove `unique`");
         }
+        if let Some(span) = field.index {
+            if i == model.primary_key {
+                errors.at(span, "the primary key is indexed already; remove `index`");
+            } else if field.unique.is_some() {
+                errors.at(span, "a unique column is indexed already; remove `index`");
+            } else if field.relation.is_some() {
+                errors.at(span, "a reference is indexed already; remove `index`");
+            }
+        }
+        if let Some(lit) = &field.default
+            && i == model.primary_key
+        {
+            errors.at(
+                lit.span,
+                "the primary key cannot have a `default`: each row needs its own key",
+            );
+        }
     }
 }
 

@@ -13,6 +13,7 @@
 //! A server that cannot be reached skips its tests with a message, except when `CI` is set (to
 //! anything but `false` or `0`) or `SIGNALS_REQUIRE_SERVERS=1`: then it fails them.
 
+pub mod catalog;
 pub mod outbox;
 pub mod proxy;
 

@@ -310,6 +310,13 @@ pub enum Error {
     #[error("migrating failed: {0}")]
     Migrate(String),
 
+    /// [`makemigrations`](crate::makemigrations) cannot write what the models ask for, or
+    /// (its check) the models and the migrations disagree: a change that destroys data without
+    /// `allow_data_loss`, a rename of what does not exist, a changed primary key, a state file
+    /// that cannot be read.
+    #[error("makemigrations: {0}")]
+    Makemigrations(String),
+
     /// Any other error reported by the database or the driver.
     #[error("database error: {}", server_message(.0))]
     Database(#[source] sqlx::Error),
@@ -373,6 +380,8 @@ pub enum ErrorKind {
     SchemaMismatch,
     /// [`Error::Migrate`].
     Migrate,
+    /// [`Error::Makemigrations`].
+    Makemigrations,
     /// [`Error::Other`].
     Other,
 }
@@ -436,6 +445,7 @@ impl Error {
             Error::TimedOut(_) => ErrorKind::TimedOut,
             Error::Database(_) => ErrorKind::Database,
             Error::Migrate(_) => ErrorKind::Migrate,
+            Error::Makemigrations(_) => ErrorKind::Makemigrations,
             Error::Other(_) => ErrorKind::Other,
             // `root` never returns a receiver wrapper.
             Error::Receiver { .. } | Error::Signal { .. } | Error::Bulk { .. } => ErrorKind::Other,

@@ -325,7 +325,8 @@ pub trait BuiltinType:
 
 /// The kind of column a built-in field type needs; [`schema`](crate::schema) writes it for
 /// each backend.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum SqlType {
     /// `bool`.

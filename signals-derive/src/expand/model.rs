@@ -9,7 +9,7 @@ use super::field_type;
 use super::receivers::{dispatcher, durable_receivers, on_commit_dispatcher};
 use super::relations::{many_to_many, relations, through};
 use crate::ast::{self, Model};
-use crate::attr::SIGNALS;
+use crate::attr::{DefaultKind, SIGNALS};
 
 pub(super) fn expand(model: &Model<'_>) -> TokenStream {
     let ident = model.ident;
@@ -345,10 +345,29 @@ fn column_defs(model: &Model<'_>) -> Vec<TokenStream> {
                     let _ = ::core::mem::size_of::<__Check<#ty>>;
                 }));
             }
+            let index = f.index.is_some();
+            let default = match &f.default {
+                Some(lit) => {
+                    let (check, variant) = match lit.kind {
+                        DefaultKind::Text => (quote!(DefaultText), quote!(Text)),
+                        DefaultKind::Int => (quote!(DefaultInt), quote!(Int)),
+                        DefaultKind::Float => (quote!(DefaultFloat), quote!(Float)),
+                        DefaultKind::Bool => (quote!(DefaultBool), quote!(Bool)),
+                    };
+                    let tokens = &lit.tokens;
+                    checks.extend(quote_spanned!(lit.span=> {
+                        struct __Check<T: ::signals_core::__private::#check>(T);
+                        let _ = ::core::mem::size_of::<__Check<#ty>>;
+                    }));
+                    quote_spanned!(lit.span=> ::core::option::Option::Some(::signals_core::DbDefault::#variant(#tokens)))
+                }
+                None => quote!(::core::option::Option::None),
+            };
             quote! {{
                 #checks
                 ::signals_core::__private::column_def::<#stored>(
                     #column, #field_name, #rust_type, #is_pk, #auto, #unique, #max_length, #decimal,
+                    #index, #default,
                 )
             }}
         })

@@ -24,6 +24,7 @@ mod interop;
 mod kept;
 mod load;
 mod m2m;
+mod makemigrations;
 mod migrate_signals;
 mod on_commit;
 mod on_rollback;

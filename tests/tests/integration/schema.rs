@@ -100,11 +100,11 @@ fn statements_per_backend() {
     assert_eq!(
         sqlite,
         [
-            "CREATE TABLE \"shelf_author\" (\n    \"id\" INTEGER PRIMARY KEY AUTOINCREMENT,\n    \"name\" VARCHAR(150) NOT NULL UNIQUE,\n    \"mentor_id\" BIGINT,\n    FOREIGN KEY (\"mentor_id\") REFERENCES \"shelf_author\" (\"id\")\n)",
+            "CREATE TABLE \"shelf_author\" (\n    \"id\" INTEGER PRIMARY KEY AUTOINCREMENT,\n    \"name\" VARCHAR(150) NOT NULL,\n    \"mentor_id\" BIGINT,\n    CONSTRAINT \"shelf_author_name_key\" UNIQUE (\"name\"),\n    CONSTRAINT \"shelf_author_mentor_id_fkey\" FOREIGN KEY (\"mentor_id\") REFERENCES \"shelf_author\" (\"id\")\n)",
             "CREATE INDEX \"shelf_author_mentor_id_idx\" ON \"shelf_author\" (\"mentor_id\")",
-            "CREATE TABLE \"shelf_book\" (\n    \"isbn\" TEXT NOT NULL PRIMARY KEY,\n    \"author_id\" BIGINT NOT NULL,\n    \"kind\" TEXT NOT NULL,\n    \"price\" TEXT NOT NULL,\n    \"extra\" TEXT,\n    \"uid\" BLOB NOT NULL,\n    \"published\" DATETIME,\n    FOREIGN KEY (\"author_id\") REFERENCES \"shelf_author\" (\"id\")\n)",
+            "CREATE TABLE \"shelf_book\" (\n    \"isbn\" TEXT NOT NULL PRIMARY KEY,\n    \"author_id\" BIGINT NOT NULL,\n    \"kind\" TEXT NOT NULL,\n    \"price\" TEXT NOT NULL,\n    \"extra\" TEXT,\n    \"uid\" BLOB NOT NULL,\n    \"published\" DATETIME,\n    CONSTRAINT \"shelf_book_author_id_fkey\" FOREIGN KEY (\"author_id\") REFERENCES \"shelf_author\" (\"id\")\n)",
             "CREATE INDEX \"shelf_book_author_id_idx\" ON \"shelf_book\" (\"author_id\")",
-            "CREATE TABLE \"shelf_review\" (\n    \"id\" INTEGER PRIMARY KEY AUTOINCREMENT,\n    \"book\" TEXT NOT NULL,\n    \"stars\" SMALLINT NOT NULL,\n    \"body\" TEXT NOT NULL,\n    FOREIGN KEY (\"book\") REFERENCES \"shelf_book\" (\"isbn\")\n)",
+            "CREATE TABLE \"shelf_review\" (\n    \"id\" INTEGER PRIMARY KEY AUTOINCREMENT,\n    \"book\" TEXT NOT NULL,\n    \"stars\" SMALLINT NOT NULL,\n    \"body\" TEXT NOT NULL,\n    CONSTRAINT \"shelf_review_book_fkey\" FOREIGN KEY (\"book\") REFERENCES \"shelf_book\" (\"isbn\")\n)",
             "CREATE INDEX \"shelf_review_book_idx\" ON \"shelf_review\" (\"book\")",
         ]
     );

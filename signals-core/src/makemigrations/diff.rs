@@ -1,0 +1,455 @@
+//! From one [`State`] to another on one backend: the changes, in words and in SQL.
+
+use crate::backend::Backend;
+use crate::error::{Error, Result};
+use crate::schema::ddl::{self, q};
+use crate::schema::state::{ColumnState, State, TableState};
+use crate::value::SqlType;
+
+use super::change::{Diff, Renames, describe, removed, same_reference};
+
+fn makemigrations(msg: String) -> Error {
+    Error::Makemigrations(msg)
+}
+
+/// The columns of `t`, renamed per `renames`, and its constraints and the references to it
+/// that name them, in `state`.
+fn apply_renames(
+    state: &mut State,
+    renames: &Renames,
+    backend: Backend,
+    out: &mut Diff,
+) -> Result<()> {
+    for (old, new) in &renames.tables {
+        if state.table(new).is_some() {
+            return Err(makemigrations(format!(
+                "cannot rename table `{old}` to `{new}`: the migrations have a table `{new}` already"
+            )));
+        }
+        let Some(t) = state.table_mut(old) else {
+            return Err(makemigrations(format!(
+                "cannot rename table `{old}`: the migrations have no such table"
+            )));
+        };
+        t.name = new.clone();
+        for t in &mut state.tables {
+            for r in &mut t.references {
+                if r.table == *old {
+                    r.table = new.clone();
+                }
+            }
+        }
+        out.change(
+            format!("rename_{old}"),
+            format!("rename table `{old}` to `{new}`"),
+        );
+        out.sql.push(format!(
+            "ALTER TABLE {} RENAME TO {}",
+            q(backend, old),
+            q(backend, new)
+        ));
+    }
+    for (table, old, new) in &renames.columns {
+        let Some(t) = state.table_mut(table) else {
+            return Err(makemigrations(format!(
+                "cannot rename column `{table}.{old}`: the migrations have no table `{table}`"
+            )));
+        };
+        if t.column(new).is_some() {
+            return Err(makemigrations(format!(
+                "cannot rename column `{table}.{old}` to `{new}`: `{table}` has a column `{new}` already"
+            )));
+        }
+        let Some(c) = t.columns.iter_mut().find(|c| c.name == *old) else {
+            return Err(makemigrations(format!(
+                "cannot rename column `{table}.{old}`: the migrations' `{table}` has no such column"
+            )));
+        };
+        c.name = new.clone();
+        for u in t.unique.iter_mut().chain(t.indexes.iter_mut()) {
+            for col in &mut u.columns {
+                if col == old {
+                    *col = new.clone();
+                }
+            }
+        }
+        for r in &mut t.references {
+            if r.column == *old {
+                r.column = new.clone();
+            }
+        }
+        for other in &mut state.tables {
+            for r in &mut other.references {
+                if r.table == *table && r.to_column == *old {
+                    r.to_column = new.clone();
+                }
+            }
+        }
+        out.change(
+            format!("rename_{table}_{old}"),
+            format!("rename column `{table}.{old}` to `{new}`"),
+        );
+        out.sql.push(format!(
+            "ALTER TABLE {} RENAME COLUMN {} TO {}",
+            q(backend, table),
+            q(backend, old),
+            q(backend, new)
+        ));
+    }
+    Ok(())
+}
+
+/// Gives the constraints of `to` the names those with the same columns have in `from`: the
+/// database knows them by those.
+fn carry_names(from: &TableState, to: &mut TableState) {
+    for u in &mut to.unique {
+        if let Some(f) = from.unique.iter().find(|f| f.columns == u.columns) {
+            u.name.clone_from(&f.name);
+        }
+    }
+    for i in &mut to.indexes {
+        if let Some(f) = from.indexes.iter().find(|f| f.columns == i.columns) {
+            i.name.clone_from(&f.name);
+        }
+    }
+    for r in &mut to.references {
+        if let Some(f) = from.references.iter().find(|f| same_reference(f, r)) {
+            r.name.clone_from(&f.name);
+        }
+    }
+}
+
+/// The longest text a column holds on `backend`, `None` for any.
+fn text_length(t: &TableState, c: &ColumnState, backend: Backend) -> Option<u32> {
+    match c.max_length {
+        Some(n) => Some(n),
+        None if backend == Backend::MySql && t.indexed(&c.name) => Some(255),
+        None => None,
+    }
+}
+
+/// Whether changing column `a` of `ta` into `b` of `tb` can lose values: a shorter text, a
+/// smaller decimal, or another type that is not a widening of it.
+fn narrows(
+    ta: &TableState,
+    a: &ColumnState,
+    tb: &TableState,
+    b: &ColumnState,
+    backend: Backend,
+) -> bool {
+    use SqlType::{BigInt, Decimal, Double, Integer, Real, SmallInt, Text};
+    if ddl::column_type(a, backend, ta.indexed(&a.name))
+        == ddl::column_type(b, backend, tb.indexed(&b.name))
+    {
+        return false;
+    }
+    match (a.sql_type, b.sql_type) {
+        // SQLite keeps any text in any text column, whatever its declared length.
+        (Text, Text) if backend == Backend::Sqlite => false,
+        (Text, Text) => match (text_length(ta, a, backend), text_length(tb, b, backend)) {
+            (_, None) => false,
+            (None, Some(_)) => true,
+            (Some(x), Some(y)) => y < x,
+        },
+        (Decimal, Decimal) => match (a.decimal, b.decimal) {
+            (_, None) => {
+                backend == Backend::MySql && a.decimal.is_some_and(|(p, s)| s > 10 || p - s > 28)
+            }
+            (None, Some(_)) => true,
+            (Some((p, s)), Some((p2, s2))) => s2 < s || p2 - s2 < p - s,
+        },
+        (SmallInt, Integer | BigInt | Double) | (Integer, BigInt | Double) | (Real, Double) => {
+            false
+        }
+        _ => true,
+    }
+}
+
+/// The changes from `from` (what the migrations made) to `to` (what the models ask for) on
+/// `backend`, with `renames` applied first.
+pub(crate) fn diff(from: &State, to: &State, backend: Backend, renames: &Renames) -> Result<Diff> {
+    let mut out = Diff::default();
+    let mut cur = from.clone();
+    apply_renames(&mut cur, renames, backend, &mut out)?;
+    let mut next = to.clone();
+    for t in &mut next.tables {
+        if let Some(f) = cur.table(&t.name) {
+            carry_names(f, t);
+        }
+    }
+    out.state = next.clone();
+
+    // Keys cannot change in place on the servers: refused before anything is written.
+    for t in &next.tables {
+        let Some(f) = cur.table(&t.name) else {
+            continue;
+        };
+        let key = |t: &TableState| -> Vec<(String, bool)> {
+            t.columns
+                .iter()
+                .filter(|c| c.primary_key)
+                .map(|c| (c.name.clone(), c.auto_increment))
+                .collect()
+        };
+        if key(f) != key(t) {
+            return Err(makemigrations(format!(
+                "the primary key of `{}` changes; makemigrations does not change keys: write \
+                 this migration by hand (a new table, copied, then swapped)",
+                t.name
+            )));
+        }
+    }
+
+    let created: Vec<&TableState> = next
+        .tables
+        .iter()
+        .filter(|t| cur.table(&t.name).is_none())
+        .collect();
+    let dropped: Vec<&TableState> = cur
+        .tables
+        .iter()
+        .rev()
+        .filter(|t| next.table(&t.name).is_none())
+        .collect();
+    let common: Vec<(&TableState, &TableState)> = next
+        .tables
+        .iter()
+        .filter_map(|t| cur.table(&t.name).map(|f| (f, t)))
+        .collect();
+
+    // Words first, the same on every backend.
+    for t in &created {
+        out.change(
+            format!("create_{}", t.name),
+            format!("create table `{}`", t.name),
+        );
+    }
+    for (f, t) in &common {
+        words(f, t, backend, &mut out);
+    }
+    for t in &dropped {
+        out.change(
+            format!("drop_{}", t.name),
+            format!("drop table `{}`", t.name),
+        );
+        out.destroys
+            .push(format!("table `{}` and every row in it", t.name));
+    }
+
+    match backend {
+        Backend::Sqlite => super::sqlite::sql(&created, &common, &dropped, &mut out),
+        _ => super::server::sql(&created, &common, &dropped, backend, &mut out),
+    }
+    Ok(out)
+}
+
+/// The changes to one table kept, in words, and what they destroy.
+fn words(f: &TableState, t: &TableState, backend: Backend, out: &mut Diff) {
+    let name = &t.name;
+    for c in &t.columns {
+        match f.column(&c.name) {
+            None => {
+                let fill = match &c.default {
+                    _ if c.nullable && c.default.is_none() => String::new(),
+                    Some(d) => format!(
+                        " (rows there get its default, {})",
+                        ddl::literal(d, backend)
+                    ),
+                    None => format!(
+                        " (rows there get {}: give the field `#[model(default = ..)]` to choose)",
+                        ddl::zero(c, backend)
+                    ),
+                };
+                out.change(
+                    format!("add_{name}_{}", c.name),
+                    format!(
+                        "add column `{name}.{}` {}{fill}",
+                        c.name,
+                        describe(t, c, backend)
+                    ),
+                );
+            }
+            Some(old) => {
+                let before = describe(f, old, backend);
+                let after = describe(t, c, backend);
+                if before != after {
+                    out.change(
+                        format!("alter_{name}_{}", c.name),
+                        format!("alter column `{name}.{}`: {before} → {after}", c.name),
+                    );
+                    if narrows(f, old, t, c, backend) {
+                        out.destroys.push(format!(
+                            "column `{name}.{}` narrows from {} to {}: values it cannot hold fail \
+                             the migration or are cut",
+                            c.name,
+                            ddl::column_type(old, backend, f.indexed(&old.name)),
+                            ddl::column_type(c, backend, t.indexed(&c.name)),
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    for c in &f.columns {
+        if t.column(&c.name).is_none() {
+            out.change(
+                format!("drop_{name}_{}", c.name),
+                format!("drop column `{name}.{}`", c.name),
+            );
+            out.destroys
+                .push(format!("column `{name}.{}` and its values", c.name));
+        }
+    }
+    for u in removed(&f.unique, &t.unique) {
+        out.change(
+            format!("drop_{}", u.name),
+            format!(
+                "drop unique `{}` on `{name}` ({})",
+                u.name,
+                u.columns.join(", ")
+            ),
+        );
+    }
+    for u in removed(&t.unique, &f.unique) {
+        out.change(
+            u.name.clone(),
+            format!(
+                "add unique `{}` on `{name}` ({})",
+                u.name,
+                u.columns.join(", ")
+            ),
+        );
+    }
+    for i in removed(&f.indexes, &t.indexes) {
+        out.change(
+            format!("drop_{}", i.name),
+            format!(
+                "drop index `{}` on `{name}` ({})",
+                i.name,
+                i.columns.join(", ")
+            ),
+        );
+    }
+    for i in removed(&t.indexes, &f.indexes) {
+        out.change(
+            i.name.clone(),
+            format!(
+                "add index `{}` on `{name}` ({})",
+                i.name,
+                i.columns.join(", ")
+            ),
+        );
+    }
+    for r in &f.references {
+        if !t.references.iter().any(|n| same_reference(n, r)) {
+            out.change(
+                format!("drop_{}", r.name),
+                format!(
+                    "drop reference `{name}.{}` → `{}.{}`",
+                    r.column, r.table, r.to_column
+                ),
+            );
+        }
+    }
+    for r in &t.references {
+        match f.references.iter().find(|o| same_reference(o, r)) {
+            None => out.change(
+                r.name.clone(),
+                format!(
+                    "add reference `{name}.{}` → `{}.{}`",
+                    r.column, r.table, r.to_column
+                ),
+            ),
+            Some(o) if o.on_delete != r.on_delete => out.change(
+                format!("{name}_{}_on_delete", r.column),
+                format!(
+                    "on_delete of `{name}.{}`: {} → {} (the crate does it, with signals: no SQL)",
+                    r.column, o.on_delete, r.on_delete
+                ),
+            ),
+            Some(_) => {}
+        }
+    }
+    if backend == Backend::MySql && f.collation != t.collation {
+        out.change(
+            format!("{name}_collation"),
+            format!(
+                "convert table `{name}` from {} to {} (text compares and is unique as on the other backends)",
+                f.collation.as_deref().unwrap_or("utf8mb4_bin"),
+                t.collation.as_deref().unwrap_or("utf8mb4_bin"),
+            ),
+        );
+    }
+}
+
+/// Renames that would explain what was dropped and added: a dropped table whose columns a new
+/// one has, a dropped column of the type of one added to the same table.
+pub(crate) fn rename_candidates(from: &State, to: &State, renames: &Renames) -> Renames {
+    let mut out = Renames::default();
+    let shape = |t: &TableState| -> Vec<(String, SqlType)> {
+        let mut v: Vec<_> = t
+            .columns
+            .iter()
+            .map(|c| (c.name.clone(), c.sql_type))
+            .collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    };
+    let renamed_from = |name: &str| renames.tables.iter().any(|(o, _)| o == name);
+    let renamed_to = |name: &str| renames.tables.iter().any(|(_, n)| n == name);
+    let dropped: Vec<&TableState> = from
+        .tables
+        .iter()
+        .filter(|t| to.table(&t.name).is_none() && !renamed_from(&t.name))
+        .collect();
+    for t in to
+        .tables
+        .iter()
+        .filter(|t| from.table(&t.name).is_none() && !renamed_to(&t.name))
+    {
+        if let Some(d) = dropped
+            .iter()
+            .find(|d| shape(d) == shape(t) && !out.tables.iter().any(|(o, _)| *o == d.name))
+        {
+            out.tables.push((d.name.clone(), t.name.clone()));
+        }
+    }
+    for t in &to.tables {
+        let old_name = renames
+            .tables
+            .iter()
+            .find(|(_, n)| *n == t.name)
+            .map_or(t.name.as_str(), |(o, _)| o.as_str());
+        let Some(f) = from.table(old_name) else {
+            continue;
+        };
+        let given = |col: &str, old: bool| {
+            renames
+                .columns
+                .iter()
+                .any(|(tb, o, n)| *tb == t.name && if old { o == col } else { n == col })
+        };
+        let gone: Vec<&ColumnState> = f
+            .columns
+            .iter()
+            .filter(|c| t.column(&c.name).is_none() && !given(&c.name, true))
+            .collect();
+        for c in t
+            .columns
+            .iter()
+            .filter(|c| f.column(&c.name).is_none() && !given(&c.name, false))
+        {
+            if let Some(g) = gone.iter().find(|g| {
+                g.sql_type == c.sql_type
+                    && !out
+                        .columns
+                        .iter()
+                        .any(|(tb, o, _)| *tb == t.name && *o == g.name)
+            }) {
+                out.columns
+                    .push((t.name.clone(), g.name.clone(), c.name.clone()));
+            }
+        }
+    }
+    out
+}
