@@ -8,6 +8,7 @@
 //! cargo run -p example-account -- set-photo alice ~/me.png
 //! cargo run -p example-account -- list
 //! DATABASE_URL=postgres://postgres@127.0.0.1:5432/test cargo run -p example-account -- list
+//! cargo run -p example-account -- makemigrations add_nickname  # after a model change
 //! ```
 
 use std::io::{BufRead, IsTerminal};

@@ -255,6 +255,11 @@ fn words(f: &TableState, t: &TableState, backend: Backend, out: &mut Diff) {
                         " (rows there get its default, {})",
                         ddl::literal(d, backend)
                     ),
+                    None if t.unique.iter().any(|u| u.columns == [c.name.clone()]) => format!(
+                        " (rows there get {}, which its unique constraint refuses for a second \
+                         row: edit this migration to give them distinct values first)",
+                        ddl::zero(c, backend)
+                    ),
                     None => format!(
                         " (rows there get {}: give the field `#[model(default = ..)]` to choose)",
                         ddl::zero(c, backend)
@@ -300,45 +305,24 @@ fn words(f: &TableState, t: &TableState, backend: Backend, out: &mut Diff) {
                 .push(format!("column `{name}.{}` and its values", c.name));
         }
     }
-    for u in removed(&f.unique, &t.unique) {
-        out.change(
-            format!("drop_{}", u.name),
-            format!(
-                "drop unique `{}` on `{name}` ({})",
-                u.name,
-                u.columns.join(", ")
-            ),
-        );
-    }
-    for u in removed(&t.unique, &f.unique) {
-        out.change(
-            u.name.clone(),
-            format!(
-                "add unique `{}` on `{name}` ({})",
-                u.name,
-                u.columns.join(", ")
-            ),
-        );
-    }
-    for i in removed(&f.indexes, &t.indexes) {
-        out.change(
-            format!("drop_{}", i.name),
-            format!(
-                "drop index `{}` on `{name}` ({})",
-                i.name,
-                i.columns.join(", ")
-            ),
-        );
-    }
-    for i in removed(&t.indexes, &f.indexes) {
-        out.change(
-            i.name.clone(),
-            format!(
-                "add index `{}` on `{name}` ({})",
-                i.name,
-                i.columns.join(", ")
-            ),
-        );
+    for (kind, old, new) in [
+        ("unique", &f.unique, &t.unique),
+        ("index", &f.indexes, &t.indexes),
+    ] {
+        for c in removed(old, new) {
+            let cols = c.columns.join(", ");
+            out.change(
+                format!("drop_{}", c.name),
+                format!("drop {kind} `{}` on `{name}` ({cols})", c.name),
+            );
+        }
+        for c in removed(new, old) {
+            let cols = c.columns.join(", ");
+            out.change(
+                c.name.clone(),
+                format!("add {kind} `{}` on `{name}` ({cols})", c.name),
+            );
+        }
     }
     for r in &f.references {
         if !t.references.iter().any(|n| same_reference(n, r)) {

@@ -14,11 +14,27 @@ pub(crate) fn sql(
     out: &mut Diff,
 ) {
     let sql = &mut out.sql;
-    // 1. References that go, so that tables, columns and the indexes under them can go.
+    let altered = |f: &TableState, t: &TableState, col: &String| -> bool {
+        match (f.column(col), t.column(col)) {
+            (Some(a), Some(b)) => {
+                ddl::column_type(a, backend, f.indexed(col))
+                    != ddl::column_type(b, backend, t.indexed(col))
+            }
+            _ => false,
+        }
+    };
+    // 1. References that go, so that tables, columns and the indexes under them can go; and
+    //    those that stay on a column whose type changes (MySQL refuses to change it under a
+    //    foreign key), made again in step 7.
+    let mut remade = Vec::new();
     for (f, t) in common {
         for r in &f.references {
-            if !t.references.iter().any(|n| same_reference(n, r)) {
+            let kept = t.references.iter().any(|n| same_reference(n, r));
+            if !kept || altered(f, t, &r.column) {
                 sql.push(ddl::drop_reference(&t.name, r, backend));
+            }
+            if kept && altered(f, t, &r.column) {
+                remade.push(ddl::add_reference(&t.name, r, backend));
             }
         }
     }
@@ -63,15 +79,6 @@ pub(crate) fn sql(
     }
     // 4. Indexes on columns whose type stays (MySQL keeps a reference's index until another
     //    covers it, so these come before the old ones go).
-    let altered = |f: &TableState, t: &TableState, col: &String| -> bool {
-        match (f.column(col), t.column(col)) {
-            (Some(a), Some(b)) => {
-                ddl::column_type(a, backend, f.indexed(col))
-                    != ddl::column_type(b, backend, t.indexed(col))
-            }
-            _ => false,
-        }
-    };
     let mut late_indexes = Vec::new();
     for (f, t) in common {
         for i in removed(&t.indexes, &f.indexes) {
@@ -116,8 +123,10 @@ pub(crate) fn sql(
             }
         }
     }
-    // 7. New unique constraints and references, and the indexes left for after the changes.
+    // 7. New unique constraints and references, and the indexes and references left for
+    //    after the changes.
     sql.extend(late_indexes);
+    sql.extend(remade);
     for (f, t) in common {
         for u in removed(&t.unique, &f.unique) {
             sql.push(ddl::add_unique(&t.name, u, backend));
