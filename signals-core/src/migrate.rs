@@ -189,7 +189,9 @@ pub async fn run(db: &Db, migrator: &Migrator) -> Result<()> {
         }
         PoolRef::Postgres(pool) => {
             let conn = pool.acquire().await?.detach();
-            locked(db, conn, &migrator, pg_lock, PG_UNLOCK).await
+            let res = locked(db, conn, &migrator, pg_lock, PG_UNLOCK).await;
+            forget_statements(pool).await;
+            res
         }
         PoolRef::MySql(pool) => {
             let conn = pool.acquire().await?.detach();
@@ -210,23 +212,29 @@ struct ReferencesOff(Option<sqlx::pool::PoolConnection<sqlx::Sqlite>>);
 const REFERENCES_ON: &str = "PRAGMA foreign_keys = ON";
 
 impl ReferencesOff {
-    async fn new(mut conn: sqlx::pool::PoolConnection<sqlx::Sqlite>) -> Result<Self> {
+    /// Held by the guard from before the `PRAGMA` is sent: cancelled while it runs, the
+    /// connection is restored by the guard's drop, never handed back as it is.
+    async fn new(conn: sqlx::pool::PoolConnection<sqlx::Sqlite>) -> Result<Self> {
+        let mut guard = ReferencesOff(Some(conn));
         sqlx::raw_sql("PRAGMA foreign_keys = OFF")
-            .execute(&mut *conn)
+            .execute(guard.conn())
             .await?;
-        Ok(ReferencesOff(Some(conn)))
+        Ok(guard)
     }
 
     fn conn(&mut self) -> &mut sqlx::SqliteConnection {
         self.0.as_mut().expect("held until restored")
     }
 
+    /// Turns enforcement back on; the guard lets the connection go only once it is on.
     async fn restore(mut self) -> Result<()> {
-        let mut conn = self.0.take().expect("held until restored");
-        if let Err(err) = sqlx::raw_sql(REFERENCES_ON).execute(&mut *conn).await {
-            conn.close_on_drop();
+        if let Err(err) = sqlx::raw_sql(REFERENCES_ON).execute(self.conn()).await {
+            if let Some(mut conn) = self.0.take() {
+                conn.close_on_drop();
+            }
             return Err(err.into());
         }
+        self.0.take();
         Ok(())
     }
 }
@@ -250,6 +258,21 @@ impl Drop for ReferencesOff {
             }
             Err(_) => conn.close_on_drop(),
         }
+    }
+}
+
+/// Clears the prepared statements of the pool's idle connections: PostgreSQL refuses to run a
+/// statement prepared before a migration changed a column it reads (`cached plan must not
+/// change result type`). Connections busy elsewhere, and other processes' pools, keep theirs
+/// (see the README's "Migrations").
+async fn forget_statements(pool: &sqlx::PgPool) {
+    use sqlx::Connection as _;
+    let mut held = Vec::new();
+    while let Some(mut conn) = pool.try_acquire() {
+        if conn.clear_cached_statements().await.is_err() {
+            conn.close_on_drop();
+        }
+        held.push(conn);
     }
 }
 

@@ -313,6 +313,15 @@ impl DefaultLit {
                 false,
             ),
         };
+        if let syn::Lit::Str(text) = lit
+            && text.value().contains('\0')
+        {
+            errors.spanned(
+                expr,
+                "`default` cannot hold a NUL character (U+0000): SQLite ends a statement there and PostgreSQL text cannot hold one",
+            );
+            return None;
+        }
         let kind = match lit {
             syn::Lit::Str(_) if !negative => DefaultKind::Text,
             syn::Lit::Int(i) if i.suffix().is_empty() && i.base10_parse::<i64>().is_ok() => {

@@ -119,6 +119,89 @@ fn carry_names(from: &TableState, to: &mut TableState) {
     }
 }
 
+/// For each table renamed, and each column renamed, in `renames`: the constraints of `next`
+/// on them whose names (carried from the database) are not the models' (`to`) are renamed in
+/// the database, in `cur` and in `next`.
+fn rename_constraints(
+    cur: &mut State,
+    next: &mut State,
+    to: &State,
+    renames: &Renames,
+    backend: Backend,
+    out: &mut Diff,
+) {
+    use crate::schema::ddl::ConstraintKind;
+    for t in &mut next.tables {
+        let table_renamed = renames.tables.iter().any(|(_, new)| *new == t.name);
+        let renamed_columns: Vec<&String> = renames
+            .columns
+            .iter()
+            .filter(|(table, _, _)| *table == t.name)
+            .map(|(_, _, new)| new)
+            .collect();
+        if !table_renamed && renamed_columns.is_empty() {
+            continue;
+        }
+        let (Some(fresh), Some(c)) = (to.table(&t.name), cur.table_mut(&t.name)) else {
+            continue;
+        };
+        let touched = |columns: &[String]| {
+            table_renamed || columns.iter().any(|col| renamed_columns.contains(&col))
+        };
+        let mut sql = Vec::new();
+        let mut words = Vec::new();
+        for (kind, list, fresh_list, cur_list) in [
+            ("unique", &mut t.unique, &fresh.unique, &mut c.unique),
+            ("index", &mut t.indexes, &fresh.indexes, &mut c.indexes),
+        ] {
+            for u in list.iter_mut() {
+                let Some(f) = fresh_list.iter().find(|f| f.columns == u.columns) else {
+                    continue;
+                };
+                if f.name == u.name || !touched(&u.columns) {
+                    continue;
+                }
+                let Some(old) = cur_list.iter_mut().find(|o| o.name == u.name) else {
+                    continue;
+                };
+                let what = if kind == "unique" {
+                    ConstraintKind::Unique(old)
+                } else {
+                    ConstraintKind::Index(old)
+                };
+                sql.extend(ddl::rename_constraint(&t.name, what, &f.name, backend));
+                words.push(format!("rename {kind} `{}` to `{}`", u.name, f.name));
+                old.name.clone_from(&f.name);
+                u.name.clone_from(&f.name);
+            }
+        }
+        for r in &mut t.references {
+            let Some(f) = fresh.references.iter().find(|f| same_reference(f, r)) else {
+                continue;
+            };
+            if f.name == r.name || !touched(std::slice::from_ref(&r.column)) {
+                continue;
+            }
+            let Some(old) = c.references.iter_mut().find(|o| o.name == r.name) else {
+                continue;
+            };
+            sql.extend(ddl::rename_constraint(
+                &t.name,
+                ConstraintKind::Reference(old),
+                &f.name,
+                backend,
+            ));
+            words.push(format!("rename reference `{}` to `{}`", r.name, f.name));
+            old.name.clone_from(&f.name);
+            r.name.clone_from(&f.name);
+        }
+        for w in words {
+            out.change(format!("rename_{}", t.name), w);
+        }
+        out.sql.extend(sql);
+    }
+}
+
 /// The longest text a column holds on `backend`, `None` for any.
 fn text_length(t: &TableState, c: &ColumnState, backend: Backend) -> Option<u32> {
     match c.max_length {
@@ -177,6 +260,10 @@ pub(crate) fn diff(from: &State, to: &State, backend: Backend, renames: &Renames
             carry_names(f, t);
         }
     }
+    // A renamed table's or column's constraints take the names the models give them, so that
+    // a table or column made later under the old name does not find its names taken.
+    rename_constraints(&mut cur, &mut next, to, renames, backend, &mut out);
+    next.dedup_names(&cur.names());
     out.state = next.clone();
 
     // Keys cannot change in place on the servers: refused before anything is written.

@@ -238,6 +238,7 @@ impl MakeMigrations {
     }
 
     fn compute(&mut self) -> Result<Plan> {
+        validate(&self.models, &self.renames)?;
         // The state each backend's migrations make.
         let mut froms = Vec::new();
         let mut newest = 0;
@@ -294,7 +295,7 @@ impl MakeMigrations {
         let mut backends = Vec::new();
         for (backend, from) in self.backends.iter().zip(&froms) {
             let diff = diff::diff(from, &self.models, *backend, &self.renames)?;
-            let changed = diff.state != *from;
+            let changed = !same_tables(&diff.state, from);
             backends.push((*backend, diff, changed));
         }
         let version = newest + 1;
@@ -334,6 +335,78 @@ fn slug(text: &str) -> String {
     }
     let out = out.trim_end_matches('_').to_owned();
     if out.is_empty() { "auto".into() } else { out }
+}
+
+/// `text` as it can stand in an SQL comment: a line break or other control character (a
+/// default's, say) would end the comment and make the rest SQL, so it is written escaped.
+fn comment_text(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Refuses what no backend can take: a NUL character in a table, column or constraint name
+/// or in a default (SQLite ends a statement's text there; PostgreSQL text cannot hold one),
+/// and an empty name given to a rename.
+fn validate(models: &State, renames: &Renames) -> Result<()> {
+    let bad = |what: &str, text: &str| -> Result<()> {
+        if text.contains('\0') {
+            return Err(Error::Makemigrations(format!(
+                "{what} `{}` holds a NUL character (U+0000), which no backend takes in SQL",
+                comment_text(text)
+            )));
+        }
+        Ok(())
+    };
+    for t in &models.tables {
+        bad("table", &t.name)?;
+        for c in &t.columns {
+            bad("column", &c.name)?;
+            if let Some(serde_json::Value::String(d)) = &c.default {
+                bad(&format!("the default of `{}.{}`", t.name, c.name), d)?;
+            }
+        }
+    }
+    for (old, new) in &renames.tables {
+        if old.is_empty() || new.is_empty() {
+            return Err(Error::Makemigrations(format!(
+                "a table rename needs both names, not `{old}` to `{new}`"
+            )));
+        }
+    }
+    for (table, old, new) in &renames.columns {
+        if table.is_empty() || old.is_empty() || new.is_empty() {
+            return Err(Error::Makemigrations(format!(
+                "a column rename needs its table and both names, not `{table}.{old}` to `{new}`"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Whether two states describe the same tables, whatever the order of the tables, of their
+/// columns and of their constraints (reordering models or fields changes nothing in a
+/// database).
+fn same_tables(a: &State, b: &State) -> bool {
+    fn normal(s: &State) -> Vec<TableState> {
+        let mut tables = s.tables.clone();
+        for t in &mut tables {
+            t.model.clear();
+            t.columns.sort_by(|x, y| x.name.cmp(&y.name));
+            t.unique.sort_by(|x, y| x.name.cmp(&y.name));
+            t.indexes.sort_by(|x, y| x.name.cmp(&y.name));
+            t.references.sort_by(|x, y| x.name.cmp(&y.name));
+        }
+        tables.sort_by(|x, y| x.name.cmp(&y.name));
+        tables
+    }
+    normal(a) == normal(b)
 }
 
 /// `NNNN_name.sql` → `NNNN_name.state.json`.
@@ -423,12 +496,12 @@ impl Plan {
             self.version, self.name
         );
         for (_, what) in &d.changes {
-            let _ = writeln!(out, "--   - {what}");
+            let _ = writeln!(out, "--   - {}", comment_text(what));
         }
         if !d.destroys.is_empty() {
             out.push_str("--\n-- DESTROYS (allowed with allow_data_loss):\n");
             for what in &d.destroys {
-                let _ = writeln!(out, "--   - {what}");
+                let _ = writeln!(out, "--   - {}", comment_text(what));
             }
         }
         out.push('\n');

@@ -26,14 +26,22 @@ pub(crate) fn sql(
     // 1. References that go, so that tables, columns and the indexes under them can go; and
     //    those that stay on a column whose type changes (MySQL refuses to change it under a
     //    foreign key), made again in step 7.
+    //    So do those to a key whose type changes (a wider key, with its references).
+    let key_altered = |r: &crate::schema::state::Reference| {
+        common
+            .iter()
+            .find(|(_, t)| t.name == r.table)
+            .is_some_and(|(pf, pt)| altered(pf, pt, &r.to_column))
+    };
     let mut remade = Vec::new();
     for (f, t) in common {
         for r in &f.references {
             let kept = t.references.iter().any(|n| same_reference(n, r));
-            if !kept || altered(f, t, &r.column) {
+            let changes = altered(f, t, &r.column) || key_altered(r);
+            if !kept || changes {
                 sql.push(ddl::drop_reference(&t.name, r, backend));
             }
-            if kept && altered(f, t, &r.column) {
+            if kept && changes {
                 remade.push(ddl::add_reference(&t.name, r, backend));
             }
         }
@@ -77,15 +85,23 @@ pub(crate) fn sql(
             sql.push(not_null(t, c, backend));
         }
     }
-    // 4. Indexes on columns whose type stays (MySQL keeps a reference's index until another
-    //    covers it, so these come before the old ones go).
-    let mut late_indexes = Vec::new();
+    // 4. Indexes and unique constraints on columns whose type stays (MySQL keeps a
+    //    reference's index until another covers it, so these come before the old ones go:
+    //    a `foreign_key` becoming a `one_to_one` trades its index for a unique constraint).
+    let mut late = Vec::new();
     for (f, t) in common {
         for i in removed(&t.indexes, &f.indexes) {
             if i.columns.iter().any(|c| altered(f, t, c)) {
-                late_indexes.push(ddl::create_index(&t.name, i, backend));
+                late.push(ddl::create_index(&t.name, i, backend));
             } else {
                 sql.push(ddl::create_index(&t.name, i, backend));
+            }
+        }
+        for u in removed(&t.unique, &f.unique) {
+            if u.columns.iter().any(|c| altered(f, t, c)) {
+                late.push(ddl::add_unique(&t.name, u, backend));
+            } else {
+                sql.push(ddl::add_unique(&t.name, u, backend));
             }
         }
     }
@@ -123,15 +139,10 @@ pub(crate) fn sql(
             }
         }
     }
-    // 7. New unique constraints and references, and the indexes and references left for
-    //    after the changes.
-    sql.extend(late_indexes);
+    // 7. The indexes, unique constraints and references left for after the changes, and the
+    //    new references.
+    sql.extend(late);
     sql.extend(remade);
-    for (f, t) in common {
-        for u in removed(&t.unique, &f.unique) {
-            sql.push(ddl::add_unique(&t.name, u, backend));
-        }
-    }
     for (f, t) in common {
         for r in &t.references {
             if !f.references.iter().any(|o| same_reference(o, r)) {
@@ -157,7 +168,7 @@ fn not_null(t: &TableState, c: &ColumnState, backend: Backend) -> String {
         format!(
             "ALTER TABLE {} MODIFY COLUMN {}",
             q(backend, &t.name),
-            ddl::column_definition(t, c, backend)
+            ddl::modify_definition(t, c, backend)
         )
     }
 }
@@ -189,7 +200,7 @@ fn alter_column(
     if backend == Backend::MySql {
         sql.push(format!(
             "ALTER TABLE {table} MODIFY COLUMN {}",
-            ddl::column_definition(t, b, backend)
+            ddl::modify_definition(t, b, backend)
         ));
         return;
     }

@@ -84,6 +84,20 @@ pub(crate) fn sql(
                 values.join(", "),
                 q(backend, &t.name)
             ));
+            if t.columns.iter().any(|c| c.auto_increment) {
+                // AUTOINCREMENT never gives a key twice: the new table goes on from the old
+                // one's high-water mark (`sqlite_sequence`), deleted rows' keys included.
+                let new = ddl::literal(&serde_json::Value::from(temp.as_str()), backend);
+                let old = ddl::literal(&serde_json::Value::from(t.name.as_str()), backend);
+                sql.push(format!(
+                    "INSERT INTO sqlite_sequence (name, seq) SELECT {new}, 0 WHERE NOT EXISTS \
+                     (SELECT 1 FROM sqlite_sequence WHERE name = {new})"
+                ));
+                sql.push(format!(
+                    "UPDATE sqlite_sequence SET seq = max(seq, coalesce((SELECT seq FROM \
+                     sqlite_sequence WHERE name = {old}), 0)) WHERE name = {new}"
+                ));
+            }
             sql.push(format!("DROP TABLE {}", q(backend, &t.name)));
             sql.push(format!(
                 "ALTER TABLE {} RENAME TO {}",

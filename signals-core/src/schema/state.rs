@@ -227,7 +227,79 @@ impl State {
             }
             tables.push(table);
         }
-        State { tables }
+        let mut state = State { tables };
+        state.dedup_names(&std::collections::HashSet::new());
+        state
+    }
+
+    /// Every constraint name, in table order.
+    pub(crate) fn names(&self) -> std::collections::HashSet<String> {
+        let mut out = std::collections::HashSet::new();
+        for t in &self.tables {
+            out.extend(t.unique.iter().map(|c| c.name.clone()));
+            out.extend(t.indexes.iter().map(|c| c.name.clone()));
+            out.extend(t.references.iter().map(|r| r.name.clone()));
+        }
+        out
+    }
+
+    /// Gives a constraint whose name another one has already (`order` + `item_count` and
+    /// `order_item` + `count` both make `order_item_count_idx`) a name of its own, with a hash
+    /// of its table and columns: PostgreSQL and SQLite keep index names per schema, MySQL its
+    /// foreign keys' per database. Names in `existing` (what the database has) stay.
+    pub(crate) fn dedup_names(&mut self, existing: &std::collections::HashSet<String>) {
+        let mut taken = std::collections::HashSet::new();
+        // Names the database has first, once each; then the rest in order.
+        let mut kept = Vec::new();
+        for (ti, t) in self.tables.iter().enumerate() {
+            let all = t
+                .unique
+                .iter()
+                .map(|c| &c.name)
+                .chain(t.indexes.iter().map(|c| &c.name))
+                .chain(t.references.iter().map(|r| &r.name));
+            for (ci, name) in all.enumerate() {
+                // What the database has stays, even where two tables have one name (MySQL
+                // names indexes per table: the hand-written tables' `user_id`, twice).
+                if existing.contains(name) {
+                    taken.insert(name.clone());
+                    kept.push((ti, ci));
+                }
+            }
+        }
+        for ti in 0..self.tables.len() {
+            let table = self.tables[ti].name.clone();
+            let t = &mut self.tables[ti];
+            let mut ci = 0;
+            let mut fix = |name: &mut String, columns: &[String], suffix: &str| {
+                let this = ci;
+                ci += 1;
+                if kept.contains(&(ti, this)) {
+                    return;
+                }
+                if !taken.insert(name.clone()) {
+                    let cols: Vec<&str> = columns.iter().map(String::as_str).collect();
+                    let mut n = 0;
+                    loop {
+                        let candidate = hashed_name(&table, &cols, suffix, n);
+                        if taken.insert(candidate.clone()) {
+                            *name = candidate;
+                            break;
+                        }
+                        n += 1;
+                    }
+                }
+            };
+            for c in &mut t.unique {
+                fix(&mut c.name, &c.columns, "key");
+            }
+            for c in &mut t.indexes {
+                fix(&mut c.name, &c.columns, "idx");
+            }
+            for r in &mut t.references {
+                fix(&mut r.name, std::slice::from_ref(&r.column), "fkey");
+            }
+        }
     }
 
     /// The table named `name`.
@@ -262,15 +334,32 @@ pub(crate) fn constraint_name(table: &str, columns: &[&str], suffix: &str) -> St
     if full.len() <= 63 {
         return full;
     }
-    // FNV-1a: stable across versions and platforms, unlike std's hasher.
-    let hash = full.bytes().fold(0x811c_9dc5_u32, |h, b| {
-        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
-    });
-    let mut cut = 63 - 10 - suffix.len();
-    while !full.is_char_boundary(cut) {
+    cut_with_hash(&full, fnv(full.as_bytes()), suffix)
+}
+
+/// A name for a constraint whose [`constraint_name`] another has: with a hash of its table,
+/// columns and `n` (tried from 0 until free).
+fn hashed_name(table: &str, columns: &[&str], suffix: &str, n: u32) -> String {
+    let full = format!("{table}_{}_{suffix}", columns.join("_"));
+    let key = format!("{table}\0{}\0{suffix}\0{n}", columns.join("\0"));
+    cut_with_hash(&full, fnv(key.as_bytes()), suffix)
+}
+
+/// FNV-1a: stable across versions and platforms, unlike std's hasher.
+fn fnv(bytes: &[u8]) -> u32 {
+    bytes.iter().fold(0x811c_9dc5_u32, |h, b| {
+        (h ^ u32::from(*b)).wrapping_mul(0x0100_0193)
+    })
+}
+
+/// `full` cut to leave room for `_<hash>_<suffix>` within 63 bytes.
+fn cut_with_hash(full: &str, hash: u32, suffix: &str) -> String {
+    let stem = full.strip_suffix(&format!("_{suffix}")).unwrap_or(full);
+    let mut cut = stem.len().min(63 - 10 - suffix.len());
+    while !stem.is_char_boundary(cut) {
         cut -= 1;
     }
-    format!("{}_{hash:08x}_{suffix}", &full[..cut])
+    format!("{}_{hash:08x}_{suffix}", &stem[..cut])
 }
 
 #[cfg(test)]

@@ -25,6 +25,7 @@ mod kept;
 mod load;
 mod m2m;
 mod makemigrations;
+mod makemigrations_edges;
 mod migrate_signals;
 mod on_commit;
 mod on_rollback;
