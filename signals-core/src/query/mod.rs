@@ -54,7 +54,8 @@ pub use update::{Numeric, Set};
 pub struct Query<M> {
     filter: Option<Node>,
     /// (column, descending, compared as a number on SQLite)
-    order: Vec<(&'static str, bool, bool)>,
+    /// (column, descending, a decimal on SQLite, text in code point order and folded)
+    order: Vec<(&'static str, bool, bool, Option<bool>)>,
     limit: Option<u64>,
     offset: Option<u64>,
     /// Lock the rows read until the transaction ends.
@@ -185,8 +186,12 @@ impl<M> Query<M> {
     /// Orders by `order`, after the orderings given before (without any, rows come in primary
     /// key order).
     pub fn order_by(mut self, order: Order<M>) -> Self {
-        self.order
-            .push((order.column, order.descending, order.numeric_text));
+        self.order.push((
+            order.column,
+            order.descending,
+            order.numeric_text,
+            order.binary,
+        ));
         self
     }
 
@@ -238,10 +243,22 @@ impl<M> Query<M> {
             if self.order.is_empty() {
                 sql.ident(key);
             }
-            sql.each(&self.order, |sql, (column, descending, numeric_text)| {
-                let cast = *numeric_text && backend == Backend::Sqlite;
-                filter::write_column(sql, column, cast);
-                sql.push(if *descending { " DESC" } else { " ASC" });
+            sql.each(&self.order, |sql, (column, descending, numeric_text, binary)| {
+                let direction = if *descending { " DESC" } else { " ASC" };
+                match binary {
+                    None => {
+                        let cast = *numeric_text && backend == Backend::Sqlite;
+                        filter::write_column(sql, column, cast);
+                    }
+                    Some(false) => filter::write_binary(sql, column, false),
+                    // Folded, then the text itself: `Ab` and `ab` in one order everywhere.
+                    Some(true) => {
+                        filter::write_binary(sql, column, true);
+                        sql.push(direction).push(", ");
+                        filter::write_binary(sql, column, false);
+                    }
+                }
+                sql.push(direction);
             });
         }
         let limit = if shape == Shape::Exists {

@@ -23,6 +23,7 @@ mod hygiene;
 mod interop;
 mod kept;
 mod load;
+mod lookups;
 mod m2m;
 mod makemigrations;
 mod migrate_signals;
