@@ -12,6 +12,7 @@ pub(crate) mod cascade;
 pub(crate) mod delete;
 pub(crate) mod load;
 pub(crate) mod m2m;
+pub(crate) mod or_create;
 pub(crate) mod query;
 pub(crate) mod save;
 

@@ -133,7 +133,10 @@ pub(super) fn write_folded(sql: &mut Sql, column: &str) {
         }
         Backend::Postgres => {
             sql.push("translate(").ident(column).push(", '");
-            sql.push(UPPER).push("', '").push(&UPPER.to_ascii_lowercase()).push("')");
+            sql.push(UPPER)
+                .push("', '")
+                .push(&UPPER.to_ascii_lowercase())
+                .push("')");
         }
         Backend::MySql => {
             for _ in 0..UPPER.len() {

@@ -243,23 +243,26 @@ impl<M> Query<M> {
             if self.order.is_empty() {
                 sql.ident(key);
             }
-            sql.each(&self.order, |sql, (column, descending, numeric_text, binary)| {
-                let direction = if *descending { " DESC" } else { " ASC" };
-                match binary {
-                    None => {
-                        let cast = *numeric_text && backend == Backend::Sqlite;
-                        filter::write_column(sql, column, cast);
+            sql.each(
+                &self.order,
+                |sql, (column, descending, numeric_text, binary)| {
+                    let direction = if *descending { " DESC" } else { " ASC" };
+                    match binary {
+                        None => {
+                            let cast = *numeric_text && backend == Backend::Sqlite;
+                            filter::write_column(sql, column, cast);
+                        }
+                        Some(false) => filter::write_binary(sql, column, false),
+                        // Folded, then the text itself: `Ab` and `ab` in one order everywhere.
+                        Some(true) => {
+                            filter::write_binary(sql, column, true);
+                            sql.push(direction).push(", ");
+                            filter::write_binary(sql, column, false);
+                        }
                     }
-                    Some(false) => filter::write_binary(sql, column, false),
-                    // Folded, then the text itself: `Ab` and `ab` in one order everywhere.
-                    Some(true) => {
-                        filter::write_binary(sql, column, true);
-                        sql.push(direction).push(", ");
-                        filter::write_binary(sql, column, false);
-                    }
-                }
-                sql.push(direction);
-            });
+                    sql.push(direction);
+                },
+            );
         }
         let limit = if shape == Shape::Exists {
             Some(1)

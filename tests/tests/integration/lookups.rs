@@ -15,14 +15,56 @@ struct Word {
 }
 
 const WORDS: &[&str] = &[
-    "Rust", "rust", "RUST", "rUsT nation", "trusty", "Crust!", "Éclair", "éclair", "ÉCLAIR",
-    "straße", "STRASSE", "Σίσυφος", "σίσυφος", "İstanbul", "istanbul", "100% rust", "100 rust",
-    "a_b", "axb", "back\\slash", "BACK\\SLASH", "it's", "IT'S", "", "Z", "a", "B", "_", "%",
+    "Rust",
+    "rust",
+    "RUST",
+    "rUsT nation",
+    "trusty",
+    "Crust!",
+    "Éclair",
+    "éclair",
+    "ÉCLAIR",
+    "straße",
+    "STRASSE",
+    "Σίσυφος",
+    "σίσυφος",
+    "İstanbul",
+    "istanbul",
+    "100% rust",
+    "100 rust",
+    "a_b",
+    "axb",
+    "back\\slash",
+    "BACK\\SLASH",
+    "it's",
+    "IT'S",
+    "",
+    "Z",
+    "a",
+    "B",
+    "_",
+    "%",
 ];
 
 const NEEDLES: &[&str] = &[
-    "rust", "RUST", "Rust", "éclair", "ÉCLAIR", "strasse", "straße", "σίσυφος", "istanbul",
-    "100%", "a_b", "_", "%", "back\\slash", "it's", "", "z", "ST",
+    "rust",
+    "RUST",
+    "Rust",
+    "éclair",
+    "ÉCLAIR",
+    "strasse",
+    "straße",
+    "σίσυφος",
+    "istanbul",
+    "100%",
+    "a_b",
+    "_",
+    "%",
+    "back\\slash",
+    "it's",
+    "",
+    "z",
+    "ST",
 ];
 
 fn fold(s: &str) -> String {
@@ -30,7 +72,13 @@ fn fold(s: &str) -> String {
 }
 
 async fn texts(db: &Db, query: signals_core::Query<Word>) -> Vec<String> {
-    query.all(db).await.unwrap().into_iter().map(|w| w.text).collect()
+    query
+        .all(db)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|w| w.text)
+        .collect()
 }
 
 async fn check_all(db: &Db, what: &str) {
@@ -40,10 +88,26 @@ async fn check_all(db: &Db, what: &str) {
     for needle in NEEDLES {
         let n = fold(needle);
         let cases: [(&str, signals_core::Filter<Word>, Box<dyn Fn(&str) -> bool>); 4] = [
-            ("iexact", Word::TEXT.iexact(*needle), Box::new(|w: &str| fold(w) == n)),
-            ("icontains", Word::TEXT.icontains(*needle), Box::new(|w: &str| fold(w).contains(&n))),
-            ("istartswith", Word::TEXT.istartswith(*needle), Box::new(|w: &str| fold(w).starts_with(&n))),
-            ("iendswith", Word::TEXT.iendswith(*needle), Box::new(|w: &str| fold(w).ends_with(&n))),
+            (
+                "iexact",
+                Word::TEXT.iexact(*needle),
+                Box::new(|w: &str| fold(w) == n),
+            ),
+            (
+                "icontains",
+                Word::TEXT.icontains(*needle),
+                Box::new(|w: &str| fold(w).contains(&n)),
+            ),
+            (
+                "istartswith",
+                Word::TEXT.istartswith(*needle),
+                Box::new(|w: &str| fold(w).starts_with(&n)),
+            ),
+            (
+                "iendswith",
+                Word::TEXT.iendswith(*needle),
+                Box::new(|w: &str| fold(w).ends_with(&n)),
+            ),
         ];
         for (lookup, filter, oracle) in cases {
             let mut got = texts(db, Word::query().filter(filter)).await;
@@ -76,7 +140,11 @@ async fn check_all(db: &Db, what: &str) {
             .offset(2),
     )
     .await;
-    let mut rusty: Vec<String> = all.iter().filter(|w| fold(w).contains("rust")).cloned().collect();
+    let mut rusty: Vec<String> = all
+        .iter()
+        .filter(|w| fold(w).contains("rust"))
+        .cloned()
+        .collect();
     rusty.sort_by(|a, b| fold(a).cmp(&fold(b)).then(a.cmp(b)));
     assert_eq!(page, rusty[2..5], "{backend} {what}: a page");
 }

@@ -30,6 +30,7 @@ mod migrate_signals;
 mod on_commit;
 mod on_rollback;
 mod options;
+mod or_create;
 mod post_load;
 mod query;
 mod recording;
