@@ -14,6 +14,7 @@ pub(crate) mod load;
 pub(crate) mod m2m;
 pub(crate) mod or_create;
 pub(crate) mod query;
+pub(crate) mod raw;
 pub(crate) mod save;
 
 use crate::conn::{Busy, Running, receivers_running};

@@ -14,10 +14,12 @@ use crate::meta::ModelMeta;
 use crate::sql::Sql;
 
 mod filter;
+mod raw;
 mod update;
 
 use filter::Node;
 pub use filter::{Filter, Order, Text};
+pub use raw::Raw;
 pub use update::{Numeric, Set};
 
 /// A query of model `M`'s rows: conditions, orderings, a window. Build it with

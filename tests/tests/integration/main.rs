@@ -33,6 +33,7 @@ mod options;
 mod or_create;
 mod post_load;
 mod query;
+mod raw;
 mod recording;
 mod reliability;
 mod robust;
