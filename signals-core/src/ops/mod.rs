@@ -16,6 +16,7 @@ pub(crate) mod or_create;
 pub(crate) mod query;
 pub(crate) mod raw;
 pub(crate) mod save;
+pub(crate) mod stream;
 
 use crate::conn::{Busy, Running, receivers_running};
 use crate::error::{Error, ErrorKind, Result};

@@ -55,13 +55,14 @@ pub use update::{Numeric, Set};
 /// ```
 pub struct Query<M> {
     filter: Option<Node>,
-    /// (column, descending, compared as a number on SQLite)
     /// (column, descending, a decimal on SQLite, text in code point order and folded)
     order: Vec<(&'static str, bool, bool, Option<bool>)>,
     limit: Option<u64>,
     offset: Option<u64>,
     /// Lock the rows read until the transaction ends.
     pub(crate) lock: Lock,
+    /// Rows after this primary key only (a stream's next chunk).
+    pub(crate) after_key: Option<Box<dyn crate::value::DynField>>,
     _model: PhantomData<fn() -> M>,
 }
 
@@ -73,6 +74,7 @@ impl<M> Default for Query<M> {
             limit: None,
             offset: None,
             lock: Lock::None,
+            after_key: None,
             _model: PhantomData,
         }
     }
@@ -203,6 +205,11 @@ impl<M> Query<M> {
         self
     }
 
+    /// Whether the query has an ordering or a window, which [`stream`](Self::stream) refuses.
+    pub(crate) fn ordered_or_windowed(&self) -> bool {
+        !self.order.is_empty() || self.limit.is_some() || self.offset.is_some()
+    }
+
     /// Skips the first `n` rows.
     pub fn offset(mut self, n: u64) -> Self {
         self.offset = Some(n);
@@ -238,6 +245,15 @@ impl<M> Query<M> {
         if let Some(filter) = &self.filter {
             sql.push(" WHERE ");
             filter.write(&mut sql)?;
+        }
+        if let Some(after) = &self.after_key {
+            sql.push(if self.filter.is_some() {
+                " AND "
+            } else {
+                " WHERE "
+            });
+            sql.ident(key).push(" > ");
+            sql.bind_dyn(after.as_ref(), key)?;
         }
         let ordered = matches!(shape, Shape::Rows | Shape::Keys);
         if ordered || (shape == Shape::Count && windowed) {

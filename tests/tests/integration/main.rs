@@ -40,6 +40,7 @@ mod robust;
 mod save;
 mod schema;
 mod signals;
+mod stream;
 mod test_helpers;
 mod transactions;
 mod types;
