@@ -63,6 +63,8 @@ pub struct Query<M> {
     pub(crate) lock: Lock,
     /// Rows after this primary key only (a stream's next chunk).
     pub(crate) after_key: Option<Box<dyn crate::value::DynField>>,
+    /// What a locking read does about rows another transaction holds.
+    wait: Wait,
     _model: PhantomData<fn() -> M>,
 }
 
@@ -75,6 +77,7 @@ impl<M> Default for Query<M> {
             offset: None,
             lock: Lock::None,
             after_key: None,
+            wait: Wait::Block,
             _model: PhantomData,
         }
     }
@@ -100,6 +103,17 @@ pub(crate) enum Lock {
     /// A shared lock that only a delete (or a key change, or `FOR UPDATE`) waits for:
     /// PostgreSQL's `FOR KEY SHARE`, MySQL's `LOCK IN SHARE MODE`.
     KeyShare,
+}
+
+/// What a locking read does about rows another transaction holds locked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Wait {
+    /// Waits for them (up to the server's lock timeout).
+    Block,
+    /// Leaves them out (`SKIP LOCKED`).
+    SkipLocked,
+    /// Fails at once (`NOWAIT`).
+    NoWait,
 }
 
 /// What a query's SQL selects.
@@ -205,6 +219,55 @@ impl<M> Query<M> {
         self
     }
 
+    /// Locks the rows it reads until the transaction ends (Django's `select_for_update()`):
+    /// no other transaction changes, deletes or locks them meanwhile; another's locking read
+    /// of them waits. Run it in a transaction ([`Db::begin`](crate::Db::begin)): on a `&Db`
+    /// the statement is its own transaction and the lock ends with it. On SQLite a write
+    /// transaction holds the whole database, so the rows are simply read.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> signals_core::Result<()> {
+    /// use signals_core::{Db, Model};
+    ///
+    /// #[derive(Debug, Model)]
+    /// struct Job { id: Option<i64>, done: bool }
+    ///
+    /// let db = Db::connect("sqlite::memory:").await?;
+    /// db.create_tables::<Job>().await?;
+    /// Job { id: None, done: false }.save(&db).await?;
+    /// // A worker takes the next job no other worker holds (the job-queue pattern).
+    /// let mut tx = db.begin().await?;
+    /// let next = Job::query().filter(Job::DONE.eq(false)).for_update().skip_locked().first(&mut tx).await?;
+    /// if let Some(mut job) = next {
+    ///     job.done = true;
+    ///     job.save(&mut tx).await?;
+    /// }
+    /// tx.commit().await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn for_update(mut self) -> Self {
+        self.lock = Lock::Update;
+        self
+    }
+
+    /// [`for_update`](Self::for_update), leaving out the rows another transaction holds locked
+    /// instead of waiting for them (`SKIP LOCKED`, PostgreSQL and MariaDB 10.6+ / MySQL 8), so
+    /// that workers take different rows of a queue at once.
+    pub fn skip_locked(mut self) -> Self {
+        self.lock = Lock::Update;
+        self.wait = Wait::SkipLocked;
+        self
+    }
+
+    /// [`for_update`](Self::for_update), where a row another transaction holds locked fails
+    /// the query at once (`NOWAIT`) with [`ErrorKind::Conflict`](crate::ErrorKind::Conflict)
+    /// instead of waiting.
+    pub fn nowait(mut self) -> Self {
+        self.lock = Lock::Update;
+        self.wait = Wait::NoWait;
+        self
+    }
+
     /// Whether the query has an ordering or a window, which [`stream`](Self::stream) refuses.
     pub(crate) fn ordered_or_windowed(&self) -> bool {
         !self.order.is_empty() || self.limit.is_some() || self.offset.is_some()
@@ -307,7 +370,11 @@ impl<M> Query<M> {
             match (self.lock, backend) {
                 (Lock::None, _) => {}
                 (Lock::Update, _) => {
-                    sql.push(" FOR UPDATE");
+                    sql.push(match self.wait {
+                        Wait::Block => " FOR UPDATE",
+                        Wait::SkipLocked => " FOR UPDATE SKIP LOCKED",
+                        Wait::NoWait => " FOR UPDATE NOWAIT",
+                    });
                 }
                 (Lock::KeyShare, Backend::Postgres) => {
                     sql.push(" FOR KEY SHARE");

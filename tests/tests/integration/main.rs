@@ -23,6 +23,7 @@ mod hygiene;
 mod interop;
 mod kept;
 mod load;
+mod locking;
 mod lookups;
 mod m2m;
 mod makemigrations;
