@@ -268,7 +268,7 @@ pub use ops::m2m::{ManyToMany, SetLinks};
 #[doc(hidden)]
 pub use ops::query::HoldsKeys;
 pub use ops::query::Subquery;
-pub use query::{Filter, Numeric, Order, Query, Selected, Set, Text};
+pub use query::{Filter, Numeric, Order, Query, Raw, Selected, Set, Text};
 pub use signal::durable;
 pub use signal::{
     BoxFuture, Change, Committed, Fired, Instance, M2mAction, M2mChange, M2mChanged, MuteGuard,

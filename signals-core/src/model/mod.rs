@@ -11,7 +11,7 @@ use std::future::Future;
 use crate::backend::Backend;
 use crate::error::Result;
 use crate::meta::{Column, ColumnDef, FieldSet, ModelMeta};
-use crate::query::Query;
+use crate::query::{Query, Raw};
 use crate::sql::Statements;
 use crate::tx::{Executor, Target, Tx};
 use crate::value::{Args, FieldType, Row};
@@ -505,6 +505,33 @@ pub trait Model: Sized + Send + Sync + 'static {
     /// ```
     fn query() -> Query<Self> {
         Query::default()
+    }
+
+    /// A plain SQL query whose rows are read as this model (Django's `Model.objects.raw`),
+    /// one line on any backend: bind values to `?` placeholders (numbered `$1`, `$2`, … for
+    /// PostgreSQL; `??` is a literal `?`), then [`all`](Raw::all) or [`first`](Raw::first).
+    /// The query must select every column of the model, by name (`SELECT *` or a list); its
+    /// rows go through `post_load` receivers as any loaded row.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> signals_core::Result<()> {
+    /// use signals_core::{Db, Model};
+    ///
+    /// #[derive(Debug, Model)]
+    /// struct Post { id: Option<i64>, title: String, views: i64 }
+    ///
+    /// let db = Db::connect("sqlite::memory:").await?;
+    /// db.create_tables::<Post>().await?;
+    /// for (title, views) in [("a", 5), ("b", 50)] {
+    ///     Post { id: None, title: title.into(), views }.save(&db).await?;
+    /// }
+    /// let popular = Post::raw("SELECT * FROM post WHERE views > ? ORDER BY id").bind(10_i64).all(&db).await?;
+    /// assert_eq!(popular.len(), 1);
+    /// assert_eq!(popular[0].title, "b");
+    /// # Ok(()) }
+    /// ```
+    fn raw(sql: impl Into<String>) -> Raw<Self> {
+        Raw::new(sql.into())
     }
 
     /// Loads every row, ordered by primary key.

@@ -12,8 +12,11 @@ pub(crate) mod cascade;
 pub(crate) mod delete;
 pub(crate) mod load;
 pub(crate) mod m2m;
+pub(crate) mod or_create;
 pub(crate) mod query;
+pub(crate) mod raw;
 pub(crate) mod save;
+pub(crate) mod stream;
 
 use crate::conn::{Busy, Running, receivers_running};
 use crate::error::{Error, ErrorKind, Result};

@@ -65,11 +65,13 @@ pub(super) enum Node {
         values: Vec<Box<dyn DynField>>,
         numeric_text: bool,
     },
-    /// `column` contains, starts with or ends with `text`, case-sensitively on every backend.
+    /// `column` contains, starts with, ends with or is `text`; with `fold`, ignoring the case
+    /// of ASCII letters (the same on every backend).
     Text {
         column: &'static str,
         text: String,
         at: Anchor,
+        fold: bool,
     },
     /// `column IN (SELECT key FROM table WHERE ..)`: a reference whose row matches a query of
     /// the referenced model.
@@ -115,6 +117,65 @@ pub(super) enum Anchor {
     Anywhere,
     Start,
     End,
+    /// The whole value.
+    Exact,
+}
+
+/// Writes `column` with its ASCII capitals made small, and nothing else changed, the same on
+/// every backend: SQLite's `lower` does just that; PostgreSQL's and MySQL's would also fold
+/// other letters (by the locale or the column's collation), so they get `translate` and a
+/// `REPLACE` per capital.
+pub(super) fn write_folded(sql: &mut Sql, column: &str) {
+    const UPPER: &str = "ABCDEFGHIJKLMNOPQRSTUVWXYZ";
+    match sql.backend() {
+        Backend::Sqlite => {
+            sql.push("lower(").ident(column).push(")");
+        }
+        Backend::Postgres => {
+            sql.push("translate(").ident(column).push(", '");
+            sql.push(UPPER)
+                .push("', '")
+                .push(&UPPER.to_ascii_lowercase())
+                .push("')");
+        }
+        Backend::MySql => {
+            for _ in 0..UPPER.len() {
+                sql.push("REPLACE(");
+            }
+            sql.ident(column);
+            for c in UPPER.chars() {
+                // Letters of the crate's own: no text of the caller's reaches the SQL.
+                sql.push(&format!(", '{c}', '{}')", c.to_ascii_lowercase()));
+            }
+        }
+    }
+}
+
+/// Writes `column` for an ordering that is the same on every backend: by its characters'
+/// code points (byte order in UTF-8), whatever the database's or the column's collation.
+pub(super) fn write_binary(sql: &mut Sql, column: &str, fold: bool) {
+    let write = |sql: &mut Sql| {
+        if fold {
+            write_folded(sql, column);
+        } else {
+            sql.ident(column);
+        }
+    };
+    match sql.backend() {
+        Backend::Postgres => {
+            write(sql);
+            sql.push(" COLLATE \"C\"");
+        }
+        Backend::MySql => {
+            sql.push("CAST(");
+            write(sql);
+            sql.push(" AS BINARY)");
+        }
+        Backend::Sqlite => {
+            write(sql);
+            sql.push(" COLLATE BINARY");
+        }
+    }
 }
 
 /// The escape character of the crate's `LIKE` patterns, given in an explicit `ESCAPE` clause:
@@ -154,15 +215,40 @@ impl Anchor {
     ///   match).
     /// - PostgreSQL text cannot hold NUL, so no value there holds a text with one: the
     ///   condition is false for every value (and NULL for NULL, as `LIKE` would be).
-    fn write(self, sql: &mut Sql, column: &'static str, text: &str) -> Result<()> {
+    ///
+    /// With `fold`, the value's ASCII capitals are made small first ([`write_folded`]) and
+    /// so are the text's: `Ab` matches `aB`, but `É` only `É`.
+    fn write(self, sql: &mut Sql, column: &'static str, text: &str, fold: bool) -> Result<()> {
+        let folded;
+        let text = if fold {
+            folded = text.to_ascii_lowercase();
+            folded.as_str()
+        } else {
+            text
+        };
+        let value = |sql: &mut Sql| {
+            if fold {
+                write_folded(sql, column);
+            } else {
+                sql.ident(column);
+            }
+        };
         match sql.backend() {
             Backend::Sqlite => {
                 let bytes = text.len();
-                if bytes == 0 || matches!(self, Anchor::Anywhere) {
-                    sql.push("instr(").ident(column).push(", ");
+                if matches!(self, Anchor::Exact) {
+                    sql.push("CAST(");
+                    value(sql);
+                    sql.push(" AS BLOB) = CAST(");
+                    sql.bind_as(&text.to_owned(), column)?.push(" AS BLOB)");
+                } else if bytes == 0 || matches!(self, Anchor::Anywhere) {
+                    sql.push("instr(");
+                    value(sql);
+                    sql.push(", ");
                     sql.bind_as(&text.to_owned(), column)?.push(") > 0");
                 } else {
-                    sql.push("substr(CAST(").ident(column);
+                    sql.push("substr(CAST(");
+                    value(sql);
                     // Numbers of the crate's own, written as numbers.
                     sql.push(&if matches!(self, Anchor::Start) {
                         format!(" AS BLOB), 1, {bytes}) = CAST(")
@@ -176,7 +262,8 @@ impl Anchor {
                 sql.push("(").ident(column).push(" IS NULL AND NULL)");
             }
             backend => {
-                sql.ident(column).push(if backend == Backend::MySql {
+                value(sql);
+                sql.push(if backend == Backend::MySql {
                     " LIKE BINARY "
                 } else {
                     " LIKE "
@@ -237,7 +324,99 @@ impl<M, T: Text, R> Column<M, T, R> {
             column: self.name(),
             text: text.into(),
             at,
+            fold: false,
         })
+    }
+
+    fn folded(self, text: impl Into<String>, at: Anchor) -> Filter<M> {
+        Filter::new(Node::Text {
+            column: self.name(),
+            text: text.into(),
+            at,
+            fold: true,
+        })
+    }
+
+    /// Rows whose text is `text`, ignoring the case of ASCII letters (Django's `iexact`):
+    /// see [the case-insensitive lookups](Self::icontains).
+    pub fn iexact(self, text: impl Into<String>) -> Filter<M> {
+        self.folded(text, Anchor::Exact)
+    }
+
+    /// Rows whose text contains `text`, ignoring case (Django's `icontains`).
+    ///
+    /// "Ignoring case" means the ASCII letters: `A`–`Z` match `a`–`z`, and every other
+    /// character matches only itself (`É` is not `é`, `ß` is not `SS`), on every backend and
+    /// whatever the database's locale or the column's collation, so a query finds the same
+    /// rows on SQLite (whose `lower` folds ASCII only), PostgreSQL and MySQL/MariaDB. As with
+    /// [`contains`](Self::contains), `%` and `_` are no wildcards.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> signals_core::Result<()> {
+    /// use signals_core::{Db, Model};
+    ///
+    /// #[derive(Model)]
+    /// struct Post { id: Option<i64>, title: String }
+    ///
+    /// let db = Db::connect("sqlite::memory:").await?;
+    /// db.create_tables::<Post>().await?;
+    /// for title in ["Rust in 100% safe code", "RUST notes", "Trusty", "Éclair"] {
+    ///     Post { id: None, title: title.into() }.save(&db).await?;
+    /// }
+    /// assert_eq!(Post::query().filter(Post::TITLE.icontains("rust")).count(&db).await?, 3);
+    /// assert_eq!(Post::query().filter(Post::TITLE.istartswith("rust")).count(&db).await?, 2);
+    /// assert_eq!(Post::query().filter(Post::TITLE.iexact("rust NOTES")).count(&db).await?, 1);
+    /// assert_eq!(Post::query().filter(Post::TITLE.iendswith("CODE")).count(&db).await?, 1);
+    /// assert_eq!(Post::query().filter(Post::TITLE.icontains("éclair")).count(&db).await?, 0);
+    /// let titles: Vec<String> = Post::query()
+    ///     .order_by(Post::TITLE.asc_ignoring_case())
+    ///     .all(&db)
+    ///     .await?
+    ///     .into_iter()
+    ///     .map(|p| p.title)
+    ///     .collect();
+    /// assert_eq!(titles, ["Rust in 100% safe code", "RUST notes", "Trusty", "Éclair"]);
+    /// # Ok(()) }
+    /// ```
+    pub fn icontains(self, text: impl Into<String>) -> Filter<M> {
+        self.folded(text, Anchor::Anywhere)
+    }
+
+    /// Rows whose text starts with `text`, ignoring case (Django's `istartswith`): see
+    /// [`icontains`](Self::icontains).
+    pub fn istartswith(self, text: impl Into<String>) -> Filter<M> {
+        self.folded(text, Anchor::Start)
+    }
+
+    /// Rows whose text ends with `text`, ignoring case (Django's `iendswith`): see
+    /// [`icontains`](Self::icontains).
+    pub fn iendswith(self, text: impl Into<String>) -> Filter<M> {
+        self.folded(text, Anchor::End)
+    }
+
+    /// Ascending order by this text ignoring the case of ASCII letters, then by its code
+    /// points: the same order on every backend, whatever the collations (see
+    /// [`icontains`](Self::icontains)). Django's `order_by(Lower("title"))`.
+    pub fn asc_ignoring_case(self) -> Order<M> {
+        Order::text(self.name(), false, true)
+    }
+
+    /// Descending order by this text ignoring the case of ASCII letters: see
+    /// [`asc_ignoring_case`](Self::asc_ignoring_case).
+    pub fn desc_ignoring_case(self) -> Order<M> {
+        Order::text(self.name(), true, true)
+    }
+
+    /// Ascending order by this text's code points (byte order in UTF-8), the same on every
+    /// backend: [`asc`](Self::asc) follows the database's collation, which on PostgreSQL is
+    /// its locale's (`B` before `a` in `C`, after it in `en_US`).
+    pub fn asc_binary(self) -> Order<M> {
+        Order::text(self.name(), false, false)
+    }
+
+    /// Descending order by this text's code points: see [`asc_binary`](Self::asc_binary).
+    pub fn desc_binary(self) -> Order<M> {
+        Order::text(self.name(), true, false)
     }
 
     /// Rows whose text contains `text`.
@@ -431,6 +610,7 @@ impl<M, T: FieldType, R> Column<M, T, R> {
             column: self.name(),
             descending: false,
             numeric_text: numeric_text::<T>(),
+            binary: None,
             _model: PhantomData,
         }
     }
@@ -441,6 +621,7 @@ impl<M, T: FieldType, R> Column<M, T, R> {
             column: self.name(),
             descending: true,
             numeric_text: numeric_text::<T>(),
+            binary: None,
             _model: PhantomData,
         }
     }
@@ -512,7 +693,12 @@ impl Node {
                 })?;
                 sql.push(")");
             }
-            Node::Text { column, text, at } => at.write(sql, column, text)?,
+            Node::Text {
+                column,
+                text,
+                at,
+                fold,
+            } => at.write(sql, column, text, *fold)?,
             Node::InQuery {
                 column,
                 table,
@@ -563,7 +749,21 @@ pub struct Order<M> {
     pub(super) column: &'static str,
     pub(super) descending: bool,
     pub(super) numeric_text: bool,
+    /// Text in code point order (`Some`), its ASCII letters' case ignored (`Some(true)`).
+    pub(super) binary: Option<bool>,
     _model: PhantomData<fn() -> M>,
+}
+
+impl<M> Order<M> {
+    fn text(column: &'static str, descending: bool, fold: bool) -> Self {
+        Order {
+            column,
+            descending,
+            numeric_text: false,
+            binary: Some(fold),
+            _model: PhantomData,
+        }
+    }
 }
 
 impl<M> fmt::Debug for Order<M> {

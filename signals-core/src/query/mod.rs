@@ -14,10 +14,12 @@ use crate::meta::ModelMeta;
 use crate::sql::Sql;
 
 mod filter;
+mod raw;
 mod update;
 
 use filter::Node;
 pub use filter::{Filter, Order, Text};
+pub use raw::Raw;
 pub use update::{Numeric, Set};
 
 /// A query of model `M`'s rows: conditions, orderings, a window. Build it with
@@ -53,12 +55,16 @@ pub use update::{Numeric, Set};
 /// ```
 pub struct Query<M> {
     filter: Option<Node>,
-    /// (column, descending, compared as a number on SQLite)
-    order: Vec<(&'static str, bool, bool)>,
+    /// (column, descending, a decimal on SQLite, text in code point order and folded)
+    order: Vec<(&'static str, bool, bool, Option<bool>)>,
     limit: Option<u64>,
     offset: Option<u64>,
     /// Lock the rows read until the transaction ends.
     pub(crate) lock: Lock,
+    /// Rows after this primary key only (a stream's next chunk).
+    pub(crate) after_key: Option<Box<dyn crate::value::DynField>>,
+    /// What a locking read does about rows another transaction holds.
+    wait: Wait,
     _model: PhantomData<fn() -> M>,
 }
 
@@ -70,6 +76,8 @@ impl<M> Default for Query<M> {
             limit: None,
             offset: None,
             lock: Lock::None,
+            after_key: None,
+            wait: Wait::Block,
             _model: PhantomData,
         }
     }
@@ -95,6 +103,17 @@ pub(crate) enum Lock {
     /// A shared lock that only a delete (or a key change, or `FOR UPDATE`) waits for:
     /// PostgreSQL's `FOR KEY SHARE`, MySQL's `LOCK IN SHARE MODE`.
     KeyShare,
+}
+
+/// What a locking read does about rows another transaction holds locked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Wait {
+    /// Waits for them (up to the server's lock timeout).
+    Block,
+    /// Leaves them out (`SKIP LOCKED`).
+    SkipLocked,
+    /// Fails at once (`NOWAIT`).
+    NoWait,
 }
 
 /// What a query's SQL selects.
@@ -185,8 +204,12 @@ impl<M> Query<M> {
     /// Orders by `order`, after the orderings given before (without any, rows come in primary
     /// key order).
     pub fn order_by(mut self, order: Order<M>) -> Self {
-        self.order
-            .push((order.column, order.descending, order.numeric_text));
+        self.order.push((
+            order.column,
+            order.descending,
+            order.numeric_text,
+            order.binary,
+        ));
         self
     }
 
@@ -194,6 +217,60 @@ impl<M> Query<M> {
     pub fn limit(mut self, n: u64) -> Self {
         self.limit = Some(n);
         self
+    }
+
+    /// Locks the rows it reads until the transaction ends (Django's `select_for_update()`):
+    /// no other transaction changes, deletes or locks them meanwhile; another's locking read
+    /// of them waits. Run it in a transaction ([`Db::begin`](crate::Db::begin)): on a `&Db`
+    /// the statement is its own transaction and the lock ends with it. On SQLite a write
+    /// transaction holds the whole database, so the rows are simply read.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> signals_core::Result<()> {
+    /// use signals_core::{Db, Model};
+    ///
+    /// #[derive(Debug, Model)]
+    /// struct Job { id: Option<i64>, done: bool }
+    ///
+    /// let db = Db::connect("sqlite::memory:").await?;
+    /// db.create_tables::<Job>().await?;
+    /// Job { id: None, done: false }.save(&db).await?;
+    /// // A worker takes the next job no other worker holds (the job-queue pattern).
+    /// let mut tx = db.begin().await?;
+    /// let next = Job::query().filter(Job::DONE.eq(false)).for_update().skip_locked().first(&mut tx).await?;
+    /// if let Some(mut job) = next {
+    ///     job.done = true;
+    ///     job.save(&mut tx).await?;
+    /// }
+    /// tx.commit().await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn for_update(mut self) -> Self {
+        self.lock = Lock::Update;
+        self
+    }
+
+    /// [`for_update`](Self::for_update), leaving out the rows another transaction holds locked
+    /// instead of waiting for them (`SKIP LOCKED`, PostgreSQL and MariaDB 10.6+ / MySQL 8), so
+    /// that workers take different rows of a queue at once.
+    pub fn skip_locked(mut self) -> Self {
+        self.lock = Lock::Update;
+        self.wait = Wait::SkipLocked;
+        self
+    }
+
+    /// [`for_update`](Self::for_update), where a row another transaction holds locked fails
+    /// the query at once (`NOWAIT`) with [`ErrorKind::Conflict`](crate::ErrorKind::Conflict)
+    /// instead of waiting.
+    pub fn nowait(mut self) -> Self {
+        self.lock = Lock::Update;
+        self.wait = Wait::NoWait;
+        self
+    }
+
+    /// Whether the query has an ordering or a window, which [`stream`](Self::stream) refuses.
+    pub(crate) fn ordered_or_windowed(&self) -> bool {
+        !self.order.is_empty() || self.limit.is_some() || self.offset.is_some()
     }
 
     /// Skips the first `n` rows.
@@ -232,17 +309,41 @@ impl<M> Query<M> {
             sql.push(" WHERE ");
             filter.write(&mut sql)?;
         }
+        if let Some(after) = &self.after_key {
+            sql.push(if self.filter.is_some() {
+                " AND "
+            } else {
+                " WHERE "
+            });
+            sql.ident(key).push(" > ");
+            sql.bind_dyn(after.as_ref(), key)?;
+        }
         let ordered = matches!(shape, Shape::Rows | Shape::Keys);
         if ordered || (shape == Shape::Count && windowed) {
             sql.push(" ORDER BY ");
             if self.order.is_empty() {
                 sql.ident(key);
             }
-            sql.each(&self.order, |sql, (column, descending, numeric_text)| {
-                let cast = *numeric_text && backend == Backend::Sqlite;
-                filter::write_column(sql, column, cast);
-                sql.push(if *descending { " DESC" } else { " ASC" });
-            });
+            sql.each(
+                &self.order,
+                |sql, (column, descending, numeric_text, binary)| {
+                    let direction = if *descending { " DESC" } else { " ASC" };
+                    match binary {
+                        None => {
+                            let cast = *numeric_text && backend == Backend::Sqlite;
+                            filter::write_column(sql, column, cast);
+                        }
+                        Some(false) => filter::write_binary(sql, column, false),
+                        // Folded, then the text itself: `Ab` and `ab` in one order everywhere.
+                        Some(true) => {
+                            filter::write_binary(sql, column, true);
+                            sql.push(direction).push(", ");
+                            filter::write_binary(sql, column, false);
+                        }
+                    }
+                    sql.push(direction);
+                },
+            );
         }
         let limit = if shape == Shape::Exists {
             Some(1)
@@ -269,7 +370,11 @@ impl<M> Query<M> {
             match (self.lock, backend) {
                 (Lock::None, _) => {}
                 (Lock::Update, _) => {
-                    sql.push(" FOR UPDATE");
+                    sql.push(match self.wait {
+                        Wait::Block => " FOR UPDATE",
+                        Wait::SkipLocked => " FOR UPDATE SKIP LOCKED",
+                        Wait::NoWait => " FOR UPDATE NOWAIT",
+                    });
                 }
                 (Lock::KeyShare, Backend::Postgres) => {
                     sql.push(" FOR KEY SHARE");

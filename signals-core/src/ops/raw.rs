@@ -1,0 +1,66 @@
+//! Running a [`Raw`] query: its rows, as models.
+//!
+//! Uses `error`, `query`, `tx`, `value` and `model`.
+
+use crate::error::{Error, Result};
+use crate::model::Model;
+use crate::query::Raw;
+use crate::tx::{Executor, Target};
+use crate::value::Args;
+
+impl<M: Model> Raw<M> {
+    /// Every row the query returns, as models, in its order.
+    pub fn all<'e>(
+        self,
+        ex: impl Executor<'e> + 'e,
+    ) -> impl Future<Output = Result<Vec<M>>> + Send + 'e
+    where
+        M: 'e,
+    {
+        let target = ex.__target();
+        async move {
+            let mut target = target;
+            let (sql, args) = self.parts(&target)?;
+            target
+                .fetch_all(sqlx::AssertSqlSafe(sql), args, M::__load)
+                .await
+        }
+    }
+
+    /// The first row the query returns, if any, as a model (the rest are not read: give the
+    /// query its own `LIMIT`).
+    pub fn first<'e>(
+        self,
+        ex: impl Executor<'e> + 'e,
+    ) -> impl Future<Output = Result<Option<M>>> + Send + 'e
+    where
+        M: 'e,
+    {
+        let target = ex.__target();
+        async move {
+            let mut target = target;
+            let (sql, args) = self.parts(&target)?;
+            target
+                .fetch_optional(sqlx::AssertSqlSafe(sql), args, M::__load)
+                .await
+        }
+    }
+
+    /// The text for the target's backend and the bound values, as many as its placeholders.
+    fn parts(&self, target: &Target<'_>) -> Result<(String, Args)> {
+        let backend = target.backend();
+        let (sql, placeholders) = self.text(backend);
+        if placeholders != self.values.len() {
+            return Err(Error::InvalidQuery(format!(
+                "the raw query of `{}` has {placeholders} placeholder(s) and {} bound value(s)",
+                M::META.name,
+                self.values.len()
+            )));
+        }
+        let mut args = Args::new(backend, self.values.len());
+        for value in &self.values {
+            value.bind_to(&mut args, "a raw query's parameter")?;
+        }
+        Ok((sql, args))
+    }
+}
