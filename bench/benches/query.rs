@@ -4,7 +4,8 @@
 //! difference per row tells what the builder adds per row beyond decoding).
 //!
 //! `cargo bench -p signals-bench --bench query` (options after `--`: `--queries N`,
-//! `--rounds R`, `--only sqlite-memory|sqlite-file|postgres|mysql`).
+//! `--rounds R`, `--only sqlite-memory|sqlite-file|postgres|mysql`, `--shape search|raw`:
+//! the case-insensitive search or the plain query through `Model::raw`).
 #![allow(missing_docs, clippy::unwrap_used)]
 
 use signals_bench::{arg, each_backend, median};
@@ -71,20 +72,93 @@ async fn seed(db: &Db) {
     tx.commit().await.unwrap();
 }
 
+/// Which query: the plain filtered one, the case-insensitive search an admin runs, or the
+/// plain one through `Model::raw`.
+#[derive(Clone, Copy, PartialEq)]
+enum Shape {
+    Plain,
+    Search,
+    Raw,
+}
+
+static SHAPE: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
+
+fn shape() -> Shape {
+    match SHAPE.load(std::sync::atomic::Ordering::Relaxed) {
+        0 => Shape::Plain,
+        1 => Shape::Search,
+        _ => Shape::Raw,
+    }
+}
+
 async fn builder(db: &Db, limit: u64) -> usize {
-    Post::query()
-        .filter(Post::STATUS.eq("published"))
-        .filter(Post::VIEWS.gt(100))
-        .order_by(Post::VIEWS.desc())
-        .limit(limit)
-        .all(db)
-        .await
-        .unwrap()
-        .len()
+    let rows = match shape() {
+        Shape::Plain => {
+            Post::query()
+                .filter(Post::STATUS.eq("published"))
+                .filter(Post::VIEWS.gt(100))
+                .order_by(Post::VIEWS.desc())
+                .limit(limit)
+                .all(db)
+                .await
+        }
+        Shape::Search => {
+            Post::query()
+                .filter(Post::TITLE.icontains("NUMBER 1"))
+                .order_by(Post::TITLE.asc_ignoring_case())
+                .limit(limit)
+                .all(db)
+                .await
+        }
+        Shape::Raw => {
+            Post::raw(
+                sql(db.backend(), limit)
+                    .replace("$1", "?")
+                    .replace("$2", "?"),
+            )
+            .bind("published".to_owned())
+            .bind(100_i64)
+            .all(db)
+            .await
+        }
+    };
+    rows.unwrap().len()
+}
+
+/// ASCII-only lowering, as the builder writes it for `backend`.
+fn folded(backend: Backend, column: &str) -> String {
+    match backend {
+        Backend::Postgres => format!(
+            r#"translate("{column}", 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'abcdefghijklmnopqrstuvwxyz')"#
+        ),
+        Backend::MySql => {
+            let mut out = "REPLACE(".repeat(26);
+            out.push_str(&format!("`{column}`"));
+            for c in 'A'..='Z' {
+                out.push_str(&format!(", '{c}', '{}')", c.to_ascii_lowercase()));
+            }
+            out
+        }
+        _ => format!(r#"lower("{column}")"#),
+    }
 }
 
 /// The statement the builder writes, by hand.
 fn sql(backend: Backend, limit: u64) -> String {
+    if shape() == Shape::Search {
+        let title = folded(backend, "title");
+        return match backend {
+            Backend::Postgres => format!(
+                r#"SELECT "id", "title", "status", "views", "published" FROM "bench_post" WHERE {title} LIKE $1 ESCAPE '!' ORDER BY {title} COLLATE "C" ASC NULLS FIRST, "title" COLLATE "C" ASC NULLS FIRST LIMIT {limit}"#
+            ),
+            Backend::MySql => format!(
+                "SELECT `id`, `title`, `status`, `views`, `published` FROM `bench_post` WHERE {title} LIKE BINARY ? ESCAPE '!' ORDER BY CAST({title} AS BINARY) ASC, CAST(`title` AS BINARY) ASC LIMIT {limit}"
+            ),
+            _ => format!(
+                r#"SELECT "id", "title", "status", "views", "published" FROM "bench_post" WHERE instr({title}, ?) > 0 ORDER BY {title} COLLATE BINARY ASC, "title" COLLATE BINARY ASC LIMIT {limit}"#
+            ),
+        };
+    }
     match backend {
         Backend::Postgres => format!(
             r#"SELECT "id", "title", "status", "views", "published" FROM "bench_post" WHERE ("status" = $1 AND "views" > $2) ORDER BY "views" DESC LIMIT {limit}"#
@@ -99,13 +173,18 @@ fn sql(backend: Backend, limit: u64) -> String {
 }
 
 macro_rules! hand_written {
-    ($pool:expr, $sql:expr) => {{
-        let rows = sqlx::query(sqlx::AssertSqlSafe($sql))
-            .bind("published")
-            .bind(100i64)
-            .fetch_all($pool)
-            .await
-            .unwrap();
+    ($pool:expr, $sql:expr, $backend:expr) => {{
+        let query = sqlx::query(sqlx::AssertSqlSafe($sql));
+        let query = if shape() == Shape::Search {
+            query.bind(if $backend == Backend::Sqlite {
+                "number 1"
+            } else {
+                "%number 1%"
+            })
+        } else {
+            query.bind("published").bind(100i64)
+        };
+        let rows = query.fetch_all($pool).await.unwrap();
         rows.iter()
             .map(|r| Plain {
                 id: r.get(0),
@@ -120,10 +199,11 @@ macro_rules! hand_written {
 
 async fn hand(db: &Db, limit: u64) -> usize {
     let sql = sql(db.backend(), limit);
+    let backend = db.backend();
     match db.pool() {
-        PoolRef::Sqlite(p) => hand_written!(p, sql),
-        PoolRef::Postgres(p) => hand_written!(p, sql),
-        PoolRef::MySql(p) => hand_written!(p, sql),
+        PoolRef::Sqlite(p) => hand_written!(p, sql, backend),
+        PoolRef::Postgres(p) => hand_written!(p, sql, backend),
+        PoolRef::MySql(p) => hand_written!(p, sql, backend),
         _ => unreachable!(),
     }
 }
@@ -211,9 +291,16 @@ async fn bench(label: &str, db: &Db, queries: usize, rounds: usize) {
 async fn main() {
     let queries: usize = arg("--queries").and_then(|s| s.parse().ok()).unwrap_or(400);
     let rounds: usize = arg("--rounds").and_then(|s| s.parse().ok()).unwrap_or(9);
-    println!(
-        "filtered, ordered, limited query (20 rows of {ROWS}): µs per query, median of {rounds} rounds of {queries}"
-    );
+    let (code, what) = match arg("--shape").as_deref() {
+        Some("search") => (
+            1,
+            "case-insensitive search (`icontains`, `asc_ignoring_case`)",
+        ),
+        Some("raw") => (2, "the filtered query through `Model::raw`"),
+        _ => (0, "filtered, ordered, limited query"),
+    };
+    SHAPE.store(code, std::sync::atomic::Ordering::Relaxed);
+    println!("{what} (20 rows of {ROWS}): µs per query, median of {rounds} rounds of {queries}");
     println!();
     println!(
         "| backend       | builder  | sqlx     | ratio | allocs, 20 rows | allocs, 200 rows | builder's extra allocs per row |"

@@ -6,7 +6,24 @@ use crate::error::{Error, Result};
 use crate::model::Model;
 use crate::query::Raw;
 use crate::tx::{Executor, Target};
-use crate::value::Args;
+use crate::value::{Args, Row};
+
+/// A row of a query of the user's own, read as a model with each field from the column of its
+/// name, wherever the query put it.
+fn load_by_name<M: Model>(row: &Row<'_>) -> Result<M> {
+    let mut ordinals = Vec::with_capacity(M::META.columns.len());
+    for column in M::META.columns {
+        let Some(ordinal) = row.ordinal_of(column) else {
+            return Err(Error::Decode {
+                model: M::META.name,
+                column,
+                source: sqlx::Error::ColumnNotFound((*column).to_owned()),
+            });
+        };
+        ordinals.push(ordinal);
+    }
+    M::__load(&Row::Mapped(row, &ordinals))
+}
 
 impl<M: Model> Raw<M> {
     /// Every row the query returns, as models, in its order.
@@ -22,7 +39,7 @@ impl<M: Model> Raw<M> {
             let mut target = target;
             let (sql, args) = self.parts(&target)?;
             target
-                .fetch_all(sqlx::AssertSqlSafe(sql), args, M::__load)
+                .fetch_all(sqlx::AssertSqlSafe(sql), args, load_by_name::<M>)
                 .await
         }
     }
@@ -41,7 +58,7 @@ impl<M: Model> Raw<M> {
             let mut target = target;
             let (sql, args) = self.parts(&target)?;
             target
-                .fetch_optional(sqlx::AssertSqlSafe(sql), args, M::__load)
+                .fetch_optional(sqlx::AssertSqlSafe(sql), args, load_by_name::<M>)
                 .await
         }
     }

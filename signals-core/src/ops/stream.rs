@@ -20,6 +20,8 @@ struct State<'e, M: Model> {
     rows: VecDeque<M>,
     /// The last chunk was short: nothing follows.
     done: bool,
+    /// The query came with an ordering or a window, refused at the first poll.
+    refused: bool,
 }
 
 impl<M: Model> Query<M> {
@@ -60,12 +62,16 @@ impl<M: Model> Query<M> {
     where
         M: 'e,
     {
+        let chunk = chunk.max(1);
+        let refused = self.ordered_or_windowed();
         let state = State {
-            query: self,
+            // Each chunk is the query, limited, after the last key read.
+            query: self.limit(chunk),
             target: ex.__target(),
-            chunk: chunk.max(1),
+            chunk,
             rows: VecDeque::new(),
             done: false,
+            refused,
         };
         futures_util::stream::try_unfold(state, next_row)
     }
@@ -74,7 +80,7 @@ impl<M: Model> Query<M> {
 /// The next row of the stream, reading the next chunk when the last is used up.
 async fn next_row<M: Model>(mut state: State<'_, M>) -> Result<Option<(M, State<'_, M>)>> {
     if state.rows.is_empty() && !state.done {
-        if state.query.ordered_or_windowed() {
+        if state.refused {
             return Err(Error::InvalidQuery(format!(
                 "a stream of `{}` reads in primary key order, in chunks: drop `order_by`, \
                  `limit` and `offset`",
@@ -85,7 +91,6 @@ async fn next_row<M: Model>(mut state: State<'_, M>) -> Result<Option<(M, State<
             .query
             .sql(&M::META, state.target.backend(), Shape::Rows)?
             .into_parts();
-        let sql = format!("{sql} LIMIT {}", state.chunk);
         let rows = state
             .target
             .fetch_all(sqlx::AssertSqlSafe(sql), args, M::__load)

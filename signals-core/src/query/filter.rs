@@ -13,6 +13,9 @@ use crate::meta::Column;
 use crate::sql::Sql;
 use crate::value::{BuiltinType, DynField, FieldType, SqlType};
 
+use super::text::Anchor;
+pub use super::text::Text;
+
 /// A condition on the rows of model `M`, built from its column constants: `Post::VIEWS.gt(5)`.
 /// Combine conditions with `&` (and), `|` (or) and `!` (not). A column of another model, or a
 /// value of another type than the column's, does not compile.
@@ -111,330 +114,6 @@ fn as_number(sql: &mut Sql, cast: bool, write: impl FnOnce(&mut Sql)) {
     }
 }
 
-/// Where a text must stand in a column's value.
-#[derive(Clone, Copy)]
-pub(super) enum Anchor {
-    Anywhere,
-    Start,
-    End,
-    /// The whole value.
-    Exact,
-}
-
-/// Writes `column` with its ASCII capitals made small, and nothing else changed, the same on
-/// every backend: SQLite's `lower` does just that; PostgreSQL's and MySQL's would also fold
-/// other letters (by the locale or the column's collation), so they get `translate` and a
-/// `REPLACE` per capital.
-pub(super) fn write_folded(sql: &mut Sql, column: &str) {
-    const UPPER: &str = "ABCDEFGHIJKLMNOPQRSTUVWXYZ";
-    match sql.backend() {
-        Backend::Sqlite => {
-            sql.push("lower(").ident(column).push(")");
-        }
-        Backend::Postgres => {
-            sql.push("translate(").ident(column).push(", '");
-            sql.push(UPPER)
-                .push("', '")
-                .push(&UPPER.to_ascii_lowercase())
-                .push("')");
-        }
-        Backend::MySql => {
-            for _ in 0..UPPER.len() {
-                sql.push("REPLACE(");
-            }
-            sql.ident(column);
-            for c in UPPER.chars() {
-                // Letters of the crate's own: no text of the caller's reaches the SQL.
-                sql.push(&format!(", '{c}', '{}')", c.to_ascii_lowercase()));
-            }
-        }
-    }
-}
-
-/// Writes `column` for an ordering that is the same on every backend: by its characters'
-/// code points (byte order in UTF-8), whatever the database's or the column's collation.
-pub(super) fn write_binary(sql: &mut Sql, column: &str, fold: bool) {
-    let write = |sql: &mut Sql| {
-        if fold {
-            write_folded(sql, column);
-        } else {
-            sql.ident(column);
-        }
-    };
-    match sql.backend() {
-        Backend::Postgres => {
-            write(sql);
-            sql.push(" COLLATE \"C\"");
-        }
-        Backend::MySql => {
-            sql.push("CAST(");
-            write(sql);
-            sql.push(" AS BINARY)");
-        }
-        Backend::Sqlite => {
-            write(sql);
-            sql.push(" COLLATE BINARY");
-        }
-    }
-}
-
-/// The escape character of the crate's `LIKE` patterns, given in an explicit `ESCAPE` clause:
-/// a backslash would depend on the server's mode (MySQL's `NO_BACKSLASH_ESCAPES` makes it an
-/// ordinary character, and `%` matched anything after it), and `!` is no wildcard anywhere.
-const LIKE_ESCAPE: char = '!';
-const LIKE_ESCAPE_STR: &str = "!";
-
-impl Anchor {
-    /// The `LIKE` pattern matching `text` here (PostgreSQL and MySQL): `%`, `_` and the escape
-    /// character escaped with [`LIKE_ESCAPE`].
-    fn like_pattern(self, text: &str) -> String {
-        let mut out = String::with_capacity(text.len() + 2);
-        if matches!(self, Anchor::Anywhere | Anchor::End) {
-            out.push('%');
-        }
-        for c in text.chars() {
-            if matches!(c, '%' | '_' | LIKE_ESCAPE) {
-                out.push(LIKE_ESCAPE);
-            }
-            out.push(c);
-        }
-        if matches!(self, Anchor::Anywhere | Anchor::Start) {
-            out.push('%');
-        }
-        out
-    }
-
-    /// Writes the condition that `column` holds `text` here, binding `text`.
-    ///
-    /// - PostgreSQL and MySQL: `LIKE` (MySQL: `LIKE BINARY`, case-sensitive whatever the
-    ///   column's collation) with an explicit `ESCAPE`, which holds in every `sql_mode`.
-    /// - SQLite, whose `LIKE` ignores case and whose `GLOB` stops at a NUL character (so
-    ///   `"a\0b"` did not end with `"b"`, and a pattern with a NUL matched every row): byte
-    ///   comparisons, which count NULs like any other character, `instr` for "anywhere" and
-    ///   `substr` of the value as a BLOB for either end (UTF-8 makes a byte match a character
-    ///   match).
-    /// - PostgreSQL text cannot hold NUL, so no value there holds a text with one: the
-    ///   condition is false for every value (and NULL for NULL, as `LIKE` would be).
-    ///
-    /// With `fold`, the value's ASCII capitals are made small first ([`write_folded`]) and
-    /// so are the text's: `Ab` matches `aB`, but `É` only `É`.
-    fn write(self, sql: &mut Sql, column: &'static str, text: &str, fold: bool) -> Result<()> {
-        let folded;
-        let text = if fold {
-            folded = text.to_ascii_lowercase();
-            folded.as_str()
-        } else {
-            text
-        };
-        let value = |sql: &mut Sql| {
-            if fold {
-                write_folded(sql, column);
-            } else {
-                sql.ident(column);
-            }
-        };
-        match sql.backend() {
-            Backend::Sqlite => {
-                let bytes = text.len();
-                if matches!(self, Anchor::Exact) {
-                    sql.push("CAST(");
-                    value(sql);
-                    sql.push(" AS BLOB) = CAST(");
-                    sql.bind_as(&text.to_owned(), column)?.push(" AS BLOB)");
-                } else if bytes == 0 || matches!(self, Anchor::Anywhere) {
-                    sql.push("instr(");
-                    value(sql);
-                    sql.push(", ");
-                    sql.bind_as(&text.to_owned(), column)?.push(") > 0");
-                } else {
-                    sql.push("substr(CAST(");
-                    value(sql);
-                    // Numbers of the crate's own, written as numbers.
-                    sql.push(&if matches!(self, Anchor::Start) {
-                        format!(" AS BLOB), 1, {bytes}) = CAST(")
-                    } else {
-                        format!(" AS BLOB), -{bytes}) = CAST(")
-                    });
-                    sql.bind_as(&text.to_owned(), column)?.push(" AS BLOB)");
-                }
-            }
-            Backend::Postgres if text.contains('\0') => {
-                sql.push("(").ident(column).push(" IS NULL AND NULL)");
-            }
-            backend => {
-                value(sql);
-                sql.push(if backend == Backend::MySql {
-                    " LIKE BINARY "
-                } else {
-                    " LIKE "
-                });
-                sql.bind_as(&self.like_pattern(text), column)?
-                    .push(" ESCAPE '")
-                    .push(LIKE_ESCAPE_STR)
-                    .push("'");
-            }
-        }
-        Ok(())
-    }
-}
-
-/// A field type holding text, for the text conditions ([`Column::contains`] and others).
-#[diagnostic::on_unimplemented(
-    message = "`{Self}` is not text",
-    label = "text conditions need a column stored as text: `String`, a newtype of it, a text enum, or an `Option` of one"
-)]
-pub trait Text: FieldType {}
-impl<T: FieldType> Text for T where T::Stored: text::StoredAsText {}
-
-mod text {
-    #[diagnostic::on_unimplemented(message = "`{Self}` is not stored as text")]
-    /// The built-in types holding text.
-    pub trait StoredAsText {}
-    impl StoredAsText for String {}
-    impl StoredAsText for Option<String> {}
-}
-
-/// Text conditions, case-sensitive on every backend (Django's `contains`, `startswith`,
-/// `endswith`, which on SQLite ignore case: here they never do). The text is matched as it is:
-/// `%`, `_`, `\` and the like are not wildcards, in every MySQL `sql_mode`
-/// (`NO_BACKSLASH_ESCAPES` and `ANSI` included), and a NUL character is a character like
-/// any other (PostgreSQL text cannot hold one, so there no value holds a text with NUL).
-///
-/// ```
-/// # #[tokio::main(flavor = "current_thread")] async fn main() -> signals_core::Result<()> {
-/// use signals_core::{Db, Model};
-///
-/// #[derive(Model)]
-/// struct Post { id: Option<i64>, title: String }
-///
-/// let db = Db::connect("sqlite::memory:").await?;
-/// db.execute_unprepared("CREATE TABLE post (id INTEGER PRIMARY KEY, title TEXT NOT NULL)").await?;
-/// for title in ["Rust in 100% safe code", "rust notes", "Trusty"] {
-///     Post { id: None, title: title.into() }.save(&db).await?;
-/// }
-/// assert_eq!(Post::query().filter(Post::TITLE.contains("ust")).count(&db).await?, 3);
-/// assert_eq!(Post::query().filter(Post::TITLE.starts_with("Rust")).count(&db).await?, 1);
-/// assert_eq!(Post::query().filter(Post::TITLE.contains("100%")).count(&db).await?, 1);
-/// assert_eq!(Post::query().filter(Post::TITLE.ends_with("y")).count(&db).await?, 1);
-/// # Ok(()) }
-/// ```
-impl<M, T: Text, R> Column<M, T, R> {
-    fn text(self, text: impl Into<String>, at: Anchor) -> Filter<M> {
-        Filter::new(Node::Text {
-            column: self.name(),
-            text: text.into(),
-            at,
-            fold: false,
-        })
-    }
-
-    fn folded(self, text: impl Into<String>, at: Anchor) -> Filter<M> {
-        Filter::new(Node::Text {
-            column: self.name(),
-            text: text.into(),
-            at,
-            fold: true,
-        })
-    }
-
-    /// Rows whose text is `text`, ignoring the case of ASCII letters (Django's `iexact`):
-    /// see [the case-insensitive lookups](Self::icontains).
-    pub fn iexact(self, text: impl Into<String>) -> Filter<M> {
-        self.folded(text, Anchor::Exact)
-    }
-
-    /// Rows whose text contains `text`, ignoring case (Django's `icontains`).
-    ///
-    /// "Ignoring case" means the ASCII letters: `A`–`Z` match `a`–`z`, and every other
-    /// character matches only itself (`É` is not `é`, `ß` is not `SS`), on every backend and
-    /// whatever the database's locale or the column's collation, so a query finds the same
-    /// rows on SQLite (whose `lower` folds ASCII only), PostgreSQL and MySQL/MariaDB. As with
-    /// [`contains`](Self::contains), `%` and `_` are no wildcards.
-    ///
-    /// ```
-    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> signals_core::Result<()> {
-    /// use signals_core::{Db, Model};
-    ///
-    /// #[derive(Model)]
-    /// struct Post { id: Option<i64>, title: String }
-    ///
-    /// let db = Db::connect("sqlite::memory:").await?;
-    /// db.create_tables::<Post>().await?;
-    /// for title in ["Rust in 100% safe code", "RUST notes", "Trusty", "Éclair"] {
-    ///     Post { id: None, title: title.into() }.save(&db).await?;
-    /// }
-    /// assert_eq!(Post::query().filter(Post::TITLE.icontains("rust")).count(&db).await?, 3);
-    /// assert_eq!(Post::query().filter(Post::TITLE.istartswith("rust")).count(&db).await?, 2);
-    /// assert_eq!(Post::query().filter(Post::TITLE.iexact("rust NOTES")).count(&db).await?, 1);
-    /// assert_eq!(Post::query().filter(Post::TITLE.iendswith("CODE")).count(&db).await?, 1);
-    /// assert_eq!(Post::query().filter(Post::TITLE.icontains("éclair")).count(&db).await?, 0);
-    /// let titles: Vec<String> = Post::query()
-    ///     .order_by(Post::TITLE.asc_ignoring_case())
-    ///     .all(&db)
-    ///     .await?
-    ///     .into_iter()
-    ///     .map(|p| p.title)
-    ///     .collect();
-    /// assert_eq!(titles, ["Rust in 100% safe code", "RUST notes", "Trusty", "Éclair"]);
-    /// # Ok(()) }
-    /// ```
-    pub fn icontains(self, text: impl Into<String>) -> Filter<M> {
-        self.folded(text, Anchor::Anywhere)
-    }
-
-    /// Rows whose text starts with `text`, ignoring case (Django's `istartswith`): see
-    /// [`icontains`](Self::icontains).
-    pub fn istartswith(self, text: impl Into<String>) -> Filter<M> {
-        self.folded(text, Anchor::Start)
-    }
-
-    /// Rows whose text ends with `text`, ignoring case (Django's `iendswith`): see
-    /// [`icontains`](Self::icontains).
-    pub fn iendswith(self, text: impl Into<String>) -> Filter<M> {
-        self.folded(text, Anchor::End)
-    }
-
-    /// Ascending order by this text ignoring the case of ASCII letters, then by its code
-    /// points: the same order on every backend, whatever the collations (see
-    /// [`icontains`](Self::icontains)). Django's `order_by(Lower("title"))`.
-    pub fn asc_ignoring_case(self) -> Order<M> {
-        Order::text(self.name(), false, true)
-    }
-
-    /// Descending order by this text ignoring the case of ASCII letters: see
-    /// [`asc_ignoring_case`](Self::asc_ignoring_case).
-    pub fn desc_ignoring_case(self) -> Order<M> {
-        Order::text(self.name(), true, true)
-    }
-
-    /// Ascending order by this text's code points (byte order in UTF-8), the same on every
-    /// backend: [`asc`](Self::asc) follows the database's collation, which on PostgreSQL is
-    /// its locale's (`B` before `a` in `C`, after it in `en_US`).
-    pub fn asc_binary(self) -> Order<M> {
-        Order::text(self.name(), false, false)
-    }
-
-    /// Descending order by this text's code points: see [`asc_binary`](Self::asc_binary).
-    pub fn desc_binary(self) -> Order<M> {
-        Order::text(self.name(), true, false)
-    }
-
-    /// Rows whose text contains `text`.
-    pub fn contains(self, text: impl Into<String>) -> Filter<M> {
-        self.text(text, Anchor::Anywhere)
-    }
-
-    /// Rows whose text starts with `text`.
-    pub fn starts_with(self, text: impl Into<String>) -> Filter<M> {
-        self.text(text, Anchor::Start)
-    }
-
-    /// Rows whose text ends with `text`.
-    pub fn ends_with(self, text: impl Into<String>) -> Filter<M> {
-        self.text(text, Anchor::End)
-    }
-}
-
 impl<M> Filter<M> {
     /// `column` names a row of the table `table` (key column `key`) that `query` matches; a
     /// query with an ordering or a window is refused (MySQL takes none in such a subquery).
@@ -463,7 +142,7 @@ impl<M> Filter<M> {
         Filter::new(Node::Invalid(reason))
     }
 
-    fn new(node: Node) -> Self {
+    pub(super) fn new(node: Node) -> Self {
         Filter {
             node,
             _model: PhantomData,
@@ -755,7 +434,7 @@ pub struct Order<M> {
 }
 
 impl<M> Order<M> {
-    fn text(column: &'static str, descending: bool, fold: bool) -> Self {
+    pub(super) fn text(column: &'static str, descending: bool, fold: bool) -> Self {
         Order {
             column,
             descending,
@@ -770,5 +449,146 @@ impl<M> fmt::Debug for Order<M> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let direction = if self.descending { "DESC" } else { "ASC" };
         write!(f, "Order({} {direction})", self.column)
+    }
+}
+
+/// Text conditions, case-sensitive on every backend (Django's `contains`, `startswith`,
+/// `endswith`, which on SQLite ignore case: here they never do). The text is matched as it is:
+/// `%`, `_`, `\` and the like are not wildcards, in every MySQL `sql_mode`
+/// (`NO_BACKSLASH_ESCAPES` and `ANSI` included), and a NUL character is a character like
+/// any other (PostgreSQL text cannot hold one, so there no value holds a text with NUL).
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> signals_core::Result<()> {
+/// use signals_core::{Db, Model};
+///
+/// #[derive(Model)]
+/// struct Post { id: Option<i64>, title: String }
+///
+/// let db = Db::connect("sqlite::memory:").await?;
+/// db.execute_unprepared("CREATE TABLE post (id INTEGER PRIMARY KEY, title TEXT NOT NULL)").await?;
+/// for title in ["Rust in 100% safe code", "rust notes", "Trusty"] {
+///     Post { id: None, title: title.into() }.save(&db).await?;
+/// }
+/// assert_eq!(Post::query().filter(Post::TITLE.contains("ust")).count(&db).await?, 3);
+/// assert_eq!(Post::query().filter(Post::TITLE.starts_with("Rust")).count(&db).await?, 1);
+/// assert_eq!(Post::query().filter(Post::TITLE.contains("100%")).count(&db).await?, 1);
+/// assert_eq!(Post::query().filter(Post::TITLE.ends_with("y")).count(&db).await?, 1);
+/// # Ok(()) }
+/// ```
+impl<M, T: Text, R> Column<M, T, R> {
+    fn text(self, text: impl Into<String>, at: Anchor) -> Filter<M> {
+        Filter::new(Node::Text {
+            column: self.name(),
+            text: text.into(),
+            at,
+            fold: false,
+        })
+    }
+
+    fn folded(self, text: impl Into<String>, at: Anchor) -> Filter<M> {
+        Filter::new(Node::Text {
+            column: self.name(),
+            text: text.into(),
+            at,
+            fold: true,
+        })
+    }
+
+    /// Rows whose text is `text`, ignoring the case of ASCII letters (Django's `iexact`):
+    /// see [the case-insensitive lookups](Self::icontains).
+    pub fn iexact(self, text: impl Into<String>) -> Filter<M> {
+        self.folded(text, Anchor::Exact)
+    }
+
+    /// Rows whose text contains `text`, ignoring case (Django's `icontains`).
+    ///
+    /// "Ignoring case" means the ASCII letters: `A`–`Z` match `a`–`z`, and every other
+    /// character matches only itself (`É` is not `é`, `ß` is not `SS`), on every backend and
+    /// whatever the database's locale or the column's collation, so a query finds the same
+    /// rows on SQLite (whose `lower` folds ASCII only), PostgreSQL and MySQL/MariaDB. As with
+    /// [`contains`](Self::contains), `%` and `_` are no wildcards.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> signals_core::Result<()> {
+    /// use signals_core::{Db, Model};
+    ///
+    /// #[derive(Model)]
+    /// struct Post { id: Option<i64>, title: String }
+    ///
+    /// let db = Db::connect("sqlite::memory:").await?;
+    /// db.create_tables::<Post>().await?;
+    /// for title in ["Rust in 100% safe code", "RUST notes", "Trusty", "Éclair"] {
+    ///     Post { id: None, title: title.into() }.save(&db).await?;
+    /// }
+    /// assert_eq!(Post::query().filter(Post::TITLE.icontains("rust")).count(&db).await?, 3);
+    /// assert_eq!(Post::query().filter(Post::TITLE.istartswith("rust")).count(&db).await?, 2);
+    /// assert_eq!(Post::query().filter(Post::TITLE.iexact("rust NOTES")).count(&db).await?, 1);
+    /// assert_eq!(Post::query().filter(Post::TITLE.iendswith("CODE")).count(&db).await?, 1);
+    /// assert_eq!(Post::query().filter(Post::TITLE.icontains("éclair")).count(&db).await?, 0);
+    /// let titles: Vec<String> = Post::query()
+    ///     .order_by(Post::TITLE.asc_ignoring_case())
+    ///     .all(&db)
+    ///     .await?
+    ///     .into_iter()
+    ///     .map(|p| p.title)
+    ///     .collect();
+    /// assert_eq!(titles, ["Rust in 100% safe code", "RUST notes", "Trusty", "Éclair"]);
+    /// # Ok(()) }
+    /// ```
+    pub fn icontains(self, text: impl Into<String>) -> Filter<M> {
+        self.folded(text, Anchor::Anywhere)
+    }
+
+    /// Rows whose text starts with `text`, ignoring case (Django's `istartswith`): see
+    /// [`icontains`](Self::icontains).
+    pub fn istartswith(self, text: impl Into<String>) -> Filter<M> {
+        self.folded(text, Anchor::Start)
+    }
+
+    /// Rows whose text ends with `text`, ignoring case (Django's `iendswith`): see
+    /// [`icontains`](Self::icontains).
+    pub fn iendswith(self, text: impl Into<String>) -> Filter<M> {
+        self.folded(text, Anchor::End)
+    }
+
+    /// Ascending order by this text ignoring the case of ASCII letters, then by its code
+    /// points: the same order on every backend, whatever the collations (see
+    /// [`icontains`](Self::icontains)). Django's `order_by(Lower("title"))`.
+    pub fn asc_ignoring_case(self) -> Order<M> {
+        Order::text(self.name(), false, true)
+    }
+
+    /// Descending order by this text ignoring the case of ASCII letters: see
+    /// [`asc_ignoring_case`](Self::asc_ignoring_case).
+    pub fn desc_ignoring_case(self) -> Order<M> {
+        Order::text(self.name(), true, true)
+    }
+
+    /// Ascending order by this text's code points (byte order in UTF-8), the same on every
+    /// backend: [`asc`](Self::asc) follows the database's collation, which on PostgreSQL is
+    /// its locale's (`B` before `a` in `C`, after it in `en_US`).
+    pub fn asc_binary(self) -> Order<M> {
+        Order::text(self.name(), false, false)
+    }
+
+    /// Descending order by this text's code points: see [`asc_binary`](Self::asc_binary).
+    pub fn desc_binary(self) -> Order<M> {
+        Order::text(self.name(), true, false)
+    }
+
+    /// Rows whose text contains `text`.
+    pub fn contains(self, text: impl Into<String>) -> Filter<M> {
+        self.text(text, Anchor::Anywhere)
+    }
+
+    /// Rows whose text starts with `text`.
+    pub fn starts_with(self, text: impl Into<String>) -> Filter<M> {
+        self.text(text, Anchor::Start)
+    }
+
+    /// Rows whose text ends with `text`.
+    pub fn ends_with(self, text: impl Into<String>) -> Filter<M> {
+        self.text(text, Anchor::End)
     }
 }

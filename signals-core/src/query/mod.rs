@@ -15,6 +15,7 @@ use crate::sql::Sql;
 
 mod filter;
 mod raw;
+mod text;
 mod update;
 
 use filter::Node;
@@ -64,7 +65,7 @@ pub struct Query<M> {
     /// Rows after this primary key only (a stream's next chunk).
     pub(crate) after_key: Option<Box<dyn crate::value::DynField>>,
     /// What a locking read does about rows another transaction holds.
-    wait: Wait,
+    wait: Contended,
     _model: PhantomData<fn() -> M>,
 }
 
@@ -77,7 +78,7 @@ impl<M> Default for Query<M> {
             offset: None,
             lock: Lock::None,
             after_key: None,
-            wait: Wait::Block,
+            wait: Contended::Wait,
             _model: PhantomData,
         }
     }
@@ -107,13 +108,13 @@ pub(crate) enum Lock {
 
 /// What a locking read does about rows another transaction holds locked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Wait {
+enum Contended {
     /// Waits for them (up to the server's lock timeout).
-    Block,
+    Wait,
     /// Leaves them out (`SKIP LOCKED`).
-    SkipLocked,
+    Skip,
     /// Fails at once (`NOWAIT`).
-    NoWait,
+    Fail,
 }
 
 /// What a query's SQL selects.
@@ -255,7 +256,7 @@ impl<M> Query<M> {
     /// that workers take different rows of a queue at once.
     pub fn skip_locked(mut self) -> Self {
         self.lock = Lock::Update;
-        self.wait = Wait::SkipLocked;
+        self.wait = Contended::Skip;
         self
     }
 
@@ -264,7 +265,7 @@ impl<M> Query<M> {
     /// instead of waiting.
     pub fn nowait(mut self) -> Self {
         self.lock = Lock::Update;
-        self.wait = Wait::NoWait;
+        self.wait = Contended::Fail;
         self
     }
 
@@ -328,20 +329,28 @@ impl<M> Query<M> {
                 &self.order,
                 |sql, (column, descending, numeric_text, binary)| {
                     let direction = if *descending { " DESC" } else { " ASC" };
+                    // The orderings that are to be the same on every backend put NULLs where
+                    // SQLite and MySQL do: first going up, last going down (PostgreSQL's own
+                    // is the reverse).
+                    let nulls = match (binary, backend, *descending) {
+                        (Some(_), Backend::Postgres, false) => " NULLS FIRST",
+                        (Some(_), Backend::Postgres, true) => " NULLS LAST",
+                        _ => "",
+                    };
                     match binary {
                         None => {
                             let cast = *numeric_text && backend == Backend::Sqlite;
                             filter::write_column(sql, column, cast);
                         }
-                        Some(false) => filter::write_binary(sql, column, false),
+                        Some(false) => text::write_binary(sql, column, false),
                         // Folded, then the text itself: `Ab` and `ab` in one order everywhere.
                         Some(true) => {
-                            filter::write_binary(sql, column, true);
-                            sql.push(direction).push(", ");
-                            filter::write_binary(sql, column, false);
+                            text::write_binary(sql, column, true);
+                            sql.push(direction).push(nulls).push(", ");
+                            text::write_binary(sql, column, false);
                         }
                     }
-                    sql.push(direction);
+                    sql.push(direction).push(nulls);
                 },
             );
         }
@@ -371,9 +380,9 @@ impl<M> Query<M> {
                 (Lock::None, _) => {}
                 (Lock::Update, _) => {
                     sql.push(match self.wait {
-                        Wait::Block => " FOR UPDATE",
-                        Wait::SkipLocked => " FOR UPDATE SKIP LOCKED",
-                        Wait::NoWait => " FOR UPDATE NOWAIT",
+                        Contended::Wait => " FOR UPDATE",
+                        Contended::Skip => " FOR UPDATE SKIP LOCKED",
+                        Contended::Fail => " FOR UPDATE NOWAIT",
                     });
                 }
                 (Lock::KeyShare, Backend::Postgres) => {

@@ -55,6 +55,18 @@ impl Row<'_> {
 }
 
 impl Row<'_> {
+    /// The ordinal of the column named `name`, if the row has one.
+    pub(crate) fn ordinal_of(&self, name: &str) -> Option<usize> {
+        use sqlx::Row as _;
+        match self {
+            Row::Sqlite(r) => r.try_column(name).ok().map(sqlx::Column::ordinal),
+            Row::SqliteRaw(r) => r.as_ref().column_index(name).ok(),
+            Row::Postgres(r) => r.try_column(name).ok().map(sqlx::Column::ordinal),
+            Row::MySql(r) => r.try_column(name).ok().map(sqlx::Column::ordinal),
+            Row::Mapped(row, _) => row.ordinal_of(name),
+        }
+    }
+
     /// Whether field types with a read of their own (integers) must use it on this row:
     /// PostgreSQL's, whose integer types are strict, and MySQL's, whose UNSIGNED columns
     /// sqlx's signed integers refuse.

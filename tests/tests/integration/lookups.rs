@@ -67,6 +67,13 @@ const NEEDLES: &[&str] = &[
     "ST",
 ];
 
+/// A lookup, its condition, and what it matches by a plain Rust definition.
+type Case<'a> = (
+    &'static str,
+    signals_core::Filter<Word>,
+    Box<dyn Fn(&str) -> bool + 'a>,
+);
+
 fn fold(s: &str) -> String {
     s.to_ascii_lowercase()
 }
@@ -87,7 +94,7 @@ async fn check_all(db: &Db, what: &str) {
     all.sort();
     for needle in NEEDLES {
         let n = fold(needle);
-        let cases: [(&str, signals_core::Filter<Word>, Box<dyn Fn(&str) -> bool>); 4] = [
+        let cases: [Case<'_>; 4] = [
             (
                 "iexact",
                 Word::TEXT.iexact(*needle),

@@ -34,6 +34,7 @@ mod on_rollback;
 mod options;
 mod or_create;
 mod post_load;
+mod queries_edges;
 mod query;
 mod raw;
 mod recording;
