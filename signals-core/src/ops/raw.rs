@@ -11,7 +11,12 @@ use crate::value::{Args, Row};
 /// A row of a query of the user's own, read as a model with each field from the column of its
 /// name, wherever the query put it.
 fn load_by_name<M: Model>(row: &Row<'_>) -> Result<M> {
-    let mut ordinals = Vec::with_capacity(M::META.columns.len());
+    thread_local! {
+        /// The ordinals of one row, reused from row to row: no allocation per row.
+        static ORDINALS: std::cell::RefCell<Vec<usize>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    let mut ordinals = ORDINALS.with(|o| std::mem::take(&mut *o.borrow_mut()));
+    ordinals.clear();
     for column in M::META.columns {
         let Some(ordinal) = row.ordinal_of(column) else {
             return Err(Error::Decode {
@@ -22,7 +27,9 @@ fn load_by_name<M: Model>(row: &Row<'_>) -> Result<M> {
         };
         ordinals.push(ordinal);
     }
-    M::__load(&Row::Mapped(row, &ordinals))
+    let loaded = M::__load(&Row::Mapped(row, &ordinals));
+    ORDINALS.with(|o| *o.borrow_mut() = ordinals);
+    loaded
 }
 
 impl<M: Model> Raw<M> {
