@@ -134,7 +134,7 @@ mod v3 {
 }
 
 /// A fresh migrations directory for one test.
-fn migrations_dir(test: &str) -> PathBuf {
+pub(crate) fn migrations_dir(test: &str) -> PathBuf {
     static N: AtomicU32 = AtomicU32::new(0);
     let dir = std::env::temp_dir().join(format!(
         "signals-mm-{test}-{}-{}",
@@ -146,14 +146,14 @@ fn migrations_dir(test: &str) -> PathBuf {
 }
 
 /// Applies the migrations of `dir` for `db`'s backend, as an application does.
-async fn migrate(db: &Db, dir: &Path) -> signals_core::Result<()> {
+pub(crate) async fn migrate(db: &Db, dir: &Path) -> signals_core::Result<()> {
     let migrator = Migrator::new(dir.join(backend_dir(db.backend())))
         .await
         .expect("the migrations resolve");
     signals_core::migrate::run(db, &migrator).await
 }
 
-fn make<T: Models>(dir: &Path, backend: Backend) -> MakeMigrations {
+pub(crate) fn make<T: Models>(dir: &Path, backend: Backend) -> MakeMigrations {
     MakeMigrations::new(dir, &Schema::of::<T>()).backends([backend])
 }
 

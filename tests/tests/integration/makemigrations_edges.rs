@@ -2,36 +2,14 @@
 //! kept as regression tests: sequences of model changes on populated databases, hostile
 //! defaults, names that need quoting or collide, renames, cancellation and concurrency.
 
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::path::Path;
 
-use signals_core::makemigrations::{MakeMigrations, backend_dir};
-use signals_core::schema::{Models, Schema};
-use signals_core::sqlx::migrate::Migrator;
+use signals_core::makemigrations::MakeMigrations;
+use signals_core::schema::Models;
 use signals_core::{Backend, Db, ErrorKind, Model, PoolRef};
 use signals_tests::{db_test, scalar};
 
-fn migrations_dir(test: &str) -> PathBuf {
-    static N: AtomicU32 = AtomicU32::new(0);
-    let dir = std::env::temp_dir().join(format!(
-        "signals-mmb-{test}-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
-}
-
-async fn migrate(db: &Db, dir: &Path) -> signals_core::Result<()> {
-    let migrator = Migrator::new(dir.join(backend_dir(db.backend())))
-        .await
-        .expect("the migrations resolve");
-    signals_core::migrate::run(db, &migrator).await
-}
-
-fn make<T: Models>(dir: &Path, backend: Backend) -> MakeMigrations {
-    MakeMigrations::new(dir, &Schema::of::<T>()).backends([backend])
-}
+use super::makemigrations::{make, migrate, migrations_dir};
 
 /// Plans (with `f`), writes, migrates, checks the schema, and checks a second plan is empty.
 /// Returns the migration's SQL.
