@@ -268,7 +268,14 @@ pub use ops::m2m::{ManyToMany, SetLinks};
 #[doc(hidden)]
 pub use ops::query::HoldsKeys;
 pub use ops::query::Subquery;
-pub use query::{Filter, Numeric, Order, Query, Raw, Selected, Set, Text};
+#[doc(hidden)]
+pub use ops::relation::IsReference;
+pub use ops::relation::{Prefetch, PrefetchLinked, SelectRelated};
+pub use ops::values::{Annotated, Values};
+pub use query::{
+    Aggregate, Filter, Numeric, Order, Ordered, Query, Raw, Selected, Selection, Set, Summable,
+    Text,
+};
 pub use signal::durable;
 pub use signal::{
     BoxFuture, Change, Committed, Fired, Instance, M2mAction, M2mChange, M2mChanged, MuteGuard,

@@ -15,8 +15,10 @@ pub(crate) mod m2m;
 pub(crate) mod or_create;
 pub(crate) mod query;
 pub(crate) mod raw;
+pub(crate) mod relation;
 pub(crate) mod save;
 pub(crate) mod stream;
+pub(crate) mod values;
 
 use crate::conn::{Busy, Running, receivers_running};
 use crate::error::{Error, ErrorKind, Result};

@@ -24,6 +24,16 @@ impl<M: Model> Query<M> {
             .await
     }
 
+    /// [`all`](Self::all) on a target that stays usable for the statements after it.
+    pub(crate) async fn all_on(self, target: &mut crate::tx::Target<'_>) -> Result<Vec<M>> {
+        let (sql, args) = self
+            .sql(&M::META, target.backend(), Shape::Rows)?
+            .into_parts();
+        target
+            .fetch_all(sqlx::AssertSqlSafe(sql), args, M::__load)
+            .await
+    }
+
     /// The first row, if any (the query limited to one row).
     pub async fn first<'e>(self, ex: impl Executor<'e>) -> Result<Option<M>> {
         let mut target = ex.__target();

@@ -48,7 +48,7 @@ pub struct Filter<M> {
 }
 
 /// A condition with its model erased.
-pub(super) enum Node {
+pub(crate) enum Node {
     /// `column <op> value`.
     Compare {
         column: &'static str,
@@ -84,6 +84,15 @@ pub(super) enum Node {
         key: &'static str,
         filter: Option<Box<Node>>,
     },
+    /// `EXISTS (SELECT 1 FROM table WHERE table.inner = outer_row.outer AND ..)`: a row of
+    /// `table` related to the outer row (through a reference of either side) that matches
+    /// `filter`.
+    Related {
+        outer: &'static str,
+        table: &'static str,
+        inner: &'static str,
+        filter: Option<Box<Node>>,
+    },
     All(Vec<Node>),
     Any(Vec<Node>),
     Not(Box<Node>),
@@ -93,14 +102,14 @@ pub(super) enum Node {
 
 /// Whether values of `T` are decimals, which SQLite stores as exact text and which compare
 /// and sort there as numbers (REAL, to about 15 significant digits), not as text.
-fn numeric_text<T: FieldType>() -> bool {
+pub(super) fn numeric_text<T: FieldType>() -> bool {
     <T::Stored as BuiltinType>::SQL_TYPE == SqlType::Decimal
 }
 
 /// The column, as a number when `cast` (a decimal on SQLite).
 pub(super) fn write_column(sql: &mut Sql, column: &str, cast: bool) {
     as_number(sql, cast, |sql| {
-        sql.ident(column);
+        sql.column(column);
     });
 }
 
@@ -134,6 +143,22 @@ impl<M> Filter<M> {
             table,
             key,
             filter: query.filter.map(Box::new),
+        })
+    }
+
+    /// Rows with a related row of `table` (`table.inner = outer`, `outer` a column of
+    /// `M`'s table) that `filter` matches, as `EXISTS`.
+    pub(crate) fn related<R>(
+        outer: &'static str,
+        table: &'static str,
+        inner: &'static str,
+        filter: Option<Filter<R>>,
+    ) -> Filter<M> {
+        Filter::new(Node::Related {
+            outer,
+            table,
+            inner,
+            filter: filter.map(|f| Box::new(f.node)),
         })
     }
 
@@ -198,6 +223,7 @@ impl<M> std::ops::Not for Filter<M> {
 impl<M> fmt::Debug for Filter<M> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut sql = Sql::new(Backend::Sqlite);
+        sql.scope_of("?", false);
         let _ = self.node.write(&mut sql);
         f.debug_tuple("Filter").field(&sql.text()).finish()
     }
@@ -285,24 +311,26 @@ impl<M, T: FieldType, R> Column<M, T, R> {
 
     /// Ascending order by this column, for [`Query::order_by`].
     pub fn asc(self) -> Order<M> {
-        Order {
+        Order::new(Term {
             column: self.name(),
             descending: false,
             numeric_text: numeric_text::<T>(),
             binary: None,
-            _model: PhantomData,
-        }
+            via: Vec::new(),
+            expr: None,
+        })
     }
 
     /// Descending order by this column, for [`Query::order_by`].
     pub fn desc(self) -> Order<M> {
-        Order {
+        Order::new(Term {
             column: self.name(),
             descending: true,
             numeric_text: numeric_text::<T>(),
             binary: None,
-            _model: PhantomData,
-        }
+            via: Vec::new(),
+            expr: None,
+        })
     }
 }
 
@@ -316,7 +344,7 @@ impl Node {
             Node::Compare {
                 column, op, value, ..
             } if backend == Backend::Postgres && value.is_text_with_nul() => {
-                sql.push("(").ident(column);
+                sql.push("(").column(column);
                 match *op {
                     "=" => sql.push(" IS NULL AND NULL)"),
                     "<>" => sql.push(" IS NOT NULL OR NULL)"),
@@ -344,7 +372,7 @@ impl Node {
                 bound?;
             }
             Node::Null { column, negated } => {
-                sql.ident(column)
+                sql.column(column)
                     .push(if *negated { " IS NOT NULL" } else { " IS NULL" });
             }
             Node::In {
@@ -384,15 +412,38 @@ impl Node {
                 key,
                 filter,
             } => {
-                sql.ident(column)
+                // The key bare in the select list: only the subquery's table is in scope
+                // there.
+                sql.column(column)
                     .push(" IN (SELECT ")
                     .ident(key)
-                    .push(" FROM ")
-                    .ident(table);
+                    .push(" FROM ");
+                let outer = sql.enter(table);
                 if let Some(filter) = filter {
                     sql.push(" WHERE ");
                     filter.write(sql)?;
                 }
+                sql.leave(outer);
+                sql.push(")");
+            }
+            Node::Related {
+                outer,
+                table,
+                inner,
+                filter,
+            } => {
+                let outer_scope = sql.scope();
+                sql.push("EXISTS (SELECT 1 FROM ");
+                let saved = sql.enter(table);
+                sql.push(" WHERE ")
+                    .column(inner)
+                    .push(" = ")
+                    .column_of(outer_scope, outer);
+                if let Some(filter) = filter {
+                    sql.push(" AND ");
+                    filter.write(sql)?;
+                }
+                sql.leave(saved);
                 sql.push(")");
             }
             Node::All(nodes) | Node::Any(nodes) => {
@@ -423,32 +474,73 @@ impl Node {
     }
 }
 
-/// An ordering of the rows of model `M`: `Post::VIEWS.desc()`.
+/// An ordering of the rows of model `M`: `Post::VIEWS.desc()`, or by a column of a row a
+/// reference leads to (`Profile::USER_ID.by(User::USERNAME.asc())`).
 pub struct Order<M> {
+    pub(super) term: Term,
+    _model: PhantomData<fn() -> M>,
+}
+
+/// An ordering with its model erased.
+#[derive(Debug)]
+pub(super) struct Term {
     pub(super) column: &'static str,
     pub(super) descending: bool,
     pub(super) numeric_text: bool,
     /// Text in code point order (`Some`), its ASCII letters' case ignored (`Some(true)`).
     pub(super) binary: Option<bool>,
-    _model: PhantomData<fn() -> M>,
+    /// The references that lead from the query's rows to the column's table (joined), the
+    /// query's own first; none for a column of the query's own table.
+    pub(super) via: Vec<Via>,
+    /// An aggregate instead of a column.
+    pub(super) expr: Option<Box<super::aggregate::Expr>>,
+}
+
+/// A reference followed by a join: the referring `column` of the table before it, and the
+/// referenced table with its key and columns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Via {
+    pub(crate) column: &'static str,
+    pub(crate) table: &'static str,
+    pub(crate) key: &'static str,
+    pub(crate) columns: &'static [&'static str],
 }
 
 impl<M> Order<M> {
-    pub(super) fn text(column: &'static str, descending: bool, fold: bool) -> Self {
+    pub(super) fn new(term: Term) -> Self {
         Order {
+            term,
+            _model: PhantomData,
+        }
+    }
+
+    pub(super) fn text(column: &'static str, descending: bool, fold: bool) -> Self {
+        Order::new(Term {
             column,
             descending,
             numeric_text: false,
             binary: Some(fold),
-            _model: PhantomData,
-        }
+            via: Vec::new(),
+            expr: None,
+        })
+    }
+
+    /// The same ordering reached from another model's rows through the reference `via`.
+    pub(crate) fn through<C>(mut self, via: Via) -> Order<C> {
+        self.term.via.insert(0, via);
+        Order::new(self.term)
     }
 }
 
 impl<M> fmt::Debug for Order<M> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let direction = if self.descending { "DESC" } else { "ASC" };
-        write!(f, "Order({} {direction})", self.column)
+        let direction = if self.term.descending { "DESC" } else { "ASC" };
+        let mut path = String::new();
+        for via in &self.term.via {
+            path.push_str(via.column);
+            path.push_str("->");
+        }
+        write!(f, "Order({path}{} {direction})", self.term.column)
     }
 }
 

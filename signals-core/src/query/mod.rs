@@ -13,13 +13,17 @@ use crate::error::Result;
 use crate::meta::ModelMeta;
 use crate::sql::Sql;
 
+mod aggregate;
 mod filter;
 mod raw;
 mod text;
 mod update;
 
-use filter::Node;
+pub use aggregate::{Aggregate, Ordered, Selection, Summable};
+pub(crate) use aggregate::{Item, Items};
+pub(crate) use filter::Via;
 pub use filter::{Filter, Order, Text};
+use filter::{Node, Term};
 pub use raw::Raw;
 pub use update::{Numeric, Set};
 
@@ -56,8 +60,11 @@ pub use update::{Numeric, Set};
 /// ```
 pub struct Query<M> {
     filter: Option<Node>,
-    /// (column, descending, a decimal on SQLite, text in code point order and folded)
-    order: Vec<(&'static str, bool, bool, Option<bool>)>,
+    order: Vec<Term>,
+    /// References whose rows are read with each row (`select_related`), joined.
+    pub(crate) related: Vec<Via>,
+    /// What the query selects instead of (or with) whole rows.
+    pub(crate) select: Option<Select>,
     limit: Option<u64>,
     offset: Option<u64>,
     /// Lock the rows read until the transaction ends.
@@ -74,6 +81,8 @@ impl<M> Default for Query<M> {
         Query {
             filter: None,
             order: Vec::new(),
+            related: Vec::new(),
+            select: None,
             limit: None,
             offset: None,
             lock: Lock::None,
@@ -115,6 +124,24 @@ enum Contended {
     Skip,
     /// Fails at once (`NOWAIT`).
     Fail,
+}
+
+/// Values selected instead of whole rows ([`Query::values`](crate::Query::values)), or with
+/// them (`annotate`).
+pub(crate) struct Select {
+    pub(crate) items: Vec<Item>,
+    pub(crate) distinct: bool,
+    /// After the model's columns.
+    pub(crate) annotate: bool,
+    /// Over the query's rows, its window applied first (`aggregate`).
+    pub(crate) whole: bool,
+}
+
+impl Select {
+    /// Whether rows are grouped or made distinct: no default ordering by key then.
+    fn collapses(&self) -> bool {
+        self.distinct || self.items.iter().any(Item::groups)
+    }
 }
 
 /// What a query's SQL selects.
@@ -205,12 +232,7 @@ impl<M> Query<M> {
     /// Orders by `order`, after the orderings given before (without any, rows come in primary
     /// key order).
     pub fn order_by(mut self, order: Order<M>) -> Self {
-        self.order.push((
-            order.column,
-            order.descending,
-            order.numeric_text,
-            order.binary,
-        ));
+        self.order.push(order.term);
         self
     }
 
@@ -280,20 +302,139 @@ impl<M> Query<M> {
         self
     }
 
+    /// The joins the query's orderings and `select_related` need: each distinct path of
+    /// references, every prefix before the paths that extend it. Join `n` (from 1) is the
+    /// `n - 1`th.
+    fn joins(&self, shape: Shape) -> Vec<&[Via]> {
+        let mut paths: Vec<&[Via]> = Vec::new();
+        // `Count` and `Exists` need no join: every join follows a reference to a key, which
+        // matches one row at most (a LEFT JOIN), so it changes no count.
+        if matches!(shape, Shape::Rows | Shape::Keys) || self.windowed() {
+            paths.extend(self.order.iter().map(|term| term.via.as_slice()));
+        }
+        if shape == Shape::Rows {
+            paths.extend(self.related.iter().map(std::slice::from_ref));
+        }
+        let mut joins: Vec<&[Via]> = Vec::new();
+        for path in paths {
+            for len in 1..=path.len() {
+                let prefix = &path[..len];
+                if !joins.contains(&prefix) {
+                    joins.push(prefix);
+                }
+            }
+        }
+        joins
+    }
+
+    /// Refuses a selection that no backend would run as meant, saying what to do instead.
+    fn check_select(&self, meta: &ModelMeta, select: &Select) -> Result<()> {
+        let refuse = |why: String| Err(crate::error::Error::InvalidQuery(why));
+        let name = meta.name;
+        if self.lock != Lock::None {
+            return refuse(format!(
+                "a selection of `{name}` values cannot lock rows: lock them with `all` instead"
+            ));
+        }
+        if select.annotate && select.items.iter().any(Item::groups) {
+            return refuse(format!(
+                "`annotate` of `{name}` rows takes counts of related rows (`related_count`):                  aggregate the rows themselves with `aggregate`, or per group with `values`"
+            ));
+        }
+        if select.whole && !select.items.iter().all(Item::groups) {
+            return refuse(format!(
+                "`aggregate` of `{name}` rows takes aggregates of its columns only: select                  columns with them through `values`, which groups by them"
+            ));
+        }
+        if select.collapses() && !select.whole {
+            let selected = |column: &str| {
+                select
+                    .items
+                    .iter()
+                    .any(|item| matches!(item, Item::Column(c) if *c == column))
+            };
+            for term in &self.order {
+                let fits = if term.expr.is_some() {
+                    !select.distinct
+                } else {
+                    term.via.is_empty() && selected(term.column)
+                };
+                if !fits {
+                    return refuse(format!(
+                        "a {} selection of `{name}` values is ordered only by the columns it                          selects{}: select the ordering's column too, or drop it",
+                        if select.distinct {
+                            "distinct"
+                        } else {
+                            "grouped"
+                        },
+                        if select.distinct {
+                            ""
+                        } else {
+                            " and by aggregates"
+                        },
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn windowed(&self) -> bool {
+        self.limit.is_some() || self.offset.is_some()
+    }
+
     /// The SQL text and arguments of the query on `backend`.
     pub(crate) fn sql(&self, meta: &ModelMeta, backend: Backend, shape: Shape) -> Result<Sql> {
         let mut sql = Sql::with_capacity(backend, 4);
+        let joins = self.joins(shape);
+        sql.scope_of(meta.table, !joins.is_empty());
+        let base = sql.scope();
+        // The scope of the join that `path` ends with.
+        let scope_of = |path: &[Via]| {
+            let n = joins.iter().position(|j| *j == path).map_or(0, |i| i + 1);
+            Sql::join_scope(path[path.len() - 1].table, n as u16)
+        };
+        let select = self.select.as_ref().filter(|_| shape == Shape::Rows);
+        if let Some(select) = select {
+            self.check_select(meta, select)?;
+        }
+        let wrapped = select.filter(|s| s.whole && self.windowed());
+        if let Some(select) = wrapped {
+            // Aggregates over a window: over the window's rows, under the table's name.
+            sql.push("SELECT ");
+            sql.list(&select.items, |sql, item| item.write(sql))?;
+            sql.push(" FROM (");
+        }
         sql.push("SELECT ");
-        let windowed = self.limit.is_some() || self.offset.is_some();
+        let windowed = self.windowed();
         let key = meta.columns[meta.primary_key];
         match shape {
+            Shape::Rows if select.is_some_and(|s| !s.annotate) && wrapped.is_none() => {
+                let select = select.expect("checked");
+                if select.distinct {
+                    sql.push("DISTINCT ");
+                }
+                sql.list(&select.items, |sql, item| item.write(sql))?;
+            }
             Shape::Rows => {
                 sql.each(meta.columns, |sql, column| {
-                    sql.ident(column);
+                    sql.column(column);
                 });
+                if let Some(select) = select.filter(|s| s.annotate) {
+                    for item in &select.items {
+                        sql.push(", ");
+                        item.write(&mut sql)?;
+                    }
+                }
+                for via in &self.related {
+                    let scope = scope_of(std::slice::from_ref(via));
+                    for column in via.columns {
+                        sql.push(", ").column_of(scope, column);
+                    }
+                }
             }
             Shape::Keys => {
-                sql.ident(key);
+                sql.column(key);
             }
             Shape::Count if windowed => {
                 sql.push("COUNT(*) FROM (SELECT 1 AS one");
@@ -306,6 +447,20 @@ impl<M> Query<M> {
             }
         }
         sql.push(" FROM ").ident(meta.table);
+        for path in &joins {
+            let via = path[path.len() - 1];
+            let parent = if path.len() == 1 {
+                base
+            } else {
+                scope_of(&path[..path.len() - 1])
+            };
+            let scope = scope_of(path);
+            sql.push(" LEFT JOIN ").ident(via.table).push(" AS ");
+            sql.qualifier(scope).push(" ON ");
+            sql.column_of(scope, via.key)
+                .push(" = ")
+                .column_of(parent, via.column);
+        }
         if let Some(filter) = &self.filter {
             sql.push(" WHERE ");
             filter.write(&mut sql)?;
@@ -316,43 +471,62 @@ impl<M> Query<M> {
             } else {
                 " WHERE "
             });
-            sql.ident(key).push(" > ");
+            sql.column(key).push(" > ");
             sql.bind_dyn(after.as_ref(), key)?;
         }
+        let grouped = select.filter(|s| wrapped.is_none() && !s.annotate && !s.distinct);
+        if let Some(select) = grouped.filter(|s| s.items.iter().any(Item::groups)) {
+            let mut first = true;
+            for item in &select.items {
+                if let Item::Column(column) = item {
+                    sql.push(if first { " GROUP BY " } else { ", " });
+                    sql.column(column);
+                    first = false;
+                }
+            }
+        }
         let ordered = matches!(shape, Shape::Rows | Shape::Keys);
-        if ordered || (shape == Shape::Count && windowed) {
+        let collapsed = select.is_some_and(|s| s.collapses() && wrapped.is_none());
+        if (ordered || (shape == Shape::Count && windowed)) && !(collapsed && self.order.is_empty())
+        {
             sql.push(" ORDER BY ");
             if self.order.is_empty() {
-                sql.ident(key);
+                sql.column(key);
             }
-            sql.each(
-                &self.order,
-                |sql, (column, descending, numeric_text, binary)| {
-                    let direction = if *descending { " DESC" } else { " ASC" };
-                    // The orderings that are to be the same on every backend put NULLs where
-                    // SQLite and MySQL do: first going up, last going down (PostgreSQL's own
-                    // is the reverse).
-                    let nulls = match (binary, backend, *descending) {
-                        (Some(_), Backend::Postgres, false) => " NULLS FIRST",
-                        (Some(_), Backend::Postgres, true) => " NULLS LAST",
-                        _ => "",
-                    };
-                    match binary {
-                        None => {
-                            let cast = *numeric_text && backend == Backend::Sqlite;
-                            filter::write_column(sql, column, cast);
-                        }
-                        Some(false) => text::write_binary(sql, column, false),
-                        // Folded, then the text itself: `Ab` and `ab` in one order everywhere.
-                        Some(true) => {
-                            text::write_binary(sql, column, true);
-                            sql.push(direction).push(nulls).push(", ");
-                            text::write_binary(sql, column, false);
-                        }
+            sql.list(&self.order, |sql, term| {
+                let direction = if term.descending { " DESC" } else { " ASC" };
+                // The orderings that are to be the same on every backend put NULLs where
+                // SQLite and MySQL do: first going up, last going down (PostgreSQL's own is
+                // the reverse).
+                let nulls = match (term.binary, backend, term.descending) {
+                    (Some(_), Backend::Postgres, false) => " NULLS FIRST",
+                    (Some(_), Backend::Postgres, true) => " NULLS LAST",
+                    _ => "",
+                };
+                let outer = (!term.via.is_empty()).then(|| sql.set_scope(scope_of(&term.via)));
+                let column = term.column;
+                match term.binary {
+                    _ if term.expr.is_some() => {
+                        term.expr.as_ref().expect("checked").write(sql)?;
                     }
-                    sql.push(direction).push(nulls);
-                },
-            );
+                    None => {
+                        let cast = term.numeric_text && backend == Backend::Sqlite;
+                        filter::write_column(sql, column, cast);
+                    }
+                    Some(false) => text::write_binary(sql, column, false),
+                    // Folded, then the text itself: `Ab` and `ab` in one order everywhere.
+                    Some(true) => {
+                        text::write_binary(sql, column, true);
+                        sql.push(direction).push(nulls).push(", ");
+                        text::write_binary(sql, column, false);
+                    }
+                }
+                sql.push(direction).push(nulls);
+                if let Some(outer) = outer {
+                    sql.leave(outer);
+                }
+                Ok(())
+            })?;
         }
         let limit = if shape == Shape::Exists {
             Some(1)
@@ -374,15 +548,23 @@ impl<M> Query<M> {
         if shape == Shape::Count && windowed {
             sql.push(") AS counted");
         }
-        if ordered && backend != Backend::Sqlite {
+        if wrapped.is_some() {
+            sql.push(") AS ").ident(meta.table);
+        }
+        if ordered && backend != Backend::Sqlite && select.is_none_or(|s| s.annotate) {
             // SQLite's write transactions hold the whole database already.
             match (self.lock, backend) {
                 (Lock::None, _) => {}
                 (Lock::Update, _) => {
+                    sql.push(" FOR UPDATE");
+                    if !joins.is_empty() && backend == Backend::Postgres {
+                        // The rows of the query's own table (a joined row may be absent).
+                        sql.push(" OF ").ident(meta.table);
+                    }
                     sql.push(match self.wait {
-                        Contended::Wait => " FOR UPDATE",
-                        Contended::Skip => " FOR UPDATE SKIP LOCKED",
-                        Contended::Fail => " FOR UPDATE NOWAIT",
+                        Contended::Wait => "",
+                        Contended::Skip => " SKIP LOCKED",
+                        Contended::Fail => " NOWAIT",
                     });
                 }
                 (Lock::KeyShare, Backend::Postgres) => {

@@ -11,7 +11,7 @@ use crate::value::FieldType;
 
 /// Where a text must stand in a column's value.
 #[derive(Clone, Copy)]
-pub(super) enum Anchor {
+pub(crate) enum Anchor {
     Anywhere,
     Start,
     End,
@@ -27,10 +27,10 @@ pub(super) fn write_folded(sql: &mut Sql, column: &str) {
     const UPPER: &str = "ABCDEFGHIJKLMNOPQRSTUVWXYZ";
     match sql.backend() {
         Backend::Sqlite => {
-            sql.push("lower(").ident(column).push(")");
+            sql.push("lower(").column(column).push(")");
         }
         Backend::Postgres => {
-            sql.push("translate(").ident(column).push(", '");
+            sql.push("translate(").column(column).push(", '");
             sql.push(UPPER)
                 .push("', '")
                 .push(&UPPER.to_ascii_lowercase())
@@ -40,7 +40,7 @@ pub(super) fn write_folded(sql: &mut Sql, column: &str) {
             for _ in 0..UPPER.len() {
                 sql.push("REPLACE(");
             }
-            sql.ident(column);
+            sql.column(column);
             for c in UPPER.chars() {
                 // Letters of the crate's own: no text of the caller's reaches the SQL.
                 sql.push(&format!(", '{c}', '{}')", c.to_ascii_lowercase()));
@@ -56,7 +56,7 @@ pub(super) fn write_binary(sql: &mut Sql, column: &str, fold: bool) {
         if fold {
             write_folded(sql, column);
         } else {
-            sql.ident(column);
+            sql.column(column);
         }
     };
     match sql.backend() {
@@ -134,7 +134,7 @@ impl Anchor {
             if fold {
                 write_folded(sql, column);
             } else {
-                sql.ident(column);
+                sql.column(column);
             }
         };
         match sql.backend() {
@@ -168,7 +168,7 @@ impl Anchor {
                 }
             }
             Backend::Postgres if text.contains('\0') => {
-                sql.push("(").ident(column).push(" IS NULL AND NULL)");
+                sql.push("(").column(column).push(" IS NULL AND NULL)");
             }
             backend => {
                 value(sql);

@@ -99,6 +99,7 @@ impl<M> Query<M> {
             )));
         }
         let mut sql = Sql::with_capacity(backend, set.items.len() + 4);
+        sql.scope_of(meta.table, false);
         sql.push("UPDATE ").ident(meta.table).push(" SET ");
         sql.list(&set.items, |sql, (column, assign)| {
             sql.ident(column).push(" = ");

@@ -35,6 +35,30 @@ pub struct Sql {
     /// Placeholders written so far.
     params: usize,
     args: Args,
+    /// Whose columns [`column`](Self::column) writes, and how it qualifies them.
+    scope: Scope,
+    /// Aliases handed out so far (subqueries and joins).
+    aliases: u16,
+}
+
+/// The table whose columns a part of a statement names: the statement's own table (named
+/// bare, or qualified by its name when the statement joins others), a subquery's table under
+/// an alias of its own, or a joined table.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Scope {
+    table: &'static str,
+    alias: Alias,
+    qualify: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Alias {
+    /// The table's own name.
+    Table,
+    /// `_r<n>`: the table of a subquery.
+    Sub(u16),
+    /// `_j<n>`: a joined table.
+    Join(u16),
 }
 
 impl std::fmt::Debug for Sql {
@@ -60,7 +84,86 @@ impl Sql {
             backend,
             params: 0,
             args: Args::new(backend, values),
+            scope: Scope {
+                table: "",
+                alias: Alias::Table,
+                qualify: false,
+            },
+            aliases: 0,
         }
+    }
+
+    /// Makes `table` the statement's own table: [`column`](Self::column) names its columns
+    /// bare, or qualified by the table's name with `qualify` (a statement that joins others).
+    pub(crate) fn scope_of(&mut self, table: &'static str, qualify: bool) -> &mut Self {
+        self.scope = Scope {
+            table,
+            alias: Alias::Table,
+            qualify,
+        };
+        self
+    }
+
+    /// Appends `table AS _r<n>` and makes it the scope of what follows (a subquery's
+    /// conditions), returning the scope to restore with [`leave`](Self::leave).
+    pub(crate) fn enter(&mut self, table: &'static str) -> Scope {
+        self.aliases += 1;
+        let scope = Scope {
+            table,
+            alias: Alias::Sub(self.aliases),
+            qualify: true,
+        };
+        self.ident(table).push(" AS ");
+        self.qualifier(scope);
+        std::mem::replace(&mut self.scope, scope)
+    }
+
+    /// A joined table's scope: its columns qualified by `_j<n>`, the alias of the `n`th join.
+    pub(crate) fn join_scope(table: &'static str, n: u16) -> Scope {
+        Scope {
+            table,
+            alias: Alias::Join(n),
+            qualify: true,
+        }
+    }
+
+    /// The current scope, to restore with [`leave`](Self::leave) after [`set_scope`](Self::set_scope).
+    pub(crate) fn set_scope(&mut self, scope: Scope) -> Scope {
+        std::mem::replace(&mut self.scope, scope)
+    }
+
+    /// Restores the scope [`enter`](Self::enter) or [`set_scope`](Self::set_scope) returned.
+    pub(crate) fn leave(&mut self, scope: Scope) {
+        self.scope = scope;
+    }
+
+    /// The current scope.
+    pub(crate) fn scope(&self) -> Scope {
+        self.scope
+    }
+
+    /// Appends how `scope`'s columns are qualified: its table's name or its alias.
+    pub(crate) fn qualifier(&mut self, scope: Scope) -> &mut Self {
+        match scope.alias {
+            Alias::Table => self.ident(scope.table),
+            Alias::Sub(n) => self.ident(&format!("_r{n}")),
+            Alias::Join(n) => self.ident(&format!("_j{n}")),
+        }
+    }
+
+    /// Appends the column `name` of `scope`, always qualified (a correlated subquery naming
+    /// its outer row's column).
+    pub(crate) fn column_of(&mut self, scope: Scope, name: &str) -> &mut Self {
+        self.qualifier(scope).push(".").ident(name)
+    }
+
+    /// Appends the column `name` of the current scope: bare, or qualified when the statement
+    /// names several tables.
+    pub(crate) fn column(&mut self, name: &str) -> &mut Self {
+        if self.scope.qualify {
+            self.qualifier(self.scope).push(".");
+        }
+        self.ident(name)
     }
 
     /// The backend the statement is written for.

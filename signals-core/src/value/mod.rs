@@ -457,17 +457,33 @@ manual_keys!(i16, i32, i64, String, uuid::Uuid);
     label = "the field type must be `{K}` or `Option<{K}>`"
 )]
 pub trait RefersTo<K> {
+    /// The parent `R` a row has through this reference: `R` itself, or `Option<R>` for a
+    /// nullable reference (`Query::select_related`).
+    type Loaded<R>;
+
     /// The referenced key, `None` for a NULL reference.
     fn referenced_key(&self) -> Option<&K>;
+
+    /// The parent a join found (`None`: no row), as [`Loaded`](Self::Loaded); `None` when a
+    /// reference that cannot be NULL found no parent.
+    fn loaded<R>(parent: Option<R>) -> Option<Self::Loaded<R>>;
 }
 impl<K: FieldType + sealed::NonOption> RefersTo<K> for K {
+    type Loaded<R> = R;
     fn referenced_key(&self) -> Option<&K> {
         Some(self)
     }
+    fn loaded<R>(parent: Option<R>) -> Option<R> {
+        parent
+    }
 }
 impl<K: FieldType + sealed::NonOption> RefersTo<K> for Option<K> {
+    type Loaded<R> = Option<R>;
     fn referenced_key(&self) -> Option<&K> {
         self.as_ref()
+    }
+    fn loaded<R>(parent: Option<R>) -> Option<Option<R>> {
+        Some(parent)
     }
 }
 

@@ -22,6 +22,9 @@ pub enum Row<'r> {
     /// A row whose columns are not in the model's order (a query of the user's own, read
     /// through `sqlx::FromRow`): field `i` is the row's column `ordinals[i]`.
     Mapped(&'r Row<'r>, &'r [usize]),
+    /// Columns after the first `n` of a row (a joined model's): field `i` is the row's column
+    /// `n + i`.
+    Offset(&'r Row<'r>, usize),
 }
 
 impl Row<'_> {
@@ -37,6 +40,9 @@ impl Row<'_> {
             let ordinal = ordinals.get(index).copied().unwrap_or(index);
             return row.get(ordinal, model, column);
         }
+        if let Row::Offset(row, n) = self {
+            return row.get(n + index, model, column);
+        }
         let res = match self {
             // SQLite values go through one decoder whichever way the row was read, so a row
             // reads the same inside a transaction (on the handle) and outside it (via sqlx).
@@ -44,7 +50,7 @@ impl Row<'_> {
             Row::SqliteRaw(r) => sqlite::from_raw_row(r, index).and_then(read_sqlite),
             Row::Postgres(r) => read_sqlx(*r, index),
             Row::MySql(r) => read_sqlx(*r, index),
-            Row::Mapped(..) => unreachable!("handled above"),
+            Row::Mapped(..) | Row::Offset(..) => unreachable!("handled above"),
         };
         res.map_err(|source| Error::Decode {
             model,
@@ -64,6 +70,7 @@ impl Row<'_> {
             Row::Postgres(r) => r.try_column(name).ok().map(sqlx::Column::ordinal),
             Row::MySql(r) => r.try_column(name).ok().map(sqlx::Column::ordinal),
             Row::Mapped(row, _) => row.ordinal_of(name),
+            Row::Offset(row, n) => row.ordinal_of(name).and_then(|o| o.checked_sub(*n)),
         }
     }
 
@@ -73,7 +80,7 @@ impl Row<'_> {
     pub(crate) fn needs_own_read(&self) -> bool {
         match self {
             Row::Postgres(_) | Row::MySql(_) => true,
-            Row::Mapped(row, _) => row.needs_own_read(),
+            Row::Mapped(row, _) | Row::Offset(row, _) => row.needs_own_read(),
             _ => false,
         }
     }
@@ -89,6 +96,7 @@ impl Row<'_> {
             Row::Mapped(row, ordinals) => {
                 return row.is_null(ordinals.get(index).copied().unwrap_or(index), model, column);
             }
+            Row::Offset(row, n) => return row.is_null(n + index, model, column),
             Row::Sqlite(r) => sqlite::from_sqlx_row(r, index).map(|v| v == SqlRef::Null),
             Row::SqliteRaw(r) => sqlite::from_raw_row(r, index).map(|v| v == SqlRef::Null),
             Row::Postgres(r) => sqlx::Row::try_get_raw(*r, index).map(|v| v.is_null()),
@@ -122,6 +130,7 @@ impl Row<'_> {
                     column,
                 );
             }
+            Row::Offset(row, n) => return row.get_integer(n + index, model, column),
             Row::Postgres(r) => *r,
             Row::MySql(r) => return mysql_integer(r, index, model, column),
             _ => return self.get(index, model, column),

@@ -9,6 +9,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod aggregates;
 mod blog;
 mod bulk;
 mod bulk_keys;
@@ -38,6 +39,7 @@ mod queries_edges;
 mod query;
 mod raw;
 mod recording;
+mod relations;
 mod reliability;
 mod robust;
 mod save;
