@@ -369,6 +369,61 @@ async fn a_bulk_sends_one_statement_per_chunk_and_model(db: Db, log: &Statements
     );
 }
 
+/// `select_related` reads the rows and their parents in one statement; `prefetch` and
+/// `prefetch_linked` read a list and then its related rows in one more statement per
+/// relation (per 1,000 rows), however many rows there are: no statement per row.
+async fn related_rows_take_one_statement_per_relation(db: Db, log: &Statements) {
+    for name in ["rel_ann", "rel_ben", "rel_cat"] {
+        // Each with a profile, which its receiver makes.
+        User {
+            id: None,
+            username: name.into(),
+        }
+        .save(&db)
+        .await
+        .unwrap();
+    }
+    let mut labels: Vec<Label> = (0..3).map(|_| Label { id: None }).collect();
+    Label::bulk_save(&db, &mut labels).await.unwrap();
+    let keys: Vec<i64> = labels.iter().map(|l| l.id.unwrap()).collect();
+    for _ in 0..3 {
+        let mut article = Article { id: None };
+        article.save(&db).await.unwrap();
+        article.labels().add(&db, keys.clone()).await.unwrap();
+    }
+    log.take();
+
+    let rows = Profile::query()
+        .order_by(Profile::USER_ID.by(User::USERNAME.asc()))
+        .select_related(Profile::USER_ID)
+        .all(&db)
+        .await
+        .unwrap();
+    assert!(rows.len() >= 3);
+    assert!(rows.iter().all(|(p, u)| Some(p.user_id) == u.id));
+    let sent = log.take();
+    assert_eq!(data(&sent), ["SELECT"], "{sent:?}");
+    assert!(sent[0].contains("JOIN"), "{sent:?}");
+
+    let users = User::query()
+        .prefetch(Profile::USER_ID)
+        .all(&db)
+        .await
+        .unwrap();
+    assert!(users.iter().all(|(_, profiles)| profiles.len() == 1));
+    let sent = log.take();
+    assert_eq!(data(&sent), ["SELECT", "SELECT"], "{sent:?}");
+
+    let articles = Article::query()
+        .prefetch_linked::<ArticleLabel, Label>()
+        .all(&db)
+        .await
+        .unwrap();
+    assert!(articles.iter().filter(|(_, l)| l.len() == 3).count() >= 3);
+    let sent = log.take();
+    assert_eq!(data(&sent), ["SELECT", "SELECT"], "{sent:?}");
+}
+
 /// One test for the whole file: the SQLite driver logs from its worker thread, so the
 /// subscriber is global, and nothing else may run in this process while it counts.
 #[test]
@@ -384,7 +439,8 @@ fn statement_counts() {
                 a_changed_receiver_costs_one_read_and_others_nothing(db.clone(), &log).await;
                 a_many_to_many_action_is_one_statement_on_the_through_table(db.clone(), &log).await;
                 a_bulk_sends_one_statement_per_chunk_and_model(db.clone(), &log).await;
-                the_seed_signup_sends_the_statements_written_by_hand(db, &log).await;
+                the_seed_signup_sends_the_statements_written_by_hand(db.clone(), &log).await;
+                related_rows_take_one_statement_per_relation(db, &log).await;
             }
         }));
     }

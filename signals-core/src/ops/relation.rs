@@ -171,15 +171,29 @@ where
     }
 }
 
-/// Never implemented: it only says, where a column that is no reference is used as one, what
-/// to do instead.
+/// A reference column to `R` (`foreign_key` or `one_to_one`); where a column that is no
+/// reference is used as one, it says what to do instead.
 #[doc(hidden)]
 #[diagnostic::on_unimplemented(
     message = "this column is not a reference, so no related rows are reached through it",
     label = "declare the field a reference, `#[model(foreign_key = Parent, on_delete = ..)]` (or \
              `one_to_one`), to reach `Parent`'s rows through it"
 )]
-pub trait IsReference<X> {}
+pub trait IsReference<R> {
+    /// The referenced table, its key and its columns.
+    #[doc(hidden)]
+    fn __target(&self) -> (&'static str, &'static str, &'static [&'static str]);
+}
+
+impl<C, T: RefersTo<R::Key>, R: Model> IsReference<R> for Column<C, T, R> {
+    fn __target(&self) -> (&'static str, &'static str, &'static [&'static str]) {
+        (
+            R::META.table,
+            R::META.columns[R::META.primary_key],
+            R::META.columns,
+        )
+    }
+}
 
 impl<C, T> Column<C, T, ()> {
     /// Not available on this column: it is not a reference (see [`Column`]).
@@ -297,11 +311,17 @@ impl<M: Model> Query<M> {
     /// assert!(rows[0].1.is_none());
     /// # Ok(()) }
     /// ```
-    pub fn select_related<T, R: Model>(mut self, column: Column<M, T, R>) -> SelectRelated<M, T, R>
+    pub fn select_related<T, R>(mut self, column: Column<M, T, R>) -> SelectRelated<M, T, R>
     where
-        T: RefersTo<R::Key>,
+        Column<M, T, R>: IsReference<R>,
     {
-        self.related.push(via::<R>(column.name()));
+        let (table, key, columns) = column.__target();
+        self.related.push(Via {
+            column: column.name(),
+            table,
+            key,
+            columns,
+        });
         SelectRelated {
             query: self,
             _marker: PhantomData,

@@ -261,7 +261,8 @@ summable!(f64, Float: f32, f64);
 #[cfg(feature = "decimal")]
 summable!(rust_decimal::Decimal, Decimal: rust_decimal::Decimal);
 
-impl<M, T: Summable, R> Column<M, T, R> {
+/// Sums and averages of numeric columns.
+impl<M, T: FieldType, R> Column<M, T, R> {
     /// The sum of the column's values (NULLs aside): Django's `Sum("column")`.
     ///
     /// ```
@@ -289,12 +290,18 @@ impl<M, T: Summable, R> Column<M, T, R> {
     /// assert_eq!(per_status, [("published".to_owned(), Some(57)), ("draft".to_owned(), Some(3))]);
     /// # Ok(()) }
     /// ```
-    pub fn sum(self) -> Aggregate<M, T::Sum> {
+    pub fn sum<O>(self) -> Aggregate<M, O>
+    where
+        T: Summable<Sum = O>,
+    {
         Aggregate::func(Func::Sum(T::KIND), self.name(), numeric_text::<T>())
     }
 
     /// The average of the column's values (NULLs aside), as `f64`: Django's `Avg("column")`.
-    pub fn avg(self) -> Aggregate<M, Option<f64>> {
+    pub fn avg<O>(self) -> Aggregate<M, Option<f64>>
+    where
+        T: Summable<Sum = O>,
+    {
         Aggregate::func(Func::Avg, self.name(), numeric_text::<T>())
     }
 }
@@ -327,6 +334,10 @@ where
 mod sealed {
     /// The built-in types whose least and greatest values every backend computes (not `bool`,
     /// UUIDs, bytes or JSON: PostgreSQL has no `min` of those).
+    #[diagnostic::on_unimplemented(
+        message = "a column stored as `{Self}` has no least or greatest value on every backend",
+        label = "`min` and `max` need a column of numbers, text, decimals, dates or times (or an Option of one)"
+    )]
     pub trait OrderedStored {}
     macro_rules! ordered {
         ($($ty:ty),*) => {$( impl OrderedStored for $ty {} )*};
@@ -342,14 +353,21 @@ mod sealed {
     ordered!(rust_decimal::Decimal);
 }
 
-impl<M, T: Ordered, R> Column<M, T, R> {
+/// Least and greatest values.
+impl<M, T: FieldType, R> Column<M, T, R> {
     /// The column's least value (NULLs aside): Django's `Min("column")`.
-    pub fn min(self) -> Aggregate<M, T::Extreme> {
+    pub fn min<O>(self) -> Aggregate<M, O>
+    where
+        T: Ordered<Extreme = O>,
+    {
         Aggregate::func(Func::Min, self.name(), numeric_text::<T>())
     }
 
     /// The column's greatest value (NULLs aside): Django's `Max("column")`.
-    pub fn max(self) -> Aggregate<M, T::Extreme> {
+    pub fn max<O>(self) -> Aggregate<M, O>
+    where
+        T: Ordered<Extreme = O>,
+    {
         Aggregate::func(Func::Max, self.name(), numeric_text::<T>())
     }
 }
@@ -388,7 +406,7 @@ impl Item {
 /// compile.
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be selected from a query of `{M}`",
-    label = "select columns of `{M}` (`{M}::NAME`), aggregates (`{M}::VIEWS.sum()`), or a tuple of them"
+    label = "select columns of `{M}`, aggregates of them, or a tuple of them"
 )]
 pub trait Selection<M>: Send {
     /// What each row is read as.

@@ -1,0 +1,17 @@
+use signals_core::Model;
+
+#[derive(Model)]
+struct Author {
+    id: Option<i64>,
+    name: String,
+}
+
+#[derive(Model)]
+struct Post {
+    id: Option<i64>,
+    title: String,
+}
+
+fn main() {
+    let _ = Post::query().values((Post::TITLE, Author::NAME));
+}
