@@ -17,6 +17,7 @@
 mod error;
 mod extract;
 mod guard;
+pub mod list;
 mod session;
 mod views;
 

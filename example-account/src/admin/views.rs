@@ -18,9 +18,6 @@ use super::session::{Session, Staff};
 use super::{AdminState, guard};
 use crate::{Error, Profile, User};
 
-/// Rows per page of the list, as Django's `list_per_page`.
-pub(crate) const PER_PAGE: usize = 25;
-
 /// A handler's result: its page, or the page of what went wrong.
 type Page = Result<Response, AdminError>;
 
@@ -189,43 +186,21 @@ pub(crate) async fn list(
     State(state): State<AdminState>,
     Query(query): Query<ListQuery>,
 ) -> Page {
-    let (users, profiles) = tokio::try_join!(User::all(state.db()), Profile::all(state.db()))?;
-    let users: HashMap<i64, User> = users.into_iter().filter_map(|u| Some((u.id?, u))).collect();
-    let needle = query.q.trim().to_lowercase();
-    let mut rows: Vec<Row> = profiles
+    let page = super::list::list_page(state.db(), &query.q, &query.o, query.p.unwrap_or(1)).await?;
+    let shown: Vec<Row> = page
+        .rows
         .into_iter()
-        .filter_map(|p| {
-            let user = users.get(&p.user_id)?;
+        .filter_map(|(p, user)| {
             Some(Row {
                 user_id: p.user_id,
                 profile_id: p.id?,
-                username: user.username.clone(),
+                username: user.username,
                 date_of_birth: p.date_of_birth.map(|d| d.to_string()).unwrap_or_default(),
                 photo: p.photo,
             })
         })
-        .filter(|r| needle.is_empty() || r.username.to_lowercase().contains(&needle))
         .collect();
-    let (key, descending) = match query.o.strip_prefix('-') {
-        Some(key) => (key, true),
-        None => (query.o.as_str(), false),
-    };
-    match key {
-        "date_of_birth" => rows.sort_by(|a, b| a.date_of_birth.cmp(&b.date_of_birth)),
-        "photo" => rows.sort_by(|a, b| a.photo.cmp(&b.photo)),
-        _ => rows.sort_by(|a, b| a.username.cmp(&b.username)),
-    }
-    if descending {
-        rows.reverse();
-    }
-    let total = rows.len();
-    let pages = total.div_ceil(PER_PAGE).max(1);
-    let page = query.p.unwrap_or(1).clamp(1, pages);
-    let shown: Vec<Row> = rows
-        .into_iter()
-        .skip((page - 1) * PER_PAGE)
-        .take(PER_PAGE)
-        .collect();
+    let (key, descending) = page.ordering;
     let columns: Vec<Column> = [
         ("user", "user"),
         ("date of birth", "date_of_birth"),
@@ -233,7 +208,7 @@ pub(crate) async fn list(
     ]
     .into_iter()
     .map(|(label, name)| {
-        let current = key == name || (name == "user" && !matches!(key, "date_of_birth" | "photo"));
+        let current = key == name;
         Column {
             label,
             order: if current && !descending {
@@ -259,9 +234,9 @@ pub(crate) async fn list(
             columns,
             q => query.q,
             o => query.o,
-            page,
-            pages,
-            total,
+            page => page.page,
+            pages => page.pages,
+            total => page.total,
             deleted => query.deleted.is_some(),
         },
     )

@@ -6,6 +6,7 @@
 
 mod admin;
 mod cli;
+mod list;
 mod photo;
 mod schema;
 
