@@ -273,8 +273,8 @@ pub use ops::relation::IsReference;
 pub use ops::relation::{Prefetch, PrefetchLinked, SelectRelated};
 pub use ops::values::{Annotated, Values};
 pub use query::{
-    Aggregate, Filter, Numeric, Order, Ordered, Query, Raw, Selected, Selection, Set, Summable,
-    Text,
+    Aggregate, Filter, JsonField, JsonKey, JsonScalar, Numeric, Order, Ordered, Query, Raw,
+    Selected, Selection, Set, Summable, Text,
 };
 pub use signal::durable;
 pub use signal::{

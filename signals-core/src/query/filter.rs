@@ -93,6 +93,13 @@ pub(crate) enum Node {
         inner: &'static str,
         filter: Option<Box<Node>>,
     },
+    /// The value at `path` inside the JSON of `column` passes `test` (false, not NULL, when
+    /// it is missing or of another type).
+    Json {
+        column: &'static str,
+        path: Vec<String>,
+        test: super::json::Test,
+    },
     All(Vec<Node>),
     Any(Vec<Node>),
     Not(Box<Node>),
@@ -445,6 +452,12 @@ impl Node {
                 }
                 sql.leave(saved);
                 sql.push(")");
+            }
+            Node::Json { column, path, test } => {
+                // Two-valued, so that `!` matches the rows without the value.
+                sql.push("COALESCE(");
+                super::json::write(sql, column, path, test)?;
+                sql.push(", FALSE)");
             }
             Node::All(nodes) | Node::Any(nodes) => {
                 let joiner = if matches!(self, Node::All(_)) {

@@ -15,6 +15,7 @@ use crate::sql::Sql;
 
 mod aggregate;
 mod filter;
+mod json;
 mod raw;
 mod text;
 mod update;
@@ -24,6 +25,7 @@ pub(crate) use aggregate::{Item, Items};
 pub(crate) use filter::Via;
 pub use filter::{Filter, Order, Text};
 use filter::{Node, Term};
+pub use json::{JsonField, JsonKey, JsonScalar};
 pub use raw::Raw;
 pub use update::{Numeric, Set};
 

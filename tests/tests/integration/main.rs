@@ -22,6 +22,7 @@ mod field_types;
 mod harness;
 mod hygiene;
 mod interop;
+mod json_lookups;
 mod kept;
 mod load;
 mod locking;
