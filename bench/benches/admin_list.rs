@@ -78,8 +78,7 @@ async fn by_hand(db: &Db) -> usize {
     let count = "SELECT COUNT(*) FROM account_profile";
     let page = "SELECT p.id, p.user_id, p.date_of_birth, p.photo, u.id, u.username, u.email, \
                 u.password, u.date_joined, u.is_active, u.is_staff FROM account_profile p \
-                LEFT JOIN account_user u ON u.id = p.user_id ORDER BY u.username ASC, p.id ASC \
-                LIMIT 25";
+                JOIN account_user u ON u.id = p.user_id ORDER BY u.username ASC LIMIT 25";
     match db.pool() {
         PoolRef::Sqlite(pool) => {
             let _: i64 = sqlx::query_scalar(count).fetch_one(pool).await.unwrap();

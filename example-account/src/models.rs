@@ -52,7 +52,8 @@ pub struct Profile {
     /// The user this profile belongs to.
     #[model(one_to_one = User, on_delete = cascade)]
     pub user_id: i64,
-    /// Unknown until the user tells.
+    /// Unknown until the user tells. Indexed: the admin's list orders by it.
+    #[model(index)]
     pub date_of_birth: Option<NaiveDate>,
     /// The photo's path under the media root (`users/%Y/%m/%d/<name>`), "" when none.
     #[model(max_length = 255, default = "")]

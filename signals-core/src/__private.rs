@@ -94,6 +94,14 @@ impl<M: Hooks> Operations<M> for Ops {
         crate::ops::bulk_delete::bulk_delete(rows, target)
     }
 
+    fn bulk_upsert(
+        rows: &mut [M],
+        target: Target<'_>,
+        unique: FieldSet<M>,
+    ) -> impl Future<Output = Result<BulkSaved>> + Send {
+        crate::ops::upsert::bulk_upsert(rows, target, unique)
+    }
+
     fn all(target: Target<'_>) -> impl Future<Output = Result<Vec<M>>> + Send {
         crate::ops::load::all(target)
     }
@@ -145,6 +153,14 @@ impl<M: Model> Operations<M> for Fallback {
     }
 
     fn bulk_delete(_: &mut [M], _: Target<'_>) -> impl Future<Output = Result<Deleted>> + Send {
+        std::future::pending()
+    }
+
+    fn bulk_upsert(
+        _: &mut [M],
+        _: Target<'_>,
+        _: FieldSet<M>,
+    ) -> impl Future<Output = Result<BulkSaved>> + Send {
         std::future::pending()
     }
 

@@ -59,13 +59,17 @@ pub async fn list_page(db: &Db, search: &str, order: &str, page: usize) -> Resul
             Profile::USER_ID.by(User::USERNAME.desc()),
         ),
     };
-    let ties = direction(Profile::ID.asc(), Profile::ID.desc());
+    // Usernames are unique: an ordering by them needs no tie-breaker, which would keep the
+    // database from reading the page straight off the username index.
+    let ties = (name != "user").then(|| direction(Profile::ID.asc(), Profile::ID.desc()));
     let total = usize::try_from(searched(search).count(db).await?).unwrap_or(0);
     let pages = total.div_ceil(PER_PAGE).max(1);
     let page = page.clamp(1, pages);
-    let rows = searched(search)
-        .order_by(by)
-        .order_by(ties)
+    let mut query = searched(search).order_by(by);
+    if let Some(ties) = ties {
+        query = query.order_by(ties);
+    }
+    let rows = query
         .limit(PER_PAGE as u64)
         .offset(((page - 1) * PER_PAGE) as u64)
         .select_related(Profile::USER_ID)

@@ -83,10 +83,19 @@ impl TxConn {
             }
             TxConn::MySql(t) => {
                 t.in_flight = true;
-                sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
+                let res = sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
                     .execute(&mut **t)
-                    .await?;
+                    .await
+                    .map_err(Error::from);
+                // Answered, even with an error (a savepoint the server's deadlock rollback
+                // took away): the connection is in step. Only a cancellation leaves it set.
                 t.in_flight = false;
+                if let Err(err) = &res
+                    && crate::error::ends_transaction(err)
+                {
+                    t.rolled_back = true;
+                }
+                res?;
                 Ok(())
             }
         }
@@ -110,6 +119,11 @@ impl TxConn {
             }
             _ => false,
         }
+    }
+
+    /// Whether the server rolled the whole transaction back (a MySQL deadlock).
+    pub(crate) fn rolled_back(&self) -> bool {
+        matches!(self, TxConn::MySql(t) if t.rolled_back)
     }
 
     /// Notes the savepoint depth of the statements that follow.
@@ -231,6 +245,11 @@ macro_rules! dispatch {
                     async { $body }.await
                 };
                 t.in_flight = false;
+                if let Err(err) = &res
+                    && crate::error::ends_transaction(err)
+                {
+                    t.rolled_back = true;
+                }
                 res
             }
             _ => return Err(mismatch()),

@@ -24,6 +24,9 @@ pub(crate) struct ServerTx<DB: Database> {
     /// running it was cancelled: it may have run, and only a rollback to a savepoint around it
     /// undoes it (see `tx::repair`).
     pub(crate) write_depth: Option<u32>,
+    /// The server rolled the whole transaction back (a MySQL deadlock): every later use is
+    /// refused, or its statements would run in autocommit (see `tx::repair`).
+    pub(crate) rolled_back: bool,
 }
 
 impl<DB: Database> ServerTx<DB> {
@@ -37,6 +40,7 @@ impl<DB: Database> ServerTx<DB> {
                 in_flight: false,
                 depth: 0,
                 write_depth: None,
+                rolled_back: false,
             }),
             None => Err(Error::Transaction("connection lost while beginning".into())),
         }

@@ -72,6 +72,19 @@ pub(super) fn server_message(err: &sqlx::Error) -> String {
     }
 }
 
+/// Whether the server rolled back the whole transaction with this error, savepoints and
+/// all: MySQL's deadlock (1213). Its connection then runs each later statement in autocommit,
+/// so the transaction must not go on. (PostgreSQL keeps an aborted transaction open for a
+/// rollback to a savepoint; MySQL's lock wait timeout undoes only its statement.)
+pub(crate) fn ends_transaction(err: &Error) -> bool {
+    if let Error::Conflict(sqlx::Error::Database(db)) = err.root()
+        && let Some(e) = db.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>()
+    {
+        return e.number() == 1213;
+    }
+    false
+}
+
 /// A deadlock, a serialization failure, a lock not had in time, or SQLite busy or locked.
 fn is_conflict(db: &dyn sqlx::error::DatabaseError) -> bool {
     if let Some(e) = db.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>() {

@@ -6,6 +6,8 @@ use crate::kind::SignalKind;
 
 mod classify;
 
+pub(crate) use classify::ends_transaction;
+
 use classify::server_message;
 
 /// A boxed error of any kind, as user receivers may return.

@@ -360,6 +360,53 @@ pub trait Model: Sized + Send + Sync + 'static {
         Self::__Ops::bulk_save(rows, ex.__target(), None)
     }
 
+    /// Saves `rows`, each matched on its `unique` fields with the row already in the table:
+    /// that row is UPDATEd (the instance gets its key), and a row with no match is INSERTed.
+    /// Django's `bulk_create(update_conflicts=True, unique_fields=..)`, but with the save
+    /// signals of [`bulk_save`](Self::bulk_save), `created()` telling which each was
+    /// ([`BulkSaved::created`]). Only instances without a key are matched; an instance
+    /// with a key is saved by it.
+    ///
+    /// All of it is one transaction (a savepoint inside yours). The matching rows are read
+    /// locked (`FOR UPDATE`), so no other transaction changes them before the update; when
+    /// another inserts one of the new values after the read (the unique constraint refuses
+    /// the insert), the whole upsert is undone to its savepoint and matched again, so
+    /// concurrent upserts of one value make one row, one of them with `created() == true`. A
+    /// unique constraint must cover `unique` (`#[model(unique)]`, `unique_together`), as for
+    /// Django's. Two instances with the same values are refused
+    /// ([`ErrorKind::Usage`](crate::ErrorKind::Usage)); values compare exactly, as Rust
+    /// compares them (a MySQL column with a case-insensitive collation would refuse `Rust`
+    /// beside `rust` as a duplicate: the upsert then fails with the unique violation).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> signals_core::Result<()> {
+    /// use signals_core::{Db, Model};
+    ///
+    /// #[derive(Debug, Model)]
+    /// #[model(unique_together(shop, sku))]
+    /// struct Stock { id: Option<i64>, shop: String, sku: String, units: i64 }
+    ///
+    /// let db = Db::connect("sqlite::memory:").await?;
+    /// db.create_tables::<Stock>().await?;
+    /// let stock = |sku: &str, units| Stock { id: None, shop: "north".into(), sku: sku.into(), units };
+    /// Stock::bulk_save(&db, &mut [stock("a-1", 5)]).await?;
+    ///
+    /// let mut rows = [stock("a-1", 7), stock("b-2", 3)];
+    /// let saved = Stock::bulk_upsert(&db, &mut rows, Stock::SHOP | Stock::SKU).await?;
+    /// assert_eq!(saved.created(), [false, true]);
+    /// assert_eq!(rows[0].id, Some(1));
+    /// assert_eq!(Stock::get(&db, 1).await?.map(|s| s.units), Some(7));
+    /// assert_eq!(Stock::query().count(&db).await?, 2);
+    /// # Ok(()) }
+    /// ```
+    fn bulk_upsert<'e>(
+        ex: impl Executor<'e>,
+        rows: &mut [Self],
+        unique: impl Into<FieldSet<Self>>,
+    ) -> impl Future<Output = Result<BulkSaved>> + Send {
+        Self::__Ops::bulk_upsert(rows, ex.__target(), unique.into())
+    }
+
     /// UPDATEs only `fields` of every instance of `rows` (Django's `bulk_update`), with the
     /// save signals as [`bulk_save`](Self::bulk_save) sends them (`update_fields` set). Every
     /// instance must have a key ([`Error::NotSaved`](crate::Error::NotSaved) otherwise) and a
@@ -604,6 +651,12 @@ pub trait Operations<M: Model> {
         rows: &mut [M],
         target: Target<'_>,
         fields: Option<FieldSet<M>>,
+    ) -> impl Future<Output = Result<BulkSaved>> + Send;
+    /// [`Model::bulk_upsert`].
+    fn bulk_upsert(
+        rows: &mut [M],
+        target: Target<'_>,
+        unique: FieldSet<M>,
     ) -> impl Future<Output = Result<BulkSaved>> + Send;
     /// [`Model::all`].
     fn all(target: Target<'_>) -> impl Future<Output = Result<Vec<M>>> + Send;

@@ -18,6 +18,7 @@ pub(crate) mod raw;
 pub(crate) mod relation;
 pub(crate) mod save;
 pub(crate) mod stream;
+pub(crate) mod upsert;
 pub(crate) mod values;
 
 use crate::conn::{Busy, Running, receivers_running};

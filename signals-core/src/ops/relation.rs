@@ -18,19 +18,20 @@ use crate::sql::Sql;
 use crate::tx::{Executor, Target};
 use crate::value::{FieldType, RefersTo, Row};
 
-/// The join a reference column `column` of `C` makes to `R`'s table.
-fn via<R: Model>(column: &'static str) -> Via {
+/// The join a reference column `column` of type `T` makes to `R`'s table.
+fn via<T: FieldType, R: Model>(column: &'static str) -> Via {
     Via {
         column,
         table: R::META.table,
         key: R::META.columns[R::META.primary_key],
         columns: R::META.columns,
+        nullable: T::NULLABLE,
     }
 }
 
 /// Conditions, orderings and counts through a reference (`foreign_key` or `one_to_one`), in
 /// either direction.
-impl<C: Model, T, R: Model> Column<C, T, R>
+impl<C: Model, T: FieldType, R: Model> Column<C, T, R>
 where
     T: RefersTo<R::Key>,
 {
@@ -167,7 +168,7 @@ where
     /// # Ok(()) }
     /// ```
     pub fn by(self, order: Order<R>) -> Order<C> {
-        order.through(via::<R>(self.name()))
+        order.through(via::<T, R>(self.name()))
     }
 }
 
@@ -180,18 +181,14 @@ where
              `one_to_one`), to reach `Parent`'s rows through it"
 )]
 pub trait IsReference<R> {
-    /// The referenced table, its key and its columns.
+    /// The join this reference makes.
     #[doc(hidden)]
-    fn __target(&self) -> (&'static str, &'static str, &'static [&'static str]);
+    fn __via(&self) -> Via;
 }
 
-impl<C, T: RefersTo<R::Key>, R: Model> IsReference<R> for Column<C, T, R> {
-    fn __target(&self) -> (&'static str, &'static str, &'static [&'static str]) {
-        (
-            R::META.table,
-            R::META.columns[R::META.primary_key],
-            R::META.columns,
-        )
+impl<C, T: FieldType + RefersTo<R::Key>, R: Model> IsReference<R> for Column<C, T, R> {
+    fn __via(&self) -> Via {
+        via::<T, R>(self.name())
     }
 }
 
@@ -315,13 +312,7 @@ impl<M: Model> Query<M> {
     where
         Column<M, T, R>: IsReference<R>,
     {
-        let (table, key, columns) = column.__target();
-        self.related.push(Via {
-            column: column.name(),
-            table,
-            key,
-            columns,
-        });
+        self.related.push(column.__via());
         SelectRelated {
             query: self,
             _marker: PhantomData,

@@ -511,12 +511,17 @@ pub(super) struct Term {
 
 /// A reference followed by a join: the referring `column` of the table before it, and the
 /// referenced table with its key and columns.
+#[doc(hidden)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Via {
+pub struct Via {
     pub(crate) column: &'static str,
     pub(crate) table: &'static str,
     pub(crate) key: &'static str,
     pub(crate) columns: &'static [&'static str],
+    /// Whether the reference can be NULL: a LEFT JOIN keeps its rows; a reference that
+    /// cannot be NULL names a row, and an inner join lets the database start from either
+    /// table (from an index of the referenced one, for an ordering by it).
+    pub(crate) nullable: bool,
 }
 
 impl<M> Order<M> {

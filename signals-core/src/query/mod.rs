@@ -457,7 +457,11 @@ impl<M> Query<M> {
                 scope_of(&path[..path.len() - 1])
             };
             let scope = scope_of(path);
-            sql.push(" LEFT JOIN ").ident(via.table).push(" AS ");
+            // A join after a LEFT JOIN stays one: its parent row may be missing.
+            let outer = path.iter().any(|v| v.nullable);
+            sql.push(if outer { " LEFT JOIN " } else { " JOIN " })
+                .ident(via.table)
+                .push(" AS ");
             sql.qualifier(scope).push(" ON ");
             sql.column_of(scope, via.key)
                 .push(" = ")

@@ -207,6 +207,16 @@ impl Sql {
         value.bind_to(&mut self.args, column)
     }
 
+    /// Appends a placeholder and binds what `bind` binds (one value: a model's field, say).
+    pub(crate) fn bind_with(
+        &mut self,
+        bind: impl FnOnce(&mut Args) -> Result<()>,
+    ) -> Result<&mut Self> {
+        self.param();
+        bind(&mut self.args)?;
+        Ok(self)
+    }
+
     /// Appends a placeholder for a value bound when the statement runs (a statement written
     /// once and run many times).
     pub(crate) fn param(&mut self) -> &mut Self {

@@ -210,6 +210,13 @@ impl Tx {
     /// when it was cancelled, if any, then rolls back to the savepoint of the outermost
     /// cancelled operation. Cancelled itself, it leaves what it has not done for the next use.
     pub(super) async fn repair(&mut self) -> Result<()> {
+        if self.inner.as_ref().is_some_and(|inner| inner.rolled_back()) {
+            return Err(Error::Conflict(sqlx::Error::Protocol(
+                "the server rolled this transaction back to break a deadlock: everything it \
+                 did is undone, and it cannot go on; retry it in a new transaction"
+                    .into(),
+            )));
+        }
         if let Some(inner) = &mut self.inner
             && inner.discard_if_cancelled_midway()
         {

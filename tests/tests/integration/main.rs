@@ -50,3 +50,4 @@ mod stream;
 mod test_helpers;
 mod transactions;
 mod types;
+mod upsert;
