@@ -14,6 +14,7 @@ mod blog;
 mod bulk;
 mod bulk_keys;
 mod changed;
+mod deadlock;
 mod derive_pass;
 mod edges;
 mod edges_more;
