@@ -4,8 +4,9 @@
 //! difference per row tells what the builder adds per row beyond decoding).
 //!
 //! `cargo bench -p signals-bench --bench query` (options after `--`: `--queries N`,
-//! `--rounds R`, `--only sqlite-memory|sqlite-file|postgres|mysql`, `--shape search|raw`:
-//! the case-insensitive search or the plain query through `Model::raw`).
+//! `--rounds R`, `--only sqlite-memory|sqlite-file|postgres|mysql`, `--shape
+//! search|raw|aggregate`: the case-insensitive search, the plain query through `Model::raw`,
+//! or grouped values with a count and a sum).
 #![allow(missing_docs, clippy::unwrap_used)]
 
 use signals_bench::{arg, each_backend, median};
@@ -79,6 +80,8 @@ enum Shape {
     Plain,
     Search,
     Raw,
+    /// Grouped values: per status, the count and the sum of views.
+    Aggregate,
 }
 
 static SHAPE: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
@@ -87,11 +90,22 @@ fn shape() -> Shape {
     match SHAPE.load(std::sync::atomic::Ordering::Relaxed) {
         0 => Shape::Plain,
         1 => Shape::Search,
-        _ => Shape::Raw,
+        2 => Shape::Raw,
+        _ => Shape::Aggregate,
     }
 }
 
 async fn builder(db: &Db, limit: u64) -> usize {
+    if shape() == Shape::Aggregate {
+        let groups: Vec<(String, i64, Option<i64>)> = Post::query()
+            .filter(Post::VIEWS.gt(100))
+            .order_by(Post::STATUS.asc())
+            .values((Post::STATUS, Post::ID.count(), Post::VIEWS.sum()))
+            .all(db)
+            .await
+            .unwrap();
+        return groups.len();
+    }
     let rows = match shape() {
         Shape::Plain => {
             Post::query()
@@ -110,6 +124,7 @@ async fn builder(db: &Db, limit: u64) -> usize {
                 .all(db)
                 .await
         }
+        Shape::Aggregate => unreachable!("above"),
         Shape::Raw => {
             Post::raw(
                 sql(db.backend(), limit)
@@ -145,6 +160,13 @@ fn folded(backend: Backend, column: &str) -> String {
 
 /// The statement the builder writes, by hand.
 fn sql(backend: Backend, limit: u64) -> String {
+    if shape() == Shape::Aggregate {
+        return match backend {
+            Backend::Postgres => r#"SELECT "status", COUNT("id"), CAST(SUM("views") AS BIGINT) FROM "bench_post" WHERE "views" > $1 GROUP BY "status" ORDER BY "status" ASC"#.into(),
+            Backend::MySql => "SELECT `status`, COUNT(`id`), CAST(SUM(`views`) AS SIGNED) FROM `bench_post` WHERE `views` > ? GROUP BY `status` ORDER BY `status` ASC".into(),
+            _ => r#"SELECT "status", COUNT("id"), SUM("views") FROM "bench_post" WHERE "views" > ? GROUP BY "status" ORDER BY "status" ASC"#.into(),
+        };
+    }
     if shape() == Shape::Search {
         let title = folded(backend, "title");
         return match backend {
@@ -175,6 +197,13 @@ fn sql(backend: Backend, limit: u64) -> String {
 macro_rules! hand_written {
     ($pool:expr, $sql:expr, $backend:expr) => {{
         let query = sqlx::query(sqlx::AssertSqlSafe($sql));
+        if shape() == Shape::Aggregate {
+            let rows = query.bind(100i64).fetch_all($pool).await.unwrap();
+            return rows
+                .iter()
+                .map(|r| (r.get::<String, _>(0), r.get::<i64, _>(1), r.get::<Option<i64>, _>(2)))
+                .count();
+        }
         let query = if shape() == Shape::Search {
             query.bind(if $backend == Backend::Sqlite {
                 "number 1"
@@ -297,6 +326,10 @@ async fn main() {
             "case-insensitive search (`icontains`, `asc_ignoring_case`)",
         ),
         Some("raw") => (2, "the filtered query through `Model::raw`"),
+        Some("aggregate") => (
+            3,
+            "grouped values (`values((status, id.count(), views.sum()))`, 2 groups)",
+        ),
         _ => (0, "filtered, ordered, limited query"),
     };
     SHAPE.store(code, std::sync::atomic::Ordering::Relaxed);
