@@ -201,7 +201,13 @@ macro_rules! hand_written {
             let rows = query.bind(100i64).fetch_all($pool).await.unwrap();
             return rows
                 .iter()
-                .map(|r| (r.get::<String, _>(0), r.get::<i64, _>(1), r.get::<Option<i64>, _>(2)))
+                .map(|r| {
+                    (
+                        r.get::<String, _>(0),
+                        r.get::<i64, _>(1),
+                        r.get::<Option<i64>, _>(2),
+                    )
+                })
                 .count();
         }
         let query = if shape() == Shape::Search {

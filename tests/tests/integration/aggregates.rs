@@ -51,7 +51,16 @@ async fn shop(db: &Db) -> Vec<Sale> {
         .collect();
     Shop::bulk_save(db, &mut shops).await.unwrap();
     // shop, status, units, weight, amount, discount, day
-    let rows: &[(i64, &str, i32, f64, &str, Option<i64>, Option<u32>)] = &[
+    type Row = (
+        i64,
+        &'static str,
+        i32,
+        f64,
+        &'static str,
+        Option<i64>,
+        Option<u32>,
+    );
+    let rows: &[Row] = &[
         (1, "paid", 3, 1.5, "10.25", Some(2), Some(4)),
         (1, "paid", i32::MAX, 0.25, "99999.99", None, Some(1)),
         (1, "refunded", 1, 2.0, "5.00", Some(1), None),

@@ -39,7 +39,7 @@ db_test!(async fn the_victim_of_a_deadlock_is_done_for(db) {
     });
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     let second = bump(&mut two, 1).await;
-    let (mut one, first) = first.await.unwrap();
+    let (one, first) = first.await.unwrap();
     let (mut victim, mut winner, err) = match (first, second) {
         (Err(err), Ok(_)) => (one, two, err),
         (Ok(_), Err(err)) => (two, one, err),
