@@ -1,7 +1,8 @@
 //! Operations: save (`save`), bulk saves (`bulk`), delete (`delete`) and bulk deletes
-//! (`bulk_delete`) with their cascade (`cascade`), loading (`load`), typed queries (`query`)
-//! and many-to-many links (`m2m`): the runtime behind the `Model` methods, which the derive
-//! calls through `__private`.
+//! (`bulk_delete`) with their cascade (`cascade`), upserts (`upsert`, `or_create`), loading
+//! (`load`), typed queries (`query`, `relation` across relations, `values` for selections and
+//! aggregates, `stream`, `raw`) and many-to-many links (`m2m`): the runtime behind the `Model`
+//! methods, which the derive calls through `__private`.
 //!
 //! Uses every layer below it: `error`, `kind`, `meta`, `sql`, `value`, `tx`, `model`, `signal`.
 

@@ -9,41 +9,46 @@ use crate::meta::Column;
 use crate::model::{Deleted, Model};
 use crate::query::{Filter, Lock, Query, Selected, Set, Shape};
 use crate::signal::hooks::Hooks;
-use crate::tx::{Executor, Tx};
-use crate::value::{FieldType, RefersTo};
+use crate::tx::{Executor, Target, Tx};
+use crate::value::{FieldType, RefersTo, Row};
 
 impl<M: Model> Query<M> {
-    /// The rows, as models, in the query's order.
-    pub async fn all<'e>(self, ex: impl Executor<'e>) -> Result<Vec<M>> {
-        let mut target = ex.__target();
+    /// The rows of the query's SQL on `target` (which stays usable), each read by `read`:
+    /// a model, a model and its parent, values.
+    pub(crate) async fn rows_by<T: Send>(
+        self,
+        target: &mut Target<'_>,
+        read: fn(&Row<'_>) -> Result<T>,
+    ) -> Result<Vec<T>> {
         let (sql, args) = self
             .sql(&M::META, target.backend(), Shape::Rows)?
             .into_parts();
-        target
-            .fetch_all(sqlx::AssertSqlSafe(sql), args, M::__load)
-            .await
+        target.fetch_all(sqlx::AssertSqlSafe(sql), args, read).await
     }
 
-    /// [`all`](Self::all) on a target that stays usable for the statements after it.
-    pub(crate) async fn all_on(self, target: &mut crate::tx::Target<'_>) -> Result<Vec<M>> {
-        let (sql, args) = self
-            .sql(&M::META, target.backend(), Shape::Rows)?
-            .into_parts();
-        target
-            .fetch_all(sqlx::AssertSqlSafe(sql), args, M::__load)
-            .await
-    }
-
-    /// The first row, if any (the query limited to one row).
-    pub async fn first<'e>(self, ex: impl Executor<'e>) -> Result<Option<M>> {
-        let mut target = ex.__target();
+    /// [`rows_by`](Self::rows_by) of the first row, if any (the query limited to one row).
+    pub(crate) async fn first_by<T: Send>(
+        self,
+        target: &mut Target<'_>,
+        read: fn(&Row<'_>) -> Result<T>,
+    ) -> Result<Option<T>> {
         let (sql, args) = self
             .limit(1)
             .sql(&M::META, target.backend(), Shape::Rows)?
             .into_parts();
         target
-            .fetch_optional(sqlx::AssertSqlSafe(sql), args, M::__load)
+            .fetch_optional(sqlx::AssertSqlSafe(sql), args, read)
             .await
+    }
+
+    /// The rows, as models, in the query's order.
+    pub async fn all<'e>(self, ex: impl Executor<'e>) -> Result<Vec<M>> {
+        self.rows_by(&mut ex.__target(), M::__load).await
+    }
+
+    /// The first row, if any (the query limited to one row).
+    pub async fn first<'e>(self, ex: impl Executor<'e>) -> Result<Option<M>> {
+        self.first_by(&mut ex.__target(), M::__load).await
     }
 
     /// How many rows the query returns (its limit and offset applied).
@@ -71,7 +76,7 @@ impl<M: Model> Query<M> {
     /// on SQLite, whose write transaction holds the database, it only reads them.
     pub(crate) async fn lock_keys(mut self, tx: &mut Tx, lock: Lock) -> Result<Vec<M::Key>> {
         self.lock = lock;
-        let mut target = crate::tx::Target::Tx(tx);
+        let mut target = Target::Tx(tx);
         let (sql, args) = self
             .sql(&M::META, target.backend(), Shape::Keys)?
             .into_parts();

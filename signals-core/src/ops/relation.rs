@@ -455,26 +455,15 @@ where
 {
     /// The rows with their referenced rows, in the query's order.
     pub async fn all<'e>(self, ex: impl Executor<'e>) -> Result<Vec<(M, T::Loaded<R>)>> {
-        let mut target = ex.__target();
-        let (sql, args) = self
-            .query
-            .sql(&M::META, target.backend(), crate::query::Shape::Rows)?
-            .into_parts();
-        target
-            .fetch_all(sqlx::AssertSqlSafe(sql), args, decode_joined::<M, T, R>)
+        self.query
+            .rows_by(&mut ex.__target(), decode_joined::<M, T, R>)
             .await
     }
 
     /// The first row with its referenced row, if any.
-    pub async fn first<'e>(mut self, ex: impl Executor<'e>) -> Result<Option<(M, T::Loaded<R>)>> {
-        self.query = self.query.limit(1);
-        let mut target = ex.__target();
-        let (sql, args) = self
-            .query
-            .sql(&M::META, target.backend(), crate::query::Shape::Rows)?
-            .into_parts();
-        target
-            .fetch_optional(sqlx::AssertSqlSafe(sql), args, decode_joined::<M, T, R>)
+    pub async fn first<'e>(self, ex: impl Executor<'e>) -> Result<Option<(M, T::Loaded<R>)>> {
+        self.query
+            .first_by(&mut ex.__target(), decode_joined::<M, T, R>)
             .await
     }
 }
@@ -501,12 +490,12 @@ where
     /// The rows, each with the rows of `C` that refer to it.
     pub async fn all<'e>(self, ex: impl Executor<'e>) -> Result<Vec<(M, Vec<C>)>> {
         let mut target = ex.__target();
-        let rows = self.query.all_on(&mut target).await?;
+        let rows = self.query.rows_by(&mut target, M::__load).await?;
         let (keys, mut out) = keyed(rows)?;
         for chunk in keys.chunks(MAX_CHUNK_ROWS) {
             let children = C::query()
                 .filter(self.column.in_(chunk.iter().map(|(k, _)| k.clone())))
-                .all_on(&mut target)
+                .rows_by(&mut target, C::__load)
                 .await?;
             for child in children {
                 let Some(value) = child.__field(self.column.index()).downcast_ref::<T>() else {
@@ -568,7 +557,7 @@ impl<M: Model, Th: Through<M, T>, T: Model> PrefetchLinked<M, Th, T> {
     /// The rows, each with the rows of `T` linked to it.
     pub async fn all<'e>(self, ex: impl Executor<'e>) -> Result<Vec<(M, Vec<T>)>> {
         let mut target = ex.__target();
-        let rows = self.query.all_on(&mut target).await?;
+        let rows = self.query.rows_by(&mut target, M::__load).await?;
         let (keys, mut out) = keyed(rows)?;
         for chunk in keys.chunks(MAX_CHUNK_ROWS) {
             let sql = linked_sql::<M, Th, T>(&target, chunk)?;

@@ -199,26 +199,15 @@ impl<M: Model, S: Selection<M>> Values<M, S> {
 
     /// The results, in the query's order.
     pub async fn all<'e>(self, ex: impl Executor<'e>) -> Result<Vec<S::Out>> {
-        let mut target = ex.__target();
-        let (sql, args) = self
-            .query
-            .sql(&M::META, target.backend(), Shape::Rows)?
-            .into_parts();
-        target
-            .fetch_all(sqlx::AssertSqlSafe(sql), args, read_values::<M, S>)
+        self.query
+            .rows_by(&mut ex.__target(), read_values::<M, S>)
             .await
     }
 
     /// The first result, if any.
-    pub async fn first<'e>(mut self, ex: impl Executor<'e>) -> Result<Option<S::Out>> {
-        self.query = self.query.limit(1);
-        let mut target = ex.__target();
-        let (sql, args) = self
-            .query
-            .sql(&M::META, target.backend(), Shape::Rows)?
-            .into_parts();
-        target
-            .fetch_optional(sqlx::AssertSqlSafe(sql), args, read_values::<M, S>)
+    pub async fn first<'e>(self, ex: impl Executor<'e>) -> Result<Option<S::Out>> {
+        self.query
+            .first_by(&mut ex.__target(), read_values::<M, S>)
             .await
     }
 }
@@ -240,26 +229,15 @@ impl<M, S> std::fmt::Debug for Annotated<M, S> {
 impl<M: Model, S: Selection<M>> Annotated<M, S> {
     /// The rows with their values, in the query's order.
     pub async fn all<'e>(self, ex: impl Executor<'e>) -> Result<Vec<(M, S::Out)>> {
-        let mut target = ex.__target();
-        let (sql, args) = self
-            .query
-            .sql(&M::META, target.backend(), Shape::Rows)?
-            .into_parts();
-        target
-            .fetch_all(sqlx::AssertSqlSafe(sql), args, read_annotated::<M, S>)
+        self.query
+            .rows_by(&mut ex.__target(), read_annotated::<M, S>)
             .await
     }
 
     /// The first row with its values, if any.
-    pub async fn first<'e>(mut self, ex: impl Executor<'e>) -> Result<Option<(M, S::Out)>> {
-        self.query = self.query.limit(1);
-        let mut target = ex.__target();
-        let (sql, args) = self
-            .query
-            .sql(&M::META, target.backend(), Shape::Rows)?
-            .into_parts();
-        target
-            .fetch_optional(sqlx::AssertSqlSafe(sql), args, read_annotated::<M, S>)
+    pub async fn first<'e>(self, ex: impl Executor<'e>) -> Result<Option<(M, S::Out)>> {
+        self.query
+            .first_by(&mut ex.__target(), read_annotated::<M, S>)
             .await
     }
 }

@@ -8,8 +8,8 @@
 use std::fmt;
 use std::marker::PhantomData;
 
-use super::filter::{Node, Term, numeric_text, write_column};
-use super::{Filter, Order};
+use super::filter::{Filter, Node, correlated, numeric_text, write_column};
+use super::order::{Expression, Order, Term};
 use crate::backend::Backend;
 use crate::error::Result;
 use crate::meta::Column;
@@ -143,22 +143,23 @@ impl Expr {
                 inner,
                 filter,
             } => {
-                let outer_scope = sql.scope();
-                sql.push("(SELECT COUNT(*) FROM ");
-                let saved = sql.enter(table);
-                sql.push(" WHERE ")
-                    .column(inner)
-                    .push(" = ")
-                    .column_of(outer_scope, outer);
-                if let Some(filter) = filter {
-                    sql.push(" AND ");
-                    filter.write(sql)?;
-                }
-                sql.leave(saved);
-                sql.push(")");
+                correlated(
+                    sql,
+                    "(SELECT COUNT(*)",
+                    outer,
+                    table,
+                    inner,
+                    filter.as_deref(),
+                )?;
             }
         }
         Ok(())
+    }
+}
+
+impl Expression for Expr {
+    fn write(&self, sql: &mut Sql) -> Result<()> {
+        Expr::write(self, sql)
     }
 }
 

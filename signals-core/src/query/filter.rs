@@ -13,6 +13,7 @@ use crate::meta::Column;
 use crate::sql::Sql;
 use crate::value::{BuiltinType, DynField, FieldType, SqlType};
 
+use super::order::{Order, Term};
 use super::text::Anchor;
 pub use super::text::Text;
 
@@ -98,7 +99,7 @@ pub(crate) enum Node {
     Json {
         column: &'static str,
         path: Vec<String>,
-        test: super::json::Test,
+        test: super::json_path::Test,
     },
     All(Vec<Node>),
     Any(Vec<Node>),
@@ -439,24 +440,19 @@ impl Node {
                 inner,
                 filter,
             } => {
-                let outer_scope = sql.scope();
-                sql.push("EXISTS (SELECT 1 FROM ");
-                let saved = sql.enter(table);
-                sql.push(" WHERE ")
-                    .column(inner)
-                    .push(" = ")
-                    .column_of(outer_scope, outer);
-                if let Some(filter) = filter {
-                    sql.push(" AND ");
-                    filter.write(sql)?;
-                }
-                sql.leave(saved);
-                sql.push(")");
+                correlated(
+                    sql,
+                    "EXISTS (SELECT 1",
+                    outer,
+                    table,
+                    inner,
+                    filter.as_deref(),
+                )?;
             }
             Node::Json { column, path, test } => {
                 // Two-valued, so that `!` matches the rows without the value.
                 sql.push("COALESCE(");
-                super::json::write(sql, column, path, test)?;
+                super::json_path::write(sql, column, path, test)?;
                 sql.push(", FALSE)");
             }
             Node::All(nodes) | Node::Any(nodes) => {
@@ -487,79 +483,31 @@ impl Node {
     }
 }
 
-/// An ordering of the rows of model `M`: `Post::VIEWS.desc()`, or by a column of a row a
-/// reference leads to (`Profile::USER_ID.by(User::USERNAME.asc())`).
-pub struct Order<M> {
-    pub(super) term: Term,
-    _model: PhantomData<fn() -> M>,
-}
-
-/// An ordering with its model erased.
-#[derive(Debug)]
-pub(super) struct Term {
-    pub(super) column: &'static str,
-    pub(super) descending: bool,
-    pub(super) numeric_text: bool,
-    /// Text in code point order (`Some`), its ASCII letters' case ignored (`Some(true)`).
-    pub(super) binary: Option<bool>,
-    /// The references that lead from the query's rows to the column's table (joined), the
-    /// query's own first; none for a column of the query's own table.
-    pub(super) via: Vec<Via>,
-    /// An aggregate instead of a column.
-    pub(super) expr: Option<Box<super::aggregate::Expr>>,
-}
-
-/// A reference followed by a join: the referring `column` of the table before it, and the
-/// referenced table with its key and columns.
-#[doc(hidden)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Via {
-    pub(crate) column: &'static str,
-    pub(crate) table: &'static str,
-    pub(crate) key: &'static str,
-    pub(crate) columns: &'static [&'static str],
-    /// Whether the reference can be NULL: a LEFT JOIN keeps its rows; a reference that
-    /// cannot be NULL names a row, and an inner join lets the database start from either
-    /// table (from an index of the referenced one, for an ordering by it).
-    pub(crate) nullable: bool,
-}
-
-impl<M> Order<M> {
-    pub(super) fn new(term: Term) -> Self {
-        Order {
-            term,
-            _model: PhantomData,
-        }
+/// Writes `{select} FROM table WHERE table.inner = outer_row.outer [AND filter])`: a subquery
+/// of the rows of `table` related to the outer row (`EXISTS (SELECT 1`, `(SELECT COUNT(*)`), its
+/// table under an alias of its own, so that it may be the outer row's table too.
+pub(super) fn correlated(
+    sql: &mut Sql,
+    select: &str,
+    outer: &'static str,
+    table: &'static str,
+    inner: &'static str,
+    filter: Option<&Node>,
+) -> Result<()> {
+    let outer_scope = sql.scope();
+    sql.push(select).push(" FROM ");
+    let saved = sql.enter(table);
+    sql.push(" WHERE ")
+        .column(inner)
+        .push(" = ")
+        .column_of(outer_scope, outer);
+    if let Some(filter) = filter {
+        sql.push(" AND ");
+        filter.write(sql)?;
     }
-
-    pub(super) fn text(column: &'static str, descending: bool, fold: bool) -> Self {
-        Order::new(Term {
-            column,
-            descending,
-            numeric_text: false,
-            binary: Some(fold),
-            via: Vec::new(),
-            expr: None,
-        })
-    }
-
-    /// The same ordering reached from another model's rows through the reference `via`.
-    pub(crate) fn through<C>(mut self, via: Via) -> Order<C> {
-        self.term.via.insert(0, via);
-        Order::new(self.term)
-    }
-}
-
-impl<M> fmt::Debug for Order<M> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let direction = if self.term.descending { "DESC" } else { "ASC" };
-        let mut path = String::new();
-        for via in &self.term.via {
-            path.push_str(via.column);
-            path.push_str("->");
-        }
-        write!(f, "Order({path}{} {direction})", self.term.column)
-    }
+    sql.leave(saved);
+    sql.push(")");
+    Ok(())
 }
 
 /// Text conditions, case-sensitive on every backend (Django's `contains`, `startswith`,

@@ -1,7 +1,9 @@
-//! Typed queries: conditions built from a model's column constants ([`Filter`], in `filter`),
-//! orderings ([`Order`]), assignments of an atomic update ([`Set`], in `update`), and the query
-//! that holds them ([`Query`]), with the SQL text and arguments each backend runs. Nothing here
-//! executes: `ops::query` runs a query.
+//! Typed queries: conditions built from a model's column constants ([`Filter`], in `filter`;
+//! text in `text`, JSON keys in `json` and `json_path`), orderings and the joins they need
+//! ([`Order`], in `order`), aggregates and what a query selects ([`Aggregate`], [`Selection`],
+//! in `aggregate`), assignments of an atomic update ([`Set`], in `update`), and the query that
+//! holds them ([`Query`]), with the SQL text and arguments each backend runs. Nothing here
+//! executes: `ops` runs a query.
 //!
 //! Uses `backend`, `error`, `value` and `meta`.
 
@@ -16,16 +18,20 @@ use crate::sql::Sql;
 mod aggregate;
 mod filter;
 mod json;
+mod json_path;
+mod order;
 mod raw;
 mod text;
 mod update;
 
 pub use aggregate::{Aggregate, Ordered, Selection, Summable};
 pub(crate) use aggregate::{Item, Items};
-pub(crate) use filter::Via;
-pub use filter::{Filter, Order, Text};
-use filter::{Node, Term};
+use filter::Node;
+pub use filter::{Filter, Text};
 pub use json::{JsonField, JsonKey, JsonScalar};
+pub use order::Order;
+use order::Term;
+pub(crate) use order::Via;
 pub use raw::Raw;
 pub use update::{Numeric, Set};
 

@@ -9,7 +9,7 @@ use crate::common::{
 };
 use signals_core::sqlx::{self, Connection as _};
 use signals_core::{Backend, Db, Error, ErrorKind, Model, SignalKind, Tx};
-use signals_tests::{count, create_tables, db_test, exec, scalar, url_test};
+use signals_tests::{cancel_at, count, create_tables, db_test, exec, scalar, url_test};
 
 fn user_with_email(name: &str, email: &str) -> User {
     User {
@@ -132,23 +132,6 @@ db_test!(async fn cancelled_save_inside_a_transaction_is_undone_alone(db) {
     assert_eq!(names, ["before", "after"]);
     assert_rows(&db, 2, 2).await;
 });
-
-/// Polls `work` until it has waited `waits` times, then drops it: the operation is cancelled at
-/// its `waits`-th await point, wherever that falls (taking a connection, taking the SQLite
-/// handle, waiting for another writer, a statement, the commit). `Some` if it finished first.
-async fn cancel_at<F: std::future::Future>(waits: usize, work: F) -> Option<F::Output> {
-    let mut work = std::pin::pin!(work);
-    let mut waited = 0;
-    std::future::poll_fn(|cx| match work.as_mut().poll(cx) {
-        std::task::Poll::Ready(out) => std::task::Poll::Ready(Some(out)),
-        std::task::Poll::Pending if waited == waits => std::task::Poll::Ready(None),
-        std::task::Poll::Pending => {
-            waited += 1;
-            std::task::Poll::Pending
-        }
-    })
-    .await
-}
 
 /// [`cancel_at`] for an operation that must not fail: whether it finished before the cancel.
 async fn finishes<T, F>(waits: usize, work: F) -> bool

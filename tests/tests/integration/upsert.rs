@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use signals_core::{Db, ErrorKind, Model, PostSave};
-use signals_tests::{another_pool, db_test, scalar};
+use signals_tests::{another_pool, cancel_at, db_test, scalar};
 
 #[derive(Debug, Clone, PartialEq, Model)]
 #[model(table = "up_stock", unique_together(shop, sku))]
@@ -155,21 +155,6 @@ db_test!(async fn bad_input_is_refused_whole(db) {
     assert!(rows.iter().all(|r| r.id.is_none()) || err.is_ok());
     assert_eq!(Stock::query().filter(Stock::SKU.eq("zzz")).count(&db).await.unwrap(), 0, "the pool stays usable");
 });
-
-/// Polls `work` until it has waited `waits` times, then drops it. `Some` if it finished first.
-async fn cancel_at<F: std::future::Future>(waits: usize, work: F) -> Option<F::Output> {
-    let mut work = std::pin::pin!(work);
-    let mut waited = 0;
-    std::future::poll_fn(|cx| match work.as_mut().poll(cx) {
-        std::task::Poll::Ready(out) => std::task::Poll::Ready(Some(out)),
-        std::task::Poll::Pending if waited == waits => std::task::Poll::Ready(None),
-        std::task::Poll::Pending => {
-            waited += 1;
-            std::task::Poll::Pending
-        }
-    })
-    .await
-}
 
 db_test!(async fn a_cancelled_upsert_leaves_keys_that_tell_the_truth(db) {
     db.create_tables::<(Stock, Log)>().await.unwrap();
