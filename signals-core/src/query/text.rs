@@ -187,7 +187,7 @@ impl Anchor {
     }
 }
 
-/// A field type holding text, for the text conditions ([`Column::contains`] and others).
+/// A field type holding text, for the text conditions ([`Column::contains`](crate::Column::contains) and others).
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not text",
     label = "text conditions need a column stored as text: `String`, a newtype of it, a text enum, or an `Option` of one"
