@@ -524,6 +524,23 @@ pub async fn another_pool(db: &Db) -> Db {
     }
 }
 
+/// Polls `work` until it has waited `waits` times, then drops it: the operation is cancelled
+/// at its `waits`-th await point, wherever that falls (taking a connection, taking the SQLite
+/// handle, waiting for another writer, a statement, the commit). `Some` if it finished first.
+pub async fn cancel_at<F: std::future::Future>(waits: usize, work: F) -> Option<F::Output> {
+    let mut work = std::pin::pin!(work);
+    let mut waited = 0;
+    std::future::poll_fn(|cx| match work.as_mut().poll(cx) {
+        std::task::Poll::Ready(out) => std::task::Poll::Ready(Some(out)),
+        std::task::Poll::Pending if waited == waits => std::task::Poll::Ready(None),
+        std::task::Poll::Pending => {
+            waited += 1;
+            std::task::Poll::Pending
+        }
+    })
+    .await
+}
+
 #[cfg(test)]
 mod tests {
     use super::with_database;
@@ -540,21 +557,4 @@ mod tests {
         );
         assert_eq!(with_database("mysql://root@h", "x"), "mysql://root@h/x");
     }
-}
-
-/// Polls `work` until it has waited `waits` times, then drops it: the operation is cancelled
-/// at its `waits`-th await point, wherever that falls (taking a connection, taking the SQLite
-/// handle, waiting for another writer, a statement, the commit). `Some` if it finished first.
-pub async fn cancel_at<F: std::future::Future>(waits: usize, work: F) -> Option<F::Output> {
-    let mut work = std::pin::pin!(work);
-    let mut waited = 0;
-    std::future::poll_fn(|cx| match work.as_mut().poll(cx) {
-        std::task::Poll::Ready(out) => std::task::Poll::Ready(Some(out)),
-        std::task::Poll::Pending if waited == waits => std::task::Poll::Ready(None),
-        std::task::Poll::Pending => {
-            waited += 1;
-            std::task::Poll::Pending
-        }
-    })
-    .await
 }

@@ -33,7 +33,7 @@ impl<M: Model> Query<M> {
         read: fn(&Row<'_>) -> Result<T>,
     ) -> Result<Option<T>> {
         let (sql, args) = self
-            .limit(1)
+            .at_most_one()
             .sql(&M::META, target.backend(), Shape::Rows)?
             .into_parts();
         target

@@ -25,7 +25,14 @@ const CHUNK: usize = 500;
 
 /// The values of `row`'s `unique` fields, as one comparable text.
 fn identity<M: Model>(row: &M, unique: &[usize]) -> Option<String> {
-    let values: Vec<serde_json::Value> = unique.iter().map(|i| row.__json(*i)).collect();
+    let values: Vec<serde_json::Value> = unique
+        .iter()
+        .map(|i| match row.__json(*i) {
+            // `-0.0` is `0.0` to Rust's `==` and to every database.
+            serde_json::Value::Number(n) if n.as_f64() == Some(0.0) => serde_json::Value::from(0.0),
+            value => value,
+        })
+        .collect();
     // NULLs never match (SQL's `=`, and unique constraints let them repeat).
     if values.iter().any(serde_json::Value::is_null) {
         return None;
@@ -184,9 +191,21 @@ async fn match_existing<M: Model>(
             }
         }
     }
+    // The rows saved by their keys: a row matched to one of them would be two rows in one.
+    let keyed: HashMap<i64, usize> = (0..rows.len())
+        .filter(|i| had[*i])
+        .filter_map(|i| Some((rows[i].__json(M::META.primary_key).as_i64()?, i)))
+        .collect();
     for i in wanted {
         let id = identity(&rows[i], unique);
         if let Some(key) = id.and_then(|id| found.get(&id).copied()) {
+            if let Some(j) = keyed.get(&key) {
+                return Err(Error::InvalidQuery(format!(
+                    "row {i} of the `{}` bulk_upsert matches the row with key {key}, which row \
+                     {j} saves by its key: one row cannot be both",
+                    M::META.name
+                )));
+            }
             rows[i].__set_generated_key(key)?;
         }
     }

@@ -8,8 +8,9 @@
 use std::fmt;
 use std::marker::PhantomData;
 
-use super::filter::{Filter, Node, correlated, numeric_text, write_column};
+use super::filter::{Filter, Node, correlated, is_text, numeric_text, write_column};
 use super::order::{Expression, Order, Term};
+use super::text::write_binary;
 use crate::backend::Backend;
 use crate::error::Result;
 use crate::meta::Column;
@@ -27,7 +28,9 @@ use crate::value::{FieldType, Row};
 /// least and greatest values have the column's type. Each is `None` over no rows (a count is
 /// 0), as in SQL and Django. On SQLite, which stores decimals as text, they are summed,
 /// averaged and compared as REAL numbers: sums and extremes of decimals come back rounded to
-/// 15 significant digits (exact for values and sums that have no more).
+/// 15 significant digits, and where large values nearly cancel, the digits REAL lost show
+/// (`1000000.01 + -1000000.00` is `0.0100000000093132` there): sum money in cents, or in
+/// Rust, when SQLite must be exact.
 pub struct Aggregate<M, O> {
     pub(super) expr: Expr,
     _marker: PhantomData<fn() -> (M, O)>,
@@ -46,6 +49,8 @@ pub(crate) enum Expr {
         func: Func,
         column: &'static str,
         numeric_text: bool,
+        /// Text: compared byte for byte (distinct values, least and greatest).
+        text: bool,
     },
     /// `(SELECT COUNT(*) FROM table WHERE table.inner = outer_row.outer AND ..)`.
     Related {
@@ -98,19 +103,46 @@ impl Expr {
             Expr::Func {
                 func,
                 column,
+                text: true,
+                ..
+            } if matches!(func, Func::CountDistinct | Func::Min | Func::Max) => {
+                // Byte for byte (MySQL's `PAD SPACE` would take `a` and `a ` for one value,
+                // PostgreSQL's locale would order by its collation).
+                let mysql = backend == Backend::MySql && *func != Func::CountDistinct;
+                if mysql {
+                    sql.push("CONVERT(");
+                }
+                sql.push(match func {
+                    Func::CountDistinct => "COUNT(DISTINCT ",
+                    Func::Min => "MIN(",
+                    _ => "MAX(",
+                });
+                write_binary(sql, column, false);
+                sql.push(")");
+                if mysql {
+                    sql.push(" USING utf8mb4)");
+                }
+            }
+            Expr::Func {
+                func,
+                column,
                 numeric_text,
+                ..
             } => {
                 // Decimals are text on SQLite: numbers there only as REAL.
                 let real = *numeric_text && backend == Backend::Sqlite;
                 let (open, close) = match (func, backend) {
                     (Func::Count, _) => ("COUNT(", ")"),
                     (Func::CountDistinct, _) => ("COUNT(DISTINCT ", ")"),
-                    // PostgreSQL sums integers as NUMERIC and MySQL as DECIMAL.
+                    // PostgreSQL sums integers as NUMERIC (a cast past BIGINT fails); MySQL's
+                    // DECIMAL is read as an integer, refused when it does not fit (its cast
+                    // to SIGNED would saturate with a mere warning).
                     (Func::Sum(Kind::Integer), Backend::Postgres) => ("CAST(SUM(", ") AS BIGINT)"),
+                    #[cfg(not(feature = "decimal"))]
                     (Func::Sum(Kind::Integer), Backend::MySql) => ("CAST(SUM(", ") AS SIGNED)"),
-                    // PostgreSQL sums REAL (f32) as REAL.
+                    // PostgreSQL adds REAL (f32) values as REAL: each as a double first.
                     (Func::Sum(Kind::Float), Backend::Postgres) => {
-                        ("CAST(SUM(", ") AS DOUBLE PRECISION)")
+                        ("SUM(CAST(", " AS DOUBLE PRECISION))")
                     }
                     (Func::Sum(_), _) => ("SUM(", ")"),
                     (Func::Avg, Backend::Postgres) => ("CAST(AVG(", ") AS DOUBLE PRECISION)"),
@@ -161,15 +193,20 @@ impl Expression for Expr {
     fn write(&self, sql: &mut Sql) -> Result<()> {
         Expr::write(self, sql)
     }
+
+    fn groups(&self) -> bool {
+        Expr::groups(self)
+    }
 }
 
 impl<M, O> Aggregate<M, O> {
-    fn func(func: Func, column: &'static str, numeric_text: bool) -> Self {
+    fn func(func: Func, column: &'static str, numeric_text: bool, text: bool) -> Self {
         Aggregate {
             expr: Expr::Func {
                 func,
                 column,
                 numeric_text,
+                text,
             },
             _marker: PhantomData,
         }
@@ -222,13 +259,13 @@ impl<M, T: FieldType, R> Column<M, T, R> {
     /// How many rows have a value (not NULL) in this column: Django's `Count("column")`.
     /// Count the rows themselves with the primary key (`Post::ID.count()`).
     pub fn count(self) -> Aggregate<M, i64> {
-        Aggregate::func(Func::Count, self.name(), false)
+        Aggregate::func(Func::Count, self.name(), false, false)
     }
 
     /// How many distinct values (NULL aside) the column holds: `Count("column",
     /// distinct=True)`.
     pub fn count_distinct(self) -> Aggregate<M, i64> {
-        Aggregate::func(Func::CountDistinct, self.name(), false)
+        Aggregate::func(Func::CountDistinct, self.name(), false, is_text::<T>())
     }
 }
 
@@ -295,7 +332,7 @@ impl<M, T: FieldType, R> Column<M, T, R> {
     where
         T: Summable<Sum = O>,
     {
-        Aggregate::func(Func::Sum(T::KIND), self.name(), numeric_text::<T>())
+        Aggregate::func(Func::Sum(T::KIND), self.name(), numeric_text::<T>(), false)
     }
 
     /// The average of the column's values (NULLs aside), as `f64`: Django's `Avg("column")`.
@@ -303,7 +340,7 @@ impl<M, T: FieldType, R> Column<M, T, R> {
     where
         T: Summable<Sum = O>,
     {
-        Aggregate::func(Func::Avg, self.name(), numeric_text::<T>())
+        Aggregate::func(Func::Avg, self.name(), numeric_text::<T>(), false)
     }
 }
 
@@ -361,7 +398,7 @@ impl<M, T: FieldType, R> Column<M, T, R> {
     where
         T: Ordered<Extreme = O>,
     {
-        Aggregate::func(Func::Min, self.name(), numeric_text::<T>())
+        Aggregate::func(Func::Min, self.name(), numeric_text::<T>(), is_text::<T>())
     }
 
     /// The column's greatest value (NULLs aside): Django's `Max("column")`.
@@ -369,7 +406,7 @@ impl<M, T: FieldType, R> Column<M, T, R> {
     where
         T: Ordered<Extreme = O>,
     {
-        Aggregate::func(Func::Max, self.name(), numeric_text::<T>())
+        Aggregate::func(Func::Max, self.name(), numeric_text::<T>(), is_text::<T>())
     }
 }
 
@@ -380,14 +417,15 @@ pub struct Items(pub(crate) Vec<Item>);
 
 /// One selected value, its model erased.
 pub(crate) enum Item {
-    Column(&'static str),
+    /// A column, and whether it holds text.
+    Column(&'static str, bool),
     Aggregate(Expr),
 }
 
 impl Item {
     pub(super) fn write(&self, sql: &mut Sql) -> Result<()> {
         match self {
-            Item::Column(column) => {
+            Item::Column(column, _) => {
                 sql.column(column);
                 Ok(())
             }
@@ -398,6 +436,11 @@ impl Item {
     /// Whether the item groups the rows (an aggregate of the query's own rows).
     pub(super) fn groups(&self) -> bool {
         matches!(self, Item::Aggregate(expr) if expr.groups())
+    }
+
+    /// Whether the item is a value per row computed from related rows (a related count).
+    pub(super) fn per_row(&self) -> bool {
+        matches!(self, Item::Aggregate(expr) if !expr.groups())
     }
 }
 
@@ -421,7 +464,7 @@ pub trait Selection<M>: Send {
 impl<M, T: FieldType, R> Selection<M> for Column<M, T, R> {
     type Out = T;
     fn __items(self, items: &mut Items) {
-        items.0.push(Item::Column(self.name()));
+        items.0.push(Item::Column(self.name(), is_text::<T>()));
     }
     #[inline]
     fn __read(row: &Row<'_>, at: &mut usize) -> Result<T> {

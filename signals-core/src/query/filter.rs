@@ -110,6 +110,13 @@ pub(crate) enum Node {
 
 /// Whether values of `T` are decimals, which SQLite stores as exact text and which compare
 /// and sort there as numbers (REAL, to about 15 significant digits), not as text.
+/// Whether values of `T` are text, which MySQL's `PAD SPACE` collations compare with trailing
+/// spaces ignored: grouped and compared byte for byte where the result must be the same on
+/// every backend.
+pub(super) fn is_text<T: FieldType>() -> bool {
+    <T::Stored as BuiltinType>::SQL_TYPE == SqlType::Text
+}
+
 pub(super) fn numeric_text<T: FieldType>() -> bool {
     <T::Stored as BuiltinType>::SQL_TYPE == SqlType::Decimal
 }
@@ -427,8 +434,10 @@ impl Node {
                     .ident(key)
                     .push(" FROM ");
                 let outer = sql.enter(table);
+                // No NULL in the list: `NOT IN` a list with one is never true.
+                sql.push(" WHERE ").column(key).push(" IS NOT NULL");
                 if let Some(filter) = filter {
-                    sql.push(" WHERE ");
+                    sql.push(" AND ");
                     filter.write(sql)?;
                 }
                 sql.leave(outer);

@@ -25,10 +25,12 @@ pub(crate) enum Test {
 fn dotted(column: &str, path: &[String]) -> Result<String> {
     let mut out = String::from("$");
     for key in path {
-        if key.contains(['"', '\\', '\0']) {
+        // SQLite's paths cannot escape `"` or `\`; MariaDB's parser finds no key with a
+        // control character or one starting with `-` inside its quotes.
+        if key.contains(['"', '\\']) || key.chars().any(char::is_control) || key.starts_with('-') {
             return Err(Error::InvalidQuery(format!(
-                "the JSON key {key:?} of `{column}` holds `\"`, `\\` or NUL, which not every \
-                 backend's JSON paths can spell"
+                "the JSON key {key:?} of `{column}` holds `\"`, `\\` or a control character, or \
+                 starts with `-`, which not every backend's JSON paths can spell"
             )));
         }
         out.push_str(".\"");
@@ -48,6 +50,27 @@ pub(super) fn write(
 ) -> Result<()> {
     // Refused alike on every backend.
     let dotted = dotted(column, path)?;
+    match test {
+        // No value is NaN, above +∞ or below -∞ (and MySQL cannot bind them).
+        Test::Number(op, n) if !n.is_finite() => {
+            let every_number = match *op {
+                "<" | "<=" => *n == f64::INFINITY,
+                ">" | ">=" => *n == f64::NEG_INFINITY,
+                _ => false,
+            };
+            if every_number {
+                return is_number(sql, column, path, &dotted);
+            }
+            sql.push("1 = 0");
+            return Ok(());
+        }
+        // PostgreSQL's JSON cannot hold NUL: no value there is a text with one.
+        Test::Text(text) if sql.backend() == Backend::Postgres && text.contains('\0') => {
+            sql.push("1 = 0");
+            return Ok(());
+        }
+        _ => {}
+    }
     match sql.backend() {
         Backend::Postgres => {
             let value = |sql: &mut Sql| -> Result<()> {
@@ -167,12 +190,41 @@ pub(super) fn write(
                 Test::Number(op, n) => {
                     sql.push("CASE WHEN ");
                     call(sql, "json_type")?;
-                    sql.push(" IN ('integer', 'real') THEN ");
+                    // As a 64-bit float, as the servers compare: an INTEGER past 2^53 would
+                    // be compared exactly with the bound REAL.
+                    sql.push(" IN ('integer', 'real') THEN CAST(");
                     call(sql, "json_extract")?;
-                    sql.push(" END ").push(op).push(" ");
+                    sql.push(" AS REAL) END ").push(op).push(" ");
                     sql.bind_as(n, column)?;
                 }
             }
+        }
+    }
+    Ok(())
+}
+
+/// Writes the condition that the value at `path` of `column` is a number.
+fn is_number(sql: &mut Sql, column: &'static str, path: &[String], dotted: &str) -> Result<()> {
+    match sql.backend() {
+        Backend::Postgres => {
+            sql.push("jsonb_typeof(").column(column);
+            for key in path {
+                sql.push(" -> ");
+                sql.bind_as(key, column)?;
+            }
+            sql.push(") = 'number'");
+        }
+        Backend::MySql => {
+            sql.push("JSON_TYPE(JSON_EXTRACT(")
+                .column(column)
+                .push(", ");
+            sql.bind_as(&dotted.to_owned(), column)?
+                .push(")) IN ('INTEGER', 'DOUBLE', 'DECIMAL', 'UNSIGNED INTEGER')");
+        }
+        Backend::Sqlite => {
+            sql.push("json_type(").column(column).push(", ");
+            sql.bind_as(&dotted.to_owned(), column)?
+                .push(") IN ('integer', 'real')");
         }
     }
     Ok(())

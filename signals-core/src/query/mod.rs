@@ -152,6 +152,17 @@ impl Select {
     }
 }
 
+/// Whether a distinct selection is written as a grouping by its columns instead: on MySQL,
+/// with text among them, grouped byte for byte (`DISTINCT` would take `a` and `a ` for one).
+fn exact_distinct(backend: Backend, select: &Select) -> bool {
+    select.distinct
+        && backend == Backend::MySql
+        && select
+            .items
+            .iter()
+            .any(|item| matches!(item, Item::Column(_, true)))
+}
+
 /// What a query's SQL selects.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Shape {
@@ -250,6 +261,12 @@ impl<M> Query<M> {
         self
     }
 
+    /// At most one row, and none when the query's own limit is 0.
+    pub(crate) fn at_most_one(mut self) -> Self {
+        self.limit = Some(self.limit.map_or(1, |n| n.min(1)));
+        self
+    }
+
     /// Locks the rows it reads until the transaction ends (Django's `select_for_update()`):
     /// no other transaction changes, deletes or locks them meanwhile; another's locking read
     /// of them waits. Run it in a transaction ([`Db::begin`](crate::Db::begin)): on a `&Db`
@@ -335,10 +352,43 @@ impl<M> Query<M> {
         joins
     }
 
+    /// Refuses an ordering by an aggregate of the rows where nothing groups them (a plain
+    /// query, `annotate`, `aggregate`): no backend runs it as meant (MySQL would give one row).
+    fn check_orderings(&self, meta: &ModelMeta, select: Option<&Select>) -> Result<()> {
+        let grouped =
+            select.is_some_and(|s| !s.annotate && !s.whole && s.items.iter().any(Item::groups));
+        if !grouped
+            && self
+                .order
+                .iter()
+                .any(|t| t.expr.as_ref().is_some_and(|e| e.groups()))
+        {
+            return Err(crate::error::Error::InvalidQuery(format!(
+                "a query of `{}` rows is ordered by an aggregate of its rows, which only a \
+                 grouped selection has: select it with the columns it groups by, through \
+                 `values`, or order by a related count",
+                meta.name
+            )));
+        }
+        Ok(())
+    }
+
     /// Refuses a selection that no backend would run as meant, saying what to do instead.
     fn check_select(&self, meta: &ModelMeta, select: &Select) -> Result<()> {
         let refuse = |why: String| Err(crate::error::Error::InvalidQuery(why));
         let name = meta.name;
+        let key = meta.columns[meta.primary_key];
+        let groups = select.items.iter().any(Item::groups);
+        let keyed = select
+            .items
+            .iter()
+            .any(|item| matches!(item, Item::Column(c, _) if *c == key));
+        if groups && !keyed && select.items.iter().any(Item::per_row) {
+            return refuse(format!(
+                "a grouped selection of `{name}` values cannot hold a related count, which is \
+                 per row: select the key (`{key}`) among its columns, or count in `annotate`"
+            ));
+        }
         if self.lock != Lock::None {
             return refuse(format!(
                 "a selection of `{name}` values cannot lock rows: lock them with `all` instead"
@@ -359,7 +409,7 @@ impl<M> Query<M> {
                 select
                     .items
                     .iter()
-                    .any(|item| matches!(item, Item::Column(c) if *c == column))
+                    .any(|item| matches!(item, Item::Column(c, _) if *c == column))
             };
             for term in &self.order {
                 let fits = if term.expr.is_some() {
@@ -406,6 +456,7 @@ impl<M> Query<M> {
         if let Some(select) = select {
             self.check_select(meta, select)?;
         }
+        self.check_orderings(meta, select)?;
         let wrapped = select.filter(|s| s.whole && self.windowed());
         if let Some(select) = wrapped {
             // Aggregates over a window: over the window's rows, under the table's name.
@@ -419,7 +470,7 @@ impl<M> Query<M> {
         match shape {
             Shape::Rows if select.is_some_and(|s| !s.annotate) && wrapped.is_none() => {
                 let select = select.expect("checked");
-                if select.distinct {
+                if select.distinct && !exact_distinct(backend, select) {
                     sql.push("DISTINCT ");
                 }
                 sql.list(&select.items, |sql, item| item.write(sql))?;
@@ -486,12 +537,20 @@ impl<M> Query<M> {
             sql.column(key).push(" > ");
             sql.bind_dyn(after.as_ref(), key)?;
         }
-        let grouped = select.filter(|s| wrapped.is_none() && !s.annotate && !s.distinct);
-        if let Some(select) = grouped.filter(|s| s.items.iter().any(Item::groups)) {
+        let grouped = select.filter(|s| wrapped.is_none() && !s.annotate);
+        if let Some(select) = grouped.filter(|s| {
+            (!s.distinct && s.items.iter().any(Item::groups)) || exact_distinct(backend, s)
+        }) {
             let mut first = true;
             for item in &select.items {
-                if let Item::Column(column) = item {
+                if let Item::Column(column, text) = item {
                     sql.push(if first { " GROUP BY " } else { ", " });
+                    if *text && backend == Backend::MySql {
+                        // Byte for byte: MySQL's `PAD SPACE` takes `a` and `a ` for one
+                        // value. The column itself too, for `ONLY_FULL_GROUP_BY`.
+                        text::write_binary(&mut sql, column, false);
+                        sql.push(", ");
+                    }
                     sql.column(column);
                     first = false;
                 }
@@ -541,7 +600,7 @@ impl<M> Query<M> {
             })?;
         }
         let limit = if shape == Shape::Exists {
-            Some(1)
+            Some(self.limit.map_or(1, |n| n.min(1)))
         } else {
             self.limit
         };

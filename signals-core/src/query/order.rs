@@ -14,6 +14,10 @@ use crate::sql::Sql;
 pub(crate) trait Expression: fmt::Debug + Send + Sync {
     /// Appends the expression's SQL, binding its values.
     fn write(&self, sql: &mut Sql) -> Result<()>;
+
+    /// Whether it aggregates rows (so only a grouped query has it), rather than being a value
+    /// per row (a count of related rows).
+    fn groups(&self) -> bool;
 }
 
 /// An ordering of the rows of model `M`: `Post::VIEWS.desc()`, or by a column of a row a

@@ -51,7 +51,7 @@ pub(super) fn write_folded(sql: &mut Sql, column: &str) {
 
 /// Writes `column` for an ordering that is the same on every backend: by its characters'
 /// code points (byte order in UTF-8), whatever the database's or the column's collation.
-pub(super) fn write_binary(sql: &mut Sql, column: &str, fold: bool) {
+pub(crate) fn write_binary(sql: &mut Sql, column: &str, fold: bool) {
     let write = |sql: &mut Sql| {
         if fold {
             write_folded(sql, column);

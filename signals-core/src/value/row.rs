@@ -170,6 +170,25 @@ where
     let read = || -> std::result::Result<T, sqlx::Error> {
         use sqlx::{Row as _, TypeInfo as _};
         let raw = r.try_get_raw(index)?;
+        // An exact number (a SUM of integers): an integer when it is one and fits.
+        #[cfg(feature = "decimal")]
+        if raw.type_info().name() == "DECIMAL" {
+            if raw.is_null() {
+                return Err(not_null());
+            }
+            let exact: rust_decimal::Decimal = r.try_get(index)?;
+            let value = exact
+                .fract()
+                .is_zero()
+                .then(|| i64::try_from(exact).ok())
+                .flatten()
+                .ok_or_else(|| {
+                    sqlx::Error::Decode(
+                        format!("{exact} does not fit the field's type `i64`").into(),
+                    )
+                })?;
+            return fit(value);
+        }
         if !raw.type_info().name().ends_with(" UNSIGNED") {
             return read_sqlx(r, index);
         }

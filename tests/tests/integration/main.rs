@@ -37,11 +37,13 @@ mod on_rollback;
 mod options;
 mod or_create;
 mod post_load;
+
 mod queries_edges;
 mod query;
 mod raw;
 mod recording;
 mod relations;
+mod relations_edges;
 mod reliability;
 mod robust;
 mod save;
