@@ -87,3 +87,27 @@ db_test!(async fn the_list_searches_orders_and_pages_in_sql(db) {
     let none = list_page(&db, "%_'\"\\", "user", 3).await.unwrap();
     assert_eq!((none.total, none.page, none.pages, none.rows.len()), (0, 1, 1, 0));
 });
+
+db_test!(async fn hostile_list_parameters_give_a_page(db) {
+    let people = people(&db).await;
+    let pages = people.len().div_ceil(PER_PAGE);
+    for search in ["\0", "a\0n", "%", "_", "\\", "'; DROP TABLE account_user; --", &"x".repeat(10_000), "ÉCLAIR", "  "] {
+        let page = list_page(&db, search, "user", 1).await.unwrap();
+        let want = people
+            .iter()
+            .filter(|p| p.0.to_ascii_lowercase().contains(&search.trim().to_ascii_lowercase()))
+            .count();
+        assert_eq!(page.total, want, "search {search:?}");
+    }
+    for order in ["-", "--user", "-password", "user;", ""] {
+        let page = list_page(&db, "", order, 1).await.unwrap();
+        assert_eq!(page.ordering.0, "user", "order {order:?}");
+        assert_eq!(page.rows.len(), PER_PAGE);
+    }
+    for (asked, shown) in [(0, 1), (usize::MAX, pages), (pages + 1, pages)] {
+        let page = list_page(&db, "", "-date_of_birth", asked).await.unwrap();
+        assert_eq!(page.page, shown, "page {asked}");
+        assert!(!page.rows.is_empty());
+    }
+    assert_eq!(User::query().count(&db).await.unwrap() as usize, people.len(), "nothing dropped");
+});
