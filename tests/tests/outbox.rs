@@ -972,3 +972,68 @@ outbox_test!(
         assert_eq!(effects(&db).await.len(), 6);
     }
 );
+
+/// A durable model whose fields are the crate's own types, `Serialize + Deserialize` with no
+/// helper of the user's (issue 30, item 8): decimals as exact strings, UUIDs, dates, times,
+/// JSON, an `Option`.
+#[derive(Debug, Clone, PartialEq, Model, serde::Serialize, serde::Deserialize)]
+#[model(table = "payload_order")]
+#[on_commit(record_payload, durable)]
+struct PayloadOrder {
+    id: Option<i64>,
+    #[model(max_digits = 12, decimal_places = 2)]
+    total: rust_decimal::Decimal,
+    reference: uuid::Uuid,
+    placed: chrono::NaiveDate,
+    at: chrono::DateTime<chrono::Utc>,
+    attrs: serde_json::Value,
+    note: Option<String>,
+}
+
+/// What the durable receiver was given, as JSON.
+#[derive(Debug, Model)]
+#[model(table = "payload_seen")]
+struct PayloadSeen {
+    id: Option<i64>,
+    #[model(max_length = 2000)]
+    body: String,
+}
+
+async fn record_payload(
+    order: PayloadOrder,
+    delivery: &mut signals_core::durable::Delivery<'_>,
+) -> signals_core::Result<()> {
+    let body = serde_json::to_string(&order).map_err(|e| signals_core::Error::Other(e.into()))?;
+    PayloadSeen { id: None, body }.save(delivery.tx()).await?;
+    Ok(())
+}
+
+outbox_test!(
+    payloads_of_the_crates_own_field_types_arrive_whole,
+    |_url, db| {
+        db.create_tables::<(PayloadOrder, PayloadSeen)>()
+            .await
+            .unwrap();
+        let mut order = PayloadOrder {
+            id: None,
+            total: "1234567890.12".parse().unwrap(),
+            reference: uuid::Uuid::new_v4(),
+            placed: chrono::NaiveDate::from_ymd_opt(2026, 12, 5).unwrap(),
+            at: chrono::DateTime::from_timestamp(1_780_000_000, 123_456_000).unwrap(),
+            attrs: serde_json::json!({"gift": true, "lines": [1, 2.5, "x"]}),
+            note: None,
+        };
+        order.save(&db).await.unwrap();
+        let runner = Embedded::new(db.clone(), quick(Config::default())).expect("runner");
+        assert_eq!(runner.drain().await.unwrap(), 1);
+        let seen = PayloadSeen::all(&db).await.unwrap();
+        assert_eq!(seen.len(), 1);
+        let arrived: PayloadOrder = serde_json::from_str(&seen[0].body).unwrap();
+        assert_eq!(arrived, order, "{}", seen[0].body);
+        assert!(
+            seen[0].body.contains(r#""total":"1234567890.12""#),
+            "a decimal as its exact text: {}",
+            seen[0].body
+        );
+    }
+);
