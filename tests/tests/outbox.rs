@@ -1013,22 +1013,22 @@ outbox_test!(
     |_url, db| {
         db.create_tables::<(PayloadOrder, PayloadSeen)>()
             .await
-            .unwrap();
+            .expect("payload test");
         let mut order = PayloadOrder {
             id: None,
-            total: "1234567890.12".parse().unwrap(),
+            total: "1234567890.12".parse().expect("payload test"),
             reference: uuid::Uuid::new_v4(),
-            placed: chrono::NaiveDate::from_ymd_opt(2026, 12, 5).unwrap(),
-            at: chrono::DateTime::from_timestamp(1_780_000_000, 123_456_000).unwrap(),
+            placed: chrono::NaiveDate::from_ymd_opt(2026, 12, 5).expect("payload test"),
+            at: chrono::DateTime::from_timestamp(1_780_000_000, 123_456_000).expect("payload test"),
             attrs: serde_json::json!({"gift": true, "lines": [1, 2.5, "x"]}),
             note: None,
         };
-        order.save(&db).await.unwrap();
+        order.save(&db).await.expect("payload test");
         let runner = Embedded::new(db.clone(), quick(Config::default())).expect("runner");
-        assert_eq!(runner.drain().await.unwrap(), 1);
-        let seen = PayloadSeen::all(&db).await.unwrap();
+        assert_eq!(runner.drain().await.expect("payload test"), 1);
+        let seen = PayloadSeen::all(&db).await.expect("payload test");
         assert_eq!(seen.len(), 1);
-        let arrived: PayloadOrder = serde_json::from_str(&seen[0].body).unwrap();
+        let arrived: PayloadOrder = serde_json::from_str(&seen[0].body).expect("payload test");
         assert_eq!(arrived, order, "{}", seen[0].body);
         assert!(
             seen[0].body.contains(r#""total":"1234567890.12""#),
