@@ -4,7 +4,7 @@
 use signals_core::Db;
 use signals_outbox::{Config, Embedded, Relay, Running, Worker};
 
-use crate::Error;
+use crate::{Error, printable};
 
 /// Handles what is due in the outbox now, in this process; returns the deliveries made.
 pub async fn drain(db: &Db) -> Result<usize, Error> {
@@ -72,4 +72,55 @@ pub async fn worker(db: &Db, nats_url: Option<&str>, stream: &str) -> Result<(),
     );
     worker.run(ctrl_c()).await?;
     Ok(())
+}
+
+/// `outbox stats`: the outbox's counts, in all and per receiver.
+pub async fn render_stats(db: &Db) -> Result<String, Error> {
+    use std::fmt::Write as _;
+    let s = signals_outbox::stats(db).await?;
+    let mut out = format!(
+        "pending {}, published {}, handled {}, dead {}\n",
+        s.pending, s.published, s.handled, s.dead
+    );
+    for r in signals_outbox::receiver_stats(db).await? {
+        let _ = writeln!(
+            out,
+            "  {}.{}: pending {}, handled {}, dead {}",
+            printable(&r.model),
+            printable(&r.receiver),
+            r.pending,
+            r.handled,
+            r.dead
+        );
+    }
+    Ok(out)
+}
+
+/// `outbox dead`: one dead letter per line, oldest first.
+pub async fn render_dead(
+    db: &Db,
+    select: &signals_outbox::dead::Select,
+    limit: usize,
+) -> Result<String, Error> {
+    use std::fmt::Write as _;
+    let letters = signals_outbox::dead::list(db, select, limit).await?;
+    if letters.is_empty() {
+        return Ok("no dead letters\n".into());
+    }
+    let mut out = String::new();
+    for letter in letters {
+        let failed: chrono::DateTime<chrono::Utc> = letter.failed_at.into();
+        let _ = writeln!(
+            out,
+            "{} {}.{} ({}, {} attempts, failed {}): {}",
+            printable(&letter.event_id),
+            printable(&letter.model),
+            printable(&letter.receiver),
+            printable(&letter.committed),
+            letter.attempts,
+            failed.format("%Y-%m-%d %H:%M:%S UTC"),
+            printable(&letter.error)
+        );
+    }
+    Ok(out)
 }

@@ -169,6 +169,109 @@ enum Command {
         /// The migration's version (the number its file name starts with).
         version: i64,
     },
+    /// The durable receivers' outbox: counts, dead letters, replays.
+    Outbox {
+        #[command(subcommand)]
+        command: OutboxCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum OutboxCommand {
+    /// Count the events by where they are, in all and per receiver.
+    Stats,
+    /// List the dead letters: events that failed every attempt, with their last error.
+    Dead {
+        #[command(flatten)]
+        which: Which,
+        /// Show at most this many.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
+    /// Send dead letters back to the receivers (after a fix): each is handled once, however
+    /// many replays run at once.
+    Replay {
+        #[command(flatten)]
+        which: Which,
+    },
+    /// Give dead letters up: delete them.
+    Discard {
+        #[command(flatten)]
+        which: Which,
+    },
+    /// Delete the dead letters older than a number of days.
+    PurgeDead {
+        /// Days.
+        #[arg(long, value_name = "DAYS")]
+        older_than: u64,
+    },
+}
+
+/// Which dead letters a command takes.
+#[derive(clap::Args)]
+struct Which {
+    /// Event ids (as `outbox dead` shows them).
+    event_ids: Vec<String>,
+    /// Only events of this model.
+    #[arg(long)]
+    model: Option<String>,
+    /// Only events of this receiver.
+    #[arg(long)]
+    receiver: Option<String>,
+    /// Every dead letter (with --model or --receiver: every one of them).
+    #[arg(long)]
+    all: bool,
+}
+
+impl Which {
+    /// The selection; `changes` (replay, discard) must name events or say `--all`, so that a
+    /// bare command changes nothing by accident.
+    fn select(&self, changes: bool) -> Result<signals_outbox::dead::Select, Error> {
+        use signals_outbox::dead::Select;
+        if changes && self.event_ids.is_empty() && !self.all {
+            return Err(Error::Config(
+                "name the events (as `outbox dead` lists them), or say --all (with --model or \
+                 --receiver to narrow it)"
+                    .into(),
+            ));
+        }
+        let mut select = if self.event_ids.is_empty() {
+            Select::all()
+        } else {
+            Select::events(self.event_ids.iter().cloned())
+        };
+        if let Some(model) = &self.model {
+            select = select.model(model);
+        }
+        if let Some(receiver) = &self.receiver {
+            select = select.receiver(receiver);
+        }
+        Ok(select)
+    }
+}
+
+/// `outbox ..`.
+async fn outbox(db: &signals_core::Db, command: &OutboxCommand) -> Result<String, Error> {
+    use signals_outbox::dead;
+    Ok(match command {
+        OutboxCommand::Stats => durable::render_stats(db).await?,
+        OutboxCommand::Dead { which, limit } => {
+            durable::render_dead(db, &which.select(false)?, *limit).await?
+        }
+        OutboxCommand::Replay { which } => {
+            let n = dead::replay(db, &which.select(true)?).await?;
+            format!("replayed {n} dead letters\n")
+        }
+        OutboxCommand::Discard { which } => {
+            let n = dead::discard(db, &which.select(true)?).await?;
+            format!("discarded {n} dead letters\n")
+        }
+        OutboxCommand::PurgeDead { older_than } => {
+            let age = std::time::Duration::from_secs(older_than.saturating_mul(86_400));
+            let n = dead::purge(db, age).await?;
+            format!("purged {n} dead letters older than {older_than} days\n")
+        }
+    })
 }
 
 /// The backend a database URL names, without connecting.
@@ -468,6 +571,7 @@ async fn run(cli: Cli) -> Result<String, Error> {
             String::new()
         }
         Some(Command::Notes) => example_account::render_notes(&db).await?,
+        Some(Command::Outbox { command }) => outbox(&db, &command).await?,
         Some(Command::SetDob { username, date }) => {
             let account = set_dob(&db, &username, &date).await?;
             format!(

@@ -684,11 +684,6 @@ fn parse_receivers(attr: &Attribute, name: &str, out: &mut Vec<Receiver>, errors
                 word,
                 format!("`durable` applies to `on_commit` receivers, which run after the commit; `{name}` receivers run inside the save's transaction already"),
             );
-        } else if changed.is_some() {
-            errors.spanned(
-                word,
-                "`changed(..)` is decided when the transaction commits, a `durable` receiver's event is written before: list the durable receivers in an attribute of their own",
-            );
         } else if paths.is_empty() {
             errors.spanned(
                 word,

@@ -5,6 +5,62 @@ use std::time::Duration;
 use crate::error::{Error, Result};
 use crate::store::MAX_BATCH;
 
+/// How often, and how soon, a failed event is delivered again: the attempts in all (the
+/// first delivery included) before it goes to the dead letters, and the wait before the
+/// second, doubled for each later one up to a cap. Set for every receiver with
+/// [`Config::max_attempts`] and [`Config::backoff`], for one with [`Config::retry`].
+///
+/// ```
+/// use std::time::Duration;
+/// use signals_outbox::Retry;
+/// let retry = Retry::new(8).backoff(Duration::from_secs(1), Duration::from_secs(60));
+/// assert_eq!(retry.attempts(), 8);
+/// assert_eq!(retry.delay(3), Duration::from_secs(4)); // before the fourth delivery
+/// assert_eq!(retry.delay(9), Duration::from_secs(60));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retry {
+    attempts: u32,
+    first: Duration,
+    max: Duration,
+}
+
+impl Retry {
+    /// `attempts` deliveries in all (at least 1), with the default backoff: 200 ms, doubled
+    /// up to 30 s.
+    pub fn new(attempts: u32) -> Self {
+        Retry {
+            attempts,
+            first: Duration::from_millis(200),
+            max: Duration::from_secs(30),
+        }
+    }
+
+    /// The wait before the second delivery, doubled for each later one up to `max`.
+    pub fn backoff(mut self, first: Duration, max: Duration) -> Self {
+        self.first = first;
+        self.max = max;
+        self
+    }
+
+    /// The deliveries in all before an event is dead-lettered.
+    pub fn attempts(&self) -> u32 {
+        self.attempts
+    }
+
+    /// The wait before delivery `attempt + 1` of an event that failed `attempt` times.
+    pub fn delay(&self, attempt: u32) -> Duration {
+        let factor = 1u32 << attempt.saturating_sub(1).min(20);
+        self.first.saturating_mul(factor).min(self.max)
+    }
+}
+
+impl Default for Retry {
+    fn default() -> Self {
+        Retry::new(5)
+    }
+}
+
 /// The settings of relays, workers and the embedded runner; [`Config::default`] suits most
 /// applications, and each setter changes one.
 ///
@@ -25,9 +81,9 @@ pub struct Config {
     pub(crate) batch: usize,
     pub(crate) poll: Duration,
     pub(crate) lease: Duration,
-    pub(crate) max_attempts: u32,
-    pub(crate) backoff: Duration,
-    pub(crate) max_backoff: Duration,
+    pub(crate) retry: Retry,
+    /// Per receiver (`Model.receiver`), the retries that replace `retry`.
+    pub(crate) retries: std::collections::BTreeMap<String, Retry>,
     pub(crate) ack_wait: Duration,
     pub(crate) duplicate_window: Duration,
     pub(crate) retention: Duration,
@@ -46,9 +102,8 @@ impl Default for Config {
             batch: 500,
             poll: Duration::from_millis(100),
             lease: Duration::from_secs(10),
-            max_attempts: 5,
-            backoff: Duration::from_millis(200),
-            max_backoff: Duration::from_secs(30),
+            retry: Retry::default(),
+            retries: std::collections::BTreeMap::new(),
             ack_wait: Duration::from_secs(30),
             duplicate_window: Duration::from_secs(120),
             retention: Duration::from_secs(7 * 24 * 3600),
@@ -102,18 +157,52 @@ impl Config {
         self
     }
 
-    /// Deliveries of an event before it goes to the dead letters (default 5).
+    /// Deliveries of an event before it goes to the dead letters (default 5), for every
+    /// receiver without a [`retry`](Self::retry) of its own.
     pub fn max_attempts(mut self, attempts: u32) -> Self {
-        self.max_attempts = attempts;
+        self.retry.attempts = attempts;
         self
     }
 
     /// The wait before the second delivery of a failed event, doubled for each later one up
-    /// to `max` (defaults 200 ms and 30 s).
+    /// to `max` (defaults 200 ms and 30 s), for every receiver without a
+    /// [`retry`](Self::retry) of its own. It also paces a runner's retries after the broker
+    /// or the database failed.
     pub fn backoff(mut self, first: Duration, max: Duration) -> Self {
-        self.backoff = first;
-        self.max_backoff = max;
+        self.retry.first = first;
+        self.retry.max = max;
         self
+    }
+
+    /// The attempts and backoff of durable receiver `receiver` of model `model`, in place of
+    /// [`max_attempts`](Self::max_attempts) and [`backoff`](Self::backoff): a mail that may
+    /// wait for hours, next to a cache refresh worth one try. A worker or embedded runner
+    /// refuses to start when the receiver is not in its program (a misspelled name).
+    /// Workers apply it; give the same to every worker.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use signals_outbox::{Config, Retry};
+    /// let config = Config::default()
+    ///     .max_attempts(3)
+    ///     .retry("User", "send_welcome", Retry::new(10).backoff(Duration::from_secs(5), Duration::from_secs(3600)));
+    /// assert_eq!(config.retry_of("User", "send_welcome").attempts(), 10);
+    /// assert_eq!(config.retry_of("User", "audit").attempts(), 3);
+    /// ```
+    pub fn retry(mut self, model: &str, receiver: &str, retry: Retry) -> Self {
+        self.retries.insert(format!("{model}.{receiver}"), retry);
+        self
+    }
+
+    /// The retries of receiver `receiver` of model `model`: its own, or every receiver's.
+    pub fn retry_of(&self, model: &str, receiver: &str) -> Retry {
+        if self.retries.is_empty() {
+            return self.retry;
+        }
+        self.retries
+            .get(&format!("{model}.{receiver}"))
+            .copied()
+            .unwrap_or(self.retry)
     }
 
     /// How long a worker has to handle a delivery before JetStream gives it to another
@@ -194,10 +283,26 @@ impl Config {
         )
     }
 
-    /// The wait before delivery `attempt + 1` of an event that failed `attempt` times.
-    pub(crate) fn delay(&self, attempt: u32) -> Duration {
-        let factor = 1u32 << attempt.saturating_sub(1).min(20);
-        self.backoff.saturating_mul(factor).min(self.max_backoff)
+    /// The wait before a runner's try `failures + 1` after the broker or the database failed.
+    pub(crate) fn delay(&self, failures: u32) -> Duration {
+        self.retry.delay(failures)
+    }
+
+    /// Refuses retries of receivers this program does not have (a misspelled name would
+    /// otherwise be ignored in silence).
+    pub(crate) fn check_receivers(&self) -> Result<()> {
+        for name in self.retries.keys() {
+            let known = signals_core::durable::receivers()
+                .any(|r| name.split_once('.') == Some((r.model, r.receiver)));
+            if !known {
+                return Err(Error::Config(format!(
+                    "`retry` names `{name}`, which is no durable receiver of this program \
+                     (it has: {})",
+                    crate::handle::served().join(", ")
+                )));
+            }
+        }
+        Ok(())
     }
 
     pub(crate) fn check(&self) -> Result<()> {
@@ -237,8 +342,13 @@ impl Config {
         if self.claim == 0 {
             return Err(Error::Config("claim must be at least 1 partition".into()));
         }
-        if self.max_attempts == 0 {
+        if self.retry.attempts == 0 {
             return Err(Error::Config("max_attempts must be at least 1".into()));
+        }
+        if let Some((name, _)) = self.retries.iter().find(|(_, r)| r.attempts == 0) {
+            return Err(Error::Config(format!(
+                "the retry of `{name}` must allow at least 1 attempt"
+            )));
         }
         Ok(())
     }

@@ -52,9 +52,11 @@ pub struct Embedded {
 }
 
 impl Embedded {
-    /// A runner on `db`; fails when `config` cannot work.
+    /// A runner on `db`; fails when `config` cannot work (or gives retries to a receiver this
+    /// program does not have).
     pub fn new(db: Db, config: Config) -> Result<Self> {
         config.check()?;
+        config.check_receivers()?;
         Ok(Embedded { db, config })
     }
 
@@ -85,11 +87,14 @@ impl Embedded {
                     failures
                 }
             };
-            for (row, event, error) in failures {
-                self.settle(row, event, error).await?;
+            for failed in failures {
+                self.settle(failed).await?;
             }
         }
         claim.end().await?;
+        if n > 0 {
+            crate::wake::settled();
+        }
         Ok(n)
     }
 
@@ -112,6 +117,10 @@ impl Embedded {
     /// for commits of this process (and on PostgreSQL of every process), and every poll
     /// interval otherwise. A failing round (the database away) is logged and tried again.
     pub async fn run(&self, shutdown: impl Future<Output = ()>) -> Result<()> {
+        tracing::info!(
+            receivers = %crate::handle::served().join(", "),
+            "embedded runner serving durable receivers"
+        );
         let mut wake = Wake::new(&self.db, self.config.local_wakeups).await;
         let mut shutdown = std::pin::pin!(shutdown);
         loop {
@@ -134,27 +143,32 @@ impl Embedded {
     }
 
     /// Runs `rows` in one transaction, a savepoint each; returns those that failed.
-    async fn deliver_together<'r>(&self, rows: &'r [OutboxEvent]) -> Result<Vec<Failure<'r>>> {
+    async fn deliver_together<'r>(&self, rows: &'r [OutboxEvent]) -> Result<Vec<Failed<'r>>> {
         let mut failures = Vec::new();
         let mut tx = self.db.begin().await?;
         for row in rows {
             let event = match row.to_event(attempt(row)) {
                 Ok(event) => event,
                 Err(err) => {
-                    failures.push((row, None, err.to_string()));
+                    failures.push(Failed::unreadable(row, err));
                     continue;
                 }
             };
             let res = tx
                 .savepoint(async |tx: &mut Tx| {
                     match deliver_in(tx, &event, &row.payload, Some(row.id), None).await? {
-                        Outcome::Failed(failure) => Err(Undo(failure.error)),
+                        Outcome::Failed(failure) => Err(Undo(failure.error, failure.permanent)),
                         outcome => Ok(outcome),
                     }
                 })
                 .await;
-            if let Err(Undo(error)) = res {
-                failures.push((row, Some(event), error));
+            if let Err(Undo(error, permanent)) = res {
+                failures.push(Failed {
+                    row,
+                    event: Some(event),
+                    error,
+                    permanent,
+                });
             }
         }
         tx.commit().await?;
@@ -162,25 +176,38 @@ impl Embedded {
     }
 
     /// Runs `row` in a transaction of its own; returns it when it failed.
-    async fn deliver_alone<'r>(&self, row: &'r OutboxEvent) -> Result<Option<Failure<'r>>> {
+    async fn deliver_alone<'r>(&self, row: &'r OutboxEvent) -> Result<Option<Failed<'r>>> {
         let event = match row.to_event(attempt(row)) {
             Ok(event) => event,
-            Err(err) => return Ok(Some((row, None, err.to_string()))),
+            Err(err) => return Ok(Some(Failed::unreadable(row, err))),
         };
         let mut tx = self.db.begin().await?;
-        let error = match deliver_in(&mut tx, &event, &row.payload, Some(row.id), None).await? {
-            Outcome::Failed(failure) => failure.error,
-            _ => match tx.commit().await {
-                Ok(()) => return Ok(None),
-                Err(err) => format!("commit failed: {err}"),
-            },
-        };
-        Ok(Some((row, Some(event), error)))
+        let (error, permanent) =
+            match deliver_in(&mut tx, &event, &row.payload, Some(row.id), None).await? {
+                Outcome::Failed(failure) => (failure.error, failure.permanent),
+                _ => match tx.commit().await {
+                    Ok(()) => return Ok(None),
+                    Err(err) => (format!("commit failed: {err}"), false),
+                },
+            };
+        Ok(Some(Failed {
+            row,
+            event: Some(event),
+            error,
+            permanent,
+        }))
     }
 
-    /// A failed delivery: tried again after the backoff, or dead-lettered after the last
-    /// attempt (at once for an event that cannot be read).
-    async fn settle(&self, row: &OutboxEvent, event: Option<Event>, error: String) -> Result<()> {
+    /// A failed delivery: tried again after the backoff, or dead-lettered after the
+    /// receiver's last attempt (at once for an event that cannot be read, a receiver this
+    /// program lacks, or a permanent error).
+    async fn settle(&self, failed: Failed<'_>) -> Result<()> {
+        let Failed {
+            row,
+            event,
+            error,
+            permanent,
+        } = failed;
         let attempt = attempt(row);
         let letter = DeadLetter::of(row, &error, i64::from(attempt));
         let Some(event) = event else {
@@ -188,34 +215,52 @@ impl Embedded {
             tracing::error!(event_id = %row.event_id, %error, "unreadable event dead-lettered");
             return store::dead_letter(&self.db, &letter, Some(row.id)).await;
         };
-        if attempt >= self.config.max_attempts {
+        let retry = self.config.retry_of(&event.model, &event.receiver);
+        if permanent || attempt >= retry.attempts() {
             tracing::error!(event_id = %event.id, %error, attempt, "dead-lettered");
             return store::dead_letter(&self.db, &letter, Some(row.id)).await;
         }
-        let delay = self.config.delay(attempt);
+        let delay = retry.delay(attempt);
         store::retry_later(&self.db, row.id, i64::from(attempt), delay, &error).await
     }
 }
 
-/// A failed delivery: the row, its event (`None` when it cannot be read) and the error.
-type Failure<'r> = (&'r OutboxEvent, Option<Event>, String);
+/// A failed delivery: the row, its event (`None` when it cannot be read), the error, and
+/// whether no later delivery can succeed.
+struct Failed<'r> {
+    row: &'r OutboxEvent,
+    event: Option<Event>,
+    error: String,
+    permanent: bool,
+}
+
+impl<'r> Failed<'r> {
+    fn unreadable(row: &'r OutboxEvent, err: crate::error::Error) -> Self {
+        Failed {
+            row,
+            event: None,
+            error: err.to_string(),
+            permanent: true,
+        }
+    }
+}
 
 /// Which delivery of `row` this is, from 1.
 fn attempt(row: &OutboxEvent) -> u32 {
     u32::try_from(row.attempts + 1).unwrap_or(u32::MAX)
 }
 
-/// A savepoint's failure: rolled back, the error kept.
-struct Undo(String);
+/// A savepoint's failure: rolled back, the error kept, and whether it is permanent.
+struct Undo(String, bool);
 
 impl From<signals_core::Error> for Undo {
     fn from(err: signals_core::Error) -> Self {
-        Undo(err.to_string())
+        Undo(err.to_string(), false)
     }
 }
 
 impl From<crate::error::Error> for Undo {
     fn from(err: crate::error::Error) -> Self {
-        Undo(err.to_string())
+        Undo(err.to_string(), false)
     }
 }

@@ -33,6 +33,16 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
+    /// [`wait_until_handled`](crate::wait_until_handled) gave up: `events` committed before
+    /// it was called were still neither handled nor dead-lettered after `waited` (no runner
+    /// running, or one failing on the database or the broker).
+    #[error("{events} durable events still not handled after {waited:?}")]
+    NotHandled {
+        /// How many were left.
+        events: u64,
+        /// How long it waited.
+        waited: std::time::Duration,
+    },
     /// A runner's task panicked or was aborted; the others were stopped and awaited.
     #[error("the {task} task ended abnormally: {source}")]
     Task {

@@ -33,7 +33,10 @@ pub(crate) enum Outcome {
 pub(crate) struct Failure {
     /// The error, as the dead letter keeps it.
     pub(crate) error: String,
-    /// No later delivery can succeed in this program: the receiver is not in it.
+    /// No later delivery can succeed: the receiver said so ([`Permanent`]), or it is not
+    /// in this program. Dead-lettered at once.
+    ///
+    /// [`Permanent`]: signals_core::durable::Permanent
     pub(crate) permanent: bool,
 }
 
@@ -44,6 +47,26 @@ impl Failure {
             permanent: false,
         }
     }
+}
+
+/// The durable receivers of this program, as `Model.receiver`, sorted (`none` when it has
+/// none).
+pub(crate) fn served() -> Vec<String> {
+    let mut served = crate::receivers();
+    if served.is_empty() {
+        served.push("none".to_owned());
+    }
+    served
+}
+
+/// The error of an event whose receiver is not in this program, naming those it has.
+pub(crate) fn missing_receiver(event: &Event) -> String {
+    let served = served().join(", ");
+    format!(
+        "no durable receiver `{}` of `{}` in this program (it has: {served}); run a worker \
+         built with it, then replay the dead letter",
+        event.receiver, event.model
+    )
 }
 
 /// Runs `event`'s receiver with its instance `payload` inside `tx`, after recording the event
@@ -71,10 +94,7 @@ pub(crate) async fn deliver_in(
     async {
         let Some(receiver) = durable::find(&event.model, &event.receiver) else {
             return Ok(Outcome::Failed(Failure {
-                error: format!(
-                    "no durable receiver `{}` of `{}` in this program",
-                    event.receiver, event.model
-                ),
+                error: missing_receiver(event),
                 permanent: true,
             }));
         };
@@ -108,6 +128,13 @@ pub(crate) async fn deliver_in(
                 }
                 tracing::debug!("handled");
                 return Ok(Outcome::Ran);
+            }
+            Ok(Err(err)) if durable::is_permanent(&err) => {
+                tracing::warn!(error = %err, "receiver failed for good");
+                return Ok(Outcome::Failed(Failure {
+                    error: err.to_string(),
+                    permanent: true,
+                }));
             }
             Ok(Err(err)) => err.to_string(),
             Err(panic) => format!("the receiver panicked: {}", panic_message(panic.as_ref())),

@@ -52,12 +52,14 @@
 //! [`Delivery::tx`]: signals_core::durable::Delivery::tx
 
 mod config;
+pub mod dead;
 mod embedded;
 mod error;
 mod handle;
 mod relay;
 pub mod schema;
 mod store;
+mod wait;
 mod wake;
 mod worker;
 
@@ -66,13 +68,29 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 pub use async_nats;
-pub use config::Config;
+pub use config::{Config, Retry};
 pub use embedded::Embedded;
 pub use error::{BrokerError, Error, Result};
 pub use relay::{Relay, ensure_stream};
 pub use schema::install;
 pub use store::{MAX_BATCH, Purged, Stats, purge, stats};
+pub use wait::{ReceiverStats, receiver_stats, wait_until_handled};
 pub use worker::Worker;
+
+/// The durable receivers of this program, as `Model.receiver`, sorted: what a worker or the
+/// embedded runner serves (they log it when they start).
+///
+/// ```
+/// let served: Vec<String> = signals_outbox::receivers();
+/// assert!(served.windows(2).all(|w| w[0] <= w[1]));
+/// ```
+pub fn receivers() -> Vec<String> {
+    let mut served: Vec<String> = signals_core::durable::receivers()
+        .map(|r| format!("{}.{}", r.model, r.receiver))
+        .collect();
+    served.sort();
+    served
+}
 
 /// Runners started by [`spawn`], stopped together by [`stop`](Self::stop).
 #[derive(Debug)]

@@ -24,6 +24,10 @@ pub(crate) const EVENT_HEADER: &str = "Signals-Event";
 /// When the event committed (milliseconds since the epoch): a worker compares it with the
 /// inbox's memory (see [`purge`](crate::purge)).
 pub(crate) const COMMITTED_AT_HEADER: &str = "Signals-Committed-At";
+/// The event's id (the message id is the event id, or `<event id>@<ms>` for a replay).
+pub(crate) const EVENT_ID_HEADER: &str = "Signals-Event-Id";
+/// When the event's dead letter was replayed (milliseconds since the epoch).
+pub(crate) const REPLAYED_AT_HEADER: &str = "Signals-Replayed-At";
 
 /// Creates the stream events go to, or checks it exists: subjects `<prefix>.>`, file
 /// storage, the configured duplicate window, and events kept for
@@ -59,18 +63,28 @@ pub async fn ensure_stream(js: &jetstream::Context, config: &Config) -> Result<s
     Ok(stream)
 }
 
-/// The message of one outbox event: its instance as the payload, its id as `Nats-Msg-Id`, its
-/// model, receiver, kind and commit time as headers.
+/// The message of one outbox event: its instance as the payload, its id, model, receiver,
+/// kind and commit time as headers, and its id as `Nats-Msg-Id`, which the stream
+/// de-duplicates by. An event made due again (its dead letter replayed) is published under
+/// `<event id>@<ms>` instead, so the duplicate window does not drop it as a copy of its first
+/// publication.
 fn message(event: &OutboxEvent) -> PublishMessage {
     let mut headers = HeaderMap::new();
+    headers.insert(EVENT_ID_HEADER, event.event_id.as_str());
     headers.insert(MODEL_HEADER, event.model.as_str());
     headers.insert(RECEIVER_HEADER, event.receiver.as_str());
     headers.insert(EVENT_HEADER, event.event.as_str());
     headers.insert(COMMITTED_AT_HEADER, event.created_at.to_string().as_str());
+    let message_id = if event.next_at > 0 {
+        headers.insert(REPLAYED_AT_HEADER, event.next_at.to_string().as_str());
+        format!("{}@{}", event.event_id, event.next_at)
+    } else {
+        event.event_id.clone()
+    };
     PublishMessage::build()
         .payload(event.payload.clone().into())
         .headers(headers)
-        .message_id(&event.event_id)
+        .message_id(&message_id)
 }
 
 /// Why `event` can never be published, if it cannot: a row changed by hand (no model or

@@ -36,14 +36,17 @@ pub(crate) struct OutboxEvent {
     pub(crate) attempts: i64,
     /// When the event committed, in milliseconds since the epoch.
     pub(crate) created_at: i64,
+    /// When it became due again (a retry of the embedded runner, or a replay of its dead
+    /// letter), in milliseconds since the epoch; 0 for an event as committed.
+    pub(crate) next_at: i64,
 }
 
 /// The columns of [`OutboxEvent`], in its order.
-type EventRow = (i64, String, String, String, String, String, i64, i64);
+type EventRow = (i64, String, String, String, String, String, i64, i64, i64);
 
 impl OutboxEvent {
     fn from_row(
-        (id, event_id, model, receiver, event, payload, attempts, created_at): EventRow,
+        (id, event_id, model, receiver, event, payload, attempts, created_at, next_at): EventRow,
     ) -> Self {
         OutboxEvent {
             id,
@@ -54,6 +57,7 @@ impl OutboxEvent {
             payload,
             attempts,
             created_at,
+            next_at,
         }
     }
 
@@ -168,8 +172,8 @@ impl Claim {
         }
         let mut sql = Sql::new(db.backend());
         sql.push(&format!(
-            "SELECT id, event_id, model, receiver, event, payload, attempts, created_at \
-             FROM {OUTBOX_TABLE} WHERE state = "
+            "SELECT id, event_id, model, receiver, event, payload, attempts, created_at, \
+             next_at FROM {OUTBOX_TABLE} WHERE state = "
         ))
         .bind(&State::Pending)?
         .push(" AND next_at <= ")

@@ -76,3 +76,19 @@ impl Wake {
         }
     }
 }
+
+fn handled_sender() -> &'static watch::Sender<u64> {
+    static HANDLED: std::sync::OnceLock<watch::Sender<u64>> = std::sync::OnceLock::new();
+    HANDLED.get_or_init(|| watch::Sender::new(0))
+}
+
+/// A runner of this process settled deliveries (handled, or dead-lettered): wakes
+/// [`wait_until_handled`](crate::wait_until_handled) at once.
+pub(crate) fn settled() {
+    handled_sender().send_modify(|n| *n = n.wrapping_add(1));
+}
+
+/// Changes each time a runner of this process settles deliveries.
+pub(crate) fn settlements() -> watch::Receiver<u64> {
+    handled_sender().subscribe()
+}

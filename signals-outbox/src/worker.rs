@@ -12,15 +12,25 @@ use signals_core::durable::{Event, committed_from_name};
 
 use crate::config::Config;
 use crate::error::{Result, broker};
-use crate::handle::{Outcome, handle};
+use crate::handle::{Outcome, handle, served};
 use crate::relay::{
-    COMMITTED_AT_HEADER, EVENT_HEADER, MODEL_HEADER, RECEIVER_HEADER, ensure_stream,
+    COMMITTED_AT_HEADER, EVENT_HEADER, EVENT_ID_HEADER, MODEL_HEADER, RECEIVER_HEADER,
+    REPLAYED_AT_HEADER, ensure_stream,
 };
 use crate::store::{self, DeadLetter};
 
 /// Runs durable receivers from JetStream. Start any number, on any machines, with the same
 /// [`Config`]: they share the durable consumer, so each event goes to one of them at a time,
 /// and the inbox makes a second delivery (after a worker died before its ack) run nothing.
+///
+/// A worker and the programs that save must agree on the receivers. A worker logs the
+/// receivers it serves when it starts ([`receivers`](crate::receivers) lists them), and an
+/// event for a receiver it lacks is **dead-lettered at once**, its error naming the receiver
+/// and those the worker has, never run by a worker that cannot: deploy a worker that has it,
+/// then [replay](crate::dead::replay) the dead letters. (Workers of one consumer share its
+/// events, so an event left for "another worker" could come back to this one any number of
+/// times.) A receiver's [`Permanent`](signals_core::durable::Permanent) error is
+/// dead-lettered at once too.
 ///
 /// ```no_run
 /// # #[tokio::main] async fn main() -> signals_outbox::Result<()> {
@@ -39,7 +49,9 @@ pub struct Worker {
 
 impl Worker {
     /// A worker on `db` for the stream and consumer of `config`, creating them when missing.
+    /// Fails when `config` gives retries to a receiver this program does not have.
     pub async fn new(db: Db, js: jetstream::Context, config: Config) -> Result<Self> {
+        config.check_receivers()?;
         let stream = ensure_stream(&js, &config).await?;
         let consumer = stream
             .get_or_create_consumer(
@@ -67,6 +79,11 @@ impl Worker {
     /// does are finished first. Up to [`Config::concurrency`] run at once. Broker and
     /// database failures are logged and retried: the events wait in the stream.
     pub async fn run(&self, shutdown: impl Future<Output = ()>) -> Result<()> {
+        tracing::info!(
+            consumer = %self.config.consumer,
+            receivers = %served().join(", "),
+            "worker serving durable receivers"
+        );
         let mut shutdown = std::pin::pin!(shutdown.fuse());
         let concurrency = self.config.concurrency;
         while !shutdown.is_terminated() {
@@ -102,7 +119,9 @@ impl Worker {
     }
 
     async fn deliver(&self, message: &jetstream::Message) {
-        if let Err(err) = self.try_deliver(message).await {
+        let res = self.try_deliver(message).await;
+        crate::wake::settled();
+        if let Err(err) = res {
             // The database is away, say: the message is delivered again after a while.
             tracing::warn!(error = %err, "delivery not handled; it will come again");
             let _ = message
@@ -124,7 +143,7 @@ impl Worker {
         };
         let payload = std::str::from_utf8(&message.payload).unwrap_or_default();
         let (Some(id), Some(model), Some(receiver)) = (
-            header("Nats-Msg-Id"),
+            header(EVENT_ID_HEADER).or_else(|| header("Nats-Msg-Id")),
             header(MODEL_HEADER),
             header(RECEIVER_HEADER),
         ) else {
@@ -139,6 +158,11 @@ impl Worker {
         let committed_at = header(COMMITTED_AT_HEADER)
             .and_then(|ms| ms.parse::<i64>().ok())
             .unwrap_or_else(|| (info.published.unix_timestamp_nanos() / 1_000_000) as i64);
+        // A replayed dead letter runs whatever the inbox's horizon: replaying says it never
+        // ran.
+        let remembered_from = header(REPLAYED_AT_HEADER)
+            .and_then(|ms| ms.parse::<i64>().ok())
+            .map_or(committed_at, |replayed| replayed.max(committed_at));
         let kind = header(EVENT_HEADER).unwrap_or_default();
         let letter = DeadLetter {
             event_id: &id,
@@ -163,19 +187,17 @@ impl Worker {
                     committed,
                     attempt,
                 };
-                match handle(&self.db, &event, payload, committed_at).await? {
+                let retry = self.config.retry_of(&model, &receiver);
+                match handle(&self.db, &event, payload, remembered_from).await? {
                     Outcome::Ran | Outcome::Duplicate => None,
                     Outcome::Forgotten(error) => Some(error),
-                    Outcome::Failed(failure) if attempt >= self.config.max_attempts => {
+                    Outcome::Failed(failure)
+                        if failure.permanent || attempt >= retry.attempts() =>
+                    {
                         Some(failure.error)
                     }
-                    Outcome::Failed(failure) => {
-                        if failure.permanent {
-                            // Another worker (a newer version of the program) may have it.
-                            tracing::error!(event_id = %id, error = %failure.error, attempt,
-                                "this worker cannot run the event; delivered again for another");
-                        }
-                        let again = AckKind::Nak(Some(self.config.delay(attempt)));
+                    Outcome::Failed(_) => {
+                        let again = AckKind::Nak(Some(retry.delay(attempt)));
                         return message
                             .ack_with(again)
                             .await

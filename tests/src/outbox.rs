@@ -36,7 +36,20 @@ pub struct OutboxEffect {
     pub committed: String,
 }
 
-/// The durable receiver.
+/// The tokens of `sick:<token>` orders whose receiver has been mended ([`cure`]).
+static CURED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+/// Mends the receiver for orders noted `sick:<token>`: their next delivery succeeds.
+pub fn cure(token: &str) {
+    CURED
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(token.to_owned());
+}
+
+/// The durable receiver. Notes: `poison` always fails; `permanent` fails with a
+/// [`Permanent`](signals_core::durable::Permanent) error; `flaky:<n>` fails its first `n`
+/// deliveries; `sick:<token>` fails until [`cure`]d.
 pub async fn record_order(
     order: OutboxOrder,
     delivery: &mut Delivery<'_>,
@@ -46,6 +59,36 @@ pub async fn record_order(
             "order {:?} is poison",
             order.id
         )));
+    }
+    if order.note == "permanent" {
+        return Err(signals_core::durable::Permanent::new(format!(
+            "order {:?} can never be recorded",
+            order.id
+        ))
+        .into());
+    }
+    if let Some(n) = order.note.strip_prefix("flaky:") {
+        let n: u32 = n.parse().unwrap_or(0);
+        if delivery.event().attempt <= n {
+            return Err(signals_core::Error::Config(format!(
+                "order {:?} failed delivery {}",
+                order.id,
+                delivery.event().attempt
+            )));
+        }
+    }
+    if let Some(token) = order.note.strip_prefix("sick:") {
+        let cured = CURED
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .any(|t| t == token);
+        if !cured {
+            return Err(signals_core::Error::Config(format!(
+                "order {:?} is sick",
+                order.id
+            )));
+        }
     }
     if order.note == "slow" && delivery.event().attempt == 1 {
         if let Ok(marker) = std::env::var("OUTBOX_SLOW_MARKER") {
@@ -59,6 +102,42 @@ pub async fn record_order(
         id: None,
         event_id,
         order_id: order.id.unwrap_or_default(),
+        committed,
+    }
+    .save(delivery.tx())
+    .await?;
+    Ok(())
+}
+
+/// A shipment whose durable receiver runs only when its status changed
+/// (`#[on_commit(.., durable, changed(status))]`).
+#[derive(Model, Clone, Debug, Serialize, Deserialize)]
+#[model(table = "outbox_shipment")]
+#[on_commit(record_shipment, durable, changed(status))]
+pub struct OutboxShipment {
+    /// Key.
+    pub id: Option<i64>,
+    /// What the receiver watches.
+    pub status: String,
+    /// A field it does not.
+    pub total: i64,
+}
+
+/// The shipment's durable receiver: an effect whose `committed` is `<kind>:<status>:<total>`.
+pub async fn record_shipment(
+    shipment: OutboxShipment,
+    delivery: &mut Delivery<'_>,
+) -> signals_core::Result<()> {
+    let committed = format!(
+        "{}:{}:{}",
+        signals_core::durable::committed_name(delivery.committed()),
+        shipment.status,
+        shipment.total
+    );
+    OutboxEffect {
+        id: None,
+        event_id: delivery.event().id.clone(),
+        order_id: shipment.id.unwrap_or_default(),
         committed,
     }
     .save(delivery.tx())
@@ -87,6 +166,7 @@ pub async fn install(db: &Db) {
     Schema::new()
         .model::<OutboxOrder>()
         .model::<OutboxEffect>()
+        .model::<OutboxShipment>()
         .create(db)
         .await
         .expect("fixture tables");

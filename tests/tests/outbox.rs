@@ -1037,3 +1037,6 @@ outbox_test!(
         );
     }
 );
+
+#[path = "outbox/operate.rs"]
+mod operate;

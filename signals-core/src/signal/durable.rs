@@ -14,12 +14,12 @@ use std::any::TypeId;
 use super::context::Committed;
 use super::custom::BoxFuture;
 use super::muting::is_muted;
-use super::receiver::{ReceiverFuture, receive};
+use super::receiver::{ReceiverFuture, receive, track};
 use crate::error::{Error, Result};
 use crate::kind::SignalKind;
 use crate::model::Model;
 use crate::tx::Tx;
-use crate::tx::outbox::OutboxRow;
+use crate::tx::outbox::{Condition, OutboxRow};
 
 pub use crate::tx::outbox::{NOTIFY_CHANNEL, OUTBOX_TABLE, commits, now_millis};
 
@@ -120,6 +120,69 @@ impl std::fmt::Debug for Delivery<'_> {
     }
 }
 
+/// A durable receiver's failure that no later delivery can mend (a payload the receiver
+/// refuses, an address that does not exist): the runner dead-letters the event at once, with
+/// this error, instead of delivering it again. Any other error is retried with backoff, up to
+/// the receiver's attempts.
+///
+/// ```
+/// use signals_core::Model;
+/// use signals_core::durable::{Delivery, Permanent, is_permanent};
+///
+/// #[derive(Model, Clone, serde::Serialize, serde::Deserialize)]
+/// #[on_commit(send_welcome, durable)]
+/// struct User { id: Option<i64>, email: String }
+///
+/// async fn send_welcome(user: User, _: &mut Delivery<'_>) -> signals_core::Result<()> {
+///     if !user.email.contains('@') {
+///         return Err(Permanent::new(format!("{:?} is no address", user.email)).into());
+///     }
+///     Ok(())
+/// }
+///
+/// let err: signals_core::Error = Permanent::new("no such mailbox").into();
+/// assert!(is_permanent(&err));
+/// assert_eq!(err.to_string(), "no such mailbox (permanent: not delivered again)");
+/// ```
+#[derive(Debug)]
+pub struct Permanent(crate::error::BoxError);
+
+impl Permanent {
+    /// Marks `error` permanent.
+    pub fn new(error: impl Into<crate::error::BoxError>) -> Self {
+        Permanent(error.into())
+    }
+
+    /// The error marked permanent.
+    pub fn error(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+        &*self.0
+    }
+}
+
+impl std::fmt::Display for Permanent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} (permanent: not delivered again)", self.0)
+    }
+}
+
+impl std::error::Error for Permanent {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&*self.0)
+    }
+}
+
+impl From<Permanent> for Error {
+    fn from(permanent: Permanent) -> Self {
+        Error::Other(Box::new(permanent))
+    }
+}
+
+/// Whether `err` (a durable receiver's, looking through the wrappers that name the receiver)
+/// is [`Permanent`].
+pub fn is_permanent(err: &Error) -> bool {
+    matches!(err.root(), Error::Other(e) if e.downcast_ref::<Permanent>().is_some())
+}
+
 /// The call of one durable receiver: the instance as JSON, and the delivery.
 pub type RunDurable = for<'a, 'b> fn(&'a str, &'a mut Delivery<'b>) -> BoxFuture<'a, Result<()>>;
 
@@ -179,14 +242,7 @@ where
         tracing::debug!(model, receiver, "durable receiver muted: no event");
         return Ok(());
     }
-    let payload = serde_json::to_string(this).map_err(|e| Error::Receiver {
-        model,
-        signal: SignalKind::OnCommit,
-        receiver,
-        source: Box::new(Error::Config(format!(
-            "the instance cannot be written as JSON for a durable receiver: {e}"
-        ))),
-    })?;
+    let payload = payload_of(model, receiver, this)?;
     let instance_key = format!("{:?}", this.__key());
     let part = partition(model, &instance_key);
     tx.scopes.current().outbox.push(OutboxRow {
@@ -197,13 +253,82 @@ where
         part,
         event: committed_name(committed),
         payload,
+        condition: None,
     });
     Ok(())
 }
 
-/// The partition of an instance: FNV-1a of its model and key, stable across processes and
-/// builds.
-fn partition(model: &str, key: &str) -> i32 {
+/// For the derive: buffers the event of a durable `changed(..)` receiver
+/// (`#[on_commit(f, durable, changed(status))]`) for a save of `this`, decided just before
+/// the transaction's COMMIT, inside it: written once per row, for the row's last committed
+/// save, when a named field differs between the row before its first save in the
+/// transaction and the instance as last saved (always for a creation), as a non-durable
+/// `changed(..)` receiver runs. `old` is `None` for deletes: no event.
+pub fn schedule_changed<M>(
+    tx: &mut Tx,
+    model: &'static str,
+    receiver: &'static str,
+    this: &M,
+    old: Option<Option<&M>>,
+    written: u128,
+    differs: fn(&M, &M, u128) -> bool,
+) -> Result<()>
+where
+    M: Model + Clone + serde::Serialize,
+{
+    let Some(old) = old else { return Ok(()) };
+    if is_muted(TypeId::of::<M>(), receiver) {
+        tracing::debug!(model, receiver, "durable receiver muted: no event");
+        return Ok(());
+    }
+    let payload = payload_of(model, receiver, this)?;
+    let scheduled = track(tx, receiver, this, old, written);
+    let instance = this.clone();
+    let decide = move || {
+        let created = scheduled.settle(&instance, differs)?;
+        Some(committed_name(Committed::Saved { created }))
+    };
+    let instance_key = format!("{:?}", this.__key());
+    tx.scopes.current().outbox.push(OutboxRow {
+        event_id: uuid::Uuid::new_v4().to_string(),
+        model,
+        receiver,
+        part: partition(model, &instance_key),
+        instance_key,
+        event: committed_name(Committed::Saved { created: false }),
+        payload,
+        condition: Some(Condition(Box::new(decide))),
+    });
+    Ok(())
+}
+
+/// The instance as the outbox stores it.
+fn payload_of<M: serde::Serialize>(
+    model: &'static str,
+    receiver: &'static str,
+    this: &M,
+) -> Result<String> {
+    serde_json::to_string(this).map_err(|e| Error::Receiver {
+        model,
+        signal: SignalKind::OnCommit,
+        receiver,
+        source: Box::new(Error::Config(format!(
+            "the instance cannot be written as JSON for a durable receiver: {e}"
+        ))),
+    })
+}
+
+/// The outbox partition of an instance of `model` whose key reads `key` (its `Debug` form,
+/// as the outbox's `instance_key` column holds it): FNV-1a of both, stable across
+/// processes and builds, from 0 to [`PARTITIONS`] - 1.
+///
+/// ```
+/// use signals_core::durable::{PARTITIONS, partition};
+/// let part = partition("User", "Some(1)");
+/// assert!((0..PARTITIONS).contains(&part));
+/// assert_eq!(part, partition("User", "Some(1)"));
+/// ```
+pub fn partition(model: &str, key: &str) -> i32 {
     let mut h: u32 = 0x811c_9dc5;
     for b in model.bytes().chain([0]).chain(key.bytes()) {
         h ^= u32::from(b);

@@ -138,12 +138,13 @@ pub fn schedule_on_commit<F: ReceiverFuture + 'static>(
 struct RowState<M> {
     baseline: Option<M>,
     next: AtomicU64,
-    /// seq -> (fields written, already run after the commit)
+    /// seq -> (fields written, already settled after (or just before) the commit)
     saves: Mutex<BTreeMap<u64, (u128, bool)>>,
 }
 
-/// One save's place in its row's list, dropped with the after-commit work it belongs to.
-struct Scheduled<M> {
+/// One save's place in its row's list, dropped with the after-commit work (or the durable
+/// event) it belongs to.
+pub(crate) struct Scheduled<M> {
     state: Arc<RowState<M>>,
     seq: u64,
 }
@@ -154,6 +155,62 @@ impl<M> Drop for Scheduled<M> {
         if saves.get(&self.seq).is_some_and(|(_, ran)| !ran) {
             // Rolled back (or the transaction was): this save never committed.
             saves.remove(&self.seq);
+        }
+    }
+}
+
+/// Puts a save of `this` (writing the fields `written`) on its row's list for `receiver`,
+/// keeping `old`, the row before its first save in `tx`, as the baseline.
+pub(crate) fn track<M: Model + Clone>(
+    tx: &mut Tx,
+    receiver: &'static str,
+    this: &M,
+    old: Option<&M>,
+    written: u128,
+) -> Scheduled<M> {
+    let key = format!("{:?}", this.__key());
+    let entry = tx
+        .row_states
+        .entry((TypeId::of::<M>(), receiver, key))
+        .or_insert_with(|| {
+            Arc::new(RowState {
+                baseline: old.cloned(),
+                next: AtomicU64::new(0),
+                saves: Mutex::new(BTreeMap::new()),
+            })
+        })
+        .clone();
+    let Ok(state) = entry.downcast::<RowState<M>>() else {
+        unreachable!("keyed by the model's type")
+    };
+    let seq = state.next.fetch_add(1, Ordering::Relaxed);
+    state
+        .saves
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(seq, (written, false));
+    Scheduled { state, seq }
+}
+
+impl<M> Scheduled<M> {
+    /// Settles this save once its transaction commits (or is about to): `Some(created)` when
+    /// it is the row's last committed save and a named field differs between the baseline and
+    /// `instance` (counting the fields some committed save wrote), or the row was created.
+    pub(crate) fn settle(&self, instance: &M, differs: fn(&M, &M, u128) -> bool) -> Option<bool> {
+        let (last, written) = {
+            let mut saves = self.state.saves.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(entry) = saves.get_mut(&self.seq) {
+                entry.1 = true;
+            }
+            let last = saves.keys().next_back() == Some(&self.seq);
+            (last, saves.values().fold(0, |all, (w, _)| all | w))
+        };
+        if !last {
+            return None;
+        }
+        match &self.state.baseline {
+            None => Some(true),
+            Some(before) => differs(before, instance, written).then_some(false),
         }
     }
 }
@@ -179,50 +236,12 @@ pub fn schedule_on_commit_changed<M, C, F>(
     F: ReceiverFuture + 'static,
 {
     let Some(old) = old else { return };
-    let key = format!("{:?}", this.__key());
-    let entry = tx
-        .row_states
-        .entry((TypeId::of::<M>(), receiver, key))
-        .or_insert_with(|| {
-            Arc::new(RowState {
-                baseline: old.cloned(),
-                next: AtomicU64::new(0),
-                saves: Mutex::new(BTreeMap::new()),
-            })
-        })
-        .clone();
-    let Ok(state) = entry.downcast::<RowState<M>>() else {
-        unreachable!("keyed by the model's type")
-    };
-    let seq = state.next.fetch_add(1, Ordering::Relaxed);
-    state
-        .saves
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .insert(seq, (written, false));
-    let scheduled = Scheduled { state, seq };
+    let scheduled = track(tx, receiver, this, old, written);
     let instance = this.clone();
     tx.on_commit_reporting(async move {
-        let state = &scheduled.state;
-        let (last, written) = {
-            let mut saves = state.saves.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(entry) = saves.get_mut(&seq) {
-                entry.1 = true;
-            }
-            let last = saves.keys().next_back() == Some(&seq);
-            (last, saves.values().fold(0, |all, (w, _)| all | w))
-        };
-        if !last {
+        let Some(created) = scheduled.settle(&instance, differs) else {
             return Ok(());
-        }
-        let fire = match &state.baseline {
-            None => true,
-            Some(before) => differs(before, &instance, written),
         };
-        if !fire {
-            return Ok(());
-        }
-        let created = state.baseline.is_none();
         let fut = call(instance, Committed::Saved { created });
         receive(
             model,

@@ -430,7 +430,8 @@ impl Tx {
         // Kept in the transaction until COMMIT is sent: a failure or a cancellation before
         // then is a rollback, which runs it.
         self.scopes.current().on_rollback = std::mem::take(&mut frame.on_rollback);
-        match self.commit_frame(&frame.outbox, commit).await {
+        let rows = outbox::decide(std::mem::take(&mut frame.outbox));
+        match self.commit_frame(&rows, commit).await {
             Ok(()) => {}
             Err(err) => {
                 // Failed before COMMIT was sent (the outbox write, an aborted transaction):

@@ -16,6 +16,16 @@ use crate::sql::Sql;
 /// The table durable events are written to.
 pub const OUTBOX_TABLE: &str = "signals_outbox";
 
+/// Decides, just before COMMIT, whether a conditioned durable event (`changed(..)`) is
+/// written, and as which kind (`created` or `updated`); `None` drops it.
+pub(crate) struct Condition(pub(crate) Box<dyn FnOnce() -> Option<&'static str> + Send + Sync>);
+
+impl std::fmt::Debug for Condition {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Condition(..)")
+    }
+}
+
 /// One durable receiver's event, waiting for its transaction's commit.
 #[derive(Debug)]
 pub(crate) struct OutboxRow {
@@ -27,6 +37,18 @@ pub(crate) struct OutboxRow {
     /// `created`, `updated` or `deleted`.
     pub(crate) event: &'static str,
     pub(crate) payload: String,
+    /// For a `changed(..)` receiver: decided just before COMMIT.
+    pub(crate) condition: Option<Condition>,
+}
+
+/// The rows to write: conditioned ones decided now (each at most once), in order.
+pub(crate) fn decide(rows: Vec<OutboxRow>) -> Vec<OutboxRow> {
+    rows.into_iter()
+        .filter_map(|mut row| match row.condition.take() {
+            None => Some(row),
+            Some(Condition(decide)) => decide().map(|event| OutboxRow { event, ..row }),
+        })
+        .collect()
 }
 
 /// The PostgreSQL channel a transaction that wrote durable events notifies at its commit, so
@@ -165,6 +187,7 @@ mod tests {
             part: 3,
             event: "created",
             payload: "{}".into(),
+            condition: None,
         };
         let sql = insert(Backend::Postgres, &[row(), row()], 0).expect("binds");
         assert!(

@@ -234,8 +234,23 @@ pub(super) fn on_commit_dispatcher(model: &Model<'_>) -> TokenStream {
         let receiver = &r.name;
         let span = path.span();
         if r.durable.is_some() {
+            let Some(fields) = &r.changed else {
+                return quote_spanned! {span=>
+                    ::signals_core::durable::schedule::<Self>(tx, #name, #receiver, this, what)?;
+                };
+            };
+            // Decided just before COMMIT, inside the transaction.
+            let differs = differs(model, fields, quote!(new), quote!(old), None);
             return quote_spanned! {span=>
-                ::signals_core::durable::schedule::<Self>(tx, #name, #receiver, this, what)?;
+                ::signals_core::durable::schedule_changed::<Self>(
+                    tx,
+                    #name,
+                    #receiver,
+                    this,
+                    old,
+                    written,
+                    |old: &Self, new: &Self, written: u128| -> bool { #differs },
+                )?;
             };
         }
         match &r.changed {

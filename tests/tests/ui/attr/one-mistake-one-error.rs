@@ -8,7 +8,7 @@ struct Customer {
 // One mistake in a receiver attribute: only it is reported, not errors where the model's
 // columns, loaders and relations are used.
 #[derive(Model, Clone, serde::Serialize, serde::Deserialize)]
-#[on_commit(confirm, durable, changed(status))]
+#[on_commit(confirm, changed(statuss))]
 struct Order {
     id: Option<i64>,
     #[model(foreign_key = Customer, on_delete = cascade)]

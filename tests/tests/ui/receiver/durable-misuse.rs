@@ -11,7 +11,7 @@ async fn audit(_: &User, _: &mut PostSave<'_>) -> signals_core::Result<()> {
 
 #[derive(Model, Clone, serde::Serialize, serde::Deserialize)]
 #[post_save(audit, durable)]
-#[on_commit(welcome, durable, changed(name))]
+#[on_commit(welcome, durable, changed(nmae))]
 #[on_commit(durable)]
 struct User {
     id: Option<i64>,
