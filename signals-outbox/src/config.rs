@@ -91,6 +91,7 @@ pub struct Config {
     pub(crate) claim: usize,
     pub(crate) local_wakeups: bool,
     pub(crate) concurrency: usize,
+    pub(crate) ordered: bool,
 }
 
 impl Default for Config {
@@ -111,6 +112,7 @@ impl Default for Config {
             claim: signals_core::durable::PARTITIONS as usize,
             local_wakeups: true,
             concurrency: 1,
+            ordered: false,
         }
     }
 }
@@ -251,6 +253,45 @@ impl Config {
     pub fn concurrency(mut self, deliveries: usize) -> Self {
         self.concurrency = deliveries;
         self
+    }
+
+    /// Handles the events of each instance in the order they committed, across every worker
+    /// process, while events of different instances run side by side (default off), as
+    /// Debezium's outbox router keys its messages by aggregate.
+    ///
+    /// Events are ordered by the outbox's 16 partitions (an instance always falls in the same
+    /// one, [`partition`](signals_core::durable::partition)): relays publish each partition in
+    /// commit order, to subjects that name it (`<prefix>.<partition>.<Model>.<receiver>`), and
+    /// workers share one consumer per partition (`<consumer>-p<partition>`) that lets one
+    /// event at a time be handled, acknowledged after its transaction commits. So a failing
+    /// event holds up the later events of its partition until it is handled or
+    /// dead-lettered (after its retries), and a worker killed mid-event holds its partition
+    /// for [`ack_wait`](Self::ack_wait). At most 16 events are handled at once, whatever the
+    /// number of workers; [`concurrency`](Self::concurrency) does not apply.
+    ///
+    /// Relays and workers must agree: give every one the same setting. Switching an existing
+    /// deployment over: let the relays and workers drain first (the unordered consumer is
+    /// left in place, unused, and can be deleted).
+    ///
+    /// ```
+    /// let config = signals_outbox::Config::default().ordered_per_instance(true);
+    /// assert_eq!(config.subject_in(3, "Order", "confirm"), "signals.3.Order.confirm");
+    /// ```
+    pub fn ordered_per_instance(mut self, on: bool) -> Self {
+        self.ordered = on;
+        self
+    }
+
+    /// The subject an event of receiver `receiver` of model `model` in partition `part` is
+    /// published to: [`subject`](Self::subject), or with
+    /// [`ordered_per_instance`](Self::ordered_per_instance) the partition after the prefix.
+    pub fn subject_in(&self, part: i64, model: &str, receiver: &str) -> String {
+        let subject = self.subject(model, receiver);
+        if !self.ordered {
+            return subject;
+        }
+        let rest = &subject[self.subject_prefix.len()..];
+        format!("{}.{part}{rest}", self.subject_prefix)
     }
 
     /// Ignores the commits of this process as wake-ups, as a runner in another process would

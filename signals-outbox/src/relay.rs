@@ -230,7 +230,9 @@ impl Relay {
                 continue;
             }
             let message = message(event);
-            let subject = self.config.subject(&event.model, &event.receiver);
+            let subject = self
+                .config
+                .subject_in(event.part, &event.model, &event.receiver);
             match self.js.send_publish(subject, message).await {
                 Ok(ack) => acks.push((event, ack)),
                 Err(err) if err.kind() == PublishErrorKind::MaxPayloadExceeded => {

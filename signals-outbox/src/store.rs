@@ -39,14 +39,27 @@ pub(crate) struct OutboxEvent {
     /// When it became due again (a retry of the embedded runner, or a replay of its dead
     /// letter), in milliseconds since the epoch; 0 for an event as committed.
     pub(crate) next_at: i64,
+    /// Its instance's partition.
+    pub(crate) part: i64,
 }
 
 /// The columns of [`OutboxEvent`], in its order.
-type EventRow = (i64, String, String, String, String, String, i64, i64, i64);
+type EventRow = (
+    i64,
+    String,
+    String,
+    String,
+    String,
+    String,
+    i64,
+    i64,
+    i64,
+    i64,
+);
 
 impl OutboxEvent {
     fn from_row(
-        (id, event_id, model, receiver, event, payload, attempts, created_at, next_at): EventRow,
+        (id, event_id, model, receiver, event, payload, attempts, created_at, next_at, part): EventRow,
     ) -> Self {
         OutboxEvent {
             id,
@@ -58,6 +71,7 @@ impl OutboxEvent {
             attempts,
             created_at,
             next_at,
+            part,
         }
     }
 
@@ -173,7 +187,7 @@ impl Claim {
         let mut sql = Sql::new(db.backend());
         sql.push(&format!(
             "SELECT id, event_id, model, receiver, event, payload, attempts, created_at, \
-             next_at FROM {OUTBOX_TABLE} WHERE state = "
+             next_at, part FROM {OUTBOX_TABLE} WHERE state = "
         ))
         .bind(&State::Pending)?
         .push(" AND next_at <= ")

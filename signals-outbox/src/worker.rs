@@ -8,7 +8,8 @@ use async_nats::jetstream::{self, AckKind, consumer};
 use futures_util::StreamExt as _;
 use futures_util::future::{FusedFuture as _, FutureExt as _};
 use signals_core::Db;
-use signals_core::durable::{Event, committed_from_name};
+use signals_core::durable::{Event, PARTITIONS, committed_from_name};
+use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::error::{Result, broker};
@@ -43,7 +44,8 @@ use crate::store::{self, DeadLetter};
 #[derive(Debug, Clone)]
 pub struct Worker {
     db: Db,
-    consumer: consumer::PullConsumer,
+    /// The shared consumer, or with [`Config::ordered_per_instance`] one per partition.
+    consumers: Vec<consumer::PullConsumer>,
     config: Config,
 }
 
@@ -53,43 +55,94 @@ impl Worker {
     pub async fn new(db: Db, js: jetstream::Context, config: Config) -> Result<Self> {
         config.check_receivers()?;
         let stream = ensure_stream(&js, &config).await?;
-        let consumer = stream
-            .get_or_create_consumer(
-                &config.consumer,
-                consumer::pull::Config {
-                    durable_name: Some(config.consumer.clone()),
-                    ack_policy: consumer::AckPolicy::Explicit,
-                    ack_wait: config.ack_wait,
-                    // Attempts are counted here, to dead-letter with the last error.
-                    max_deliver: -1,
-                    filter_subject: format!("{}.>", config.subject_prefix),
-                    ..Default::default()
-                },
-            )
-            .await
-            .map_err(|e| broker(&format!("creating consumer `{}`", config.consumer), e))?;
+        // (name, subjects, events handled at once)
+        let wanted: Vec<(String, String, i64)> = if config.ordered {
+            (0..PARTITIONS)
+                .map(|part| {
+                    (
+                        format!("{}-p{part}", config.consumer),
+                        format!("{}.{part}.>", config.subject_prefix),
+                        1,
+                    )
+                })
+                .collect()
+        } else {
+            vec![(
+                config.consumer.clone(),
+                format!("{}.>", config.subject_prefix),
+                // JetStream's default.
+                1000,
+            )]
+        };
+        let mut consumers = Vec::with_capacity(wanted.len());
+        for (name, filter_subject, max_ack_pending) in wanted {
+            let consumer = stream
+                .get_or_create_consumer(
+                    &name,
+                    consumer::pull::Config {
+                        durable_name: Some(name.clone()),
+                        ack_policy: consumer::AckPolicy::Explicit,
+                        ack_wait: config.ack_wait,
+                        // Attempts are counted here, to dead-letter with the last error.
+                        max_deliver: -1,
+                        filter_subject,
+                        max_ack_pending,
+                        ..Default::default()
+                    },
+                )
+                .await
+                .map_err(|e| broker(&format!("creating consumer `{name}`"), e))?;
+            consumers.push(consumer);
+        }
         Ok(Worker {
             db,
-            consumer,
+            consumers,
             config,
         })
     }
 
     /// Handles deliveries until `shutdown` completes; the deliveries being handled when it
-    /// does are finished first. Up to [`Config::concurrency`] run at once. Broker and
-    /// database failures are logged and retried: the events wait in the stream.
+    /// does are finished first. Up to [`Config::concurrency`] run at once (with
+    /// [`Config::ordered_per_instance`], one per partition). Broker and database failures
+    /// are logged and retried: the events wait in the stream.
     pub async fn run(&self, shutdown: impl Future<Output = ()>) -> Result<()> {
         tracing::info!(
             consumer = %self.config.consumer,
+            ordered = self.config.ordered,
             receivers = %served().join(", "),
             "worker serving durable receivers"
         );
+        let stop = CancellationToken::new();
+        let stopped = async {
+            shutdown.await;
+            stop.cancel();
+        };
+        let concurrency = if self.config.ordered {
+            1
+        } else {
+            self.config.concurrency
+        };
+        let pulls = futures_util::future::join_all(
+            self.consumers
+                .iter()
+                .map(|consumer| self.pull(consumer, concurrency, stop.cancelled())),
+        );
+        // At shutdown every pull stops taking messages and finishes those under way.
+        tokio::join!(pulls, stopped);
+        Ok(())
+    }
+
+    /// Pulls from `consumer` until `shutdown`, up to `concurrency` deliveries at once.
+    async fn pull(
+        &self,
+        consumer: &consumer::PullConsumer,
+        concurrency: usize,
+        shutdown: impl Future<Output = ()>,
+    ) {
         let mut shutdown = std::pin::pin!(shutdown.fuse());
-        let concurrency = self.config.concurrency;
         while !shutdown.is_terminated() {
             // Few messages at a time: what a worker holds, the others cannot take.
-            let messages = self
-                .consumer
+            let messages = consumer
                 .stream()
                 .max_messages_per_batch((2 * concurrency).max(16))
                 .messages()
@@ -115,7 +168,6 @@ impl Worker {
                 })
                 .await;
         }
-        Ok(())
     }
 
     async fn deliver(&self, message: &jetstream::Message) {

@@ -1,6 +1,6 @@
 //! A relay or a worker of the outbox fixture, as a process of its own, for `tests/outbox.rs`
 //! to kill with SIGKILL: `outbox-child relay|worker <database-url> <nats-url> <stream>
-//! <subject-prefix> <consumer>`. It runs until killed.
+//! <subject-prefix> <consumer> [ordered]`. It runs until killed.
 
 use std::time::Duration;
 
@@ -9,9 +9,13 @@ use signals_outbox::{Config, Relay, Worker};
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let [role, db_url, nats_url, stream, prefix, consumer] = args.as_slice() else {
+    let (args, ordered) = match args.split_last() {
+        Some((last, rest)) if last == "ordered" => (rest, true),
+        _ => (args.as_slice(), false),
+    };
+    let [role, db_url, nats_url, stream, prefix, consumer] = args else {
         eprintln!(
-            "usage: outbox-child relay|worker <database-url> <nats-url> <stream> <subject-prefix> <consumer>"
+            "usage: outbox-child relay|worker <database-url> <nats-url> <stream> <subject-prefix> <consumer> [ordered]"
         );
         std::process::exit(2);
     };
@@ -24,7 +28,8 @@ async fn main() {
         .lease(Duration::from_secs(1))
         .ack_wait(Duration::from_secs(2))
         .max_attempts(3)
-        .backoff(Duration::from_millis(50), Duration::from_millis(200));
+        .backoff(Duration::from_millis(50), Duration::from_millis(200))
+        .ordered_per_instance(ordered);
     let db = signals_core::Db::connect(db_url).await.expect("database");
     let nats = signals_outbox::async_nats::connect(nats_url.as_str())
         .await

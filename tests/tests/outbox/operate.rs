@@ -436,3 +436,89 @@ outbox_test!(
         assert_eq!((s.pending, s.handled, s.dead), (0, 3, 1));
     }
 );
+
+outbox_test!(
+    ordered_workers_handle_each_instance_in_commit_order,
+    |url, db| {
+        let Some((names, js)) = Names::new(&nats_url()).await else {
+            return;
+        };
+        // 50 orders, each created then updated 20 times, the updates of different orders
+        // interleaved, each in a transaction of its own: 1,050 events.
+        let mut all = orders(&db, 50, "v0").await;
+        for v in 1..=20 {
+            for order in &mut all {
+                order.note = format!("v{v}");
+                order.save(&db).await.expect("update");
+            }
+        }
+        let config = names.config.clone().ordered_per_instance(true);
+        let relay = Relay::new(db.clone(), js.clone(), config)
+            .await
+            .expect("relay");
+        let stop = CancellationToken::new();
+        let stopped = stop.clone().cancelled_owned();
+        let relay_task = tokio::spawn(async move { relay.run(stopped).await });
+        let mut workers: Vec<Child> = (0..3)
+            .map(|_| {
+                names
+                    .child("worker", &url)
+                    .arg("ordered")
+                    .spawn()
+                    .expect("worker")
+            })
+            .collect();
+        // One worker is killed with SIGKILL mid-stream.
+        let mut dice = Dice::new();
+        let at = 100 + dice.below(500);
+        wait_for(&db, "some events handled", Duration::from_secs(120), |s| {
+            s.handled >= at
+        })
+        .await;
+        let victim = dice.below(3) as usize;
+        kill(&mut workers[victim]);
+        eprintln!("worker {victim} killed after {at} events");
+        wait_for(&db, "every event handled", Duration::from_secs(240), |s| {
+            s.handled >= 1_050
+        })
+        .await;
+        for w in &mut workers {
+            kill(w);
+        }
+        stop.cancel();
+        relay_task.await.expect("relay task").expect("relay");
+
+        // Each order's effects, in the order they were written, are its versions in commit order.
+        let mut sql = signals_core::Sql::new(db.backend());
+        sql.push("SELECT event_id, payload FROM signals_outbox");
+        let payloads: HashMap<String, String> = sql
+            .fetch_all::<(String, String)>(&db)
+            .await
+            .expect("payloads")
+            .into_iter()
+            .collect();
+        let mut done = effects(&db).await;
+        assert_eq!(done.len(), 1_050);
+        assert_once(&done);
+        done.sort_by_key(|e| e.id);
+        let mut seen: HashMap<i64, Vec<i64>> = HashMap::new();
+        for effect in &done {
+            let order: OutboxOrder =
+                serde_json::from_str(&payloads[&effect.event_id]).expect("an order");
+            let v: i64 = order
+                .note
+                .trim_start_matches('v')
+                .parse()
+                .expect("a version");
+            seen.entry(effect.order_id).or_default().push(v);
+        }
+        assert_eq!(seen.len(), 50);
+        let in_order: Vec<i64> = (0..=20).collect();
+        for (order, versions) in &seen {
+            assert_eq!(
+                versions, &in_order,
+                "order {order} handled out of commit order"
+            );
+        }
+    }
+);
