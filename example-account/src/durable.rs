@@ -68,7 +68,8 @@ pub async fn worker(db: &Db, nats_url: Option<&str>, stream: &str) -> Result<(),
     let js = jetstream(nats_url, "worker").await?;
     let worker = Worker::new(db.clone(), js, config(stream)).await?;
     eprintln!(
-        "running durable receivers from JetStream stream {stream} ({stream}-workers); Ctrl-C stops"
+        "running durable receivers from JetStream stream {stream} ({stream}-workers): {}; Ctrl-C stops",
+        signals_outbox::receivers().join(", ")
     );
     worker.run(ctrl_c()).await?;
     Ok(())

@@ -27,6 +27,7 @@ pub mod durable;
 mod import;
 mod media;
 mod models;
+pub mod observe;
 mod password;
 mod schema;
 

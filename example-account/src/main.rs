@@ -49,6 +49,12 @@ struct Cli {
     #[arg(long, env = "NATS_STREAM", default_value = "SIGNALS", global = true)]
     nats_stream: String,
 
+    /// Print every span to stderr through OpenTelemetry, with its W3C trace id: a durable
+    /// receiver's span (`handle`, in `worker`) is in the trace of the save that made its
+    /// event, in whatever process the save ran.
+    #[arg(long, global = true)]
+    trace: bool,
+
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -121,10 +127,18 @@ enum Command {
     /// Show the welcome notes the durable receiver `send_welcome` wrote.
     Notes,
     /// Publish the outbox's durable events to NATS JetStream (needs --nats-url) until stopped.
-    Relay,
+    Relay {
+        /// Serve the runners' metrics in Prometheus' format at http://ADDR/metrics.
+        #[arg(long, value_name = "ADDR")]
+        metrics_bind: Option<String>,
+    },
     /// Run durable receivers from NATS JetStream (needs --nats-url) until stopped; start as
     /// many as you like, on any machines.
-    Worker,
+    Worker {
+        /// Serve the runners' metrics in Prometheus' format at http://ADDR/metrics.
+        #[arg(long, value_name = "ADDR")]
+        metrics_bind: Option<String>,
+    },
     /// Show one user and its profile.
     Show {
         /// The user.
@@ -503,7 +517,7 @@ async fn run(cli: Cli) -> Result<String, Error> {
     migrate(&db).await?;
     let long_running = matches!(
         cli.command,
-        Some(Command::Serve { .. } | Command::Relay | Command::Worker)
+        Some(Command::Serve { .. } | Command::Relay { .. } | Command::Worker { .. })
     );
     let show_notes = matches!(
         cli.command,
@@ -545,12 +559,6 @@ async fn run(cli: Cli) -> Result<String, Error> {
             )
         }
         Some(Command::Serve { bind }) => {
-            // What the admin logs (a server error's cause, a failed connection) goes to stderr.
-            let _ = tracing_subscriber::fmt()
-                .with_max_level(tracing::Level::INFO)
-                .with_writer(std::io::stderr)
-                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-                .try_init();
             // Without a broker, the durable receivers run beside the admin.
             let running = match &cli.nats_url {
                 None => Some(durable::spawn(&db).await?),
@@ -562,11 +570,19 @@ async fn run(cli: Cli) -> Result<String, Error> {
             }
             String::new()
         }
-        Some(Command::Relay) => {
+        Some(Command::Relay { metrics_bind }) => {
+            if let Some(bind) = metrics_bind {
+                let handle = example_account::observe::install_metrics()?;
+                example_account::observe::serve_metrics(&bind, handle).await?;
+            }
             durable::relay(&db, cli.nats_url.as_deref(), &cli.nats_stream).await?;
             String::new()
         }
-        Some(Command::Worker) => {
+        Some(Command::Worker { metrics_bind }) => {
+            if let Some(bind) = metrics_bind {
+                let handle = example_account::observe::install_metrics()?;
+                example_account::observe::serve_metrics(&bind, handle).await?;
+            }
             durable::worker(&db, cli.nats_url.as_deref(), &cli.nats_stream).await?;
             String::new()
         }
@@ -633,7 +649,25 @@ async fn run(cli: Cli) -> Result<String, Error> {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    match run(cli).await {
+    // The long-running commands log to stderr (a server error's cause, a failed connection);
+    // `--trace` prints the spans. Dropped at exit, after the command: the spans are flushed.
+    let log = matches!(
+        cli.command,
+        Some(Command::Serve { .. } | Command::Relay { .. } | Command::Worker { .. })
+    );
+    let _observed = example_account::observe::install(log, cli.trace);
+    // A one-off command is one trace, from its saves to the durable receivers they reach in
+    // a worker; a long-running one starts a trace per request or event instead.
+    let command = if log {
+        tracing::Span::none()
+    } else {
+        let name = std::env::args()
+            .skip(1)
+            .find(|a| !a.starts_with('-'))
+            .unwrap_or_default();
+        tracing::info_span!("example-account", command = %printable(&name))
+    };
+    match tracing::Instrument::instrument(run(cli), command).await {
         Ok(out) => {
             print!("{out}");
             ExitCode::SUCCESS

@@ -111,7 +111,10 @@ pub async fn create_missing_profiles(m: &Migrating) -> SignalResult<()> {
 /// hold, written by the crate): `example-account schema` prints it.
 pub fn schema_sql(backend: Backend) -> String {
     let mut sql = models().create_sql(backend);
-    for statement in signals_outbox::schema::statements(backend) {
+    for statement in signals_outbox::schema::statements(backend)
+        .into_iter()
+        .chain(signals_outbox::schema::added_columns(backend))
+    {
         sql.push_str(&statement);
         sql.push_str(";\n");
     }
@@ -157,6 +160,23 @@ mod migration_tests {
                 sql(4),
                 missing,
                 "migrations/{dir}/0004_outbox_meta.sql is stale: run with UPDATE_MIGRATIONS=1"
+            );
+        }
+    }
+
+    /// Migration 0008 adds the columns `signals-outbox` added to its tables since their first
+    /// version (`schema::added_columns`); a later addition needs a migration of its own.
+    #[test]
+    fn the_outbox_columns_migration_adds_its_columns() {
+        for backend in [Backend::Sqlite, Backend::Postgres, Backend::MySql] {
+            let added: String = signals_outbox::schema::added_columns(backend)
+                .into_iter()
+                .map(|s| format!("{s};\n"))
+                .collect();
+            assert_eq!(
+                sqlmigrate(backend, 8).expect("embedded"),
+                added,
+                "{backend}"
             );
         }
     }

@@ -92,6 +92,8 @@ pub struct Config {
     pub(crate) local_wakeups: bool,
     pub(crate) concurrency: usize,
     pub(crate) ordered: bool,
+    pub(crate) metric_labels: Vec<(String, String)>,
+    pub(crate) metrics_every: Duration,
 }
 
 impl Default for Config {
@@ -113,6 +115,8 @@ impl Default for Config {
             local_wakeups: true,
             concurrency: 1,
             ordered: false,
+            metric_labels: Vec::new(),
+            metrics_every: Duration::from_secs(5),
         }
     }
 }
@@ -292,6 +296,25 @@ impl Config {
         }
         let rest = &subject[self.subject_prefix.len()..];
         format!("{}.{part}{rest}", self.subject_prefix)
+    }
+
+    /// A label every metric of this runner carries (see the crate's documentation for the
+    /// metrics): to tell apart the outboxes of several databases in one process, say.
+    ///
+    /// ```
+    /// let config = signals_outbox::Config::default().metric_label("outbox", "accounts");
+    /// # let _ = config;
+    /// ```
+    pub fn metric_label(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.metric_labels.push((key.into(), value.into()));
+        self
+    }
+
+    /// How often a runner reads the gauges from the tables (default 5 s): the events by
+    /// state, and the age of the oldest pending one.
+    pub fn metrics_every(mut self, every: Duration) -> Self {
+        self.metrics_every = every;
+        self
     }
 
     /// Ignores the commits of this process as wake-ups, as a runner in another process would

@@ -2,6 +2,7 @@
 //! under the same rules as workers (inbox, retries with backoff, dead letters).
 
 use std::future::Future;
+use std::sync::Arc;
 
 use signals_core::durable::Event;
 use signals_core::{Db, Tx};
@@ -9,7 +10,9 @@ use signals_core::{Db, Tx};
 use crate::config::Config;
 use crate::error::Result;
 use crate::handle::{Outcome, deliver_in};
+use crate::observe::Observe;
 use crate::store::{self, Claim, DeadLetter, OutboxEvent};
+use crate::trace;
 use crate::wake::Wake;
 
 /// Runs durable receivers in this process, straight from the outbox: the default when no
@@ -49,6 +52,7 @@ use crate::wake::Wake;
 pub struct Embedded {
     db: Db,
     config: Config,
+    observe: Arc<Observe>,
 }
 
 impl Embedded {
@@ -57,7 +61,12 @@ impl Embedded {
     pub fn new(db: Db, config: Config) -> Result<Self> {
         config.check()?;
         config.check_receivers()?;
-        Ok(Embedded { db, config })
+        let observe = Arc::new(Observe::new(&config));
+        Ok(Embedded {
+            db,
+            config,
+            observe,
+        })
     }
 
     /// One round: claims partitions, runs up to a batch of due events. Returns how many
@@ -124,7 +133,9 @@ impl Embedded {
         let mut wake = Wake::new(&self.db, self.config.local_wakeups).await;
         let mut shutdown = std::pin::pin!(shutdown);
         loop {
-            let full = match self.run_once().await {
+            let round = self.run_once().await;
+            self.observe.refresh(&self.db).await;
+            let full = match round {
                 Ok(n) => n >= self.config.batch,
                 Err(err) => {
                     tracing::warn!(error = %err, "embedded outbox round failed; retrying");
@@ -145,6 +156,7 @@ impl Embedded {
     /// Runs `rows` in one transaction, a savepoint each; returns those that failed.
     async fn deliver_together<'r>(&self, rows: &'r [OutboxEvent]) -> Result<Vec<Failed<'r>>> {
         let mut failures = Vec::new();
+        let mut settled = Vec::with_capacity(rows.len());
         let mut tx = self.db.begin().await?;
         for row in rows {
             let event = match row.to_event(attempt(row)) {
@@ -156,23 +168,38 @@ impl Embedded {
             };
             let res = tx
                 .savepoint(async |tx: &mut Tx| {
-                    match deliver_in(tx, &event, &row.payload, Some(row.id), None).await? {
+                    let trace = trace::from_json(row.trace.as_deref());
+                    match deliver_in(tx, &event, &row.payload, Some(row.id), None, &trace).await? {
                         Outcome::Failed(failure) => Err(Undo(failure.error, failure.permanent)),
                         outcome => Ok(outcome),
                     }
                 })
                 .await;
-            if let Err(Undo(error, permanent)) = res {
-                failures.push(Failed {
+            match res {
+                Ok(outcome) => settled.push((row, matches!(outcome, Outcome::Ran))),
+                Err(Undo(error, permanent)) => failures.push(Failed {
                     row,
                     event: Some(event),
                     error,
                     permanent,
-                });
+                }),
             }
         }
         tx.commit().await?;
+        for (row, ran) in settled {
+            self.observe_settled(row, ran);
+        }
         Ok(failures)
+    }
+
+    /// Counts a delivery whose transaction committed: handled, or a duplicate.
+    fn observe_settled(&self, row: &OutboxEvent, ran: bool) {
+        if ran {
+            self.observe
+                .handled(&row.model, &row.receiver, row.created_at);
+        } else {
+            self.observe.duplicate(&row.model, &row.receiver);
+        }
     }
 
     /// Runs `row` in a transaction of its own; returns it when it failed.
@@ -182,14 +209,18 @@ impl Embedded {
             Err(err) => return Ok(Some(Failed::unreadable(row, err))),
         };
         let mut tx = self.db.begin().await?;
-        let (error, permanent) =
-            match deliver_in(&mut tx, &event, &row.payload, Some(row.id), None).await? {
-                Outcome::Failed(failure) => (failure.error, failure.permanent),
-                _ => match tx.commit().await {
-                    Ok(()) => return Ok(None),
-                    Err(err) => (format!("commit failed: {err}"), false),
-                },
-            };
+        let trace = trace::from_json(row.trace.as_deref());
+        let outcome = deliver_in(&mut tx, &event, &row.payload, Some(row.id), None, &trace).await?;
+        let (error, permanent) = match outcome {
+            Outcome::Failed(failure) => (failure.error, failure.permanent),
+            outcome => match tx.commit().await {
+                Ok(()) => {
+                    self.observe_settled(row, matches!(outcome, Outcome::Ran));
+                    return Ok(None);
+                }
+                Err(err) => (format!("commit failed: {err}"), false),
+            },
+        };
         Ok(Some(Failed {
             row,
             event: Some(event),
@@ -209,15 +240,18 @@ impl Embedded {
             permanent,
         } = failed;
         let attempt = attempt(row);
+        self.observe.failed(&row.model, &row.receiver);
         let letter = DeadLetter::of(row, &error, i64::from(attempt));
         let Some(event) = event else {
             // The row's own `event` is kept in the dead letter, unreadable as it is.
             tracing::error!(event_id = %row.event_id, %error, "unreadable event dead-lettered");
+            self.observe.dead(&row.model, &row.receiver);
             return store::dead_letter(&self.db, &letter, Some(row.id)).await;
         };
         let retry = self.config.retry_of(&event.model, &event.receiver);
         if permanent || attempt >= retry.attempts() {
             tracing::error!(event_id = %event.id, %error, attempt, "dead-lettered");
+            self.observe.dead(&row.model, &row.receiver);
             return store::dead_letter(&self.db, &letter, Some(row.id)).await;
         }
         let delay = retry.delay(attempt);

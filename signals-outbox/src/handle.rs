@@ -10,7 +10,7 @@ use signals_core::{Db, Tx};
 use tracing::Instrument as _;
 
 use crate::error::Result;
-use crate::store;
+use crate::{store, trace};
 
 /// What became of a delivery.
 #[derive(Debug)]
@@ -77,12 +77,14 @@ pub(crate) fn missing_receiver(event: &Event) -> String {
 /// `committed_at` (a broker's delivery, which may be a replay from the stream) is checked
 /// against the inbox's horizon (see [`purge`](crate::purge)): an event the inbox does not know
 /// that committed before it is [`Outcome::Forgotten`].
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn deliver_in(
     tx: &mut Tx,
     event: &Event,
     payload: &str,
     outbox_row: Option<i64>,
     committed_at: Option<i64>,
+    trace: &trace::Fields,
 ) -> Result<Outcome> {
     let span = tracing::info_span!(
         "handle",
@@ -91,6 +93,8 @@ pub(crate) async fn deliver_in(
         receiver = %event.receiver,
         attempt = event.attempt,
     );
+    // The save's trace, carried with the event: this span joins it.
+    trace::adopt(&span, trace);
     async {
         let Some(receiver) = durable::find(&event.model, &event.receiver) else {
             return Ok(Outcome::Failed(Failure {
@@ -153,9 +157,10 @@ pub(crate) async fn handle(
     event: &Event,
     payload: &str,
     committed_at: i64,
+    trace: &trace::Fields,
 ) -> Result<Outcome> {
     let mut tx = db.begin().await?;
-    let outcome = deliver_in(&mut tx, event, payload, None, Some(committed_at)).await?;
+    let outcome = deliver_in(&mut tx, event, payload, None, Some(committed_at), trace).await?;
     if let Outcome::Failed(_) | Outcome::Forgotten(_) = outcome {
         // The receiver's work and the inbox row go together.
         let _ = tx.rollback().await;

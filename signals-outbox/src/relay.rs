@@ -3,6 +3,7 @@
 //! and marks them published once JetStream has acknowledged them.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::HeaderMap;
@@ -14,7 +15,9 @@ use tracing::Instrument as _;
 
 use crate::config::Config;
 use crate::error::{Error, Result, broker};
+use crate::observe::Observe;
 use crate::store::{self, Claim, DeadLetter, OutboxEvent};
+use crate::trace;
 use crate::wake::Wake;
 
 /// Headers every published event carries besides `Nats-Msg-Id`.
@@ -75,6 +78,7 @@ fn message(event: &OutboxEvent) -> PublishMessage {
     headers.insert(RECEIVER_HEADER, event.receiver.as_str());
     headers.insert(EVENT_HEADER, event.event.as_str());
     headers.insert(COMMITTED_AT_HEADER, event.created_at.to_string().as_str());
+    trace::to_headers(&trace::from_json(event.trace.as_deref()), &mut headers);
     let message_id = if event.next_at > 0 {
         headers.insert(REPLAYED_AT_HEADER, event.next_at.to_string().as_str());
         format!("{}@{}", event.event_id, event.next_at)
@@ -153,13 +157,20 @@ pub struct Relay {
     db: Db,
     js: jetstream::Context,
     config: Config,
+    observe: Arc<Observe>,
 }
 
 impl Relay {
     /// A relay from `db` to the stream of `config`, which it creates when missing.
     pub async fn new(db: Db, js: jetstream::Context, config: Config) -> Result<Self> {
         ensure_stream(&js, &config).await?;
-        Ok(Relay { db, js, config })
+        let observe = Arc::new(Observe::new(&config));
+        Ok(Relay {
+            db,
+            js,
+            config,
+            observe,
+        })
     }
 
     /// One round: claims partitions, publishes up to a batch of their pending events, marks
@@ -186,6 +197,10 @@ impl Relay {
             claim.mark_published(db, &ids).await?;
         }
         claim.end().await?;
+        let marked: std::collections::HashSet<i64> = ids.iter().copied().collect();
+        for event in events.iter().filter(|e| marked.contains(&e.id)) {
+            self.observe.published(&event.model, &event.receiver);
+        }
         for (event, reason) in &refused {
             tracing::error!(
                 event_id = %event.event_id,
@@ -200,6 +215,7 @@ impl Relay {
                 Some(event.id),
             )
             .await?;
+            self.observe.dead(&event.model, &event.receiver);
         }
         let done = ids.len() + refused.len();
         match failure {
@@ -276,7 +292,9 @@ impl Relay {
         let mut shutdown = std::pin::pin!(shutdown);
         let mut failures = 0u32;
         loop {
-            let wait = match self.run_once().await {
+            let round = self.run_once().await;
+            self.observe.refresh(&self.db).await;
+            let wait = match round {
                 Ok(n) if n >= self.config.batch => {
                     failures = 0;
                     continue;

@@ -118,8 +118,32 @@ pub fn statements(backend: Backend) -> Vec<String> {
     out
 }
 
-/// Creates the outbox's tables where missing: run it once at start-up, as migrations do.
-/// Saves of models with durable receivers fail (and roll back) until the tables exist.
+/// The columns added to the outbox's tables since their first version, as `ALTER TABLE`
+/// statements on `backend`: run them once, after [`statements`], in a migration (they are not
+/// idempotent); [`install`] runs each whose column is missing.
+///
+/// - `signals_outbox.trace_context`: the save's W3C trace context (the `otel` feature).
+///
+/// ```
+/// use signals_core::Backend;
+/// let ddl = signals_outbox::schema::added_columns(Backend::Sqlite);
+/// assert_eq!(ddl, ["ALTER TABLE signals_outbox ADD COLUMN trace_context TEXT"]);
+/// ```
+pub fn added_columns(backend: Backend) -> Vec<String> {
+    let _ = backend; // TEXT on every backend
+    ADDED
+        .iter()
+        .map(|(table, column, ty)| format!("ALTER TABLE {table} ADD COLUMN {column} {ty}"))
+        .collect()
+}
+
+/// (table, column, type) of each column added since the first version.
+const ADDED: [(&str, &str, &str); 1] = [(OUTBOX_TABLE, "trace_context", "TEXT")];
+
+/// Creates the outbox's tables where missing, and adds the columns a newer version of this
+/// crate needs ([`added_columns`]): run it once at start-up, as migrations do. Saves of
+/// models with durable receivers fail (and roll back) until the tables exist; relays and
+/// runners fail until the columns do.
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> signals_outbox::Result<()> {
@@ -132,6 +156,18 @@ pub fn statements(backend: Backend) -> Vec<String> {
 pub async fn install(db: &Db) -> Result<()> {
     for sql in statements(db.backend()) {
         db.execute_unprepared(&sql).await?;
+    }
+    for ((table, column, _), sql) in ADDED.iter().zip(added_columns(db.backend())) {
+        let probe = format!("SELECT {column} FROM {table} WHERE 1 = 0");
+        if db.execute_unprepared(&probe).await.is_err() {
+            // Two installs at once: the second one's ALTER fails on the column the first
+            // added, which is what it wanted.
+            if let Err(err) = db.execute_unprepared(&sql).await {
+                if db.execute_unprepared(&probe).await.is_err() {
+                    return Err(err.into());
+                }
+            }
+        }
     }
     Ok(())
 }

@@ -41,6 +41,8 @@ pub(crate) struct OutboxEvent {
     pub(crate) next_at: i64,
     /// Its instance's partition.
     pub(crate) part: i64,
+    /// The save's W3C trace context, as JSON, if it had one.
+    pub(crate) trace: Option<String>,
 }
 
 /// The columns of [`OutboxEvent`], in its order.
@@ -55,11 +57,12 @@ type EventRow = (
     i64,
     i64,
     i64,
+    Option<String>,
 );
 
 impl OutboxEvent {
     fn from_row(
-        (id, event_id, model, receiver, event, payload, attempts, created_at, next_at, part): EventRow,
+        (id, event_id, model, receiver, event, payload, attempts, created_at, next_at, part, trace): EventRow,
     ) -> Self {
         OutboxEvent {
             id,
@@ -72,6 +75,7 @@ impl OutboxEvent {
             created_at,
             next_at,
             part,
+            trace,
         }
     }
 
@@ -187,7 +191,7 @@ impl Claim {
         let mut sql = Sql::new(db.backend());
         sql.push(&format!(
             "SELECT id, event_id, model, receiver, event, payload, attempts, created_at, \
-             next_at, part FROM {OUTBOX_TABLE} WHERE state = "
+             next_at, part, trace_context FROM {OUTBOX_TABLE} WHERE state = "
         ))
         .bind(&State::Pending)?
         .push(" AND next_at <= ")

@@ -3,6 +3,7 @@
 //! backoff, and dead-lettered after the last attempt.
 
 use std::future::Future;
+use std::sync::Arc;
 
 use async_nats::jetstream::{self, AckKind, consumer};
 use futures_util::StreamExt as _;
@@ -14,11 +15,13 @@ use tokio_util::sync::CancellationToken;
 use crate::config::Config;
 use crate::error::{Result, broker};
 use crate::handle::{Outcome, handle, served};
+use crate::observe::Observe;
 use crate::relay::{
     COMMITTED_AT_HEADER, EVENT_HEADER, EVENT_ID_HEADER, MODEL_HEADER, RECEIVER_HEADER,
     REPLAYED_AT_HEADER, ensure_stream,
 };
 use crate::store::{self, DeadLetter};
+use crate::trace;
 
 /// Runs durable receivers from JetStream. Start any number, on any machines, with the same
 /// [`Config`]: they share the durable consumer, so each event goes to one of them at a time,
@@ -47,6 +50,7 @@ pub struct Worker {
     /// The shared consumer, or with [`Config::ordered_per_instance`] one per partition.
     consumers: Vec<consumer::PullConsumer>,
     config: Config,
+    observe: Arc<Observe>,
 }
 
 impl Worker {
@@ -94,10 +98,12 @@ impl Worker {
                 .map_err(|e| broker(&format!("creating consumer `{name}`"), e))?;
             consumers.push(consumer);
         }
+        let observe = Arc::new(Observe::new(&config));
         Ok(Worker {
             db,
             consumers,
             config,
+            observe,
         })
     }
 
@@ -127,8 +133,15 @@ impl Worker {
                 .iter()
                 .map(|consumer| self.pull(consumer, concurrency, stop.cancelled())),
         );
+        // The gauges, read every `metrics_every` until the pulls end.
+        let gauges = async {
+            while !stop.is_cancelled() {
+                self.observe.refresh(&self.db).await;
+                let _ = tokio::time::timeout(self.config.metrics_every, stop.cancelled()).await;
+            }
+        };
         // At shutdown every pull stops taking messages and finishes those under way.
-        tokio::join!(pulls, stopped);
+        tokio::join!(pulls, stopped, gauges);
         Ok(())
     }
 
@@ -240,7 +253,15 @@ impl Worker {
                     attempt,
                 };
                 let retry = self.config.retry_of(&model, &receiver);
-                match handle(&self.db, &event, payload, remembered_from).await? {
+                let trace = trace::from_headers(headers);
+                let outcome = handle(&self.db, &event, payload, remembered_from, &trace).await?;
+                match &outcome {
+                    Outcome::Ran => self.observe.handled(&model, &receiver, committed_at),
+                    Outcome::Duplicate => self.observe.duplicate(&model, &receiver),
+                    Outcome::Failed(_) => self.observe.failed(&model, &receiver),
+                    Outcome::Forgotten(_) => {}
+                }
+                match outcome {
                     Outcome::Ran | Outcome::Duplicate => None,
                     Outcome::Forgotten(error) => Some(error),
                     Outcome::Failed(failure)
@@ -265,6 +286,7 @@ impl Worker {
                 ..letter
             };
             store::dead_letter(&self.db, &letter, None).await?;
+            self.observe.dead(&model, &receiver);
         }
         message
             .ack_with(AckKind::Ack)

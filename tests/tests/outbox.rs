@@ -1040,3 +1040,6 @@ outbox_test!(
 
 #[path = "outbox/operate.rs"]
 mod operate;
+
+#[path = "outbox/observe.rs"]
+mod observe;

@@ -643,3 +643,128 @@ url_test!(async fn relay_and_two_workers_deliver_the_welcome_notes_through_nats(
     let s = signals_outbox::stats(&db).await.unwrap();
     assert_eq!((s.pending, s.published, s.handled), (0, 5, 5));
 });
+
+url_test!(async fn outbox_commands_list_replay_and_discard_dead_letters(url) {
+    let app = App::new(&url);
+    app.ok(&["list"]); // migrated
+    assert_eq!(app.ok(&["outbox", "dead"]), "no dead letters\n");
+    // An event for a receiver this program does not have: dead-lettered at its first delivery.
+    let db = app.db().await;
+    db.execute_unprepared(
+        "INSERT INTO signals_outbox (event_id, model, receiver, instance_key, part, event, payload, created_at) \
+         VALUES ('00000000-0000-4000-8000-00000000000c', 'User', 'send_invoice', 'Some(1)', 0, 'created', '{}', 0)",
+    )
+    .await
+    .unwrap();
+    app.ok(&["list"]); // a command drains the outbox before it exits
+    let dead = app.ok(&["outbox", "dead"]);
+    assert!(
+        dead.starts_with("00000000-0000-4000-8000-00000000000c User.send_invoice (created, 1 attempts, failed ")
+            && dead.contains("no durable receiver `send_invoice` of `User`"),
+        "{dead}"
+    );
+    assert!(app.ok(&["outbox", "dead", "--receiver", "send_welcome"]).contains("no dead letters"));
+    let stats = app.ok(&["outbox", "stats"]);
+    assert!(stats.contains("dead 1") && stats.contains("User.send_invoice: pending 0, handled 0, dead 1"), "{stats}");
+    // A bare replay or discard names nothing: refused, nothing changed.
+    app.fails(&["outbox", "replay"], "", "say --all");
+    app.fails(&["outbox", "discard", "--model", "User"], "", "say --all");
+    assert_eq!(app.ok(&["outbox", "replay", "--all"]), "replayed 1 dead letters\n");
+    // Drained again before the command exited: still no such receiver, dead again.
+    assert!(app.ok(&["outbox", "dead"]).contains("send_invoice"));
+    assert_eq!(
+        app.ok(&["outbox", "discard", "00000000-0000-4000-8000-00000000000c"]),
+        "discarded 1 dead letters\n"
+    );
+    assert_eq!(app.ok(&["outbox", "dead"]), "no dead letters\n");
+    assert_eq!(app.ok(&["outbox", "purge-dead", "--older-than", "30"]), "purged 0 dead letters older than 30 days\n");
+});
+
+url_test!(async fn a_worker_joins_the_signups_trace_and_serves_its_metrics(url) {
+    use signals_outbox::async_nats;
+    let nats = std::env::var("SIGNALS_TEST_NATS_URL").unwrap_or_else(|_| "127.0.0.1:4222".into());
+    let client = match async_nats::connect(nats.as_str()).await {
+        Ok(c) => c,
+        Err(e) if !signals_tests::servers_required() => {
+            eprintln!("SKIPPED: no NATS at {nats} ({e})");
+            return;
+        }
+        Err(e) => panic!("NATS required (CI is set) but {nats} failed: {e}"),
+    };
+    let app = App::new(&url);
+    let stream = format!("ACCOUNTS{}", uuid::Uuid::new_v4().simple());
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let bind = format!("127.0.0.1:{port}");
+    let worker_log = app.dir.path().join("worker.err");
+    let spawn = |args: &[&str], stderr: std::process::Stdio| {
+        std::process::Command::new(assert_cmd::cargo::cargo_bin("example-account"))
+            .current_dir(app.dir.path())
+            .env("DATABASE_URL", &app.url)
+            .env("NATS_URL", &nats)
+            .env("NATS_STREAM", &stream)
+            .args(args)
+            .stdout(std::process::Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .unwrap()
+    };
+    app.ok(&["list"]); // migrated before the runners start
+    let mut children = vec![
+        spawn(&["relay"], std::process::Stdio::null()),
+        spawn(
+            &["--trace", "worker", "--metrics-bind", &bind],
+            std::fs::File::create(&worker_log).unwrap().into(),
+        ),
+    ];
+    let out = Command::cargo_bin("example-account").unwrap()
+        .current_dir(app.dir.path())
+        .env("DATABASE_URL", &app.url)
+        .env("NATS_URL", &nats)
+        .args(["--trace", "createuser", "traced", "--password-stdin"])
+        .write_stdin("pw\n")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{stderr}");
+    // The command's own span is the root of its trace.
+    let trace = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("span example-account trace="))
+        .and_then(|rest| rest.split(' ').next())
+        .unwrap_or_else(|| panic!("the signup's trace: {stderr}"))
+        .to_owned();
+    let start = std::time::Instant::now();
+    let handled = loop {
+        let log = std::fs::read_to_string(&worker_log).unwrap_or_default();
+        if let Some(line) = log.lines().find(|l| l.starts_with("span handle ")) {
+            break line.to_owned();
+        }
+        assert!(start.elapsed() < std::time::Duration::from_secs(60), "the worker never handled it: {log}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert!(
+        handled.contains(&format!("trace={trace} ")) && handled.contains("(from another process)"),
+        "the worker's span is in the signup's trace {trace}: {handled}"
+    );
+    let log = std::fs::read_to_string(&worker_log).unwrap();
+    assert!(log.contains("User.send_welcome"), "the worker says what it serves: {log}");
+    // The metrics, as Prometheus scrapes them.
+    let metrics = {
+        use std::io::{Read as _, Write as _};
+        let mut conn = std::net::TcpStream::connect(&bind).unwrap();
+        conn.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n").unwrap();
+        let mut text = String::new();
+        conn.read_to_string(&mut text).unwrap();
+        text
+    };
+    for child in &mut children {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    let _ = async_nats::jetstream::new(client).delete_stream(&stream).await;
+    assert!(
+        metrics.contains("signals_outbox_handled_total{model=\"User\",receiver=\"send_welcome\"} 1"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("signals_outbox_handling_seconds_count"), "{metrics}");
+});

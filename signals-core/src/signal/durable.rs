@@ -254,8 +254,28 @@ where
         event: committed_name(committed),
         payload,
         condition: None,
+        trace: trace_context(),
     });
     Ok(())
+}
+
+/// The W3C trace context of the current span (`traceparent`, `tracestate`), as the global
+/// OpenTelemetry propagator writes it, in JSON: what a runner gives the receiver's span as its
+/// parent. `None` without the `otel` feature, or when there is no context to carry.
+fn trace_context() -> Option<String> {
+    #[cfg(feature = "otel")]
+    {
+        use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+        let cx = tracing::Span::current().context();
+        let mut fields = std::collections::HashMap::<String, String>::new();
+        opentelemetry::global::get_text_map_propagator(|p| p.inject_context(&cx, &mut fields));
+        if fields.is_empty() {
+            return None;
+        }
+        serde_json::to_string(&fields).ok()
+    }
+    #[cfg(not(feature = "otel"))]
+    None
 }
 
 /// For the derive: buffers the event of a durable `changed(..)` receiver
@@ -298,6 +318,7 @@ where
         event: committed_name(Committed::Saved { created: false }),
         payload,
         condition: Some(Condition(Box::new(decide))),
+        trace: trace_context(),
     });
     Ok(())
 }

@@ -39,6 +39,8 @@ pub(crate) struct OutboxRow {
     pub(crate) payload: String,
     /// For a `changed(..)` receiver: decided just before COMMIT.
     pub(crate) condition: Option<Condition>,
+    /// The save's W3C trace context, as JSON (the `otel` feature).
+    pub(crate) trace: Option<String>,
 }
 
 /// The rows to write: conditioned ones decided now (each at most once), in order.
@@ -118,13 +120,17 @@ pub(crate) fn missing_table_hint(err: Error) -> Error {
     ))
 }
 
-/// One multi-row INSERT of `rows`, committed at `now`.
+/// One multi-row INSERT of `rows`, committed at `now`. The trace context's column is named
+/// only when some row has one, so a program without tracing writes the columns the outbox's
+/// first version had.
 fn insert(backend: Backend, rows: &[OutboxRow], now: i64) -> Result<Sql> {
-    let mut sql = Sql::with_capacity(backend, rows.len() * COLUMNS.len());
+    let traced = rows.iter().any(|r| r.trace.is_some());
+    let mut sql = Sql::with_capacity(backend, rows.len() * (COLUMNS.len() + 1));
     sql.push("INSERT INTO ")
         .push(OUTBOX_TABLE)
         .push(" (")
         .push(&COLUMNS.join(", "))
+        .push(if traced { ", trace_context" } else { "" })
         .push(") VALUES ");
     sql.list(rows, |sql, row| {
         sql.push("(")
@@ -142,8 +148,11 @@ fn insert(backend: Backend, rows: &[OutboxRow], now: i64) -> Result<Sql> {
             .push(", ")
             .bind_as(&row.payload, "payload")?
             .push(", ")
-            .bind_as(&now, "created_at")?
-            .push(")");
+            .bind_as(&now, "created_at")?;
+        if traced {
+            sql.push(", ").bind_as(&row.trace, "trace_context")?;
+        }
+        sql.push(")");
         Ok(())
     })?;
     Ok(sql)
@@ -188,6 +197,7 @@ mod tests {
             event: "created",
             payload: "{}".into(),
             condition: None,
+            trace: None,
         };
         let sql = insert(Backend::Postgres, &[row(), row()], 0).expect("binds");
         assert!(

@@ -1,0 +1,1 @@
+ALTER TABLE signals_outbox ADD COLUMN trace_context TEXT;
