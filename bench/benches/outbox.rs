@@ -170,6 +170,36 @@ fn percentiles(mut ms: Vec<f64>) -> String {
     format!("{:.1} / {:.1} / {:.1} ms", pct(0.5), pct(0.9), pct(0.99))
 }
 
+/// Three workers' rate on `n` events already published (relayed untimed first), with
+/// `config` (ordered per instance or not).
+async fn three_workers(db: &Db, js: &jetstream::Context, config: &Config, n: usize) -> f64 {
+    commit_events(db, n).await;
+    let relay = Relay::new(db.clone(), js.clone(), config.clone())
+        .await
+        .expect("relay");
+    ours(&relay, n).await;
+    let target = signals_outbox::stats(db).await.expect("stats").handled as usize + n;
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..3 {
+        let worker = Worker::new(db.clone(), js.clone(), config.clone())
+            .await
+            .expect("worker");
+        let u = until(stopped.clone());
+        tasks.push(tokio::spawn(async move { worker.run(u).await }));
+    }
+    while (signals_outbox::stats(db).await.expect("stats").handled as usize) < target {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let rate = n as f64 / start.elapsed().as_secs_f64();
+    let _ = stop.send(true);
+    for t in tasks {
+        t.await.expect("worker task").expect("worker");
+    }
+    rate
+}
+
 #[tokio::main]
 async fn main() {
     let rounds: usize = arg("--rounds").and_then(|r| r.parse().ok()).unwrap_or(5);
@@ -255,6 +285,28 @@ async fn main() {
         .expect("relay");
         let remote = latency(db, &other, &worker).await;
         let _ = js.delete_stream(format!("B{id}")).await;
+
+        // Three workers, each instance's events in commit order, against three unordered
+        // workers (one delivery at a time each, the default), on streams of their own.
+        let (mut ordered, mut unordered) = (Vec::new(), Vec::new());
+        for round in 0..rounds {
+            for (is_ordered, rates) in [(true, &mut ordered), (false, &mut unordered)] {
+                let id = format!("{id}{round}{}", u8::from(is_ordered));
+                let config = Config::default()
+                    .stream(format!("B{id}"))
+                    .subject_prefix(format!("b{id}"))
+                    .consumer(format!("c{id}"))
+                    .ordered_per_instance(is_ordered);
+                rates.push(three_workers(db, &js, &config, events / 2).await);
+                let _ = js.delete_stream(format!("B{id}")).await;
+            }
+        }
+        eprintln!(
+            "{label}: three workers, {} events a round: ordered per instance {:.0} events/s, unordered {:.0} events/s (medians of {rounds})",
+            events / 2,
+            median(&ordered),
+            median(&unordered)
+        );
         println!(
             "| {label} | {:.0} | {:.0} | {:.2} | {:.0} | {} | {} |",
             median(&ours_t),

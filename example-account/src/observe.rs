@@ -70,6 +70,10 @@ pub fn install(log: bool, trace: bool) -> Installed {
             .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
     });
     let level = tracing_subscriber::filter::LevelFilter::INFO;
+    // sqlx's notices (PostgreSQL's "relation already exists, skipping") are not news.
+    let logged = tracing_subscriber::filter::Targets::new()
+        .with_default(level)
+        .with_target("sqlx", tracing_subscriber::filter::LevelFilter::WARN);
     let tracer = trace.then(|| {
         opentelemetry::global::set_text_map_propagator(
             opentelemetry_sdk::propagation::TraceContextPropagator::new(),
@@ -82,7 +86,7 @@ pub fn install(log: bool, trace: bool) -> Installed {
         tracing_opentelemetry::layer().with_tracer(provider.tracer("example-account"))
     });
     let _ = tracing_subscriber::registry()
-        .with(fmt.map(|f| tracing_subscriber::Layer::with_filter(f, level)))
+        .with(fmt.map(|f| tracing_subscriber::Layer::with_filter(f, logged)))
         .with(otel.map(|o| tracing_subscriber::Layer::with_filter(o, level)))
         .try_init();
     Installed { tracer }

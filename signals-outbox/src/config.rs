@@ -355,6 +355,17 @@ impl Config {
     /// Refuses retries of receivers this program does not have (a misspelled name would
     /// otherwise be ignored in silence).
     pub(crate) fn check_receivers(&self) -> Result<()> {
+        let mut seen = std::collections::HashSet::new();
+        for r in signals_core::durable::receivers() {
+            if !seen.insert((r.model, r.receiver)) {
+                return Err(Error::Config(format!(
+                    "two durable receivers are registered as `{}.{}` (two models named `{}` \
+                     in different modules?): events name their receiver by model and receiver \
+                     name only, so a runner cannot tell them apart; rename one",
+                    r.model, r.receiver, r.model
+                )));
+            }
+        }
         for name in self.retries.keys() {
             let known = signals_core::durable::receivers()
                 .any(|r| name.split_once('.') == Some((r.model, r.receiver)));

@@ -126,7 +126,7 @@ impl Embedded {
     /// for commits of this process (and on PostgreSQL of every process), and every poll
     /// interval otherwise. A failing round (the database away) is logged and tried again.
     pub async fn run(&self, shutdown: impl Future<Output = ()>) -> Result<()> {
-        tracing::info!(
+        tracing::debug!(
             receivers = %crate::handle::served().join(", "),
             "embedded runner serving durable receivers"
         );

@@ -16,8 +16,40 @@
 //! Either way, each delivery runs in a transaction that first records the event id in the
 //! inbox table: the receiver's database work (through [`Delivery::tx`]) happens exactly
 //! once, however often the event is delivered. A failing receiver is retried with backoff;
-//! after [`Config::max_attempts`] the event goes to the dead letters with its last error, and
-//! the other events keep flowing. [`stats`] reads the counters.
+//! after [`Config::max_attempts`] (or its own [`Config::retry`]) the event goes to the dead
+//! letters with its last error, and the other events keep flowing; a
+//! [`Permanent`](signals_core::durable::Permanent) error goes there at once. [`stats`] and
+//! [`receiver_stats`] read the counters.
+//!
+//! Operating them:
+//!
+//! - [`dead`]: list, replay (each event handled once, however many replays race), discard and
+//!   purge the dead letters;
+//! - [`wait_until_handled`]: wait until what committed so far is handled (tests, a program
+//!   about to exit);
+//! - [`Config::ordered_per_instance`]: each instance's events handled in commit order across
+//!   every worker;
+//! - [`receivers`]: what this program serves; an event for a receiver it lacks is
+//!   dead-lettered at once, naming it;
+//! - metrics, through the [`metrics`](https://docs.rs/metrics) facade (nothing is recorded
+//!   until the program installs a recorder), each with the labels of
+//!   [`Config::metric_label`]:
+//!
+//!   | metric | kind | labels | what |
+//!   |---|---|---|---|
+//!   | `signals_outbox_published_total` | counter | `model`, `receiver` | events a relay published |
+//!   | `signals_outbox_handled_total` | counter | `model`, `receiver` | deliveries whose receiver ran and committed |
+//!   | `signals_outbox_duplicates_total` | counter | `model`, `receiver` | deliveries of events handled already |
+//!   | `signals_outbox_failures_total` | counter | `model`, `receiver` | failed deliveries (retried or dead-lettered) |
+//!   | `signals_outbox_dead_total` | counter | `model`, `receiver` | events dead-lettered |
+//!   | `signals_outbox_handling_seconds` | histogram | `model`, `receiver` | from the save's commit to the receiver's |
+//!   | `signals_outbox_events` | gauge | `state` (`pending`, `published`, `handled`, `dead`) | the tables' counts, every [`Config::metrics_every`] |
+//!   | `signals_outbox_lag_seconds` | gauge | | the age of the oldest pending event |
+//!
+//! - traces: with the `otel` feature, the W3C trace context of the save (its current span's,
+//!   through OpenTelemetry's global propagator) travels in the outbox row and the broker
+//!   message's headers, and the runner's `handle` span takes it as its parent: one trace from
+//!   `save()` on one machine to the receiver on another.
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")] async fn main() -> signals_outbox::Result<()> {
@@ -156,4 +188,53 @@ pub async fn spawn(db: Db, nats_url: Option<&str>, config: Config) -> Result<Run
         }
     }
     Ok(Running { stop, tasks })
+}
+
+#[cfg(test)]
+mod tests {
+    use signals_core::Model;
+    use signals_core::durable::Delivery;
+
+    mod shop {
+        use super::*;
+        #[derive(Model, Clone, serde::Serialize, serde::Deserialize)]
+        #[on_commit(notify, durable)]
+        pub(super) struct Order {
+            id: Option<i64>,
+        }
+        async fn notify(_: Order, _: &mut Delivery<'_>) -> signals_core::Result<()> {
+            Ok(())
+        }
+    }
+
+    mod billing {
+        use super::*;
+        #[derive(Model, Clone, serde::Serialize, serde::Deserialize)]
+        #[on_commit(notify, durable)]
+        pub(super) struct Order {
+            id: Option<i64>,
+        }
+        async fn notify(_: Order, _: &mut Delivery<'_>) -> signals_core::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// Two models of one name in different modules register receivers an event cannot tell
+    /// apart: a runner refuses to start rather than run one for the other's events.
+    #[tokio::test]
+    async fn receivers_an_event_cannot_tell_apart_stop_the_runners() {
+        let _ = (
+            std::any::type_name::<shop::Order>(),
+            std::any::type_name::<billing::Order>(),
+        );
+        let db = signals_core::Db::connect("sqlite::memory:")
+            .await
+            .expect("db");
+        let err = crate::Embedded::new(db, crate::Config::default()).expect_err("ambiguous");
+        assert!(
+            err.to_string()
+                .contains("two durable receivers are registered as `Order.notify`"),
+            "{err}"
+        );
+    }
 }

@@ -162,10 +162,10 @@ pub async fn install(db: &Db) -> Result<()> {
         if db.execute_unprepared(&probe).await.is_err() {
             // Two installs at once: the second one's ALTER fails on the column the first
             // added, which is what it wanted.
-            if let Err(err) = db.execute_unprepared(&sql).await {
-                if db.execute_unprepared(&probe).await.is_err() {
-                    return Err(err.into());
-                }
+            if let Err(err) = db.execute_unprepared(&sql).await
+                && db.execute_unprepared(&probe).await.is_err()
+            {
+                return Err(err.into());
             }
         }
     }

@@ -102,3 +102,60 @@ fn signals_and_receivers_are_traced() {
         ]
     );
 }
+
+/// Names the spans that closed.
+#[derive(Clone, Default)]
+struct Closed(Arc<Mutex<Vec<String>>>);
+
+impl<S: tracing::Subscriber + for<'a> LookupSpan<'a>> Layer<S> for Closed {
+    fn on_close(&self, id: tracing::span::Id, ctx: Context<'_, S>) {
+        if let Some(span) = ctx.span(&id) {
+            self.0.lock().unwrap().push(span.name().to_owned());
+        }
+    }
+}
+
+/// A span current when a `Db`'s kept SQLite connection first takes its handle ends when the
+/// caller leaves it: sqlx keeps the span of each command it queues, and the request to let go of
+/// the handle stayed queued while the connection kept it (the life of the `Db`), so a request's
+/// span never ended and a tracing backend never exported it.
+#[test]
+fn a_span_ends_with_its_caller_on_a_kept_sqlite_connection() {
+    let closed = Closed::default();
+    // This thread's own subscriber; the runtime polls everything on this thread.
+    let _local = tracing::subscriber::set_default(Registry::default().with(closed.clone()));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let db = Db::connect("sqlite::memory:").await.unwrap();
+        db.execute_unprepared("CREATE TABLE note (id INTEGER PRIMARY KEY, body TEXT NOT NULL)")
+            .await
+            .unwrap();
+        for body in ["first", "second"] {
+            tracing::Instrument::instrument(
+                async {
+                    Note {
+                        id: None,
+                        body: body.into(),
+                    }
+                    .save(&db)
+                    .await
+                    .unwrap();
+                },
+                tracing::info_span!("request"),
+            )
+            .await;
+        }
+        let ended = closed
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|n| *n == "request")
+            .count();
+        assert_eq!(ended, 2, "both requests' spans ended while the Db lives");
+        db.close().await;
+    });
+}

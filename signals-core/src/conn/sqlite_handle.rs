@@ -41,7 +41,7 @@ impl Locked {
     /// The `Locked` must be dropped before `conn` is used through sqlx again, moved back to a
     /// pool or dropped; it may be moved, with `conn`, anywhere meanwhile.
     pub(crate) async fn take(conn: &mut SqliteConnection) -> Result<Locked> {
-        let mut guard = conn.lock_handle().await?;
+        let mut guard = untraced(conn.lock_handle()).await?;
         let handle = guard.as_raw_handle();
         // SAFETY: the guard borrows `conn`, which its owners keep alive and unused by sqlx
         // (never used through sqlx, moved into a pool or dropped) for as long as the `Locked`
@@ -109,6 +109,19 @@ pub(crate) fn query_on(
     drop(rows);
     log.finish(0, returned);
     Ok(())
+}
+
+/// Polls `fut` with no current `tracing` span.
+///
+/// sqlx queues each command for its worker thread with the span current when it was sent, and
+/// `lock_handle`'s request to let go of the handle can stay queued for as long as the handle is
+/// held: a kept connection's, for the life of its `Db`. The span current then (a request's, a
+/// command's) stayed open that long, so a tracing backend never saw it end, nor exported it.
+async fn untraced<F: std::future::Future>(fut: F) -> F::Output {
+    let mut fut = std::pin::pin!(fut);
+    let none = tracing::Dispatch::none();
+    std::future::poll_fn(|cx| tracing::dispatcher::with_default(&none, || fut.as_mut().poll(cx)))
+        .await
 }
 
 /// Makes sure sqlx's worker thread holds the handle again before it is taken anew.

@@ -101,16 +101,31 @@ pub(crate) async fn write(
 /// The outbox write's error, naming the fix when the table is missing (PostgreSQL's SQLSTATE
 /// 42P01, MySQL's error 1146, SQLite's "no such table").
 pub(crate) fn missing_table_hint(err: Error) -> Error {
-    let missing = match &err {
+    let (missing_table, missing_column) = match &err {
         Error::Database(sqlx::Error::Database(e)) => {
-            e.code().as_deref() == Some("42P01")
-                || e.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>()
-                    .is_some_and(|e| e.number() == 1146)
-                || e.message().starts_with("no such table")
+            let mysql = e.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>();
+            let names_column = e.message().contains("trace_context");
+            (
+                e.code().as_deref() == Some("42P01")
+                    || mysql.is_some_and(|e| e.number() == 1146)
+                    || e.message().starts_with("no such table"),
+                names_column
+                    && (e.code().as_deref() == Some("42703")
+                        || mysql.is_some_and(|e| e.number() == 1054)
+                        || e.message().contains("has no column named")),
+            )
         }
-        _ => false,
+        _ => (false, false),
     };
-    if !missing {
+    if missing_column {
+        return Error::Config(format!(
+            "a durable receiver's event cannot be written: the table `{OUTBOX_TABLE}` predates \
+             its column `trace_context` ({err}), which a save with a trace context (the `otel` \
+             feature) writes; run `signals_outbox::install(&db)` (or a migration of its \
+             `schema::added_columns`). Nothing was committed."
+        ));
+    }
+    if !missing_table {
         return err;
     }
     Error::Config(format!(

@@ -348,3 +348,36 @@ outbox_test!(one_trace_runs_from_the_save_to_the_receiver, |_url, db| {
         "{traceparent}"
     );
 });
+
+outbox_test!(
+    a_traced_save_into_an_older_outbox_says_to_install,
+    |url, db| {
+        install_tracer();
+        let other = Db::connect(&url).await.expect("connect");
+        other
+            .execute_unprepared("ALTER TABLE signals_outbox DROP COLUMN trace_context")
+            .await
+            .expect("drop the column");
+        other.close().await;
+        let mut order = OutboxOrder {
+            id: None,
+            note: "traced".into(),
+        };
+        let probe = tracing::info_span!("trace_probe");
+        let err = order
+            .save(&db)
+            .instrument(probe)
+            .await
+            .expect_err("the column is missing");
+        let text = err.to_string();
+        assert!(
+            text.contains("trace_context") && text.contains("signals_outbox::install"),
+            "{text}"
+        );
+        assert_eq!(order.id, None, "nothing kept");
+        assert!(OutboxOrder::all(&db).await.expect("usable").is_empty());
+        signals_outbox::install(&db).await.expect("install");
+        order.save(&db).await.expect("saves once installed");
+        assert_eq!(stats(&db).await.expect("stats").pending, 1);
+    }
+);
