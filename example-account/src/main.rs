@@ -667,6 +667,13 @@ async fn main() -> ExitCode {
             .unwrap_or_default();
         tracing::info_span!("example-account", command = %printable(&name))
     };
+    // The trace's id, said whether or not its spans reach an exporter.
+    if cli.trace && !log {
+        use opentelemetry::trace::TraceContextExt as _;
+        use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+        let trace = command.context().span().span_context().trace_id();
+        eprintln!("trace {trace}");
+    }
     match tracing::Instrument::instrument(run(cli), command).await {
         Ok(out) => {
             print!("{out}");

@@ -31,23 +31,23 @@ const LOOK_AGAIN: Duration = Duration::from_millis(25);
 /// use signals_core::durable::Delivery;
 ///
 /// #[derive(Model, Clone, serde::Serialize, serde::Deserialize)]
-/// #[on_commit(greet, durable)]
-/// struct Guest { id: Option<i64>, name: String }
+/// #[on_commit(welcome, durable)]
+/// struct Visitor { id: Option<i64>, name: String }
 ///
-/// async fn greet(guest: Guest, _: &mut Delivery<'_>) -> signals_core::Result<()> {
-///     println!("hello, {}", guest.name);
+/// async fn welcome(visitor: Visitor, _: &mut Delivery<'_>) -> signals_core::Result<()> {
+///     println!("hello, {}", visitor.name);
 ///     Ok(())
 /// }
 ///
 /// let db = Db::connect("sqlite::memory:").await?;
-/// db.create_tables::<Guest>().await?;
+/// db.create_tables::<Visitor>().await?;
 /// signals_outbox::install(&db).await?;
 /// let running = signals_outbox::spawn(db.clone(), None, Default::default()).await?;
 ///
-/// Guest { id: None, name: "Ada".into() }.save(&db).await?;
+/// Visitor { id: None, name: "Ada".into() }.save(&db).await?;
 /// signals_outbox::wait_until_handled(&db, Duration::from_secs(10)).await?;
 /// let counts = signals_outbox::receiver_stats(&db).await?;
-/// assert_eq!((counts[0].receiver.as_str(), counts[0].handled), ("greet", 1));
+/// assert_eq!((counts[0].receiver.as_str(), counts[0].handled), ("welcome", 1));
 /// running.stop().await?;
 /// # Ok(()) }
 /// ```

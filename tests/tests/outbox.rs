@@ -1043,3 +1043,6 @@ mod operate;
 
 #[path = "outbox/observe.rs"]
 mod observe;
+
+#[path = "outbox/breaker.rs"]
+mod breaker;

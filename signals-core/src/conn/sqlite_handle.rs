@@ -117,11 +117,12 @@ pub(crate) fn query_on(
 /// `lock_handle`'s request to let go of the handle can stay queued for as long as the handle is
 /// held: a kept connection's, for the life of its `Db`. The span current then (a request's, a
 /// command's) stayed open that long, so a tracing backend never saw it end, nor exported it.
-async fn untraced<F: std::future::Future>(fut: F) -> F::Output {
-    let mut fut = std::pin::pin!(fut);
+fn untraced<F: std::future::Future>(fut: F) -> impl std::future::Future<Output = F::Output> {
+    let mut fut = Box::pin(fut);
     let none = tracing::Dispatch::none();
-    std::future::poll_fn(|cx| tracing::dispatcher::with_default(&none, || fut.as_mut().poll(cx)))
-        .await
+    std::future::poll_fn(move |cx| {
+        tracing::dispatcher::with_default(&none, || fut.as_mut().poll(cx))
+    })
 }
 
 /// Makes sure sqlx's worker thread holds the handle again before it is taken anew.
