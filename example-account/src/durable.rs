@@ -110,7 +110,18 @@ pub async fn render_dead(
     }
     let mut out = String::new();
     for letter in letters {
-        let failed: chrono::DateTime<chrono::Utc> = letter.failed_at.into();
+        // A time written by hand may lie outside what a calendar date can say.
+        let failed = letter
+            .failed_at
+            .duration_since(std::time::UNIX_EPOCH)
+            .ok()
+            .and_then(|d| {
+                chrono::DateTime::from_timestamp(i64::try_from(d.as_secs()).ok()?, d.subsec_nanos())
+            })
+            .map_or_else(
+                || format!("{:?}", letter.failed_at),
+                |t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+            );
         let _ = writeln!(
             out,
             "{} {}.{} ({}, {} attempts, failed {}): {}",
@@ -119,7 +130,7 @@ pub async fn render_dead(
             printable(&letter.receiver),
             printable(&letter.committed),
             letter.attempts,
-            failed.format("%Y-%m-%d %H:%M:%S UTC"),
+            failed,
             printable(&letter.error)
         );
     }

@@ -48,11 +48,19 @@ impl Retry {
         self.attempts
     }
 
-    /// The wait before delivery `attempt + 1` of an event that failed `attempt` times.
+    /// The wait before delivery `attempt + 1` of an event that failed `attempt` times; at
+    /// most [`Retry::LONGEST`].
     pub fn delay(&self, attempt: u32) -> Duration {
         let factor = 1u32 << attempt.saturating_sub(1).min(20);
-        self.first.saturating_mul(factor).min(self.max)
+        self.first
+            .saturating_mul(factor)
+            .min(self.max)
+            .min(Retry::LONGEST)
     }
+
+    /// The longest wait a retry takes (about 292 years: what the broker's delays, in
+    /// nanoseconds, can say); a longer backoff waits this long.
+    pub const LONGEST: Duration = Duration::from_nanos(i64::MAX as u64);
 }
 
 impl Default for Retry {

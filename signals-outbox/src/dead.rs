@@ -113,8 +113,23 @@ impl Select {
         self
     }
 
-    /// Appends ` WHERE ..` for these conditions (and `failed_at <= until`, when given).
-    fn push_where(&self, sql: &mut Sql, until: Option<i64>) -> Result<()> {
+    /// This selection as several, each naming at most [`IDS_PER_STATEMENT`] events (every
+    /// backend limits the values a statement binds).
+    fn parts(&self) -> Vec<Select> {
+        match &self.event_ids {
+            Some(ids) if ids.len() > IDS_PER_STATEMENT => ids
+                .chunks(IDS_PER_STATEMENT)
+                .map(|ids| Select {
+                    event_ids: Some(ids.to_vec()),
+                    ..self.clone()
+                })
+                .collect(),
+            _ => vec![self.clone()],
+        }
+    }
+
+    /// Appends ` WHERE ..` for these conditions.
+    fn push_where(&self, sql: &mut Sql) -> Result<()> {
         sql.push(" WHERE 1 = 1");
         if let Some(ids) = &self.event_ids {
             if ids.is_empty() {
@@ -136,9 +151,6 @@ impl Select {
         }
         if let Some(after) = self.failed_after {
             sql.push(" AND failed_at >= ").bind(&after)?;
-        }
-        if let Some(until) = until {
-            sql.push(" AND failed_at <= ").bind(&until)?;
         }
         Ok(())
     }
@@ -180,15 +192,36 @@ fn letter(
 
 /// Up to `limit` dead letters of `select`, oldest failure first.
 pub async fn list(db: &Db, select: &Select, limit: usize) -> Result<Vec<DeadLetter>> {
-    let mut sql = Sql::new(db.backend());
-    sql.push(&format!("SELECT {COLUMNS} FROM {DEAD_LETTER_TABLE}"));
-    select.push_where(&mut sql, None)?;
-    sql.push(&format!(
-        " ORDER BY failed_at, event_id LIMIT {}",
-        limit.min(i64::MAX as usize)
-    ));
-    let rows: Vec<LetterRow> = sql.fetch_all(db).await?;
+    let mut rows: Vec<LetterRow> = Vec::new();
+    for part in select.parts() {
+        let mut sql = Sql::new(db.backend());
+        sql.push(&format!("SELECT {COLUMNS} FROM {DEAD_LETTER_TABLE}"));
+        part.push_where(&mut sql)?;
+        sql.push(&format!(
+            " ORDER BY failed_at, event_id LIMIT {}",
+            limit.min(i64::MAX as usize)
+        ));
+        rows.extend(sql.fetch_all::<LetterRow>(db).await?);
+    }
+    rows.sort_by(|a, b| (a.7, &a.0).cmp(&(b.7, &b.0)));
+    rows.truncate(limit);
     Ok(rows.into_iter().map(letter).collect())
+}
+
+/// The event ids of the letters of `select`, oldest failure first.
+async fn ids_of(db: &Db, select: &Select) -> Result<Vec<String>> {
+    let mut rows: Vec<(i64, String)> = Vec::new();
+    for part in select.parts() {
+        let mut sql = Sql::new(db.backend());
+        sql.push(&format!(
+            "SELECT failed_at, event_id FROM {DEAD_LETTER_TABLE}"
+        ));
+        part.push_where(&mut sql)?;
+        rows.extend(sql.fetch_all::<(i64, String)>(db).await?);
+    }
+    rows.sort();
+    rows.dedup();
+    Ok(rows.into_iter().map(|(_, id)| id).collect())
 }
 
 /// The dead letter of event `event_id`, if there is one.
@@ -199,11 +232,15 @@ pub async fn get(db: &Db, event_id: &str) -> Result<Option<DeadLetter>> {
 /// Dead letters taken per transaction by [`replay`] and [`discard`].
 const CHUNK: usize = 500;
 
+/// The most event ids one statement binds.
+const IDS_PER_STATEMENT: usize = 1000;
+
 /// Sends the dead letters of `select` back to the runners: each leaves the dead letters and
 /// its event is pending again in the outbox, with its id, instance and kind as they were
 /// and its attempts counted afresh, in the same transaction, so an event is replayed once
 /// however many replays run at the same time (the others find no dead letter). Returns how
-/// many were replayed. Letters dead-lettered again while this runs are not taken again.
+/// many were replayed. The letters are those there when it is called: one dead-lettered again
+/// while this runs is not taken again.
 ///
 /// A relay publishes a replayed event under a message id of its own (`<event id>@<ms>`),
 /// which the stream's duplicate window does not drop; a worker runs it even when it
@@ -241,17 +278,19 @@ enum Requeue {
     Discard,
 }
 
-/// Runs `what` over the letters of `select` that failed by now, a chunk per transaction,
-/// each transaction tried again when the database broke a deadlock.
+/// Runs `what` over the letters of `select` as they are when it is called (a letter
+/// dead-lettered again meanwhile is not taken twice, whatever the clocks of the machines that
+/// write them say), a chunk per transaction, each transaction tried again when the database
+/// broke a deadlock.
 async fn chunked(db: &Db, select: &Select, what: Requeue) -> Result<u64> {
-    let until = now_millis();
+    let ids = ids_of(db, select).await?;
     let mut total = 0;
-    loop {
+    for chunk in ids.chunks(CHUNK) {
         let mut tries = 0;
         let done = loop {
             tries += 1;
             let mut tx = db.begin().await?;
-            match take_chunk(&mut tx, select, until, what).await {
+            match take_chunk(&mut tx, chunk, what).await {
                 Ok(n) => match tx.commit().await {
                     Ok(()) => break n,
                     Err(err) if err.is_retryable() && tries < 5 => continue,
@@ -268,20 +307,18 @@ async fn chunked(db: &Db, select: &Select, what: Requeue) -> Result<u64> {
             }
         };
         total += done as u64;
-        if done < CHUNK {
-            return Ok(total);
-        }
     }
+    Ok(total)
 }
 
-/// One chunk in `tx`: the letters read locked, deleted, and their events requeued or
-/// deleted. Returns how many.
-async fn take_chunk(tx: &mut Tx, select: &Select, until: i64, what: Requeue) -> Result<usize> {
+/// One chunk in `tx`: the letters of events `ids` still there read locked, deleted, and
+/// their events requeued or deleted. Returns how many.
+async fn take_chunk(tx: &mut Tx, ids: &[String], what: Requeue) -> Result<usize> {
     let backend = tx.backend();
     let mut sql = Sql::new(backend);
     sql.push(&format!("SELECT {COLUMNS} FROM {DEAD_LETTER_TABLE}"));
-    select.push_where(&mut sql, Some(until))?;
-    sql.push(&format!(" ORDER BY failed_at, event_id LIMIT {CHUNK}"));
+    Select::events(ids.iter().cloned()).push_where(&mut sql)?;
+    sql.push(" ORDER BY failed_at, event_id");
     if backend != Backend::Sqlite {
         // SQLite's write transaction is the lock already.
         sql.push(" FOR UPDATE");

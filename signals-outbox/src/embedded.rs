@@ -166,6 +166,9 @@ impl Embedded {
                     continue;
                 }
             };
+            // Each event's saves are judged by `changed(..)` receivers as a worker, running
+            // it in a transaction of its own, would judge them.
+            tx.__judge_changes_afresh();
             let res = tx
                 .savepoint(async |tx: &mut Tx| {
                     let trace = trace::from_json(row.trace.as_deref());

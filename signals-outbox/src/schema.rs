@@ -140,6 +140,13 @@ pub fn added_columns(backend: Backend) -> Vec<String> {
 /// (table, column, type) of each column added since the first version.
 const ADDED: [(&str, &str, &str); 1] = [(OUTBOX_TABLE, "trace_context", "TEXT")];
 
+/// Whether `err` is another install's `CREATE .. IF NOT EXISTS` winning a race on
+/// PostgreSQL: a unique violation in its catalog, or a relation that already exists.
+fn raced(err: &signals_core::Error) -> bool {
+    matches!(err.kind(), signals_core::ErrorKind::UniqueViolation)
+        || err.to_string().contains("already exists")
+}
+
 /// Creates the outbox's tables where missing, and adds the columns a newer version of this
 /// crate needs ([`added_columns`]): run it once at start-up, as migrations do. Saves of
 /// models with durable receivers fail (and roll back) until the tables exist; relays and
@@ -154,8 +161,19 @@ const ADDED: [(&str, &str, &str); 1] = [(OUTBOX_TABLE, "trace_context", "TEXT")]
 /// # Ok(()) }
 /// ```
 pub async fn install(db: &Db) -> Result<()> {
+    let mut tries = 0;
     for sql in statements(db.backend()) {
-        db.execute_unprepared(&sql).await?;
+        loop {
+            tries += 1;
+            match db.execute_unprepared(&sql).await {
+                Ok(_) => break,
+                // PostgreSQL's `CREATE .. IF NOT EXISTS` is not safe against another install
+                // running it at the same moment: the loser fails on the catalog's unique keys
+                // (or finds the relation made after it looked). Run again, it finds the table.
+                Err(err) if tries < 10 && raced(&err) => continue,
+                Err(err) => return Err(err.into()),
+            }
+        }
     }
     for ((table, column, _), sql) in ADDED.iter().zip(added_columns(db.backend())) {
         let probe = format!("SELECT {column} FROM {table} WHERE 1 = 0");

@@ -123,7 +123,7 @@ impl Claim {
         let owner = owner.to_owned();
         if backend == Backend::Sqlite {
             let now = now_millis();
-            let until = now + lease.as_millis() as i64;
+            let until = later(now, lease);
             // Its own partitions first (renewed), then free or expired ones, up to `most`: one
             // statement, so two runners never take the same partition.
             let mut sql = Sql::new(backend);
@@ -216,7 +216,8 @@ impl Claim {
             .bind(&now_millis())?
             .push(" WHERE id IN (");
         sql.list(ids, |sql, id| sql.bind(id).map(drop))?;
-        sql.push(")");
+        // A worker may have dead-lettered an event before its relay marked it: it stays dead.
+        sql.push(") AND state = ").bind(&State::Pending)?;
         match &mut self.tx {
             Some(tx) => sql.execute(tx).await?,
             None => sql.execute(db).await?,
@@ -296,7 +297,7 @@ pub(crate) async fn retry_later(
     sql.push(&format!("UPDATE {OUTBOX_TABLE} SET attempts = "))
         .bind(&attempts)?
         .push(", next_at = ")
-        .bind(&(now_millis() + delay.as_millis() as i64))?
+        .bind(&later(now_millis(), delay))?
         .push(", last_error = ")
         .bind(&error.to_owned())?
         .push(" WHERE id = ")
@@ -361,11 +362,36 @@ pub(crate) async fn dead_letter(
         .bind(&now_millis())?;
     ignored(&mut sql);
     sql.execute(&mut tx).await?;
-    if let Some(id) = outbox_id {
-        set_state(&mut tx, id, State::Dead).await?;
+    match outbox_id {
+        Some(id) => set_state(&mut tx, id, State::Dead).await?,
+        None => {
+            // A worker's: the outbox row (published, or about to be marked so) is dead too, so
+            // that discarding the letter takes it and nothing waits for it.
+            let mut sql = Sql::new(db.backend());
+            sql.push(&format!("UPDATE {OUTBOX_TABLE} SET state = "))
+                .bind(&State::Dead)?
+                .push(" WHERE event_id = ")
+                .bind(&letter.event_id.to_owned())?
+                .push(" AND state IN (")
+                .bind(&State::Pending)?
+                .push(", ")
+                .bind(&State::Published)?
+                .push(")");
+            sql.execute(&mut tx).await?;
+        }
     }
     tx.commit().await?;
     Ok(())
+}
+
+/// `now` plus `delay` in milliseconds, saturating: a backoff of any length is a time to come.
+pub(crate) fn later(now: i64, delay: Duration) -> i64 {
+    now.saturating_add(i64::try_from(delay.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// `now` minus `age` in milliseconds, saturating: an age of any length is a time past.
+pub(crate) fn earlier(now: i64, age: Duration) -> i64 {
+    now.saturating_sub(i64::try_from(age.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// How many events are where, read from the tables: the same figures from every process.
@@ -374,7 +400,7 @@ pub(crate) async fn dead_letter(
 pub struct Stats {
     /// Committed, neither published nor handled yet.
     pub pending: u64,
-    /// Published to the broker by a relay.
+    /// Published to the broker by a relay (and not dead-lettered since).
     pub published: u64,
     /// Handled by a receiver (the inbox), through the broker or in-process.
     pub handled: u64,
@@ -447,7 +473,7 @@ pub struct Purged {
 /// # Ok(()) }
 /// ```
 pub async fn purge(db: &Db, age: Duration) -> Result<Purged> {
-    let before = now_millis() - age.as_millis() as i64;
+    let before = earlier(now_millis(), age);
     let backend = db.backend();
     let mut sql = Sql::new(backend);
     sql.push(&format!("DELETE FROM {OUTBOX_TABLE} WHERE state IN ("))

@@ -418,7 +418,7 @@ outbox_test!(
         let s = stats(&db).await.expect("stats");
         assert_eq!(
             (s.pending, s.published, s.handled, s.dead),
-            (0, 10_002, 10_001, 1)
+            (0, 10_001, 10_001, 1)
         );
         let dead = dead_letters(&db).await;
         assert!(dead[0].0.contains("poison") && dead[0].1 == 3, "{dead:?}");

@@ -203,6 +203,21 @@ macro_rules! dispatch {
             $body
         }
     };
+    // MySQL: the connection is taken explicitly, and closed (not given back to the pool)
+    // when the statement is cancelled midway. sqlx's MySQL driver counts on an answer as
+    // soon as it starts a statement, so a connection given back mid-statement made its next
+    // user (a read or a write on the pool, or the pool's own check) wait forever.
+    (@mysql_pool $pool:ident, $write:expr, |$e:ident| $body:expr) => {{
+        // Boxed, as above.
+        let conn = Box::pin($pool.acquire()).await?;
+        let mut conn = CloseIfCancelled(Some(conn));
+        let res = {
+            let $e = conn.get();
+            async { $body }.await
+        };
+        conn.finished();
+        if $write { autocommit(res) } else { res }
+    }};
     (@arms $handle:expr, $args:expr, $write:expr, |$e:ident, $a:ident, $row:ident| $body:expr) => {
         match ($handle, $args) {
             (Handle::Pool(Pool::Sqlite(pool, _)), Args::Sqlite(values)) => {
@@ -219,7 +234,7 @@ macro_rules! dispatch {
             (Handle::Pool(Pool::MySql(pool)), Args::MySql($a)) => {
                 #[allow(unused_imports)]
                 use Row::MySql as $row;
-                dispatch!(@pool pool, $write, |$e| $body)
+                dispatch!(@mysql_pool pool, $write, |$e| $body)
             }
             (Handle::Tx(TxConn::Postgres(t)), Args::Postgres($a)) => {
                 // A write cancelled inside leaves its depth: see `TxConn::cancelled_write`.
@@ -255,6 +270,33 @@ macro_rules! dispatch {
             _ => return Err(mismatch()),
         }
     };
+}
+
+/// A pooled MySQL connection running one statement: closed when dropped before
+/// [`finished`](Self::finished) (the statement's future was cancelled midway), given back to
+/// the pool otherwise.
+struct CloseIfCancelled(Option<sqlx::pool::PoolConnection<MySql>>);
+
+impl CloseIfCancelled {
+    fn get(&mut self) -> &mut sqlx::MySqlConnection {
+        match &mut self.0 {
+            Some(conn) => conn,
+            None => unreachable!("taken only by `finished`"),
+        }
+    }
+
+    /// The statement was answered: the connection goes back to the pool.
+    fn finished(&mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for CloseIfCancelled {
+    fn drop(&mut self) {
+        if let Some(conn) = &mut self.0 {
+            conn.close_on_drop();
+        }
+    }
 }
 
 /// The outcome of a statement that ran on a pool in autocommit, where it is its own

@@ -260,6 +260,16 @@ impl Tx {
             .ok_or_else(|| Error::Transaction("transaction already finished".into()))
     }
 
+    /// For runners that handle several events in one transaction, each in a savepoint of its
+    /// own (`signals-outbox`'s embedded runner): what `changed(..)` receivers compare starts
+    /// afresh, so each event's saves are judged as in a transaction of their own, as a worker
+    /// running one event per transaction judges them. The saves already scheduled keep what
+    /// they compare.
+    #[doc(hidden)]
+    pub fn __judge_changes_afresh(&mut self) {
+        self.row_states.clear();
+    }
+
     /// How many savepoints are open (how deeply saves are nested inside receivers).
     pub fn depth(&self) -> u32 {
         self.scopes.depth()
