@@ -9,8 +9,8 @@ use signals_core::durable::Delivery;
 use signals_core::schema::Schema;
 use signals_core::{Db, Model};
 
-/// An order; its note steers the receiver: `poison` always fails, `slow` stalls its first
-/// delivery (after writing the worker's pid to `$OUTBOX_SLOW_MARKER`), so it can be killed
+/// An order; its note steers the receiver: `poison` always fails, `slow` stalls the first
+/// worker that takes it (after writing its pid to `$OUTBOX_SLOW_MARKER`), so it can be killed
 /// mid-event.
 #[derive(Model, Clone, Debug, Serialize, Deserialize)]
 #[model(table = "outbox_order")]
@@ -90,11 +90,22 @@ pub async fn record_order(
             )));
         }
     }
-    if order.note == "slow" && delivery.event().attempt == 1 {
-        if let Ok(marker) = std::env::var("OUTBOX_SLOW_MARKER") {
-            let _ = std::fs::write(&marker, std::process::id().to_string());
+    if order.note == "slow"
+        && let Ok(marker) = std::env::var("OUTBOX_SLOW_MARKER")
+    {
+        // The first worker to take it stalls (whichever delivery that is: an earlier one may
+        // have failed on a busy database), saying so in the marker, so that it can be killed
+        // mid-event; the marker then exists, and the next worker runs it.
+        use std::io::Write as _;
+        let first = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&marker);
+        if let Ok(mut file) = first {
+            let _ = file.write_all(std::process::id().to_string().as_bytes());
+            drop(file);
+            tokio::time::sleep(Duration::from_secs(600)).await;
         }
-        tokio::time::sleep(Duration::from_secs(600)).await;
     }
     let event_id = delivery.event().id.clone();
     let committed = signals_core::durable::committed_name(delivery.committed()).to_owned();

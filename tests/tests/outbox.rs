@@ -172,6 +172,26 @@ outbox_test!(embedded_dead_letters_a_poison_event, |_url, db| {
     assert_eq!(dead[0].1, 3, "three attempts");
 });
 
+/// Drains until `done` holds (retries wait for their backoff).
+async fn drain_until(
+    runner: &Embedded,
+    db: &Db,
+    what: &str,
+    done: impl Fn(signals_outbox::Stats) -> bool,
+) {
+    eventually(what, Duration::from_secs(30), async || {
+        runner.drain().await.expect("drain");
+        let s = stats(db).await.expect("stats");
+        if done(s) { Ok(()) } else { Err(s) }
+    })
+    .await
+}
+
+/// A token no other test uses (the `sick:<token>` fixture's).
+fn token() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}
+
 /// `(error, attempts)` of each dead letter.
 async fn dead_letters(db: &Db) -> Vec<(String, i64)> {
     let mut sql = signals_core::Sql::new(db.backend());
@@ -395,7 +415,6 @@ outbox_test!(
             .position(|w| w.id() == pid)
             .expect("the slow worker is ours");
         kill(&mut workers[victim]);
-        let _ = std::fs::remove_file(&marker);
         wait_for(
             &db,
             "every event handled or dead",
@@ -408,6 +427,7 @@ outbox_test!(
         }
         stop.cancel();
         relay_task.await.expect("relay task").expect("relay");
+        let _ = std::fs::remove_file(&marker);
         let done = effects(&db).await;
         assert_eq!(
             done.len(),

@@ -16,30 +16,11 @@ use signals_tests::outbox::cure;
 
 use super::*;
 
-fn token() -> String {
-    uuid::Uuid::new_v4().simple().to_string()
-}
-
 async fn count(db: &Db, sql: &str) -> i64 {
     let mut q = Sql::new(db.backend());
     q.push(sql);
     let n: Option<(i64,)> = q.fetch_optional(db).await.expect(sql);
     n.map_or(-1, |(n,)| n)
-}
-
-/// Drains until `done` holds (retries wait for their backoff).
-async fn drain_until(
-    runner: &Embedded,
-    db: &Db,
-    what: &str,
-    done: impl Fn(signals_outbox::Stats) -> bool,
-) {
-    eventually(what, Duration::from_secs(30), async || {
-        runner.drain().await.expect("drain");
-        let s = stats(db).await.expect("stats");
-        if done(s) { Ok(()) } else { Err(s) }
-    })
-    .await
 }
 
 /// `n` orders noted `sick:<token>`, dead-lettered by the embedded runner after one attempt.

@@ -11,25 +11,6 @@ use signals_tests::outbox::{OutboxShipment, cure};
 
 use super::*;
 
-/// Drains until `done` holds (retries wait for their backoff).
-async fn drain_until(
-    runner: &Embedded,
-    db: &Db,
-    what: &str,
-    done: impl Fn(signals_outbox::Stats) -> bool,
-) {
-    eventually(what, Duration::from_secs(30), async || {
-        runner.drain().await.expect("drain");
-        let s = stats(db).await.expect("stats");
-        if done(s) { Ok(()) } else { Err(s) }
-    })
-    .await
-}
-
-fn token() -> String {
-    uuid::Uuid::new_v4().simple().to_string()
-}
-
 outbox_test!(
     dead_letters_are_listed_replayed_once_and_discarded,
     |_url, db| {
