@@ -184,21 +184,52 @@ impl Claim {
     }
 
     /// Up to `limit` pending events of the claimed partitions, due by now, oldest first.
+    ///
+    /// On PostgreSQL, one range of the `(state, part, id)` index per partition, merged: a
+    /// single `ORDER BY id LIMIT n` over all of them made it walk the primary key instead,
+    /// past every published row not yet purged (16 ms a round at 100,000 of them, and
+    /// growing). SQLite and MariaDB take the single query's index well, and the merge cost
+    /// them more than it saved (BENCHMARKS.md).
     pub(crate) async fn pending(&mut self, db: &Db, limit: usize) -> Result<Vec<OutboxEvent>> {
         if self.parts.is_empty() {
             return Ok(Vec::new());
         }
+        const COLUMNS: &str = "id, event_id, model, receiver, event, payload, attempts, \
+                               created_at, next_at, part, trace_context";
+        let now = now_millis();
         let mut sql = Sql::new(db.backend());
-        sql.push(&format!(
-            "SELECT id, event_id, model, receiver, event, payload, attempts, created_at, \
-             next_at, part, trace_context FROM {OUTBOX_TABLE} WHERE state = "
-        ))
-        .bind(&State::Pending)?
-        .push(" AND next_at <= ")
-        .bind(&now_millis())?
-        .push(" AND part IN (");
-        sql.list(&self.parts, |sql, part| sql.bind(part).map(drop))?;
-        sql.push(&format!(") ORDER BY id LIMIT {limit}"));
+        if db.backend() != Backend::Postgres {
+            sql.push(&format!(
+                "SELECT {COLUMNS} FROM {OUTBOX_TABLE} WHERE state = "
+            ))
+            .bind(&State::Pending)?
+            .push(" AND next_at <= ")
+            .bind(&now)?
+            .push(" AND part IN (");
+            sql.list(&self.parts, |sql, part| sql.bind(part).map(drop))?;
+            sql.push(&format!(") ORDER BY id LIMIT {limit}"));
+            let rows: Vec<EventRow> = match &mut self.tx {
+                Some(tx) => sql.fetch_all(tx).await?,
+                None => sql.fetch_all(db).await?,
+            };
+            return Ok(rows.into_iter().map(OutboxEvent::from_row).collect());
+        }
+        sql.push(&format!("SELECT {COLUMNS} FROM ("));
+        for (i, part) in self.parts.iter().enumerate() {
+            if i > 0 {
+                sql.push(" UNION ALL ");
+            }
+            sql.push(&format!(
+                "SELECT {COLUMNS} FROM (SELECT {COLUMNS} FROM {OUTBOX_TABLE} WHERE state = "
+            ))
+            .bind(&State::Pending)?
+            .push(" AND part = ")
+            .bind(part)?
+            .push(" AND next_at <= ")
+            .bind(&now)?
+            .push(&format!(" ORDER BY id LIMIT {limit}) p{i}"));
+        }
+        sql.push(&format!(") due ORDER BY id LIMIT {limit}"));
         let rows: Vec<EventRow> = match &mut self.tx {
             Some(tx) => sql.fetch_all(tx).await?,
             None => sql.fetch_all(db).await?,
