@@ -583,6 +583,40 @@ url_test!(async fn a_new_user_gets_one_welcome_note_without_a_broker(url) {
     app.fails(&["worker"], "", "`worker` needs NATS");
 });
 
+/// Processes of a broker test and its stream: killed and deleted when dropped, also when the
+/// test fails (CI reuses the broker).
+struct Runners {
+    children: Vec<std::process::Child>,
+    nats: String,
+    stream: String,
+}
+
+impl Drop for Runners {
+    fn drop(&mut self) {
+        for child in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let (nats, stream) = (self.nats.clone(), self.stream.clone());
+        let _ = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            rt.block_on(async {
+                if let Ok(client) = signals_outbox::async_nats::connect(nats).await {
+                    let _ = signals_outbox::async_nats::jetstream::new(client)
+                        .delete_stream(&stream)
+                        .await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
 url_test!(async fn relay_and_two_workers_deliver_the_welcome_notes_through_nats(url) {
     use signals_outbox::async_nats;
     let nats = std::env::var("SIGNALS_TEST_NATS_URL").unwrap_or_else(|_| "127.0.0.1:4222".into());
@@ -609,7 +643,11 @@ url_test!(async fn relay_and_two_workers_deliver_the_welcome_notes_through_nats(
             .unwrap()
     };
     app.ok(&["list"]); // migrated before the runners start
-    let mut children = vec![spawn("relay"), spawn("worker"), spawn("worker")];
+    let runners = Runners {
+        children: vec![spawn("relay"), spawn("worker"), spawn("worker")],
+        nats: nats.clone(),
+        stream: stream.clone(),
+    };
     for name in ["u1", "u2", "u3", "u4", "u5"] {
         let out = Command::cargo_bin("example-account").unwrap()
             .current_dir(app.dir.path())
@@ -633,11 +671,8 @@ url_test!(async fn relay_and_two_workers_deliver_the_welcome_notes_through_nats(
         assert!(start.elapsed() < std::time::Duration::from_secs(60), "the workers never handled the events: {s:?}");
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    for child in &mut children {
-        let _ = child.kill();
-        let _ = child.wait();
-    }
-    let _ = async_nats::jetstream::new(client).delete_stream(&stream).await;
+    drop(runners);
+    drop(client);
     let notes = app.ok(&["notes"]);
     assert_eq!(notes.lines().count(), 5, "{notes}");
     let s = signals_outbox::stats(&db).await.unwrap();
@@ -709,13 +744,17 @@ url_test!(async fn a_worker_joins_the_signups_trace_and_serves_its_metrics(url) 
             .unwrap()
     };
     app.ok(&["list"]); // migrated before the runners start
-    let mut children = vec![
-        spawn(&["relay"], std::process::Stdio::null()),
-        spawn(
-            &["--trace", "worker", "--metrics-bind", &bind],
-            std::fs::File::create(&worker_log).unwrap().into(),
-        ),
-    ];
+    let runners = Runners {
+        children: vec![
+            spawn(&["relay"], std::process::Stdio::null()),
+            spawn(
+                &["--trace", "worker", "--metrics-bind", &bind],
+                std::fs::File::create(&worker_log).unwrap().into(),
+            ),
+        ],
+        nats: nats.clone(),
+        stream: stream.clone(),
+    };
     let out = Command::cargo_bin("example-account").unwrap()
         .current_dir(app.dir.path())
         .env("DATABASE_URL", &app.url)
@@ -766,11 +805,8 @@ url_test!(async fn a_worker_joins_the_signups_trace_and_serves_its_metrics(url) 
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     };
-    for child in &mut children {
-        let _ = child.kill();
-        let _ = child.wait();
-    }
-    let _ = async_nats::jetstream::new(client).delete_stream(&stream).await;
+    drop(runners);
+    drop(client);
     assert!(metrics.contains(handled), "{metrics}");
     assert!(metrics.contains("signals_outbox_handling_seconds_count"), "{metrics}");
 });
