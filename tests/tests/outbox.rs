@@ -192,6 +192,18 @@ fn token() -> String {
     uuid::Uuid::new_v4().simple().to_string()
 }
 
+/// `n` orders noted `v0`, then each saved as `v1` to `v{versions}`, the saves of different
+/// orders interleaved, each in a transaction of its own.
+async fn interleaved_versions(db: &Db, n: usize, versions: usize) {
+    let mut all = orders(db, n, "v0").await;
+    for v in 1..=versions {
+        for order in &mut all {
+            order.note = format!("v{v}");
+            order.save(db).await.expect("update");
+        }
+    }
+}
+
 /// `(error, attempts)` of each dead letter.
 async fn dead_letters(db: &Db) -> Vec<(String, i64)> {
     let mut sql = signals_core::Sql::new(db.backend());
@@ -680,13 +692,7 @@ outbox_test!(
         };
         // 40 orders, each created then updated 10 times, the updates of different orders
         // interleaved in separate transactions.
-        let mut all = orders(&db, 40, "v0").await;
-        for v in 1..=10 {
-            for order in &mut all {
-                order.note = format!("v{v}");
-                order.save(&db).await.expect("update");
-            }
-        }
+        interleaved_versions(&db, 40, 10).await;
         // Both relays exist before either publishes; small rounds, so they overlap.
         let mut relays = Vec::new();
         for i in 0..2 {

@@ -426,13 +426,7 @@ outbox_test!(
         };
         // 50 orders, each created then updated 20 times, the updates of different orders
         // interleaved, each in a transaction of its own: 1,050 events.
-        let mut all = orders(&db, 50, "v0").await;
-        for v in 1..=20 {
-            for order in &mut all {
-                order.note = format!("v{v}");
-                order.save(&db).await.expect("update");
-            }
-        }
+        interleaved_versions(&db, 50, 20).await;
         let config = names.config.clone().ordered_per_instance(true);
         let relay = Relay::new(db.clone(), js.clone(), config)
             .await
