@@ -1,5 +1,5 @@
 //! What the derive accepts compiles and wires as documented (the UI cases that must pass;
-//! the ones that must fail are `tests/ui`, run by `compile.rs`).
+//! the ones that must fail are `ui-tests/tests/ui`, run by `ui-tests/tests/compile.rs`).
 
 /// No attributes at all: the table is the struct's name in snake_case, the key is `id`.
 mod defaults {

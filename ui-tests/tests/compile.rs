@@ -1,7 +1,7 @@
 //! The derive's diagnostics: every misuse is a compile error on the user's own token.
 //! Regenerate the `.stderr` files with `TRYBUILD=overwrite` and review them caret by caret.
 //! `SIGNALS_UI=query` (a comma-separated list of areas) runs only those. What must compile
-//! and run is `integration/derive_pass.rs`: with only cases that must fail, trybuild checks
+//! and run is `tests/tests/integration/derive_pass.rs` in the `signals-tests` package: with only cases that must fail, trybuild checks
 //! (`cargo check`) instead of building every dependency.
 
 #[test]
