@@ -3,6 +3,7 @@
 //! soon as it starts a statement, and a connection given back to the pool mid-statement made
 //! the next query on it wait forever.
 
+use std::future::Future as _;
 use std::time::Duration;
 
 use signals_core::sqlx::{
@@ -38,13 +39,15 @@ url_test!(async fn pool_statements_cancelled_midway_leave_no_connection_that_han
             MySqlPoolOptions::new().max_connections(2).acquire_timeout(timeout).connect(&url).await.unwrap(),
         ),
     };
+    // Half the statements are cut after a random time, half after a random number of polls:
+    // a timer cuts anywhere (its 1 ms ticks let a fast machine finish most statements first),
+    // a count of polls cuts for sure, the first poll right after the request went out.
     let mut dice = 0x2545_f491_4f6c_dd1d_u64;
     let mut cut_short = 0;
     for round in 0..200 {
         dice ^= dice << 13;
         dice ^= dice >> 7;
         dice ^= dice << 17;
-        let cut = Duration::from_micros(dice % 3_000);
         let op = async {
             if round % 3 == 0 {
                 let mut row = CancelledRead { id: None, note: format!("new {round}") };
@@ -53,7 +56,26 @@ url_test!(async fn pool_statements_cancelled_midway_leave_no_connection_that_han
                 CancelledRead::all(&db).await.map(drop)
             }
         };
-        if tokio::time::timeout(cut, op).await.is_err() {
+        let mut op = std::pin::pin!(op);
+        let finished = if round % 2 == 0 {
+            let cut = Duration::from_micros(dice % 3_000);
+            tokio::time::timeout(cut, op).await.is_ok()
+        } else {
+            let mut finished = false;
+            for _ in 0..1 + (dice >> 32) % 8 {
+                let polled = std::future::poll_fn(|cx| {
+                    std::task::Poll::Ready(op.as_mut().poll(cx))
+                })
+                .await;
+                if polled.is_ready() {
+                    finished = true;
+                    break;
+                }
+                tokio::task::yield_now().await;
+            }
+            finished
+        };
+        if !finished {
             cut_short += 1;
         }
         // Whatever was cut short, the pool answers at once.
