@@ -161,8 +161,9 @@ fn raced(err: &signals_core::Error) -> bool {
 /// # Ok(()) }
 /// ```
 pub async fn install(db: &Db) -> Result<()> {
-    let mut tries = 0;
     for sql in statements(db.backend()) {
+        // Counted per statement: an install may lose the race on each of them in turn.
+        let mut tries = 0;
         loop {
             tries += 1;
             match db.execute_unprepared(&sql).await {
