@@ -6,6 +6,7 @@
 //! runner, the registry and the runtime receivers' trait.
 
 use std::any::{Any, TypeId};
+use std::future::Future;
 use std::sync::Arc;
 
 use serde_json::Value;
@@ -90,15 +91,6 @@ impl<M: Model> Erased for M {
 }
 
 impl<'a> Instance<'a> {
-    fn new<M: Model>(this: &'a M, old: Option<&'a M>, saved: Option<&'a [&'static str]>) -> Self {
-        Instance {
-            meta: &M::META,
-            this,
-            old: old.map(|m| m as &dyn Erased),
-            saved,
-        }
-    }
-
     /// The model's name (`"User"`).
     pub fn model(&self) -> &'static str {
         self.meta.name
@@ -271,27 +263,53 @@ delete_view!(PreDelete PostDelete);
 
 macro_rules! any {
     ($(($kind:ident, $name:ident, $hook:ident, $ctx:ident, [$($inst:tt)*], $connect:ident, $doc:literal))*) => {$(
-        /// Runs the receivers connected to every model's signal, for `m`.
-        pub(crate) async fn $name<M: Model>(m: &M, ctx: &mut $ctx<'_>) -> Result<()> {
-            let receivers = snapshot(SignalKind::$kind);
-            if receivers.is_empty() {
-                return Ok(());
-            }
-            for (uid, receiver) in receivers {
-                if is_muted(TypeId::of::<M>(), uid) {
-                    tracing::debug!(model = M::META.name, signal = %SignalKind::$kind, receiver = uid, "receiver muted");
-                    continue;
-                }
-                let Some(f) = receiver.downcast_ref::<Arc<erased::$kind>>() else { continue };
-                let mut ctx = ctx.reborrow();
-                let instance = Instance::new(m, View::old_row::<M>(&ctx), ctx.saved_fields());
-                receive(M::META.name, SignalKind::$kind, uid, f(&instance, &mut ctx), TypeId::of::<M>()).await?;
-            }
-            Ok(())
+        /// Runs the receivers connected to every model's signal, for `m`. Generic only to
+        /// erase the instance: the future is [`dispatch`]'s, compiled once in this crate
+        /// rather than once per model in the crate that saves it.
+        pub(crate) fn $name<'a, M: Model>(
+            m: &'a M,
+            ctx: &'a mut $ctx<'_>,
+        ) -> impl Future<Output = Result<()>> + Send + 'a {
+            let old: Option<&'a dyn Erased> = View::old_row::<M>(&*ctx).map(|row| row as &dyn Erased);
+            dispatch::$name(TypeId::of::<M>(), &M::META, m, old, ctx)
         }
     )*};
 }
 model_signals!(any);
+
+/// Running the receivers of every model, once for all models.
+mod dispatch {
+    use super::*;
+
+    macro_rules! dispatch {
+        ($(($kind:ident, $name:ident, $hook:ident, $ctx:ident, [$($inst:tt)*], $connect:ident, $doc:literal))*) => {$(
+            pub(super) async fn $name(
+                model: TypeId,
+                meta: &'static ModelMeta,
+                this: &dyn Erased,
+                old: Option<&dyn Erased>,
+                ctx: &mut $ctx<'_>,
+            ) -> Result<()> {
+                let receivers = snapshot(SignalKind::$kind);
+                if receivers.is_empty() {
+                    return Ok(());
+                }
+                for (uid, receiver) in receivers {
+                    if is_muted(model, uid) {
+                        tracing::debug!(model = meta.name, signal = %SignalKind::$kind, receiver = uid, "receiver muted");
+                        continue;
+                    }
+                    let Some(f) = receiver.downcast_ref::<Arc<erased::$kind>>() else { continue };
+                    let mut ctx = ctx.reborrow();
+                    let instance = Instance { meta, this, old, saved: ctx.saved_fields() };
+                    receive(meta.name, SignalKind::$kind, uid, f(&instance, &mut ctx), model).await?;
+                }
+                Ok(())
+            }
+        )*};
+    }
+    model_signals!(dispatch);
+}
 
 /// Boxing each kind's receivers, for the `connect_*` functions, written out below so that a
 /// receiver of the wrong shape is reported against a signature the user can read.

@@ -71,7 +71,7 @@ mod erased {
 
     macro_rules! erased {
         ($(($kind:ident, $name:ident, $hook:ident, $ctx:ident, [$($inst:tt)*], $connect:ident, $doc:literal))*) => {$(
-            pub(super) type $kind<M> = dyn for<'a> Fn(&'a $($inst)* M, &'a mut crate::signal::context::$ctx<'a>) -> BoxFuture<'a, Result<()>>
+            pub(super) type $kind = dyn for<'a> Fn(&'a $($inst)* AnyModel, &'a mut crate::signal::context::$ctx<'a>) -> BoxFuture<'a, Result<()>>
                 + Send
                 + Sync;
         )*};
@@ -79,7 +79,11 @@ mod erased {
     model_signals!(erased);
 }
 
-/// Runtime receivers, keyed by model and signal; each an `Arc<erased::Kind<M>>` for its key.
+/// An instance as the stored receivers take it: its model is the key they are stored under,
+/// and each receiver downcasts it back (so running them is compiled once, not per model).
+type AnyModel = dyn Any + Send + Sync;
+
+/// Runtime receivers, keyed by model and signal; each an `Arc<erased::Kind>` for its key.
 type Entries = Registry<(TypeId, SignalKind), Arc<dyn Any + Send + Sync>>;
 
 static RECEIVERS: Entries = Registry::new();
@@ -103,7 +107,14 @@ pub fn receivers<M: Model>(signal: SignalKind) -> Vec<&'static str> {
 }
 
 fn snapshot<M: Model>(signal: SignalKind) -> Vec<(&'static str, Arc<dyn Any + Send + Sync>)> {
-    RECEIVERS.snapshot(&(TypeId::of::<M>(), signal))
+    snapshot_of(TypeId::of::<M>(), signal)
+}
+
+fn snapshot_of(
+    model: TypeId,
+    signal: SignalKind,
+) -> Vec<(&'static str, Arc<dyn Any + Send + Sync>)> {
+    RECEIVERS.snapshot(&(model, signal))
 }
 
 /// Drops the receivers of `isolate_receivers` scopes that ended.
@@ -122,30 +133,46 @@ pub(crate) fn connected<M: Model>(signals: &[SignalKind]) -> bool {
 macro_rules! runtime {
     ($(($kind:ident, $name:ident, $hook:ident, $ctx:ident, [$($inst:tt)*], $connect:ident, $doc:literal))*) => {$(
         /// Runs the receivers of `M` connected at run time to this signal, in connection order.
-        /// A muted receiver is not called at all.
-        pub(crate) async fn $name<M: Model>(m: &$($inst)* M, ctx: &mut $ctx<'_>) -> Result<()> {
-            for (uid, receiver) in snapshot::<M>(SignalKind::$kind) {
-                if is_muted(TypeId::of::<M>(), uid) {
-                    tracing::debug!(model = M::META.name, signal = %SignalKind::$kind, receiver = uid, "receiver muted");
-                    continue;
-                }
-                if let Some(f) = receiver.downcast_ref::<Arc<erased::$kind<M>>>() {
-                    let mut ctx = ctx.reborrow();
-                    receive(
-                        M::META.name,
-                        SignalKind::$kind,
-                        uid,
-                        f(&$($inst)* *m, &mut ctx),
-                        TypeId::of::<M>(),
-                    )
-                    .await?;
-                }
-            }
-            Ok(())
+        /// A muted receiver is not called at all. Generic only to erase the instance: the
+        /// future is [`dispatch`]'s, compiled once in this crate.
+        pub(crate) fn $name<'a, M: Model>(
+            m: &'a $($inst)* M,
+            ctx: &'a mut $ctx<'_>,
+        ) -> impl Future<Output = Result<()>> + Send + 'a {
+            dispatch::$name(TypeId::of::<M>(), M::META.name, m, ctx)
         }
     )*};
 }
 model_signals!(runtime);
+
+/// Running the receivers connected at run time, once for all models.
+mod dispatch {
+    use super::*;
+
+    macro_rules! dispatch {
+        ($(($kind:ident, $name:ident, $hook:ident, $ctx:ident, [$($inst:tt)*], $connect:ident, $doc:literal))*) => {$(
+            pub(super) async fn $name(
+                model: TypeId,
+                name: &'static str,
+                m: &$($inst)* AnyModel,
+                ctx: &mut $ctx<'_>,
+            ) -> Result<()> {
+                for (uid, receiver) in snapshot_of(model, SignalKind::$kind) {
+                    if is_muted(model, uid) {
+                        tracing::debug!(model = name, signal = %SignalKind::$kind, receiver = uid, "receiver muted");
+                        continue;
+                    }
+                    if let Some(f) = receiver.downcast_ref::<Arc<erased::$kind>>() {
+                        let mut ctx = ctx.reborrow();
+                        receive(name, SignalKind::$kind, uid, f(&$($inst)* *m, &mut ctx), model).await?;
+                    }
+                }
+                Ok(())
+            }
+        )*};
+    }
+    model_signals!(dispatch);
+}
 
 /// The functions connecting receivers, written out (not generated) so that a receiver of the
 /// wrong shape is reported against a signature the user can read.
@@ -155,6 +182,8 @@ mod stored {
 }
 
 macro_rules! runtime_erase {
+    (@downcast $m:ident mut) => { $m.downcast_mut::<M>() };
+    (@downcast $m:ident) => { $m.downcast_ref::<M>() };
     ($(($kind:ident, $name:ident, $hook:ident, $ctx:ident, [$($inst:tt)*], $connect:ident, $doc:literal))*) => {$(
         /// The receiver, stored: its future boxed.
         pub(super) fn $connect<M, F>(receiver: F) -> Arc<dyn Any + Send + Sync>
@@ -162,8 +191,13 @@ macro_rules! runtime_erase {
             M: Model,
             F: for<'a> Receiver<'a, &'a $($inst)* M, $ctx<'a>>,
         {
-            let f: Arc<erased::$kind<M>> =
-                Arc::new(move |m, signal| Box::pin(receiver.clone()(m, signal)));
+            // Stored under `M`'s type id, so the instance is always an `M`.
+            let f: Arc<erased::$kind> = Arc::new(move |m, signal| {
+                match runtime_erase!(@downcast m $($inst)*) {
+                    Some(m) => Box::pin(receiver.clone()(m, signal)),
+                    None => Box::pin(std::future::ready(Ok(()))),
+                }
+            });
             Arc::new(f)
         }
     )*};
