@@ -660,23 +660,28 @@ outbox_test!(
 
 // ---- install ----
 
+/// Drops every table of the outbox, for `install` to make them again.
+async fn drop_outbox(db: &Db) {
+    for table in [
+        "signals_outbox",
+        "signals_outbox_part",
+        "signals_inbox",
+        "signals_dead_letter",
+        "signals_outbox_meta",
+    ] {
+        db.execute_unprepared(&format!("DROP TABLE {table}"))
+            .await
+            .expect("drop");
+    }
+}
+
 outbox_test!(
     breaker_installs_racing_on_a_database_without_an_outbox,
     |_url, db| {
         // Five rounds: an install may lose the race on several of its statements in turn
         // (its retries were counted across them, and one in some CI runs ran out).
         for round in 0..5 {
-            for table in [
-                "signals_outbox",
-                "signals_outbox_part",
-                "signals_inbox",
-                "signals_dead_letter",
-                "signals_outbox_meta",
-            ] {
-                db.execute_unprepared(&format!("DROP TABLE {table}"))
-                    .await
-                    .expect("drop");
-            }
+            drop_outbox(&db).await;
             let installs: Vec<_> = (0..8)
                 .map(|_| {
                     let db = db.clone();
@@ -730,17 +735,7 @@ outbox_test!(breaker_mariadb_in_ansi_mode, |url, db| {
         .await
         .expect("pool");
     let ansi = Db::from(pool);
-    for table in [
-        "signals_outbox",
-        "signals_outbox_part",
-        "signals_inbox",
-        "signals_dead_letter",
-        "signals_outbox_meta",
-    ] {
-        ansi.execute_unprepared(&format!("DROP TABLE {table}"))
-            .await
-            .expect("drop");
-    }
+    drop_outbox(&ansi).await;
     signals_outbox::install(&ansi)
         .await
         .expect("install in ANSI mode");
