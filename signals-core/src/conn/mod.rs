@@ -133,6 +133,12 @@ impl Db {
     /// one-connection pool, so that your SQL finds it there. Keep it off for a one-connection
     /// pool you also use directly through a clone of the sqlx pool.
     ///
+    /// Such a `Db` (and its clones) also queues its own write transactions on a file, so they
+    /// take SQLite's write lock in the order they asked for it: SQLite's busy handler alone is
+    /// not fair, and under a steady stream of writers one of them could wait past the busy
+    /// timeout. A transaction waits in the queue at most the busy timeout, then for the lock
+    /// as before.
+    ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")] async fn main() -> signals_core::Result<()> {
     /// use signals_core::Db;

@@ -28,12 +28,12 @@
 //! Uses `error` and the handle (`sqlite_handle`).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{Sqlite, SqlitePool};
-use tokio::sync::{Mutex, OwnedMutexGuard};
+use tokio::sync::{Mutex, OwnedMutexGuard, OwnedSemaphorePermit, Semaphore};
 
 use super::sqlite_handle::Locked;
 use crate::error::{Error, Result};
@@ -49,6 +49,10 @@ pub(crate) struct Keeper {
     single: bool,
     /// How long to wait for it then: the pool's acquire timeout.
     wait: Duration,
+    /// The `Db`'s own write transactions, first come first served: see [`Keeper::queue`].
+    writers: Arc<Semaphore>,
+    /// The connections' busy timeout in milliseconds, as last read (sqlx's default before).
+    busy_ms: Arc<AtomicU64>,
 }
 
 /// The keeper held with its connection in the pool: see [`Keeper::lend_to_pool`].
@@ -75,7 +79,36 @@ impl Keeper {
             keeping: Arc::new(AtomicBool::new(true)),
             single: pool.options().get_max_connections() == 1,
             wait: pool.options().get_acquire_timeout(),
+            writers: Arc::new(Semaphore::new(1)),
+            busy_ms: Arc::new(AtomicU64::new(5_000)),
         }
+    }
+
+    /// A place in the queue of this `Db`'s write transactions, held until the transaction
+    /// ends: `None` on an in-memory database (the keeper is its queue already), or when the
+    /// turn did not come within the busy timeout (the transaction then waits for the lock as
+    /// SQLite's busy handler does, which is no worse than before).
+    ///
+    /// SQLite's busy handler is not fair: a connection waiting for the write lock sleeps and
+    /// polls, and a transaction that starts just as the lock is freed takes it first, so under
+    /// a steady stream of writers one can wait past its busy timeout and fail with "database
+    /// is locked". Queued here, the `Db`'s own writers take the lock in the order they came;
+    /// only other `Db`s and processes still meet SQLite's busy handler.
+    pub(crate) async fn queue(&self) -> Option<OwnedSemaphorePermit> {
+        if self.single {
+            return None;
+        }
+        let limit = Duration::from_millis(self.busy_ms.load(Ordering::Relaxed));
+        tokio::time::timeout(limit, self.writers.clone().acquire_owned())
+            .await
+            .ok()?
+            .ok()
+    }
+
+    /// Records the connections' busy timeout, read off one of them, for [`queue`](Self::queue).
+    pub(crate) fn saw_busy_timeout(&self, timeout: Duration) {
+        let ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
+        self.busy_ms.store(ms, Ordering::Relaxed);
     }
 
     pub(crate) fn keeping(&self) -> bool {

@@ -19,6 +19,10 @@
 //! transaction holds the write lock, its other statements wait for nobody, except a write that
 //! spills SQLite's page cache to a rollback-journal database while others read.)
 //!
+//! A `Db`'s own write transactions on a database file queue for their turn before BEGIN
+//! (`Keeper::queue`), so that SQLite's busy handler, which is not fair, cannot starve one of
+//! them past its busy timeout while the others keep writing.
+//!
 //! Uses `error`, `value`, the statement outcome of `conn`, the handle (`sqlite_handle`) and
 //! the kept connection (`sqlite_keep`).
 
@@ -26,6 +30,7 @@ use std::time::Duration;
 
 use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{Sqlite, SqliteConnection, SqlitePool};
+use tokio::sync::OwnedSemaphorePermit;
 
 use super::Outcome;
 use super::sqlite_handle::{Locked, error, execute_on, is_busy, roll_back, run_batch, settle};
@@ -51,6 +56,9 @@ pub(crate) struct RawTx {
     /// The `Db`'s kept connection, entered: this transaction runs on it (or on the connection
     /// it will keep) and gives it back at its end; see `sqlite_keep`.
     kept: Option<Entered>,
+    /// This transaction's turn among the `Db`'s writers (see `Keeper::queue`), given up when
+    /// it ends: after its ROLLBACK when dropped unfinished.
+    turn: Option<OwnedSemaphorePermit>,
 }
 
 impl RawTx {
@@ -65,7 +73,13 @@ impl RawTx {
             busy_timeout: Duration::ZERO,
             lent: false,
             kept: None,
+            turn: None,
         };
+        // The turn first, then the keeper: the writer whose turn it is never waits for one
+        // that is still queued.
+        if let Some(keeper) = keeper {
+            tx.turn = keeper.queue().await;
+        }
         if let Some(keeper) = keeper
             && let Some(mut entered) = keeper.enter().await?
         {
@@ -80,6 +94,9 @@ impl RawTx {
             tx.conn = Some(pool.acquire().await?);
         }
         tx.begin_immediate().await?;
+        if let Some(keeper) = keeper {
+            keeper.saw_busy_timeout(tx.busy_timeout);
+        }
         Ok(tx)
     }
 
@@ -230,6 +247,7 @@ impl Drop for RawTx {
         let Some(mut conn) = self.conn.take() else {
             return;
         };
+        let turn = self.turn.take();
         match tokio::runtime::Handle::try_current() {
             Ok(rt) => {
                 rt.spawn(async move {
@@ -237,6 +255,9 @@ impl Drop for RawTx {
                         // Closing the connection rolls the transaction back.
                         conn.close_on_drop();
                     }
+                    // The next writer's turn only once the lock is free.
+                    drop(conn);
+                    drop(turn);
                 });
             }
             // No runtime to roll back on: closing the connection rolls the transaction back.
