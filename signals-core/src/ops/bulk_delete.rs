@@ -6,7 +6,7 @@
 
 use super::atomically;
 use super::bulk::name_the_row;
-use super::cascade::{Collector, keys_of, run_in, select_in, send_delete};
+use super::cascade::{Collector, RowsOf, keys_of, run_in, select_in, send_delete};
 use super::m2m;
 use crate::error::{Error, Result};
 use crate::kind::SignalKind;
@@ -79,7 +79,7 @@ pub(crate) async fn delete_all<M: Hooks>(rows: &[M], tx: &mut Tx) -> Result<Dele
         "bulk delete"
     );
     c.pre_delete(tx, origin).await?;
-    send_delete(tx, origin, rows, &links, SignalKind::PreDelete).await?;
+    send_delete(tx, origin, &RowsOf(rows), &links, SignalKind::PreDelete).await?;
 
     let mut deleted = Deleted::default();
     c.delete(tx, origin, &mut deleted).await?;
@@ -106,6 +106,6 @@ pub(crate) async fn delete_all<M: Hooks>(rows: &[M], tx: &mut Tx) -> Result<Dele
         return Err(at_row(i, Error::NotFound { model, key }));
     }
     deleted.add(origin, n);
-    send_delete(tx, origin, rows, &links, SignalKind::PostDelete).await?;
+    send_delete(tx, origin, &RowsOf(rows), &links, SignalKind::PostDelete).await?;
     Ok(deleted)
 }

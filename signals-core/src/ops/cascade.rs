@@ -2,24 +2,31 @@
 //! the rows it reaches, gathered before anything is sent or deleted, then sent their signals
 //! and deleted level by level.
 //!
-//! Uses `error`, `kind`, `sql`, `value`, `tx`, `model` and `signal`.
+//! The cascade is compiled once, here: a reference registers only a few small functions of
+//! its child model (read its rows, send their receivers), not the child's whole delete path,
+//! so declaring references costs the crates that declare them little to compile.
+//!
+//! Uses `error`, `kind`, `meta`, `sql`, `value`, `tx`, `model` and `signal`.
 
-use std::any::TypeId;
+use std::any::{Any, TypeId};
 use std::collections::{HashMap, HashSet};
 use std::fmt;
+use std::ops::Range;
 use std::sync::{Arc, OnceLock};
 
 use super::m2m::{self, Removed};
-use crate::backend::MAX_CHUNK_ROWS;
+use crate::backend::{Backend, MAX_CHUNK_ROWS};
 use crate::error::{Error, Result};
 use crate::kind::SignalKind;
+use crate::meta::ModelMeta;
 use crate::model::{Deleted, Model};
 use crate::signal::batch::{PostDeleteBatch, PreDeleteBatch};
 use crate::signal::context::{Committed, PostDelete, PreDelete, fired_delete};
 use crate::signal::custom::BoxFuture;
 use crate::signal::hooks::{self, Hooks, any_receivers, at_row};
 use crate::signal::m2m::M2mAction;
-use crate::signal::muting;
+use crate::signal::muting::{self, Noted};
+use crate::sql::Statements;
 use crate::sql::{InList, where_in};
 use crate::tx::{Target, Tx};
 use crate::value::{Args, DynField};
@@ -46,12 +53,12 @@ pub enum RelationKind {
     ForeignKey,
 }
 
-type CollectFn = for<'a> fn(
-    &'static Relation,
+/// Reads a child's rows whose column (by index) holds one of the keys, for the cascade.
+type SelectFn = for<'a> fn(
     &'a mut Tx,
+    usize,
     &'a [Arc<dyn DynField>],
-    &'a mut Collector,
-) -> BoxFuture<'a, Result<()>>;
+) -> BoxFuture<'a, Result<Box<dyn Reached>>>;
 
 /// A reference from a field of a child model to a parent model, declared with
 /// `#[model(one_to_one = Parent, on_delete = ..)]` or `#[model(foreign_key = Parent, ..)]`.
@@ -78,7 +85,12 @@ pub struct Relation {
     /// The parent's primary key column, which the column references.
     pub parent_column: &'static str,
     column_index: usize,
-    collect: CollectFn,
+    /// What the cascade needs of the child model: the rest of it is compiled once, in
+    /// signals-core, not in each crate that declares a reference.
+    child_meta: &'static ModelMeta,
+    statements: fn(Backend) -> &'static Statements,
+    must_read: fn() -> bool,
+    select: SelectFn,
 }
 
 impl fmt::Debug for Relation {
@@ -111,7 +123,10 @@ impl Relation {
             parent_table: P::META.table,
             parent_column: P::META.columns[P::META.primary_key],
             column_index: field_index,
-            collect: collect::<C>,
+            child_meta: &C::META,
+            statements: C::__statements,
+            must_read: must_read::<C>,
+            select: select_reached::<C>,
         }
     }
 }
@@ -172,7 +187,7 @@ pub(crate) fn has_relations<P: Model>() -> bool {
 /// Rows that a delete reaches, gathered level by level (one `IN` list per relation and level)
 /// before anything is sent or deleted.
 pub(crate) struct Collector {
-    batches: Vec<Box<dyn Batch>>,
+    batches: Vec<Group>,
     set_null: Vec<InListOf>,
     /// Children deleted by one `DELETE .. IN` without reading them: no receivers, nothing
     /// below them (Django's "fast deletes").
@@ -254,17 +269,159 @@ pub(crate) fn keys_of<'r, C: Model>(
         .collect()
 }
 
-trait Batch: Send + Sync {
-    fn pre_delete<'a>(&'a self, tx: &'a mut Tx, origin: &'static str) -> BoxFuture<'a, Result<()>>;
-    fn delete<'a>(&'a self, tx: &'a mut Tx, deleted: &'a mut Deleted) -> BoxFuture<'a, Result<()>>;
-    fn post_delete<'a>(&'a self, tx: &'a mut Tx, origin: &'static str)
-    -> BoxFuture<'a, Result<()>>;
+/// Rows of one model whose delete receivers a delete sends, as the non-generic sending
+/// ([`send_delete`]) sees them: only the steps that need the model's type, each small.
+pub(crate) trait DeleteRows: Send + Sync {
+    fn len(&self) -> usize;
+    /// Notes `kind` as sent for the rows in `rows` (for [`record_signals`](crate::record_signals)).
+    fn note(&self, rows: Range<usize>, kind: SignalKind) -> Noted;
+    /// The derive's and the connected receivers of `kind` for the rows in `rows`, as a batch.
+    fn batch<'a>(
+        &'a self,
+        rows: Range<usize>,
+        tx: &'a mut Tx,
+        origin: &'static str,
+        kind: SignalKind,
+    ) -> BoxFuture<'a, Result<()>>;
+    /// The receivers of `kind` for row `i` alone.
+    fn one<'a>(
+        &'a self,
+        i: usize,
+        tx: &'a mut Tx,
+        origin: &'static str,
+        kind: SignalKind,
+    ) -> BoxFuture<'a, Result<()>>;
+    /// Row `i`, for the many-to-many signals of the links its delete removes.
+    fn instance(&self, i: usize) -> &(dyn Any + Send + Sync);
+    /// Schedules every row's `#[on_commit]` receivers for the delete.
+    fn on_commit(&self, tx: &mut Tx) -> Result<()>;
+}
+
+/// A slice of rows of `C`, as [`DeleteRows`].
+pub(crate) struct RowsOf<'r, C>(pub(crate) &'r [C]);
+
+impl<C: Hooks> DeleteRows for RowsOf<'_, C> {
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    fn note(&self, rows: Range<usize>, kind: SignalKind) -> Noted {
+        muting::note_rows(
+            self.0[rows]
+                .iter()
+                .map(|r| fired_delete(C::META.name, kind, muting::key_json(r))),
+        )
+    }
+
+    fn batch<'a>(
+        &'a self,
+        rows: Range<usize>,
+        tx: &'a mut Tx,
+        origin: &'static str,
+        kind: SignalKind,
+    ) -> BoxFuture<'a, Result<()>> {
+        let chunk = &self.0[rows];
+        Box::pin(async move {
+            if kind == SignalKind::PostDelete {
+                let mut batch = PostDeleteBatch::new(tx, origin, chunk.len());
+                hooks::post_delete_batch(chunk, &mut batch).await
+            } else {
+                let mut batch = PreDeleteBatch::new(tx, origin, chunk.len());
+                hooks::pre_delete_batch(chunk, &mut batch).await
+            }
+        })
+    }
+
+    fn one<'a>(
+        &'a self,
+        i: usize,
+        tx: &'a mut Tx,
+        origin: &'static str,
+        kind: SignalKind,
+    ) -> BoxFuture<'a, Result<()>> {
+        let row = &self.0[i];
+        Box::pin(async move {
+            if kind == SignalKind::PostDelete {
+                hooks::post_delete(row, &mut PostDelete::new(tx, origin)).await
+            } else {
+                hooks::pre_delete(row, &mut PreDelete::new(tx, origin)).await
+            }
+        })
+    }
+
+    fn instance(&self, i: usize) -> &(dyn Any + Send + Sync) {
+        &self.0[i]
+    }
+
+    fn on_commit(&self, tx: &mut Tx) -> Result<()> {
+        for row in self.0 {
+            C::__on_commit(row, tx, Committed::Deleted, None, 0)?;
+        }
+        Ok(())
+    }
+}
+
+/// The rows of one child model a cascade reached, read and kept (owned) until they are sent
+/// their signals and deleted.
+pub(crate) trait Reached: Send + Sync {
+    fn meta(&self) -> &'static ModelMeta;
+    fn len(&self) -> usize;
+    /// Keeps the rows not `seen` before (each with a key), and notes them seen: a row reached
+    /// twice (a cycle, or two paths) is deleted once.
+    fn keep_unseen(&mut self, seen: &mut HashSet<(TypeId, String)>);
+    /// The rows' keys, for the next level's `IN` lists and the delete.
+    fn keys(&self) -> Vec<Arc<dyn DynField>>;
+    /// Row `i`'s key, for reading its many-to-many links.
+    fn key(&self, i: usize) -> Option<&(dyn Any + Send + Sync)>;
+    /// The rows, for [`send_delete`].
+    fn rows(&self) -> Box<dyn DeleteRows + '_>;
+}
+
+impl<C: Hooks> Reached for Vec<C> {
+    fn meta(&self) -> &'static ModelMeta {
+        &C::META
+    }
+
+    fn len(&self) -> usize {
+        Vec::len(self)
+    }
+
+    fn keep_unseen(&mut self, seen: &mut HashSet<(TypeId, String)>) {
+        self.retain(|row| match row.__key() {
+            Some(key) => seen.insert((TypeId::of::<C>(), format!("{key:?}"))),
+            None => false,
+        });
+    }
+
+    fn keys(&self) -> Vec<Arc<dyn DynField>> {
+        keys_of(self)
+    }
+
+    fn key(&self, i: usize) -> Option<&(dyn Any + Send + Sync)> {
+        self[i].__key().map(|k| k as &(dyn Any + Send + Sync))
+    }
+
+    fn rows(&self) -> Box<dyn DeleteRows + '_> {
+        Box::new(RowsOf(self.as_slice()))
+    }
+}
+
+/// Reads the rows of `C` whose column at `column` is in `keys`, for the cascade.
+fn select_reached<'a, C: Hooks>(
+    tx: &'a mut Tx,
+    column: usize,
+    keys: &'a [Arc<dyn DynField>],
+) -> BoxFuture<'a, Result<Box<dyn Reached>>> {
+    Box::pin(async move {
+        let rows: Vec<C> = select_in(tx, column, keys).await?;
+        Ok(Box::new(rows) as Box<dyn Reached>)
+    })
 }
 
 /// Cascaded rows of one model at one level, each with the many-to-many links its delete
 /// removes.
-struct Rows<C> {
-    rows: Vec<C>,
+struct Group {
+    rows: Box<dyn Reached>,
     links: Vec<Vec<Removed>>,
 }
 
@@ -279,34 +436,19 @@ pub(crate) fn unrow(err: Error) -> Error {
     }
 }
 
-impl<C: Hooks> Batch for Rows<C> {
-    fn pre_delete<'a>(&'a self, tx: &'a mut Tx, origin: &'static str) -> BoxFuture<'a, Result<()>> {
-        Box::pin(async move {
-            send_delete(tx, origin, &self.rows, &self.links, SignalKind::PreDelete)
-                .await
-                .map_err(unrow)
-        })
+impl Group {
+    async fn send(&self, tx: &mut Tx, origin: &'static str, kind: SignalKind) -> Result<()> {
+        send_delete(tx, origin, &*self.rows.rows(), &self.links, kind)
+            .await
+            .map_err(unrow)
     }
 
-    fn delete<'a>(&'a self, tx: &'a mut Tx, deleted: &'a mut Deleted) -> BoxFuture<'a, Result<()>> {
-        Box::pin(async move {
-            let keys = keys_of(&self.rows);
-            let n = run_in(tx, &C::META, InList::Delete, C::META.primary_key, &keys).await?;
-            deleted.add(C::META.name, n);
-            Ok(())
-        })
-    }
-
-    fn post_delete<'a>(
-        &'a self,
-        tx: &'a mut Tx,
-        origin: &'static str,
-    ) -> BoxFuture<'a, Result<()>> {
-        Box::pin(async move {
-            send_delete(tx, origin, &self.rows, &self.links, SignalKind::PostDelete)
-                .await
-                .map_err(unrow)
-        })
+    async fn delete(&self, tx: &mut Tx, deleted: &mut Deleted) -> Result<()> {
+        let meta = self.rows.meta();
+        let keys = self.rows.keys();
+        let n = run_in(tx, meta, InList::Delete, meta.primary_key, &keys).await?;
+        deleted.add(meta.name, n);
+        Ok(())
     }
 }
 
@@ -314,67 +456,44 @@ impl<C: Hooks> Batch for Rows<C> {
 /// of at most [`MAX_CHUNK_ROWS`] rows; row by row, each with its many-to-many `Pre/PostRemove`,
 /// when some row has links. After `post_delete`, schedules the rows' `#[on_commit]`
 /// receivers. An error names its row (or batch) by index in `rows` ([`Error::Bulk`]).
-pub(crate) async fn send_delete<C: Hooks>(
+pub(crate) async fn send_delete(
     tx: &mut Tx,
     origin: &'static str,
-    rows: &[C],
+    rows: &dyn DeleteRows,
     links: &[Vec<Removed>],
     kind: SignalKind,
 ) -> Result<()> {
     let post = kind == SignalKind::PostDelete;
-    // Noted as sent: per chunk, or per row, so that a batch receiver's one call per chunk
-    // is listed on the chunk's rows.
-    let note = |rows: &[C]| {
-        muting::note_rows(
-            rows.iter()
-                .map(|r| fired_delete(C::META.name, kind, muting::key_json(r))),
-        )
-    };
+    let len = rows.len();
     if links.iter().all(Vec::is_empty) {
-        for (c, chunk) in rows.chunks(MAX_CHUNK_ROWS).enumerate() {
-            let offset = c * MAX_CHUNK_ROWS;
-            let noted = note(chunk);
-            let res = if post {
-                let mut batch = PostDeleteBatch::new(tx, origin, chunk.len());
-                noted
-                    .within(hooks::post_delete_batch(chunk, &mut batch))
-                    .await
-            } else {
-                let mut batch = PreDeleteBatch::new(tx, origin, chunk.len());
-                noted
-                    .within(hooks::pre_delete_batch(chunk, &mut batch))
-                    .await
-            };
-            res.map_err(|err| err.in_chunk(offset, chunk.len()))?;
+        for start in (0..len).step_by(MAX_CHUNK_ROWS) {
+            let chunk = start..(start + MAX_CHUNK_ROWS).min(len);
+            // Noted as sent per chunk, so that a batch receiver's one call per chunk is listed
+            // on the chunk's rows.
+            let noted = rows.note(chunk.clone(), kind);
+            let res = noted
+                .within(rows.batch(chunk.clone(), tx, origin, kind))
+                .await;
+            res.map_err(|err| err.in_chunk(start, chunk.len()))?;
         }
     } else {
-        for (i, (row, links)) in rows.iter().zip(links).enumerate() {
-            let noted = note(std::slice::from_ref(row));
-            let res = if post {
-                noted
-                    .within(hooks::post_delete(row, &mut PostDelete::new(tx, origin)))
-                    .await
-            } else {
-                noted
-                    .within(hooks::pre_delete(row, &mut PreDelete::new(tx, origin)))
-                    .await
-            };
+        for (i, links) in links.iter().enumerate().take(len) {
+            let noted = rows.note(i..i + 1, kind);
+            let res = noted.within(rows.one(i, tx, origin, kind)).await;
             let action = if post {
                 M2mAction::PostRemove
             } else {
                 M2mAction::PreRemove
             };
             let res = match res {
-                Ok(()) => m2m::send_removed(tx, row, links, action).await,
+                Ok(()) => m2m::send_removed(tx, rows.instance(i), links, action).await,
                 err => err,
             };
             res.map_err(|err| at_row(i, err))?;
         }
     }
     if post {
-        for row in rows {
-            C::__on_commit(row, tx, Committed::Deleted, None, 0)?;
-        }
+        rows.on_commit(tx)?;
     }
     Ok(())
 }
@@ -416,7 +535,7 @@ impl Collector {
             c.seen.insert((TypeId::of::<M>(), format!("{key:?}")));
         }
         c.roots = c.seen.len();
-        collect_for::<M>(tx, keys, &mut c).await?;
+        collect_for(TypeId::of::<M>(), tx, keys, &mut c).await?;
         Ok(c)
     }
 
@@ -432,8 +551,8 @@ impl Collector {
 
     /// Sends `pre_delete` for every cascaded row.
     pub(crate) async fn pre_delete(&self, tx: &mut Tx, origin: &'static str) -> Result<()> {
-        for batch in &self.batches {
-            batch.pre_delete(tx, origin).await?;
+        for group in &self.batches {
+            group.send(tx, origin, SignalKind::PreDelete).await?;
         }
         Ok(())
     }
@@ -457,87 +576,86 @@ impl Collector {
                 deleted.add(f.model, n);
             }
         }
-        for batch in &self.batches {
-            batch.delete(tx, deleted).await?;
-            batch.post_delete(tx, origin).await?;
+        for group in &self.batches {
+            group.delete(tx, deleted).await?;
+            group.send(tx, origin, SignalKind::PostDelete).await?;
         }
         Ok(())
     }
 }
 
-async fn collect_for<P: Model>(
-    tx: &mut Tx,
-    keys: &[Arc<dyn DynField>],
-    c: &mut Collector,
-) -> Result<()> {
-    if keys.is_empty() {
-        return Ok(());
-    }
-    for rel in relations_to::<P>() {
-        (rel.collect)(rel, tx, keys, c).await?;
-    }
-    Ok(())
-}
-
-fn collect<'a, C: Hooks>(
-    rel: &'static Relation,
+/// Gathers what deleting the rows of the model `parent` with `keys` reaches through the
+/// relations to it. Boxed: it recurses through [`collect`], level by level.
+fn collect_for<'a>(
+    parent: TypeId,
     tx: &'a mut Tx,
-    parent_keys: &'a [Arc<dyn DynField>],
+    keys: &'a [Arc<dyn DynField>],
     c: &'a mut Collector,
 ) -> BoxFuture<'a, Result<()>> {
     Box::pin(async move {
-        let i = rel.column_index;
-        let of_keys = || InListOf {
-            model: C::META.name,
-            meta: &C::META,
-            column: i,
-            keys: parent_keys.to_vec(),
-        };
-        match rel.on_delete {
-            OnDelete::Restrict => {
-                let st = C::__statements(tx.backend());
-                for key in parent_keys {
-                    let mut args = Args::new(tx.backend(), 1);
-                    key.bind_to(&mut args, rel.column)?;
-                    let count = Target::Tx(tx)
-                        .fetch_i64(st.count_where[i].as_str(), args)
-                        .await?;
-                    if count > 0 {
-                        return Err(Error::Restricted {
-                            model: rel.parent,
-                            key: format!("{key:?}"),
-                            related: rel.child,
-                            field: rel.field,
-                            count,
-                        });
-                    }
-                }
-            }
-            OnDelete::SetNull => c.set_null.push(of_keys()),
-            OnDelete::Cascade if !must_read::<C>() => c.fast.push(of_keys()),
-            OnDelete::Cascade => {
-                let rows: Vec<C> = select_in(tx, i, parent_keys).await?;
-                let mut kept = Vec::with_capacity(rows.len());
-                for row in rows {
-                    let Some(key) = row.__key() else { continue };
-                    // A row reached twice (a cycle, or two paths) is deleted once.
-                    if c.seen.insert((TypeId::of::<C>(), format!("{key:?}"))) {
-                        kept.push(row);
-                    }
-                }
-                if kept.is_empty() {
-                    return Ok(());
-                }
-                collect_for::<C>(tx, &keys_of(&kept), c).await?;
-                let mut links = Vec::with_capacity(kept.len());
-                for row in &kept {
-                    if let Some(key) = row.__key() {
-                        links.push(m2m::links_of::<C>(tx, key).await?);
-                    }
-                }
-                c.batches.push(Box::new(Rows { rows: kept, links }));
-            }
+        if keys.is_empty() {
+            return Ok(());
+        }
+        for rel in relations_of(parent) {
+            collect(rel, tx, keys, c).await?;
         }
         Ok(())
     })
+}
+
+/// What deleting the parents with `parent_keys` does through `rel`: refuses (restrict),
+/// notes the references to clear (set null) or the children to delete without reading them
+/// (a fast delete), or reads the children to delete, and what reaches them in turn.
+async fn collect(
+    rel: &'static Relation,
+    tx: &mut Tx,
+    parent_keys: &[Arc<dyn DynField>],
+    c: &mut Collector,
+) -> Result<()> {
+    let i = rel.column_index;
+    let of_keys = || InListOf {
+        model: rel.child,
+        meta: rel.child_meta,
+        column: i,
+        keys: parent_keys.to_vec(),
+    };
+    match rel.on_delete {
+        OnDelete::Restrict => {
+            let st = (rel.statements)(tx.backend());
+            for key in parent_keys {
+                let mut args = Args::new(tx.backend(), 1);
+                key.bind_to(&mut args, rel.column)?;
+                let count = Target::Tx(tx)
+                    .fetch_i64(st.count_where[i].as_str(), args)
+                    .await?;
+                if count > 0 {
+                    return Err(Error::Restricted {
+                        model: rel.parent,
+                        key: format!("{key:?}"),
+                        related: rel.child,
+                        field: rel.field,
+                        count,
+                    });
+                }
+            }
+        }
+        OnDelete::SetNull => c.set_null.push(of_keys()),
+        OnDelete::Cascade if !(rel.must_read)() => c.fast.push(of_keys()),
+        OnDelete::Cascade => {
+            let mut rows = (rel.select)(tx, i, parent_keys).await?;
+            rows.keep_unseen(&mut c.seen);
+            if rows.len() == 0 {
+                return Ok(());
+            }
+            collect_for((rel.child_type)(), tx, &rows.keys(), c).await?;
+            let mut links = Vec::with_capacity(rows.len());
+            for k in 0..rows.len() {
+                if let Some(key) = rows.key(k) {
+                    links.push(m2m::links_of_type(tx, (rel.child_type)(), key).await?);
+                }
+            }
+            c.batches.push(Group { rows, links });
+        }
+    }
+    Ok(())
 }

@@ -175,7 +175,15 @@ pub(crate) struct Removed {
 /// Reads the links of the `M` with `key`, for the delete that removes them; nothing (and no
 /// statement) for models in no many-to-many relation.
 pub(crate) async fn links_of<M: Model>(tx: &mut Tx, key: &M::Key) -> Result<Vec<Removed>> {
-    let me = TypeId::of::<M>();
+    links_of_type(tx, TypeId::of::<M>(), key).await
+}
+
+/// [`links_of`] for the model whose type id is `me`, with its key erased: compiled once.
+pub(crate) async fn links_of_type(
+    tx: &mut Tx,
+    me: TypeId,
+    key: &(dyn Any + Send + Sync),
+) -> Result<Vec<Removed>> {
     let mut out = Vec::new();
     for link in inventory::iter::<M2mLink> {
         for from_a in [true, false] {
@@ -206,9 +214,9 @@ pub(crate) fn has_links<M: Model>() -> bool {
 }
 
 /// Sends `action` (`PreRemove` or `PostRemove`) for the links a delete of `instance` removes.
-pub(crate) async fn send_removed<M: Model>(
+pub(crate) async fn send_removed(
     tx: &mut Tx,
-    instance: &M,
+    instance: &(dyn Any + Send + Sync),
     removed: &[Removed],
     action: M2mAction,
 ) -> Result<()> {

@@ -7,7 +7,7 @@
 mod links;
 
 pub use links::{Links, M2mLink};
-pub(crate) use links::{Removed, has_links, links_of, send_removed};
+pub(crate) use links::{Removed, has_links, links_of, links_of_type, send_removed};
 
 use std::collections::BTreeSet;
 use std::marker::PhantomData;
