@@ -13,6 +13,9 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqliteJournalMode, Sq
 use super::{Db, Keeper, Pool};
 use crate::error::{Error, Result};
 
+/// How long a SQLite connection of [`Db::connect`](crate::Db::connect) waits for a lock.
+const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
 impl Db {
     /// Connects to the database named by `url` and checks that it answers.
     ///
@@ -54,7 +57,7 @@ impl Db {
                     .map_err(|e| config_error(url, e))?
                     .create_if_missing(true)
                     .foreign_keys(true)
-                    .busy_timeout(Duration::from_secs(10));
+                    .busy_timeout(SQLITE_BUSY_TIMEOUT);
                 // An embedded connection cannot be dropped by a server: checking it before each
                 // use would only cost a round trip to its worker thread.
                 let mut pool = SqlitePoolOptions::new().test_before_acquire(false);
@@ -76,7 +79,7 @@ impl Db {
                     .connect_with(opts)
                     .await
                     .map_err(|e| connect_error(url, e))?;
-                let keeper = Keeper::new(&pool);
+                let keeper = Keeper::new(&pool, Some(SQLITE_BUSY_TIMEOUT));
                 Pool::Sqlite(pool, Some(keeper))
             }
             "postgres" | "postgresql" => {

@@ -8,7 +8,7 @@ use sqlx::postgres::Postgres;
 
 use super::server::ServerTx;
 use super::sqlite_handle::{error, execute_on, is_busy, query_on};
-use super::sqlite_keep::Entered;
+use super::sqlite_keep::{Entered, Keeper};
 use super::sqlite_raw::RawTx;
 use super::{ConnRef, Pool};
 use crate::backend::Backend;
@@ -356,6 +356,18 @@ fn mismatch() -> Error {
 }
 
 impl<'a> Handle<'a> {
+    /// The keeper of a SQLite `Db` that keeps a connection, whose queue a write in autocommit
+    /// waits in for its turn (see `Keeper::queue`): `None` elsewhere.
+    fn keeper(&self) -> Option<&'a Keeper> {
+        match self {
+            Handle::Pool(pool) => match *pool {
+                Pool::Sqlite(_, Some(keeper)) => Some(keeper),
+                _ => None,
+            },
+            Handle::Tx(_) => None,
+        }
+    }
+
     /// Where a statement runs: on a SQLite transaction's handle, on a SQLite `Db`'s kept
     /// connection when it is free, or through sqlx.
     async fn route(self, args: Args) -> Result<Route<'a>> {
@@ -379,6 +391,11 @@ impl<'a> Handle<'a> {
         args: Args,
     ) -> Result<Outcome> {
         let sql = sql.into_sql_str();
+        // Held until the statement ran.
+        let _turn = match self.keeper() {
+            Some(keeper) => keeper.queue().await?,
+            None => None,
+        };
         let (handle, args) = match self.route(args).await? {
             Route::Raw(raw, values) => return raw.execute(sql.as_str(), &values).await,
             Route::Kept(mut entered, pool, values) => {
@@ -487,6 +504,10 @@ impl<'a> Handle<'a> {
                 Ok(())
             })?;
             value.ok_or_else(|| Error::Database(sqlx::Error::RowNotFound))
+        };
+        let _turn = match self.keeper().filter(|_| write) {
+            Some(keeper) => keeper.queue().await?,
+            None => None,
         };
         let (handle, args) = match self.route(args).await? {
             Route::Raw(raw, values) => {

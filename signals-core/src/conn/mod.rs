@@ -153,7 +153,10 @@ impl Db {
     /// ```
     pub fn with_kept_connection(mut self, keep: bool) -> Self {
         if let Pool::Sqlite(pool, keeper) = &mut self.pool {
-            *keeper = keep.then(|| Keeper::new(pool));
+            // Keeping already: the clones go on sharing one kept connection and one queue.
+            if !(keep && keeper.as_ref().is_some_and(Keeper::keeping)) {
+                *keeper = keep.then(|| Keeper::new(pool, None));
+            }
         }
         self
     }

@@ -35,7 +35,7 @@ use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{Sqlite, SqlitePool};
 use tokio::sync::{Mutex, OwnedMutexGuard, OwnedSemaphorePermit, Semaphore};
 
-use super::sqlite_handle::Locked;
+use super::sqlite_handle::{Locked, error};
 use crate::error::{Error, Result};
 
 /// The connection a SQLite `Db` keeps, shared by its clones.
@@ -51,9 +51,15 @@ pub(crate) struct Keeper {
     wait: Duration,
     /// The `Db`'s own write transactions, first come first served: see [`Keeper::queue`].
     writers: Arc<Semaphore>,
-    /// The connections' busy timeout in milliseconds, as last read (sqlx's default before).
+    /// The connections' busy timeout in milliseconds, as given or last read; `UNKNOWN` until
+    /// then.
     busy_ms: Arc<AtomicU64>,
+    /// The pool, to read the busy timeout off one of its connections when not given.
+    pool: SqlitePool,
 }
+
+/// No busy timeout known yet: see [`Keeper::queue`].
+const UNKNOWN: u64 = u64::MAX;
 
 /// The keeper held with its connection in the pool: see [`Keeper::lend_to_pool`].
 pub(crate) type Lent = OwnedMutexGuard<Slot>;
@@ -73,42 +79,56 @@ pub(crate) struct Held {
 }
 
 impl Keeper {
-    pub(crate) fn new(pool: &SqlitePool) -> Keeper {
+    /// Keeps a connection of `pool`, whose connections wait `busy` for a lock when known
+    /// ([`Db::connect`](crate::Db::connect) sets it); otherwise it is read off the first
+    /// connection a transaction begins on.
+    pub(crate) fn new(pool: &SqlitePool, busy: Option<Duration>) -> Keeper {
         Keeper {
             slot: Arc::new(Mutex::new(Slot::default())),
             keeping: Arc::new(AtomicBool::new(true)),
             single: pool.options().get_max_connections() == 1,
             wait: pool.options().get_acquire_timeout(),
             writers: Arc::new(Semaphore::new(1)),
-            busy_ms: Arc::new(AtomicU64::new(5_000)),
+            busy_ms: Arc::new(AtomicU64::new(busy.map_or(UNKNOWN, millis))),
+            pool: pool.clone(),
         }
     }
 
-    /// A place in the queue of this `Db`'s write transactions, held until the transaction
-    /// ends: `None` on an in-memory database (the keeper is its queue already), or when the
-    /// turn did not come within the busy timeout (the transaction then waits for the lock as
-    /// SQLite's busy handler does, which is no worse than before).
+    /// A place in the queue of this `Db`'s writers (its write transactions and its writes in
+    /// autocommit), held until the write ends. `None` on an in-memory database (the keeper is
+    /// its queue already). The wait is bounded by the connections' busy timeout: given by
+    /// `Db::connect`, else read off a connection of the pool by the first writer (`PRAGMA
+    /// busy_timeout`). A turn that does not come within the busy timeout is SQLite's own
+    /// answer, "database is locked" ([`ErrorKind::Conflict`](crate::ErrorKind::Conflict)):
+    /// the lock was taken for that long.
     ///
     /// SQLite's busy handler is not fair: a connection waiting for the write lock sleeps and
-    /// polls, and a transaction that starts just as the lock is freed takes it first, so under
-    /// a steady stream of writers one can wait past its busy timeout and fail with "database
-    /// is locked". Queued here, the `Db`'s own writers take the lock in the order they came;
-    /// only other `Db`s and processes still meet SQLite's busy handler.
-    pub(crate) async fn queue(&self) -> Option<OwnedSemaphorePermit> {
+    /// polls, and a writer that comes just as the lock is freed takes it first, so under a
+    /// steady stream of writers one can wait past its busy timeout and fail. Queued here, the
+    /// `Db`'s own writers take the lock in the order they came; only other `Db`s and
+    /// processes still meet SQLite's busy handler.
+    pub(crate) async fn queue(&self) -> Result<Option<OwnedSemaphorePermit>> {
         if self.single {
-            return None;
+            return Ok(None);
         }
-        let limit = Duration::from_millis(self.busy_ms.load(Ordering::Relaxed));
-        tokio::time::timeout(limit, self.writers.clone().acquire_owned())
-            .await
-            .ok()?
-            .ok()
+        let mut ms = self.busy_ms.load(Ordering::Relaxed);
+        if ms == UNKNOWN {
+            let read: i64 = sqlx::query_scalar("PRAGMA busy_timeout")
+                .fetch_one(&self.pool)
+                .await?;
+            ms = u64::try_from(read).unwrap_or(0);
+            self.busy_ms.store(ms, Ordering::Relaxed);
+        }
+        let limit = Duration::from_millis(ms);
+        match tokio::time::timeout(limit, self.writers.clone().acquire_owned()).await {
+            Ok(turn) => Ok(turn.ok()),
+            Err(_) => Err(locked(limit)),
+        }
     }
 
     /// Records the connections' busy timeout, read off one of them, for [`queue`](Self::queue).
     pub(crate) fn saw_busy_timeout(&self, timeout: Duration) {
-        let ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
-        self.busy_ms.store(ms, Ordering::Relaxed);
+        self.busy_ms.store(millis(timeout), Ordering::Relaxed);
     }
 
     pub(crate) fn keeping(&self) -> bool {
@@ -176,6 +196,25 @@ impl Keeper {
             held.give_back();
         }
     }
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis())
+        .unwrap_or(UNKNOWN - 1)
+        .min(UNKNOWN - 1)
+}
+
+/// SQLite's "database is locked" (`SQLITE_BUSY`), for a writer whose turn did not come within
+/// the busy timeout: the `Db`'s earlier writers held the lock that long.
+fn locked(waited: Duration) -> Error {
+    error(rusqlite::Error::SqliteFailure(
+        rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_BUSY),
+        Some(format!(
+            "database is locked: this Db's earlier writers held it for the whole busy \
+             timeout ({waited:?}); if this task holds a transaction of the Db, write through \
+             the transaction, not the Db"
+        )),
+    ))
 }
 
 /// The keeper, entered: its connection is this holder's until dropped.

@@ -78,7 +78,7 @@ impl RawTx {
         // The turn first, then the keeper: the writer whose turn it is never waits for one
         // that is still queued.
         if let Some(keeper) = keeper {
-            tx.turn = keeper.queue().await;
+            tx.turn = keeper.queue().await?;
         }
         if let Some(keeper) = keeper
             && let Some(mut entered) = keeper.enter().await?

@@ -50,6 +50,7 @@ mod robust;
 mod save;
 mod schema;
 mod signals;
+mod sqlite_queue;
 mod stream;
 mod test_helpers;
 mod transactions;
