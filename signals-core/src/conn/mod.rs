@@ -133,11 +133,13 @@ impl Db {
     /// one-connection pool, so that your SQL finds it there. Keep it off for a one-connection
     /// pool you also use directly through a clone of the sqlx pool.
     ///
-    /// Such a `Db` (and its clones) also queues its own write transactions on a file, so they
-    /// take SQLite's write lock in the order they asked for it: SQLite's busy handler alone is
-    /// not fair, and under a steady stream of writers one of them could wait past the busy
-    /// timeout. A transaction waits in the queue at most the busy timeout, then for the lock
-    /// as before.
+    /// Such a `Db` (and its clones) also queues its own writes on a file (transactions, and
+    /// statements in autocommit), so they take SQLite's write lock in the order they asked for
+    /// it: SQLite's busy handler alone is not fair, and under a steady stream of writers one of
+    /// them could wait past the busy timeout. A write whose turn does not come within the busy
+    /// timeout fails as SQLite would, "database is locked"
+    /// ([`ErrorKind::Conflict`](crate::ErrorKind::Conflict)): a task that holds a transaction
+    /// must write through it, not through the `Db`, or it waits for itself.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")] async fn main() -> signals_core::Result<()> {

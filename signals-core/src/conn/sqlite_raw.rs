@@ -19,9 +19,10 @@
 //! transaction holds the write lock, its other statements wait for nobody, except a write that
 //! spills SQLite's page cache to a rollback-journal database while others read.)
 //!
-//! A `Db`'s own write transactions on a database file queue for their turn before BEGIN
-//! (`Keeper::queue`), so that SQLite's busy handler, which is not fair, cannot starve one of
-//! them past its busy timeout while the others keep writing.
+//! A `Db`'s own writes on a database file queue for their turn (`Keeper::queue`): a
+//! transaction before BEGIN, a statement in autocommit before it runs (`conn/exec.rs`), so
+//! that SQLite's busy handler, which is not fair, cannot starve one of them past its busy
+//! timeout while the others keep writing.
 //!
 //! Uses `error`, `value`, the statement outcome of `conn`, the handle (`sqlite_handle`) and
 //! the kept connection (`sqlite_keep`).
