@@ -13,6 +13,7 @@ mod aggregates;
 mod blog;
 mod bulk;
 mod bulk_keys;
+mod cascade_probes;
 mod cancel_pool;
 mod changed;
 mod deadlock;
