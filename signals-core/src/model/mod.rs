@@ -231,6 +231,11 @@ pub trait Model: Sized + Send + Sync + 'static {
     ///
     /// Fails with [`Error::NotSaved`](crate::Error::NotSaved) when the instance has no key,
     /// and [`Error::NotFound`](crate::Error::NotFound) when no row has it.
+    ///
+    /// A delete that fails keeps the key: the row is still there. Cancelled (its future
+    /// dropped), it clears the key exactly when the row goes: once its COMMIT was sent, or
+    /// inside a caller's transaction once its savepoint's RELEASE was (the transaction's next
+    /// use completes that release); earlier, everything it did is undone and the key stays.
     fn delete<'e>(
         &mut self,
         ex: impl Executor<'e>,

@@ -4,10 +4,10 @@
 //! Uses `error`, `kind`, `sql`, `tx`, `model`, `signal`, and of `ops` the cascade and the
 //! error placement of `bulk`.
 
-use super::atomically;
 use super::bulk::name_the_row;
 use super::cascade::{Collector, RowsOf, keys_of, run_in, select_in, send_delete};
 use super::m2m;
+use super::{DeletingKeys, atomically};
 use crate::error::{Error, Result};
 use crate::kind::SignalKind;
 use crate::model::Deleted;
@@ -30,13 +30,14 @@ pub(crate) async fn bulk_delete<M: Hooks>(rows: &mut [M], target: Target<'_>) ->
     if rows.is_empty() {
         return Ok(Deleted::default());
     }
-    let all: &[M] = rows;
+    let mut keys = DeletingKeys::new(rows);
+    let all: &[M] = keys.rows;
     // Boxed, as bulk saves are: it often runs inside another operation's receiver.
     let res = Box::pin(atomically(
         target,
         M::META.name,
         "delete",
-        None,
+        Some(&keys.commit),
         async |tx: &mut Tx| {
             let mut deleted = delete_all(all, tx).await?;
             deleted.receiver_errors = std::mem::take(&mut tx.scopes.current().robust_errors);
@@ -44,15 +45,13 @@ pub(crate) async fn bulk_delete<M: Hooks>(rows: &mut [M], target: Target<'_>) ->
         },
     ))
     .await;
+    keys.settle(&res);
     match res {
         Ok((mut deleted, post_commit_errors)) => {
             deleted.post_commit_errors = post_commit_errors;
-            for row in rows.iter_mut() {
-                row.__clear_key();
-            }
             Ok(deleted)
         }
-        Err(err) => Err(name_the_row(err, rows, "delete")),
+        Err(err) => Err(name_the_row(err, keys.rows, "delete")),
     }
 }
 

@@ -5,9 +5,9 @@
 
 use std::sync::Arc;
 
-use super::atomically;
 use super::cascade::{Collector, delete_row, has_relations};
 use super::m2m;
+use super::{DeletingKeys, atomically};
 use crate::error::{Error, Result};
 use crate::kind::SignalKind;
 use crate::model::Deleted;
@@ -15,11 +15,14 @@ use crate::signal::context::{Committed, PostDelete, PreDelete, fired_delete};
 use crate::signal::hooks::{self, Hooks, any_receivers};
 use crate::signal::m2m::M2mAction;
 use crate::signal::muting;
-use crate::tx::{Target, Tx};
+use crate::tx::{CommitSent, Target, Tx};
 
 /// Deletes `m`'s row and its cascade with their signals: [`Model::delete`](crate::Model::delete).
 pub(crate) async fn delete<M: Hooks>(m: &mut M, target: Target<'_>) -> Result<Deleted> {
-    delete_inner(m, target).await.map_err(|err| match err {
+    let mut keys = DeletingKeys::new(std::slice::from_mut(m));
+    let res = delete_inner(&keys.rows[0], target, &keys.commit).await;
+    keys.settle(&res);
+    res.map_err(|err| match err {
         // SQLite says only "FOREIGN KEY constraint failed": rows of another table, not
         // declared as references of a model, still refer to this one.
         Error::ForeignKeyViolation {
@@ -35,7 +38,7 @@ pub(crate) async fn delete<M: Hooks>(m: &mut M, target: Target<'_>) -> Result<De
     })
 }
 
-async fn delete_inner<M: Hooks>(m: &mut M, target: Target<'_>) -> Result<Deleted> {
+async fn delete_inner<M: Hooks>(m: &M, target: Target<'_>, commit: &CommitSent) -> Result<Deleted> {
     let Some(key) = m.__key() else {
         return Err(Error::NotSaved {
             model: M::META.name,
@@ -60,18 +63,21 @@ async fn delete_inner<M: Hooks>(m: &mut M, target: Target<'_>) -> Result<Deleted
             ..Deleted::default()
         }
     } else {
-        let root: &M = m;
-        let (mut deleted, post_commit_errors) =
-            atomically(target, M::META.name, "delete", None, async |tx: &mut Tx| {
-                let mut deleted = delete_tree(root, key, tx).await?;
+        let (mut deleted, post_commit_errors) = atomically(
+            target,
+            M::META.name,
+            "delete",
+            Some(commit),
+            async |tx: &mut Tx| {
+                let mut deleted = delete_tree(m, key, tx).await?;
                 deleted.receiver_errors = std::mem::take(&mut tx.scopes.current().robust_errors);
                 Ok(deleted)
-            })
-            .await?;
+            },
+        )
+        .await?;
         deleted.post_commit_errors = post_commit_errors;
         deleted
     };
-    m.__clear_key();
     Ok(deleted)
 }
 

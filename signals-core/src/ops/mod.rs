@@ -115,6 +115,49 @@ impl<M: Model> Drop for AssignedKeys<'_, M> {
     }
 }
 
+/// The instances a delete removes: their keys are cleared when it succeeds, and when it is
+/// cancelled after its COMMIT (or, in a caller's transaction, its savepoint's RELEASE) was
+/// sent, as its rows are then gone (the transaction's next use completes a cancelled
+/// RELEASE). A delete that fails, or is cancelled before, keeps them: its rows are there.
+pub(crate) struct DeletingKeys<'r, M: Model> {
+    pub(crate) rows: &'r mut [M],
+    /// Set by the operation once its COMMIT or RELEASE is under way.
+    pub(crate) commit: CommitSent,
+    decided: bool,
+}
+
+impl<'r, M: Model> DeletingKeys<'r, M> {
+    pub(crate) fn new(rows: &'r mut [M]) -> Self {
+        DeletingKeys {
+            rows,
+            commit: CommitSent::default(),
+            decided: false,
+        }
+    }
+
+    /// The delete ended with `res`: keys are cleared on success.
+    pub(crate) fn settle<T>(&mut self, res: &Result<T>) {
+        self.decided = true;
+        if res.is_ok() {
+            self.clear();
+        }
+    }
+
+    fn clear(&mut self) {
+        for row in self.rows.iter_mut() {
+            row.__clear_key();
+        }
+    }
+}
+
+impl<M: Model> Drop for DeletingKeys<'_, M> {
+    fn drop(&mut self) {
+        if !self.decided && self.commit.get() {
+            self.clear();
+        }
+    }
+}
+
 /// Runs `f` atomically: in a transaction of its own on a pool, in a savepoint inside a caller's
 /// transaction. Everything `f` did is rolled back if it fails. Also returns the errors of the
 /// after-commit work when the transaction was its own (inside a caller's, that work runs at

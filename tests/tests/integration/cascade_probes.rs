@@ -858,7 +858,9 @@ db_test!(async fn cp_panicking_receivers_roll_back(db) {
 async fn cancel_everywhere<F, Fut>(db: &Db, what: &str, kids: usize, mut op: F) -> usize
 where
     F: FnMut(usize, String, Vec<CpRoot>) -> Fut,
-    Fut: std::future::Future<Output = bool>,
+    // Whether the operation finished, and whether the first root's key was cleared (`None`
+    // where the operation is given no instances).
+    Fut: std::future::Future<Output = (bool, Option<bool>)>,
 {
     let guard = Duration::from_secs(60);
     for waits in 0..600 {
@@ -881,7 +883,7 @@ where
         )
         .await;
         let whole = snapshot(db, &tag).await;
-        let finished = tokio::time::timeout(guard, op(waits, tag.clone(), vec![r1, r2]))
+        let (finished, cleared) = tokio::time::timeout(guard, op(waits, tag.clone(), vec![r1, r2]))
             .await
             .unwrap_or_else(|_| panic!("{what} cancelled at {waits}: hung"));
         let events = take_events();
@@ -892,6 +894,15 @@ where
             snap == whole || snap == 0,
             "{what} cancelled at await point {waits}: half applied ({snap}, whole {whole})"
         );
+        // The caller's instance agrees with the rows: its key is cleared exactly when its row
+        // is gone.
+        if let Some(cleared) = cleared {
+            assert_eq!(
+                cleared,
+                snap == 0,
+                "{what} cancelled at await point {waits}: key cleared {cleared}, rows {snap} (whole {whole})"
+            );
+        }
         if snap == whole {
             let ran: Vec<_> = events
                 .iter()
@@ -915,13 +926,21 @@ db_test!(async fn cp_cancelled_deletes_leave_nothing_half_deleted(db) {
     let mut out = Vec::new();
     let n = cancel_everywhere(&db, "one", 3, |waits, _tag, mut roots| {
         let db = db.clone();
-        async move { cancel_at(waits, roots[0].delete(&db)).await.map(|r| r.unwrap()).is_some() }
+        async move {
+            let finished = cancel_at(waits, roots[0].delete(&db)).await.map(|r| r.unwrap()).is_some();
+            (finished, Some(roots[0].id.is_none()))
+        }
     })
     .await;
     out.push(format!("delete: {n} await points"));
     let n = cancel_everywhere(&db, "bulk", 3, |waits, _tag, mut roots| {
         let db = db.clone();
-        async move { cancel_at(waits, CpRoot::bulk_delete(&db, &mut roots)).await.map(|r| r.unwrap()).is_some() }
+        async move {
+            let finished = cancel_at(waits, CpRoot::bulk_delete(&db, &mut roots)).await.map(|r| r.unwrap()).is_some();
+            // Both roots go together (the second is another tree).
+            assert_eq!(roots[0].id.is_none(), roots[1].id.is_none(), "bulk_delete cleared one key of two");
+            (finished, Some(roots[0].id.is_none()))
+        }
     })
     .await;
     out.push(format!("bulk_delete: {n} await points"));
@@ -929,7 +948,7 @@ db_test!(async fn cp_cancelled_deletes_leave_nothing_half_deleted(db) {
         let db = db.clone();
         async move {
             let q = CpRoot::query().filter(CpRoot::NAME.eq(tag));
-            cancel_at(waits, q.delete(&db)).await.map(|r| r.unwrap()).is_some()
+            (cancel_at(waits, q.delete(&db)).await.map(|r| r.unwrap()).is_some(), None)
         }
     })
     .await;
@@ -940,22 +959,26 @@ db_test!(async fn cp_cancelled_deletes_leave_nothing_half_deleted(db) {
         async move {
             let mut tx = db.begin().await.unwrap();
             let finished = cancel_at(waits, roots[0].delete(&mut tx)).await.map(|r| r.unwrap()).is_some();
-            match CpRoot::query().filter(CpRoot::NAME.eq(tag)).count(&mut tx).await {
+            let cleared = roots[0].id.is_none();
+            match CpRoot::query().filter(CpRoot::NAME.eq(&tag)).count(&mut tx).await {
                 Ok(left) => {
-                    // Found (also before 9f41a8c): on PostgreSQL a delete cancelled at some await points
-                    // is still applied in the caller's transaction (left 0, not finished), and
-                    // commits with it. Not asserted, to keep the suite green; see the report.
-                    if left != if finished { 0 } else { 1 } {
-                        eprintln!("delete in a transaction, cancelled at await point {waits} (finished: {finished}): {left} root(s) left in the transaction");
-                    }
+                    // The transaction goes on from where the delete left it: undone whole
+                    // (the key stays), or done whole, a cancelled RELEASE completed (the key
+                    // is cleared); the commit keeps that.
+                    assert_eq!(
+                        left,
+                        if cleared { 0 } else { 1 },
+                        "delete in a transaction, cancelled at await point {waits} (finished: {finished})"
+                    );
                     tx.commit().await.unwrap();
                 }
                 Err(e) => {
-                    // A MySQL statement cut in the middle gives the transaction up whole.
-                    eprintln!("transaction given up after cancel at {waits}: {e}");
+                    // A MySQL statement cut in the middle gives the transaction up whole: the
+                    // row stays, and so does the key.
+                    assert!(!cleared, "transaction given up after cancel at {waits}, key cleared: {e}");
                 }
             }
-            finished
+            (finished, Some(cleared))
         }
     })
     .await;
@@ -964,14 +987,22 @@ db_test!(async fn cp_cancelled_deletes_leave_nothing_half_deleted(db) {
     // cascade's sending, on every backend.
     let n = cancel_everywhere(&db, "slowone", 3, |waits, _tag, mut roots| {
         let db = db.clone();
-        async move { cancel_at(waits, roots[0].delete(&db)).await.map(|r| r.unwrap()).is_some() }
+        async move {
+            let finished = cancel_at(waits, roots[0].delete(&db)).await.map(|r| r.unwrap()).is_some();
+            (finished, Some(roots[0].id.is_none()))
+        }
     })
     .await;
     out.push(format!("slow delete: {n} await points"));
     assert!(n >= 4, "a receiver's timer is an await point: {n}");
     let n = cancel_everywhere(&db, "slowbulk", 2, |waits, _tag, mut roots| {
         let db = db.clone();
-        async move { cancel_at(waits, CpRoot::bulk_delete(&db, &mut roots)).await.map(|r| r.unwrap()).is_some() }
+        async move {
+            let finished = cancel_at(waits, CpRoot::bulk_delete(&db, &mut roots)).await.map(|r| r.unwrap()).is_some();
+            // Both roots go together (the second is another tree).
+            assert_eq!(roots[0].id.is_none(), roots[1].id.is_none(), "bulk_delete cleared one key of two");
+            (finished, Some(roots[0].id.is_none()))
+        }
     })
     .await;
     out.push(format!("slow bulk_delete: {n} await points"));
@@ -979,7 +1010,7 @@ db_test!(async fn cp_cancelled_deletes_leave_nothing_half_deleted(db) {
         let db = db.clone();
         async move {
             let q = CpRoot::query().filter(CpRoot::NAME.starts_with(tag));
-            cancel_at(waits, q.delete(&db)).await.map(|r| r.unwrap()).is_some()
+            (cancel_at(waits, q.delete(&db)).await.map(|r| r.unwrap()).is_some(), None)
         }
     })
     .await;

@@ -433,6 +433,19 @@ enum Op {
     SavePlain,
     BulkUsers,
     BulkPlains,
+    DeleteUser,
+    DeletePlain,
+    BulkDeleteUsers,
+    BulkDeletePlains,
+}
+
+impl Op {
+    fn deletes(self) -> bool {
+        matches!(
+            self,
+            Op::DeleteUser | Op::DeletePlain | Op::BulkDeleteUsers | Op::BulkDeletePlains
+        )
+    }
 }
 
 /// Cancels `op` inside a caller's transaction at its await point `waits`, commits the
@@ -440,7 +453,6 @@ enum Op {
 /// keys with the rows committed. Returns whether the operation finished.
 async fn cancelled_in_a_transaction(db: &Db, op: Op, waits: usize) -> bool {
     let prefix = format!("{op:?}-{waits}-").to_lowercase();
-    let mut tx = db.begin().await.unwrap();
     let mut users: Vec<User> = (0..3).map(|i| User::new(&format!("{prefix}{i}"))).collect();
     let mut plains: Vec<Plain> = (0..3)
         .map(|i| Plain {
@@ -448,6 +460,12 @@ async fn cancelled_in_a_transaction(db: &Db, op: Op, waits: usize) -> bool {
             name: format!("{prefix}{i}"),
         })
         .collect();
+    if op.deletes() {
+        // Rows committed before the transaction, for it to delete.
+        User::bulk_save(db, &mut users).await.unwrap();
+        Plain::bulk_save(db, &mut plains).await.unwrap();
+    }
+    let mut tx = db.begin().await.unwrap();
     let finished = match op {
         Op::SaveUser => cancel_at(waits, users[0].save(&mut tx))
             .await
@@ -459,6 +477,18 @@ async fn cancelled_in_a_transaction(db: &Db, op: Op, waits: usize) -> bool {
             .await
             .map(|r| r.map(drop)),
         Op::BulkPlains => cancel_at(waits, Plain::bulk_save(&mut tx, &mut plains))
+            .await
+            .map(|r| r.map(drop)),
+        Op::DeleteUser => cancel_at(waits, users[0].delete(&mut tx))
+            .await
+            .map(|r| r.map(drop)),
+        Op::DeletePlain => cancel_at(waits, plains[0].delete(&mut tx))
+            .await
+            .map(|r| r.map(drop)),
+        Op::BulkDeleteUsers => cancel_at(waits, User::bulk_delete(&mut tx, &mut users))
+            .await
+            .map(|r| r.map(drop)),
+        Op::BulkDeletePlains => cancel_at(waits, Plain::bulk_delete(&mut tx, &mut plains))
             .await
             .map(|r| r.map(drop)),
     };
@@ -476,21 +506,23 @@ async fn cancelled_in_a_transaction(db: &Db, op: Op, waits: usize) -> bool {
         Err(e) => {
             assert_eq!(e.kind(), ErrorKind::Transaction, "{e}");
             assert!(
-                db.backend() == Backend::MySql || matches!(op, Op::SavePlain),
+                db.backend() == Backend::MySql || matches!(op, Op::SavePlain | Op::DeletePlain),
                 "{op:?} at {waits}: {e}"
             );
             tx.rollback().await.unwrap();
         }
     }
     let (table, column, keys): (&str, &str, Vec<Option<i64>>) = match op {
-        Op::SaveUser => ("account_user", "username", vec![users[0].id]),
-        Op::BulkUsers => (
+        Op::SaveUser | Op::DeleteUser => ("account_user", "username", vec![users[0].id]),
+        Op::BulkUsers | Op::BulkDeleteUsers => (
             "account_user",
             "username",
             users.iter().map(|u| u.id).collect(),
         ),
-        Op::SavePlain => ("plain", "name", vec![plains[0].id]),
-        Op::BulkPlains => ("plain", "name", plains.iter().map(|p| p.id).collect()),
+        Op::SavePlain | Op::DeletePlain => ("plain", "name", vec![plains[0].id]),
+        Op::BulkPlains | Op::BulkDeletePlains => {
+            ("plain", "name", plains.iter().map(|p| p.id).collect())
+        }
     };
     for (i, key) in keys.iter().enumerate() {
         let name = format!("{prefix}{i}");
@@ -500,21 +532,31 @@ async fn cancelled_in_a_transaction(db: &Db, op: Op, waits: usize) -> bool {
             Some(k) => assert_eq!(*k, row, "{op:?} cancelled at {waits}: {name} keeps key {k}"),
             None => assert_eq!(
                 row, -1,
-                "{op:?} cancelled at {waits}: {name} committed without its key"
+                "{op:?} cancelled at {waits}: {name} committed without its key (a delete: its key cleared, its row kept)"
             ),
         }
     }
     finished
 }
 
-// A save or bulk save cancelled at any await point inside a caller's transaction, which then
-// commits: every instance keeps a key exactly when its row was committed (a RELEASE cancelled
-// midway is completed, and keeps the keys; a write nothing can undo gives the transaction
-// up), so a retry never duplicates.
+// A save, bulk save, delete or bulk delete cancelled at any await point inside a caller's
+// transaction, which then commits: every instance keeps a key exactly when its row was
+// committed (a RELEASE cancelled midway is completed: a save's keys stay, a delete's are
+// cleared; a write nothing can undo gives the transaction up), so a retry never duplicates
+// and a deleted row is never left with a key.
 db_test!(async fn an_operation_cancelled_in_a_callers_transaction_keeps_keys_and_rows_together(db) {
     setup(&db).await;
     create_tables(&db, "CREATE TABLE plain (id {pk}, name {varchar} NOT NULL)").await;
-    for op in [Op::SaveUser, Op::SavePlain, Op::BulkUsers, Op::BulkPlains] {
+    for op in [
+        Op::SaveUser,
+        Op::SavePlain,
+        Op::BulkUsers,
+        Op::BulkPlains,
+        Op::DeleteUser,
+        Op::DeletePlain,
+        Op::BulkDeleteUsers,
+        Op::BulkDeletePlains,
+    ] {
         let mut finished = false;
         for waits in 0..400 {
             let guard = Duration::from_secs(60);
