@@ -414,44 +414,11 @@ impl<'a> Handle<'a> {
         })
     }
 
-    pub(crate) async fn fetch_all<M: Send>(
-        self,
-        sql: impl sqlx::SqlSafeStr + Send,
-        args: Args,
-        decode: fn(&Row<'_>) -> Result<M>,
-    ) -> Result<Vec<M>> {
-        let mut all = Vec::new();
-        let mut each = |row: &Row<'_>| {
-            all.push(decode(row)?);
-            Ok(())
-        };
-        self.rows(sql.into_sql_str(), args, false, &mut each)
-            .await?;
-        Ok(all)
-    }
-
-    pub(crate) async fn fetch_optional<M: Send>(
-        self,
-        sql: impl sqlx::SqlSafeStr + Send,
-        args: Args,
-        decode: fn(&Row<'_>) -> Result<M>,
-    ) -> Result<Option<M>> {
-        let mut first = None;
-        let mut each = |row: &Row<'_>| {
-            if first.is_none() {
-                first = Some(decode(row)?);
-            }
-            Ok(())
-        };
-        self.rows(sql.into_sql_str(), args, true, &mut each).await?;
-        Ok(first)
-    }
-
     /// Runs a query and hands each row to `each` (only the first with `first_only`, where
     /// the driver can stop early). Not generic: the query paths are compiled once, here, and
-    /// each model's crate compiles only the small wrappers above (see BENCHMARKS.md, "Build
-    /// cost").
-    async fn rows(
+    /// each model's crate compiles only the small wrappers of `Target` (see BENCHMARKS.md,
+    /// "Build cost").
+    pub(crate) async fn rows(
         self,
         sql: sqlx::SqlStr,
         args: Args,

@@ -29,7 +29,7 @@ use crate::signal::muting::{self, Noted};
 use crate::sql::Statements;
 use crate::sql::{InList, where_in};
 use crate::tx::{Target, Tx};
-use crate::value::{Args, DynField};
+use crate::value::{Args, DynField, Row};
 
 /// What happens to rows that refer to a deleted row (Django's `on_delete`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -243,20 +243,39 @@ pub(crate) async fn select_in<C: Model>(
     keys: &[Arc<dyn DynField>],
 ) -> Result<Vec<C>> {
     let mut rows = Vec::new();
+    let mut each = |row: &Row<'_>| {
+        rows.push(C::__load(row)?);
+        Ok(())
+    };
+    select_rows_in(tx, &C::META, column, keys, &mut each).await?;
+    Ok(rows)
+}
+
+/// [`select_in`]'s statements, each row handed to `each`: compiled once.
+async fn select_rows_in(
+    tx: &mut Tx,
+    meta: &'static ModelMeta,
+    column: usize,
+    keys: &[Arc<dyn DynField>],
+    each: &mut (dyn FnMut(&Row<'_>) -> Result<()> + Send),
+) -> Result<()> {
     for chunk in keys.chunks(MAX_CHUNK_ROWS) {
         let backend = tx.backend();
-        let sql = where_in(&C::META, backend, InList::Select, column, chunk.len());
+        let sql = where_in(meta, backend, InList::Select, column, chunk.len());
         let mut args = Args::new(backend, chunk.len());
         for key in chunk {
-            key.bind_to(&mut args, C::META.columns[column])?;
+            key.bind_to(&mut args, meta.columns[column])?;
         }
-        rows.extend(
-            Target::Tx(tx)
-                .fetch_all(sqlx::AssertSqlSafe(sql), args, C::__load)
-                .await?,
-        );
+        Target::Tx(tx)
+            .rows(
+                sqlx::SqlSafeStr::into_sql_str(sqlx::AssertSqlSafe(sql)),
+                args,
+                false,
+                &mut *each,
+            )
+            .await?;
     }
-    Ok(rows)
+    Ok(())
 }
 
 /// The keys of `rows` (every row has one), type-erased for `IN` lists.

@@ -12,6 +12,7 @@ use crate::error::{Error, Result};
 use crate::kind::SignalKind;
 use crate::model::Deleted;
 use crate::signal::context::{Committed, PostDelete, PreDelete, fired_delete};
+use crate::signal::custom::BoxFuture;
 use crate::signal::hooks::{self, Hooks, any_receivers};
 use crate::signal::m2m::M2mAction;
 use crate::signal::muting;
@@ -69,7 +70,7 @@ async fn delete_inner<M: Hooks>(m: &M, target: Target<'_>, commit: &CommitSent) 
             "delete",
             Some(commit),
             async |tx: &mut Tx| {
-                let mut deleted = delete_tree(m, key, tx).await?;
+                let mut deleted = delete_tree_boxed(m, key, tx).await?;
                 deleted.receiver_errors = std::mem::take(&mut tx.scopes.current().robust_errors);
                 Ok(deleted)
             },
@@ -79,6 +80,16 @@ async fn delete_inner<M: Hooks>(m: &M, target: Target<'_>, commit: &CommitSent) 
         deleted
     };
     Ok(deleted)
+}
+
+/// [`delete_tree`]'s future, boxed and made here: the frames around it, on the stack while
+/// receivers' nested operations run, stay small (see `save_signalled_boxed`).
+fn delete_tree_boxed<'a, M: Hooks>(
+    root: &'a M,
+    key: &'a M::Key,
+    tx: &'a mut Tx,
+) -> BoxFuture<'a, Result<Deleted>> {
+    Box::pin(delete_tree(root, key, tx))
 }
 
 /// Deletes `root` and everything its relations reach, sending the delete signals in Django's

@@ -169,20 +169,24 @@ impl<M: Model> Drop for DeletingKeys<'_, M> {
 /// `commit`, when given, is marked as the operation's work is made to stay: just before its
 /// own COMMIT, or inside a caller's transaction as its savepoint's RELEASE is sent (the
 /// transaction's next use completes a release that was cancelled midway).
-async fn atomically<T>(
-    target: Target<'_>,
+fn atomically<'a, T: 'a>(
+    target: Target<'a>,
     model: &'static str,
     operation: &'static str,
-    commit: Option<&CommitSent>,
-    f: impl AsyncFnOnce(&mut Tx) -> Result<T>,
-) -> Result<(T, Vec<Error>)> {
-    let running = |pool| Running {
+    commit: Option<&'a CommitSent>,
+    f: impl AsyncFnOnce(&mut Tx) -> Result<T> + 'a,
+) -> impl Future<Output = Result<(T, Vec<Error>)>> + 'a {
+    use futures_util::future::Either;
+    // Each branch's future boxed, and made here, not in the frame of the operation awaiting
+    // it: that frame stays on the stack while receivers' nested operations run, and would hold
+    // both (see `save_signalled_boxed`).
+    let running = move |pool| Running {
         pool,
         model,
         operation,
     };
     match target {
-        Target::Db(db) => {
+        Target::Db(db) => Either::Left(Box::pin(async move {
             let mark = running(db.id);
             let _busy = Busy::new(db);
             db.transaction_reporting(
@@ -190,15 +194,14 @@ async fn atomically<T>(
                 commit,
             )
             .await
-        }
+        })),
         Target::Tx(tx) => {
+            use futures_util::FutureExt as _;
             let mark = running(tx.pool);
-            let value = tx
-                .atomically(model, commit, async |tx: &mut Tx| {
-                    receivers_running(mark, f(tx)).await
-                })
-                .await?;
-            Ok((value, Vec::new()))
+            let savepoint = tx.atomically(model, commit, async move |tx: &mut Tx| {
+                receivers_running(mark, f(tx)).await
+            });
+            Either::Right(Box::pin(savepoint).map(|res| res.map(|value| (value, Vec::new()))))
         }
     }
 }

@@ -10,7 +10,7 @@ use crate::model::{Deleted, Model};
 use crate::query::{Filter, Lock, Query, Selected, Set, Shape};
 use crate::signal::hooks::Hooks;
 use crate::tx::{Executor, Target, Tx};
-use crate::value::{FieldType, RefersTo, Row};
+use crate::value::{RefersTo, Row};
 
 impl<M: Model> Query<M> {
     /// The rows of the query's SQL on `target` (which stays usable), each read by `read`:
@@ -70,21 +70,6 @@ impl<M: Model> Query<M> {
             .fetch_optional(sqlx::AssertSqlSafe(sql), args, |_| Ok(()))
             .await?;
         Ok(found.is_some())
-    }
-
-    /// Locks the matched rows (`lock`, in the query's order) in `tx` and returns their keys;
-    /// on SQLite, whose write transaction holds the database, it only reads them.
-    pub(crate) async fn lock_keys(mut self, tx: &mut Tx, lock: Lock) -> Result<Vec<M::Key>> {
-        self.lock = lock;
-        let mut target = Target::Tx(tx);
-        let (sql, args) = self
-            .sql(&M::META, target.backend(), Shape::Keys)?
-            .into_parts();
-        target
-            .fetch_all(sqlx::AssertSqlSafe(sql), args, |row| {
-                M::Key::__read(row, 0, M::META.name, M::META.columns[M::META.primary_key])
-            })
-            .await
     }
 
     /// Updates the matched rows in one statement and returns how many matched: Django's

@@ -12,6 +12,7 @@ use crate::kind::SignalKind;
 use crate::meta::FieldSet;
 use crate::model::{SaveOptions, Saved};
 use crate::signal::context::{Committed, Old, PostSave, PreSave, SaveFlags};
+use crate::signal::custom::BoxFuture;
 use crate::signal::hooks::{self, Hooks, any_receivers};
 use crate::signal::muting;
 use crate::sql::partial_update;
@@ -48,10 +49,21 @@ pub(crate) async fn save<M: Hooks>(
     }
     // A key the save assigns stays only if its row may exist: see `AssignedKeys`.
     let mut keys = AssignedKeys::one(m);
-    let res = save_inner(&mut keys.rows[0], target, options, &keys.commit).await;
+    let res = save_inner_boxed(&mut keys.rows[0], target, options, &keys.commit).await;
     let res = res.map_err(|err| name_the_column(err, &keys.rows[0]));
     keys.settle(&res);
     res
+}
+
+/// [`save_inner`]'s future, boxed (see [`save_signalled_boxed`]): a receiver's nested save
+/// keeps a pointer in its frame.
+fn save_inner_boxed<'a, M: Hooks>(
+    m: &'a mut M,
+    target: Target<'a>,
+    options: SaveOptions<M>,
+    commit: &'a CommitSent,
+) -> BoxFuture<'a, Result<Saved>> {
+    Box::pin(save_inner(m, target, options, commit))
 }
 
 async fn save_inner<M: Hooks>(
@@ -78,7 +90,7 @@ async fn save_inner<M: Hooks>(
             "save",
             Some(commit),
             async |tx: &mut Tx| {
-                let created = save_signalled(m, tx, flags, fields).await?;
+                let created = save_signalled_boxed(m, tx, flags, fields).await?;
                 // Robust receivers' errors, from this save's own scope: those of saves nested in
                 // its receivers went with those saves.
                 Ok((
@@ -89,9 +101,8 @@ async fn save_inner<M: Hooks>(
         )
         .await?
     } else {
-        let mut target = target;
         (
-            (write(m, &mut target, fields).await?, Vec::new()),
+            (write_boxed(m, target, fields).await?, Vec::new()),
             Vec::new(),
         )
     };
@@ -100,6 +111,19 @@ async fn save_inner<M: Hooks>(
         receiver_errors,
         post_commit_errors,
     })
+}
+
+/// [`save_signalled`]'s future, boxed, and made here rather than in the frame that awaits it:
+/// the operations around it then keep a pointer, and their frames, which stay on the stack
+/// while receivers' nested saves run, stay small in debug builds (a receiver saving its own
+/// model reaches the depth limit, 16 saves deep, well within a 2 MiB thread).
+fn save_signalled_boxed<'a, M: Hooks>(
+    m: &'a mut M,
+    tx: &'a mut Tx,
+    flags: SaveFlags<'a>,
+    fields: Option<FieldSet<M>>,
+) -> BoxFuture<'a, Result<bool>> {
+    Box::pin(save_signalled(m, tx, flags, fields))
 }
 
 pub(crate) async fn save_signalled<M: Hooks>(
@@ -131,7 +155,7 @@ pub(crate) async fn save_signalled<M: Hooks>(
     pre.within(hooks::pre_save(m, &mut signal))
         .instrument(span)
         .await?;
-    let created = write(m, &mut Target::Tx(tx), fields).await?;
+    let created = write_boxed(m, Target::Tx(tx), fields).await?;
     let post = muting::note(|| {
         flags.fired(
             model,
@@ -153,6 +177,15 @@ pub(crate) async fn save_signalled<M: Hooks>(
     };
     M::__on_commit(m, tx, Committed::Saved { created }, old, written)?;
     Ok(created)
+}
+
+/// [`write`], boxed (see [`save_signalled_boxed`]).
+fn write_boxed<'a, M: Hooks>(
+    m: &'a mut M,
+    mut target: Target<'a>,
+    fields: Option<FieldSet<M>>,
+) -> BoxFuture<'a, Result<bool>> {
+    Box::pin(async move { write(m, &mut target, fields).await })
 }
 
 /// The row write of a save; returns whether it INSERTed.

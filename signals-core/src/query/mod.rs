@@ -170,8 +170,6 @@ fn exact_distinct(backend: Backend, select: &Select) -> bool {
 pub(crate) enum Shape {
     /// Every column, for models.
     Rows,
-    /// The primary key only, in the query's order (with `lock`, to lock the rows).
-    Keys,
     /// `COUNT(*)` of the rows the query would return.
     Count,
     /// One constant row when there is any.

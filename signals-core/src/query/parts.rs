@@ -25,7 +25,7 @@ impl<'q> Parts<'q> {
         let mut paths: Vec<&'q [Via]> = Vec::new();
         // `Count` and `Exists` need no join: every join follows a reference to a key, which
         // matches one row at most (a LEFT JOIN), so it changes no count.
-        if matches!(shape, Shape::Rows | Shape::Keys) || self.windowed() {
+        if shape == Shape::Rows || self.windowed() {
             paths.extend(self.order.iter().map(|term| term.via.as_slice()));
         }
         if shape == Shape::Rows {
@@ -183,9 +183,6 @@ impl<'q> Parts<'q> {
                     }
                 }
             }
-            Shape::Keys => {
-                sql.column(key);
-            }
             Shape::Count if windowed => {
                 sql.push("COUNT(*) FROM (SELECT 1 AS one");
             }
@@ -247,7 +244,7 @@ impl<'q> Parts<'q> {
                 }
             }
         }
-        let ordered = matches!(shape, Shape::Rows | Shape::Keys);
+        let ordered = shape == Shape::Rows;
         let collapsed = select.is_some_and(|s| s.collapses() && wrapped.is_none());
         if (ordered || (shape == Shape::Count && windowed)) && !(collapsed && self.order.is_empty())
         {

@@ -6,7 +6,6 @@
 //! runner, the registry and the runtime receivers' trait.
 
 use std::any::{Any, TypeId};
-use std::future::Future;
 use std::sync::Arc;
 
 use serde_json::Value;
@@ -14,7 +13,7 @@ use serde_json::Value;
 use super::context::{PostDelete, PostSave, PreDelete, PreSave};
 use super::custom::BoxFuture;
 use super::muting::is_muted;
-use super::receiver::receive;
+use super::receiver::receive_boxed;
 use super::registry::Registry;
 use super::runtime::Receiver;
 use crate::error::Result;
@@ -72,7 +71,7 @@ pub struct Change {
 }
 
 /// A model instance behind a type-erased reference.
-trait Erased: Send + Sync {
+pub(crate) trait Erased: Send + Sync {
     fn json(&self, index: usize) -> Value;
     fn key_json(&self) -> Value;
     fn as_any(&self) -> &dyn Any;
@@ -229,15 +228,15 @@ pub(crate) fn wants_old_values() -> bool {
 
 /// What each context gives an [`Instance`]: the replaced row and the saved fields.
 trait View<'t> {
-    fn old_row<M: Model>(&self) -> Option<&'t M>;
+    fn old_any(&self) -> Option<&'t (dyn Any + Send + Sync)>;
     fn saved_fields(&self) -> Option<&'t [&'static str]>;
 }
 
 macro_rules! save_view {
     ($($ctx:ident)*) => {$(
         impl<'t> View<'t> for $ctx<'t> {
-            fn old_row<M: Model>(&self) -> Option<&'t M> {
-                self.__old_row::<M>()
+            fn old_any(&self) -> Option<&'t (dyn Any + Send + Sync)> {
+                self.__old_any()
             }
             fn saved_fields(&self) -> Option<&'t [&'static str]> {
                 self.__update_fields()
@@ -250,7 +249,7 @@ save_view!(PreSave PostSave);
 macro_rules! delete_view {
     ($($ctx:ident)*) => {$(
         impl<'t> View<'t> for $ctx<'t> {
-            fn old_row<M: Model>(&self) -> Option<&'t M> {
+            fn old_any(&self) -> Option<&'t (dyn Any + Send + Sync)> {
                 None
             }
             fn saved_fields(&self) -> Option<&'t [&'static str]> {
@@ -261,39 +260,26 @@ macro_rules! delete_view {
 }
 delete_view!(PreDelete PostDelete);
 
-macro_rules! any {
-    ($(($kind:ident, $name:ident, $hook:ident, $ctx:ident, [$($inst:tt)*], $connect:ident, $doc:literal))*) => {$(
-        /// Runs the receivers connected to every model's signal, for `m`. Generic only to
-        /// erase the instance: the future is [`dispatch`]'s, compiled once in this crate
-        /// rather than once per model in the crate that saves it.
-        pub(crate) fn $name<'a, M: Model>(
-            m: &'a M,
-            ctx: &'a mut $ctx<'_>,
-        ) -> impl Future<Output = Result<()>> + Send + 'a {
-            let old: Option<&'a dyn Erased> = View::old_row::<M>(&*ctx).map(|row| row as &dyn Erased);
-            dispatch::$name(TypeId::of::<M>(), &M::META, m, old, ctx)
-        }
-    )*};
-}
-model_signals!(any);
-
-/// Running the receivers of every model, once for all models.
-mod dispatch {
+/// Running the receivers of every model, once for all models: `m` is the instance and `erase`
+/// views it (and the row a save replaced) as these receivers take it.
+pub(crate) mod dispatch {
     use super::*;
 
     macro_rules! dispatch {
         ($(($kind:ident, $name:ident, $hook:ident, $ctx:ident, [$($inst:tt)*], $connect:ident, $doc:literal))*) => {$(
-            pub(super) async fn $name(
+            pub(crate) async fn $name(
                 model: TypeId,
                 meta: &'static ModelMeta,
-                this: &dyn Erased,
-                old: Option<&dyn Erased>,
+                m: &(dyn Any + Send + Sync),
+                erase: for<'x> fn(&'x (dyn Any + Send + Sync)) -> &'x dyn Erased,
                 ctx: &mut $ctx<'_>,
             ) -> Result<()> {
                 let receivers = snapshot(SignalKind::$kind);
                 if receivers.is_empty() {
                     return Ok(());
                 }
+                let this = erase(m);
+                let old = View::old_any(&*ctx).map(erase);
                 for (uid, receiver) in receivers {
                     if is_muted(model, uid) {
                         tracing::debug!(model = meta.name, signal = %SignalKind::$kind, receiver = uid, "receiver muted");
@@ -302,7 +288,7 @@ mod dispatch {
                     let Some(f) = receiver.downcast_ref::<Arc<erased::$kind>>() else { continue };
                     let mut ctx = ctx.reborrow();
                     let instance = Instance { meta, this, old, saved: ctx.saved_fields() };
-                    receive(meta.name, SignalKind::$kind, uid, f(&instance, &mut ctx), model).await?;
+                    receive_boxed(meta.name, SignalKind::$kind, uid, f(&instance, &mut ctx), model).await?;
                 }
                 Ok(())
             }

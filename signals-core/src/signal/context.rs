@@ -82,10 +82,10 @@ macro_rules! old_values {
             !matches!(self.old, Old::NotRead)
         }
 
-        /// The replaced row when it was read, for type-erased views.
-        pub(crate) fn __old_row<M: Model>(&self) -> Option<&'t M> {
+        /// The replaced row when it was read, erased.
+        pub(crate) fn __old_any(&self) -> Option<&'t (dyn std::any::Any + Send + Sync)> {
             match self.old {
-                Old::Row(row) => row.downcast_ref::<M>(),
+                Old::Row(row) => Some(row),
                 _ => None,
             }
         }

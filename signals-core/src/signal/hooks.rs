@@ -4,13 +4,16 @@
 //! Uses `error`, `kind`, `model`, `tx`, and of `signal` the contexts and the runtime
 //! registries (`runtime`, `any`).
 
+use std::any::{Any, TypeId};
 use std::future::Future;
 
 use super::batch::{PostDeleteBatch, PostSaveBatch, PreDeleteBatch, PreSaveBatch};
 use super::context::{Committed, PostDelete, PostSave, PreDelete, PreSave};
+use super::custom::BoxFuture;
 use super::{any, runtime};
 use crate::error::{Error, Result};
 use crate::kind::{SignalKind, model_signals};
+use crate::meta::ModelMeta;
 use crate::model::Model;
 use crate::tx::Tx;
 
@@ -88,40 +91,176 @@ macro_rules! hooks {
 
         $(
             #[doc = concat!("Sends `", stringify!($name), "` for `m`: the derive's receivers, then \
-                those connected at run time, then those connected to every model.")]
-            pub(crate) async fn $name<M: Hooks>(m: &$($inst)* M, signal: &mut $ctx<'_>) -> Result<()> {
-                M::$hook(&$($inst)* *m, signal).await?;
-                runtime::$name(&$($inst)* *m, signal).await?;
-                any::$name(&*m, signal).await
+                those connected at run time, then those connected to every model. Generic only \
+                to erase the instance: the sending is compiled once, in this crate.")]
+            ///
+            /// Boxed, and made here: the future is not built in the frame of the operation
+            /// that awaits it, which stays on the stack while receivers' nested saves run.
+            pub(crate) fn $name<'a, M: Hooks>(
+                m: &'a $($inst)* M,
+                signal: &'a mut $ctx<'_>,
+            ) -> BoxFuture<'a, Result<()>> {
+                fn derive<'x, 's, M: Hooks>(
+                    m: &'x $($inst)* AnyModel,
+                    signal: &'x mut $ctx<'s>,
+                ) -> BoxFuture<'x, Result<()>> {
+                    Box::pin(M::$hook(downcast!(m, M $(, $inst)*), signal))
+                }
+                let wired = M::__WIRED & SignalKind::$kind.bit() != 0;
+                let derive = wired.then_some(derive::<M> as derive_fn::$kind);
+                Box::pin(send::$name(Sent::of::<M>(), m, derive, signal))
             }
         )*
+
+        /// The derive's receivers of each kind, behind a function pointer.
+        mod derive_fn {
+            use super::*;
+            $(
+                pub(super) type $kind =
+                    for<'x, 's> fn(&'x $($inst)* AnyModel, &'x mut crate::signal::context::$ctx<'s>) -> BoxFuture<'x, Result<()>>;
+            )*
+        }
+
+        /// Sending each kind, compiled once.
+        mod send {
+            use super::*;
+            $(
+                pub(super) async fn $name(
+                    sent: Sent,
+                    m: &$($inst)* AnyModel,
+                    derive: Option<derive_fn::$kind>,
+                    ctx: &mut $ctx<'_>,
+                ) -> Result<()> {
+                    if let Some(derive) = derive {
+                        derive(&$($inst)* *m, &mut *ctx).await?;
+                    }
+                    runtime::dispatch::$name(sent.model, sent.meta.name, &$($inst)* *m, ctx).await?;
+                    any::dispatch::$name(sent.model, sent.meta, &*m, sent.erase, ctx).await
+                }
+            )*
+        }
     };
 }
 model_signals!(hooks);
 
+/// An instance behind a type-erased reference, as the erased senders pass it.
+type AnyModel = dyn Any + Send + Sync;
+
+/// `m` as an `M`, which it is: the erased senders are handed an instance of the model whose
+/// functions they are given.
+macro_rules! downcast {
+    ($m:expr, $M:ty) => {
+        match $m.downcast_ref::<$M>() {
+            Some(m) => m,
+            None => unreachable!("an instance of the model it is sent for"),
+        }
+    };
+    ($m:expr, $M:ty, mut) => {
+        match $m.downcast_mut::<$M>() {
+            Some(m) => m,
+            None => unreachable!("an instance of the model it is sent for"),
+        }
+    };
+}
+use downcast;
+
+/// What the erased senders need of a model: its type, its description, and how receivers of
+/// every model view an instance.
+#[derive(Clone, Copy)]
+struct Sent {
+    model: TypeId,
+    meta: &'static ModelMeta,
+    erase: for<'x> fn(&'x AnyModel) -> &'x dyn any::Erased,
+}
+
+impl Sent {
+    fn of<M: Model>() -> Sent {
+        fn erase<M: Model>(m: &AnyModel) -> &dyn any::Erased {
+            downcast!(m, M)
+        }
+        Sent {
+            model: TypeId::of::<M>(),
+            meta: &M::META,
+            erase: erase::<M>,
+        }
+    }
+}
+
 /// Sends a batch: the derive's receivers (in declaration order, batched or per row), then, row
 /// by row, those connected at run time and those connected to every model. An error of a
 /// per-row receiver names its row ([`Error::Bulk`] with `row`, filled in by the operation).
+/// Generic only to erase the rows: the sending is compiled once, in this crate.
 macro_rules! batch_senders {
     ($(($name:ident, $hook:ident, $batch_hook:ident, $batch:ident, $kind:ident, [$($inst:tt)*],
-        |$signal:ident, $i:ident, $row:ident| $one:expr))*) => {$(
-        pub(crate) async fn $name<M: Hooks>(rows: &$($inst)* [M], $signal: &mut $batch<'_>) -> Result<()> {
-            M::$batch_hook(rows, $signal).await?;
-            if !runtime::connected::<M>(&[SignalKind::$kind]) && !any::connected(&[SignalKind::$kind]) {
-                return Ok(());
+        |$signal:ident, $i:ident, $row:ident| $one:expr))*) => {
+        $(
+            pub(crate) fn $name<'a, M: Hooks>(
+                rows: &'a $($inst)* [M],
+                signal: &'a mut $batch<'_>,
+            ) -> BoxFuture<'a, Result<()>> {
+                let wired = M::__WIRED & SignalKind::$kind.bit() != 0;
+                Box::pin(send_batch::$name(Sent::of::<M>(), Box::new(rows), wired, signal))
             }
-            for ($i, $row) in rows.into_iter().enumerate() {
-                let res = async {
-                    let mut one = $one;
-                    runtime::$hook(&$($inst)* *$row, &mut one).await?;
-                    any::$hook(&*$row, &mut one).await
+        )*
+
+        /// A batch's rows, erased: each as an instance, and the derive's receivers for them.
+        mod batch_rows {
+            use super::*;
+            $(
+                pub(super) trait $batch: Send + Sync {
+                    fn len(&self) -> usize;
+                    fn row(&$($inst)* self, i: usize) -> &$($inst)* AnyModel;
+                    fn derive<'x, 's>(&'x $($inst)* self, signal: &'x mut super::$batch<'s>)
+                        -> BoxFuture<'x, Result<()>>;
                 }
-                .await;
-                res.map_err(|err| at_row($i, err))?;
-            }
-            Ok(())
+
+                impl<M: Hooks> $batch for &$($inst)* [M] {
+                    fn len(&self) -> usize {
+                        <[M]>::len(self)
+                    }
+                    fn row(&$($inst)* self, i: usize) -> &$($inst)* AnyModel {
+                        &$($inst)* self[i]
+                    }
+                    fn derive<'x, 's>(&'x $($inst)* self, signal: &'x mut super::$batch<'s>)
+                        -> BoxFuture<'x, Result<()>> {
+                        Box::pin(M::$batch_hook(&$($inst)* **self, signal))
+                    }
+                }
+            )*
         }
-    )*};
+
+        /// Sending each kind of batch, compiled once.
+        mod send_batch {
+            use super::*;
+            $(
+                pub(super) async fn $name(
+                    sent: Sent,
+                    #[allow(unused_mut)] mut rows: Box<dyn batch_rows::$batch + '_>,
+                    wired: bool,
+                    $signal: &mut $batch<'_>,
+                ) -> Result<()> {
+                    if wired {
+                        rows.derive(&mut *$signal).await?;
+                    }
+                    let kinds = [SignalKind::$kind];
+                    if !runtime::connected_of(sent.model, &kinds) && !any::connected(&kinds) {
+                        return Ok(());
+                    }
+                    for $i in 0..rows.len() {
+                        let res = async {
+                            let $row = rows.row($i);
+                            let mut one = $one;
+                            runtime::dispatch::$hook(sent.model, sent.meta.name, &$($inst)* *$row, &mut one).await?;
+                            any::dispatch::$hook(sent.model, sent.meta, &*$row, sent.erase, &mut one).await
+                        }
+                        .await;
+                        res.map_err(|err| at_row($i, err))?;
+                    }
+                    Ok(())
+                }
+            )*
+        }
+    };
 }
 batch_senders! {
     (pre_save_batch, pre_save, __pre_save_batch, PreSaveBatch, PreSave, [mut],

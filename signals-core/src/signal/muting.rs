@@ -283,6 +283,11 @@ pub(crate) fn note(fired: impl FnOnce() -> Fired) -> Noted {
 
 /// Notes a signal sent for several rows at once (a batch), made only when recording.
 pub(crate) fn note_rows(rows: impl IntoIterator<Item = Fired>) -> Noted {
+    note_each(&mut rows.into_iter())
+}
+
+/// [`note_rows`], compiled once: `rows` is only iterated when recording.
+fn note_each(rows: &mut dyn Iterator<Item = Fired>) -> Noted {
     Noted(
         RECORDING
             .try_with(|r| {

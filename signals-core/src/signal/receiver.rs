@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use super::context::{Committed, PostDelete, PostSave, PreDelete, PreSave};
+use super::custom::BoxFuture;
 use super::muting::is_muted;
 use crate::error::{Error, Result};
 use crate::kind::{SignalKind, model_signals};
@@ -38,36 +39,97 @@ where
 /// One receiver's call, run inside a `tracing` span, its error naming it; a muted receiver's
 /// future is dropped unpolled (so it never runs).
 ///
-/// A plain function returning combinators, not an `async fn`: that would keep the receiver's
-/// future twice in its state (as its argument and inside the span's wrapper), and receivers'
-/// futures hold the saves they make.
+/// Only boxing the receiver's future is compiled per receiver: the span, muting and the error's
+/// naming are [`receive_boxed`], compiled once. The box also keeps the receiver's future (which
+/// holds the saves it makes) out of the operation's own.
 #[inline]
-pub fn receive<F: ReceiverFuture>(
+pub fn receive<'a, F: ReceiverFuture + 'a>(
     model: &'static str,
     signal: SignalKind,
     receiver: &'static str,
     fut: F,
     model_type: std::any::TypeId,
-) -> impl Future<Output = Result<()>> + Send {
-    use futures_util::FutureExt as _;
-    use futures_util::future::Either;
+) -> impl Future<Output = Result<()>> + Send + 'a {
+    let fut: BoxFuture<'a, Result<()>> = Box::pin(async move { fut.await.map_err(Into::into) });
+    receive_boxed(model, signal, receiver, fut, model_type)
+}
+
+/// [`receive`] for a boxed future.
+///
+/// Not an `async fn`: the span and the muting check are made here, at once, and the outcome
+/// is logged by a function of its own, so that the frame of [`ReceiverCall::poll`], which
+/// stays on the stack while a receiver's nested saves run, is small.
+pub(crate) fn receive_boxed<'a>(
+    model: &'static str,
+    signal: SignalKind,
+    receiver: &'static str,
+    fut: BoxFuture<'a, Result<()>>,
+    model_type: std::any::TypeId,
+) -> ReceiverCall<'a> {
     use tracing::Instrument as _;
+    let call = |inner| ReceiverCall {
+        inner,
+        model,
+        signal,
+        receiver,
+    };
     if is_muted(model_type, receiver) {
         tracing::debug!(model, %signal, receiver, "receiver muted");
-        return Either::Left(std::future::ready(Ok(())));
+        return call(None);
     }
     if signal != SignalKind::OnCommit {
         super::muting::reached(signal, receiver);
     }
     let span = tracing::debug_span!("receiver", model, %signal, receiver);
-    Either::Right(fut.instrument(span.clone()).map(move |res| match res {
+    call(Some(fut.instrument(span)))
+}
+
+/// One receiver's call in its span (`None` when muted): see [`receive`].
+pub(crate) struct ReceiverCall<'a> {
+    inner: Option<tracing::instrument::Instrumented<BoxFuture<'a, Result<()>>>>,
+    model: &'static str,
+    signal: SignalKind,
+    receiver: &'static str,
+}
+
+impl Future for ReceiverCall<'_> {
+    type Output = Result<()>;
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<()>> {
+        let this = self.get_mut();
+        let Some(inner) = &mut this.inner else {
+            return std::task::Poll::Ready(Ok(()));
+        };
+        let res = std::task::ready!(std::pin::Pin::new(&mut *inner).poll(cx));
+        std::task::Poll::Ready(received(
+            inner.span(),
+            res,
+            this.model,
+            this.signal,
+            this.receiver,
+        ))
+    }
+}
+
+/// Logs a receiver's outcome in its span and names it in its error.
+#[inline(never)]
+fn received(
+    span: &tracing::Span,
+    res: Result<()>,
+    model: &'static str,
+    signal: SignalKind,
+    receiver: &'static str,
+) -> Result<()> {
+    match res {
         Ok(()) => {
-            tracing::debug!(parent: &span, "receiver ran");
+            tracing::debug!(parent: span, "receiver ran");
             Ok(())
         }
         Err(err) => {
-            let err = err.into();
-            tracing::debug!(parent: &span, error = %err, "receiver failed");
+            tracing::debug!(parent: span, error = %err, "receiver failed");
             Err(Error::Receiver {
                 model,
                 signal,
@@ -75,7 +137,7 @@ pub fn receive<F: ReceiverFuture>(
                 source: Box::new(err),
             })
         }
-    }))
+    }
 }
 
 /// A `#[post_load(..)]` receiver: a plain function given `&mut` each instance built from a

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use super::context::{PostDelete, PostSave, PreDelete, PreSave};
 use super::custom::BoxFuture;
 use super::muting::is_muted;
-use super::receiver::receive;
+use super::receiver::receive_boxed;
 use super::registry::Registry;
 use crate::error::Result;
 use crate::kind::{SignalKind, model_signals};
@@ -124,34 +124,24 @@ pub(crate) fn purge_ended() {
 
 /// Whether `M` has runtime receivers for any of `signals`.
 pub(crate) fn connected<M: Model>(signals: &[SignalKind]) -> bool {
+    connected_of(TypeId::of::<M>(), signals)
+}
+
+/// [`connected`], for the model of type `model`.
+pub(crate) fn connected_of(model: TypeId, signals: &[SignalKind]) -> bool {
     !RECEIVERS.is_empty()
         && signals
             .iter()
-            .any(|signal| RECEIVERS.has(&(TypeId::of::<M>(), *signal)))
+            .any(|signal| RECEIVERS.has(&(model, *signal)))
 }
-
-macro_rules! runtime {
-    ($(($kind:ident, $name:ident, $hook:ident, $ctx:ident, [$($inst:tt)*], $connect:ident, $doc:literal))*) => {$(
-        /// Runs the receivers of `M` connected at run time to this signal, in connection order.
-        /// A muted receiver is not called at all. Generic only to erase the instance: the
-        /// future is [`dispatch`]'s, compiled once in this crate.
-        pub(crate) fn $name<'a, M: Model>(
-            m: &'a $($inst)* M,
-            ctx: &'a mut $ctx<'_>,
-        ) -> impl Future<Output = Result<()>> + Send + 'a {
-            dispatch::$name(TypeId::of::<M>(), M::META.name, m, ctx)
-        }
-    )*};
-}
-model_signals!(runtime);
 
 /// Running the receivers connected at run time, once for all models.
-mod dispatch {
+pub(crate) mod dispatch {
     use super::*;
 
     macro_rules! dispatch {
         ($(($kind:ident, $name:ident, $hook:ident, $ctx:ident, [$($inst:tt)*], $connect:ident, $doc:literal))*) => {$(
-            pub(super) async fn $name(
+            pub(crate) async fn $name(
                 model: TypeId,
                 name: &'static str,
                 m: &$($inst)* AnyModel,
@@ -164,7 +154,7 @@ mod dispatch {
                     }
                     if let Some(f) = receiver.downcast_ref::<Arc<erased::$kind>>() {
                         let mut ctx = ctx.reborrow();
-                        receive(name, SignalKind::$kind, uid, f(&$($inst)* *m, &mut ctx), model).await?;
+                        receive_boxed(name, SignalKind::$kind, uid, f(&$($inst)* *m, &mut ctx), model).await?;
                     }
                 }
                 Ok(())

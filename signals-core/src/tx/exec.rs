@@ -102,23 +102,51 @@ impl Target<'_> {
         self.explain(res)
     }
 
+    /// Runs a query, each row decoded by `decode`.
     pub(crate) async fn fetch_all<M: Send>(
         &mut self,
         sql: impl sqlx::SqlSafeStr + Send,
         args: Args,
         decode: fn(&Row<'_>) -> Result<M>,
     ) -> Result<Vec<M>> {
-        let res = self.handle().await?.fetch_all(sql, args, decode).await;
-        self.explain(res)
+        let mut all = Vec::new();
+        let mut each = |row: &Row<'_>| {
+            all.push(decode(row)?);
+            Ok(())
+        };
+        self.rows(sql.into_sql_str(), args, false, &mut each)
+            .await?;
+        Ok(all)
     }
 
+    /// Runs a query, its first row decoded by `decode`.
     pub(crate) async fn fetch_optional<M: Send>(
         &mut self,
         sql: impl sqlx::SqlSafeStr + Send,
         args: Args,
         decode: fn(&Row<'_>) -> Result<M>,
     ) -> Result<Option<M>> {
-        let res = self.handle().await?.fetch_optional(sql, args, decode).await;
+        let mut first = None;
+        let mut each = |row: &Row<'_>| {
+            if first.is_none() {
+                first = Some(decode(row)?);
+            }
+            Ok(())
+        };
+        self.rows(sql.into_sql_str(), args, true, &mut each).await?;
+        Ok(first)
+    }
+
+    /// Runs a query and hands each row to `each` (only the first with `first_only`). Not
+    /// generic: each model's crate compiles only the small wrappers above.
+    pub(crate) async fn rows(
+        &mut self,
+        sql: sqlx::SqlStr,
+        args: Args,
+        first_only: bool,
+        each: &mut (dyn FnMut(&Row<'_>) -> Result<()> + Send),
+    ) -> Result<()> {
+        let res = self.handle().await?.rows(sql, args, first_only, each).await;
         self.explain(res)
     }
 

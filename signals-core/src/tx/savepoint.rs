@@ -3,6 +3,7 @@
 //!
 //! Uses `error`, `backend` and `conn`; the scope stack of `tx`.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -132,7 +133,17 @@ impl Tx {
     /// savepoint statement can be settled exactly: sqlx's bookkeeping would be off by one
     /// level then, and its clean-up of a cancelled `SAVEPOINT` rolls back the level *around*
     /// it (on PostgreSQL at depth one, the whole transaction).
-    pub(crate) async fn enter(&mut self, model: &'static str) -> Result<Savepoint> {
+    ///
+    /// Its future is boxed, and made here rather than in the frame that awaits it, which may
+    /// stay on the stack while receivers' nested operations run (see `save_signalled_boxed`).
+    pub(crate) fn enter(
+        &mut self,
+        model: &'static str,
+    ) -> std::pin::Pin<Box<impl Future<Output = Result<Savepoint>> + '_>> {
+        Box::pin(self.enter_now(model))
+    }
+
+    async fn enter_now(&mut self, model: &'static str) -> Result<Savepoint> {
         self.repair().await?;
         let level = self.depth() + 1;
         if level > self.max_depth {
@@ -161,8 +172,18 @@ impl Tx {
         self.leave_marking(sp, ok, None).await
     }
 
-    /// [`leave`](Self::leave), marking `release` as the RELEASE statement is sent.
-    async fn leave_marking(
+    /// [`leave`](Self::leave), marking `release` as the RELEASE statement is sent; boxed, as
+    /// [`enter`](Self::enter) is.
+    fn leave_marking<'a>(
+        &'a mut self,
+        sp: Savepoint,
+        ok: bool,
+        release: Option<&'a super::CommitSent>,
+    ) -> std::pin::Pin<Box<impl Future<Output = Result<()>> + 'a>> {
+        Box::pin(self.leave_now(sp, ok, release))
+    }
+
+    async fn leave_now(
         &mut self,
         mut sp: Savepoint,
         ok: bool,

@@ -5,6 +5,7 @@
 //! Uses `error`, `backend`, `value`, `meta`, `query`, `tx`, `model`, `signal` and `load`.
 
 mod links;
+mod statements;
 
 pub use links::{Links, M2mLink};
 pub(crate) use links::{Removed, has_links, links_of, links_of_type, send_removed};
@@ -23,7 +24,8 @@ use crate::signal::m2m::{M2mAction, M2mChanged, Through};
 use crate::signal::muting::{self, Fired};
 use crate::sql::Sql;
 use crate::tx::{Executor, Target, Tx};
-use crate::value::{FieldType, Row};
+use crate::value::{DynField, FieldType, Row};
+use statements::{LinksTable, linked_rows, lock_rows_in, where_links};
 
 /// The links of one instance of `F` to instances of `T`, through the model `Th`: what
 /// `#[model(many_to_many(tags: Tag, through = PostTag))]` gives as `post.tags()` (and, from
@@ -399,16 +401,14 @@ pub(super) async fn lock_rows<M: Model>(
     let mut sorted: Vec<M::Key> = keys.to_vec();
     sorted.sort();
     sorted.dedup();
-    let pk = Column::<M, M::Key>::new(M::META.primary_key, M::META.columns[M::META.primary_key]);
+    let erased: Vec<&dyn DynField> = sorted.iter().map(|k| k as &dyn DynField).collect();
     let mut found = Vec::with_capacity(sorted.len());
-    for chunk in sorted.chunks(MAX_CHUNK_ROWS) {
-        let locked = M::query()
-            .filter(pk.in_(chunk.iter().cloned()))
-            .order_by(pk.asc())
-            .lock_keys(tx, lock)
-            .await?;
-        found.extend(locked);
-    }
+    let column = M::META.columns[M::META.primary_key];
+    let mut each = |row: &Row<'_>| {
+        found.push(M::Key::__read(row, 0, M::META.name, column)?);
+        Ok(())
+    };
+    lock_rows_in(tx, &M::META, &erased, lock, &mut each).await?;
     Ok(found)
 }
 
@@ -460,28 +460,34 @@ pub(super) async fn linked<F: Model, T: Model, Th: Through<F, T>>(
     key: &F::Key,
     among: Option<&[T::Key]>,
 ) -> Result<Vec<T::Key>> {
-    let chunks: Vec<Option<&[T::Key]>> = match among {
-        None => vec![None],
-        Some([]) => return Ok(Vec::new()),
-        Some(keys) => keys.chunks(MAX_CHUNK_ROWS).map(Some).collect(),
-    };
+    let among: Option<Vec<&dyn DynField>> =
+        among.map(|keys| keys.iter().map(|k| k as &dyn DynField).collect());
     let mut out = Vec::new();
-    for chunk in chunks {
-        let mut sql = Sql::with_capacity(target.backend(), 1 + chunk.map_or(0, <[_]>::len));
-        sql.push("SELECT ").ident(Th::TO);
-        where_links_of::<F, T, Th>(&mut sql, key, chunk)?;
-        sql.push(" ORDER BY ").ident(Th::TO);
-        let (sql, args) = sql.into_parts();
-        out.extend(
-            target
-                .fetch_all(sqlx::AssertSqlSafe(sql), args, read_key::<T::Key>)
-                .await?,
-        );
-    }
+    let mut each = |row: &Row<'_>| {
+        out.push(read_key::<T::Key>(row)?);
+        Ok(())
+    };
+    linked_rows(
+        target,
+        links_table::<F, T, Th>(),
+        key,
+        among.as_deref(),
+        &mut each,
+    )
+    .await?;
     // Each chunk comes ordered; several are merged.
     out.sort();
     out.dedup();
     Ok(out)
+}
+
+/// The through table of `Th` and its key columns.
+fn links_table<F: Model, T: Model, Th: Through<F, T>>() -> LinksTable {
+    LinksTable {
+        table: Th::META.table,
+        from: Th::FROM,
+        to: Th::TO,
+    }
 }
 
 /// ` FROM <through> WHERE <from> = ?`, binding `key`: the links of one instance; with `to`,
@@ -491,18 +497,9 @@ fn where_links_of<F: Model, T: Model, Th: Through<F, T>>(
     key: &F::Key,
     to: Option<&[T::Key]>,
 ) -> Result<()> {
-    sql.push(" FROM ")
-        .ident(Th::META.table)
-        .push(" WHERE ")
-        .ident(Th::FROM)
-        .push(" = ")
-        .bind_as(key, Th::FROM)?;
-    if let Some(keys) = to {
-        sql.push(" AND ").ident(Th::TO).push(" IN (");
-        sql.list(keys, |sql, k| sql.bind_as(k, Th::TO).map(drop))?;
-        sql.push(")");
-    }
-    Ok(())
+    let to: Option<Vec<&dyn DynField>> =
+        to.map(|keys| keys.iter().map(|k| k as &dyn DynField).collect());
+    where_links(sql, links_table::<F, T, Th>(), key, to.as_deref())
 }
 
 /// Notes an `m2m_changed` of `instance`'s links for `record_signals`.
