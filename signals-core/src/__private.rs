@@ -191,6 +191,31 @@ where
     M::__load(&Row::Mapped(&row, &ordinals)).map_err(|err| sqlx::Error::Decode(Box::new(err)))
 }
 
+/// A row of one of the backends, which a model's `sqlx::FromRow` (one generic impl per model,
+/// not one per backend) reads with [`from_sqlx_row`].
+pub trait ModelRow: sqlx::Row {
+    /// Reads a model from the row.
+    fn __model<M: Model>(&self) -> std::result::Result<M, sqlx::Error>;
+}
+
+impl ModelRow for sqlx::sqlite::SqliteRow {
+    fn __model<M: Model>(&self) -> std::result::Result<M, sqlx::Error> {
+        from_sqlite_row(self)
+    }
+}
+
+impl ModelRow for sqlx::postgres::PgRow {
+    fn __model<M: Model>(&self) -> std::result::Result<M, sqlx::Error> {
+        from_postgres_row(self)
+    }
+}
+
+impl ModelRow for sqlx::mysql::MySqlRow {
+    fn __model<M: Model>(&self) -> std::result::Result<M, sqlx::Error> {
+        from_mysql_row(self)
+    }
+}
+
 /// [`from_sqlx_row`] for SQLite rows.
 pub fn from_sqlite_row<M: Model>(
     row: &sqlx::sqlite::SqliteRow,

@@ -161,25 +161,19 @@ pub(super) fn expand(model: &Model<'_>) -> TokenStream {
     });
     let old_values = model.reads_old_row();
 
-    // `sqlx::FromRow` for each backend's row, so `sqlx::query_as::<_, Model>` reads models.
-    let from_rows = [
-        (quote!(sqlite::SqliteRow), quote!(from_sqlite_row)),
-        (quote!(postgres::PgRow), quote!(from_postgres_row)),
-        (quote!(mysql::MySqlRow), quote!(from_mysql_row)),
-    ]
-    .map(|(row, read)| {
-        quote! {
-            #[automatically_derived]
-            impl<'r> ::signals_core::sqlx::FromRow<'r, ::signals_core::sqlx::#row> for #ident {
-                #[inline]
-                fn from_row(
-                    row: &'r ::signals_core::sqlx::#row,
-                ) -> ::core::result::Result<Self, ::signals_core::sqlx::Error> {
-                    ::signals_core::__private::#read(row)
-                }
+    // `sqlx::FromRow` for every backend's row, so `sqlx::query_as::<_, Model>` reads models:
+    // one generic impl (three, one per row type, cost the compiler's coherence check more).
+    let from_rows = quote! {
+        #[automatically_derived]
+        impl<'r, R: ::signals_core::__private::ModelRow> ::signals_core::sqlx::FromRow<'r, R>
+            for #ident
+        {
+            #[inline]
+            fn from_row(row: &'r R) -> ::core::result::Result<Self, ::signals_core::sqlx::Error> {
+                R::__model::<Self>(row)
             }
         }
-    });
+    };
 
     quote! {
         #[automatically_derived]
@@ -292,7 +286,7 @@ pub(super) fn expand(model: &Model<'_>) -> TokenStream {
             #(#column_consts)*
         }
 
-        #(#from_rows)*
+        #from_rows
 
         #relations
 
