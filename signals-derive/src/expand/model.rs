@@ -162,15 +162,17 @@ pub(super) fn expand(model: &Model<'_>) -> TokenStream {
     let old_values = model.reads_old_row();
 
     // `sqlx::FromRow` for every backend's row, so `sqlx::query_as::<_, Model>` reads models:
-    // one generic impl (three, one per row type, cost the compiler's coherence check more).
+    // one generic impl (three, one per row type, cost the compiler's coherence check more),
+    // its parameter named so that no model's name shadows it.
     let from_rows = quote! {
         #[automatically_derived]
-        impl<'r, R: ::signals_core::__private::ModelRow> ::signals_core::sqlx::FromRow<'r, R>
+        impl<'r, __SignalsRow: ::signals_core::__private::ModelRow>
+            ::signals_core::sqlx::FromRow<'r, __SignalsRow>
             for #ident
         {
             #[inline]
-            fn from_row(row: &'r R) -> ::core::result::Result<Self, ::signals_core::sqlx::Error> {
-                R::__model::<Self>(row)
+            fn from_row(row: &'r __SignalsRow) -> ::core::result::Result<Self, ::signals_core::sqlx::Error> {
+                __SignalsRow::__model::<Self>(row)
             }
         }
     };
