@@ -235,7 +235,10 @@ pub trait Model: Sized + Send + Sync + 'static {
     /// A delete that fails keeps the key: the row is still there. Cancelled (its future
     /// dropped), it clears the key exactly when the row goes: once its COMMIT was sent, or
     /// inside a caller's transaction once its savepoint's RELEASE was (the transaction's next
-    /// use completes that release); earlier, everything it did is undone and the key stays.
+    /// use completes that release, unless a savepoint around it was dropped too); earlier,
+    /// everything it did is undone and the key stays. A model without receivers or relations
+    /// deletes with one statement, on a pool its own commit: cancelled while it runs, it may
+    /// have run, and the key stays (a retry then says `NotFound`).
     fn delete<'e>(
         &mut self,
         ex: impl Executor<'e>,

@@ -7,7 +7,7 @@
 
 use super::bulk_write::write_chunk;
 use super::save::{self, name_the_column};
-use super::{AssignedKeys, atomically};
+use super::{AssignedKeys, atomically, boxed};
 use crate::backend::Backend;
 use crate::backend::MAX_CHUNK_ROWS;
 use crate::error::{Error, Result};
@@ -70,7 +70,8 @@ pub(crate) async fn bulk_save<M: Hooks>(
         operation,
         Some(&keys.commit),
         async |tx: &mut Tx| {
-            let created = save_all(&mut *keys.rows, tx, fields).await?;
+            // Boxed, and made in `boxed`'s frame (see there).
+            let created = boxed(|| save_all(&mut *keys.rows, tx, fields)).await?;
             Ok((
                 created,
                 std::mem::take(&mut tx.scopes.current().robust_errors),
@@ -143,7 +144,7 @@ async fn save_all<M: Hooks>(
         // locked before its own save, in this one transaction (no savepoint per row). New
         // rows replace none, so a bulk of new rows goes in chunks still.
         for (i, row) in rows.iter_mut().enumerate() {
-            let one = save::save_signalled(row, tx, flags, fields).await;
+            let one = save::save_signalled_boxed(row, tx, flags, fields).await;
             created.push(one.map_err(|err| at_row(i, name_the_column(err, &*row)))?);
         }
         return Ok(created);
@@ -152,10 +153,12 @@ async fn save_all<M: Hooks>(
     for (c, chunk) in rows.chunks_mut(size).enumerate() {
         let (offset, len) = (c * size, chunk.len());
         let span = tracing::debug_span!("bulk_save", model = M::META.name, offset, rows = len);
-        let one = tracing::Instrument::instrument(
-            save_chunk(chunk, tx, flags, fields, signalled, wants_old),
-            span,
-        )
+        let one = boxed(|| {
+            tracing::Instrument::instrument(
+                save_chunk(chunk, tx, flags, fields, signalled, wants_old),
+                span,
+            )
+        })
         .await;
         created.extend(one.map_err(|err| err.in_chunk(offset, len))?);
     }
@@ -185,7 +188,7 @@ async fn save_chunk<M: Hooks>(
         }
         pre.within(hooks::pre_save_batch(rows, &mut batch)).await?;
     }
-    let created = write_chunk(rows, tx, fields).await?;
+    let created = boxed(|| write_chunk(rows, tx, fields)).await?;
     if signalled {
         let post =
             muting::note_rows(rows.iter().zip(&created).map(|(r, c)| {

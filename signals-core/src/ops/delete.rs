@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use super::cascade::{Collector, delete_row, has_relations};
 use super::m2m;
-use super::{DeletingKeys, atomically};
+use super::{DeletingKeys, atomically, boxed};
 use crate::error::{Error, Result};
 use crate::kind::SignalKind;
 use crate::model::Deleted;
@@ -17,6 +17,7 @@ use crate::signal::hooks::{self, Hooks, any_receivers};
 use crate::signal::m2m::M2mAction;
 use crate::signal::muting;
 use crate::tx::{CommitSent, Target, Tx};
+use crate::value::DynField;
 
 /// Deletes `m`'s row and its cascade with their signals: [`Model::delete`](crate::Model::delete).
 pub(crate) async fn delete<M: Hooks>(m: &mut M, target: Target<'_>) -> Result<Deleted> {
@@ -95,22 +96,27 @@ fn delete_tree_boxed<'a, M: Hooks>(
 /// Deletes `root` and everything its relations reach, sending the delete signals in Django's
 /// order, inside `tx`.
 async fn delete_tree<M: Hooks>(root: &M, key: &M::Key, tx: &mut Tx) -> Result<Deleted> {
+    // Each step's future boxed (see `boxed`): this frame stays on the stack while the
+    // receivers' nested operations run.
     let origin = M::META.name;
-    let c = Collector::gather::<M>(tx, &[Arc::new(key.clone())]).await?;
+    let keys = [Arc::new(key.clone()) as Arc<dyn DynField>];
+    let c = boxed(|| Collector::gather::<M>(tx, &keys)).await?;
     // The many-to-many links the delete removes (through the cascade), read before.
-    let links = m2m::links_of::<M>(tx, key).await?;
+    let links = boxed(|| m2m::links_of::<M>(tx, key)).await?;
 
     tracing::debug!(model = M::META.name, cascaded = c.batches(), "pre_delete");
-    c.pre_delete(tx, origin).await?;
+    boxed(|| c.pre_delete(tx, origin)).await?;
     let pre =
         muting::note(|| fired_delete(M::META.name, SignalKind::PreDelete, muting::key_json(root)));
-    pre.within(hooks::pre_delete(root, &mut PreDelete::new(tx, origin)))
-        .await?;
-    m2m::send_removed(tx, root, &links, M2mAction::PreRemove).await?;
+    // The hooks' futures are boxed already.
+    let mut signal = PreDelete::new(tx, origin);
+    pre.within(hooks::pre_delete(root, &mut signal)).await?;
+    boxed(|| m2m::send_removed(tx, root, &links, M2mAction::PreRemove)).await?;
 
     let mut deleted = Deleted::default();
-    c.delete(tx, origin, &mut deleted).await?;
-    let n = delete_row::<M>(&mut Target::Tx(tx), key).await?;
+    boxed(|| c.delete(tx, origin, &mut deleted)).await?;
+    let on = &mut *tx;
+    let n = boxed(|| async move { delete_row::<M>(&mut Target::Tx(on), key).await }).await?;
     if n == 0 {
         return Err(Error::NotFound {
             model: M::META.name,
@@ -122,9 +128,9 @@ async fn delete_tree<M: Hooks>(root: &M, key: &M::Key, tx: &mut Tx) -> Result<De
     tracing::debug!(model = M::META.name, rows = deleted.total(), "post_delete");
     let post =
         muting::note(|| fired_delete(M::META.name, SignalKind::PostDelete, muting::key_json(root)));
-    post.within(hooks::post_delete(root, &mut PostDelete::new(tx, origin)))
-        .await?;
-    m2m::send_removed(tx, root, &links, M2mAction::PostRemove).await?;
+    let mut signal = PostDelete::new(tx, origin);
+    post.within(hooks::post_delete(root, &mut signal)).await?;
+    boxed(|| m2m::send_removed(tx, root, &links, M2mAction::PostRemove)).await?;
     M::__on_commit(root, tx, Committed::Deleted, None, 0)?;
     Ok(deleted)
 }

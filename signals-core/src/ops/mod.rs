@@ -25,6 +25,7 @@ pub(crate) mod values;
 use crate::conn::{Busy, Running, receivers_running};
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::Model;
+use crate::signal::custom::BoxFuture;
 use crate::tx::{CommitSent, Target, Tx};
 
 /// Which instances had a key before a save that may assign them one.
@@ -156,6 +157,17 @@ impl<M: Model> Drop for DeletingKeys<'_, M> {
             self.clear();
         }
     }
+}
+
+/// The future `make` returns, boxed, and made in this function's frame rather than its
+/// caller's: in a debug build an `async fn`'s poll frame keeps room for every future it
+/// creates, and the frames of the operations around a receiver stay on the stack while its
+/// nested operations run (RELIABILITY 25.9).
+pub(crate) fn boxed<'a, T, F>(make: impl FnOnce() -> F) -> BoxFuture<'a, T>
+where
+    F: Future<Output = T> + Send + 'a,
+{
+    Box::pin(make())
 }
 
 /// Runs `f` atomically: in a transaction of its own on a pool, in a savepoint inside a caller's

@@ -117,7 +117,7 @@ async fn save_inner<M: Hooks>(
 /// the operations around it then keep a pointer, and their frames, which stay on the stack
 /// while receivers' nested saves run, stay small in debug builds (a receiver saving its own
 /// model reaches the depth limit, 16 saves deep, well within a 2 MiB thread).
-fn save_signalled_boxed<'a, M: Hooks>(
+pub(crate) fn save_signalled_boxed<'a, M: Hooks>(
     m: &'a mut M,
     tx: &'a mut Tx,
     flags: SaveFlags<'a>,

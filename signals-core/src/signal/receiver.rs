@@ -50,7 +50,9 @@ pub fn receive<'a, F: ReceiverFuture + 'a>(
     fut: F,
     model_type: std::any::TypeId,
 ) -> impl Future<Output = Result<()>> + Send + 'a {
-    let fut: BoxFuture<'a, Result<()>> = Box::pin(async move { fut.await.map_err(Into::into) });
+    use futures_util::TryFutureExt as _;
+    // A combinator, not an `async` block: its poll moves nothing onto the stack.
+    let fut: BoxFuture<'a, Result<()>> = Box::pin(fut.map_err(Into::into));
     receive_boxed(model, signal, receiver, fut, model_type)
 }
 

@@ -156,17 +156,36 @@ impl fmt::Debug for OnCommitWork {
 }
 
 /// Whether an operation's own COMMIT has been sent: from then on its outcome is the
-/// database's to tell, so a failure or a cancellation may have committed it.
+/// database's to tell, so a failure or a cancellation may have committed it. Inside a caller's
+/// transaction, whether its savepoint's RELEASE was sent, and which savepoints enclose it.
 #[derive(Debug, Default)]
-pub(crate) struct CommitSent(std::sync::atomic::AtomicBool);
+pub(crate) struct CommitSent {
+    sent: std::sync::atomic::AtomicBool,
+    /// For a RELEASE: the transaction's abandoned-savepoint marker and the released level.
+    released: std::sync::OnceLock<(Arc<AtomicU32>, u32)>,
+}
 
 impl CommitSent {
+    /// The operation's own COMMIT is being sent.
     pub(crate) fn mark(&self) {
-        self.0.store(true, Ordering::SeqCst);
+        self.sent.store(true, Ordering::SeqCst);
     }
 
+    /// The RELEASE of the operation's savepoint at `level` is being sent.
+    pub(super) fn mark_released(&self, abandoned: &Arc<AtomicU32>, level: u32) {
+        let _ = self.released.set((abandoned.clone(), level));
+        self.mark();
+    }
+
+    /// Whether the operation's work stays: its COMMIT or RELEASE was sent, and no savepoint
+    /// around it was abandoned with it (a cancellation that dropped an enclosing savepoint's
+    /// future too, which the transaction's next use rolls back, taking the released work).
     pub(crate) fn get(&self) -> bool {
-        self.0.load(Ordering::SeqCst)
+        self.sent.load(Ordering::SeqCst)
+            && self
+                .released
+                .get()
+                .is_none_or(|(abandoned, level)| abandoned.load(Ordering::SeqCst) >= *level)
     }
 }
 

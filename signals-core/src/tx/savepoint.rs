@@ -47,6 +47,24 @@ fn savepoint_name(level: u32) -> String {
     format!("signals_sp_{level}")
 }
 
+/// An operation running in a savepoint: dropped unfinished (cancelled), the savepoint's guard
+/// goes first (fields drop in declaration order), then the operation.
+struct SavepointFirst<F: ?Sized> {
+    sp: Option<Savepoint>,
+    fut: std::pin::Pin<Box<F>>,
+}
+
+impl<F: Future + ?Sized> Future for SavepointFirst<F> {
+    type Output = F::Output;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<F::Output> {
+        self.fut.as_mut().poll(cx)
+    }
+}
+
 /// The error every backend gives for a savepoint that does not exist.
 fn no_such_savepoint(err: &Error) -> bool {
     let Error::Database(sqlx::Error::Database(e)) = err else {
@@ -112,7 +130,20 @@ impl Tx {
         E: From<Error>,
     {
         let sp = self.enter(model).await?;
-        match f(&mut *self).await {
+        // Cancelled here, the savepoint is marked abandoned before the operation inside it is
+        // dropped (`SavepointFirst`), so that an operation that had sent its own RELEASE
+        // knows its work goes with this savepoint (`CommitSent::get`).
+        let mut inside = SavepointFirst {
+            sp: Some(sp),
+            fut: Box::pin(f(&mut *self)),
+        };
+        let res = (&mut inside).await;
+        let sp = inside.sp.take();
+        drop(inside);
+        let Some(sp) = sp else {
+            unreachable!("taken only here")
+        };
+        match res {
             Ok(value) => {
                 self.leave_marking(sp, true, release).await?;
                 Ok(value)
@@ -208,7 +239,7 @@ impl Tx {
         if let (true, Some(release)) = (ok, release)
             && self.backend() != Backend::MySql
         {
-            release.mark();
+            release.mark_released(&self.abandoned, level);
         }
         let res = self.inner_mut()?.run(&sql).await;
         self.in_doubt = None;

@@ -48,6 +48,7 @@ mod relations;
 mod relations_edges;
 mod reliability;
 mod robust;
+mod round4_probes;
 mod save;
 mod schema;
 mod signals;

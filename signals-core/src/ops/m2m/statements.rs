@@ -82,9 +82,17 @@ pub(super) async fn linked_rows(
     among: Option<&[&dyn DynField]>,
     each: &mut (dyn FnMut(&Row<'_>) -> Result<()> + Send),
 ) -> Result<()> {
-    let chunks: Vec<Option<&[&dyn DynField]>> = match among {
+    // PostgreSQL's text cannot hold NUL: such a key is linked to nothing, as in a query's `in_`.
+    let postgres = target.backend() == Backend::Postgres;
+    let nul = |k: &&dyn DynField| postgres && k.is_text_with_nul();
+    if nul(&key) {
+        return Ok(());
+    }
+    let among: Option<Vec<&dyn DynField>> =
+        among.map(|keys| keys.iter().copied().filter(|k| !nul(k)).collect());
+    let chunks: Vec<Option<&[&dyn DynField]>> = match &among {
         None => vec![None],
-        Some([]) => return Ok(()),
+        Some(keys) if keys.is_empty() => return Ok(()),
         Some(keys) => keys.chunks(MAX_CHUNK_ROWS).map(Some).collect(),
     };
     for chunk in chunks {
