@@ -266,14 +266,7 @@ async fn select_rows_in(
         for key in chunk {
             key.bind_to(&mut args, meta.columns[column])?;
         }
-        Target::Tx(tx)
-            .rows(
-                sqlx::SqlSafeStr::into_sql_str(sqlx::AssertSqlSafe(sql)),
-                args,
-                false,
-                &mut *each,
-            )
-            .await?;
+        Target::Tx(tx).each_row(sql, args, &mut *each).await?;
     }
     Ok(())
 }

@@ -40,7 +40,7 @@ where
 /// future is dropped unpolled (so it never runs).
 ///
 /// Only boxing the receiver's future is compiled per receiver: the span, muting and the error's
-/// naming are [`receive_boxed`], compiled once. The box also keeps the receiver's future (which
+/// naming are `receive_boxed`, compiled once. The box also keeps the receiver's future (which
 /// holds the saves it makes) out of the operation's own.
 #[inline]
 pub fn receive<'a, F: ReceiverFuture + 'a>(

@@ -137,6 +137,18 @@ impl Target<'_> {
         Ok(first)
     }
 
+    /// Runs a query the crate built at run time (its values bound, never interpolated) and
+    /// hands every row to `each`.
+    pub(crate) async fn each_row(
+        &mut self,
+        sql: String,
+        args: Args,
+        each: &mut (dyn FnMut(&Row<'_>) -> Result<()> + Send),
+    ) -> Result<()> {
+        let sql = sqlx::SqlSafeStr::into_sql_str(sqlx::AssertSqlSafe(sql));
+        self.rows(sql, args, false, each).await
+    }
+
     /// Runs a query and hands each row to `each` (only the first with `first_only`). Not
     /// generic: each model's crate compiles only the small wrappers above.
     pub(crate) async fn rows(

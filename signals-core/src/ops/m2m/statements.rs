@@ -54,14 +54,7 @@ pub(super) async fn lock_rows_in(
             });
         }
         let (sql, args) = sql.into_parts();
-        Target::Tx(tx)
-            .rows(
-                sqlx::SqlSafeStr::into_sql_str(sqlx::AssertSqlSafe(sql)),
-                args,
-                false,
-                &mut *each,
-            )
-            .await?;
+        Target::Tx(tx).each_row(sql, args, &mut *each).await?;
     }
     Ok(())
 }
@@ -101,14 +94,7 @@ pub(super) async fn linked_rows(
         where_links(&mut sql, links, key, chunk)?;
         sql.push(" ORDER BY ").ident(links.to);
         let (sql, args) = sql.into_parts();
-        target
-            .rows(
-                sqlx::SqlSafeStr::into_sql_str(sqlx::AssertSqlSafe(sql)),
-                args,
-                false,
-                &mut *each,
-            )
-            .await?;
+        target.each_row(sql, args, &mut *each).await?;
     }
     Ok(())
 }
