@@ -299,8 +299,31 @@ impl<M> FieldSet<M> {
     }
 
     /// The field indices in the set, in declaration order.
-    pub(crate) fn indices(&self) -> impl Iterator<Item = usize> + '_ {
-        (0..128).filter(|i| self.bits & (1u128 << i) != 0)
+    pub(crate) fn indices(&self) -> Indices {
+        Indices(self.bits)
+    }
+}
+
+/// The indices of a [`FieldSet`]'s bits, lowest first: one type for every model, so that the
+/// loops over a set are compiled once rather than once per model.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Indices(u128);
+
+impl Iterator for Indices {
+    type Item = usize;
+
+    fn next(&mut self) -> Option<usize> {
+        if self.0 == 0 {
+            return None;
+        }
+        let i = self.0.trailing_zeros() as usize;
+        self.0 &= self.0 - 1;
+        Some(i)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let n = self.0.count_ones() as usize;
+        (n, Some(n))
     }
 }
 
@@ -365,4 +388,9 @@ impl<M, T, R> fmt::Debug for Column<M, T, R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_tuple("Column").field(&self.name).finish()
     }
+}
+
+/// The names of `fields` at `indices` ([`FieldSet::names`], compiled once).
+pub(crate) fn names_in(fields: &[&'static str], indices: Indices) -> Vec<&'static str> {
+    indices.filter_map(|i| fields.get(i).copied()).collect()
 }

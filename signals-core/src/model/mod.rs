@@ -622,9 +622,7 @@ pub trait Model: Sized + Send + Sync + 'static {
 impl<M: Model> FieldSet<M> {
     /// The names of the fields in the set, in declaration order.
     pub fn names(&self) -> Vec<&'static str> {
-        self.indices()
-            .filter_map(|i| M::META.fields.get(i).copied())
-            .collect()
+        crate::meta::names_in(M::META.fields, self.indices())
     }
 }
 

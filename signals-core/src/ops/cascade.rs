@@ -173,11 +173,11 @@ fn relations_of(parent: TypeId) -> &'static [&'static Relation] {
         .map_or(&[], Vec::as_slice)
 }
 
-/// The relations whose child is `C`: its reference fields.
-pub(crate) fn relations_from<C: Model>() -> impl Iterator<Item = &'static Relation> {
+/// The relations whose child is the model of type `child`: its reference fields.
+pub(crate) fn relations_of_child(child: TypeId) -> impl Iterator<Item = &'static Relation> {
     inventory::iter::<Relation>
         .into_iter()
-        .filter(|r| (r.child_type)() == TypeId::of::<C>())
+        .filter(move |r| (r.child_type)() == child)
 }
 
 pub(crate) fn has_relations<P: Model>() -> bool {

@@ -22,11 +22,11 @@ pub(crate) mod stream;
 pub(crate) mod upsert;
 pub(crate) mod values;
 
-use crate::conn::{Busy, Running, receivers_running};
+use crate::conn::{Running, receivers_running};
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::Model;
 use crate::signal::custom::BoxFuture;
-use crate::tx::{CommitSent, Target, Tx};
+use crate::tx::{Atomic, CommitSent, SavepointFirst, Target, Tx};
 
 /// Which instances had a key before a save that may assign them one.
 enum Had {
@@ -188,32 +188,36 @@ fn atomically<'a, T: 'a>(
     commit: Option<&'a CommitSent>,
     f: impl AsyncFnOnce(&mut Tx) -> Result<T> + 'a,
 ) -> impl Future<Output = Result<(T, Vec<Error>)>> + 'a {
-    use futures_util::future::Either;
-    // Each branch's future boxed, and made here, not in the frame of the operation awaiting
-    // it: that frame stays on the stack while receivers' nested operations run, and would hold
-    // both (see `save_signalled_boxed`).
-    let running = move |pool| Running {
-        pool,
-        model,
-        operation,
-    };
-    match target {
-        Target::Db(db) => Either::Left(Box::pin(async move {
-            let mark = running(db.id);
-            let _busy = Busy::new(db);
-            db.transaction_reporting(
-                async |tx: &mut Tx| receivers_running(mark, f(tx)).await,
-                commit,
-            )
-            .await
-        })),
-        Target::Tx(tx) => {
-            use futures_util::FutureExt as _;
-            let mark = running(tx.pool);
-            let savepoint = tx.atomically(model, commit, async move |tx: &mut Tx| {
-                receivers_running(mark, f(tx)).await
-            });
-            Either::Right(Box::pin(savepoint).map(|res| res.map(|value| (value, Vec::new()))))
+    // Boxed, and made here, not in the frame of the operation awaiting it: that frame stays on
+    // the stack while receivers' nested operations run (see `save_signalled_boxed`). Opening
+    // and closing are compiled once (`Atomic`); only the work is the operation's own.
+    Box::pin(async move {
+        let mut atomic = Atomic::open(target, model).await?;
+        let mark = Running {
+            pool: atomic.pool(),
+            model,
+            operation,
+        };
+        let res = {
+            let (tx, sp) = atomic.parts();
+            // Cancelled here, the savepoint is marked abandoned before the operation inside it
+            // is dropped, so that an operation that had sent its own RELEASE knows its work
+            // goes with this savepoint (`CommitSent::get`).
+            let mut inside = SavepointFirst {
+                sp: sp.take(),
+                fut: Box::pin(receivers_running(mark, f(tx))),
+            };
+            let res = (&mut inside).await;
+            *sp = inside.sp.take();
+            res
+        };
+        match res {
+            Ok(value) => Ok((value, atomic.close(true, commit).await?)),
+            Err(err) => {
+                // The work's error is the one to report, even if the rollback fails too.
+                let _ = atomic.close(false, None).await;
+                Err(err)
+            }
         }
-    }
+    })
 }

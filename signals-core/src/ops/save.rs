@@ -3,13 +3,15 @@
 //!
 //! Uses `error`, `kind`, `meta`, `sql`, `value`, `tx`, `model` and `signal`.
 
-use super::cascade::relations_from;
+use std::any::TypeId;
+
+use super::cascade::relations_of_child;
 use super::load;
 use super::{AssignedKeys, atomically};
 use crate::backend::Backend;
 use crate::error::{Error, Result};
 use crate::kind::SignalKind;
-use crate::meta::FieldSet;
+use crate::meta::{FieldSet, ModelMeta};
 use crate::model::{SaveOptions, Saved};
 use crate::signal::context::{Committed, Old, PostSave, PreSave, SaveFlags};
 use crate::signal::custom::BoxFuture;
@@ -268,17 +270,35 @@ pub(crate) async fn update_fields<M: Hooks>(
 ///   MySQL names it ("Data too long for column 'photo'"). Either way the error becomes
 ///   [`Error::InvalidValue`] for that column.
 pub(crate) fn name_the_column<M: Hooks>(err: Error, m: &M) -> Error {
+    if !matches!(
+        err,
+        Error::ForeignKeyViolation { .. } | Error::Database(sqlx::Error::Database(_))
+    ) {
+        return err;
+    }
+    name_the_column_of(err, &M::META, TypeId::of::<M>(), &|args| {
+        m.__bind_values(args).is_ok()
+    })
+}
+
+/// [`name_the_column`], compiled once: `bind` writes the instance's values into `args`.
+fn name_the_column_of(
+    err: Error,
+    meta: &'static ModelMeta,
+    model: TypeId,
+    bind: &dyn Fn(&mut Args) -> bool,
+) -> Error {
     let err = match err {
         Error::ForeignKeyViolation {
             constraint,
             message,
             source,
         } if constraint.is_empty() => {
-            let columns: Vec<String> = relations_from::<M>()
-                .map(|r| format!("{}.{}", M::META.table, r.column))
+            let columns: Vec<String> = relations_of_child(model)
+                .map(|r| format!("{}.{}", meta.table, r.column))
                 .collect();
             let constraint = if columns.is_empty() {
-                M::META.table.to_owned()
+                meta.table.to_owned()
             } else {
                 columns.join(" or ")
             };
@@ -295,11 +315,10 @@ pub(crate) fn name_the_column<M: Hooks>(err: Error, m: &M) -> Error {
     };
     let message = db.message();
     let non_key = || {
-        M::META
-            .columns
+        meta.columns
             .iter()
             .enumerate()
-            .filter(|(i, _)| *i != M::META.primary_key)
+            .filter(|(i, _)| *i != meta.primary_key)
             .map(|(_, c)| *c)
     };
     if let Some(e) = db.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>() {
@@ -330,8 +349,8 @@ pub(crate) fn name_the_column<M: Hooks>(err: Error, m: &M) -> Error {
         return err;
     };
     // The values as text, in column order: SQLite's encoding of each field.
-    let mut args = Args::new(Backend::Sqlite, M::META.columns.len());
-    if m.__bind_values(&mut args).is_err() {
+    let mut args = Args::new(Backend::Sqlite, meta.columns.len());
+    if !bind(&mut args) {
         return err;
     }
     let Args::Sqlite(values) = args else {

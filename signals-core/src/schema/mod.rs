@@ -46,6 +46,8 @@
 pub(crate) mod ddl;
 pub(crate) mod state;
 
+use std::any::TypeId;
+
 use ddl::{column_type, create_table};
 use state::{ColumnState, State};
 
@@ -53,8 +55,9 @@ use crate::backend::Backend;
 use crate::conn::{Db, PoolRef};
 use crate::error::{Error, Result};
 pub use crate::meta::ColumnDef;
+use crate::meta::ModelMeta;
 use crate::model::Model;
-use crate::ops::cascade::{OnDelete, RelationKind, relations_from};
+use crate::ops::cascade::{OnDelete, RelationKind, relations_of_child};
 use crate::tx::Executor as _;
 use crate::value::Args;
 use crate::value::SqlType;
@@ -137,24 +140,40 @@ impl Schema {
     }
 
     fn add<M: Model>(&mut self) {
-        if self.tables.iter().any(|t| t.name == M::META.table) {
+        self.add_table(
+            &M::META,
+            TypeId::of::<M>(),
+            M::__COLUMNS,
+            M::__UNIQUE_TOGETHER,
+        );
+    }
+
+    /// [`add`](Self::add), compiled once.
+    fn add_table(
+        &mut self,
+        meta: &'static ModelMeta,
+        model: TypeId,
+        columns: &'static [ColumnDef],
+        unique_together: &'static [&'static [&'static str]],
+    ) {
+        if self.tables.iter().any(|t| t.name == meta.table) {
             return;
         }
-        let mut references: Vec<_> = relations_from::<M>()
+        let mut references: Vec<_> = relations_of_child(model)
             .map(|r| (r.column, r.parent_table, r.parent_column, r.on_delete))
             .collect();
         references.sort_unstable_by_key(|r| (r.0, r.1, r.2));
-        let one_to_one = relations_from::<M>()
+        let one_to_one = relations_of_child(model)
             .filter(|r| r.kind == RelationKind::OneToOne)
             .map(|r| r.column)
             .collect();
         self.tables.push(Table {
-            model: M::META.name,
-            name: M::META.table,
-            columns: M::__COLUMNS,
+            model: meta.name,
+            name: meta.table,
+            columns,
             references,
             one_to_one,
-            unique_together: M::__UNIQUE_TOGETHER,
+            unique_together,
         });
     }
 

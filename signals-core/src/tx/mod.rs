@@ -24,6 +24,7 @@ mod scope;
 pub use exec::{Executor, Target};
 
 pub use savepoint::Savepoint;
+pub(crate) use savepoint::{Atomic, SavepointFirst};
 use savepoint::{InDoubt, NONE_ABANDONED};
 use scope::{Scopes, run_after_rollback};
 

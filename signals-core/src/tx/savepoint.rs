@@ -7,8 +7,9 @@ use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use super::Tx;
+use super::{CommitSent, Target, Tx};
 use crate::backend::Backend;
+use crate::conn::Busy;
 use crate::error::{Error, Result};
 
 /// No savepoint is marked abandoned.
@@ -49,9 +50,106 @@ fn savepoint_name(level: u32) -> String {
 
 /// An operation running in a savepoint: dropped unfinished (cancelled), the savepoint's guard
 /// goes first (fields drop in declaration order), then the operation.
-struct SavepointFirst<F: ?Sized> {
+pub(crate) struct SavepointFirst<F: ?Sized> {
+    pub(crate) sp: Option<Savepoint>,
+    pub(crate) fut: std::pin::Pin<Box<F>>,
+}
+
+/// The transaction an operation's work runs on: one of its own on a pool, or the caller's.
+enum Held<'a> {
+    Own(Tx, Busy),
+    Callers(&'a mut Tx),
+}
+
+/// Where an operation runs atomically: a transaction of its own on a pool, or a savepoint
+/// inside the caller's transaction. Opened and closed by code compiled once for every model;
+/// only the work in between is the operation's own (`ops::atomically`).
+pub(crate) struct Atomic<'a> {
+    held: Held<'a>,
+    /// The savepoint inside a caller's transaction.
     sp: Option<Savepoint>,
-    fut: std::pin::Pin<Box<F>>,
+    pool: u64,
+}
+
+/// A boxed future of the transaction layer.
+type Boxed<'a, T> = std::pin::Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+impl<'a> Atomic<'a> {
+    /// Begins a transaction on a pool (the pool counts the operation as running receivers
+    /// until it is closed), or enters a savepoint of the caller's, named for `model` in a
+    /// depth-limit error.
+    pub(crate) fn open(target: Target<'a>, model: &'static str) -> Boxed<'a, Result<Atomic<'a>>> {
+        Box::pin(async move {
+            match target {
+                Target::Db(db) => {
+                    let busy = Busy::new(db);
+                    let tx = db.begin().await?;
+                    Ok(Atomic {
+                        held: Held::Own(tx, busy),
+                        sp: None,
+                        pool: db.id,
+                    })
+                }
+                Target::Tx(tx) => {
+                    let sp = tx.enter(model).await?;
+                    Ok(Atomic {
+                        pool: tx.pool,
+                        held: Held::Callers(tx),
+                        sp: Some(sp),
+                    })
+                }
+            }
+        })
+    }
+
+    /// Which pool the work runs on.
+    pub(crate) fn pool(&self) -> u64 {
+        self.pool
+    }
+
+    /// The transaction to run the work on, and the savepoint's guard, which the work's
+    /// [`SavepointFirst`] holds while it runs and gives back.
+    pub(crate) fn parts(&mut self) -> (&mut Tx, &mut Option<Savepoint>) {
+        let tx = match &mut self.held {
+            Held::Own(tx, _) => tx,
+            Held::Callers(tx) => &mut **tx,
+        };
+        (tx, &mut self.sp)
+    }
+
+    /// Makes the work stay when `ok` (COMMIT, or the savepoint's RELEASE, marking `commit` as
+    /// it is sent), and returns the errors of the after-commit work of a transaction of its own;
+    /// otherwise rolls it back, ignoring a failed rollback (the work's error is the one to
+    /// report: a transaction is then discarded by the pool, a savepoint stays marked and the
+    /// transaction's next use retries it).
+    pub(crate) fn close(
+        self,
+        ok: bool,
+        commit: Option<&'a CommitSent>,
+    ) -> Boxed<'a, Result<Vec<Error>>> {
+        Box::pin(async move {
+            let Atomic { held, sp, .. } = self;
+            match held {
+                Held::Own(tx, _busy) if ok => tx.commit_marking(commit).await,
+                Held::Own(tx, _busy) => {
+                    let _ = tx.rollback().await;
+                    Ok(Vec::new())
+                }
+                Held::Callers(tx) => {
+                    let Some(sp) = sp else {
+                        // Only a cancelled operation loses its guard, and it is not closed.
+                        return Err(Error::Transaction("savepoint already left".into()));
+                    };
+                    if ok {
+                        tx.leave_marking(sp, true, commit).await?;
+                    } else {
+                        let _ = tx.leave(sp, false).await;
+                    }
+                    Ok(Vec::new())
+                }
+            }
+        })
+    }
 }
 
 impl<F: Future + ?Sized> Future for SavepointFirst<F> {
