@@ -1,6 +1,6 @@
 //! The harness that runs every behaviour test on SQLite, PostgreSQL and MySQL.
 //!
-//! [`db_test!`] turns one async test body into three `#[tokio::test]`s (`<name>::sqlite`,
+//! [`db_test!`] turns one async test body into three tests (`<name>::sqlite`,
 //! `<name>::postgres`, `<name>::mysql`). Each runs in a database of its own, created for it and
 //! dropped afterwards, so tests run in parallel and leave nothing behind:
 //!
@@ -47,22 +47,22 @@ macro_rules! each_backend {
         }
     };
     (@tests |$backend:ident| $run:expr) => {
-        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn sqlite() {
+        #[test]
+        fn sqlite() {
             let $backend = $crate::signals_core::Backend::Sqlite;
-            $run.await
+            $crate::block_on(::std::boxed::Box::pin($run))
         }
 
-        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn postgres() {
+        #[test]
+        fn postgres() {
             let $backend = $crate::signals_core::Backend::Postgres;
-            $run.await
+            $crate::block_on(::std::boxed::Box::pin($run))
         }
 
-        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn mysql() {
+        #[test]
+        fn mysql() {
             let $backend = $crate::signals_core::Backend::MySql;
-            $run.await
+            $crate::block_on(::std::boxed::Box::pin($run))
         }
     };
 }
@@ -315,12 +315,28 @@ pub fn take_events() -> Vec<String> {
 
 /// Runs one test body on `backend` in a fresh database, then drops the database, even when
 /// the body panics (the panic is then resumed).
-pub async fn run<F, Fut>(backend: Backend, test: &str, body: F)
+pub fn run<'a, F, Fut>(backend: Backend, test: &'a str, body: F) -> TestFuture<'a>
 where
-    F: FnOnce(Db) -> Fut,
-    Fut: Future<Output = ()>,
+    F: FnOnce(Db) -> Fut + 'a,
+    Fut: Future<Output = ()> + 'a,
 {
-    with_scratch(backend, test, async |url| {
+    run_boxed(
+        backend,
+        test,
+        Box::new(move |db| Box::pin(body(db)) as TestFuture<'a>),
+    )
+}
+
+/// A test's future, boxed: the harness around it is compiled once rather than once per test.
+pub type TestFuture<'a> = std::pin::Pin<Box<dyn Future<Output = ()> + 'a>>;
+
+/// [`run`], compiled once.
+fn run_boxed<'a>(
+    backend: Backend,
+    test: &'a str,
+    body: Box<dyn FnOnce(Db) -> TestFuture<'a> + 'a>,
+) -> TestFuture<'a> {
+    Box::pin(with_scratch(backend, test, async move |url| {
         let db = match Db::connect(&url).await {
             Ok(db) => db,
             Err(e) => panic!("cannot connect to the scratch database: {e}"),
@@ -330,8 +346,18 @@ where
         if let Err(panic) = outcome {
             std::panic::resume_unwind(panic);
         }
-    })
-    .await
+    }))
+}
+
+/// Runs a test's future on a runtime of two worker threads, as
+/// `#[tokio::test(flavor = "multi_thread", worker_threads = 2)]` does; compiled once.
+pub fn block_on(test: TestFuture<'_>) {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("the test's runtime")
+        .block_on(test)
 }
 
 /// Runs `body` with the URL of a fresh database on `backend` (for tests of programs that

@@ -6,6 +6,22 @@
 
 #[test]
 fn ui() {
+    // trybuild finds cargo through `CARGO`, which cargo sets for this process: the suite runs
+    // in a child of its own whose `CARGO` is `same-flags-cargo` (see there), so that the
+    // cases' dependencies are checked once rather than twice.
+    if std::env::var_os("SIGNALS_UI_CHILD").is_none() {
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let wrapper = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("same-flags-cargo");
+        let status = std::process::Command::new(std::env::current_exe().expect("this test"))
+            .args(["--exact", "ui", "--nocapture", "--test-threads=1"])
+            .env("SIGNALS_UI_CHILD", "1")
+            .env("SIGNALS_UI_REAL_CARGO", cargo)
+            .env("CARGO", wrapper)
+            .status()
+            .expect("the suite's process");
+        assert!(status.success(), "the compile-fail suite failed: {status}");
+        return;
+    }
     let only = std::env::var("SIGNALS_UI").ok();
     let wanted = |area: &str| {
         only.as_deref()
