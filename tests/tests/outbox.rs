@@ -357,7 +357,13 @@ outbox_test!(
                 if s.pending == 0 {
                     return Ok(());
                 }
-                let mut relay = names.child("relay", &url).spawn().expect("relay process");
+                // On SQLite the next relay waits for the killed one's lease on its partitions:
+                // a short lease spends the rounds relaying (and killing) rather than waiting.
+                let mut relay = names
+                    .child("relay", &url)
+                    .env("OUTBOX_LEASE_MS", "300")
+                    .spawn()
+                    .expect("relay process");
                 tokio::time::sleep(Duration::from_millis(50 + dice.below(700))).await;
                 kill(&mut relay);
                 kills += 1;

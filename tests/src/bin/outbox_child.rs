@@ -25,7 +25,7 @@ async fn main() {
         .subject_prefix(prefix)
         .consumer(consumer)
         .poll(Duration::from_millis(20))
-        .lease(Duration::from_secs(1))
+        .lease(lease())
         .ack_wait(Duration::from_secs(2))
         .max_attempts(3)
         .backoff(Duration::from_millis(50), Duration::from_millis(200))
@@ -54,4 +54,14 @@ async fn main() {
         eprintln!("outbox-child {role}: {err}");
         std::process::exit(1);
     }
+}
+
+/// The SQLite lease on partitions (`OUTBOX_LEASE_MS`, default 1 s): how long the runner that
+/// takes over from one killed waits.
+fn lease() -> Duration {
+    let ms = std::env::var("OUTBOX_LEASE_MS")
+        .ok()
+        .and_then(|ms| ms.parse().ok())
+        .unwrap_or(1000);
+    Duration::from_millis(ms)
 }
