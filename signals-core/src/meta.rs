@@ -309,6 +309,13 @@ impl<M> FieldSet<M> {
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Indices(u128);
 
+impl Indices {
+    /// The indices of the bits of `bits`.
+    pub(crate) fn of(bits: u128) -> Indices {
+        Indices(bits)
+    }
+}
+
 impl Iterator for Indices {
     type Item = usize;
 

@@ -67,7 +67,7 @@ pub(crate) async fn write_chunk<M: Hooks>(
                 Some(fields) => save::update_fields(&*row, &mut Target::Tx(tx), fields)
                     .await
                     .map(|()| false),
-                None => save::write(row, &mut Target::Tx(tx), None).await,
+                None => save::write_one(row, Target::Tx(tx)).await,
             };
             created[i] = res.map_err(|err| at_row(i, name_the_column(err, &rows[i])))?;
         }
@@ -109,7 +109,7 @@ pub(crate) async fn write_chunk<M: Hooks>(
         // Only a key, which the database assigns: no multi-row form on every backend
         // (`DEFAULT VALUES` takes one row), so one INSERT per row.
         for &i in &new {
-            save::write(&mut rows[i], &mut Target::Tx(tx), None)
+            save::write_one(&mut rows[i], Target::Tx(tx))
                 .await
                 .map_err(|err| at_row(i, err))?;
             created[i] = true;

@@ -11,6 +11,7 @@ pub(crate) mod bulk_delete;
 pub(crate) mod bulk_write;
 pub(crate) mod cascade;
 pub(crate) mod delete;
+pub(crate) mod erased;
 pub(crate) mod load;
 pub(crate) mod m2m;
 pub(crate) mod or_create;

@@ -6,16 +6,16 @@
 use std::any::TypeId;
 
 use super::cascade::relations_of_child;
-use super::load;
+use super::erased::{AnyModel, Erased};
 use super::{AssignedKeys, atomically};
 use crate::backend::Backend;
 use crate::error::{Error, Result};
 use crate::kind::SignalKind;
-use crate::meta::{FieldSet, ModelMeta};
+use crate::meta::{FieldSet, Indices, ModelMeta, names_in};
 use crate::model::{SaveOptions, Saved};
 use crate::signal::context::{Committed, Old, PostSave, PreSave, SaveFlags};
 use crate::signal::custom::BoxFuture;
-use crate::signal::hooks::{self, Hooks, any_receivers};
+use crate::signal::hooks::{self, Hooks};
 use crate::signal::muting;
 use crate::sql::partial_update;
 use crate::tx::{CommitSent, Target, Tx};
@@ -23,76 +23,103 @@ use crate::value::Args;
 use crate::value::sqlite::SqlValue;
 
 /// Saves `m` with its signals: [`Model::save_with`](crate::Model::save_with).
+///
+/// Generic only to erase the instance: the save itself is compiled once ([`Erased`]).
 pub(crate) async fn save<M: Hooks>(
     m: &mut M,
     target: Target<'_>,
     options: SaveOptions<M>,
 ) -> Result<Saved> {
-    if let Some(fields) = options.update_fields {
-        if fields.is_empty() {
-            // Django's rule: an empty `update_fields` saves nothing and sends no signal.
-            return Ok(Saved {
-                created: false,
-                receiver_errors: Vec::new(),
-                post_commit_errors: Vec::new(),
-            });
-        }
-        if fields.indices().any(|i| i == M::META.primary_key) {
-            return Err(Error::KeyInUpdateFields {
-                model: M::META.name,
-                field: M::META.fields[M::META.primary_key],
-            });
-        }
-        if m.__key().is_none() {
-            return Err(Error::NotSaved {
-                model: M::META.name,
-            });
-        }
+    let vt = Erased::of::<M>();
+    let fields = options.update_fields.map(|f| f.bits());
+    if let Some(early) = check_options(&vt, &*m, fields) {
+        return early;
     }
     // A key the save assigns stays only if its row may exist: see `AssignedKeys`.
     let mut keys = AssignedKeys::one(m);
-    let res = save_inner_boxed(&mut keys.rows[0], target, options, &keys.commit).await;
+    let options = Options {
+        fields,
+        raw: options.raw,
+        quiet: options.quiet,
+    };
+    let res = save_inner(&mut keys.rows[0], vt, target, options, &keys.commit).await;
     let res = res.map_err(|err| name_the_column(err, &keys.rows[0]));
     keys.settle(&res);
     res
 }
 
-/// [`save_inner`]'s future, boxed (see [`save_signalled_boxed`]): a receiver's nested save
-/// keeps a pointer in its frame.
-fn save_inner_boxed<'a, M: Hooks>(
-    m: &'a mut M,
-    target: Target<'a>,
-    options: SaveOptions<M>,
-    commit: &'a CommitSent,
-) -> BoxFuture<'a, Result<Saved>> {
-    Box::pin(save_inner(m, target, options, commit))
+/// [`SaveOptions`] without their model.
+#[derive(Clone, Copy)]
+struct Options {
+    /// `update_fields`, as the bits of a [`FieldSet`].
+    fields: Option<u128>,
+    raw: bool,
+    quiet: bool,
 }
 
-async fn save_inner<M: Hooks>(
-    m: &mut M,
+/// What a save with these `update_fields` returns before it starts, if anything: nothing for
+/// an empty set (Django's rule: it saves nothing and sends no signal), an error for a set
+/// with the key or an instance without one.
+fn check_options(vt: &Erased, m: &AnyModel, fields: Option<u128>) -> Option<Result<Saved>> {
+    let fields = fields?;
+    if fields == 0 {
+        return Some(Ok(Saved {
+            created: false,
+            receiver_errors: Vec::new(),
+            post_commit_errors: Vec::new(),
+        }));
+    }
+    let meta = vt.meta;
+    if Indices::of(fields).any(|i| i == meta.primary_key) {
+        return Some(Err(Error::KeyInUpdateFields {
+            model: meta.name,
+            field: meta.fields[meta.primary_key],
+        }));
+    }
+    if !(vt.has_key)(m) {
+        return Some(Err(Error::NotSaved { model: meta.name }));
+    }
+    None
+}
+
+/// The save, boxed, and made here rather than in the frame that awaits it (see
+/// [`save_signalled_boxed`]): a receiver's nested save keeps a pointer in its frame.
+fn save_inner<'a>(
+    m: &'a mut AnyModel,
+    vt: Erased,
+    target: Target<'a>,
+    options: Options,
+    commit: &'a CommitSent,
+) -> BoxFuture<'a, Result<Saved>> {
+    Box::pin(save_inner_now(m, vt, target, options, commit))
+}
+
+async fn save_inner_now(
+    m: &mut AnyModel,
+    vt: Erased,
     target: Target<'_>,
-    options: SaveOptions<M>,
+    options: Options,
     commit: &CommitSent,
 ) -> Result<Saved> {
-    let fields = options.update_fields;
-    let signalled = any_receivers::<M>(&[
-        SignalKind::PreSave,
-        SignalKind::PostSave,
-        SignalKind::OnCommit,
-    ]);
+    let fields = options.fields;
+    let signalled = hooks::any_receivers_of(
+        vt.wired,
+        vt.model,
+        &[SignalKind::PreSave, SignalKind::PostSave, SignalKind::OnCommit],
+    );
     let ((created, receiver_errors), post_commit_errors) = if signalled && !options.quiet {
-        let names = fields.map(|f| f.names());
+        let names = fields.map(|f| names_in(vt.meta.fields, Indices::of(f)));
         let flags = SaveFlags {
             update_fields: names.as_deref(),
             raw: options.raw,
         };
         atomically(
             target,
-            M::META.name,
+            vt.meta.name,
             "save",
             Some(commit),
             async |tx: &mut Tx| {
-                let created = save_signalled_boxed(m, tx, flags, fields).await?;
+                let created = save_signalled(m, vt, tx, flags, fields).await?;
                 // Robust receivers' errors, from this save's own scope: those of saves nested in
                 // its receivers went with those saves.
                 Ok((
@@ -104,7 +131,7 @@ async fn save_inner<M: Hooks>(
         .await?
     } else {
         (
-            (write_boxed(m, target, fields).await?, Vec::new()),
+            (write(m, vt, target, fields).await?, Vec::new()),
             Vec::new(),
         )
     };
@@ -115,124 +142,139 @@ async fn save_inner<M: Hooks>(
     })
 }
 
-/// [`save_signalled`]'s future, boxed, and made here rather than in the frame that awaits it:
-/// the operations around it then keep a pointer, and their frames, which stay on the stack
-/// while receivers' nested saves run, stay small in debug builds (a receiver saving its own
-/// model reaches the depth limit, 16 saves deep, well within a 2 MiB thread).
+/// A save in `tx` with its signals, for a bulk save's row: [`save_signalled`] of an `M`.
 pub(crate) fn save_signalled_boxed<'a, M: Hooks>(
     m: &'a mut M,
     tx: &'a mut Tx,
     flags: SaveFlags<'a>,
     fields: Option<FieldSet<M>>,
 ) -> BoxFuture<'a, Result<bool>> {
-    Box::pin(save_signalled(m, tx, flags, fields))
+    save_signalled(m, Erased::of::<M>(), tx, flags, fields.map(|f| f.bits()))
 }
 
-pub(crate) async fn save_signalled<M: Hooks>(
-    m: &mut M,
+/// [`save_signalled_now`]'s future, boxed, and made here rather than in the frame that awaits
+/// it: the operations around it then keep a pointer, and their frames, which stay on the
+/// stack while receivers' nested saves run, stay small in debug builds (a receiver saving its
+/// own model reaches the depth limit, 16 saves deep, well within a 2 MiB thread).
+fn save_signalled<'a>(
+    m: &'a mut AnyModel,
+    vt: Erased,
+    tx: &'a mut Tx,
+    flags: SaveFlags<'a>,
+    fields: Option<u128>,
+) -> BoxFuture<'a, Result<bool>> {
+    Box::pin(save_signalled_now(m, vt, tx, flags, fields))
+}
+
+async fn save_signalled_now(
+    m: &mut AnyModel,
+    vt: Erased,
     tx: &mut Tx,
     flags: SaveFlags<'_>,
-    fields: Option<FieldSet<M>>,
+    fields: Option<u128>,
 ) -> Result<bool> {
     use tracing::Instrument as _;
-    let model = M::META.name;
-    let adding = m.__key().is_none();
+    let model = vt.meta.name;
+    let adding = !(vt.has_key)(m);
     // The row this save replaces, read (and locked) in the save's own transaction, only for
     // models with receivers that ask for it: the rest pay no statement for it.
-    let wants_old = hooks::wants_old_values::<M>();
-    let old_row: Option<M> = match m.__key() {
-        // Boxed: this future sits inside every save's, receivers' nested saves included.
-        Some(key) if wants_old => Box::pin(load::replaced_row(Target::Tx(tx), key.clone())).await?,
-        _ => None,
+    let wants_old = hooks::wants_old_values_of(vt.old_values);
+    let old_row = if wants_old && !adding {
+        (vt.replaced_row)(Target::Tx(tx), &*m).await?
+    } else {
+        None
     };
     let old = match (&old_row, wants_old) {
         (_, false) => Old::NotRead,
-        (Some(row), true) => Old::Row(row),
+        (Some(row), true) => Old::Row(&**row),
         (None, true) => Old::Created,
     };
-    let pre = muting::note(|| flags.fired(model, SignalKind::PreSave, None, muting::key_json(m)));
+    let pre = muting::note(|| flags.fired(model, SignalKind::PreSave, None, (vt.key_json)(m)));
     let span = tracing::debug_span!("pre_save", model, adding, raw = flags.raw);
     tracing::debug!(parent: &span, "sent");
     let mut signal = PreSave::new(tx, adding, flags, old);
-    pre.within(hooks::pre_save(m, &mut signal))
+    pre.within((vt.pre_save)(m, &mut signal))
         .instrument(span)
         .await?;
-    let created = write_boxed(m, Target::Tx(tx), fields).await?;
+    let created = write(m, vt, Target::Tx(tx), fields).await?;
     let post = muting::note(|| {
         flags.fired(
             model,
             SignalKind::PostSave,
             Some(created),
-            muting::key_json(m),
+            (vt.key_json)(m),
         )
     });
     let span = tracing::debug_span!("post_save", model, created, raw = flags.raw);
     tracing::debug!(parent: &span, "sent");
     let mut signal = PostSave::new(tx, created, flags, old, &*m);
-    post.within(hooks::post_save(m, &mut signal))
+    post.within((vt.post_save)(m, &mut signal))
         .instrument(span)
         .await?;
-    let old = wants_old.then_some(old_row.as_ref());
-    let written = match fields {
-        Some(fields) => fields.bits(),
-        None => u128::MAX,
-    };
-    M::__on_commit(m, tx, Committed::Saved { created }, old, written)?;
+    let old = wants_old.then_some(old_row.as_deref());
+    let written = fields.unwrap_or(u128::MAX);
+    (vt.on_commit)(m, tx, Committed::Saved { created }, old, written)?;
     Ok(created)
 }
 
-/// [`write`], boxed (see [`save_signalled_boxed`]).
-fn write_boxed<'a, M: Hooks>(
+/// The row write of a save of an `M`, for a bulk save's row: [`write`].
+pub(crate) fn write_one<'a, M: Hooks>(
     m: &'a mut M,
-    mut target: Target<'a>,
-    fields: Option<FieldSet<M>>,
+    target: Target<'a>,
 ) -> BoxFuture<'a, Result<bool>> {
-    Box::pin(async move { write(m, &mut target, fields).await })
+    write(m, Erased::of::<M>(), target, None)
 }
 
-/// The row write of a save; returns whether it INSERTed.
-pub(crate) async fn write<M: Hooks>(
-    m: &mut M,
-    target: &mut Target<'_>,
-    fields: Option<FieldSet<M>>,
+/// The row write of a save, boxed (see [`save_signalled`]); returns whether it INSERTed.
+fn write<'a>(
+    m: &'a mut AnyModel,
+    vt: Erased,
+    target: Target<'a>,
+    fields: Option<u128>,
+) -> BoxFuture<'a, Result<bool>> {
+    Box::pin(write_now(m, vt, target, fields))
+}
+
+async fn write_now(
+    m: &mut AnyModel,
+    vt: Erased,
+    mut target: Target<'_>,
+    fields: Option<u128>,
 ) -> Result<bool> {
-    let backend = target.backend();
-    let st = M::__statements(backend);
-    let columns = M::META.columns.len();
-    let key_column = M::META.columns[M::META.primary_key];
     if let Some(fields) = fields {
-        return update_fields(m, target, fields).await.map(|()| false);
+        return update_fields_now(m, vt, &mut target, fields)
+            .await
+            .map(|()| false);
     }
-    match m.__key() {
-        None => {
-            let mut args = Args::new(backend, columns);
-            m.__bind_values(&mut args)?;
-            let id = if backend.returns_generated_key() {
-                target
-                    .insert_returning_key(st.insert.as_str(), args)
-                    .await?
-            } else {
-                target.execute(st.insert.as_str(), args).await?.last_id
-            };
-            m.__set_generated_key(id)?;
-            Ok(true)
-        }
-        Some(key) => {
-            let mut args = Args::new(backend, columns);
-            m.__bind_values(&mut args)?;
-            args.bind(key, key_column)?;
-            // MySQL counts matched rows here, not changed ones: sqlx connects with
-            // CLIENT_FOUND_ROWS, so an unchanged row is still an update.
-            if target.execute(st.update.as_str(), args).await?.rows > 0 {
-                return Ok(false);
-            }
-            let mut args = Args::new(backend, columns);
-            args.bind(key, key_column)?;
-            m.__bind_values(&mut args)?;
-            target.execute(st.insert_with_key.as_str(), args).await?;
-            Ok(true)
-        }
+    let backend = target.backend();
+    let st = (vt.statements)(backend);
+    let columns = vt.meta.columns.len();
+    if !(vt.has_key)(m) {
+        let mut args = Args::new(backend, columns);
+        (vt.bind_values)(m, &mut args)?;
+        let id = if backend.returns_generated_key() {
+            target
+                .insert_returning_key(st.insert.as_str(), args)
+                .await?
+        } else {
+            target.execute(st.insert.as_str(), args).await?.last_id
+        };
+        (vt.set_generated_key)(m, id)?;
+        return Ok(true);
     }
+    let mut args = Args::new(backend, columns);
+    (vt.bind_values)(m, &mut args)?;
+    (vt.bind_key)(m, &mut args)?;
+    // MySQL counts matched rows here, not changed ones: sqlx connects with
+    // CLIENT_FOUND_ROWS, so an unchanged row is still an update.
+    if target.execute(st.update.as_str(), args).await?.rows > 0 {
+        return Ok(false);
+    }
+    let mut args = Args::new(backend, columns);
+    (vt.bind_key)(m, &mut args)?;
+    (vt.bind_values)(m, &mut args)?;
+    target.execute(st.insert_with_key.as_str(), args).await?;
+    Ok(true)
 }
 
 /// An UPDATE of just `fields`; no INSERT fallback (Django raises when no row matched too).
@@ -241,22 +283,30 @@ pub(crate) async fn update_fields<M: Hooks>(
     target: &mut Target<'_>,
     fields: FieldSet<M>,
 ) -> Result<()> {
-    let Some(key) = m.__key() else {
-        return Err(Error::NotSaved {
-            model: M::META.name,
-        });
-    };
-    let backend = target.backend();
-    let sql = partial_update(&M::META, backend, fields.indices());
-    let mut args = Args::new(backend, M::META.columns.len());
-    for i in fields.indices().filter(|i| *i != M::META.primary_key) {
-        m.__bind_field(i, &mut args)?;
+    update_fields_now(m, Erased::of::<M>(), target, fields.bits()).await
+}
+
+async fn update_fields_now(
+    m: &AnyModel,
+    vt: Erased,
+    target: &mut Target<'_>,
+    fields: u128,
+) -> Result<()> {
+    let meta = vt.meta;
+    if !(vt.has_key)(m) {
+        return Err(Error::NotSaved { model: meta.name });
     }
-    args.bind(key, M::META.columns[M::META.primary_key])?;
+    let backend = target.backend();
+    let sql = partial_update(meta, backend, Indices::of(fields));
+    let mut args = Args::new(backend, meta.columns.len());
+    for i in Indices::of(fields).filter(|i| *i != meta.primary_key) {
+        (vt.bind_field)(m, i, &mut args)?;
+    }
+    (vt.bind_key)(m, &mut args)?;
     if target.execute(sqlx::AssertSqlSafe(sql), args).await?.rows == 0 {
         return Err(Error::NotFound {
-            model: M::META.name,
-            key: format!("{key:?}"),
+            model: meta.name,
+            key: (vt.key_debug)(m),
         });
     }
     Ok(())

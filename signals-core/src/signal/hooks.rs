@@ -292,13 +292,23 @@ pub fn at_row(i: usize, err: Error) -> Error {
 /// Whether saves of `M` read the row they replace: a receiver of `M`, or one connected for
 /// every model, asks for old values.
 pub(crate) fn wants_old_values<M: Hooks>() -> bool {
-    M::__OLD_VALUES || any::wants_old_values()
+    wants_old_values_of(M::__OLD_VALUES)
+}
+
+/// [`wants_old_values`] of a model whose receivers ask for them when `own`.
+pub(crate) fn wants_old_values_of(own: bool) -> bool {
+    own || any::wants_old_values()
 }
 
 /// Whether `M` has receivers of any of `kinds`, wired by its derive or connected at run time:
 /// an operation without any runs no transaction for them.
 pub(crate) fn any_receivers<M: Hooks>(kinds: &[SignalKind]) -> bool {
-    kinds.iter().any(|k| M::__WIRED & k.bit() != 0)
-        || runtime::connected::<M>(kinds)
+    any_receivers_of(M::__WIRED, TypeId::of::<M>(), kinds)
+}
+
+/// [`any_receivers`] of the model of type `model`, whose derive wired `wired`.
+pub(crate) fn any_receivers_of(wired: u32, model: TypeId, kinds: &[SignalKind]) -> bool {
+    kinds.iter().any(|k| wired & k.bit() != 0)
+        || runtime::connected_of(model, kinds)
         || any::connected(kinds)
 }

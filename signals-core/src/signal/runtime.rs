@@ -122,12 +122,7 @@ pub(crate) fn purge_ended() {
     RECEIVERS.purge_ended();
 }
 
-/// Whether `M` has runtime receivers for any of `signals`.
-pub(crate) fn connected<M: Model>(signals: &[SignalKind]) -> bool {
-    connected_of(TypeId::of::<M>(), signals)
-}
-
-/// [`connected`], for the model of type `model`.
+/// Whether the model of type `model` has runtime receivers for any of `signals`.
 pub(crate) fn connected_of(model: TypeId, signals: &[SignalKind]) -> bool {
     !RECEIVERS.is_empty()
         && signals
