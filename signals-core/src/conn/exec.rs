@@ -51,11 +51,17 @@ impl TxConn {
 
     /// Commits. A server connection that fails while COMMIT is under way leaves the outcome
     /// unknown: [`Error::CommitOutcomeUnknown`]. (SQLite answers a COMMIT definitely.)
+    ///
+    /// On a server the COMMIT runs to its end in a task of its own: a cancellation of the
+    /// operation awaiting it, once the operation counts its work as staying (`CommitSent`),
+    /// must not stop it halfway, with the COMMIT perhaps never sent and the connection closed,
+    /// which rolls the transaction back while the caller's keys say it committed. (SQLite's
+    /// COMMIT runs on its connection's thread, which finishes it either way.)
     pub(crate) async fn commit(self) -> Result<()> {
         let res = match self {
             TxConn::Sqlite(t) => return t.commit().await,
-            TxConn::Postgres(t) => t.commit().await,
-            TxConn::MySql(t) => t.commit().await,
+            TxConn::Postgres(t) => to_the_end(t.commit()).await,
+            TxConn::MySql(t) => to_the_end(t.commit()).await,
         };
         res.map_err(|err| match err {
             Error::Connection(source) => Error::CommitOutcomeUnknown(source),
@@ -526,4 +532,15 @@ impl IntoOutcome for sqlx::mysql::MySqlQueryResult {
 }
 fn outcome<T: IntoOutcome>(res: T) -> Outcome {
     res.into_outcome()
+}
+
+/// Runs `commit` in a task of its own, so that it finishes even when the future awaiting it
+/// is dropped.
+async fn to_the_end(commit: impl Future<Output = Result<()>> + Send + 'static) -> Result<()> {
+    match tokio::spawn(commit).await {
+        Ok(res) => res,
+        Err(err) => Err(Error::Transaction(format!(
+            "the COMMIT's task did not finish: {err}"
+        ))),
+    }
 }
