@@ -105,7 +105,11 @@ async fn save_inner_now(
     let signalled = hooks::any_receivers_of(
         vt.wired,
         vt.model,
-        &[SignalKind::PreSave, SignalKind::PostSave, SignalKind::OnCommit],
+        &[
+            SignalKind::PreSave,
+            SignalKind::PostSave,
+            SignalKind::OnCommit,
+        ],
     );
     let ((created, receiver_errors), post_commit_errors) = if signalled && !options.quiet {
         let names = fields.map(|f| names_in(vt.meta.fields, Indices::of(f)));
@@ -197,14 +201,8 @@ async fn save_signalled_now(
         .instrument(span)
         .await?;
     let created = write(m, vt, Target::Tx(tx), fields).await?;
-    let post = muting::note(|| {
-        flags.fired(
-            model,
-            SignalKind::PostSave,
-            Some(created),
-            (vt.key_json)(m),
-        )
-    });
+    let post =
+        muting::note(|| flags.fired(model, SignalKind::PostSave, Some(created), (vt.key_json)(m)));
     let span = tracing::debug_span!("post_save", model, created, raw = flags.raw);
     tracing::debug!(parent: &span, "sent");
     let mut signal = PostSave::new(tx, created, flags, old, &*m);
