@@ -10,6 +10,7 @@ use super::load;
 use crate::backend::Backend;
 use crate::error::Result;
 use crate::meta::ModelMeta;
+use crate::model::Model;
 use crate::signal::context::{Committed, PostSave, PreSave};
 use crate::signal::custom::BoxFuture;
 use crate::signal::hooks::{self, Hooks};
@@ -36,8 +37,6 @@ fn this_mut<M: Model>(m: &mut AnyModel) -> &mut M {
     }
 }
 
-use crate::model::Model;
-
 /// The functions of one model that a save needs.
 #[derive(Clone, Copy)]
 pub(crate) struct Erased {
@@ -58,16 +57,22 @@ pub(crate) struct Erased {
     pub(crate) set_generated_key: fn(&mut AnyModel, i64) -> Result<()>,
     pub(crate) key_json: fn(&AnyModel) -> serde_json::Value,
     /// The row the save of this instance replaces, read and locked in its transaction.
-    pub(crate) replaced_row:
-        for<'a> fn(Target<'a>, &'a AnyModel) -> BoxFuture<'a, Result<Option<Box<AnyModel>>>>,
+    pub(crate) replaced_row: ReplacedRow,
     pub(crate) pre_save:
         for<'a, 's> fn(&'a mut AnyModel, &'a mut PreSave<'s>) -> BoxFuture<'a, Result<()>>,
     pub(crate) post_save:
         for<'a, 's> fn(&'a AnyModel, &'a mut PostSave<'s>) -> BoxFuture<'a, Result<()>>,
     /// Schedules the `on_commit` receivers (`Hooks::__on_commit`).
-    pub(crate) on_commit:
-        fn(&AnyModel, &mut Tx, Committed, Option<Option<&AnyModel>>, u128) -> Result<()>,
+    pub(crate) on_commit: OnCommit,
 }
+
+/// [`Erased::replaced_row`].
+type ReplacedRow =
+    for<'a> fn(Target<'a>, &'a AnyModel) -> BoxFuture<'a, Result<Option<Box<AnyModel>>>>;
+
+/// [`Erased::on_commit`]: the instance, its transaction, what was committed, the row it
+/// replaced (when its receivers asked for old values) and the bits of the fields written.
+type OnCommit = fn(&AnyModel, &mut Tx, Committed, Option<Option<&AnyModel>>, u128) -> Result<()>;
 
 impl Erased {
     /// The table of `M`.

@@ -56,6 +56,8 @@ pub(crate) struct SavepointFirst<F: ?Sized> {
 }
 
 /// The transaction an operation's work runs on: one of its own on a pool, or the caller's.
+// One per operation, inside its boxed future: boxing the `Tx` would only add an allocation.
+#[allow(clippy::large_enum_variant)]
 enum Held<'a> {
     Own(Tx, Busy),
     Callers(&'a mut Tx),
