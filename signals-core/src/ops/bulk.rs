@@ -145,7 +145,11 @@ async fn save_all<M: Hooks>(
         // rows replace none, so a bulk of new rows goes in chunks still.
         for (i, row) in rows.iter_mut().enumerate() {
             let one = save::save_signalled_boxed(row, tx, flags, fields).await;
-            created.push(one.map_err(|err| at_row(i, name_the_column(err, &*row)))?);
+            created.push(
+                one.map_err(|err| {
+                    at_row(i, name_the_column(err, &*row, fields.map(|f| f.bits())))
+                })?,
+            );
         }
         return Ok(created);
     }

@@ -69,7 +69,9 @@ pub(crate) async fn write_chunk<M: Hooks>(
                     .map(|()| false),
                 None => save::write_one(row, Target::Tx(tx)).await,
             };
-            created[i] = res.map_err(|err| at_row(i, name_the_column(err, &rows[i])))?;
+            created[i] = res.map_err(|err| {
+                at_row(i, name_the_column(err, &rows[i], fields.map(|f| f.bits())))
+            })?;
         }
     } else if !keyed.is_empty() {
         let matched = match run_named(rows, &keyed, tx, Statement::Update(update)).await? {
@@ -97,7 +99,7 @@ pub(crate) async fn write_chunk<M: Hooks>(
                 // No row has the key: INSERT it with the key, as `save` does.
                 insert_with_key(&rows[i], tx)
                     .await
-                    .map_err(|err| at_row(i, name_the_column(err, &rows[i])))?;
+                    .map_err(|err| at_row(i, name_the_column(err, &rows[i], None)))?;
                 created[i] = true;
             }
         }
@@ -178,15 +180,20 @@ async fn find_failing_row<M: Hooks>(
     let Ok(sp) = tx.enter(M::META.name).await else {
         return err;
     };
+    // The fields the statement writes, as the bits of a field set (every field for INSERT).
+    let written = match statement {
+        Statement::Insert => None,
+        Statement::Update(fields) => Some(fields.iter().fold(0u128, |bits, i| bits | 1 << i)),
+    };
     let mut found = None;
     for &i in idx {
         if let Err(one) = run(rows, &[i], tx, statement).await {
-            found = Some(at_row(i, name_the_column(one, &rows[i])));
+            found = Some(at_row(i, name_the_column(one, &rows[i], written)));
             break;
         }
     }
     let _ = tx.leave(sp, false).await;
-    found.unwrap_or_else(|| name_the_column(err, &rows[idx[0]]))
+    found.unwrap_or_else(|| name_the_column(err, &rows[idx[0]], written))
 }
 
 async fn run<M: Hooks>(

@@ -11,7 +11,7 @@ use super::{AssignedKeys, atomically};
 use crate::backend::Backend;
 use crate::error::{Error, Result};
 use crate::kind::SignalKind;
-use crate::meta::{FieldSet, Indices, ModelMeta, names_in};
+use crate::meta::{ColumnDef, FieldSet, Indices, ModelMeta, names_in};
 use crate::model::{SaveOptions, Saved};
 use crate::signal::context::{Committed, Old, PostSave, PreSave, SaveFlags};
 use crate::signal::custom::BoxFuture;
@@ -43,7 +43,7 @@ pub(crate) async fn save<M: Hooks>(
         quiet: options.quiet,
     };
     let res = save_inner(&mut keys.rows[0], vt, target, options, &keys.commit).await;
-    let res = res.map_err(|err| name_the_column(err, &keys.rows[0]));
+    let res = res.map_err(|err| name_the_column(err, &keys.rows[0], fields));
     keys.settle(&res);
     res
 }
@@ -314,26 +314,36 @@ async fn update_fields_now(
 /// - a foreign key SQLite reports as just "FOREIGN KEY constraint failed": the model's
 ///   reference columns (`account_profile.user_id`);
 /// - a text value longer than its column allows: PostgreSQL only says "value too long for
-///   type character varying(255)", so the column is the field whose text is longer than that;
-///   MySQL names it ("Data too long for column 'photo'"). Either way the error becomes
+///   type character varying(255)", so the column is the field written (`written`, the bits
+///   of `update_fields`; every field when `None`) whose text is longer than that, and which
+///   does not fit a `max_length` of its own; when several could be, the one declared with
+///   that `max_length`, else none is named (the database's error stays). MySQL names it
+///   ("Data too long for column 'photo'"). Either way the error becomes
 ///   [`Error::InvalidValue`] for that column.
-pub(crate) fn name_the_column<M: Hooks>(err: Error, m: &M) -> Error {
+pub(crate) fn name_the_column<M: Hooks>(err: Error, m: &M, written: Option<u128>) -> Error {
     if !matches!(
         err,
         Error::ForeignKeyViolation { .. } | Error::Database(sqlx::Error::Database(_))
     ) {
         return err;
     }
-    name_the_column_of(err, &M::META, TypeId::of::<M>(), &|args| {
-        m.__bind_values(args).is_ok()
-    })
+    name_the_column_of(
+        err,
+        &M::META,
+        M::__COLUMNS,
+        TypeId::of::<M>(),
+        written,
+        &|args| m.__bind_values(args).is_ok(),
+    )
 }
 
 /// [`name_the_column`], compiled once: `bind` writes the instance's values into `args`.
 fn name_the_column_of(
     err: Error,
     meta: &'static ModelMeta,
+    defs: &'static [ColumnDef],
     model: TypeId,
+    written: Option<u128>,
     bind: &dyn Fn(&mut Args) -> bool,
 ) -> Error {
     let err = match err {
@@ -404,14 +414,41 @@ fn name_the_column_of(
     let Args::Sqlite(values) = args else {
         return err;
     };
-    let too_long = non_key()
+    let declared = |column: &str| {
+        defs.iter()
+            .find(|d| d.name == column)
+            .and_then(|d| d.max_length)
+            .map(|n| n as usize)
+    };
+    // Fields written whose text is longer than the limit, and not within a length of their
+    // own: the failing column is one of them.
+    let candidates: Vec<(&'static str, usize)> = meta
+        .columns
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != meta.primary_key)
         .zip(values)
-        .find_map(|(column, value)| match value {
-            SqlValue::Text(text) if text.chars().count() > limit => {
-                Some((column, text.chars().count()))
-            }
+        .filter(|((i, _), _)| written.is_none_or(|bits| bits & (1u128 << i) != 0))
+        .filter_map(|((_, column), value)| match value {
+            SqlValue::Text(text) => Some((*column, text.chars().count())),
             _ => None,
-        });
+        })
+        .filter(|(column, length)| {
+            *length > limit && declared(column).is_none_or(|own| *length > own)
+        })
+        .collect();
+    let too_long = match candidates.as_slice() {
+        [one] => Some(*one),
+        several => {
+            let mut declared_so = several
+                .iter()
+                .filter(|(column, _)| declared(column) == Some(limit));
+            match (declared_so.next(), declared_so.next()) {
+                (Some(one), None) => Some(*one),
+                _ => None,
+            }
+        }
+    };
     match too_long {
         Some((column, length)) => Error::InvalidValue {
             column,

@@ -49,6 +49,7 @@ mod relations_edges;
 mod reliability;
 mod robust;
 mod round4_probes;
+mod round5_probes;
 mod save;
 mod schema;
 mod signals;
