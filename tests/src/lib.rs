@@ -524,6 +524,32 @@ pub async fn eventually<T, E: std::fmt::Debug>(
     }
 }
 
+/// Another pool on the MySQL database `db` uses, each of its connections running `setup` first
+/// (`SET SESSION ..`): the server's modes users run, such as `sql_mode`'s
+/// `NO_BACKSLASH_ESCAPES` and `ANSI` ([`STRICT_MODES`]). `None` on another backend.
+pub async fn mysql_pool_running(db: &Db, setup: &'static [&'static str]) -> Option<Db> {
+    let PoolRef::MySql(pool) = db.pool() else {
+        return None;
+    };
+    let pool = sqlx::mysql::MySqlPoolOptions::new()
+        .after_connect(move |conn, _| {
+            Box::pin(async move {
+                for statement in setup {
+                    conn.execute(*statement).await?;
+                }
+                Ok(())
+            })
+        })
+        .connect_with((*pool.connect_options()).clone())
+        .await
+        .expect("a second MySQL pool");
+    Some(Db::from(pool))
+}
+
+/// `sql_mode` with `NO_BACKSLASH_ESCAPES` and `ANSI`, for [`mysql_pool_running`].
+pub const STRICT_MODES: &str =
+    "SET SESSION sql_mode = CONCAT(@@sql_mode, ',NO_BACKSLASH_ESCAPES,ANSI')";
+
 /// Another pool on the database `db` uses, with the same connect options, as another process
 /// would have (for tests of what runs from several processes at once).
 pub async fn another_pool(db: &Db) -> Db {

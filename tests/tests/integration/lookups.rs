@@ -167,24 +167,10 @@ db_test!(async fn case_insensitive_lookups_and_orders_agree_everywhere(db) {
             .await
             .unwrap();
         check_all(&db, "a utf8mb4_general_ci table").await;
-        let modes = signals_tests::another_pool(&db).await;
-        let signals_core::PoolRef::MySql(pool) = modes.pool() else { unreachable!() };
-        let opts = (*pool.connect_options()).clone();
-        let strict = Db::from(
-            signals_core::sqlx::mysql::MySqlPoolOptions::new()
-                .after_connect(|conn, _| {
-                    Box::pin(async move {
-                        use signals_core::sqlx::Executor as _;
-                        conn.execute("SET SESSION sql_mode = CONCAT(@@sql_mode, ',NO_BACKSLASH_ESCAPES,ANSI')").await?;
-                        Ok(())
-                    })
-                })
-                .connect_with(opts)
-                .await
-                .unwrap(),
-        );
+        let strict = signals_tests::mysql_pool_running(&db, &[signals_tests::STRICT_MODES])
+            .await
+            .expect("MySQL");
         check_all(&strict, "NO_BACKSLASH_ESCAPES,ANSI").await;
         strict.close().await;
-        modes.close().await;
     }
 });

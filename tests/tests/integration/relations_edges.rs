@@ -863,20 +863,7 @@ db_test!(async fn qb2_json_shapes_hold(db) {
 // The same JSON lookups under MariaDB's NO_BACKSLASH_ESCAPES and ANSI modes.
 db_test!(async fn qb2_json_in_sql_modes(db) {
     let rows = products(&db, vec![json!({"s": "a\\b", "q": "it's \"x\"", "k'ey": 1}), json!({"s": "ab", "q": "x"})]).await;
-    let signals_core::PoolRef::MySql(pool) = db.pool() else { return };
-    let moded = Db::from(
-        signals_core::sqlx::mysql::MySqlPoolOptions::new()
-            .after_connect(|conn, _| {
-                Box::pin(async move {
-                    use signals_core::sqlx::Executor as _;
-                    conn.execute("SET SESSION sql_mode = CONCAT(@@sql_mode, ',NO_BACKSLASH_ESCAPES,ANSI')").await?;
-                    Ok(())
-                })
-            })
-            .connect_with((*pool.connect_options()).clone())
-            .await
-            .unwrap(),
-    );
+    let Some(moded) = signals_tests::mysql_pool_running(&db, &[signals_tests::STRICT_MODES]).await else { return };
     let mut fails = Vec::new();
     for (name, filter, want) in [
         ("backslash", Product::ATTRS.key("s").eq("a\\b"), vec![rows[0].id.unwrap()]),

@@ -922,23 +922,15 @@ db_test!(async fn r5_mariadb_sql_modes(db) {
     }
     db.create_tables::<(R5Item, R5Log, R5Kid, R5Opt)>().await.unwrap();
     create_tables(&db, "CREATE TABLE r5_short (id {pk}, longer VARCHAR(10) NOT NULL, shorter VARCHAR(5) NOT NULL)").await;
-    let modes = signals_tests::another_pool(&db).await;
-    let signals_core::PoolRef::MySql(pool) = modes.pool() else { unreachable!() };
-    let opts = (*pool.connect_options()).clone();
-    let strict = Db::from(
-        signals_core::sqlx::mysql::MySqlPoolOptions::new()
-            .after_connect(|conn, _| {
-                Box::pin(async move {
-                    use signals_core::sqlx::Executor as _;
-                    conn.execute("SET SESSION sql_mode = CONCAT(@@sql_mode, ',NO_BACKSLASH_ESCAPES,ANSI')").await?;
-                    conn.execute("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED").await?;
-                    Ok(())
-                })
-            })
-            .connect_with(opts)
-            .await
-            .unwrap(),
-    );
+    let strict = signals_tests::mysql_pool_running(
+        &db,
+        &[
+            signals_tests::STRICT_MODES,
+            "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED",
+        ],
+    )
+    .await
+    .expect("MySQL");
     let db2 = &strict;
     let names = ["a\\b", "it's", "say \"hi\"", "100%_", "back\\'slash", "tail\\"];
     let mut items: Vec<R5Item> = names.iter().map(|n| item(&format!("m-{n}"))).collect();
@@ -999,7 +991,6 @@ db_test!(async fn r5_mariadb_sql_modes(db) {
     let err = R5Short { id: None, longer: "x".into(), shorter: "sixchr".into() }.save(db2).await.unwrap_err();
     assert!(err.to_string().contains("column `shorter`"), "{err}");
     strict.close().await;
-    modes.close().await;
 });
 
 // 9. A COMMIT the database refuses: deferred foreign keys -------------------------------------
