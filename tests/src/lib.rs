@@ -524,6 +524,29 @@ pub async fn eventually<T, E: std::fmt::Debug>(
     }
 }
 
+/// Starts a thread with a stack of `bytes` that runs the future `make` returns on a
+/// current-thread runtime of its own: for tests of how deep receivers' nested operations go
+/// within a small stack. Join the handle for the future's output.
+pub fn on_a_stack_of<T, F>(
+    bytes: usize,
+    make: impl FnOnce() -> F + Send + 'static,
+) -> std::thread::JoinHandle<T>
+where
+    F: Future<Output = T>,
+    T: Send + 'static,
+{
+    std::thread::Builder::new()
+        .stack_size(bytes)
+        .spawn(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("the thread's runtime")
+                .block_on(make())
+        })
+        .expect("a thread with a small stack")
+}
+
 /// Another pool on the MySQL database `db` uses, each of its connections running `setup` first
 /// (`SET SESSION ..`): the server's modes users run, such as `sql_mode`'s
 /// `NO_BACKSLASH_ESCAPES` and `ANSI` ([`STRICT_MODES`]). `None` on another backend.

@@ -388,13 +388,9 @@ fn connect_ord_receivers() {
     connect_any_post_save(
         "r4_any_post",
         async |i: &Instance<'_>, _: &mut PostSave<'_>| -> Result<()> {
-            if i.model() != "R4Ord" {
+            let Some(name) = ord_name(i) else {
                 return Ok(());
-            }
-            let name = i
-                .field("name")
-                .and_then(|v| v.as_str().map(str::to_owned))
-                .unwrap_or_default();
+            };
             record(format!("any_post {name}"));
             if name == "any-fail" {
                 return Err(BoxError::from("any_post refused").into());
@@ -405,13 +401,9 @@ fn connect_ord_receivers() {
     connect_any_pre_delete(
         "r4_any_pre_del",
         async |i: &Instance<'_>, _: &mut PreDelete<'_>| -> Result<()> {
-            if i.model() != "R4Ord" {
+            let Some(name) = ord_name(i) else {
                 return Ok(());
-            }
-            let name = i
-                .field("name")
-                .and_then(|v| v.as_str().map(str::to_owned))
-                .unwrap_or_default();
+            };
             record(format!("any_pre_del {name}"));
             if name == "any-del-fail" {
                 return Err(BoxError::from("any_pre_del refused").into());
@@ -419,6 +411,18 @@ fn connect_ord_receivers() {
             Ok(())
         },
     );
+}
+
+/// The name of an `R4Ord` seen by a receiver of every model; `None` for other models.
+fn ord_name(i: &Instance<'_>) -> Option<String> {
+    if i.model() != "R4Ord" {
+        return None;
+    }
+    Some(
+        i.field("name")
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default(),
+    )
 }
 
 fn ord(name: &str) -> R4Ord {
@@ -905,23 +909,14 @@ fn r4_deep_child() {
     let (Ok(url), Ok(kind)) = (std::env::var(DEEP_URL), std::env::var(DEEP_KIND)) else {
         return;
     };
-    let got = std::thread::Builder::new()
-        .stack_size(1 << 20)
-        .spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            runtime.block_on(async move {
-                let db = Db::connect(&url).await.unwrap();
-                let kind = deep_chain(&db, &kind).await;
-                db.close().await;
-                kind
-            })
-        })
-        .unwrap()
-        .join()
-        .unwrap();
+    let got = signals_tests::on_a_stack_of(1 << 20, || async move {
+        let db = Db::connect(&url).await.unwrap();
+        let kind = deep_chain(&db, &kind).await;
+        db.close().await;
+        kind
+    })
+    .join()
+    .unwrap();
     assert_eq!(got, ErrorKind::RecursionLimit);
 }
 

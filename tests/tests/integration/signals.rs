@@ -201,21 +201,12 @@ db_test!(async fn receiver_resaving_itself_stops_at_the_depth_limit(db) {
 db_test!(async fn nested_saves_to_the_depth_limit_fit_a_small_stack(db) {
     create_tables(&db, "CREATE TABLE looper (id {pk}, n {bigint} NOT NULL)").await;
     let shared = db.clone();
-    let thread = std::thread::Builder::new()
-        .stack_size(1 << 20)
-        .spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            runtime.block_on(async move {
-                let db = signals_tests::another_pool(&shared).await;
-                let err = Looper { id: None, n: 0 }.save(&db).await.unwrap_err();
-                db.close().await;
-                (err.kind(), err.receiver_chain().len())
-            })
-        })
-        .unwrap();
+    let thread = signals_tests::on_a_stack_of(1 << 20, || async move {
+        let db = signals_tests::another_pool(&shared).await;
+        let err = Looper { id: None, n: 0 }.save(&db).await.unwrap_err();
+        db.close().await;
+        (err.kind(), err.receiver_chain().len())
+    });
     let (kind, chain) = tokio::task::spawn_blocking(move || thread.join().unwrap())
         .await
         .unwrap();
