@@ -27,7 +27,7 @@ use crate::conn::{Running, receivers_running};
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::Model;
 use crate::signal::custom::BoxFuture;
-use crate::tx::{Atomic, CommitSent, Target, Tx};
+use crate::tx::{Atomic, CommitSent, SavepointFirst, Target, Tx};
 
 /// Which instances had a key before a save that may assign them one.
 enum Had {
@@ -192,19 +192,33 @@ fn atomically<'a, T: 'a>(
     // Boxed, and made here, not in the frame of the operation awaiting it: that frame stays on
     // the stack while receivers' nested operations run (see `save_signalled_boxed`). Opening
     // and closing are compiled once (`Atomic`); only the work is the operation's own.
-    let pool = match &target {
-        Target::Db(db) => db.id,
-        Target::Tx(tx) => tx.pool,
-    };
-    let mark = Running {
-        pool,
-        model,
-        operation,
-    };
-    Box::pin(Atomic::run(
-        target,
-        model,
-        commit,
-        async move |tx: &mut Tx| receivers_running(mark, f(tx)).await,
-    ))
+    Box::pin(async move {
+        let mut atomic = Atomic::open(target, model).await?;
+        let mark = Running {
+            pool: atomic.pool(),
+            model,
+            operation,
+        };
+        let res = {
+            let (tx, sp) = atomic.parts();
+            // Cancelled here, the savepoint is marked abandoned before the operation inside it
+            // is dropped, so that an operation that had sent its own RELEASE knows its work
+            // goes with this savepoint (`CommitSent::get`).
+            let mut inside = SavepointFirst {
+                sp: sp.take(),
+                fut: Box::pin(receivers_running(mark, f(tx))),
+            };
+            let res = (&mut inside).await;
+            *sp = inside.sp.take();
+            res
+        };
+        match res {
+            Ok(value) => Ok((value, atomic.close(true, commit).await?)),
+            Err(err) => {
+                // The work's error is the one to report, even if the rollback fails too.
+                let _ = atomic.close(false, None).await;
+                Err(err)
+            }
+        }
+    })
 }

@@ -23,8 +23,8 @@ mod scope;
 
 pub use exec::{Executor, Target};
 
-pub(crate) use savepoint::Atomic;
 pub use savepoint::Savepoint;
+pub(crate) use savepoint::{Atomic, SavepointFirst};
 use savepoint::{InDoubt, NONE_ABANDONED};
 use scope::{Scopes, run_after_rollback};
 

@@ -50,9 +50,9 @@ fn savepoint_name(level: u32) -> String {
 
 /// An operation running in a savepoint: dropped unfinished (cancelled), the savepoint's guard
 /// goes first (fields drop in declaration order), then the operation.
-struct SavepointFirst<F: ?Sized> {
-    sp: Option<Savepoint>,
-    fut: std::pin::Pin<Box<F>>,
+pub(crate) struct SavepointFirst<F: ?Sized> {
+    pub(crate) sp: Option<Savepoint>,
+    pub(crate) fut: std::pin::Pin<Box<F>>,
 }
 
 /// The transaction an operation's work runs on: one of its own on a pool, or the caller's.
@@ -70,6 +70,7 @@ pub(crate) struct Atomic<'a> {
     held: Held<'a>,
     /// The savepoint inside a caller's transaction.
     sp: Option<Savepoint>,
+    pool: u64,
 }
 
 /// A boxed future of the transaction layer.
@@ -79,7 +80,7 @@ impl<'a> Atomic<'a> {
     /// Begins a transaction on a pool (the pool counts the operation as running receivers
     /// until it is closed), or enters a savepoint of the caller's, named for `model` in a
     /// depth-limit error.
-    fn open(target: Target<'a>, model: &'static str) -> Boxed<'a, Result<Atomic<'a>>> {
+    pub(crate) fn open(target: Target<'a>, model: &'static str) -> Boxed<'a, Result<Atomic<'a>>> {
         Box::pin(async move {
             match target {
                 Target::Db(db) => {
@@ -88,11 +89,13 @@ impl<'a> Atomic<'a> {
                     Ok(Atomic {
                         held: Held::Own(tx, busy),
                         sp: None,
+                        pool: db.id,
                     })
                 }
                 Target::Tx(tx) => {
                     let sp = tx.enter(model).await?;
                     Ok(Atomic {
+                        pool: tx.pool,
                         held: Held::Callers(tx),
                         sp: Some(sp),
                     })
@@ -101,46 +104,19 @@ impl<'a> Atomic<'a> {
         })
     }
 
-    /// Runs `work` on the transaction, then closes: makes it stay when it returns `Ok` (see
-    /// [`close`](Self::close)), rolls it back otherwise. Returns its value and the errors of the
-    /// after-commit work of a transaction of its own.
-    ///
-    /// Opens too ([`open`](Self::open)), in the same future: an operation's nested in its
-    /// receivers keep one frame of it on the stack per level.
-    pub(crate) async fn run<T, E>(
-        target: Target<'a>,
-        model: &'static str,
-        commit: Option<&'a CommitSent>,
-        work: impl AsyncFnOnce(&mut Tx) -> std::result::Result<T, E>,
-    ) -> std::result::Result<(T, Vec<Error>), E>
-    where
-        E: From<Error>,
-    {
-        let mut this = Atomic::open(target, model).await?;
-        let res = {
-            let tx = match &mut this.held {
-                Held::Own(tx, _) => tx,
-                Held::Callers(tx) => &mut **tx,
-            };
-            // Cancelled here, the savepoint is marked abandoned before the operation inside it
-            // is dropped, so that an operation that had sent its own RELEASE knows its work
-            // goes with this savepoint (`CommitSent::get`).
-            let mut inside = SavepointFirst {
-                sp: this.sp.take(),
-                fut: Box::pin(work(tx)),
-            };
-            let res = (&mut inside).await;
-            this.sp = inside.sp.take();
-            res
+    /// Which pool the work runs on.
+    pub(crate) fn pool(&self) -> u64 {
+        self.pool
+    }
+
+    /// The transaction to run the work on, and the savepoint's guard, which the work's
+    /// [`SavepointFirst`] holds while it runs and gives back.
+    pub(crate) fn parts(&mut self) -> (&mut Tx, &mut Option<Savepoint>) {
+        let tx = match &mut self.held {
+            Held::Own(tx, _) => tx,
+            Held::Callers(tx) => &mut **tx,
         };
-        match res {
-            Ok(value) => Ok((value, this.close(true, commit).await?)),
-            Err(err) => {
-                // The work's error is the one to report, even if the rollback fails too.
-                let _ = this.close(false, None).await;
-                Err(err)
-            }
-        }
+        (tx, &mut self.sp)
     }
 
     /// Makes the work stay when `ok` (COMMIT, or the savepoint's RELEASE, marking `commit` as
@@ -148,9 +124,13 @@ impl<'a> Atomic<'a> {
     /// otherwise rolls it back, ignoring a failed rollback (the work's error is the one to
     /// report: a transaction is then discarded by the pool, a savepoint stays marked and the
     /// transaction's next use retries it).
-    fn close(self, ok: bool, commit: Option<&'a CommitSent>) -> Boxed<'a, Result<Vec<Error>>> {
+    pub(crate) fn close(
+        self,
+        ok: bool,
+        commit: Option<&'a CommitSent>,
+    ) -> Boxed<'a, Result<Vec<Error>>> {
         Box::pin(async move {
-            let Atomic { held, sp } = self;
+            let Atomic { held, sp, .. } = self;
             match held {
                 Held::Own(tx, _busy) if ok => tx.commit_marking(commit).await,
                 Held::Own(tx, _busy) => {
@@ -249,9 +229,32 @@ impl Tx {
         F: AsyncFnOnce(&mut Tx) -> std::result::Result<T, E>,
         E: From<Error>,
     {
-        Atomic::run(Target::Tx(self), model, release, f)
-            .await
-            .map(|(value, _)| value)
+        let sp = self.enter(model).await?;
+        // Cancelled here, the savepoint is marked abandoned before the operation inside it is
+        // dropped (`SavepointFirst`), so that an operation that had sent its own RELEASE
+        // knows its work goes with this savepoint (`CommitSent::get`).
+        let mut inside = SavepointFirst {
+            sp: Some(sp),
+            fut: Box::pin(f(&mut *self)),
+        };
+        let res = (&mut inside).await;
+        let sp = inside.sp.take();
+        drop(inside);
+        let Some(sp) = sp else {
+            unreachable!("taken only here")
+        };
+        match res {
+            Ok(value) => {
+                self.leave_marking(sp, true, release).await?;
+                Ok(value)
+            }
+            Err(err) => {
+                // If even the rollback fails, the savepoint stays marked and the next use of
+                // the transaction retries it; the original error is the one to report.
+                let _ = self.leave(sp, false).await;
+                Err(err)
+            }
+        }
     }
 
     /// Opens a savepoint for an operation on `model`, refusing past the depth limit.
